@@ -1,0 +1,61 @@
+/* flowtable: the flows ctd currently tracks, keyed by conntrack id,
+ * original tuple and zone. Owns every struct ctd_flow; flows come from a
+ * slab pool so the event path never calls malloc once the pool is warm.
+ * Pure: no clock, no I/O. */
+#ifndef CTD_FLOWTABLE_H
+#define CTD_FLOWTABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ctd/ctevent.h"
+
+struct ctd_flowtable;
+
+struct ctd_flow_key {
+	struct ctd_tuple orig;
+	uint32_t id;
+	uint16_t zone;
+	uint8_t family;
+	uint8_t proto;
+};
+
+enum {
+	CTD_FLOW_NEW_SEEN = 1u << 0,   /* a NEW or UPDATE arrived before the end */
+	CTD_FLOW_LABELS   = 1u << 1,   /* labels[] is valid */
+};
+
+struct ctd_flow {
+	struct ctd_flow *hnext;        /* hash chain; free list when unused */
+	struct ctd_flow_key key;
+	struct ctd_tuple reply;
+	uint64_t first_ns;             /* wall clock of the first event seen */
+	uint32_t status;
+	uint32_t mark;
+	uint8_t tcp_state;
+	uint8_t flags;                 /* CTD_FLOW_* */
+	uint8_t labels[16];
+};
+
+/* max_flows bounds the pool; 0 means no bound. */
+struct ctd_flowtable *ctd_flowtable_new(size_t max_flows);
+void ctd_flowtable_free(struct ctd_flowtable *ft);
+
+void ctd_flow_key_from_event(const struct ctd_event *ev,
+			     struct ctd_flow_key *ret_key);
+struct ctd_flow *ctd_flowtable_lookup(struct ctd_flowtable *ft,
+				      const struct ctd_flow_key *key);
+/* Inserts a zeroed flow with the given key. -ENOSPC at the bound,
+ * -ENOMEM when the pool cannot grow, -EEXIST if the key is present. */
+int ctd_flowtable_insert(struct ctd_flowtable *ft,
+			 const struct ctd_flow_key *key,
+			 struct ctd_flow **ret_flow);
+/* Unlinks the flow and returns it to the pool; the pointer dies here. */
+void ctd_flowtable_remove(struct ctd_flowtable *ft, struct ctd_flow *flow);
+
+size_t ctd_flowtable_count(const struct ctd_flowtable *ft);
+size_t ctd_flowtable_buckets(const struct ctd_flowtable *ft);
+/* Bytes held by the pool and the bucket array. */
+size_t ctd_flowtable_memory(const struct ctd_flowtable *ft);
+
+#endif

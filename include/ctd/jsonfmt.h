@@ -1,0 +1,20 @@
+/* jsonfmt: renders a record as one JSON line (docs/json-records.md).
+ * Pure: writes into the caller's buffer, never allocates. */
+#ifndef CTD_JSONFMT_H
+#define CTD_JSONFMT_H
+
+#include <stddef.h>
+
+struct ctd_record;
+
+/* The longest line ctd_jsonfmt_record() can produce, newline included. */
+#define CTD_JSON_MAX 1024
+
+/* Returns the length written (newline included, not NUL-terminated),
+ * or 0 when cap is too small. */
+size_t ctd_jsonfmt_record(const struct ctd_record *rec, char *buf, size_t cap);
+
+/* Writes s as a quoted, escaped JSON string; same return convention. */
+size_t ctd_jsonfmt_string(const char *s, char *buf, size_t cap);
+
+#endif

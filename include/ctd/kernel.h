@@ -1,0 +1,15 @@
+/* kernel: the conntrack sysctls flow accounting depends on, checked and
+ * (unless told not to) set at start for the namespace ctd runs in. */
+#ifndef CTD_KERNEL_H
+#define CTD_KERNEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Returns the number of prerequisites still not met (0 = all good);
+ * logs what it changed and warns about what it could not. */
+int ctd_kernel_prepare(const char *procdir, bool may_set);
+/* nf_conntrack_max, or 0 when it cannot be read. */
+size_t ctd_kernel_conntrack_max(const char *procdir);
+
+#endif

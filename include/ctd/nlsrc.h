@@ -1,0 +1,37 @@
+/* nlsrc: the ctnetlink event socket. Owns the libmnl socket, its libev
+ * watcher and the receive buffers; reads in batches with recvmmsg under a
+ * per-wakeup budget and hands each netlink message to a callback.
+ * Optionally records every datagram raw to a file (--record). */
+#ifndef CTD_NLSRC_H
+#define CTD_NLSRC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct ev_loop;
+struct nlmsghdr;
+struct ctd_nlsrc;
+struct ctd_stats;
+
+struct ctd_nlsrc_cfg {
+	size_t rcvbuf;            /* requested receive buffer, bytes */
+	bool broadcast_error;     /* NETLINK_BROADCAST_ERROR (reliable events) */
+	unsigned budget;          /* messages per wakeup */
+	const char *record_path;  /* raw capture file, or NULL */
+};
+
+/* Called for each message; now_ns is the batch's wall-clock time. */
+typedef void ctd_nlsrc_cb(void *arg, const struct nlmsghdr *nlh,
+			  uint64_t now_ns);
+
+int ctd_nlsrc_new(const struct ctd_nlsrc_cfg *cfg, struct ctd_stats *stats,
+		  ctd_nlsrc_cb *cb, void *arg, struct ctd_nlsrc **ret);
+void ctd_nlsrc_free(struct ctd_nlsrc *src);
+void ctd_nlsrc_start(struct ctd_nlsrc *src, struct ev_loop *loop);
+void ctd_nlsrc_stop(struct ctd_nlsrc *src, struct ev_loop *loop);
+/* Reads until the socket is empty or budget messages were handled.
+ * Returns the number of messages handled. */
+unsigned ctd_nlsrc_drain(struct ctd_nlsrc *src, unsigned budget);
+
+#endif

@@ -1,0 +1,52 @@
+/* record: the export record of one flow, rendered by every output.
+ * Built from what ctd tracked of the flow plus its final event, so a flow
+ * whose NEW never arrived still gets a complete record. Pure. */
+#ifndef CTD_RECORD_H
+#define CTD_RECORD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ctd/ctevent.h"
+
+struct ctd_flow;
+
+enum ctd_end_reason {
+	CTD_END_DESTROY,
+	CTD_END__COUNT
+};
+
+enum {
+	CTD_REC_COUNTERS    = 1u << 0,
+	CTD_REC_KERNEL_TIME = 1u << 1,  /* start and end from the kernel */
+	CTD_REC_NEW_SEEN    = 1u << 2,
+	CTD_REC_TCPSTATE    = 1u << 3,
+	CTD_REC_LABELS      = 1u << 4,
+};
+
+struct ctd_record {
+	uint32_t flags;                /* CTD_REC_* */
+	uint8_t end_reason;            /* enum ctd_end_reason */
+	uint8_t family;
+	uint8_t proto;
+	uint8_t tcp_state;
+	uint16_t zone;
+	uint32_t id;
+	uint32_t status;
+	uint32_t mark;
+	struct ctd_tuple tuple[CTD_DIR__COUNT];
+	struct ctd_counters cnt[CTD_DIR__COUNT];
+	uint64_t start_ns;             /* wall clock */
+	uint64_t end_ns;
+	uint8_t labels[16];
+};
+
+/* flow may be NULL (a DESTROY for a flow ctd never saw); now_ns is the
+ * wall-clock arrival time of ev, used only where the kernel gave none. */
+void ctd_record_from_destroy(const struct ctd_flow *flow,
+			     const struct ctd_event *ev, uint64_t now_ns,
+			     struct ctd_record *ret_rec);
+
+const char *ctd_end_reason_name(enum ctd_end_reason reason);
+
+#endif

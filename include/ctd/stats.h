@@ -1,0 +1,40 @@
+/* stats: every counter ctd keeps, in one plain struct that modules bump
+ * and the reporting side reads. Anything ctd drops is counted here. */
+#ifndef CTD_STATS_H
+#define CTD_STATS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "ctd/ctevent.h"
+
+struct ctd_stats {
+	uint64_t events[CTD_EV__COUNT];  /* parsed events by type */
+	uint64_t nl_messages;            /* netlink messages received */
+	uint64_t nl_reads;               /* datagrams read */
+	uint64_t nl_wakeups;             /* socket readiness callbacks */
+	uint64_t nl_budget_hits;         /* wakeups that stopped at the budget */
+	uint64_t nl_enobufs;             /* socket overruns reported */
+	uint64_t nl_truncated;           /* datagrams larger than a slot */
+	uint64_t nl_errors;              /* other receive errors */
+	uint64_t parse_errors;           /* malformed conntrack messages */
+	uint64_t parse_ignored;          /* netlink messages that are not events */
+	uint64_t flows_created;          /* flows added to the table */
+	uint64_t flows_unseen_destroy;   /* DESTROY for a flow never seen */
+	uint64_t flows_table_full;       /* flows not tracked: table at bound */
+	uint64_t flows_nomem;            /* flows not tracked: out of memory */
+	uint64_t records;                /* completed-flow records produced */
+	uint64_t out_records;            /* records written by the JSON output */
+	uint64_t out_dropped;            /* records the JSON output lost */
+	uint64_t out_write_errors;       /* failed write() calls */
+	uint64_t out_bytes;              /* bytes written by the JSON output */
+	uint64_t text_dropped;           /* -f lines skipped: terminal stuck */
+	uint64_t rcvbuf;                 /* netlink receive buffer, bytes */
+	uint64_t flows_tracked;          /* gauge */
+	uint64_t table_bytes;            /* gauge: flow table memory */
+};
+
+/* One "name value" line per counter. */
+void ctd_stats_print(const struct ctd_stats *st, FILE *f);
+
+#endif

@@ -1,0 +1,20 @@
+/* textfmt: the human-readable event line of `ctd -f`, like conntrack -E
+ * but with duration and counters when a flow ends. Pure. */
+#ifndef CTD_TEXTFMT_H
+#define CTD_TEXTFMT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ctd_event;
+struct ctd_record;
+
+#define CTD_TEXT_MAX 512
+
+/* rec is NULL unless the event completed a flow. Returns the length
+ * written (newline included), or 0 when cap is too small. */
+size_t ctd_textfmt_event(const struct ctd_event *ev,
+			 const struct ctd_record *rec, uint64_t now_ns,
+			 char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,25 @@
+/* wbuf: a write buffer in front of one file descriptor, so records cost
+ * a memcpy each and the loop pays one write() per iteration. Owns the
+ * buffer, not the descriptor. Never blocks: a short or failed write keeps
+ * the unwritten bytes for the next flush. */
+#ifndef CTD_WBUF_H
+#define CTD_WBUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct ctd_wbuf;
+
+struct ctd_wbuf *ctd_wbuf_new(int fd, size_t cap);
+void ctd_wbuf_free(struct ctd_wbuf *wb);
+
+/* Reserves len bytes at the tail; flushes first when needed. Returns
+ * NULL when the bytes cannot fit (the output is stuck). */
+char *ctd_wbuf_reserve(struct ctd_wbuf *wb, size_t len);
+void ctd_wbuf_commit(struct ctd_wbuf *wb, size_t len);
+/* Returns 0 when everything was written, -EAGAIN when bytes remain,
+ * or another -errno from write(). */
+int ctd_wbuf_flush(struct ctd_wbuf *wb);
+size_t ctd_wbuf_pending(const struct ctd_wbuf *wb);
+
+#endif

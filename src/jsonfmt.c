@@ -1,0 +1,231 @@
+/* jsonfmt: writes records as JSON lines without printf, since this runs
+ * once per completed flow on the hot path. A small cursor type collects
+ * the text and notes overflow once, so the field code stays linear. All
+ * strings go through the escaper even when ctd produced them: a later
+ * field (a helper name, a label) must not be able to break the line. */
+#include <arpa/inet.h>
+#include <string.h>
+
+#include "ctd/jsonfmt.h"
+#include "ctd/record.h"
+#include "ctd/timeutil.h"
+
+struct cursor {
+	char *p;
+	char *end;
+	bool overflow;
+};
+
+static void put(struct cursor *c, const char *s, size_t n)
+{
+	if (c->overflow || (size_t)(c->end - c->p) < n) {
+		c->overflow = true;
+		return;
+	}
+	memcpy(c->p, s, n);
+	c->p += n;
+}
+
+#define PUT_LIT(c, lit) put((c), (lit), sizeof(lit) - 1)
+
+static void put_u64(struct cursor *c, uint64_t v)
+{
+	char tmp[20];
+	size_t n = sizeof(tmp);
+
+	do {
+		tmp[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	put(c, tmp + n, sizeof(tmp) - n);
+}
+
+static void put_escaped(struct cursor *c, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		char esc[6] = { '\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15] };
+
+		if (ch == '"' || ch == '\\') {
+			put(c, "\\", 1);
+			put(c, s, 1);
+		} else if (ch < 0x20) {
+			put(c, esc, sizeof(esc));
+		} else {
+			put(c, s, 1);
+		}
+	}
+}
+
+static void put_str(struct cursor *c, const char *s)
+{
+	put(c, "\"", 1);
+	put_escaped(c, s);
+	put(c, "\"", 1);
+}
+
+/* ,"key": */
+static void put_key(struct cursor *c, const char *key)
+{
+	put(c, ",", 1);
+	put_str(c, key);
+	put(c, ":", 1);
+}
+
+static void put_addr(struct cursor *c, uint8_t family, const uint8_t *a)
+{
+	char text[INET6_ADDRSTRLEN];
+
+	if (!inet_ntop(family, a, text, sizeof(text)))
+		text[0] = '\0';
+	put_str(c, text);
+}
+
+static void put_tuple(struct cursor *c, const struct ctd_record *rec,
+		      enum ctd_dir dir)
+{
+	const struct ctd_tuple *t = &rec->tuple[dir];
+
+	PUT_LIT(c, "{\"src\":");
+	put_addr(c, rec->family, t->src);
+	PUT_LIT(c, ",\"dst\":");
+	put_addr(c, rec->family, t->dst);
+	if (ctd_proto_has_ports(rec->proto)) {
+		put_key(c, "sport");
+		put_u64(c, t->sport);
+		put_key(c, "dport");
+		put_u64(c, t->dport);
+	} else if (ctd_proto_is_icmp(rec->proto)) {
+		put_key(c, "icmp_type");
+		put_u64(c, t->dport >> 8);
+		put_key(c, "icmp_code");
+		put_u64(c, t->dport & 0xff);
+		put_key(c, "icmp_id");
+		put_u64(c, t->sport);
+	}
+	if (rec->flags & CTD_REC_COUNTERS) {
+		put_key(c, "packets");
+		put_u64(c, rec->cnt[dir].packets);
+		put_key(c, "bytes");
+		put_u64(c, rec->cnt[dir].bytes);
+	}
+	put(c, "}", 1);
+}
+
+static void put_time(struct cursor *c, const char *key, const char *key_ms,
+		     uint64_t ns)
+{
+	char iso[32];
+
+	ctd_fmt_iso8601_ms(ns, iso, sizeof(iso));
+	put_key(c, key);
+	put_str(c, iso);
+	put_key(c, key_ms);
+	put_u64(c, ns / 1000000);
+}
+
+/* Bit order of enum ip_conntrack_status (linux/netfilter/nf_conntrack_common.h). */
+static const char *const status_names[] = {
+	"EXPECTED", "SEEN_REPLY", "ASSURED", "CONFIRMED", "SRC_NAT",
+	"DST_NAT", "SEQ_ADJUST", "SRC_NAT_DONE", "DST_NAT_DONE", "DYING",
+	"FIXED_TIMEOUT", "TEMPLATE", "UNTRACKED", "HELPER", "OFFLOAD",
+	"HW_OFFLOAD",
+};
+
+static void put_status(struct cursor *c, uint32_t status)
+{
+	size_t i;
+	bool first = true;
+
+	put_key(c, "status");
+	put(c, "[", 1);
+	for (i = 0; i < sizeof(status_names) / sizeof(status_names[0]); i++) {
+		if (!(status & (1u << i)))
+			continue;
+		if (!first)
+			put(c, ",", 1);
+		put_str(c, status_names[i]);
+		first = false;
+	}
+	put(c, "]", 1);
+}
+
+static void put_proto(struct cursor *c, const struct ctd_record *rec)
+{
+	const char *name = ctd_proto_name(rec->proto);
+	char num[4] = { 0 };
+
+	if (!name) {
+		num[0] = (char)('0' + rec->proto / 100);
+		num[1] = (char)('0' + rec->proto / 10 % 10);
+		num[2] = (char)('0' + rec->proto % 10);
+		name = num + (rec->proto < 10 ? 2 : rec->proto < 100 ? 1 : 0);
+	}
+	put_key(c, "proto");
+	put_str(c, name);
+	put_key(c, "proto_num");
+	put_u64(c, rec->proto);
+}
+
+static void put_head(struct cursor *c, const struct ctd_record *rec)
+{
+	PUT_LIT(c, "{\"v\":1,\"type\":\"flow\"");
+	put_key(c, "end_reason");
+	put_str(c, ctd_end_reason_name(rec->end_reason));
+	put_key(c, "id");
+	put_u64(c, rec->id);
+	put_key(c, "family");
+	put_str(c, rec->family == AF_INET6 ? "ipv6" : "ipv4");
+	put_proto(c, rec);
+	put_key(c, "orig");
+	put_tuple(c, rec, CTD_DIR_ORIG);
+	put_key(c, "reply");
+	put_tuple(c, rec, CTD_DIR_REPLY);
+}
+
+static void put_tail(struct cursor *c, const struct ctd_record *rec)
+{
+	const char *state;
+
+	put_time(c, "start", "start_ms", rec->start_ns);
+	put_time(c, "end", "end_ms", rec->end_ns);
+	put_key(c, "duration_ms");
+	put_u64(c, rec->end_ns / 1000000 - rec->start_ns / 1000000);
+	put_key(c, "time_source");
+	put_str(c, rec->flags & CTD_REC_KERNEL_TIME ? "kernel" : "ctd");
+	if (rec->flags & CTD_REC_TCPSTATE) {
+		state = ctd_tcp_state_name(rec->tcp_state);
+		put_key(c, "tcp_state");
+		put_str(c, state ? state : "UNKNOWN");
+	}
+	put_status(c, rec->status);
+	put_key(c, "mark");
+	put_u64(c, rec->mark);
+	put_key(c, "zone");
+	put_u64(c, rec->zone);
+	put_key(c, "new_seen");
+	if (rec->flags & CTD_REC_NEW_SEEN)
+		PUT_LIT(c, "true");
+	else
+		PUT_LIT(c, "false");
+	PUT_LIT(c, "}\n");
+}
+
+size_t ctd_jsonfmt_record(const struct ctd_record *rec, char *buf, size_t cap)
+{
+	struct cursor c = { buf, buf + cap, false };
+
+	put_head(&c, rec);
+	put_tail(&c, rec);
+	return c.overflow ? 0 : (size_t)(c.p - buf);
+}
+
+size_t ctd_jsonfmt_string(const char *s, char *buf, size_t cap)
+{
+	struct cursor c = { buf, buf + cap, false };
+
+	put_str(&c, s);
+	return c.overflow ? 0 : (size_t)(c.p - buf);
+}

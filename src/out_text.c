@@ -1,0 +1,58 @@
+/* out_text: buffers `ctd -f` lines and writes them once per loop
+ * iteration. A line that does not fit while the terminal is stuck is
+ * skipped and counted: this stream is for watching, records go to the
+ * outputs. */
+#include <stdlib.h>
+
+#include "ctd/out_text.h"
+#include "ctd/stats.h"
+#include "ctd/textfmt.h"
+#include "ctd/wbuf.h"
+
+struct ctd_out_text {
+	struct ctd_wbuf *wb;
+	struct ctd_stats *stats;
+};
+
+struct ctd_out_text *ctd_out_text_new(int fd, struct ctd_stats *stats)
+{
+	struct ctd_out_text *out = calloc(1, sizeof(*out));
+
+	if (!out)
+		return NULL;
+	out->wb = ctd_wbuf_new(fd, 256u << 10);
+	if (!out->wb) {
+		free(out);
+		return NULL;
+	}
+	out->stats = stats;
+	return out;
+}
+
+void ctd_out_text_free(struct ctd_out_text *out)
+{
+	if (!out)
+		return;
+	ctd_wbuf_flush(out->wb);
+	ctd_wbuf_free(out->wb);
+	free(out);
+}
+
+void ctd_out_text_event(struct ctd_out_text *out, const struct ctd_event *ev,
+			const struct ctd_record *rec, uint64_t now_ns)
+{
+	char *p = ctd_wbuf_reserve(out->wb, CTD_TEXT_MAX);
+	size_t n;
+
+	if (!p) {
+		out->stats->text_dropped++;
+		return;
+	}
+	n = ctd_textfmt_event(ev, rec, now_ns, p, CTD_TEXT_MAX);
+	ctd_wbuf_commit(out->wb, n);
+}
+
+int ctd_out_text_flush(struct ctd_out_text *out)
+{
+	return ctd_wbuf_flush(out->wb);
+}

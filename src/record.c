@@ -1,0 +1,85 @@
+/* record: merges what ctd tracked of a flow with the flow's final event.
+ * The DESTROY event wins wherever it carries a value (it is the kernel's
+ * last word); the tracked flow fills in what DESTROY never carries
+ * (labels) or what a lossy path left out. Arrival times stand in for the
+ * kernel's timestamps only when the timestamp extension was off. */
+#include <netinet/in.h>
+#include <string.h>
+
+#include "ctd/flowtable.h"
+#include "ctd/record.h"
+
+static void merge_flow_state(const struct ctd_flow *flow,
+			     const struct ctd_event *ev,
+			     struct ctd_record *rec)
+{
+	rec->status = ev->have & CTD_HAVE_STATUS ? ev->status :
+		      flow ? flow->status : 0;
+	rec->mark = ev->have & CTD_HAVE_MARK ? ev->mark :
+		    flow ? flow->mark : 0;
+	if (ev->have & CTD_HAVE_TCPSTATE) {
+		rec->tcp_state = ev->tcp_state;
+		rec->flags |= CTD_REC_TCPSTATE;
+	} else if (flow && ev->proto == IPPROTO_TCP) {
+		rec->tcp_state = flow->tcp_state;
+		rec->flags |= CTD_REC_TCPSTATE;
+	}
+	if (ev->have & CTD_HAVE_LABELS) {
+		memcpy(rec->labels, ev->labels, sizeof(rec->labels));
+		rec->flags |= CTD_REC_LABELS;
+	} else if (flow && flow->flags & CTD_FLOW_LABELS) {
+		memcpy(rec->labels, flow->labels, sizeof(rec->labels));
+		rec->flags |= CTD_REC_LABELS;
+	}
+	if (flow && flow->flags & CTD_FLOW_NEW_SEEN)
+		rec->flags |= CTD_REC_NEW_SEEN;
+}
+
+static void merge_times(const struct ctd_flow *flow,
+			const struct ctd_event *ev, uint64_t now_ns,
+			struct ctd_record *rec)
+{
+	bool kstart = ev->have & CTD_HAVE_TSTART;
+	bool kstop = ev->have & CTD_HAVE_TSTOP;
+
+	rec->start_ns = kstart ? ev->tstart_ns : flow ? flow->first_ns : now_ns;
+	rec->end_ns = kstop ? ev->tstop_ns : now_ns;
+	if (rec->end_ns < rec->start_ns)
+		rec->end_ns = rec->start_ns;
+	if (kstart && kstop)
+		rec->flags |= CTD_REC_KERNEL_TIME;
+}
+
+void ctd_record_from_destroy(const struct ctd_flow *flow,
+			     const struct ctd_event *ev, uint64_t now_ns,
+			     struct ctd_record *ret_rec)
+{
+	struct ctd_record *rec = ret_rec;
+
+	memset(rec, 0, sizeof(*rec));
+	rec->end_reason = CTD_END_DESTROY;
+	rec->family = ev->family;
+	rec->proto = ev->proto;
+	rec->zone = ev->zone;
+	rec->id = ev->id;
+	rec->tuple[CTD_DIR_ORIG] = ev->tuple[CTD_DIR_ORIG];
+	if (ev->have & CTD_HAVE_REPLY)
+		rec->tuple[CTD_DIR_REPLY] = ev->tuple[CTD_DIR_REPLY];
+	else if (flow)
+		rec->tuple[CTD_DIR_REPLY] = flow->reply;
+	if (ev->have & CTD_HAVE_COUNTERS) {
+		memcpy(rec->cnt, ev->cnt, sizeof(rec->cnt));
+		rec->flags |= CTD_REC_COUNTERS;
+	}
+	merge_flow_state(flow, ev, rec);
+	merge_times(flow, ev, now_ns, rec);
+}
+
+const char *ctd_end_reason_name(enum ctd_end_reason reason)
+{
+	static const char *const names[CTD_END__COUNT] = {
+		[CTD_END_DESTROY] = "destroy",
+	};
+
+	return (unsigned)reason < CTD_END__COUNT ? names[reason] : "unknown";
+}

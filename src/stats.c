@@ -1,0 +1,35 @@
+/* stats: prints the counter struct. The table below is the one place a
+ * counter gets its public name. */
+#include <stddef.h>
+
+#include "ctd/stats.h"
+
+#define C(name) { #name, offsetof(struct ctd_stats, name) }
+
+static const struct {
+	const char *name;
+	size_t off;
+} counters[] = {
+	{ "events_new", offsetof(struct ctd_stats, events[CTD_EV_NEW]) },
+	{ "events_update", offsetof(struct ctd_stats, events[CTD_EV_UPDATE]) },
+	{ "events_destroy", offsetof(struct ctd_stats, events[CTD_EV_DESTROY]) },
+	C(nl_messages), C(nl_reads), C(nl_wakeups), C(nl_budget_hits),
+	C(nl_enobufs), C(nl_truncated), C(nl_errors), C(parse_errors),
+	C(parse_ignored), C(flows_created), C(flows_unseen_destroy),
+	C(flows_table_full), C(flows_nomem), C(records), C(out_records),
+	C(out_dropped), C(out_write_errors), C(out_bytes), C(text_dropped), C(rcvbuf),
+	C(flows_tracked), C(table_bytes),
+};
+
+void ctd_stats_print(const struct ctd_stats *st, FILE *f)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
+		const uint64_t *v = (const uint64_t *)(const void *)
+				    ((const char *)st + counters[i].off);
+
+		fprintf(f, "%-22s %llu\n", counters[i].name,
+			(unsigned long long)*v);
+	}
+}

@@ -1,0 +1,117 @@
+/* textfmt: the `ctd -f` line. One line per event, in the spirit of
+ * `conntrack -E`: time, event, protocol, original tuple, reply tuple when
+ * it differs from the mirrored original (NAT), TCP state; a DESTROY adds
+ * the flow's duration and both directions' counters. Runs only in the
+ * interactive mode, so snprintf is fine here. */
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ctd/record.h"
+#include "ctd/textfmt.h"
+#include "ctd/timeutil.h"
+
+struct line {
+	char *buf;
+	size_t cap;
+	size_t len;
+	bool overflow;
+};
+
+__attribute__((format(printf, 2, 3)))
+static void add(struct line *l, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (l->overflow)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(l->buf + l->len, l->cap - l->len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= l->cap - l->len)
+		l->overflow = true;
+	else
+		l->len += (size_t)n;
+}
+
+static void add_endpoint(struct line *l, uint8_t family, const uint8_t *addr,
+			 uint8_t proto, uint16_t port)
+{
+	char text[INET6_ADDRSTRLEN];
+
+	if (!inet_ntop(family, addr, text, sizeof(text)))
+		strcpy(text, "?");
+	if (!ctd_proto_has_ports(proto))
+		add(l, "%s", text);
+	else if (family == AF_INET6)
+		add(l, "[%s]:%u", text, port);
+	else
+		add(l, "%s:%u", text, port);
+}
+
+static void add_tuple(struct line *l, const struct ctd_event *ev,
+		      const struct ctd_tuple *t)
+{
+	add_endpoint(l, ev->family, t->src, ev->proto, t->sport);
+	add(l, " -> ");
+	add_endpoint(l, ev->family, t->dst, ev->proto, t->dport);
+	if (ctd_proto_is_icmp(ev->proto))
+		add(l, " type=%u code=%u id=%u", t->dport >> 8, t->dport & 0xff,
+		    t->sport);
+}
+
+static bool is_nat(const struct ctd_event *ev)
+{
+	const struct ctd_tuple *o = &ev->tuple[CTD_DIR_ORIG];
+	const struct ctd_tuple *r = &ev->tuple[CTD_DIR_REPLY];
+
+	return memcmp(o->src, r->dst, 16) || memcmp(o->dst, r->src, 16) ||
+	       (ctd_proto_has_ports(ev->proto) &&
+		(o->sport != r->dport || o->dport != r->sport));
+}
+
+static void add_end(struct line *l, const struct ctd_record *rec)
+{
+	uint64_t ms = rec->end_ns / 1000000 - rec->start_ns / 1000000;
+
+	add(l, " dur=%llu.%03llus", (unsigned long long)(ms / 1000),
+	    (unsigned long long)(ms % 1000));
+	if (rec->flags & CTD_REC_COUNTERS)
+		add(l, " orig=%llup/%lluB reply=%llup/%lluB",
+		    (unsigned long long)rec->cnt[CTD_DIR_ORIG].packets,
+		    (unsigned long long)rec->cnt[CTD_DIR_ORIG].bytes,
+		    (unsigned long long)rec->cnt[CTD_DIR_REPLY].packets,
+		    (unsigned long long)rec->cnt[CTD_DIR_REPLY].bytes);
+}
+
+size_t ctd_textfmt_event(const struct ctd_event *ev,
+			 const struct ctd_record *rec, uint64_t now_ns,
+			 char *buf, size_t cap)
+{
+	struct line l = { buf, cap, 0, false };
+	const char *proto = ctd_proto_name(ev->proto);
+	const char *state;
+	char iso[32];
+
+	ctd_fmt_iso8601_ms(now_ns, iso, sizeof(iso));
+	add(&l, "%s %-9s ", iso + 11, ctd_evtype_name(ev->type));
+	if (proto)
+		add(&l, "%-4s ", proto);
+	else
+		add(&l, "%-4u ", ev->proto);
+	add_tuple(&l, ev, &ev->tuple[CTD_DIR_ORIG]);
+	if (ev->have & CTD_HAVE_REPLY && is_nat(ev)) {
+		add(&l, " nat ");
+		add_tuple(&l, ev, &ev->tuple[CTD_DIR_REPLY]);
+	}
+	state = ev->have & CTD_HAVE_TCPSTATE ?
+		ctd_tcp_state_name(ev->tcp_state) : NULL;
+	if (state)
+		add(&l, " %s", state);
+	if (rec)
+		add_end(&l, rec);
+	add(&l, " id=%u\n", ev->id);
+	return l.overflow ? 0 : l.len;
+}

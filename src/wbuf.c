@@ -1,0 +1,90 @@
+/* wbuf: append-only byte buffer drained to a descriptor. Callers format
+ * straight into the reserved tail (no intermediate copy), and the loop's
+ * prepare hook flushes once per iteration, so write() is called per
+ * batch of events, not per record. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctd/wbuf.h"
+
+struct ctd_wbuf {
+	int fd;
+	size_t cap;
+	size_t head;   /* first unwritten byte */
+	size_t tail;   /* end of data */
+	char *data;
+};
+
+struct ctd_wbuf *ctd_wbuf_new(int fd, size_t cap)
+{
+	struct ctd_wbuf *wb = calloc(1, sizeof(*wb));
+
+	if (!wb)
+		return NULL;
+	wb->data = malloc(cap);
+	if (!wb->data) {
+		free(wb);
+		return NULL;
+	}
+	wb->fd = fd;
+	wb->cap = cap;
+	return wb;
+}
+
+void ctd_wbuf_free(struct ctd_wbuf *wb)
+{
+	if (!wb)
+		return;
+	free(wb->data);
+	free(wb);
+}
+
+int ctd_wbuf_flush(struct ctd_wbuf *wb)
+{
+	ssize_t n;
+
+	while (wb->head < wb->tail) {
+		n = write(wb->fd, wb->data + wb->head, wb->tail - wb->head);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+		if (n == 0)
+			return -EAGAIN;
+		wb->head += (size_t)n;
+	}
+	wb->head = wb->tail = 0;
+	return 0;
+}
+
+static void compact(struct ctd_wbuf *wb)
+{
+	if (!wb->head)
+		return;
+	memmove(wb->data, wb->data + wb->head, wb->tail - wb->head);
+	wb->tail -= wb->head;
+	wb->head = 0;
+}
+
+char *ctd_wbuf_reserve(struct ctd_wbuf *wb, size_t len)
+{
+	if (wb->cap - wb->tail >= len)
+		return wb->data + wb->tail;
+	ctd_wbuf_flush(wb);
+	compact(wb);
+	if (wb->cap - wb->tail < len)
+		return NULL;
+	return wb->data + wb->tail;
+}
+
+void ctd_wbuf_commit(struct ctd_wbuf *wb, size_t len)
+{
+	wb->tail += len;
+}
+
+size_t ctd_wbuf_pending(const struct ctd_wbuf *wb)
+{
+	return wb->tail - wb->head;
+}
