@@ -4,40 +4,61 @@
  * kernel folds an undelivered NEW into the flow's next event), DESTROY
  * completes the flow, emits its record and frees the slot. A DESTROY for
  * a flow ctd never saw is normal under load and still yields a complete
- * record, because DESTROY carries tuples, counters and timestamps. When
- * the table is at its bound a flow is simply not tracked (counted): its
- * DESTROY will still produce a record, only labels seen earlier are lost. */
+ * record, because DESTROY carries tuples, counters and timestamps.
+ *
+ * Every tracked flow sits on the expiry list of its timeout class. A
+ * flow that outlives its kernel timeout (plus slack) here most likely
+ * lost its DESTROY: a conntrack without the event extension, a lossy
+ * socket. It becomes a suspect and waits for the next table dump, which
+ * the caller runs once for all suspects: listed means alive (re-queued),
+ * not listed means gone (record with end_reason "expired"). Suspects
+ * that arrive during a dump wait for the following one, because the
+ * running dump may already have walked past them. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/netfilter/nf_conntrack_common.h>
 
 #include "ctd/ctevent.h"
 #include "ctd/engine.h"
+#include "ctd/fifo.h"
 #include "ctd/flowtable.h"
 #include "ctd/record.h"
 #include "ctd/stats.h"
+#include "ctd/timeutil.h"
 
 struct ctd_engine {
 	struct ctd_flowtable *flows;
+	struct ctd_expiry *expiry;
+	struct ctd_fifo suspects;      /* ordered by suspect_gen */
 	struct ctd_stats *stats;
 	struct ctd_engine_sinks sinks;
+	uint64_t started_ns;
+	uint32_t gen;                  /* the dump running or last run */
+	bool dumping;
 };
 
-struct ctd_engine *ctd_engine_new(size_t max_flows, struct ctd_stats *stats,
+#define flow_of(node) \
+	((struct ctd_flow *)(void *)((char *)(node) - offsetof(struct ctd_flow, exp)))
+
+struct ctd_engine *ctd_engine_new(const struct ctd_engine_cfg *cfg,
+				  struct ctd_stats *stats,
 				  const struct ctd_engine_sinks *sinks)
 {
 	struct ctd_engine *eng = calloc(1, sizeof(*eng));
 
 	if (!eng)
 		return NULL;
-	eng->flows = ctd_flowtable_new(max_flows);
-	if (!eng->flows) {
-		free(eng);
+	eng->flows = ctd_flowtable_new(cfg->max_flows);
+	eng->expiry = ctd_expiry_new(cfg->timeout_s, cfg->slack_s);
+	if (!eng->flows || !eng->expiry) {
+		ctd_engine_free(eng);
 		return NULL;
 	}
 	eng->stats = stats;
 	eng->sinks = *sinks;
+	eng->started_ns = cfg->started_ns;
 	return eng;
 }
 
@@ -45,6 +66,7 @@ void ctd_engine_free(struct ctd_engine *eng)
 {
 	if (!eng)
 		return;
+	ctd_expiry_free(eng->expiry);
 	ctd_flowtable_free(eng->flows);
 	free(eng);
 }
@@ -52,6 +74,103 @@ void ctd_engine_free(struct ctd_engine *eng)
 const struct ctd_flowtable *ctd_engine_flows(const struct ctd_engine *eng)
 {
 	return eng->flows;
+}
+
+static void update_gauges(struct ctd_engine *eng)
+{
+	eng->stats->flows_tracked = ctd_flowtable_count(eng->flows);
+	eng->stats->flows_suspect = eng->suspects.count;
+}
+
+/* Takes the flow off whichever queue holds it. */
+static void dequeue(struct ctd_engine *eng, struct ctd_flow *f)
+{
+	if (f->flags & CTD_FLOW_SUSPECT) {
+		ctd_fifo_unlink(&eng->suspects, &f->exp);
+		f->flags &= (uint8_t)~CTD_FLOW_SUSPECT;
+	} else {
+		ctd_expiry_remove(eng->expiry, &f->exp);
+	}
+}
+
+static void requeue(struct ctd_engine *eng, struct ctd_flow *f,
+		    const struct ctd_now *now)
+{
+	dequeue(eng, f);
+	ctd_expiry_touch(eng->expiry, &f->exp,
+			 ctd_expiry_class(f->key.proto, f->tcp_state, f->status),
+			 now->mono_us);
+}
+
+static void start_seen(const struct ctd_engine *eng, struct ctd_record *rec,
+		       const struct ctd_flow *f)
+{
+	bool seen = rec->flags & CTD_REC_KERNEL_TIME ?
+		    rec->start_ns >= eng->started_ns :
+		    !(f && f->flags & CTD_FLOW_FROM_DUMP);
+
+	if (seen)
+		rec->flags |= CTD_REC_START_SEEN;
+}
+
+static void emit(struct ctd_engine *eng, struct ctd_record *rec,
+		 const struct ctd_flow *f)
+{
+	start_seen(eng, rec, f);
+	eng->stats->records++;
+	eng->stats->ends[rec->end_reason]++;
+	if (eng->sinks.record)
+		eng->sinks.record(eng->sinks.arg, rec);
+}
+
+/* Completes a flow that had no DESTROY and frees it. */
+static void finish(struct ctd_engine *eng, struct ctd_flow *f,
+		   enum ctd_end_reason reason, const struct ctd_now *now)
+{
+	struct ctd_record rec;
+
+	dequeue(eng, f);
+	ctd_record_from_flow(f, reason, now->wall_ns, &rec);
+	emit(eng, &rec, f);
+	ctd_flowtable_remove(eng->flows, f);
+}
+
+/* At the bound the flow closest to expiry makes room, so the table
+ * keeps following live traffic instead of refusing it. */
+static int make_room(struct ctd_engine *eng, const struct ctd_now *now)
+{
+	struct ctd_expiry_node *n = ctd_expiry_oldest(eng->expiry);
+
+	if (!n && eng->suspects.head)
+		n = eng->suspects.head;
+	if (!n)
+		return -ENOSPC;
+	finish(eng, flow_of(n), CTD_END_EVICTED, now);
+	return 0;
+}
+
+static struct ctd_flow *track(struct ctd_engine *eng,
+			      const struct ctd_flow_key *key,
+			      const struct ctd_now *now)
+{
+	struct ctd_flow *f = ctd_flowtable_lookup(eng->flows, key);
+	int r;
+
+	if (f)
+		return f;
+	r = ctd_flowtable_insert(eng->flows, key, &f);
+	if (r == -ENOSPC && make_room(eng, now) == 0)
+		r = ctd_flowtable_insert(eng->flows, key, &f);
+	if (r < 0) {
+		if (r == -ENOSPC)
+			eng->stats->flows_table_full++;
+		else
+			eng->stats->flows_nomem++;
+		return NULL;
+	}
+	f->first_ns = now->wall_ns;
+	eng->stats->flows_created++;
+	return f;
 }
 
 static void refresh(struct ctd_flow *f, const struct ctd_event *ev)
@@ -68,51 +187,36 @@ static void refresh(struct ctd_flow *f, const struct ctd_event *ev)
 		memcpy(f->labels, ev->labels, sizeof(f->labels));
 		f->flags |= CTD_FLOW_LABELS;
 	}
-	f->flags |= CTD_FLOW_NEW_SEEN;
-}
-
-static struct ctd_flow *track(struct ctd_engine *eng,
-			      const struct ctd_flow_key *key, uint64_t now_ns)
-{
-	struct ctd_flow *f = ctd_flowtable_lookup(eng->flows, key);
-	int r;
-
-	if (f)
-		return f;
-	r = ctd_flowtable_insert(eng->flows, key, &f);
-	if (r == -ENOSPC) {
-		eng->stats->flows_table_full++;
-		return NULL;
+	if (ev->have & CTD_HAVE_COUNTERS) {
+		memcpy(f->cnt, ev->cnt, sizeof(f->cnt));
+		f->flags |= CTD_FLOW_COUNTERS;
 	}
-	if (r < 0) {
-		eng->stats->flows_nomem++;
-		return NULL;
+	if (ev->have & CTD_HAVE_TSTART) {
+		f->first_ns = ev->tstart_ns;
+		f->flags |= CTD_FLOW_KERNEL_START;
 	}
-	f->first_ns = now_ns;
-	eng->stats->flows_created++;
-	return f;
 }
 
 static void complete(struct ctd_engine *eng, const struct ctd_flow_key *key,
-		     const struct ctd_event *ev, uint64_t now_ns)
+		     const struct ctd_event *ev, const struct ctd_now *now)
 {
 	struct ctd_flow *f = ctd_flowtable_lookup(eng->flows, key);
 	struct ctd_record rec;
 
 	if (!f)
 		eng->stats->flows_unseen_destroy++;
-	ctd_record_from_destroy(f, ev, now_ns, &rec);
-	if (f)
+	ctd_record_from_destroy(f, ev, now->wall_ns, &rec);
+	emit(eng, &rec, f);
+	if (f) {
+		dequeue(eng, f);
 		ctd_flowtable_remove(eng->flows, f);
-	eng->stats->records++;
-	if (eng->sinks.record)
-		eng->sinks.record(eng->sinks.arg, &rec);
+	}
 	if (eng->sinks.event)
-		eng->sinks.event(eng->sinks.arg, ev, &rec, now_ns);
+		eng->sinks.event(eng->sinks.arg, ev, &rec, now);
 }
 
 void ctd_engine_event(struct ctd_engine *eng, const struct ctd_event *ev,
-		      uint64_t now_ns)
+		      const struct ctd_now *now)
 {
 	struct ctd_flow_key key;
 	struct ctd_flow *f;
@@ -120,19 +224,22 @@ void ctd_engine_event(struct ctd_engine *eng, const struct ctd_event *ev,
 	eng->stats->events[ev->type]++;
 	ctd_flow_key_from_event(ev, &key);
 	if (ev->type == CTD_EV_DESTROY) {
-		complete(eng, &key, ev, now_ns);
+		complete(eng, &key, ev, now);
 	} else {
-		f = track(eng, &key, now_ns);
-		if (f)
+		f = track(eng, &key, now);
+		if (f) {
 			refresh(f, ev);
+			f->flags |= CTD_FLOW_NEW_SEEN;
+			requeue(eng, f, now);
+		}
 		if (eng->sinks.event)
-			eng->sinks.event(eng->sinks.arg, ev, NULL, now_ns);
+			eng->sinks.event(eng->sinks.arg, ev, NULL, now);
 	}
-	eng->stats->flows_tracked = ctd_flowtable_count(eng->flows);
+	update_gauges(eng);
 }
 
 void ctd_engine_message(struct ctd_engine *eng, const struct nlmsghdr *nlh,
-			uint64_t now_ns)
+			const struct ctd_now *now)
 {
 	struct ctd_event ev;
 	int r = ctd_ctevent_parse(nlh, &ev);
@@ -145,5 +252,96 @@ void ctd_engine_message(struct ctd_engine *eng, const struct nlmsghdr *nlh,
 		eng->stats->parse_errors++;
 		return;
 	}
-	ctd_engine_event(eng, &ev, now_ns);
+	ctd_engine_event(eng, &ev, now);
+}
+
+static void to_suspects(void *arg, struct ctd_expiry_node *node)
+{
+	struct ctd_engine *eng = arg;
+	struct ctd_flow *f = flow_of(node);
+
+	/* Decided by the next dump to begin, never by one under way. */
+	f->suspect_gen = eng->gen + 1;
+	f->flags |= CTD_FLOW_SUSPECT;
+	ctd_fifo_append(&eng->suspects, node);
+	eng->stats->expiry_suspects++;
+}
+
+int64_t ctd_engine_sweep(struct ctd_engine *eng, const struct ctd_now *now,
+			 size_t budget)
+{
+	int64_t next;
+
+	ctd_expiry_sweep(eng->expiry, now->mono_us, budget, to_suspects, eng,
+			 &next);
+	update_gauges(eng);
+	return next;
+}
+
+int64_t ctd_engine_next_deadline(const struct ctd_engine *eng)
+{
+	return ctd_expiry_next(eng->expiry);
+}
+
+bool ctd_engine_wants_dump(const struct ctd_engine *eng)
+{
+	return eng->suspects.count > 0;
+}
+
+void ctd_engine_dump_begin(struct ctd_engine *eng)
+{
+	eng->gen++;
+	eng->dumping = true;
+	eng->stats->dumps++;
+}
+
+void ctd_engine_dump_entry(struct ctd_engine *eng, const struct ctd_event *ev,
+			   const struct ctd_now *now)
+{
+	struct ctd_flow_key key;
+	struct ctd_flow *f;
+	bool known;
+
+	eng->stats->dump_entries++;
+	/* DYING is set before the kernel sends DESTROY: that event is
+	 * queued or coming, so the entry must not resurrect the flow. */
+	if (ev->status & IPS_DYING)
+		return;
+	ctd_flow_key_from_event(ev, &key);
+	known = ctd_flowtable_lookup(eng->flows, &key) != NULL;
+	f = track(eng, &key, now);
+	if (!f)
+		return;
+	if (!known) {
+		f->flags |= CTD_FLOW_FROM_DUMP;
+		eng->stats->dump_new_flows++;
+	}
+	refresh(f, ev);
+	f->gen = eng->gen;
+	if (!(f->flags & CTD_FLOW_SUSPECT))
+		requeue(eng, f, now);
+	update_gauges(eng);
+}
+
+void ctd_engine_dump_end(struct ctd_engine *eng, bool ok,
+			 const struct ctd_now *now)
+{
+	struct ctd_expiry_node *n;
+
+	eng->dumping = false;
+	if (!ok) {
+		eng->stats->dump_failures++;
+		return;
+	}
+	while ((n = eng->suspects.head) && flow_of(n)->suspect_gen <= eng->gen) {
+		struct ctd_flow *f = flow_of(n);
+
+		if (f->gen == eng->gen) {
+			eng->stats->expiry_alive++;
+			requeue(eng, f, now);
+		} else {
+			finish(eng, f, CTD_END_EXPIRED, now);
+		}
+	}
+	update_gauges(eng);
 }

@@ -59,6 +59,14 @@ static void put_escaped(struct cursor *c, const char *s)
 	}
 }
 
+static void put_bool(struct cursor *c, bool v)
+{
+	if (v)
+		PUT_LIT(c, "true");
+	else
+		PUT_LIT(c, "false");
+}
+
 static void put_str(struct cursor *c, const char *s)
 {
 	put(c, "\"", 1);
@@ -206,10 +214,9 @@ static void put_tail(struct cursor *c, const struct ctd_record *rec)
 	put_key(c, "zone");
 	put_u64(c, rec->zone);
 	put_key(c, "new_seen");
-	if (rec->flags & CTD_REC_NEW_SEEN)
-		PUT_LIT(c, "true");
-	else
-		PUT_LIT(c, "false");
+	put_bool(c, rec->flags & CTD_REC_NEW_SEEN);
+	put_key(c, "start_seen");
+	put_bool(c, rec->flags & CTD_REC_START_SEEN);
 	PUT_LIT(c, "}\n");
 }
 

@@ -90,6 +90,33 @@ int ctd_kernel_prepare(const char *procdir, bool may_set)
 	return missing;
 }
 
+/* The kernel's defaults (seconds), for sysctls that are absent. */
+static const uint32_t default_timeout[CTD_TMO__COUNT] = {
+	[CTD_TMO_TCP_SYN_SENT] = 120, [CTD_TMO_TCP_SYN_RECV] = 60,
+	[CTD_TMO_TCP_ESTABLISHED] = 432000, [CTD_TMO_TCP_FIN_WAIT] = 120,
+	[CTD_TMO_TCP_CLOSE_WAIT] = 60, [CTD_TMO_TCP_LAST_ACK] = 30,
+	[CTD_TMO_TCP_TIME_WAIT] = 120, [CTD_TMO_TCP_CLOSE] = 10,
+	[CTD_TMO_UDP_UNREPLIED] = 30, [CTD_TMO_UDP_STREAM] = 120,
+	[CTD_TMO_ICMP] = 30, [CTD_TMO_ICMPV6] = 30, [CTD_TMO_SCTP] = 210,
+	[CTD_TMO_GRE] = 180, [CTD_TMO_GENERIC] = 600,
+};
+
+void ctd_kernel_timeouts(const char *procdir, uint32_t ret[CTD_TMO__COUNT])
+{
+	char path[512];
+	size_t i;
+	long v;
+
+	for (i = 0; i < CTD_TMO__COUNT; i++) {
+		snprintf(path, sizeof(path), "%s/nf_conntrack_%s", procdir,
+			 ctd_expiry_class_sysctl((enum ctd_tmo)i));
+		if (read_long(path, &v) == 0 && v > 0 && v < (long)UINT32_MAX)
+			ret[i] = (uint32_t)v;
+		else
+			ret[i] = default_timeout[i];
+	}
+}
+
 size_t ctd_kernel_conntrack_max(const char *procdir)
 {
 	char path[512];

@@ -13,6 +13,8 @@
 #include <unistd.h>
 #include <ev.h>
 
+#include "ctd/ctdump.h"
+#include "ctd/ctevent.h"
 #include "ctd/engine.h"
 #include "ctd/flowtable.h"
 #include "ctd/kernel.h"
@@ -25,7 +27,9 @@
 
 #define DEFAULT_OUTPUT "/var/log/ctd/flows.json"
 #define DEFAULT_RCVBUF (8u << 20)
+#define DEFAULT_RCVBUF_MAX (64u << 20)
 #define DEFAULT_BUDGET 4096
+#define SWEEP_BUDGET 10000
 #define PROC_NETFILTER "/proc/sys/net/netfilter"
 #define SHUTDOWN_DRAIN_MAX 1000000
 
@@ -35,6 +39,9 @@ struct options {
 	bool set_sysctl;
 	const char *output;
 	size_t max_flows;
+	unsigned expiry_slack;     /* seconds */
+	unsigned check_interval;   /* seconds between suspect-check dumps */
+	unsigned pending_interval; /* seconds between dying-list polls; 0 off */
 	struct ctd_nlsrc_cfg nl;
 };
 
@@ -45,8 +52,15 @@ struct ctd {
 	struct ctd_nlsrc *nlsrc;
 	struct ctd_out_json *json;
 	struct ctd_out_text *text;
+	struct ctd_ctdump *dump;
+	const struct options *opts;
 	ev_prepare flush;
 	ev_signal sigint, sigterm;
+	ev_timer expiry;           /* armed at the engine's next deadline */
+	ev_timer pending;          /* dying-list gauge */
+	int64_t armed_us;          /* deadline the expiry timer is set for */
+	int64_t last_check_us;     /* last suspect-check dump */
+	bool startup_dump;         /* the running table dump is the first */
 };
 
 static void usage(FILE *f)
@@ -60,9 +74,15 @@ static void usage(FILE *f)
 "  -o, --output FILE        JSON-lines record file (default " DEFAULT_OUTPUT ");\n"
 "                           '-' for stdout, 'none' for no file\n"
 "  -b, --rcvbuf SIZE        netlink receive buffer (default 8M; k/M/G suffixes)\n"
+"      --rcvbuf-max SIZE    grow the buffer on overruns up to SIZE (default 64M)\n"
 "      --budget N           netlink messages handled per loop wakeup (default %d)\n"
 "      --max-flows N        flows tracked at most (default net.netfilter.nf_conntrack_max)\n"
-"      --no-broadcast-error do not ask the kernel to keep undelivered events\n"
+"      --expiry-slack SECS  added to the kernel's timeouts before a silent flow\n"
+"                           is checked against the kernel (default 60)\n"
+"      --check-interval SECS  at most one such check dump per SECS (default 10)\n"
+"      --pending-interval SECS  poll the kernel's undelivered DESTROYs (default 10,\n"
+"                           0 = off)\n"
+"      --no-broadcast-error lossy mode: do not ask the kernel to keep undelivered events\n"
 "      --no-sysctl          leave nf_conntrack_events/acct/timestamp alone\n"
 "      --record FILE        also write every raw netlink datagram to FILE\n"
 "  -h, --help               this text\n"
@@ -96,7 +116,10 @@ static void bad_arg(const char *opt, const char *val, const char *want)
 	exit(2);
 }
 
-enum { OPT_BUDGET = 256, OPT_MAX_FLOWS, OPT_NO_BCERR, OPT_NO_SYSCTL, OPT_RECORD };
+enum {
+	OPT_BUDGET = 256, OPT_MAX_FLOWS, OPT_NO_BCERR, OPT_NO_SYSCTL, OPT_RECORD,
+	OPT_RCVBUF_MAX, OPT_SLACK, OPT_CHECK, OPT_PENDING,
+};
 
 static const struct option longopts[] = {
 	{ "foreground", no_argument, NULL, 'f' },
@@ -108,19 +131,43 @@ static const struct option longopts[] = {
 	{ "no-broadcast-error", no_argument, NULL, OPT_NO_BCERR },
 	{ "no-sysctl", no_argument, NULL, OPT_NO_SYSCTL },
 	{ "record", required_argument, NULL, OPT_RECORD },
+	{ "rcvbuf-max", required_argument, NULL, OPT_RCVBUF_MAX },
+	{ "expiry-slack", required_argument, NULL, OPT_SLACK },
+	{ "check-interval", required_argument, NULL, OPT_CHECK },
+	{ "pending-interval", required_argument, NULL, OPT_PENDING },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
 };
 
+static unsigned parse_secs(const char *opt, unsigned min)
+{
+	size_t v;
+
+	if (parse_size(optarg, &v) < 0 || v < min || v > 86400)
+		bad_arg(opt, optarg, min ? "seconds from 1 to 86400" :
+					   "seconds from 0 to 86400");
+	return (unsigned)v;
+}
+
 static void parse_number_opt(int c, struct options *o)
 {
 	size_t v;
 
-	if (c == 'b') {
+	if (c == 'b' || c == OPT_RCVBUF_MAX) {
 		if (parse_size(optarg, &v) < 0 || v < 1024 || v > (1u << 30))
-			bad_arg("--rcvbuf", optarg, "a size from 1k to 1G");
-		o->nl.rcvbuf = v;
+			bad_arg(c == 'b' ? "--rcvbuf" : "--rcvbuf-max", optarg,
+				"a size from 1k to 1G");
+		if (c == 'b')
+			o->nl.rcvbuf = v;
+		else
+			o->nl.rcvbuf_max = v;
+	} else if (c == OPT_SLACK) {
+		o->expiry_slack = parse_secs("--expiry-slack", 0);
+	} else if (c == OPT_CHECK) {
+		o->check_interval = parse_secs("--check-interval", 1);
+	} else if (c == OPT_PENDING) {
+		o->pending_interval = parse_secs("--pending-interval", 0);
 	} else if (c == OPT_BUDGET) {
 		if (parse_size(optarg, &v) < 0 || v < 1 || v > 1000000)
 			bad_arg("--budget", optarg, "a number from 1 to 1000000");
@@ -139,25 +186,32 @@ static void parse_args(int argc, char **argv, struct options *o)
 	*o = (struct options){
 		.set_sysctl = true,
 		.output = DEFAULT_OUTPUT,
-		.nl = { .rcvbuf = DEFAULT_RCVBUF, .broadcast_error = true,
-			.budget = DEFAULT_BUDGET },
+		.expiry_slack = 60,
+		.check_interval = 10,
+		.pending_interval = 10,
+		.nl = { .rcvbuf = DEFAULT_RCVBUF, .rcvbuf_max = DEFAULT_RCVBUF_MAX,
+			.reliable = true, .budget = DEFAULT_BUDGET },
 	};
 	while ((c = getopt_long(argc, argv, "fvo:b:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': o->foreground = true; break;
 		case 'v': o->verbose = true; break;
 		case 'o': o->output = optarg; break;
-		case OPT_NO_BCERR: o->nl.broadcast_error = false; break;
+		case OPT_NO_BCERR: o->nl.reliable = false; break;
 		case OPT_NO_SYSCTL: o->set_sysctl = false; break;
 		case OPT_RECORD: o->nl.record_path = optarg; break;
 		case 'h': usage(stdout); exit(0);
 		case 'V': printf("ctd %s\n", CTD_VERSION); exit(0);
 		case 'b': case OPT_BUDGET: case OPT_MAX_FLOWS:
+		case OPT_RCVBUF_MAX: case OPT_SLACK: case OPT_CHECK:
+		case OPT_PENDING:
 			parse_number_opt(c, o);
 			break;
 		default: usage(stderr); exit(2);
 		}
 	}
+	if (o->nl.rcvbuf_max < o->nl.rcvbuf)
+		o->nl.rcvbuf_max = o->nl.rcvbuf;
 	if (optind < argc) {
 		fprintf(stderr, "ctd: unexpected argument '%s' (see ctd --help)\n",
 			argv[optind]);
@@ -174,19 +228,122 @@ static void on_record(void *arg, const struct ctd_record *rec)
 }
 
 static void on_event(void *arg, const struct ctd_event *ev,
-		     const struct ctd_record *rec, uint64_t now_ns)
+		     const struct ctd_record *rec, const struct ctd_now *now)
 {
 	struct ctd *ctd = arg;
 
 	if (ctd->text)
-		ctd_out_text_event(ctd->text, ev, rec, now_ns);
+		ctd_out_text_event(ctd->text, ev, rec, now->wall_ns);
 }
 
-static void on_message(void *arg, const struct nlmsghdr *nlh, uint64_t now_ns)
+static void on_message(void *arg, const struct nlmsghdr *nlh,
+		       const struct ctd_now *now)
 {
 	struct ctd *ctd = arg;
 
-	ctd_engine_message(ctd->engine, nlh, now_ns);
+	ctd_engine_message(ctd->engine, nlh, now);
+}
+
+static void start_dump(struct ctd *ctd, enum ctd_dump_kind kind,
+		       const struct ctd_now *now)
+{
+	int r = ctd_ctdump_start(ctd->dump, kind);
+
+	if (r == -EBUSY)
+		return;
+	if (r < 0) {
+		log_warn("cannot start a conntrack dump: %s", strerror(-r));
+		return;
+	}
+	if (kind == CTD_DUMP_TABLE) {
+		ctd->last_check_us = now->mono_us;
+		ctd_engine_dump_begin(ctd->engine);
+	}
+}
+
+/* Arms the expiry timer at the earliest of the engine's next deadline
+ * and, when suspects wait, the next permitted check dump. */
+static void schedule(struct ctd *ctd, const struct ctd_now *now)
+{
+	int64_t next = ctd_engine_next_deadline(ctd->engine);
+	int64_t due = ctd->last_check_us +
+		      (int64_t)ctd->opts->check_interval * 1000000;
+
+	if (ctd_engine_wants_dump(ctd->engine) &&
+	    !ctd_ctdump_running(ctd->dump)) {
+		if (now->mono_us >= due)
+			start_dump(ctd, CTD_DUMP_TABLE, now);
+		else if (due < next)
+			next = due;
+	}
+	ev_timer_stop(ctd->loop, &ctd->expiry);
+	ctd->armed_us = next;
+	if (next == INT64_MAX)
+		return;
+	double after = (double)(next - now->mono_us) / 1e6;
+	ev_timer_set(&ctd->expiry, after < 0.001 ? 0.001 : after > 3600 ? 3600 : after, 0);
+	ev_timer_start(ctd->loop, &ctd->expiry);
+}
+
+static void on_expiry(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct ctd *ctd = w->data;
+	struct ctd_now now = ctd_now_read();
+
+	(void)loop;
+	(void)revents;
+	ctd_engine_sweep(ctd->engine, &now, SWEEP_BUDGET);
+	schedule(ctd, &now);
+}
+
+static void on_pending_poll(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct ctd *ctd = w->data;
+	struct ctd_now now = ctd_now_read();
+
+	(void)loop;
+	(void)revents;
+	if (!ctd_ctdump_running(ctd->dump))
+		start_dump(ctd, CTD_DUMP_DYING, &now);
+}
+
+static void on_dump_entry(void *arg, const struct ctd_event *ev,
+			  const struct ctd_now *now)
+{
+	struct ctd *ctd = arg;
+
+	ctd_engine_dump_entry(ctd->engine, ev, now);
+}
+
+static void dying_done(struct ctd *ctd, int err, size_t entries)
+{
+	if (err) {
+		log_warn("cannot read the kernel's pending DESTROYs: %s; "
+			 "gauge off", strerror(-err));
+		ev_timer_stop(ctd->loop, &ctd->pending);
+		return;
+	}
+	ctd->stats.kernel_pending = entries;
+	if (entries > ctd->stats.kernel_pending_peak)
+		ctd->stats.kernel_pending_peak = entries;
+}
+
+static void on_dump_done(void *arg, enum ctd_dump_kind kind, int err,
+			 size_t entries, const struct ctd_now *now)
+{
+	struct ctd *ctd = arg;
+
+	if (kind == CTD_DUMP_DYING) {
+		dying_done(ctd, err, entries);
+	} else {
+		ctd_engine_dump_end(ctd->engine, err == 0, now);
+		if (err)
+			log_warn("conntrack table dump failed: %s", strerror(-err));
+		else if (ctd->startup_dump)
+			log_info("loaded %zu conntracks from the kernel table", entries);
+		ctd->startup_dump = false;
+	}
+	schedule(ctd, now);
 }
 
 /* Before the loop blocks: one write per output for the whole batch. */
@@ -200,6 +357,13 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 		ctd_out_json_flush(ctd->json);
 	if (ctd->text)
 		ctd_out_text_flush(ctd->text);
+	/* Events may have queued a flow with a deadline before the armed one
+	 * (a class with a shorter timeout). O(classes). */
+	if (ctd_engine_next_deadline(ctd->engine) < ctd->armed_us) {
+		struct ctd_now now = ctd_now_read();
+
+		schedule(ctd, &now);
+	}
 }
 
 static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
@@ -250,9 +414,20 @@ static size_t choose_max_flows(const struct options *o)
 	return kmax ? kmax : 262144;
 }
 
+static void engine_cfg(const struct options *o, struct ctd_engine_cfg *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->max_flows = choose_max_flows(o);
+	cfg->slack_s = o->expiry_slack;
+	cfg->started_ns = ctd_now_read().wall_ns;
+	ctd_kernel_timeouts(PROC_NETFILTER, cfg->timeout_s);
+}
+
 static int start(struct ctd *ctd, const struct options *o)
 {
 	struct ctd_engine_sinks sinks = { on_record, on_event, ctd };
+	struct ctd_ctdump_ops dops = { on_dump_entry, on_dump_done, ctd };
+	struct ctd_engine_cfg cfg;
 	int r;
 
 	r = open_outputs(ctd, o);
@@ -265,10 +440,31 @@ static int start(struct ctd *ctd, const struct options *o)
 		return r;
 	}
 	ctd_kernel_prepare(PROC_NETFILTER, o->set_sysctl);
-	ctd->engine = ctd_engine_new(choose_max_flows(o), &ctd->stats, &sinks);
+	engine_cfg(o, &cfg);
+	ctd->engine = ctd_engine_new(&cfg, &ctd->stats, &sinks);
 	if (!ctd->engine)
 		return -ENOMEM;
-	return 0;
+	r = ctd_ctdump_new(ctd->loop, &ctd->stats, &dops, &ctd->dump);
+	if (r < 0)
+		log_err("cannot open the ctnetlink dump socket: %s", strerror(-r));
+	return r;
+}
+
+static void start_timers(struct ctd *ctd)
+{
+	struct ctd_now now = ctd_now_read();
+	double every = ctd->opts->pending_interval;
+
+	ev_init(&ctd->expiry, on_expiry);
+	ctd->expiry.data = ctd;
+	ev_timer_init(&ctd->pending, on_pending_poll, every, every);
+	ctd->pending.data = ctd;
+	if (every > 0 && ctd->opts->nl.reliable)
+		ev_timer_start(ctd->loop, &ctd->pending);
+	/* Flows that began before ctd are accounted from the table. */
+	ctd->startup_dump = true;
+	start_dump(ctd, CTD_DUMP_TABLE, &now);
+	schedule(ctd, &now);
 }
 
 static void run(struct ctd *ctd)
@@ -281,10 +477,14 @@ static void run(struct ctd *ctd)
 	ev_signal_start(ctd->loop, &ctd->sigint);
 	ev_signal_start(ctd->loop, &ctd->sigterm);
 	ctd_nlsrc_start(ctd->nlsrc, ctd->loop);
-	log_info("listening for conntrack events (rcvbuf %llu bytes)",
+	start_timers(ctd);
+	log_info("listening for conntrack events (%s mode, rcvbuf %llu bytes)",
+		 ctd->opts->nl.reliable ? "reliable" : "lossy",
 		 (unsigned long long)ctd->stats.rcvbuf);
 	ev_run(ctd->loop, 0);
 	ctd_nlsrc_stop(ctd->nlsrc, ctd->loop);
+	ev_timer_stop(ctd->loop, &ctd->expiry);
+	ev_timer_stop(ctd->loop, &ctd->pending);
 }
 
 /* Events already queued on the socket at shutdown still become records. */
@@ -310,6 +510,7 @@ static void teardown(struct ctd *ctd)
 {
 	ctd_out_text_free(ctd->text);
 	ctd_out_json_free(ctd->json);
+	ctd_ctdump_free(ctd->dump);
 	ctd_engine_free(ctd->engine);
 	ctd_nlsrc_free(ctd->nlsrc);
 	if (ctd->loop)
@@ -323,6 +524,7 @@ int main(int argc, char **argv)
 	int r;
 
 	parse_args(argc, argv, &opts);
+	ctd.opts = &opts;
 	ctd_log_init("ctd", opts.verbose ? CTD_LOG_DEBUG : CTD_LOG_INFO);
 	signal(SIGPIPE, SIG_IGN);
 	ctd.loop = ev_default_loop(EVFLAG_AUTO);

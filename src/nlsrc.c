@@ -1,9 +1,13 @@
 /* nlsrc: the ctnetlink event socket.
  *
- * Subscribes to the conntrack NEW, UPDATE and DESTROY groups. With
- * NETLINK_BROADCAST_ERROR set, a failed delivery to us makes the kernel
- * keep the event (missed-event cache; undelivered DESTROYs wait on its
- * dying list and are re-sent), so an overrun costs latency, not records.
+ * Subscribes to the conntrack NEW, UPDATE and DESTROY groups. In reliable
+ * mode NETLINK_BROADCAST_ERROR makes a failed delivery to us keep the
+ * event in the kernel (missed-event cache; undelivered DESTROYs wait on
+ * its dying list and are re-sent), so an overrun costs latency, not
+ * records; NETLINK_NO_ENOBUFS keeps the kernel from marking the socket
+ * congested and dropping every broadcast until the queue empties. The
+ * overruns then show only as socket drops (SO_MEMINFO), which we count
+ * and answer by doubling the buffer up to its configured maximum.
  * Reads use recvmmsg into a fixed ring of slots: one syscall per batch of
  * events, no allocation per event. A wakeup handles at most `budget`
  * messages so a storm cannot starve the loop's other watchers; libev's
@@ -17,6 +21,7 @@
 #include <libmnl/libmnl.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netlink.h>
+#include <linux/sock_diag.h>
 
 #include "ctd/log.h"
 #include "ctd/nlsrc.h"
@@ -33,6 +38,10 @@ struct ctd_nlsrc {
 	ctd_nlsrc_cb *cb;
 	void *arg;
 	unsigned budget;
+	size_t rcvbuf;                 /* last size asked for */
+	size_t rcvbuf_max;
+	uint32_t drops;                /* SK_MEMINFO_DROPS last read */
+	bool warned_max;
 	FILE *record;
 	struct mmsghdr msgs[SLOTS];
 	struct iovec iov[SLOTS];
@@ -51,10 +60,50 @@ static int set_rcvbuf(struct ctd_nlsrc *src, size_t size)
 		return -errno;
 	if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &len) == 0)
 		src->stats->rcvbuf = (uint64_t)got;
+	src->rcvbuf = size;
 	return 0;
 }
 
-static int subscribe(struct ctd_nlsrc *src, bool broadcast_error)
+static void grow_rcvbuf(struct ctd_nlsrc *src)
+{
+	size_t want = src->rcvbuf * 2;
+
+	if (want > src->rcvbuf_max)
+		want = src->rcvbuf_max;
+	if (want <= src->rcvbuf) {
+		if (!src->warned_max)
+			log_warn("netlink receive buffer at its maximum (%zu bytes) "
+				 "and still overrunning; raise --rcvbuf-max",
+				 src->rcvbuf_max);
+		src->warned_max = true;
+		return;
+	}
+	if (set_rcvbuf(src, want) == 0) {
+		src->stats->nl_grows++;
+		log_info("netlink receive buffer grown to %zu bytes", want);
+	}
+}
+
+/* One getsockopt per wakeup, not per event: drops are what overruns
+ * look like in reliable mode. */
+static void check_drops(struct ctd_nlsrc *src)
+{
+	uint32_t mem[SK_MEMINFO_VARS];
+	socklen_t len = sizeof(mem);
+	uint32_t delta;
+
+	if (getsockopt(mnl_socket_get_fd(src->nl), SOL_SOCKET, SO_MEMINFO,
+		       mem, &len) < 0 || len <= SK_MEMINFO_DROPS * sizeof(mem[0]))
+		return;
+	delta = mem[SK_MEMINFO_DROPS] - src->drops;
+	src->drops = mem[SK_MEMINFO_DROPS];
+	if (!delta)
+		return;
+	src->stats->nl_drops += delta;
+	grow_rcvbuf(src);
+}
+
+static int subscribe(struct ctd_nlsrc *src, bool reliable)
 {
 	int groups[] = {
 		NFNLGRP_CONNTRACK_NEW, NFNLGRP_CONNTRACK_UPDATE,
@@ -69,8 +118,11 @@ static int subscribe(struct ctd_nlsrc *src, bool broadcast_error)
 		if (mnl_socket_setsockopt(src->nl, NETLINK_ADD_MEMBERSHIP,
 					  &groups[i], sizeof(groups[i])) < 0)
 			return -errno;
-	if (broadcast_error &&
-	    mnl_socket_setsockopt(src->nl, NETLINK_BROADCAST_ERROR, &on,
+	if (!reliable)
+		return 0;
+	if (mnl_socket_setsockopt(src->nl, NETLINK_BROADCAST_ERROR, &on,
+				  sizeof(on)) < 0 ||
+	    mnl_socket_setsockopt(src->nl, NETLINK_NO_ENOBUFS, &on,
 				  sizeof(on)) < 0)
 		return -errno;
 	return 0;
@@ -108,9 +160,11 @@ static int nlsrc_open(struct ctd_nlsrc *src, const struct ctd_nlsrc_cfg *cfg)
 	src->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (!src->nl)
 		return -errno;
-	r = subscribe(src, cfg->broadcast_error);
+	r = subscribe(src, cfg->reliable);
 	if (r < 0)
 		return r;
+	src->rcvbuf_max = cfg->rcvbuf_max > cfg->rcvbuf ? cfg->rcvbuf_max :
+							 cfg->rcvbuf;
 	r = set_rcvbuf(src, cfg->rcvbuf);
 	if (r < 0)
 		return r;
@@ -159,7 +213,7 @@ void ctd_nlsrc_free(struct ctd_nlsrc *src)
 }
 
 static unsigned handle_datagram(struct ctd_nlsrc *src, size_t i,
-				uint64_t now_ns)
+				const struct ctd_now *now)
 {
 	const struct nlmsghdr *nlh = (const struct nlmsghdr *)src->bufs[i];
 	int len = (int)src->msgs[i].msg_len;
@@ -175,7 +229,7 @@ static unsigned handle_datagram(struct ctd_nlsrc *src, size_t i,
 	if (src->record)
 		fwrite(nlh, 1, (size_t)len, src->record);
 	for (; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len), n++)
-		src->cb(src->arg, nlh, now_ns);
+		src->cb(src->arg, nlh, now);
 	return n;
 }
 
@@ -200,11 +254,12 @@ static int read_batch(struct ctd_nlsrc *src, unsigned want)
 	if (errno == EAGAIN || errno == EWOULDBLOCK)
 		return -1;
 	if (errno == ENOBUFS) {
-		/* The kernel keeps what we missed (BROADCAST_ERROR); the
-		 * queue behind the error is still there to read. */
+		/* Lossy mode: events are gone for good. The queue behind
+		 * the error is still there to read. */
 		if (src->stats->nl_enobufs++ == 0)
-			log_warn("netlink receive buffer overrun (ENOBUFS); "
-				 "consider a larger --rcvbuf");
+			log_warn("netlink receive buffer overrun (ENOBUFS): "
+				 "events lost");
+		grow_rcvbuf(src);
 		return 0;
 	}
 	if (errno != EINTR && src->stats->nl_errors++ == 0)
@@ -215,7 +270,7 @@ static int read_batch(struct ctd_nlsrc *src, unsigned want)
 unsigned ctd_nlsrc_drain(struct ctd_nlsrc *src, unsigned budget)
 {
 	unsigned handled = 0, idle = 0, i;
-	uint64_t now_ns;
+	struct ctd_now now;
 	int n;
 
 	/* idle bounds the loop when reads keep returning nothing (a burst of
@@ -228,9 +283,9 @@ unsigned ctd_nlsrc_drain(struct ctd_nlsrc *src, unsigned budget)
 			break;
 		idle = n ? 0 : idle + 1;
 		src->stats->nl_reads += (uint64_t)n;
-		now_ns = ctd_wall_now_ns();
+		now = ctd_now_read();
 		for (i = 0; i < (unsigned)n; i++)
-			handled += handle_datagram(src, i, now_ns);
+			handled += handle_datagram(src, i, &now);
 		reset_slots(src, (unsigned)n);
 	}
 	src->stats->nl_messages += handled;
@@ -246,6 +301,7 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 	src->stats->nl_wakeups++;
 	if (ctd_nlsrc_drain(src, src->budget) >= src->budget)
 		src->stats->nl_budget_hits++;
+	check_drops(src);
 }
 
 void ctd_nlsrc_start(struct ctd_nlsrc *src, struct ev_loop *loop)

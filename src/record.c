@@ -42,10 +42,14 @@ static void merge_times(const struct ctd_flow *flow,
 	bool kstart = ev->have & CTD_HAVE_TSTART;
 	bool kstop = ev->have & CTD_HAVE_TSTOP;
 
-	rec->start_ns = kstart ? ev->tstart_ns : flow ? flow->first_ns : now_ns;
+	if (kstart)
+		rec->start_ns = ev->tstart_ns;
+	else
+		rec->start_ns = flow ? flow->first_ns : now_ns;
 	rec->end_ns = kstop ? ev->tstop_ns : now_ns;
 	if (rec->end_ns < rec->start_ns)
 		rec->end_ns = rec->start_ns;
+	kstart = kstart || (flow && flow->flags & CTD_FLOW_KERNEL_START);
 	if (kstart && kstop)
 		rec->flags |= CTD_REC_KERNEL_TIME;
 }
@@ -75,10 +79,36 @@ void ctd_record_from_destroy(const struct ctd_flow *flow,
 	merge_times(flow, ev, now_ns, rec);
 }
 
+void ctd_record_from_flow(const struct ctd_flow *flow,
+			  enum ctd_end_reason reason, uint64_t now_ns,
+			  struct ctd_record *ret_rec)
+{
+	struct ctd_record *rec = ret_rec;
+	struct ctd_event none = { .proto = flow->key.proto };
+
+	memset(rec, 0, sizeof(*rec));
+	rec->end_reason = (uint8_t)reason;
+	rec->family = flow->key.family;
+	rec->proto = flow->key.proto;
+	rec->zone = flow->key.zone;
+	rec->id = flow->key.id;
+	rec->tuple[CTD_DIR_ORIG] = flow->key.orig;
+	rec->tuple[CTD_DIR_REPLY] = flow->reply;
+	if (flow->flags & CTD_FLOW_COUNTERS) {
+		memcpy(rec->cnt, flow->cnt, sizeof(rec->cnt));
+		rec->flags |= CTD_REC_COUNTERS;
+	}
+	merge_flow_state(flow, &none, rec);
+	rec->start_ns = flow->first_ns;
+	rec->end_ns = now_ns > flow->first_ns ? now_ns : flow->first_ns;
+}
+
 const char *ctd_end_reason_name(enum ctd_end_reason reason)
 {
 	static const char *const names[CTD_END__COUNT] = {
 		[CTD_END_DESTROY] = "destroy",
+		[CTD_END_EXPIRED] = "expired",
+		[CTD_END_EVICTED] = "evicted",
 	};
 
 	return (unsigned)reason < CTD_END__COUNT ? names[reason] : "unknown";

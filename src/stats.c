@@ -14,11 +14,17 @@ static const struct {
 	{ "events_update", offsetof(struct ctd_stats, events[CTD_EV_UPDATE]) },
 	{ "events_destroy", offsetof(struct ctd_stats, events[CTD_EV_DESTROY]) },
 	C(nl_messages), C(nl_reads), C(nl_wakeups), C(nl_budget_hits),
-	C(nl_enobufs), C(nl_truncated), C(nl_errors), C(parse_errors),
+	C(nl_enobufs), C(nl_drops), C(nl_grows), C(nl_truncated), C(nl_errors), C(parse_errors),
 	C(parse_ignored), C(flows_created), C(flows_unseen_destroy),
-	C(flows_table_full), C(flows_nomem), C(records), C(out_records),
+	C(flows_table_full), C(flows_nomem), C(records),
+	{ "ends_destroy", offsetof(struct ctd_stats, ends[CTD_END_DESTROY]) },
+	{ "ends_expired", offsetof(struct ctd_stats, ends[CTD_END_EXPIRED]) },
+	{ "ends_evicted", offsetof(struct ctd_stats, ends[CTD_END_EVICTED]) },
+	C(expiry_suspects), C(expiry_alive), C(dumps), C(dump_failures),
+	C(dump_entries), C(dump_new_flows), C(out_records),
 	C(out_dropped), C(out_write_errors), C(out_bytes), C(text_dropped), C(rcvbuf),
-	C(flows_tracked), C(table_bytes),
+	C(flows_tracked), C(flows_suspect), C(kernel_pending),
+	C(kernel_pending_peak), C(table_bytes),
 };
 
 void ctd_stats_print(const struct ctd_stats *st, FILE *f)

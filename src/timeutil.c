@@ -5,20 +5,17 @@
 
 #include "ctd/timeutil.h"
 
-struct ctd_mono ctd_mono_now(void)
+struct ctd_now ctd_now_read(void)
 {
-	struct timespec ts;
+	struct timespec mono, wall;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (struct ctd_mono){ (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 };
-}
-
-uint64_t ctd_wall_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	clock_gettime(CLOCK_REALTIME, &wall);
+	return (struct ctd_now){
+		.mono_us = (int64_t)mono.tv_sec * 1000000 + mono.tv_nsec / 1000,
+		.wall_ns = (uint64_t)wall.tv_sec * 1000000000ULL +
+			   (uint64_t)wall.tv_nsec,
+	};
 }
 
 static void put2(char *p, unsigned v)

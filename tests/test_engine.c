@@ -9,15 +9,19 @@
 #include <string.h>
 #include <cmocka.h>
 #include <libmnl/libmnl.h>
+#include <linux/netfilter/nf_conntrack_common.h>
 
 #include "ctd/ctevent.h"
 #include "ctd/engine.h"
 #include "ctd/flowtable.h"
 #include "ctd/record.h"
 #include "ctd/stats.h"
+#include "ctd/timeutil.h"
 #include "recording.h"
 
 #define NOW_NS 1795536600000000000ULL
+
+static const struct ctd_now test_now = { 5000000, NOW_NS };
 
 struct sink {
 	struct ctd_record recs[16];
@@ -36,11 +40,11 @@ static void on_record(void *arg, const struct ctd_record *rec)
 }
 
 static void on_event(void *arg, const struct ctd_event *ev,
-		     const struct ctd_record *rec, uint64_t now_ns)
+		     const struct ctd_record *rec, const struct ctd_now *now)
 {
 	struct sink *s = arg;
 
-	s->last_now = now_ns;
+	s->last_now = now->wall_ns;
 	s->events[ev->type]++;
 	if (rec) {
 		assert_int_equal(ev->type, CTD_EV_DESTROY);
@@ -48,15 +52,20 @@ static void on_event(void *arg, const struct ctd_event *ev,
 	}
 }
 
+/* Every class times out after 10 s, plus 5 s of slack. */
 static struct ctd_engine *new_engine(size_t max_flows, struct ctd_stats *st,
 				     struct sink *s)
 {
 	struct ctd_engine_sinks sinks = { on_record, on_event, s };
+	struct ctd_engine_cfg cfg = { .max_flows = max_flows, .slack_s = 5 };
 	struct ctd_engine *eng;
+	size_t i;
 
+	for (i = 0; i < CTD_TMO__COUNT; i++)
+		cfg.timeout_s[i] = 10;
 	memset(st, 0, sizeof(*st));
 	memset(s, 0, sizeof(*s));
-	eng = ctd_engine_new(max_flows, st, &sinks);
+	eng = ctd_engine_new(&cfg, st, &sinks);
 	assert_non_null(eng);
 	return eng;
 }
@@ -75,7 +84,7 @@ static void replay(struct ctd_engine *eng, const struct recording *rec,
 
 	for (i = 0; i < rec->count; i++)
 		if (!only_destroy || is_destroy(rec->msgs[i]))
-			ctd_engine_message(eng, rec->msgs[i], NOW_NS);
+			ctd_engine_message(eng, rec->msgs[i], &test_now);
 }
 
 static const struct ctd_record *find(const struct sink *s, uint8_t proto,
@@ -162,8 +171,10 @@ static void test_destroy_without_new(void **state)
 	recording_free(&rec);
 }
 
-/* At the table bound flows go untracked but their records still come. */
-static void test_table_full_still_records(void **state)
+/* At the table bound the flow closest to expiry is evicted with an
+ * "evicted" record; its DESTROY, when it comes, still gives the final
+ * record from the event alone. */
+static void test_table_full_evicts(void **state)
 {
 	struct recording rec;
 	struct ctd_stats st;
@@ -173,9 +184,12 @@ static void test_table_full_still_records(void **state)
 	(void)state;
 	recording_load(&rec, "basic.nl");
 	replay(eng, &rec, false);
-	assert_int_equal(s.nrecs, 4);
-	assert_true(st.flows_table_full > 0);
-	assert_int_equal(st.flows_created + st.flows_unseen_destroy, 4);
+	/* 4 flows overlap in time: 3 evictions, then their DESTROYs come
+	 * for flows no longer tracked: 3 + 4 records. */
+	assert_int_equal(st.ends[CTD_END_EVICTED], 3);
+	assert_int_equal(st.ends[CTD_END_DESTROY], 4);
+	assert_int_equal(s.nrecs, 7);
+	assert_int_equal(st.flows_table_full, 0);
 	ctd_engine_free(eng);
 	recording_free(&rec);
 }
@@ -194,9 +208,9 @@ static void test_malformed_counted(void **state)
 	assert_non_null(copy);
 	memcpy(copy, rec.msgs[0], rec.msgs[0]->nlmsg_len);
 	copy->nlmsg_len = 30;   /* cuts the first attribute in half */
-	ctd_engine_message(eng, copy, NOW_NS);
+	ctd_engine_message(eng, copy, &test_now);
 	copy->nlmsg_type = NLMSG_ERROR;
-	ctd_engine_message(eng, copy, NOW_NS);
+	ctd_engine_message(eng, copy, &test_now);
 	assert_int_equal(st.parse_errors, 1);
 	assert_int_equal(st.parse_ignored, 1);
 	assert_int_equal(s.nrecs, 0);
@@ -229,14 +243,14 @@ static void test_labels_and_arrival_times(void **state)
 
 	(void)state;
 	make_event(&ev, CTD_EV_NEW);
-	ctd_engine_event(eng, &ev, NOW_NS - 5000000000ULL);
+	ctd_engine_event(eng, &ev, &(struct ctd_now){ 0, NOW_NS - 5000000000ULL });
 	make_event(&ev, CTD_EV_UPDATE);
 	ev.have |= CTD_HAVE_LABELS | CTD_HAVE_MARK;
 	ev.labels[3] = 0x80;
 	ev.mark = 9;
-	ctd_engine_event(eng, &ev, NOW_NS - 1000000000ULL);
+	ctd_engine_event(eng, &ev, &(struct ctd_now){ 4000000, NOW_NS - 1000000000ULL });
 	make_event(&ev, CTD_EV_DESTROY);
-	ctd_engine_event(eng, &ev, NOW_NS);
+	ctd_engine_event(eng, &ev, &test_now);
 	assert_int_equal(s.nrecs, 1);
 	assert_true(s.recs[0].flags & CTD_REC_LABELS);
 	assert_int_equal(s.recs[0].labels[3], 0x80);
@@ -258,16 +272,161 @@ static void test_id_distinguishes_flows(void **state)
 
 	(void)state;
 	make_event(&ev, CTD_EV_NEW);
-	ctd_engine_event(eng, &ev, NOW_NS);
+	ctd_engine_event(eng, &ev, &test_now);
 	ev.id = 78;
-	ctd_engine_event(eng, &ev, NOW_NS);
+	ctd_engine_event(eng, &ev, &test_now);
 	assert_int_equal(ctd_flowtable_count(ctd_engine_flows(eng)), 2);
 	make_event(&ev, CTD_EV_DESTROY);
-	ctd_engine_event(eng, &ev, NOW_NS);
+	ctd_engine_event(eng, &ev, &test_now);
 	assert_int_equal(ctd_flowtable_count(ctd_engine_flows(eng)), 1);
 	assert_int_equal(s.nrecs, 1);
 	assert_int_equal(s.recs[0].id, 77);
 	assert_true(s.recs[0].flags & CTD_REC_NEW_SEEN);
+	ctd_engine_free(eng);
+}
+
+static struct ctd_now at(int64_t secs)
+{
+	return (struct ctd_now){ secs * 1000000, NOW_NS + (uint64_t)secs * 1000000000ULL };
+}
+
+/* A flow silent past its timeout is checked by the next dump: listed
+ * means alive and re-queued; not listed means gone, record "expired". */
+static void test_expiry_checked_by_dump(void **state)
+{
+	struct ctd_stats st;
+	struct sink s;
+	struct ctd_engine *eng = new_engine(0, &st, &s);
+	struct ctd_event a, b;
+	struct ctd_now t;
+
+	(void)state;
+	make_event(&a, CTD_EV_NEW);
+	make_event(&b, CTD_EV_NEW);
+	b.id = 78;
+	t = at(0);
+	ctd_engine_event(eng, &a, &t);
+	ctd_engine_event(eng, &b, &t);
+	assert_int_equal(ctd_engine_next_deadline(eng), 15 * 1000000);
+	t = at(14);
+	ctd_engine_sweep(eng, &t, 100);
+	assert_false(ctd_engine_wants_dump(eng));
+	t = at(16);
+	ctd_engine_sweep(eng, &t, 100);
+	assert_true(ctd_engine_wants_dump(eng));
+	assert_int_equal(st.flows_suspect, 2);
+	ctd_engine_dump_begin(eng);
+	b.type = CTD_EV_UPDATE;
+	b.have |= CTD_HAVE_COUNTERS;
+	b.cnt[CTD_DIR_ORIG].packets = 3;
+	ctd_engine_dump_entry(eng, &b, &t);     /* b alive, a not listed */
+	ctd_engine_dump_end(eng, true, &t);
+	assert_int_equal(s.nrecs, 1);
+	assert_int_equal(s.recs[0].id, 77);
+	assert_int_equal(s.recs[0].end_reason, CTD_END_EXPIRED);
+	assert_int_equal(st.expiry_alive, 1);
+	assert_int_equal(ctd_flowtable_count(ctd_engine_flows(eng)), 1);
+	assert_false(ctd_engine_wants_dump(eng));
+	/* b's DESTROY later: its record, with b's own counters. */
+	make_event(&b, CTD_EV_DESTROY);
+	b.id = 78;
+	ctd_engine_event(eng, &b, &t);
+	assert_int_equal(s.nrecs, 2);
+	assert_int_equal(s.recs[1].end_reason, CTD_END_DESTROY);
+	ctd_engine_free(eng);
+}
+
+/* A flow that becomes suspect while a dump runs is decided by the next
+ * dump: the running one may already have walked past it. A failed dump
+ * decides nothing. */
+static void test_suspect_during_dump_waits(void **state)
+{
+	struct ctd_stats st;
+	struct sink s;
+	struct ctd_engine *eng = new_engine(0, &st, &s);
+	struct ctd_event a;
+	struct ctd_now t = at(0);
+
+	(void)state;
+	make_event(&a, CTD_EV_NEW);
+	ctd_engine_event(eng, &a, &t);
+	ctd_engine_dump_begin(eng);
+	t = at(20);
+	ctd_engine_sweep(eng, &t, 100);
+	ctd_engine_dump_end(eng, true, &t);
+	assert_int_equal(s.nrecs, 0);
+	assert_true(ctd_engine_wants_dump(eng));
+	ctd_engine_dump_begin(eng);
+	ctd_engine_dump_end(eng, false, &t);
+	assert_int_equal(s.nrecs, 0);
+	assert_int_equal(st.dump_failures, 1);
+	ctd_engine_dump_begin(eng);
+	ctd_engine_dump_end(eng, true, &t);
+	assert_int_equal(s.nrecs, 1);
+	assert_int_equal(s.recs[0].end_reason, CTD_END_EXPIRED);
+	ctd_engine_free(eng);
+}
+
+/* An event for a suspect proves it alive; a dump entry marked DYING
+ * must not bring back a flow whose DESTROY is on its way. */
+static void test_event_clears_suspect_and_dying_skipped(void **state)
+{
+	struct ctd_stats st;
+	struct sink s;
+	struct ctd_engine *eng = new_engine(0, &st, &s);
+	struct ctd_event a;
+	struct ctd_now t = at(0);
+
+	(void)state;
+	make_event(&a, CTD_EV_NEW);
+	ctd_engine_event(eng, &a, &t);
+	t = at(20);
+	ctd_engine_sweep(eng, &t, 100);
+	assert_true(ctd_engine_wants_dump(eng));
+	make_event(&a, CTD_EV_UPDATE);
+	ctd_engine_event(eng, &a, &t);
+	assert_false(ctd_engine_wants_dump(eng));
+	assert_int_equal(ctd_engine_next_deadline(eng), 35 * 1000000);
+	make_event(&a, CTD_EV_UPDATE);
+	a.id = 99;
+	a.status = IPS_DYING;
+	a.have |= CTD_HAVE_STATUS;
+	ctd_engine_dump_begin(eng);
+	ctd_engine_dump_entry(eng, &a, &t);
+	ctd_engine_dump_end(eng, true, &t);
+	assert_int_equal(ctd_flowtable_count(ctd_engine_flows(eng)), 1);
+	assert_int_equal(st.dump_new_flows, 0);
+	ctd_engine_free(eng);
+}
+
+/* Flows learnt from the startup dump keep the kernel's start time and
+ * counters, and say their start was not seen. */
+static void test_startup_dump_flow(void **state)
+{
+	struct ctd_stats st;
+	struct sink s;
+	struct ctd_engine *eng = new_engine(0, &st, &s);
+	struct ctd_event a;
+	struct ctd_now t = at(0);
+
+	(void)state;
+	make_event(&a, CTD_EV_UPDATE);
+	a.have |= CTD_HAVE_COUNTERS | CTD_HAVE_TSTART;
+	a.cnt[CTD_DIR_ORIG].bytes = 1000;
+	a.tstart_ns = NOW_NS - 60000000000ULL;
+	ctd_engine_dump_begin(eng);
+	ctd_engine_dump_entry(eng, &a, &t);
+	ctd_engine_dump_end(eng, true, &t);
+	assert_int_equal(st.dump_new_flows, 1);
+	t = at(100);
+	ctd_engine_sweep(eng, &t, 100);
+	ctd_engine_dump_begin(eng);
+	ctd_engine_dump_end(eng, true, &t);
+	assert_int_equal(s.nrecs, 1);
+	assert_int_equal(s.recs[0].start_ns, NOW_NS - 60000000000ULL);
+	assert_int_equal(s.recs[0].cnt[CTD_DIR_ORIG].bytes, 1000);
+	assert_false(s.recs[0].flags & CTD_REC_START_SEEN);
+	assert_false(s.recs[0].flags & CTD_REC_NEW_SEEN);
 	ctd_engine_free(eng);
 }
 
@@ -276,10 +435,14 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full_recording),
 		cmocka_unit_test(test_destroy_without_new),
-		cmocka_unit_test(test_table_full_still_records),
+		cmocka_unit_test(test_table_full_evicts),
 		cmocka_unit_test(test_malformed_counted),
 		cmocka_unit_test(test_labels_and_arrival_times),
 		cmocka_unit_test(test_id_distinguishes_flows),
+		cmocka_unit_test(test_expiry_checked_by_dump),
+		cmocka_unit_test(test_suspect_during_dump_waits),
+		cmocka_unit_test(test_event_clears_suspect_and_dying_skipped),
+		cmocka_unit_test(test_startup_dump_flow),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

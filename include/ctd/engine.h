@@ -1,12 +1,18 @@
 /* engine: the hot path after parsing. Applies each event to the flow
- * table and hands completed-flow records and per-event notices to the
- * sinks main() wired in. Owns the flow table. Pure: time comes in as a
- * parameter, output goes out through callbacks. */
+ * table, keeps every tracked flow on its expiry list, and hands records
+ * and per-event notices to the sinks main() wired in. Flows that time
+ * out here become suspects, decided by the next table dump (one dump for
+ * all of them, never a request per flow). Owns the flow table and the
+ * expiry lists. Pure: time comes in as a parameter, output goes out
+ * through callbacks, dumps are driven by the caller. */
 #ifndef CTD_ENGINE_H
 #define CTD_ENGINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "ctd/expiry.h"
 
 struct ctd_engine;
 struct ctd_event;
@@ -14,28 +20,52 @@ struct ctd_record;
 struct ctd_stats;
 struct ctd_flowtable;
 struct nlmsghdr;
+struct ctd_now;
 
 struct ctd_engine_sinks {
 	/* A flow completed: the record is valid only during the call. */
 	void (*record)(void *arg, const struct ctd_record *rec);
 	/* Every event, with the record when the event completed a flow. */
 	void (*event)(void *arg, const struct ctd_event *ev,
-		      const struct ctd_record *rec, uint64_t now_ns);
+		      const struct ctd_record *rec, const struct ctd_now *now);
 	void *arg;
 };
 
-struct ctd_engine *ctd_engine_new(size_t max_flows, struct ctd_stats *stats,
+struct ctd_engine_cfg {
+	size_t max_flows;                    /* 0: no bound */
+	uint32_t timeout_s[CTD_TMO__COUNT];  /* the kernel's, per class */
+	uint32_t slack_s;                    /* added to every timeout */
+	uint64_t started_ns;                 /* wall clock ctd began listening */
+};
+
+struct ctd_engine *ctd_engine_new(const struct ctd_engine_cfg *cfg,
+				  struct ctd_stats *stats,
 				  const struct ctd_engine_sinks *sinks);
 void ctd_engine_free(struct ctd_engine *eng);
 
-/* now_ns: wall-clock arrival time of the event. */
 void ctd_engine_event(struct ctd_engine *eng, const struct ctd_event *ev,
-		      uint64_t now_ns);
-
+		      const struct ctd_now *now);
 /* Parses one ctnetlink message and applies it; messages that are not
  * conntrack events and malformed ones are only counted. */
 void ctd_engine_message(struct ctd_engine *eng, const struct nlmsghdr *nlh,
-			uint64_t now_ns);
+			const struct ctd_now *now);
+
+/* Moves up to budget timed-out flows to the suspect queue. Returns the
+ * next deadline (monotonic µs; now when the budget ran out). */
+int64_t ctd_engine_sweep(struct ctd_engine *eng, const struct ctd_now *now,
+			 size_t budget);
+int64_t ctd_engine_next_deadline(const struct ctd_engine *eng);
+/* True when suspects wait for a dump to decide them. */
+bool ctd_engine_wants_dump(const struct ctd_engine *eng);
+
+/* A table dump: begin, one entry per conntrack listed, end. Flows the
+ * dump lists are alive; suspects it does not list are completed as
+ * expired when it ends with ok. Unknown flows are added (start unseen). */
+void ctd_engine_dump_begin(struct ctd_engine *eng);
+void ctd_engine_dump_entry(struct ctd_engine *eng, const struct ctd_event *ev,
+			   const struct ctd_now *now);
+void ctd_engine_dump_end(struct ctd_engine *eng, bool ok,
+			 const struct ctd_now *now);
 
 const struct ctd_flowtable *ctd_engine_flows(const struct ctd_engine *eng);
 

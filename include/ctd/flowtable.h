@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "ctd/ctevent.h"
+#include "ctd/expiry.h"
 
 struct ctd_flowtable;
 
@@ -21,17 +22,25 @@ struct ctd_flow_key {
 };
 
 enum {
-	CTD_FLOW_NEW_SEEN = 1u << 0,   /* a NEW or UPDATE arrived before the end */
-	CTD_FLOW_LABELS   = 1u << 1,   /* labels[] is valid */
+	CTD_FLOW_NEW_SEEN     = 1u << 0,  /* a NEW or UPDATE arrived before the end */
+	CTD_FLOW_LABELS       = 1u << 1,  /* labels[] is valid */
+	CTD_FLOW_FROM_DUMP    = 1u << 2,  /* first known from a table dump */
+	CTD_FLOW_COUNTERS     = 1u << 3,  /* cnt[] holds the kernel's counters */
+	CTD_FLOW_KERNEL_START = 1u << 4,  /* first_ns is the kernel's start time */
+	CTD_FLOW_SUSPECT      = 1u << 5,  /* expired here: waiting for a dump */
 };
 
 struct ctd_flow {
 	struct ctd_flow *hnext;        /* hash chain; free list when unused */
+	struct ctd_expiry_node exp;    /* expiry list, or the suspect queue */
 	struct ctd_flow_key key;
 	struct ctd_tuple reply;
-	uint64_t first_ns;             /* wall clock of the first event seen */
+	struct ctd_counters cnt[CTD_DIR__COUNT];  /* last known, from a dump */
+	uint64_t first_ns;             /* wall clock: start, or first event seen */
 	uint32_t status;
 	uint32_t mark;
+	uint32_t gen;                  /* the last dump that listed the flow */
+	uint32_t suspect_gen;          /* the dump that decides a suspect */
 	uint8_t tcp_state;
 	uint8_t flags;                 /* CTD_FLOW_* */
 	uint8_t labels[16];

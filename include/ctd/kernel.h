@@ -5,10 +5,18 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "ctd/expiry.h"
 
 /* Returns the number of prerequisites still not met (0 = all good);
  * logs what it changed and warns about what it could not. */
 int ctd_kernel_prepare(const char *procdir, bool may_set);
+/* The kernel's timeout per expiry class, from the namespace's sysctls;
+ * a class whose sysctl is missing (protocol module not loaded) gets the
+ * kernel's built-in default. */
+void ctd_kernel_timeouts(const char *procdir, uint32_t ret[CTD_TMO__COUNT]);
+
 /* nf_conntrack_max, or 0 when it cannot be read. */
 size_t ctd_kernel_conntrack_max(const char *procdir);
 

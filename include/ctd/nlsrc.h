@@ -1,6 +1,7 @@
 /* nlsrc: the ctnetlink event socket. Owns the libmnl socket, its libev
  * watcher and the receive buffers; reads in batches with recvmmsg under a
- * per-wakeup budget and hands each netlink message to a callback.
+ * per-wakeup budget and hands each netlink message to a callback. Counts
+ * overruns and grows the socket buffer when they happen.
  * Optionally records every datagram raw to a file (--record). */
 #ifndef CTD_NLSRC_H
 #define CTD_NLSRC_H
@@ -13,17 +14,21 @@ struct ev_loop;
 struct nlmsghdr;
 struct ctd_nlsrc;
 struct ctd_stats;
+struct ctd_now;
 
 struct ctd_nlsrc_cfg {
-	size_t rcvbuf;            /* requested receive buffer, bytes */
-	bool broadcast_error;     /* NETLINK_BROADCAST_ERROR (reliable events) */
+	size_t rcvbuf;            /* initial receive buffer, bytes */
+	size_t rcvbuf_max;        /* doubled on overruns up to this */
+	/* NETLINK_BROADCAST_ERROR + NETLINK_NO_ENOBUFS: the kernel keeps
+	 * what it could not deliver and re-sends it. */
+	bool reliable;
 	unsigned budget;          /* messages per wakeup */
 	const char *record_path;  /* raw capture file, or NULL */
 };
 
-/* Called for each message; now_ns is the batch's wall-clock time. */
+/* Called for each message with the time its batch was read. */
 typedef void ctd_nlsrc_cb(void *arg, const struct nlmsghdr *nlh,
-			  uint64_t now_ns);
+			  const struct ctd_now *now);
 
 int ctd_nlsrc_new(const struct ctd_nlsrc_cfg *cfg, struct ctd_stats *stats,
 		  ctd_nlsrc_cb *cb, void *arg, struct ctd_nlsrc **ret);

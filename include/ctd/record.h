@@ -12,7 +12,9 @@
 struct ctd_flow;
 
 enum ctd_end_reason {
-	CTD_END_DESTROY,
+	CTD_END_DESTROY,   /* the kernel reported the end */
+	CTD_END_EXPIRED,   /* timed out here and gone from the kernel's table */
+	CTD_END_EVICTED,   /* pushed out of a full table */
 	CTD_END__COUNT
 };
 
@@ -22,6 +24,7 @@ enum {
 	CTD_REC_NEW_SEEN    = 1u << 2,
 	CTD_REC_TCPSTATE    = 1u << 3,
 	CTD_REC_LABELS      = 1u << 4,
+	CTD_REC_START_SEEN  = 1u << 5,  /* began while ctd was listening */
 };
 
 struct ctd_record {
@@ -46,6 +49,11 @@ struct ctd_record {
 void ctd_record_from_destroy(const struct ctd_flow *flow,
 			     const struct ctd_event *ev, uint64_t now_ns,
 			     struct ctd_record *ret_rec);
+
+/* A flow that ends without a DESTROY: last known state, end time now. */
+void ctd_record_from_flow(const struct ctd_flow *flow,
+			  enum ctd_end_reason reason, uint64_t now_ns,
+			  struct ctd_record *ret_rec);
 
 const char *ctd_end_reason_name(enum ctd_end_reason reason);
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "ctd/ctevent.h"
+#include "ctd/record.h"
 
 struct ctd_stats {
 	uint64_t events[CTD_EV__COUNT];  /* parsed events by type */
@@ -14,7 +15,9 @@ struct ctd_stats {
 	uint64_t nl_reads;               /* datagrams read */
 	uint64_t nl_wakeups;             /* socket readiness callbacks */
 	uint64_t nl_budget_hits;         /* wakeups that stopped at the budget */
-	uint64_t nl_enobufs;             /* socket overruns reported */
+	uint64_t nl_enobufs;             /* overruns reported (lossy mode) */
+	uint64_t nl_drops;               /* events the socket dropped (SO_MEMINFO) */
+	uint64_t nl_grows;               /* receive buffer doublings */
 	uint64_t nl_truncated;           /* datagrams larger than a slot */
 	uint64_t nl_errors;              /* other receive errors */
 	uint64_t parse_errors;           /* malformed conntrack messages */
@@ -24,6 +27,13 @@ struct ctd_stats {
 	uint64_t flows_table_full;       /* flows not tracked: table at bound */
 	uint64_t flows_nomem;            /* flows not tracked: out of memory */
 	uint64_t records;                /* completed-flow records produced */
+	uint64_t ends[CTD_END__COUNT];   /* records by end_reason */
+	uint64_t expiry_suspects;        /* flows that timed out here */
+	uint64_t expiry_alive;           /* ... that a dump showed alive */
+	uint64_t dumps;                  /* table dumps begun */
+	uint64_t dump_failures;          /* table dumps that failed */
+	uint64_t dump_entries;           /* conntracks listed by dumps */
+	uint64_t dump_new_flows;         /* flows first learnt from a dump */
 	uint64_t out_records;            /* records written by the JSON output */
 	uint64_t out_dropped;            /* records the JSON output lost */
 	uint64_t out_write_errors;       /* failed write() calls */
@@ -31,6 +41,9 @@ struct ctd_stats {
 	uint64_t text_dropped;           /* -f lines skipped: terminal stuck */
 	uint64_t rcvbuf;                 /* netlink receive buffer, bytes */
 	uint64_t flows_tracked;          /* gauge */
+	uint64_t flows_suspect;          /* gauge: waiting for a dump */
+	uint64_t kernel_pending;         /* gauge: DESTROYs the kernel holds */
+	uint64_t kernel_pending_peak;
 	uint64_t table_bytes;            /* gauge: flow table memory */
 };
 

@@ -7,12 +7,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct ctd_mono {
-	int64_t us;
+/* Both clocks, read together once per batch of events. */
+struct ctd_now {
+	int64_t mono_us;     /* CLOCK_MONOTONIC: deadlines and intervals */
+	uint64_t wall_ns;    /* CLOCK_REALTIME: record times only */
 };
 
-struct ctd_mono ctd_mono_now(void);
-uint64_t ctd_wall_now_ns(void);
+struct ctd_now ctd_now_read(void);
 
 /* "2026-11-24T16:00:00.123Z": writes 24 bytes plus a NUL; cap >= 25. */
 size_t ctd_fmt_iso8601_ms(uint64_t wall_ns, char *buf, size_t cap);
