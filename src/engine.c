@@ -13,7 +13,18 @@
  * the caller runs once for all suspects: listed means alive (re-queued),
  * not listed means gone (record with end_reason "expired"). Suspects
  * that arrive during a dump wait for the following one, because the
- * running dump may already have walked past them. */
+ * running dump may already have walked past them.
+ *
+ * Every event stamps its flow with the current dump generation, so at
+ * the end of a resync dump "not stamped" means neither listed by the
+ * kernel nor heard of since the dump began: gone, its DESTROY lost.
+ *
+ * The kernel fills a dump's next datagram at the end of our previous
+ * read, so an entry can be older than events already handled. While a
+ * dump runs, a flow that ends leaves a tombstone in the table: a stale
+ * entry for it is skipped instead of resurrecting it (which would give a
+ * second record later), and a repeated DESTROY is dropped. Tombstones
+ * are freed when the dump ends. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -32,11 +43,13 @@ struct ctd_engine {
 	struct ctd_flowtable *flows;
 	struct ctd_expiry *expiry;
 	struct ctd_fifo suspects;      /* ordered by suspect_gen */
+	struct ctd_fifo tombstones;    /* flows ended during the running dump */
 	struct ctd_stats *stats;
 	struct ctd_engine_sinks sinks;
 	uint64_t started_ns;
 	uint32_t gen;                  /* the dump running or last run */
 	bool dumping;
+	bool resync;                   /* the running dump is a resync */
 };
 
 #define flow_of(node) \
@@ -85,12 +98,33 @@ static void update_gauges(struct ctd_engine *eng)
 /* Takes the flow off whichever queue holds it. */
 static void dequeue(struct ctd_engine *eng, struct ctd_flow *f)
 {
-	if (f->flags & CTD_FLOW_SUSPECT) {
+	if (f->flags & CTD_FLOW_SUSPECT)
 		ctd_fifo_unlink(&eng->suspects, &f->exp);
-		f->flags &= (uint8_t)~CTD_FLOW_SUSPECT;
-	} else {
+	else if (f->flags & CTD_FLOW_TOMBSTONE)
+		ctd_fifo_unlink(&eng->tombstones, &f->exp);
+	else
 		ctd_expiry_remove(eng->expiry, &f->exp);
+	f->flags &= (uint8_t)~(CTD_FLOW_SUSPECT | CTD_FLOW_TOMBSTONE);
+}
+
+/* The flow's record is out: forget it, or, during a dump, keep only
+ * its key as a tombstone. f may be NULL (the flow was never tracked). */
+static void bury(struct ctd_engine *eng, const struct ctd_flow_key *key,
+		 struct ctd_flow *f)
+{
+	if (f)
+		dequeue(eng, f);
+	if (!eng->dumping) {
+		if (f)
+			ctd_flowtable_remove(eng->flows, f);
+		return;
 	}
+	if (!f && ctd_flowtable_insert(eng->flows, key, &f) < 0) {
+		eng->stats->tombstone_failures++;
+		return;
+	}
+	f->flags = CTD_FLOW_TOMBSTONE;
+	ctd_fifo_append(&eng->tombstones, &f->exp);
 }
 
 static void requeue(struct ctd_engine *eng, struct ctd_flow *f,
@@ -129,10 +163,9 @@ static void finish(struct ctd_engine *eng, struct ctd_flow *f,
 {
 	struct ctd_record rec;
 
-	dequeue(eng, f);
 	ctd_record_from_flow(f, reason, now->wall_ns, &rec);
 	emit(eng, &rec, f);
-	ctd_flowtable_remove(eng->flows, f);
+	bury(eng, &f->key, f);
 }
 
 /* At the bound the flow closest to expiry makes room, so the table
@@ -149,25 +182,47 @@ static int make_room(struct ctd_engine *eng, const struct ctd_now *now)
 	return 0;
 }
 
+/* A tombstone's key came back: the kernel reused id and tuple for a new
+ * flow. Everything but the hash link and the key starts over. */
+static void revive(struct ctd_engine *eng, struct ctd_flow *f)
+{
+	struct ctd_flow_key key = f->key;
+	struct ctd_flow *hnext = f->hnext;
+
+	dequeue(eng, f);
+	memset(f, 0, sizeof(*f));
+	f->hnext = hnext;
+	f->key = key;
+}
+
+static struct ctd_flow *insert(struct ctd_engine *eng,
+			       const struct ctd_flow_key *key,
+			       const struct ctd_now *now)
+{
+	struct ctd_flow *f;
+	int r = ctd_flowtable_insert(eng->flows, key, &f);
+
+	if (r == -ENOSPC && make_room(eng, now) == 0)
+		r = ctd_flowtable_insert(eng->flows, key, &f);
+	if (r == -ENOSPC)
+		eng->stats->flows_table_full++;
+	else if (r < 0)
+		eng->stats->flows_nomem++;
+	return r < 0 ? NULL : f;
+}
+
 static struct ctd_flow *track(struct ctd_engine *eng,
 			      const struct ctd_flow_key *key,
 			      const struct ctd_now *now)
 {
 	struct ctd_flow *f = ctd_flowtable_lookup(eng->flows, key);
-	int r;
 
-	if (f)
+	if (f && !(f->flags & CTD_FLOW_TOMBSTONE))
 		return f;
-	r = ctd_flowtable_insert(eng->flows, key, &f);
-	if (r == -ENOSPC && make_room(eng, now) == 0)
-		r = ctd_flowtable_insert(eng->flows, key, &f);
-	if (r < 0) {
-		if (r == -ENOSPC)
-			eng->stats->flows_table_full++;
-		else
-			eng->stats->flows_nomem++;
+	if (f)
+		revive(eng, f);
+	else if (!(f = insert(eng, key, now)))
 		return NULL;
-	}
 	f->first_ns = now->wall_ns;
 	eng->stats->flows_created++;
 	return f;
@@ -203,14 +258,15 @@ static void complete(struct ctd_engine *eng, const struct ctd_flow_key *key,
 	struct ctd_flow *f = ctd_flowtable_lookup(eng->flows, key);
 	struct ctd_record rec;
 
+	if (f && f->flags & CTD_FLOW_TOMBSTONE) {
+		eng->stats->destroy_duplicates++;
+		return;
+	}
 	if (!f)
 		eng->stats->flows_unseen_destroy++;
 	ctd_record_from_destroy(f, ev, now->wall_ns, &rec);
 	emit(eng, &rec, f);
-	if (f) {
-		dequeue(eng, f);
-		ctd_flowtable_remove(eng->flows, f);
-	}
+	bury(eng, key, f);
 	if (eng->sinks.event)
 		eng->sinks.event(eng->sinks.arg, ev, &rec, now);
 }
@@ -229,6 +285,7 @@ void ctd_engine_event(struct ctd_engine *eng, const struct ctd_event *ev,
 		f = track(eng, &key, now);
 		if (f) {
 			refresh(f, ev);
+			f->gen = eng->gen;
 			f->flags |= CTD_FLOW_NEW_SEEN;
 			requeue(eng, f, now);
 		}
@@ -288,11 +345,14 @@ bool ctd_engine_wants_dump(const struct ctd_engine *eng)
 	return eng->suspects.count > 0;
 }
 
-void ctd_engine_dump_begin(struct ctd_engine *eng)
+void ctd_engine_dump_begin(struct ctd_engine *eng, bool resync)
 {
 	eng->gen++;
 	eng->dumping = true;
+	eng->resync = resync;
 	eng->stats->dumps++;
+	if (resync)
+		eng->stats->resyncs++;
 }
 
 void ctd_engine_dump_entry(struct ctd_engine *eng, const struct ctd_event *ev,
@@ -308,7 +368,12 @@ void ctd_engine_dump_entry(struct ctd_engine *eng, const struct ctd_event *ev,
 	if (ev->status & IPS_DYING)
 		return;
 	ctd_flow_key_from_event(ev, &key);
-	known = ctd_flowtable_lookup(eng->flows, &key) != NULL;
+	f = ctd_flowtable_lookup(eng->flows, &key);
+	if (f && f->flags & CTD_FLOW_TOMBSTONE) {
+		eng->stats->dump_stale++;
+		return;
+	}
+	known = f != NULL;
 	f = track(eng, &key, now);
 	if (!f)
 		return;
@@ -323,16 +388,39 @@ void ctd_engine_dump_entry(struct ctd_engine *eng, const struct ctd_event *ev,
 	update_gauges(eng);
 }
 
+/* O(flows), but only after a resync dump, which itself lists them all. */
+static void sweep_unlisted(struct ctd_engine *eng, const struct ctd_now *now)
+{
+	struct ctd_expiry_node *n, *next;
+	size_t cls;
+
+	for (cls = 0; cls < CTD_TMO__COUNT; cls++) {
+		for (n = ctd_expiry_head(eng->expiry, (enum ctd_tmo)cls); n; n = next) {
+			next = n->next;
+			if (flow_of(n)->gen != eng->gen)
+				finish(eng, flow_of(n), CTD_END_LOST, now);
+		}
+	}
+}
+
 void ctd_engine_dump_end(struct ctd_engine *eng, bool ok,
 			 const struct ctd_now *now)
 {
 	struct ctd_expiry_node *n;
+	bool resync = eng->resync;
 
+	while ((n = eng->tombstones.head)) {
+		ctd_fifo_unlink(&eng->tombstones, n);
+		ctd_flowtable_remove(eng->flows, flow_of(n));
+	}
 	eng->dumping = false;
+	eng->resync = false;
 	if (!ok) {
 		eng->stats->dump_failures++;
 		return;
 	}
+	if (resync)
+		sweep_unlisted(eng, now);
 	while ((n = eng->suspects.head) && flow_of(n)->suspect_gen <= eng->gen) {
 		struct ctd_flow *f = flow_of(n);
 

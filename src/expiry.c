@@ -79,6 +79,12 @@ size_t ctd_expiry_sweep(struct ctd_expiry *exp, int64_t now_us, size_t budget,
 	return done;
 }
 
+struct ctd_expiry_node *ctd_expiry_head(const struct ctd_expiry *exp,
+					enum ctd_tmo cls)
+{
+	return exp->lists[cls].head;
+}
+
 int64_t ctd_expiry_next(const struct ctd_expiry *exp)
 {
 	int64_t next = INT64_MAX;

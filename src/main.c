@@ -42,6 +42,7 @@ struct options {
 	unsigned expiry_slack;     /* seconds */
 	unsigned check_interval;   /* seconds between suspect-check dumps */
 	unsigned pending_interval; /* seconds between dying-list polls; 0 off */
+	bool resync;               /* lossy mode: dump and sweep after overruns */
 	struct ctd_nlsrc_cfg nl;
 };
 
@@ -61,6 +62,8 @@ struct ctd {
 	int64_t armed_us;          /* deadline the expiry timer is set for */
 	int64_t last_check_us;     /* last suspect-check dump */
 	bool startup_dump;         /* the running table dump is the first */
+	bool resync_pending;       /* events were lost: resync at next chance */
+	uint64_t enobufs_seen;
 };
 
 static void usage(FILE *f)
@@ -83,6 +86,7 @@ static void usage(FILE *f)
 "      --pending-interval SECS  poll the kernel's undelivered DESTROYs (default 10,\n"
 "                           0 = off)\n"
 "      --no-broadcast-error lossy mode: do not ask the kernel to keep undelivered events\n"
+"      --no-resync          lossy mode: do not resync the table after overruns\n"
 "      --no-sysctl          leave nf_conntrack_events/acct/timestamp alone\n"
 "      --record FILE        also write every raw netlink datagram to FILE\n"
 "  -h, --help               this text\n"
@@ -118,7 +122,7 @@ static void bad_arg(const char *opt, const char *val, const char *want)
 
 enum {
 	OPT_BUDGET = 256, OPT_MAX_FLOWS, OPT_NO_BCERR, OPT_NO_SYSCTL, OPT_RECORD,
-	OPT_RCVBUF_MAX, OPT_SLACK, OPT_CHECK, OPT_PENDING,
+	OPT_RCVBUF_MAX, OPT_SLACK, OPT_CHECK, OPT_PENDING, OPT_NO_RESYNC,
 };
 
 static const struct option longopts[] = {
@@ -135,6 +139,7 @@ static const struct option longopts[] = {
 	{ "expiry-slack", required_argument, NULL, OPT_SLACK },
 	{ "check-interval", required_argument, NULL, OPT_CHECK },
 	{ "pending-interval", required_argument, NULL, OPT_PENDING },
+	{ "no-resync", no_argument, NULL, OPT_NO_RESYNC },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -189,6 +194,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		.expiry_slack = 60,
 		.check_interval = 10,
 		.pending_interval = 10,
+		.resync = true,
 		.nl = { .rcvbuf = DEFAULT_RCVBUF, .rcvbuf_max = DEFAULT_RCVBUF_MAX,
 			.reliable = true, .budget = DEFAULT_BUDGET },
 	};
@@ -199,6 +205,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case 'o': o->output = optarg; break;
 		case OPT_NO_BCERR: o->nl.reliable = false; break;
 		case OPT_NO_SYSCTL: o->set_sysctl = false; break;
+		case OPT_NO_RESYNC: o->resync = false; break;
 		case OPT_RECORD: o->nl.record_path = optarg; break;
 		case 'h': usage(stdout); exit(0);
 		case 'V': printf("ctd %s\n", CTD_VERSION); exit(0);
@@ -247,6 +254,7 @@ static void on_message(void *arg, const struct nlmsghdr *nlh,
 static void start_dump(struct ctd *ctd, enum ctd_dump_kind kind,
 		       const struct ctd_now *now)
 {
+	bool resync = kind == CTD_DUMP_TABLE && ctd->resync_pending;
 	int r = ctd_ctdump_start(ctd->dump, kind);
 
 	if (r == -EBUSY)
@@ -257,7 +265,10 @@ static void start_dump(struct ctd *ctd, enum ctd_dump_kind kind,
 	}
 	if (kind == CTD_DUMP_TABLE) {
 		ctd->last_check_us = now->mono_us;
-		ctd_engine_dump_begin(ctd->engine);
+		ctd->resync_pending = false;
+		if (resync)
+			log_info("resyncing with the kernel table after lost events");
+		ctd_engine_dump_begin(ctd->engine, resync);
 	}
 }
 
@@ -269,6 +280,8 @@ static void schedule(struct ctd *ctd, const struct ctd_now *now)
 	int64_t due = ctd->last_check_us +
 		      (int64_t)ctd->opts->check_interval * 1000000;
 
+	if (ctd->resync_pending && !ctd_ctdump_running(ctd->dump))
+		start_dump(ctd, CTD_DUMP_TABLE, now);
 	if (ctd_engine_wants_dump(ctd->engine) &&
 	    !ctd_ctdump_running(ctd->dump)) {
 		if (now->mono_us >= due)
@@ -336,6 +349,10 @@ static void on_dump_done(void *arg, enum ctd_dump_kind kind, int err,
 	if (kind == CTD_DUMP_DYING) {
 		dying_done(ctd, err, entries);
 	} else {
+		/* A flow the dump did not list was destroyed before the dump
+		 * ended, so its DESTROY, unless lost, is already queued on the
+		 * event socket: read it first, or "gone" would double it. */
+		ctd_nlsrc_drain(ctd->nlsrc, SHUTDOWN_DRAIN_MAX);
 		ctd_engine_dump_end(ctd->engine, err == 0, now);
 		if (err)
 			log_warn("conntrack table dump failed: %s", strerror(-err));
@@ -357,9 +374,14 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 		ctd_out_json_flush(ctd->json);
 	if (ctd->text)
 		ctd_out_text_flush(ctd->text);
+	if (ctd->stats.nl_enobufs != ctd->enobufs_seen) {
+		ctd->enobufs_seen = ctd->stats.nl_enobufs;
+		ctd->resync_pending = ctd->opts->resync;
+	}
 	/* Events may have queued a flow with a deadline before the armed one
 	 * (a class with a shorter timeout). O(classes). */
-	if (ctd_engine_next_deadline(ctd->engine) < ctd->armed_us) {
+	if (ctd->resync_pending ||
+	    ctd_engine_next_deadline(ctd->engine) < ctd->armed_us) {
 		struct ctd_now now = ctd_now_read();
 
 		schedule(ctd, &now);

@@ -109,6 +109,7 @@ const char *ctd_end_reason_name(enum ctd_end_reason reason)
 		[CTD_END_DESTROY] = "destroy",
 		[CTD_END_EXPIRED] = "expired",
 		[CTD_END_EVICTED] = "evicted",
+		[CTD_END_LOST] = "lost",
 	};
 
 	return (unsigned)reason < CTD_END__COUNT ? names[reason] : "unknown";

@@ -315,7 +315,7 @@ static void test_expiry_checked_by_dump(void **state)
 	ctd_engine_sweep(eng, &t, 100);
 	assert_true(ctd_engine_wants_dump(eng));
 	assert_int_equal(st.flows_suspect, 2);
-	ctd_engine_dump_begin(eng);
+	ctd_engine_dump_begin(eng, false);
 	b.type = CTD_EV_UPDATE;
 	b.have |= CTD_HAVE_COUNTERS;
 	b.cnt[CTD_DIR_ORIG].packets = 3;
@@ -350,17 +350,17 @@ static void test_suspect_during_dump_waits(void **state)
 	(void)state;
 	make_event(&a, CTD_EV_NEW);
 	ctd_engine_event(eng, &a, &t);
-	ctd_engine_dump_begin(eng);
+	ctd_engine_dump_begin(eng, false);
 	t = at(20);
 	ctd_engine_sweep(eng, &t, 100);
 	ctd_engine_dump_end(eng, true, &t);
 	assert_int_equal(s.nrecs, 0);
 	assert_true(ctd_engine_wants_dump(eng));
-	ctd_engine_dump_begin(eng);
+	ctd_engine_dump_begin(eng, false);
 	ctd_engine_dump_end(eng, false, &t);
 	assert_int_equal(s.nrecs, 0);
 	assert_int_equal(st.dump_failures, 1);
-	ctd_engine_dump_begin(eng);
+	ctd_engine_dump_begin(eng, false);
 	ctd_engine_dump_end(eng, true, &t);
 	assert_int_equal(s.nrecs, 1);
 	assert_int_equal(s.recs[0].end_reason, CTD_END_EXPIRED);
@@ -391,7 +391,7 @@ static void test_event_clears_suspect_and_dying_skipped(void **state)
 	a.id = 99;
 	a.status = IPS_DYING;
 	a.have |= CTD_HAVE_STATUS;
-	ctd_engine_dump_begin(eng);
+	ctd_engine_dump_begin(eng, false);
 	ctd_engine_dump_entry(eng, &a, &t);
 	ctd_engine_dump_end(eng, true, &t);
 	assert_int_equal(ctd_flowtable_count(ctd_engine_flows(eng)), 1);
@@ -414,19 +414,54 @@ static void test_startup_dump_flow(void **state)
 	a.have |= CTD_HAVE_COUNTERS | CTD_HAVE_TSTART;
 	a.cnt[CTD_DIR_ORIG].bytes = 1000;
 	a.tstart_ns = NOW_NS - 60000000000ULL;
-	ctd_engine_dump_begin(eng);
+	ctd_engine_dump_begin(eng, false);
 	ctd_engine_dump_entry(eng, &a, &t);
 	ctd_engine_dump_end(eng, true, &t);
 	assert_int_equal(st.dump_new_flows, 1);
 	t = at(100);
 	ctd_engine_sweep(eng, &t, 100);
-	ctd_engine_dump_begin(eng);
+	ctd_engine_dump_begin(eng, false);
 	ctd_engine_dump_end(eng, true, &t);
 	assert_int_equal(s.nrecs, 1);
 	assert_int_equal(s.recs[0].start_ns, NOW_NS - 60000000000ULL);
 	assert_int_equal(s.recs[0].cnt[CTD_DIR_ORIG].bytes, 1000);
 	assert_false(s.recs[0].flags & CTD_REC_START_SEEN);
 	assert_false(s.recs[0].flags & CTD_REC_NEW_SEEN);
+	ctd_engine_free(eng);
+}
+
+/* Lossy mode: after a resync dump, flows neither listed nor heard of
+ * since it began are "lost"; flows created meanwhile are kept. */
+static void test_resync_marks_lost(void **state)
+{
+	struct ctd_stats st;
+	struct sink s;
+	struct ctd_engine *eng = new_engine(0, &st, &s);
+	struct ctd_event a, b, c;
+	struct ctd_now t = at(0);
+
+	(void)state;
+	make_event(&a, CTD_EV_NEW);
+	make_event(&b, CTD_EV_NEW);
+	make_event(&c, CTD_EV_NEW);
+	b.id = 78;
+	c.id = 79;
+	ctd_engine_event(eng, &a, &t);
+	ctd_engine_event(eng, &b, &t);
+	ctd_engine_dump_begin(eng, true);
+	ctd_engine_event(eng, &c, &t);          /* new during the dump */
+	b.type = CTD_EV_UPDATE;
+	ctd_engine_dump_entry(eng, &b, &t);     /* listed */
+	ctd_engine_dump_end(eng, true, &t);     /* a: lost */
+	assert_int_equal(s.nrecs, 1);
+	assert_int_equal(s.recs[0].id, 77);
+	assert_int_equal(s.recs[0].end_reason, CTD_END_LOST);
+	assert_int_equal(st.resyncs, 1);
+	assert_int_equal(ctd_flowtable_count(ctd_engine_flows(eng)), 2);
+	/* A plain check dump never declares anything lost. */
+	ctd_engine_dump_begin(eng, false);
+	ctd_engine_dump_end(eng, true, &t);
+	assert_int_equal(s.nrecs, 1);
 	ctd_engine_free(eng);
 }
 
@@ -443,6 +478,7 @@ int main(void)
 		cmocka_unit_test(test_suspect_during_dump_waits),
 		cmocka_unit_test(test_event_clears_suspect_and_dying_skipped),
 		cmocka_unit_test(test_startup_dump_flow),
+		cmocka_unit_test(test_resync_marks_lost),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -60,8 +60,10 @@ bool ctd_engine_wants_dump(const struct ctd_engine *eng);
 
 /* A table dump: begin, one entry per conntrack listed, end. Flows the
  * dump lists are alive; suspects it does not list are completed as
- * expired when it ends with ok. Unknown flows are added (start unseen). */
-void ctd_engine_dump_begin(struct ctd_engine *eng);
+ * expired when it ends with ok. Unknown flows are added (start unseen).
+ * A resync dump (after events were lost) also completes, as "lost",
+ * every flow neither listed nor heard of since the dump began. */
+void ctd_engine_dump_begin(struct ctd_engine *eng, bool resync);
 void ctd_engine_dump_entry(struct ctd_engine *eng, const struct ctd_event *ev,
 			   const struct ctd_now *now);
 void ctd_engine_dump_end(struct ctd_engine *eng, bool ok,

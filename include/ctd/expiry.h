@@ -61,6 +61,9 @@ size_t ctd_expiry_sweep(struct ctd_expiry *exp, int64_t now_us, size_t budget,
 			ctd_expiry_cb *cb, void *arg, int64_t *ret_next);
 
 size_t ctd_expiry_count(const struct ctd_expiry *exp, enum ctd_tmo cls);
+/* The first node of a class (walk on with node->next), or NULL. */
+struct ctd_expiry_node *ctd_expiry_head(const struct ctd_expiry *exp,
+					enum ctd_tmo cls);
 /* Earliest deadline queued, INT64_MAX when none: O(classes). */
 int64_t ctd_expiry_next(const struct ctd_expiry *exp);
 /* The node closest to expiry, still linked, or NULL: O(classes). */

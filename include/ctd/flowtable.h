@@ -28,6 +28,7 @@ enum {
 	CTD_FLOW_COUNTERS     = 1u << 3,  /* cnt[] holds the kernel's counters */
 	CTD_FLOW_KERNEL_START = 1u << 4,  /* first_ns is the kernel's start time */
 	CTD_FLOW_SUSPECT      = 1u << 5,  /* expired here: waiting for a dump */
+	CTD_FLOW_TOMBSTONE    = 1u << 6,  /* ended during a dump: no record left */
 };
 
 struct ctd_flow {

@@ -15,6 +15,7 @@ enum ctd_end_reason {
 	CTD_END_DESTROY,   /* the kernel reported the end */
 	CTD_END_EXPIRED,   /* timed out here and gone from the kernel's table */
 	CTD_END_EVICTED,   /* pushed out of a full table */
+	CTD_END_LOST,      /* its DESTROY was lost (lossy mode), found by a resync */
 	CTD_END__COUNT
 };
 

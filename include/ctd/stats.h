@@ -31,9 +31,13 @@ struct ctd_stats {
 	uint64_t expiry_suspects;        /* flows that timed out here */
 	uint64_t expiry_alive;           /* ... that a dump showed alive */
 	uint64_t dumps;                  /* table dumps begun */
+	uint64_t resyncs;                /* ... of them to resync after losses */
 	uint64_t dump_failures;          /* table dumps that failed */
 	uint64_t dump_entries;           /* conntracks listed by dumps */
 	uint64_t dump_new_flows;         /* flows first learnt from a dump */
+	uint64_t dump_stale;             /* dump entries for flows already ended */
+	uint64_t destroy_duplicates;     /* DESTROYs for a flow already ended */
+	uint64_t tombstone_failures;     /* ends not remembered: table full */
 	uint64_t out_records;            /* records written by the JSON output */
 	uint64_t out_dropped;            /* records the JSON output lost */
 	uint64_t out_write_errors;       /* failed write() calls */
