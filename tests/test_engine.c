@@ -465,6 +465,43 @@ static void test_resync_marks_lost(void **state)
 	ctd_engine_free(eng);
 }
 
+/* During a dump, a DESTROY leaves a tombstone: the dump's stale entry
+ * for that flow is skipped, a repeated DESTROY is dropped, and a NEW
+ * with the same key (reused id) starts a fresh flow. After the dump the
+ * tombstones are gone. */
+static void test_tombstones_during_dump(void **state)
+{
+	struct ctd_stats st;
+	struct sink s;
+	struct ctd_engine *eng = new_engine(0, &st, &s);
+	struct ctd_event a, b;
+	struct ctd_now t = at(0);
+
+	(void)state;
+	ctd_engine_dump_begin(eng, true);
+	make_event(&a, CTD_EV_DESTROY);            /* never seen, ends now */
+	ctd_engine_event(eng, &a, &t);
+	assert_int_equal(s.nrecs, 1);
+	make_event(&a, CTD_EV_UPDATE);             /* the dump's older view */
+	ctd_engine_dump_entry(eng, &a, &t);
+	assert_int_equal(st.dump_stale, 1);
+	make_event(&a, CTD_EV_DESTROY);            /* a re-sent DESTROY */
+	ctd_engine_event(eng, &a, &t);
+	assert_int_equal(st.destroy_duplicates, 1);
+	assert_int_equal(s.nrecs, 1);
+	make_event(&b, CTD_EV_NEW);                /* same key, new flow */
+	ctd_engine_event(eng, &b, &t);
+	ctd_engine_dump_end(eng, true, &t);
+	assert_int_equal(s.nrecs, 1);              /* b was heard of: kept */
+	assert_int_equal(ctd_flowtable_count(ctd_engine_flows(eng)), 1);
+	make_event(&b, CTD_EV_DESTROY);
+	ctd_engine_event(eng, &b, &t);
+	assert_int_equal(s.nrecs, 2);
+	assert_true(s.recs[1].flags & CTD_REC_NEW_SEEN);
+	assert_int_equal(ctd_flowtable_count(ctd_engine_flows(eng)), 0);
+	ctd_engine_free(eng);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -479,6 +516,7 @@ int main(void)
 		cmocka_unit_test(test_event_clears_suspect_and_dying_skipped),
 		cmocka_unit_test(test_startup_dump_flow),
 		cmocka_unit_test(test_resync_marks_lost),
+		cmocka_unit_test(test_tombstones_during_dump),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
