@@ -47,6 +47,7 @@ struct ctd_engine {
 	struct ctd_stats *stats;
 	struct ctd_engine_sinks sinks;
 	uint64_t started_ns;
+	uint64_t active_ns;            /* interim record period; 0: none */
 	uint32_t gen;                  /* the dump running or last run */
 	bool dumping;
 	bool resync;                   /* the running dump is a resync */
@@ -72,6 +73,7 @@ struct ctd_engine *ctd_engine_new(const struct ctd_engine_cfg *cfg,
 	eng->stats = stats;
 	eng->sinks = *sinks;
 	eng->started_ns = cfg->started_ns;
+	eng->active_ns = (uint64_t)cfg->active_timeout_s * 1000000000ULL;
 	return eng;
 }
 
@@ -355,6 +357,29 @@ void ctd_engine_dump_begin(struct ctd_engine *eng, bool resync)
 		eng->stats->resyncs++;
 }
 
+/* Events carry no counters, so long flows are reported from dumps: an
+ * interim record when the last one (or the start) is active_ns old,
+ * with the deltas since the previous report. */
+static void maybe_interim(struct ctd_engine *eng, struct ctd_flow *f,
+			  const struct ctd_now *now)
+{
+	uint64_t since = f->flags & CTD_FLOW_REPORTED ? f->report_ns : f->first_ns;
+	struct ctd_record rec;
+
+	if (!eng->active_ns || !(f->flags & CTD_FLOW_COUNTERS) ||
+	    now->wall_ns < since + eng->active_ns)
+		return;
+	ctd_record_from_flow(f, CTD_END_ACTIVE, now->wall_ns, &rec);
+	if (!(f->flags & CTD_FLOW_REPORTED)) {
+		memcpy(rec.delta, rec.cnt, sizeof(rec.delta));
+		rec.flags |= CTD_REC_DELTA;
+	}
+	emit(eng, &rec, f);
+	memcpy(f->reported, f->cnt, sizeof(f->reported));
+	f->report_ns = now->wall_ns;
+	f->flags |= CTD_FLOW_REPORTED;
+}
+
 void ctd_engine_dump_entry(struct ctd_engine *eng, const struct ctd_event *ev,
 			   const struct ctd_now *now)
 {
@@ -385,6 +410,7 @@ void ctd_engine_dump_entry(struct ctd_engine *eng, const struct ctd_event *ev,
 	f->gen = eng->gen;
 	if (!(f->flags & CTD_FLOW_SUSPECT))
 		requeue(eng, f, now);
+	maybe_interim(eng, f, now);
 	update_gauges(eng);
 }
 

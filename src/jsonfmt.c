@@ -119,6 +119,12 @@ static void put_tuple(struct cursor *c, const struct ctd_record *rec,
 		put_key(c, "bytes");
 		put_u64(c, rec->cnt[dir].bytes);
 	}
+	if (rec->flags & CTD_REC_DELTA) {
+		put_key(c, "delta_packets");
+		put_u64(c, rec->delta[dir].packets);
+		put_key(c, "delta_bytes");
+		put_u64(c, rec->delta[dir].bytes);
+	}
 	put(c, "}", 1);
 }
 

@@ -43,6 +43,7 @@ struct options {
 	unsigned check_interval;   /* seconds between suspect-check dumps */
 	unsigned pending_interval; /* seconds between dying-list polls; 0 off */
 	bool resync;               /* lossy mode: dump and sweep after overruns */
+	unsigned active_timeout;   /* seconds; interim records; 0 off */
 	struct ctd_nlsrc_cfg nl;
 };
 
@@ -59,6 +60,7 @@ struct ctd {
 	ev_signal sigint, sigterm;
 	ev_timer expiry;           /* armed at the engine's next deadline */
 	ev_timer pending;          /* dying-list gauge */
+	ev_timer counters;         /* table dumps that feed interim records */
 	int64_t armed_us;          /* deadline the expiry timer is set for */
 	int64_t last_check_us;     /* last suspect-check dump */
 	bool startup_dump;         /* the running table dump is the first */
@@ -87,6 +89,9 @@ static void usage(FILE *f)
 "                           0 = off)\n"
 "      --no-broadcast-error lossy mode: do not ask the kernel to keep undelivered events\n"
 "      --no-resync          lossy mode: do not resync the table after overruns\n"
+"      --active-timeout SECS  interim records for flows older than SECS, with\n"
+"                           counters from table dumps every SECS/2 (default 1800,\n"
+"                           0 = off)\n"
 "      --no-sysctl          leave nf_conntrack_events/acct/timestamp alone\n"
 "      --record FILE        also write every raw netlink datagram to FILE\n"
 "  -h, --help               this text\n"
@@ -123,6 +128,7 @@ static void bad_arg(const char *opt, const char *val, const char *want)
 enum {
 	OPT_BUDGET = 256, OPT_MAX_FLOWS, OPT_NO_BCERR, OPT_NO_SYSCTL, OPT_RECORD,
 	OPT_RCVBUF_MAX, OPT_SLACK, OPT_CHECK, OPT_PENDING, OPT_NO_RESYNC,
+	OPT_ACTIVE,
 };
 
 static const struct option longopts[] = {
@@ -140,6 +146,7 @@ static const struct option longopts[] = {
 	{ "check-interval", required_argument, NULL, OPT_CHECK },
 	{ "pending-interval", required_argument, NULL, OPT_PENDING },
 	{ "no-resync", no_argument, NULL, OPT_NO_RESYNC },
+	{ "active-timeout", required_argument, NULL, OPT_ACTIVE },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -173,6 +180,8 @@ static void parse_number_opt(int c, struct options *o)
 		o->check_interval = parse_secs("--check-interval", 1);
 	} else if (c == OPT_PENDING) {
 		o->pending_interval = parse_secs("--pending-interval", 0);
+	} else if (c == OPT_ACTIVE) {
+		o->active_timeout = parse_secs("--active-timeout", 0);
 	} else if (c == OPT_BUDGET) {
 		if (parse_size(optarg, &v) < 0 || v < 1 || v > 1000000)
 			bad_arg("--budget", optarg, "a number from 1 to 1000000");
@@ -195,6 +204,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		.check_interval = 10,
 		.pending_interval = 10,
 		.resync = true,
+		.active_timeout = 1800,
 		.nl = { .rcvbuf = DEFAULT_RCVBUF, .rcvbuf_max = DEFAULT_RCVBUF_MAX,
 			.reliable = true, .budget = DEFAULT_BUDGET },
 	};
@@ -211,7 +221,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case 'V': printf("ctd %s\n", CTD_VERSION); exit(0);
 		case 'b': case OPT_BUDGET: case OPT_MAX_FLOWS:
 		case OPT_RCVBUF_MAX: case OPT_SLACK: case OPT_CHECK:
-		case OPT_PENDING:
+		case OPT_PENDING: case OPT_ACTIVE:
 			parse_number_opt(c, o);
 			break;
 		default: usage(stderr); exit(2);
@@ -318,6 +328,17 @@ static void on_pending_poll(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	if (!ctd_ctdump_running(ctd->dump))
 		start_dump(ctd, CTD_DUMP_DYING, &now);
+}
+
+static void on_counters_poll(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct ctd *ctd = w->data;
+	struct ctd_now now = ctd_now_read();
+
+	(void)loop;
+	(void)revents;
+	if (!ctd_ctdump_running(ctd->dump))
+		start_dump(ctd, CTD_DUMP_TABLE, &now);
 }
 
 static void on_dump_entry(void *arg, const struct ctd_event *ev,
@@ -441,6 +462,7 @@ static void engine_cfg(const struct options *o, struct ctd_engine_cfg *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->max_flows = choose_max_flows(o);
 	cfg->slack_s = o->expiry_slack;
+	cfg->active_timeout_s = o->active_timeout;
 	cfg->started_ns = ctd_now_read().wall_ns;
 	ctd_kernel_timeouts(PROC_NETFILTER, cfg->timeout_s);
 }
@@ -483,6 +505,12 @@ static void start_timers(struct ctd *ctd)
 	ctd->pending.data = ctd;
 	if (every > 0 && ctd->opts->nl.reliable)
 		ev_timer_start(ctd->loop, &ctd->pending);
+	/* Half the active timeout, so a flow is reported at most that late. */
+	every = ctd->opts->active_timeout / 2.0;
+	ev_timer_init(&ctd->counters, on_counters_poll, every, every);
+	ctd->counters.data = ctd;
+	if (every > 0)
+		ev_timer_start(ctd->loop, &ctd->counters);
 	/* Flows that began before ctd are accounted from the table. */
 	ctd->startup_dump = true;
 	start_dump(ctd, CTD_DUMP_TABLE, &now);
@@ -507,6 +535,7 @@ static void run(struct ctd *ctd)
 	ctd_nlsrc_stop(ctd->nlsrc, ctd->loop);
 	ev_timer_stop(ctd->loop, &ctd->expiry);
 	ev_timer_stop(ctd->loop, &ctd->pending);
+	ev_timer_stop(ctd->loop, &ctd->counters);
 }
 
 /* Events already queued on the socket at shutdown still become records. */

@@ -77,6 +77,7 @@ void ctd_record_from_destroy(const struct ctd_flow *flow,
 	}
 	merge_flow_state(flow, ev, rec);
 	merge_times(flow, ev, now_ns, rec);
+	ctd_record_set_delta(rec, flow);
 }
 
 void ctd_record_from_flow(const struct ctd_flow *flow,
@@ -101,6 +102,21 @@ void ctd_record_from_flow(const struct ctd_flow *flow,
 	merge_flow_state(flow, &none, rec);
 	rec->start_ns = flow->first_ns;
 	rec->end_ns = now_ns > flow->first_ns ? now_ns : flow->first_ns;
+	ctd_record_set_delta(rec, flow);
+}
+
+void ctd_record_set_delta(struct ctd_record *rec, const struct ctd_flow *flow)
+{
+	size_t d;
+
+	if (!flow || !(flow->flags & CTD_FLOW_REPORTED) ||
+	    !(rec->flags & CTD_REC_COUNTERS))
+		return;
+	for (d = 0; d < CTD_DIR__COUNT; d++) {
+		rec->delta[d].packets = rec->cnt[d].packets - flow->reported[d].packets;
+		rec->delta[d].bytes = rec->cnt[d].bytes - flow->reported[d].bytes;
+	}
+	rec->flags |= CTD_REC_DELTA;
 }
 
 const char *ctd_end_reason_name(enum ctd_end_reason reason)
@@ -110,6 +126,7 @@ const char *ctd_end_reason_name(enum ctd_end_reason reason)
 		[CTD_END_EXPIRED] = "expired",
 		[CTD_END_EVICTED] = "evicted",
 		[CTD_END_LOST] = "lost",
+		[CTD_END_ACTIVE] = "active",
 	};
 
 	return (unsigned)reason < CTD_END__COUNT ? names[reason] : "unknown";

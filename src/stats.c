@@ -21,6 +21,7 @@ static const struct {
 	{ "ends_expired", offsetof(struct ctd_stats, ends[CTD_END_EXPIRED]) },
 	{ "ends_evicted", offsetof(struct ctd_stats, ends[CTD_END_EVICTED]) },
 	{ "ends_lost", offsetof(struct ctd_stats, ends[CTD_END_LOST]) },
+	{ "interim_records", offsetof(struct ctd_stats, ends[CTD_END_ACTIVE]) },
 	C(resyncs),
 	C(expiry_suspects), C(expiry_alive), C(dumps), C(dump_failures),
 	C(dump_entries), C(dump_new_flows), C(dump_stale),

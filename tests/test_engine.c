@@ -53,11 +53,12 @@ static void on_event(void *arg, const struct ctd_event *ev,
 }
 
 /* Every class times out after 10 s, plus 5 s of slack. */
-static struct ctd_engine *new_engine(size_t max_flows, struct ctd_stats *st,
-				     struct sink *s)
+static struct ctd_engine *new_engine_active(size_t max_flows, uint32_t active_s,
+					    struct ctd_stats *st, struct sink *s)
 {
 	struct ctd_engine_sinks sinks = { on_record, on_event, s };
-	struct ctd_engine_cfg cfg = { .max_flows = max_flows, .slack_s = 5 };
+	struct ctd_engine_cfg cfg = { .max_flows = max_flows, .slack_s = 5,
+				      .active_timeout_s = active_s };
 	struct ctd_engine *eng;
 	size_t i;
 
@@ -68,6 +69,12 @@ static struct ctd_engine *new_engine(size_t max_flows, struct ctd_stats *st,
 	eng = ctd_engine_new(&cfg, st, &sinks);
 	assert_non_null(eng);
 	return eng;
+}
+
+static struct ctd_engine *new_engine(size_t max_flows, struct ctd_stats *st,
+				     struct sink *s)
+{
+	return new_engine_active(max_flows, 0, st, s);
 }
 
 static bool is_destroy(const struct nlmsghdr *nlh)
@@ -502,6 +509,58 @@ static void test_tombstones_during_dump(void **state)
 	ctd_engine_free(eng);
 }
 
+static void dump_counters(struct ctd_engine *eng, uint64_t pkts, int64_t secs)
+{
+	struct ctd_event ev;
+	struct ctd_now t = at(secs);
+
+	make_event(&ev, CTD_EV_UPDATE);
+	ev.have |= CTD_HAVE_COUNTERS;
+	ev.cnt[CTD_DIR_ORIG].packets = pkts;
+	ev.cnt[CTD_DIR_ORIG].bytes = pkts * 100;
+	ctd_engine_dump_begin(eng, false);
+	ctd_engine_dump_entry(eng, &ev, &t);
+	ctd_engine_dump_end(eng, true, &t);
+}
+
+/* Interim records every active timeout, deltas since the previous one;
+ * the final record's delta closes the sum. */
+static void test_interim_deltas(void **state)
+{
+	struct ctd_stats st;
+	struct sink s;
+	struct ctd_engine *eng = new_engine_active(0, 2, &st, &s);
+	struct ctd_event ev;
+	struct ctd_now t = at(0);
+
+	(void)state;
+	make_event(&ev, CTD_EV_NEW);
+	ctd_engine_event(eng, &ev, &t);
+	dump_counters(eng, 3, 1);          /* 1 s old: not yet */
+	assert_int_equal(s.nrecs, 0);
+	dump_counters(eng, 5, 2);          /* 2 s: interim, delta 5 */
+	dump_counters(eng, 6, 3);          /* 1 s after it: not yet */
+	dump_counters(eng, 12, 4);         /* interim, delta 7 */
+	assert_int_equal(s.nrecs, 2);
+	assert_int_equal(s.recs[0].end_reason, CTD_END_ACTIVE);
+	assert_int_equal(s.recs[0].delta[CTD_DIR_ORIG].packets, 5);
+	assert_int_equal(s.recs[1].delta[CTD_DIR_ORIG].packets, 7);
+	assert_int_equal(s.recs[1].delta[CTD_DIR_ORIG].bytes, 700);
+	assert_int_equal(s.recs[1].cnt[CTD_DIR_ORIG].packets, 12);
+	make_event(&ev, CTD_EV_DESTROY);
+	ev.have |= CTD_HAVE_COUNTERS;
+	ev.cnt[CTD_DIR_ORIG].packets = 15;
+	ev.cnt[CTD_DIR_ORIG].bytes = 1500;
+	t = at(5);
+	ctd_engine_event(eng, &ev, &t);
+	assert_int_equal(s.nrecs, 3);
+	assert_true(s.recs[2].flags & CTD_REC_DELTA);
+	assert_int_equal(s.recs[2].delta[CTD_DIR_ORIG].packets, 3);
+	assert_int_equal(s.recs[2].delta[CTD_DIR_ORIG].bytes, 300);
+	assert_int_equal(st.ends[CTD_END_ACTIVE], 2);
+	ctd_engine_free(eng);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -517,6 +576,7 @@ int main(void)
 		cmocka_unit_test(test_startup_dump_flow),
 		cmocka_unit_test(test_resync_marks_lost),
 		cmocka_unit_test(test_tombstones_during_dump),
+		cmocka_unit_test(test_interim_deltas),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

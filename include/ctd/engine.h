@@ -36,6 +36,7 @@ struct ctd_engine_cfg {
 	uint32_t timeout_s[CTD_TMO__COUNT];  /* the kernel's, per class */
 	uint32_t slack_s;                    /* added to every timeout */
 	uint64_t started_ns;                 /* wall clock ctd began listening */
+	uint32_t active_timeout_s;           /* interim records; 0: none */
 };
 
 struct ctd_engine *ctd_engine_new(const struct ctd_engine_cfg *cfg,

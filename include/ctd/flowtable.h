@@ -29,6 +29,7 @@ enum {
 	CTD_FLOW_KERNEL_START = 1u << 4,  /* first_ns is the kernel's start time */
 	CTD_FLOW_SUSPECT      = 1u << 5,  /* expired here: waiting for a dump */
 	CTD_FLOW_TOMBSTONE    = 1u << 6,  /* ended during a dump: no record left */
+	CTD_FLOW_REPORTED     = 1u << 7,  /* an interim record went out */
 };
 
 struct ctd_flow {
@@ -37,7 +38,9 @@ struct ctd_flow {
 	struct ctd_flow_key key;
 	struct ctd_tuple reply;
 	struct ctd_counters cnt[CTD_DIR__COUNT];  /* last known, from a dump */
+	struct ctd_counters reported[CTD_DIR__COUNT]; /* at the last interim */
 	uint64_t first_ns;             /* wall clock: start, or first event seen */
+	uint64_t report_ns;            /* wall clock of the last interim, or 0 */
 	uint32_t status;
 	uint32_t mark;
 	uint32_t gen;                  /* the last dump that listed the flow */

@@ -16,6 +16,7 @@ enum ctd_end_reason {
 	CTD_END_EXPIRED,   /* timed out here and gone from the kernel's table */
 	CTD_END_EVICTED,   /* pushed out of a full table */
 	CTD_END_LOST,      /* its DESTROY was lost (lossy mode), found by a resync */
+	CTD_END_ACTIVE,    /* not an end: interim record of a long flow */
 	CTD_END__COUNT
 };
 
@@ -26,6 +27,7 @@ enum {
 	CTD_REC_TCPSTATE    = 1u << 3,
 	CTD_REC_LABELS      = 1u << 4,
 	CTD_REC_START_SEEN  = 1u << 5,  /* began while ctd was listening */
+	CTD_REC_DELTA       = 1u << 6,  /* delta[] is valid */
 };
 
 struct ctd_record {
@@ -40,6 +42,8 @@ struct ctd_record {
 	uint32_t mark;
 	struct ctd_tuple tuple[CTD_DIR__COUNT];
 	struct ctd_counters cnt[CTD_DIR__COUNT];
+	/* Since the flow's previous interim record, when it had one. */
+	struct ctd_counters delta[CTD_DIR__COUNT];
 	uint64_t start_ns;             /* wall clock */
 	uint64_t end_ns;
 	uint8_t labels[16];
@@ -55,6 +59,10 @@ void ctd_record_from_destroy(const struct ctd_flow *flow,
 void ctd_record_from_flow(const struct ctd_flow *flow,
 			  enum ctd_end_reason reason, uint64_t now_ns,
 			  struct ctd_record *ret_rec);
+
+/* Sets delta = totals - the counters at the flow's last interim record,
+ * when it had one. */
+void ctd_record_set_delta(struct ctd_record *rec, const struct ctd_flow *flow);
 
 const char *ctd_end_reason_name(enum ctd_end_reason reason);
 
