@@ -319,7 +319,9 @@ static void on_expiry(struct ev_loop *loop, ev_timer *w, int revents)
 	schedule(ctd, &now);
 }
 
-static void on_pending_poll(struct ev_loop *loop, ev_timer *w, int revents)
+/* The dying-list gauge and the counter dumps share one callback: either
+ * starts its dump when no other is running, else waits for its next tick. */
+static void on_dump_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct ctd *ctd = w->data;
 	struct ctd_now now = ctd_now_read();
@@ -327,18 +329,8 @@ static void on_pending_poll(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	if (!ctd_ctdump_running(ctd->dump))
-		start_dump(ctd, CTD_DUMP_DYING, &now);
-}
-
-static void on_counters_poll(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct ctd *ctd = w->data;
-	struct ctd_now now = ctd_now_read();
-
-	(void)loop;
-	(void)revents;
-	if (!ctd_ctdump_running(ctd->dump))
-		start_dump(ctd, CTD_DUMP_TABLE, &now);
+		start_dump(ctd, w == &ctd->pending ? CTD_DUMP_DYING : CTD_DUMP_TABLE,
+			   &now);
 }
 
 static void on_dump_entry(void *arg, const struct ctd_event *ev,
@@ -501,13 +493,13 @@ static void start_timers(struct ctd *ctd)
 
 	ev_init(&ctd->expiry, on_expiry);
 	ctd->expiry.data = ctd;
-	ev_timer_init(&ctd->pending, on_pending_poll, every, every);
+	ev_timer_init(&ctd->pending, on_dump_timer, every, every);
 	ctd->pending.data = ctd;
 	if (every > 0 && ctd->opts->nl.reliable)
 		ev_timer_start(ctd->loop, &ctd->pending);
 	/* Half the active timeout, so a flow is reported at most that late. */
 	every = ctd->opts->active_timeout / 2.0;
-	ev_timer_init(&ctd->counters, on_counters_poll, every, every);
+	ev_timer_init(&ctd->counters, on_dump_timer, every, every);
 	ctd->counters.data = ctd;
 	if (every > 0)
 		ev_timer_start(ctd->loop, &ctd->counters);
