@@ -22,6 +22,7 @@
 #include "ctd/nlsrc.h"
 #include "ctd/out_json.h"
 #include "ctd/out_text.h"
+#include "ctd/record.h"
 #include "ctd/stats.h"
 #include "ctd/timeutil.h"
 
@@ -66,6 +67,8 @@ struct ctd {
 	bool startup_dump;         /* the running table dump is the first */
 	bool resync_pending;       /* events were lost: resync at next chance */
 	uint64_t enobufs_seen;
+	uint64_t evicted_logged;   /* evictions already reported */
+	int64_t evicted_log_us;    /* when, to log once per burst */
 };
 
 static void usage(FILE *f)
@@ -376,6 +379,26 @@ static void on_dump_done(void *arg, enum ctd_dump_kind kind, int err,
 	schedule(ctd, now);
 }
 
+/* Evictions mean --max-flows is too small for the traffic: say so once
+ * per burst (at most every 10 s), with the count. */
+static void log_evictions(struct ctd *ctd)
+{
+	uint64_t n = ctd->stats.ends[CTD_END_EVICTED];
+	struct ctd_now now;
+
+	if (n == ctd->evicted_logged)
+		return;
+	now = ctd_now_read();
+	if (ctd->evicted_logged && now.mono_us - ctd->evicted_log_us < 10000000)
+		return;
+	log_warn("flow table full (--max-flows %zu): evicted %llu flows",
+		 ctd->opts->max_flows ? ctd->opts->max_flows :
+		 ctd_kernel_conntrack_max(PROC_NETFILTER),
+		 (unsigned long long)(n - ctd->evicted_logged));
+	ctd->evicted_logged = n;
+	ctd->evicted_log_us = now.mono_us;
+}
+
 /* Before the loop blocks: one write per output for the whole batch. */
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 {
@@ -387,6 +410,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 		ctd_out_json_flush(ctd->json);
 	if (ctd->text)
 		ctd_out_text_flush(ctd->text);
+	log_evictions(ctd);
 	if (ctd->stats.nl_enobufs != ctd->enobufs_seen) {
 		ctd->enobufs_seen = ctd->stats.nl_enobufs;
 		ctd->resync_pending = ctd->opts->resync;
