@@ -134,13 +134,11 @@ static bool handle_msg(struct ctd_ctdump *d, const struct nlmsghdr *nlh,
 		return true;
 	}
 	d->entries++;
-	if (d->kind == CTD_DUMP_DYING)
-		return false;
 	if (ctd_ctevent_parse(nlh, &ev) < 0) {
 		d->stats->parse_errors++;
 		return false;
 	}
-	d->ops.entry(d->ops.arg, &ev, now);
+	d->ops.entry(d->ops.arg, d->kind, &ev, now);
 	return false;
 }
 

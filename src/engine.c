@@ -11,7 +11,9 @@
  * lost its DESTROY: a conntrack without the event extension, a lossy
  * socket. It becomes a suspect and waits for the next table dump, which
  * the caller runs once for all suspects: listed means alive (re-queued),
- * not listed means gone (record with end_reason "expired"). Suspects
+ * not listed means gone (record with end_reason "expired"). In reliable
+ * mode the caller also lists the kernel's dying list, whose DESTROYs are
+ * still to come to us: a suspect found there is alive too. Suspects
  * that arrive during a dump wait for the following one, because the
  * running dump may already have walked past them.
  *
@@ -412,6 +414,17 @@ void ctd_engine_dump_entry(struct ctd_engine *eng, const struct ctd_event *ev,
 		requeue(eng, f, now);
 	maybe_interim(eng, f, now);
 	update_gauges(eng);
+}
+
+void ctd_engine_dump_pending(struct ctd_engine *eng, const struct ctd_event *ev)
+{
+	struct ctd_flow_key key;
+	struct ctd_flow *f;
+
+	ctd_flow_key_from_event(ev, &key);
+	f = ctd_flowtable_lookup(eng->flows, &key);
+	if (f && !(f->flags & CTD_FLOW_TOMBSTONE))
+		f->gen = eng->gen;
 }
 
 /* O(flows), but only after a resync dump, which itself lists them all. */

@@ -65,6 +65,7 @@ struct ctd {
 	int64_t armed_us;          /* deadline the expiry timer is set for */
 	int64_t last_check_us;     /* last suspect-check dump */
 	bool startup_dump;         /* the running table dump is the first */
+	bool check_dying;          /* the running dying dump ends a table check */
 	bool resync_pending;       /* events were lost: resync at next chance */
 	uint64_t enobufs_seen;
 	uint64_t evicted_logged;   /* evictions already reported */
@@ -336,12 +337,15 @@ static void on_dump_timer(struct ev_loop *loop, ev_timer *w, int revents)
 			   &now);
 }
 
-static void on_dump_entry(void *arg, const struct ctd_event *ev,
-			  const struct ctd_now *now)
+static void on_dump_entry(void *arg, enum ctd_dump_kind kind,
+			  const struct ctd_event *ev, const struct ctd_now *now)
 {
 	struct ctd *ctd = arg;
 
-	ctd_engine_dump_entry(ctd->engine, ev, now);
+	if (kind == CTD_DUMP_TABLE)
+		ctd_engine_dump_entry(ctd->engine, ev, now);
+	else if (ctd->check_dying)
+		ctd_engine_dump_pending(ctd->engine, ev);
 }
 
 static void dying_done(struct ctd *ctd, int err, size_t entries)
@@ -357,24 +361,49 @@ static void dying_done(struct ctd *ctd, int err, size_t entries)
 		ctd->stats.kernel_pending_peak = entries;
 }
 
+/* A flow the dump did not list was destroyed before the dump ended, so
+ * its DESTROY, unless lost, is already queued on the event socket: read
+ * it first, or "gone" would double it. */
+static void judge_dump(struct ctd *ctd, bool ok, const struct ctd_now *now)
+{
+	ctd_nlsrc_drain(ctd->nlsrc, SHUTDOWN_DRAIN_MAX);
+	ctd_engine_dump_end(ctd->engine, ok, now);
+}
+
+static void table_done(struct ctd *ctd, int err, size_t entries,
+		       const struct ctd_now *now)
+{
+	if (err)
+		log_warn("conntrack table dump failed: %s", strerror(-err));
+	else if (ctd->startup_dump)
+		log_info("loaded %zu conntracks from the kernel table", entries);
+	ctd->startup_dump = false;
+	/* Reliable mode: conntracks gone from the table whose DESTROY the
+	 * kernel still holds for us are not gone for us. Read that list
+	 * before judging, or a slow re-send would turn into a double. */
+	if (!err && ctd->opts->nl.reliable &&
+	    ctd_ctdump_start(ctd->dump, CTD_DUMP_DYING) == 0) {
+		ctd->check_dying = true;
+		return;
+	}
+	judge_dump(ctd, err == 0, now);
+}
+
 static void on_dump_done(void *arg, enum ctd_dump_kind kind, int err,
 			 size_t entries, const struct ctd_now *now)
 {
 	struct ctd *ctd = arg;
 
-	if (kind == CTD_DUMP_DYING) {
-		dying_done(ctd, err, entries);
+	if (kind == CTD_DUMP_TABLE) {
+		table_done(ctd, err, entries, now);
 	} else {
-		/* A flow the dump did not list was destroyed before the dump
-		 * ended, so its DESTROY, unless lost, is already queued on the
-		 * event socket: read it first, or "gone" would double it. */
-		ctd_nlsrc_drain(ctd->nlsrc, SHUTDOWN_DRAIN_MAX);
-		ctd_engine_dump_end(ctd->engine, err == 0, now);
-		if (err)
-			log_warn("conntrack table dump failed: %s", strerror(-err));
-		else if (ctd->startup_dump)
-			log_info("loaded %zu conntracks from the kernel table", entries);
-		ctd->startup_dump = false;
+		dying_done(ctd, err, entries);
+		/* An inconsistent walk decides nothing; a kernel that cannot
+		 * list its dying list (logged once) leaves the table's word. */
+		if (ctd->check_dying) {
+			ctd->check_dying = false;
+			judge_dump(ctd, err != -EINTR, now);
+		}
 	}
 	schedule(ctd, now);
 }

@@ -561,6 +561,36 @@ static void test_interim_deltas(void **state)
 	ctd_engine_free(eng);
 }
 
+/* Reliable mode: a suspect gone from the table but on the kernel's
+ * dying list is alive for us (its DESTROY is coming): no "expired"
+ * record, and the DESTROY gives the one record. */
+static void test_pending_destroy_is_alive(void **state)
+{
+	struct ctd_stats st;
+	struct sink s;
+	struct ctd_engine *eng = new_engine(0, &st, &s);
+	struct ctd_event a;
+	struct ctd_now t = at(0);
+
+	(void)state;
+	make_event(&a, CTD_EV_NEW);
+	ctd_engine_event(eng, &a, &t);
+	t = at(20);
+	ctd_engine_sweep(eng, &t, 100);
+	ctd_engine_dump_begin(eng, false);
+	make_event(&a, CTD_EV_UPDATE);
+	a.status = IPS_DYING;
+	ctd_engine_dump_pending(eng, &a);
+	ctd_engine_dump_end(eng, true, &t);
+	assert_int_equal(s.nrecs, 0);
+	assert_int_equal(st.expiry_alive, 1);
+	make_event(&a, CTD_EV_DESTROY);
+	ctd_engine_event(eng, &a, &t);
+	assert_int_equal(s.nrecs, 1);
+	assert_int_equal(s.recs[0].end_reason, CTD_END_DESTROY);
+	ctd_engine_free(eng);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -577,6 +607,7 @@ int main(void)
 		cmocka_unit_test(test_resync_marks_lost),
 		cmocka_unit_test(test_tombstones_during_dump),
 		cmocka_unit_test(test_interim_deltas),
+		cmocka_unit_test(test_pending_destroy_is_alive),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -20,8 +20,9 @@ enum ctd_dump_kind {
 };
 
 struct ctd_ctdump_ops {
-	void (*entry)(void *arg, const struct ctd_event *ev,
-		      const struct ctd_now *now);
+	/* One conntrack listed; kind says which list it came from. */
+	void (*entry)(void *arg, enum ctd_dump_kind kind,
+		      const struct ctd_event *ev, const struct ctd_now *now);
 	/* err: 0, or -errno (-EINTR: the table changed under the dump). */
 	void (*done)(void *arg, enum ctd_dump_kind kind, int err, size_t entries,
 		     const struct ctd_now *now);

@@ -67,6 +67,9 @@ bool ctd_engine_wants_dump(const struct ctd_engine *eng);
 void ctd_engine_dump_begin(struct ctd_engine *eng, bool resync);
 void ctd_engine_dump_entry(struct ctd_engine *eng, const struct ctd_event *ev,
 			   const struct ctd_now *now);
+/* During a dump: a conntrack on the kernel's dying list, whose DESTROY
+ * the kernel holds for us. Its flow is alive for this dump's verdict. */
+void ctd_engine_dump_pending(struct ctd_engine *eng, const struct ctd_event *ev);
 void ctd_engine_dump_end(struct ctd_engine *eng, bool ok,
 			 const struct ctd_now *now);
 
