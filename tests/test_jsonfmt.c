@@ -219,6 +219,40 @@ static void test_python_parses(void **state)
 	assert_int_equal(pclose(p), 0);
 }
 
+/* The longest record ctd can make fits CTD_JSON_MAX: a line that did
+ * not would be a dropped record. */
+static void test_worst_case_fits(void **state)
+{
+	struct ctd_record r;
+	char buf[CTD_JSON_MAX];
+	size_t d, n;
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	r.flags = 0xffffffffu;
+	r.end_reason = CTD_END_EXPIRED;
+	r.family = AF_INET6;
+	r.proto = IPPROTO_TCP;
+	r.tcp_state = TCP_CONNTRACK_SYN_SENT2;
+	r.status = 0xffffffffu;
+	r.id = r.mark = 0xffffffffu;
+	r.zone = 0xffff;
+	for (d = 0; d < CTD_DIR__COUNT; d++) {
+		inet_pton(AF_INET6, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe",
+			  r.tuple[d].src);
+		inet_pton(AF_INET6, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffd",
+			  r.tuple[d].dst);
+		r.tuple[d].sport = r.tuple[d].dport = 65535;
+		r.cnt[d].packets = r.cnt[d].bytes = UINT64_MAX;
+		r.delta[d].packets = r.delta[d].bytes = UINT64_MAX;
+	}
+	r.start_ns = 0;
+	r.end_ns = UINT64_MAX;
+	n = ctd_jsonfmt_record(&r, buf, sizeof(buf));
+	assert_true(n > 0);
+	print_message("worst-case line: %zu of %d bytes\n", n, CTD_JSON_MAX);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -229,6 +263,7 @@ int main(void)
 		cmocka_unit_test(test_bounds),
 		cmocka_unit_test(test_escaping),
 		cmocka_unit_test(test_python_parses),
+		cmocka_unit_test(test_worst_case_fits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

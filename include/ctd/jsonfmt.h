@@ -7,8 +7,10 @@
 
 struct ctd_record;
 
-/* The longest line ctd_jsonfmt_record() can produce, newline included. */
-#define CTD_JSON_MAX 1024
+/* Room for the longest line ctd_jsonfmt_record() can produce, newline
+ * included (1,081 bytes today: IPv6, every status bit, 64-bit counters and
+ * deltas; test_jsonfmt checks it fits). */
+#define CTD_JSON_MAX 2048
 
 /* Returns the length written (newline included, not NUL-terminated),
  * or 0 when cap is too small. */
