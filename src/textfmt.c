@@ -58,7 +58,7 @@ static void add_tuple(struct line *l, const struct ctd_event *ev,
 	add(l, " -> ");
 	add_endpoint(l, ev->family, t->dst, ev->proto, t->dport);
 	if (ctd_proto_is_icmp(ev->proto))
-		add(l, " type=%u code=%u id=%u", t->dport >> 8, t->dport & 0xff,
+		add(l, " type=%u code=%u icmp_id=%u", t->dport >> 8, t->dport & 0xff,
 		    t->sport);
 }
 

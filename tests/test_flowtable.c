@@ -1,15 +1,22 @@
-/* Tests for src/flowtable.c: keys, bounds, growth, and that a warm pool
- * serves churn without allocating. */
+/* Tests for src/flowtable.c: what makes two flows distinct, the bound,
+ * growth to a realistic table size, and the promise behind the slab pool:
+ * a warm table serves NEW/DESTROY churn without allocating. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
 #include "ctd/flowtable.h"
 
+#define INITIAL_BUCKETS 1024
+
+/* Distinct keys for i < 2^24: three bytes of i go into the source
+ * address; the id and ports vary too so the hash sees every field. */
 static void make_key(struct ctd_flow_key *k, uint32_t i)
 {
 	memset(k, 0, sizeof(*k));
@@ -17,132 +24,338 @@ static void make_key(struct ctd_flow_key *k, uint32_t i)
 	k->proto = IPPROTO_UDP;
 	k->id = i * 2654435761u;
 	k->orig.src[0] = 10;
-	memcpy(&k->orig.src[1], &i, 3);
+	k->orig.src[1] = (uint8_t)(i >> 16);
+	k->orig.src[2] = (uint8_t)(i >> 8);
+	k->orig.src[3] = (uint8_t)i;
+	k->orig.dst[0] = 192;
+	k->orig.dst[3] = 1;
 	k->orig.sport = (uint16_t)(i & 0xffff);
 	k->orig.dport = 53;
+}
+
+static struct ctd_flow *must_insert(struct ctd_flowtable *ft,
+				    const struct ctd_flow_key *k)
+{
+	struct ctd_flow *f = NULL;
+
+	assert_int_equal(ctd_flowtable_insert(ft, k, &f), 0);
+	assert_non_null(f);
+	return f;
 }
 
 static void test_insert_lookup_remove(void **state)
 {
 	struct ctd_flowtable *ft = ctd_flowtable_new(0);
-	struct ctd_flow_key k;
-	struct ctd_flow *f, *g;
+	struct ctd_flow_key k1, k2;
+	struct ctd_flow *f1, *f2;
 
 	(void)state;
-	make_key(&k, 1);
-	assert_null(ctd_flowtable_lookup(ft, &k));
-	assert_int_equal(ctd_flowtable_insert(ft, &k, &f), 0);
-	assert_memory_equal(&f->key, &k, sizeof(k));
-	assert_ptr_equal(ctd_flowtable_lookup(ft, &k), f);
-	assert_int_equal(ctd_flowtable_insert(ft, &k, &g), -EEXIST);
+	assert_non_null(ft);
+	assert_int_equal(ctd_flowtable_count(ft), 0);
+	make_key(&k1, 1);
+	make_key(&k2, 2);
+	assert_null(ctd_flowtable_lookup(ft, &k1));
+	f1 = must_insert(ft, &k1);
+	assert_memory_equal(&f1->key, &k1, sizeof(k1));
+	assert_ptr_equal(ctd_flowtable_lookup(ft, &k1), f1);
+	assert_null(ctd_flowtable_lookup(ft, &k2));
+	f2 = must_insert(ft, &k2);
+	assert_ptr_not_equal(f1, f2);
+	assert_int_equal(ctd_flowtable_count(ft), 2);
+
+	ctd_flowtable_remove(ft, f1);
+	assert_null(ctd_flowtable_lookup(ft, &k1));
+	assert_ptr_equal(ctd_flowtable_lookup(ft, &k2), f2);
 	assert_int_equal(ctd_flowtable_count(ft), 1);
-	ctd_flowtable_remove(ft, f);
-	assert_null(ctd_flowtable_lookup(ft, &k));
+	ctd_flowtable_remove(ft, f2);
+	assert_null(ctd_flowtable_lookup(ft, &k2));
 	assert_int_equal(ctd_flowtable_count(ft), 0);
 	ctd_flowtable_free(ft);
 	ctd_flowtable_free(NULL);
 }
 
-/* Each part of the key makes a different flow. */
-static void test_key_parts(void **state)
+/* A second insert of a live key is refused and leaves the first alone. */
+static void test_duplicate_is_eexist(void **state)
 {
 	struct ctd_flowtable *ft = ctd_flowtable_new(0);
-	struct ctd_flow_key base, k;
-	struct ctd_flow *f;
-	int i;
+	struct ctd_flow_key k;
+	struct ctd_flow *f, *g = NULL;
 
 	(void)state;
-	make_key(&base, 7);
-	assert_int_equal(ctd_flowtable_insert(ft, &base, &f), 0);
-	for (i = 0; i < 7; i++) {
-		k = base;
-		switch (i) {
-		case 0: k.id++; break;
-		case 1: k.zone = 3; break;
-		case 2: k.orig.dst[15] = 1; break;
-		case 3: k.orig.sport++; break;
-		case 4: k.proto = IPPROTO_TCP; break;
-		case 5: k.family = AF_INET6; break;
-		case 6: k.orig.dport++; break;
-		}
-		assert_null(ctd_flowtable_lookup(ft, &k));
-		assert_int_equal(ctd_flowtable_insert(ft, &k, &f), 0);
-	}
-	assert_int_equal(ctd_flowtable_count(ft), 8);
+	make_key(&k, 5);
+	f = must_insert(ft, &k);
+	f->mark = 77;
+	assert_int_equal(ctd_flowtable_insert(ft, &k, &g), -EEXIST);
+	assert_int_equal(ctd_flowtable_count(ft), 1);
+	assert_ptr_equal(ctd_flowtable_lookup(ft, &k), f);
+	assert_int_equal(f->mark, 77);
 	ctd_flowtable_free(ft);
 }
 
-static void test_bound(void **state)
+/* A recycled slot comes back zeroed: no state leaks between flows. */
+static void test_insert_returns_zeroed_flow(void **state)
+{
+	struct ctd_flowtable *ft = ctd_flowtable_new(0);
+	struct ctd_flow_key k;
+	struct ctd_flow *f;
+
+	(void)state;
+	make_key(&k, 9);
+	f = must_insert(ft, &k);
+	f->status = 0xffffffffu;
+	f->mark = 1;
+	f->flags = 0xff;
+	f->first_ns = 123;
+	f->cnt[CTD_DIR_REPLY].bytes = 456;
+	memset(f->labels, 0xee, sizeof(f->labels));
+	ctd_flowtable_remove(ft, f);
+	f = must_insert(ft, &k);
+	assert_int_equal(f->status, 0);
+	assert_int_equal(f->mark, 0);
+	assert_int_equal(f->flags, 0);
+	assert_int_equal(f->first_ns, 0);
+	assert_int_equal(f->cnt[CTD_DIR_REPLY].bytes, 0);
+	assert_int_equal(f->labels[15], 0);
+	assert_memory_equal(&f->key, &k, sizeof(k));
+	ctd_flowtable_free(ft);
+}
+
+enum key_part {
+	PART_ID, PART_ZONE, PART_SRC_BYTE, PART_DST_BYTE, PART_SPORT,
+	PART_DPORT, PART_PROTO, PART_FAMILY, PART__COUNT
+};
+
+static void vary(struct ctd_flow_key *k, enum key_part part)
+{
+	switch (part) {
+	case PART_ID:       k->id ^= 1; break;
+	case PART_ZONE:     k->zone = 3; break;
+	case PART_SRC_BYTE: k->orig.src[2] ^= 1; break;
+	case PART_DST_BYTE: k->orig.dst[3] ^= 0x80; break;
+	case PART_SPORT:    k->orig.sport++; break;
+	case PART_DPORT:    k->orig.dport++; break;
+	case PART_PROTO:    k->proto = IPPROTO_TCP; break;
+	case PART_FAMILY:   k->family = AF_INET6; break;
+	case PART__COUNT:   break;
+	}
+}
+
+/* Keys that differ in a single field are different flows: the kernel
+ * reuses tuples across zones and ids, and both must stay apart here. */
+static void test_each_key_part_distinguishes(void **state)
+{
+	struct ctd_flowtable *ft = ctd_flowtable_new(0);
+	struct ctd_flow_key base, k[PART__COUNT];
+	struct ctd_flow *fbase, *f[PART__COUNT];
+	int p;
+
+	(void)state;
+	make_key(&base, 7);
+	fbase = must_insert(ft, &base);
+	for (p = 0; p < PART__COUNT; p++) {
+		k[p] = base;
+		vary(&k[p], (enum key_part)p);
+		assert_memory_not_equal(&k[p], &base, sizeof(base));
+		assert_null(ctd_flowtable_lookup(ft, &k[p]));
+		f[p] = must_insert(ft, &k[p]);
+	}
+	assert_int_equal(ctd_flowtable_count(ft), PART__COUNT + 1);
+	assert_ptr_equal(ctd_flowtable_lookup(ft, &base), fbase);
+	for (p = 0; p < PART__COUNT; p++)
+		assert_ptr_equal(ctd_flowtable_lookup(ft, &k[p]), f[p]);
+	ctd_flowtable_free(ft);
+}
+
+#define KEY_FIELD(m) \
+	{ #m, offsetof(struct ctd_flow_key, m), \
+	  sizeof(((struct ctd_flow_key *)NULL)->m) }
+
+static const struct {
+	const char *name;
+	size_t off, len;
+} key_fields[] = {
+	KEY_FIELD(id), KEY_FIELD(zone), KEY_FIELD(orig.src),
+	KEY_FIELD(orig.dst), KEY_FIELD(orig.sport), KEY_FIELD(orig.dport),
+	KEY_FIELD(proto), KEY_FIELD(family),
+};
+
+/* Key v of a field's set: all zero but one byte of the field, which is
+ * byte v / 255 of it, set to v % 255 + 1. */
+static void one_byte_key(struct ctd_flow_key *k, size_t field, uint32_t v)
+{
+	memset(k, 0, sizeof(*k));
+	((unsigned char *)k)[key_fields[field].off + v / 255] =
+		(unsigned char)(v % 255 + 1);
+}
+
+/* Per field, every key that is zero but for one byte of that field: 255
+ * keys per byte, far more than buckets can keep apart, so they share
+ * chains. Each must find its own flow: equality reads every byte of
+ * every field, not just what the hash happened to separate. */
+static void test_one_byte_keys_share_chains(void **state)
+{
+	struct ctd_flow_key k;
+	struct ctd_flow **flows;
+	uint32_t v, n;
+	size_t fi;
+
+	(void)state;
+	for (fi = 0; fi < sizeof(key_fields) / sizeof(key_fields[0]); fi++) {
+		struct ctd_flowtable *ft = ctd_flowtable_new(0);
+
+		n = (uint32_t)key_fields[fi].len * 255;
+		flows = calloc(n, sizeof(*flows));
+		assert_non_null(flows);
+		for (v = 0; v < n; v++) {
+			one_byte_key(&k, fi, v);
+			flows[v] = must_insert(ft, &k);
+		}
+		assert_int_equal(ctd_flowtable_count(ft), n);
+		for (v = 0; v < n; v++) {
+			one_byte_key(&k, fi, v);
+			if (ctd_flowtable_lookup(ft, &k) != flows[v])
+				fail_msg("%s key %u found another flow",
+					 key_fields[fi].name, v);
+		}
+		free(flows);
+		ctd_flowtable_free(ft);
+	}
+}
+
+static void test_bound_is_enospc(void **state)
 {
 	struct ctd_flowtable *ft = ctd_flowtable_new(3);
 	struct ctd_flow_key k;
-	struct ctd_flow *f[4];
+	struct ctd_flow *f[3], *g = NULL;
 	uint32_t i;
 
 	(void)state;
 	for (i = 0; i < 3; i++) {
 		make_key(&k, i);
-		assert_int_equal(ctd_flowtable_insert(ft, &k, &f[i]), 0);
+		f[i] = must_insert(ft, &k);
 	}
 	make_key(&k, 3);
-	assert_int_equal(ctd_flowtable_insert(ft, &k, &f[3]), -ENOSPC);
+	assert_int_equal(ctd_flowtable_insert(ft, &k, &g), -ENOSPC);
+	assert_int_equal(ctd_flowtable_count(ft), 3);
+	assert_null(ctd_flowtable_lookup(ft, &k));
+
 	ctd_flowtable_remove(ft, f[1]);
-	assert_int_equal(ctd_flowtable_insert(ft, &k, &f[3]), 0);
+	g = must_insert(ft, &k);
+	assert_ptr_equal(ctd_flowtable_lookup(ft, &k), g);
+	assert_int_equal(ctd_flowtable_count(ft), 3);
+	make_key(&k, 4);
+	assert_int_equal(ctd_flowtable_insert(ft, &k, &g), -ENOSPC);
 	ctd_flowtable_free(ft);
 }
 
-static void test_growth(void **state)
+/* 200,000 live flows: all found, the bucket array grew to keep chains
+ * short, and removing them all empties the table. */
+static void test_growth_200k(void **state)
 {
+	const uint32_t n = 200000;
 	struct ctd_flowtable *ft = ctd_flowtable_new(0);
+	struct ctd_flow **flows = calloc(n, sizeof(*flows));
 	struct ctd_flow_key k;
-	struct ctd_flow *f;
-	uint32_t i, n = 200000;
-
-	(void)state;
-	for (i = 0; i < n; i++) {
-		make_key(&k, i);
-		assert_int_equal(ctd_flowtable_insert(ft, &k, &f), 0);
-	}
-	assert_true(ctd_flowtable_buckets(ft) >= n);
-	for (i = 0; i < n; i++) {
-		make_key(&k, i);
-		f = ctd_flowtable_lookup(ft, &k);
-		assert_non_null(f);
-		ctd_flowtable_remove(ft, f);
-	}
-	assert_int_equal(ctd_flowtable_count(ft), 0);
-	ctd_flowtable_free(ft);
-}
-
-/* After warm-up, churn reuses pool slots: memory stays flat. */
-static void test_churn_reuses_pool(void **state)
-{
-	struct ctd_flowtable *ft = ctd_flowtable_new(0);
-	struct ctd_flow_key k;
-	struct ctd_flow *f;
-	size_t warm;
 	uint32_t i;
 
 	(void)state;
-	for (i = 0; i < 5000; i++) {
+	assert_non_null(flows);
+	assert_int_equal(ctd_flowtable_buckets(ft), INITIAL_BUCKETS);
+	for (i = 0; i < n; i++) {
 		make_key(&k, i);
-		assert_int_equal(ctd_flowtable_insert(ft, &k, &f), 0);
-		ctd_flowtable_remove(ft, f);
+		flows[i] = must_insert(ft, &k);
 	}
-	warm = ctd_flowtable_memory(ft);
-	for (i = 5000; i < 500000; i++) {
+	assert_int_equal(ctd_flowtable_count(ft), n);
+	assert_true(ctd_flowtable_buckets(ft) > INITIAL_BUCKETS);
+	assert_true(ctd_flowtable_buckets(ft) >= ctd_flowtable_count(ft));
+	for (i = 0; i < n; i++) {
 		make_key(&k, i);
-		assert_int_equal(ctd_flowtable_insert(ft, &k, &f), 0);
-		ctd_flowtable_remove(ft, f);
+		assert_ptr_equal(ctd_flowtable_lookup(ft, &k), flows[i]);
+		assert_memory_equal(&flows[i]->key, &k, sizeof(k));
 	}
-	assert_int_equal(ctd_flowtable_memory(ft), warm);
+	for (i = 0; i < n; i++)
+		ctd_flowtable_remove(ft, flows[i]);
+	assert_int_equal(ctd_flowtable_count(ft), 0);
+	for (i = 0; i < n; i += 997) {
+		make_key(&k, i);
+		assert_null(ctd_flowtable_lookup(ft, &k));
+	}
+	free(flows);
 	ctd_flowtable_free(ft);
 }
 
+/* A sliding window of live flows, as on a busy box: every step one new
+ * flow arrives and the oldest ends. Once warm, memory must not move. */
+static void churn(struct ctd_flowtable *ft, struct ctd_flow **win,
+		  uint32_t window, uint32_t from, uint32_t to)
+{
+	struct ctd_flow_key k;
+	uint32_t i;
+
+	for (i = from; i < to; i++) {
+		if (i >= window)
+			ctd_flowtable_remove(ft, win[i % window]);
+		make_key(&k, i);
+		win[i % window] = must_insert(ft, &k);
+	}
+}
+
+static void test_churn_reuses_pool(void **state)
+{
+	const uint32_t window = 3000;
+	struct ctd_flowtable *ft = ctd_flowtable_new(0);
+	struct ctd_flow **win = calloc(window, sizeof(*win));
+	size_t warm;
+
+	(void)state;
+	assert_non_null(win);
+	churn(ft, win, window, 0, 10000);
+	warm = ctd_flowtable_memory(ft);
+	assert_true(warm > 0);
+	churn(ft, win, window, 10000, 400000);
+	assert_int_equal(ctd_flowtable_memory(ft), warm);
+	assert_int_equal(ctd_flowtable_count(ft), window);
+	free(win);
+	ctd_flowtable_free(ft);
+}
+
+/* remove() unlinks by pointer, so a flow object that is not in the
+ * table, even one carrying a live flow's key, changes nothing. */
+static void test_remove_foreign_flow_is_harmless(void **state)
+{
+	struct ctd_flowtable *ft = ctd_flowtable_new(0);
+	struct ctd_flow_key k;
+	struct ctd_flow *live, foreign;
+	size_t mem;
+
+	(void)state;
+	make_key(&k, 11);
+	live = must_insert(ft, &k);
+	mem = ctd_flowtable_memory(ft);
+
+	memset(&foreign, 0, sizeof(foreign));
+	foreign.key = k;
+	ctd_flowtable_remove(ft, &foreign);
+	make_key(&foreign.key, 12);
+	ctd_flowtable_remove(ft, &foreign);
+
+	assert_int_equal(ctd_flowtable_count(ft), 1);
+	assert_ptr_equal(ctd_flowtable_lookup(ft, &k), live);
+	assert_int_equal(ctd_flowtable_memory(ft), mem);
+	/* The foreign object must not have joined the free list. */
+	make_key(&k, 13);
+	assert_ptr_not_equal(must_insert(ft, &k), &foreign);
+	ctd_flowtable_free(ft);
+}
+
+/* The key takes the event's id, zone, family, protocol and original
+ * tuple, and nothing else: two events of one flow that differ in reply
+ * tuple, status, mark or counters map to the same key. */
 static void test_key_from_event(void **state)
 {
-	struct ctd_event ev;
-	struct ctd_flow_key k;
+	struct ctd_event ev, ev2;
+	struct ctd_flow_key k, k2, want;
+	size_t i;
 
 	(void)state;
 	memset(&ev, 0xab, sizeof(ev));
@@ -150,22 +363,45 @@ static void test_key_from_event(void **state)
 	ev.proto = IPPROTO_TCP;
 	ev.id = 42;
 	ev.zone = 9;
+	for (i = 0; i < 16; i++) {
+		ev.tuple[CTD_DIR_ORIG].src[i] = (uint8_t)i;
+		ev.tuple[CTD_DIR_ORIG].dst[i] = (uint8_t)(0x80 + i);
+	}
+	ev.tuple[CTD_DIR_ORIG].sport = 1234;
+	ev.tuple[CTD_DIR_ORIG].dport = 443;
 	ctd_flow_key_from_event(&ev, &k);
-	assert_int_equal(k.id, 42);
-	assert_int_equal(k.zone, 9);
-	assert_int_equal(k.family, AF_INET6);
-	assert_int_equal(k.proto, IPPROTO_TCP);
-	assert_memory_equal(&k.orig, &ev.tuple[CTD_DIR_ORIG], sizeof(k.orig));
+
+	memset(&want, 0, sizeof(want));
+	want.orig = ev.tuple[CTD_DIR_ORIG];
+	want.id = 42;
+	want.zone = 9;
+	want.family = AF_INET6;
+	want.proto = IPPROTO_TCP;
+	assert_memory_equal(&k, &want, sizeof(want));
+
+	ev2 = ev;
+	ev2.type = CTD_EV_DESTROY;
+	ev2.have ^= 0xffff;
+	ev2.status ^= 1;
+	ev2.mark ^= 1;
+	ev2.tuple[CTD_DIR_REPLY].sport ^= 1;
+	ev2.cnt[CTD_DIR_ORIG].bytes ^= 1;
+	ctd_flow_key_from_event(&ev2, &k2);
+	assert_memory_equal(&k2, &k, sizeof(k));
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_insert_lookup_remove),
-		cmocka_unit_test(test_key_parts),
-		cmocka_unit_test(test_bound),
-		cmocka_unit_test(test_growth),
+		cmocka_unit_test(test_duplicate_is_eexist),
+		cmocka_unit_test(test_insert_returns_zeroed_flow),
+		cmocka_unit_test(test_each_key_part_distinguishes),
+		cmocka_unit_test(test_one_byte_keys_share_chains),
+		cmocka_unit_test(test_bound_is_enospc),
+		cmocka_unit_test(test_growth_200k),
 		cmocka_unit_test(test_churn_reuses_pool),
+		cmocka_unit_test(test_remove_foreign_flow_is_harmless),
 		cmocka_unit_test(test_key_from_event),
 	};
 

@@ -8,7 +8,7 @@
 struct ctd_record;
 
 /* Room for the longest line ctd_jsonfmt_record() can produce, newline
- * included (1,081 bytes today: IPv6, every status bit, 64-bit counters and
+ * included (1,089 bytes today: IPv6, every status bit, 64-bit counters and
  * deltas; test_jsonfmt checks it fits). */
 #define CTD_JSON_MAX 2048
 

@@ -12,7 +12,9 @@ struct ctd_record;
 #define CTD_TEXT_MAX 512
 
 /* rec is NULL unless the event completed a flow. Returns the length
- * written (newline included), or 0 when cap is too small. */
+ * written (newline included), or 0 when cap is too small; the line is
+ * built with a trailing NUL, so cap must exceed the length by one.
+ * CTD_TEXT_MAX always suffices. */
 size_t ctd_textfmt_event(const struct ctd_event *ev,
 			 const struct ctd_record *rec, uint64_t now_ns,
 			 char *buf, size_t cap);
