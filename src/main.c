@@ -15,18 +15,22 @@
 
 #include "ctd/ctdump.h"
 #include "ctd/ctevent.h"
+#include "ctd/deliver.h"
 #include "ctd/engine.h"
 #include "ctd/flowtable.h"
 #include "ctd/kernel.h"
 #include "ctd/log.h"
 #include "ctd/nlsrc.h"
 #include "ctd/out_json.h"
+#include "ctd/out_stream.h"
 #include "ctd/out_text.h"
+#include "ctd/output.h"
 #include "ctd/record.h"
 #include "ctd/stats.h"
 #include "ctd/timeutil.h"
 
 #define DEFAULT_OUTPUT "/var/log/ctd/flows.json"
+#define DEFAULT_SPOOL_DIR "/var/lib/ctd"
 #define DEFAULT_RCVBUF (8u << 20)
 #define DEFAULT_RCVBUF_MAX (64u << 20)
 #define DEFAULT_BUDGET 4096
@@ -45,6 +49,11 @@ struct options {
 	unsigned pending_interval; /* seconds between dying-list polls; 0 off */
 	bool resync;               /* lossy mode: dump and sweep after overruns */
 	unsigned active_timeout;   /* seconds; interim records; 0 off */
+	const char *stream;        /* stream socket path, or NULL */
+	const char *spool_dir;     /* "none": no spool */
+	unsigned grace_ms;         /* dying-list re-send spread */
+	size_t dying_max;          /* records held per output */
+	unsigned shutdown_timeout; /* seconds to deliver held records at exit */
 	struct ctd_nlsrc_cfg nl;
 };
 
@@ -53,12 +62,13 @@ struct ctd {
 	struct ctd_stats stats;
 	struct ctd_engine *engine;
 	struct ctd_nlsrc *nlsrc;
-	struct ctd_out_json *json;
+	struct ctd_deliver *deliver;
 	struct ctd_out_text *text;
 	struct ctd_ctdump *dump;
 	const struct options *opts;
 	ev_prepare flush;
-	ev_signal sigint, sigterm;
+	ev_signal sigint, sigterm, sighup;
+	uint64_t rand_state;       /* xorshift64*: dying-list spread */
 	ev_timer expiry;           /* armed at the engine's next deadline */
 	ev_timer pending;          /* dying-list gauge */
 	ev_timer counters;         /* table dumps that feed interim records */
@@ -132,7 +142,8 @@ static void bad_arg(const char *opt, const char *val, const char *want)
 enum {
 	OPT_BUDGET = 256, OPT_MAX_FLOWS, OPT_NO_BCERR, OPT_NO_SYSCTL, OPT_RECORD,
 	OPT_RCVBUF_MAX, OPT_SLACK, OPT_CHECK, OPT_PENDING, OPT_NO_RESYNC,
-	OPT_ACTIVE,
+	OPT_ACTIVE, OPT_STREAM, OPT_SPOOL_DIR, OPT_GRACE, OPT_DYING_MAX,
+	OPT_SHUTDOWN_TIMEOUT,
 };
 
 static const struct option longopts[] = {
@@ -151,6 +162,11 @@ static const struct option longopts[] = {
 	{ "pending-interval", required_argument, NULL, OPT_PENDING },
 	{ "no-resync", no_argument, NULL, OPT_NO_RESYNC },
 	{ "active-timeout", required_argument, NULL, OPT_ACTIVE },
+	{ "stream", required_argument, NULL, OPT_STREAM },
+	{ "spool-dir", required_argument, NULL, OPT_SPOOL_DIR },
+	{ "grace", required_argument, NULL, OPT_GRACE },
+	{ "dying-max", required_argument, NULL, OPT_DYING_MAX },
+	{ "shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -186,6 +202,14 @@ static void parse_number_opt(int c, struct options *o)
 		o->pending_interval = parse_secs("--pending-interval", 0);
 	} else if (c == OPT_ACTIVE) {
 		o->active_timeout = parse_secs("--active-timeout", 0);
+	} else if (c == OPT_GRACE) {
+		o->grace_ms = parse_secs("--grace", 1) * 1000;
+	} else if (c == OPT_SHUTDOWN_TIMEOUT) {
+		o->shutdown_timeout = parse_secs("--shutdown-timeout", 0);
+	} else if (c == OPT_DYING_MAX) {
+		if (parse_size(optarg, &v) < 0 || v < 1 || v > 10000000)
+			bad_arg("--dying-max", optarg, "a number from 1 to 10000000");
+		o->dying_max = v;
 	} else if (c == OPT_BUDGET) {
 		if (parse_size(optarg, &v) < 0 || v < 1 || v > 1000000)
 			bad_arg("--budget", optarg, "a number from 1 to 1000000");
@@ -209,6 +233,10 @@ static void parse_args(int argc, char **argv, struct options *o)
 		.pending_interval = 10,
 		.resync = true,
 		.active_timeout = 1800,
+		.spool_dir = DEFAULT_SPOOL_DIR,
+		.grace_ms = 15000,
+		.dying_max = 100000,
+		.shutdown_timeout = 5,
 		.nl = { .rcvbuf = DEFAULT_RCVBUF, .rcvbuf_max = DEFAULT_RCVBUF_MAX,
 			.reliable = true, .budget = DEFAULT_BUDGET },
 	};
@@ -221,11 +249,14 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case OPT_NO_SYSCTL: o->set_sysctl = false; break;
 		case OPT_NO_RESYNC: o->resync = false; break;
 		case OPT_RECORD: o->nl.record_path = optarg; break;
+		case OPT_STREAM: o->stream = optarg; break;
+		case OPT_SPOOL_DIR: o->spool_dir = optarg; break;
 		case 'h': usage(stdout); exit(0);
 		case 'V': printf("ctd %s\n", CTD_VERSION); exit(0);
 		case 'b': case OPT_BUDGET: case OPT_MAX_FLOWS:
 		case OPT_RCVBUF_MAX: case OPT_SLACK: case OPT_CHECK:
-		case OPT_PENDING: case OPT_ACTIVE:
+		case OPT_PENDING: case OPT_ACTIVE: case OPT_GRACE:
+		case OPT_DYING_MAX: case OPT_SHUTDOWN_TIMEOUT:
 			parse_number_opt(c, o);
 			break;
 		default: usage(stderr); exit(2);
@@ -244,8 +275,7 @@ static void on_record(void *arg, const struct ctd_record *rec)
 {
 	struct ctd *ctd = arg;
 
-	if (ctd->json)
-		ctd_out_json_submit(ctd->json, rec);
+	ctd_deliver_record(ctd->deliver, rec);
 }
 
 static void on_event(void *arg, const struct ctd_event *ev,
@@ -435,8 +465,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (ctd->json)
-		ctd_out_json_flush(ctd->json);
+	ctd_deliver_flush(ctd->deliver);
 	if (ctd->text)
 		ctd_out_text_flush(ctd->text);
 	log_evictions(ctd);
@@ -461,8 +490,49 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
+static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct ctd *ctd = w->data;
+
+	(void)loop;
+	(void)revents;
+	log_info("SIGHUP: reopening output files");
+	ctd_deliver_reopen(ctd->deliver);
+}
+
+static uint32_t random_u32(void *arg)
+{
+	struct ctd *ctd = arg;
+	uint64_t x = ctd->rand_state;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	ctd->rand_state = x;
+	return (uint32_t)((x * 0x2545F4914F6CDD1DULL) >> 32);
+}
+
+static int new_deliver(struct ctd *ctd, const struct options *o)
+{
+	struct ctd_deliver_cfg dc = {
+		.grace_ms = o->grace_ms,
+		.dying_max = o->dying_max,
+		.spool_dir = strcmp(o->spool_dir, "none") ? o->spool_dir : NULL,
+		.random = random_u32,
+		.random_arg = ctd,
+	};
+	struct ctd_now now = ctd_now_read();
+
+	ctd->rand_state = (uint64_t)now.wall_ns ^ ((uint64_t)getpid() << 32) ^
+			  (uint64_t)now.mono_us;
+	if (!ctd->rand_state)
+		ctd->rand_state = 1;
+	return ctd_deliver_new(ctd->loop, &dc, &ctd->stats, &ctd->deliver);
+}
+
 static int open_json(struct ctd *ctd, const char *path)
 {
+	struct ctd_output *out;
 	int r;
 
 	if (strcmp(path, "none") == 0)
@@ -471,16 +541,37 @@ static int open_json(struct ctd *ctd, const char *path)
 	if (strcmp(path, DEFAULT_OUTPUT) == 0 &&
 	    mkdir("/var/log/ctd", 0750) < 0 && errno != EEXIST)
 		log_warn("cannot create /var/log/ctd: %s", strerror(errno));
-	r = ctd_out_json_new(path, &ctd->stats, &ctd->json);
-	if (r < 0)
+	r = ctd_out_json_new(path, 0, &out);
+	if (r < 0) {
 		log_err("cannot open output %s: %s", path, strerror(-r));
-	return r;
+		return r;
+	}
+	return ctd_deliver_add(ctd->deliver, out);
+}
+
+static int open_stream(struct ctd *ctd, const char *path)
+{
+	struct ctd_output *out;
+	int r;
+
+	if (!path)
+		return 0;
+	r = ctd_out_stream_new(ctd->loop, path, &out);
+	if (r < 0) {
+		log_err("cannot listen on %s: %s", path, strerror(-r));
+		return r;
+	}
+	return ctd_deliver_add(ctd->deliver, out);
 }
 
 static int open_outputs(struct ctd *ctd, const struct options *o)
 {
-	int r = open_json(ctd, o->output);
+	int r = new_deliver(ctd, o);
 
+	if (r == 0)
+		r = open_json(ctd, o->output);
+	if (r == 0)
+		r = open_stream(ctd, o->stream);
 	if (r < 0)
 		return r;
 	/* JSON on stdout and the event lines would interleave: JSON wins. */
@@ -571,6 +662,9 @@ static void run(struct ctd *ctd)
 	ev_signal_init(&ctd->sigterm, on_stop_signal, SIGTERM);
 	ev_signal_start(ctd->loop, &ctd->sigint);
 	ev_signal_start(ctd->loop, &ctd->sigterm);
+	ev_signal_init(&ctd->sighup, on_hup, SIGHUP);
+	ctd->sighup.data = ctd;
+	ev_signal_start(ctd->loop, &ctd->sighup);
 	ctd_nlsrc_start(ctd->nlsrc, ctd->loop);
 	start_timers(ctd);
 	log_info("listening for conntrack events (%s mode, rcvbuf %llu bytes)",
@@ -581,31 +675,49 @@ static void run(struct ctd *ctd)
 	ev_timer_stop(ctd->loop, &ctd->expiry);
 	ev_timer_stop(ctd->loop, &ctd->pending);
 	ev_timer_stop(ctd->loop, &ctd->counters);
+	ev_prepare_stop(ctd->loop, &ctd->flush);
 }
 
-/* Events already queued on the socket at shutdown still become records. */
+static void sum_outputs(const struct ctd_stats *st, uint64_t *ret_delivered,
+			uint64_t *ret_failed)
+{
+	*ret_delivered = *ret_failed = 0;
+	for (size_t i = 0; i < CTD_OUT_MAX && st->out_name[i]; i++) {
+		*ret_delivered += st->out[i]->delivered;
+		*ret_failed += st->out[i]->failed;
+	}
+}
+
+/* Events already queued on the socket at shutdown still become records;
+ * what the outputs cannot take in time goes to the spool. */
 static void finish(struct ctd *ctd, bool verbose)
 {
 	const struct ctd_flowtable *ft;
 	unsigned n = ctd_nlsrc_drain(ctd->nlsrc, SHUTDOWN_DRAIN_MAX);
+	uint64_t delivered, failed;
+	size_t spooled;
 
 	if (n)
 		log_info("handled %u queued messages before exit", n);
+	spooled = ctd_deliver_finish(ctd->deliver, ctd->opts->shutdown_timeout);
+	if (spooled)
+		log_info("%zu undelivered records left for the spool", spooled);
 	ft = ctd_engine_flows(ctd->engine);
 	ctd->stats.table_bytes = ctd_flowtable_memory(ft);
 	if (verbose)
 		ctd_stats_print(&ctd->stats, stderr);
-	log_info("exiting: %llu events, %llu records written, %llu dropped",
+	sum_outputs(&ctd->stats, &delivered, &failed);
+	log_info("exiting: %llu events, %llu records delivered, %llu lost, "
+		 "%llu malformed messages",
 		 (unsigned long long)ctd->stats.nl_messages,
-		 (unsigned long long)ctd->stats.out_records,
-		 (unsigned long long)(ctd->stats.out_dropped +
-				      ctd->stats.parse_errors));
+		 (unsigned long long)delivered, (unsigned long long)failed,
+		 (unsigned long long)ctd->stats.parse_errors);
 }
 
 static void teardown(struct ctd *ctd)
 {
 	ctd_out_text_free(ctd->text);
-	ctd_out_json_free(ctd->json);
+	ctd_deliver_free(ctd->deliver);
 	ctd_ctdump_free(ctd->dump);
 	ctd_engine_free(ctd->engine);
 	ctd_nlsrc_free(ctd->nlsrc);

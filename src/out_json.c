@@ -1,13 +1,16 @@
 /* out_json: JSON lines to a file or stdout.
  *
  * Records are rendered straight into the write buffer's tail and the
- * loop flushes once per iteration. A write error keeps the bytes in the
- * buffer and is logged once per error streak; only a record that finds
- * the buffer still full is lost, and that is counted (out_dropped).
- * Holding such records back for a retry is the output-reliability work
- * (missed-event cache and dying list), not this module's. */
+ * loop flushes once per iteration. A write error (ENOSPC, EIO) keeps the
+ * bytes in the buffer; when the buffer is full the output refuses
+ * records, which then wait on the dying list, so a full disk delays
+ * records instead of losing them. While a write streak fails, submit
+ * does not retry the write itself: the loop's flush and the delivery
+ * timer do, once per turn. Reopen (SIGHUP) moves the buffered bytes to
+ * the new file, so log rotation loses nothing either. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -16,19 +19,23 @@
 #include "ctd/jsonfmt.h"
 #include "ctd/log.h"
 #include "ctd/out_json.h"
+#include "ctd/output.h"
 #include "ctd/stats.h"
 #include "ctd/wbuf.h"
 
-#define JSON_BUF_SIZE (1u << 20)
-
-struct ctd_out_json {
+struct out_json {
+	struct ctd_output base;
 	int fd;
 	bool own_fd;
 	bool failing;           /* in an error streak: logged already */
 	struct ctd_wbuf *wb;
-	struct ctd_stats *stats;
 	char *path;
 };
+
+static struct out_json *to_json(struct ctd_output *out)
+{
+	return (struct out_json *)out;
+}
 
 static int open_file(const char *path)
 {
@@ -37,82 +44,149 @@ static int open_file(const char *path)
 	return fd < 0 ? -errno : fd;
 }
 
-int ctd_out_json_new(const char *path, struct ctd_stats *stats,
-		     struct ctd_out_json **ret)
+/* Reserves room for n bytes; NULL when the output must refuse. */
+static char *reserve(struct out_json *j, size_t n)
 {
-	struct ctd_out_json *out = calloc(1, sizeof(*out));
-	bool is_stdout = strcmp(path, "-") == 0;
+	if (j->failing && ctd_wbuf_room(j->wb) < n)
+		return NULL;
+	return ctd_wbuf_reserve(j->wb, n);
+}
 
-	if (!out)
-		return -ENOMEM;
-	out->stats = stats;
-	out->path = strdup(is_stdout ? "stdout" : path);
-	out->fd = is_stdout ? STDOUT_FILENO : open_file(path);
-	out->own_fd = !is_stdout;
-	if (out->fd < 0 || !out->path) {
-		int r = out->fd < 0 ? out->fd : -ENOMEM;
+static enum ctd_out_status json_submit(struct ctd_output *out,
+				       const struct ctd_record *rec)
+{
+	struct out_json *j = to_json(out);
+	char *p = reserve(j, CTD_JSON_MAX);
+	size_t n;
 
-		free(out->path);
-		free(out);
-		return r;
+	if (!p)
+		return CTD_OUT_AGAIN;
+	n = ctd_jsonfmt_record(rec, p, CTD_JSON_MAX);
+	if (!n)
+		return CTD_OUT_FAILED;
+	ctd_wbuf_commit(j->wb, n);
+	return CTD_OUT_DELIVERED;
+}
+
+static enum ctd_out_status json_submit_raw(struct ctd_output *out,
+					   const void *data, size_t len)
+{
+	struct out_json *j = to_json(out);
+	char *p;
+
+	if (len > CTD_OUT_JSON_BUF)
+		return CTD_OUT_FAILED;
+	p = reserve(j, len);
+	if (!p)
+		return CTD_OUT_AGAIN;
+	memcpy(p, data, len);
+	ctd_wbuf_commit(j->wb, len);
+	return CTD_OUT_DELIVERED;
+}
+
+static void json_flush(struct ctd_output *out)
+{
+	struct out_json *j = to_json(out);
+	int r = ctd_wbuf_flush(j->wb);
+
+	if (r == 0 || r == -EAGAIN) {
+		if (j->failing)
+			log_info("%s: writing again", j->path);
+		if (j->failing && r == 0)
+			ctd_output_ready(out);
+		j->failing = false;
+		return;
 	}
-	out->wb = ctd_wbuf_new(out->fd, JSON_BUF_SIZE);
-	if (!out->wb) {
-		ctd_out_json_free(out);
-		return -ENOMEM;
-	}
-	*ret = out;
+	j->base.stats.write_errors++;
+	if (!j->failing)
+		log_err("%s: write failed: %s; holding records until it "
+			"works again", j->path, strerror(-r));
+	j->failing = true;
+}
+
+static size_t json_unsent(struct ctd_output *out, const void **ret_data,
+			  int take)
+{
+	struct out_json *j = to_json(out);
+	size_t n = ctd_wbuf_pending(j->wb);
+
+	*ret_data = ctd_wbuf_data(j->wb);
+	if (take)
+		ctd_wbuf_clear(j->wb);
+	return n;
+}
+
+static int json_reopen(struct ctd_output *out)
+{
+	struct out_json *j = to_json(out);
+	int fd;
+
+	if (!j->own_fd)
+		return 0;
+	ctd_wbuf_flush(j->wb);
+	fd = open_file(j->path);
+	if (fd < 0)
+		return fd;
+	close(j->fd);
+	j->fd = fd;
+	ctd_wbuf_set_fd(j->wb, fd);
+	j->failing = false;
+	log_info("%s: reopened", j->path);
 	return 0;
 }
 
-void ctd_out_json_free(struct ctd_out_json *out)
+static void json_free(struct ctd_output *out)
 {
-	if (!out)
+	struct out_json *j = to_json(out);
+
+	if (!j)
 		return;
-	if (out->wb)
-		ctd_out_json_flush(out);
-	ctd_wbuf_free(out->wb);
-	if (out->own_fd)
-		close(out->fd);
-	free(out->path);
-	free(out);
+	ctd_wbuf_free(j->wb);
+	if (j->own_fd && j->fd >= 0)
+		close(j->fd);
+	free(j->path);
+	free(j);
 }
 
-void ctd_out_json_submit(struct ctd_out_json *out, const struct ctd_record *rec)
+static const struct ctd_output_ops json_ops = {
+	.submit = json_submit,
+	.submit_raw = json_submit_raw,
+	.flush = json_flush,
+	.unsent = json_unsent,
+	.reopen = json_reopen,
+	.free = json_free,
+};
+
+int ctd_out_json_new(const char *path, size_t buf_size,
+		     struct ctd_output **ret)
 {
-	char *p = ctd_wbuf_reserve(out->wb, CTD_JSON_MAX);
-	size_t n;
+	struct out_json *j = calloc(1, sizeof(*j));
+	bool is_stdout = strcmp(path, "-") == 0;
 
-	if (!p) {
-		if (out->stats->out_dropped++ == 0)
-			log_err("%s: output stuck, dropping records (see out_dropped)",
-				out->path);
-		return;
+	if (!j)
+		return -ENOMEM;
+	j->base.ops = &json_ops;
+	j->base.name = "json";
+	j->fd = -1;
+	j->path = strdup(is_stdout ? "stdout" : path);
+	if (!j->path) {
+		json_free(&j->base);
+		return -ENOMEM;
 	}
-	n = ctd_jsonfmt_record(rec, p, CTD_JSON_MAX);
-	if (!n) {
-		out->stats->out_dropped++;
-		return;
-	}
-	ctd_wbuf_commit(out->wb, n);
-	out->stats->out_records++;
-	out->stats->out_bytes += n;
-}
+	j->fd = is_stdout ? STDOUT_FILENO : open_file(path);
+	j->own_fd = !is_stdout;
+	if (j->fd < 0) {
+		int r = j->fd;
 
-int ctd_out_json_flush(struct ctd_out_json *out)
-{
-	int r = ctd_wbuf_flush(out->wb);
-
-	if (r == 0 || r == -EAGAIN) {
-		if (out->failing)
-			log_info("%s: writing again", out->path);
-		out->failing = false;
+		json_free(&j->base);
 		return r;
 	}
-	out->stats->out_write_errors++;
-	if (!out->failing)
-		log_err("%s: write failed: %s; keeping records buffered",
-			out->path, strerror(-r));
-	out->failing = true;
-	return r;
+	j->wb = ctd_wbuf_new(j->fd, buf_size ? buf_size : CTD_OUT_JSON_BUF);
+	if (!j->wb) {
+		json_free(&j->base);
+		return -ENOMEM;
+	}
+	ctd_wbuf_count_into(j->wb, &j->base.stats.bytes);
+	*ret = &j->base;
+	return 0;
 }

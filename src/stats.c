@@ -1,6 +1,7 @@
 /* stats: prints the counter struct. The table below is the one place a
  * counter gets its public name. */
 #include <stddef.h>
+#include <string.h>
 
 #include "ctd/stats.h"
 
@@ -25,11 +26,36 @@ static const struct {
 	C(resyncs),
 	C(expiry_suspects), C(expiry_alive), C(dumps), C(dump_failures),
 	C(dump_entries), C(dump_new_flows), C(dump_stale),
-	C(destroy_duplicates), C(tombstone_failures), C(out_records),
-	C(out_dropped), C(out_write_errors), C(out_bytes), C(text_dropped), C(rcvbuf),
+	C(destroy_duplicates), C(tombstone_failures), C(text_dropped), C(rcvbuf),
 	C(flows_tracked), C(flows_suspect), C(kernel_pending),
 	C(kernel_pending_peak), C(table_bytes),
 };
+
+#define O(name) { #name, offsetof(struct ctd_out_stats, name) }
+
+static const struct {
+	const char *name;
+	size_t off;
+} out_counters[] = {
+	O(delivered), O(deferred), O(retried), O(spooled), O(spooled_bytes),
+	O(replayed), O(failed), O(dying), O(dying_peak), O(spool_size),
+	O(spool_skipped), O(write_errors), O(bytes), O(consumers), O(refused),
+	O(lost_bytes),
+};
+
+static void print_outputs(const struct ctd_stats *st, FILE *f)
+{
+	for (size_t o = 0; o < CTD_OUT_MAX && st->out_name[o]; o++) {
+		for (size_t i = 0; i < sizeof(out_counters) / sizeof(out_counters[0]); i++) {
+			const uint64_t *v = (const uint64_t *)(const void *)
+				((const char *)st->out[o] + out_counters[i].off);
+
+			fprintf(f, "out_%s_%-*s %llu\n", st->out_name[o],
+				(int)(17 - strlen(st->out_name[o])),
+				out_counters[i].name, (unsigned long long)*v);
+		}
+	}
+}
 
 void ctd_stats_print(const struct ctd_stats *st, FILE *f)
 {
@@ -42,4 +68,5 @@ void ctd_stats_print(const struct ctd_stats *st, FILE *f)
 		fprintf(f, "%-22s %llu\n", counters[i].name,
 			(unsigned long long)*v);
 	}
+	print_outputs(st, f);
 }

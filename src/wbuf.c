@@ -14,6 +14,7 @@ struct ctd_wbuf {
 	size_t cap;
 	size_t head;   /* first unwritten byte */
 	size_t tail;   /* end of data */
+	uint64_t *written;   /* bytes written are added here, if set */
 	char *data;
 };
 
@@ -54,6 +55,8 @@ int ctd_wbuf_flush(struct ctd_wbuf *wb)
 		if (n == 0)
 			return -EAGAIN;
 		wb->head += (size_t)n;
+		if (wb->written)
+			*wb->written += (uint64_t)n;
 	}
 	wb->head = wb->tail = 0;
 	return 0;
@@ -87,4 +90,29 @@ void ctd_wbuf_commit(struct ctd_wbuf *wb, size_t len)
 size_t ctd_wbuf_pending(const struct ctd_wbuf *wb)
 {
 	return wb->tail - wb->head;
+}
+
+size_t ctd_wbuf_room(const struct ctd_wbuf *wb)
+{
+	return wb->cap - (wb->tail - wb->head);
+}
+
+const char *ctd_wbuf_data(const struct ctd_wbuf *wb)
+{
+	return wb->data + wb->head;
+}
+
+void ctd_wbuf_clear(struct ctd_wbuf *wb)
+{
+	wb->head = wb->tail = 0;
+}
+
+void ctd_wbuf_set_fd(struct ctd_wbuf *wb, int fd)
+{
+	wb->fd = fd;
+}
+
+void ctd_wbuf_count_into(struct ctd_wbuf *wb, uint64_t *written)
+{
+	wb->written = written;
 }

@@ -9,6 +9,29 @@
 #include "ctd/ctevent.h"
 #include "ctd/record.h"
 
+#define CTD_OUT_MAX 4
+
+/* One record output's delivery, named out_<name>_<counter>. */
+struct ctd_out_stats {
+	uint64_t delivered;      /* records the output took */
+	uint64_t deferred;       /* records it refused at first: held back */
+	uint64_t retried;        /* held records delivered on a re-send */
+	uint64_t spooled;        /* records written to the spool */
+	uint64_t spooled_bytes;  /* rendered bytes written to the spool */
+	uint64_t replayed;       /* spooled records delivered */
+	uint64_t failed;         /* records lost: refused for good, or not
+	                          * even the spool could take them */
+	uint64_t dying;          /* gauge: records waiting for a re-send */
+	uint64_t dying_peak;
+	uint64_t spool_size;     /* gauge: spool file bytes */
+	uint64_t spool_skipped;  /* damaged spool entries skipped */
+	uint64_t write_errors;   /* failed writes */
+	uint64_t bytes;          /* bytes written */
+	uint64_t consumers;      /* gauge: connected readers (stream) */
+	uint64_t refused;        /* readers refused: too many (stream) */
+	uint64_t lost_bytes;     /* unread bytes of readers that went away */
+};
+
 struct ctd_stats {
 	uint64_t events[CTD_EV__COUNT];  /* parsed events by type */
 	uint64_t nl_messages;            /* netlink messages received */
@@ -38,10 +61,6 @@ struct ctd_stats {
 	uint64_t dump_stale;             /* dump entries for flows already ended */
 	uint64_t destroy_duplicates;     /* DESTROYs for a flow already ended */
 	uint64_t tombstone_failures;     /* ends not remembered: table full */
-	uint64_t out_records;            /* records written by the JSON output */
-	uint64_t out_dropped;            /* records the JSON output lost */
-	uint64_t out_write_errors;       /* failed write() calls */
-	uint64_t out_bytes;              /* bytes written by the JSON output */
 	uint64_t text_dropped;           /* -f lines skipped: terminal stuck */
 	uint64_t rcvbuf;                 /* netlink receive buffer, bytes */
 	uint64_t flows_tracked;          /* gauge */
@@ -49,6 +68,8 @@ struct ctd_stats {
 	uint64_t kernel_pending;         /* gauge: DESTROYs the kernel holds */
 	uint64_t kernel_pending_peak;
 	uint64_t table_bytes;            /* gauge: flow table memory */
+	const char *out_name[CTD_OUT_MAX];
+	struct ctd_out_stats *out[CTD_OUT_MAX];   /* owned by the outputs */
 };
 
 /* One "name value" line per counter. */

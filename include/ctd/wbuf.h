@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct ctd_wbuf;
 
@@ -21,5 +22,14 @@ void ctd_wbuf_commit(struct ctd_wbuf *wb, size_t len);
  * or another -errno from write(). */
 int ctd_wbuf_flush(struct ctd_wbuf *wb);
 size_t ctd_wbuf_pending(const struct ctd_wbuf *wb);
+/* Bytes a reserve can get at most (it compacts when needed). */
+size_t ctd_wbuf_room(const struct ctd_wbuf *wb);
+/* The unwritten bytes, and forgetting them (they were saved elsewhere). */
+const char *ctd_wbuf_data(const struct ctd_wbuf *wb);
+void ctd_wbuf_clear(struct ctd_wbuf *wb);
+/* Later flushes go to fd (a reopened file); unwritten bytes follow. */
+void ctd_wbuf_set_fd(struct ctd_wbuf *wb, int fd);
+/* Every byte written from now on is added to *written. */
+void ctd_wbuf_count_into(struct ctd_wbuf *wb, uint64_t *written);
 
 #endif

@@ -88,12 +88,14 @@ class Netns:
 class Ctd:
     """ctd running in a namespace, with its stderr log and JSON output."""
 
-    def __init__(self, ns, binary, workdir, args):
-        self.json = os.path.join(workdir, "flows.json")
-        self.log = os.path.join(workdir, "ctd.log")
-        self.out = os.path.join(workdir, "ctd.out")
+    def __init__(self, ns, binary, workdir, args, json=None, tag="ctd"):
+        self.json = json or os.path.join(workdir, "flows.json")
+        self.log = os.path.join(workdir, tag + ".log")
+        self.out = os.path.join(workdir, tag + ".out")
+        self.spool = os.path.join(workdir, "spool")
         wrapper = os.environ.get("CTD_TEST_WRAPPER", "").split()
-        cmd = wrapper + [binary, "-v", "-o", self.json] + args
+        cmd = wrapper + [binary, "-v", "-o", self.json,
+                         "--spool-dir", self.spool] + args
         self.proc = ns.start(cmd, open(self.out, "w"), open(self.log, "w"))
         self.wait_log("listening", 10)
 

@@ -121,9 +121,9 @@ def main():
         problems.append("extra %s" % list(extra)[:5])
     if destroy_lines < n:
         problems.append("-f printed %d DESTROY lines for %d flows" % (destroy_lines, n))
-    if counters.get("parse_errors") or counters.get("out_dropped"):
-        problems.append("parse errors %d, dropped %d" % (counters.get("parse_errors"),
-                                                        counters.get("out_dropped")))
+    if counters.get("parse_errors") or counters.get("out_json_failed") != 0:
+        problems.append("parse errors %s, records lost %s" % (
+            counters.get("parse_errors"), counters.get("out_json_failed")))
     if problems:
         print("FAIL:", "; ".join(problems))
         return 1

@@ -1,0 +1,48 @@
+/* deliver: hands every record to every output and makes sure each one
+ * gets it. A refused record waits on that output's dying list for a
+ * random share of the grace period; over the list's bound, and at
+ * shutdown, it goes to the output's spool file, which is replayed first
+ * at the next start. Owns the outputs it is given, their dying lists and
+ * spools, and one timer on the loop. */
+#ifndef CTD_DELIVER_H
+#define CTD_DELIVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ctd_deliver;
+struct ctd_output;
+struct ctd_record;
+struct ctd_stats;
+struct ev_loop;
+
+struct ctd_deliver_cfg {
+	uint32_t grace_ms;          /* re-send within [0, grace) */
+	size_t dying_max;           /* records held per output */
+	const char *spool_dir;      /* NULL: no spool (losses counted) */
+	uint32_t (*random)(void *arg);
+	void *random_arg;
+};
+
+int ctd_deliver_new(struct ev_loop *loop, const struct ctd_deliver_cfg *cfg,
+		    struct ctd_stats *stats, struct ctd_deliver **ret);
+/* Flushes, spools what is left and frees every output. */
+void ctd_deliver_free(struct ctd_deliver *d);
+
+/* Takes ownership of out, also on error. Opens its spool and queues
+ * what the spool holds for replay. */
+int ctd_deliver_add(struct ctd_deliver *d, struct ctd_output *out);
+size_t ctd_deliver_count(const struct ctd_deliver *d);
+
+void ctd_deliver_record(struct ctd_deliver *d, const struct ctd_record *rec);
+/* Once per loop iteration: every output writes what it buffered. */
+void ctd_deliver_flush(struct ctd_deliver *d);
+/* SIGHUP: outputs reopen their files; nothing buffered is lost. */
+void ctd_deliver_reopen(struct ctd_deliver *d);
+
+/* Shutdown: keeps re-sending everything held for at most timeout_s,
+ * running the loop (whose other watchers the caller stopped), then
+ * spools the rest. Returns the records left for the spool. */
+size_t ctd_deliver_finish(struct ctd_deliver *d, double timeout_s);
+
+#endif

@@ -1,0 +1,50 @@
+/* dying: one output's completed records that it could not take yet,
+ * each re-sent after a random share of the grace period, as the kernel
+ * does with its own dying list. Owns copies of the records in a bounded
+ * pool and a min-heap of due times. Pure: time and randomness come in. */
+#ifndef CTD_DYING_H
+#define CTD_DYING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ctd_dying;
+struct ctd_record;
+
+struct ctd_dying_cfg {
+	uint32_t grace_ms;                  /* re-send within [0, grace) */
+	size_t max;                         /* records held at most */
+	uint32_t (*random)(void *arg);      /* uniform 32-bit values */
+	void *random_arg;
+};
+
+enum {
+	CTD_DYING_FROM_SPOOL = 1u << 0,     /* came back from the spool */
+};
+
+struct ctd_dying *ctd_dying_new(const struct ctd_dying_cfg *cfg);
+void ctd_dying_free(struct ctd_dying *d);
+
+/* Holds a copy of rec, due at now + random % grace. -ENOSPC at the
+ * bound, -ENOMEM when the pool cannot grow. */
+int ctd_dying_add(struct ctd_dying *d, const struct ctd_record *rec,
+		  uint32_t flags, int64_t now_us);
+/* As add, but due now: for records that should go out at once. */
+int ctd_dying_add_now(struct ctd_dying *d, const struct ctd_record *rec,
+		      uint32_t flags, int64_t now_us);
+
+/* The earliest due time (monotonic µs), INT64_MAX when empty. */
+int64_t ctd_dying_next_due(const struct ctd_dying *d);
+/* The record with the earliest due time, or NULL when empty; valid until
+ * the next call that changes the list. */
+const struct ctd_record *ctd_dying_head(const struct ctd_dying *d,
+					uint32_t *ret_flags);
+/* The head was delivered (or spooled): forget it. */
+void ctd_dying_pop(struct ctd_dying *d);
+/* The head was refused again: due at now + random % grace. */
+void ctd_dying_defer(struct ctd_dying *d, int64_t now_us);
+
+size_t ctd_dying_count(const struct ctd_dying *d);
+size_t ctd_dying_max(const struct ctd_dying *d);
+
+#endif

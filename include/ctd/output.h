@@ -1,0 +1,54 @@
+/* output: the interface every record output implements, so delivery
+ * (dying list, spool, counters) is written once for all of them. An
+ * output embeds struct ctd_output as its first member. */
+#ifndef CTD_OUTPUT_H
+#define CTD_OUTPUT_H
+
+#include <stddef.h>
+
+#include "ctd/stats.h"
+
+struct ctd_output;
+struct ctd_record;
+
+enum ctd_out_status {
+	CTD_OUT_DELIVERED,   /* taken; the output answers for it now */
+	CTD_OUT_AGAIN,       /* cannot take it yet: keep it and retry */
+	CTD_OUT_FAILED,      /* can never take it (counted, not retried) */
+};
+
+struct ctd_output_ops {
+	enum ctd_out_status (*submit)(struct ctd_output *out,
+				      const struct ctd_record *rec);
+	/* Bytes an earlier run had rendered but not written (from the
+	 * spool); NULL when the output keeps no such bytes. */
+	enum ctd_out_status (*submit_raw)(struct ctd_output *out,
+					  const void *data, size_t len);
+	/* Writes what it buffered; called once per loop iteration. */
+	void (*flush)(struct ctd_output *out);
+	/* Accepted bytes not yet written, for the spool at shutdown; the
+	 * output forgets them when take is true. NULL: none ever. */
+	size_t (*unsent)(struct ctd_output *out, const void **ret_data,
+			 int take);
+	/* Reopens files (SIGHUP, log rotation); NULL when nothing to do. */
+	int (*reopen)(struct ctd_output *out);
+	void (*free)(struct ctd_output *out);
+};
+
+struct ctd_output {
+	const struct ctd_output_ops *ops;
+	const char *name;                   /* stable: names its spool file */
+	struct ctd_out_stats stats;         /* delivery counters, shown by ctd -s */
+	/* Set by the owner: the output calls it when it can take records
+	 * again after saying CTD_OUT_AGAIN. */
+	void (*ready)(void *arg, struct ctd_output *out);
+	void *ready_arg;
+};
+
+static inline void ctd_output_ready(struct ctd_output *out)
+{
+	if (out->ready)
+		out->ready(out->ready_arg, out);
+}
+
+#endif

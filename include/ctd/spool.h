@@ -1,0 +1,55 @@
+/* spool: one output's durable, append-only file of undelivered data,
+ * read back in order and truncated once everything read was delivered.
+ * Owns the file descriptor. Entries carry a checksum, so a torn or
+ * damaged entry is skipped and counted, never trusted. Host-local: the
+ * format follows this build's record layout and byte order. */
+#ifndef CTD_SPOOL_H
+#define CTD_SPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ctd_spool;
+
+enum ctd_spool_kind {
+	CTD_SPOOL_RECORD = 1,     /* a struct ctd_record */
+	CTD_SPOOL_RAW    = 2,     /* rendered bytes the output had accepted */
+};
+
+#define CTD_SPOOL_MAX_ENTRY (2u << 20)
+
+struct ctd_spool_stats {
+	uint64_t torn;            /* entries cut short (crash mid-write) */
+	uint64_t corrupt;         /* entries whose checksum did not match */
+	uint64_t skipped_bytes;   /* bytes given up on */
+};
+
+int ctd_spool_open(const char *path, struct ctd_spool **ret);
+void ctd_spool_free(struct ctd_spool *sp);
+
+/* Appends one entry with a single write; on failure the file is cut back
+ * so no partial entry stays. */
+int ctd_spool_append(struct ctd_spool *sp, enum ctd_spool_kind kind,
+		     const void *data, size_t len);
+
+/* Reads the next unread entry into buf without consuming it. Returns 1
+ * with the kind and length set, 0 at the end, or -errno. Damaged entries
+ * on the way are skipped and counted. */
+int ctd_spool_peek(struct ctd_spool *sp, void *buf, size_t cap,
+		   enum ctd_spool_kind *ret_kind, size_t *ret_len);
+/* The entry peek returned is taken: move past it. */
+void ctd_spool_consume(struct ctd_spool *sp);
+/* Empties the file when every entry was read; the caller knows whether
+ * what it read was also delivered. Returns 0 or -errno. */
+int ctd_spool_reset(struct ctd_spool *sp);
+
+/* Cuts off the part already read, keeping the unread rest (written to a
+ * new file, then renamed over the old one). */
+int ctd_spool_drop_read(struct ctd_spool *sp);
+
+uint64_t ctd_spool_size(const struct ctd_spool *sp);
+uint64_t ctd_spool_unread(const struct ctd_spool *sp);
+const struct ctd_spool_stats *ctd_spool_stats(const struct ctd_spool *sp);
+const char *ctd_spool_path(const struct ctd_spool *sp);
+
+#endif

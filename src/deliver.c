@@ -1,0 +1,522 @@
+/* deliver: every record to every output, none lost between them.
+ *
+ * The kernel's reliable-event design, turned toward ctd's outputs: an
+ * output that refuses a record (full disk, slow reader, collector down)
+ * gets it again after random % grace, like the kernel's dying list; the
+ * list is bounded, and what does not fit goes to that output's spool on
+ * disk, as does everything still held at shutdown. Spooled data is read
+ * back at start before new records can pile up behind it, and whenever
+ * the dying list has room, and the file is emptied once all of it was
+ * delivered. An output that says it is ready again is re-sent its held
+ * records at once instead of at their random times. */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <ev.h>
+
+#include "ctd/deliver.h"
+#include "ctd/dying.h"
+#include "ctd/log.h"
+#include "ctd/output.h"
+#include "ctd/record.h"
+#include "ctd/spool.h"
+#include "ctd/stats.h"
+#include "ctd/timeutil.h"
+
+#define RETRY_BUDGET 1024        /* held records re-sent per output per tick */
+#define STUCK_RETRY_US 1000000   /* re-try a stuck output's writes */
+#define FINISH_TICK_S 0.05
+#define LOSS_LOG_US 10000000
+
+struct dest {
+	struct ctd_output *out;
+	struct ctd_dying *dying;
+	struct ctd_spool *spool;     /* NULL: none; losses are counted */
+	struct ctd_out_stats *st;
+	size_t from_spool;           /* read back, not delivered yet */
+	bool rush;                   /* ready again: re-send held ones now */
+	bool raw_stuck;              /* spooled bytes refused: wait */
+	uint64_t failed_logged;
+	int64_t failed_log_us;
+};
+
+struct ctd_deliver {
+	struct ev_loop *loop;
+	ev_timer timer;
+	int64_t armed_us;
+	struct ctd_deliver_cfg cfg;
+	struct ctd_stats *stats;
+	struct dest dest[CTD_OUT_MAX];
+	size_t n;
+	bool finishing;
+	double finish_deadline;
+	void *scratch;               /* one spool entry */
+};
+
+static void on_timer(struct ev_loop *loop, ev_timer *w, int revents);
+
+static int64_t mono_us(void)
+{
+	return ctd_now_read().mono_us;
+}
+
+int ctd_deliver_new(struct ev_loop *loop, const struct ctd_deliver_cfg *cfg,
+		    struct ctd_stats *stats, struct ctd_deliver **ret)
+{
+	struct ctd_deliver *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return -ENOMEM;
+	d->loop = loop;
+	d->cfg = *cfg;
+	d->stats = stats;
+	d->armed_us = INT64_MAX;
+	ev_init(&d->timer, on_timer);
+	d->timer.data = d;
+	*ret = d;
+	return 0;
+}
+
+/* Arms the timer for due, unless it already fires earlier. */
+static void arm(struct ctd_deliver *d, int64_t due, int64_t now)
+{
+	double after;
+
+	if (due >= d->armed_us && ev_is_active(&d->timer))
+		return;
+	if (due == INT64_MAX)
+		return;
+	after = due > now ? (double)(due - now) / 1e6 : 0;
+	ev_timer_stop(d->loop, &d->timer);
+	ev_timer_set(&d->timer, after, 0);
+	ev_timer_start(d->loop, &d->timer);
+	d->armed_us = due;
+}
+
+static void log_losses(struct dest *t, int64_t now)
+{
+	if (t->st->failed == t->failed_logged ||
+	    (t->failed_logged && now - t->failed_log_us < LOSS_LOG_US))
+		return;
+	log_err("output %s: lost %llu records (%s)", t->out->name,
+		(unsigned long long)(t->st->failed - t->failed_logged),
+		t->spool ? "the spool could not take them" :
+			   "no spool to hold them");
+	t->failed_logged = t->st->failed;
+	t->failed_log_us = now;
+}
+
+static bool spool_record(struct dest *t, const struct ctd_record *rec)
+{
+	if (!t->spool ||
+	    ctd_spool_append(t->spool, CTD_SPOOL_RECORD, rec, sizeof(*rec)) < 0)
+		return false;
+	t->st->spooled++;
+	t->st->spool_size = ctd_spool_size(t->spool);
+	return true;
+}
+
+static void update_gauges(struct dest *t)
+{
+	t->st->dying = ctd_dying_count(t->dying);
+	if (t->st->dying > t->st->dying_peak)
+		t->st->dying_peak = t->st->dying;
+	if (t->spool) {
+		t->st->spool_size = ctd_spool_size(t->spool);
+		t->st->spool_skipped = ctd_spool_stats(t->spool)->corrupt +
+				       ctd_spool_stats(t->spool)->torn;
+	}
+}
+
+/* A refused record: the dying list, else the spool, else it is lost. */
+static void hold(struct ctd_deliver *d, struct dest *t,
+		 const struct ctd_record *rec)
+{
+	int64_t now = mono_us();
+
+	t->st->deferred++;
+	if (ctd_dying_add(t->dying, rec, 0, now) == 0) {
+		update_gauges(t);
+		arm(d, ctd_dying_next_due(t->dying), now);
+		return;
+	}
+	if (!spool_record(t, rec))
+		t->st->failed++;
+	log_losses(t, now);
+}
+
+void ctd_deliver_record(struct ctd_deliver *d, const struct ctd_record *rec)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		struct dest *t = &d->dest[i];
+
+		switch (t->out->ops->submit(t->out, rec)) {
+		case CTD_OUT_DELIVERED:
+			t->st->delivered++;
+			break;
+		case CTD_OUT_AGAIN:
+			hold(d, t, rec);
+			break;
+		case CTD_OUT_FAILED:
+			t->st->failed++;
+			log_losses(t, mono_us());
+			break;
+		}
+	}
+}
+
+static void delivered_held(struct dest *t, uint32_t flags)
+{
+	t->st->delivered++;
+	if (flags & CTD_DYING_FROM_SPOOL) {
+		t->st->replayed++;
+		t->from_spool--;
+	} else {
+		t->st->retried++;
+	}
+	ctd_dying_pop(t->dying);
+}
+
+/* Re-sends held records that are due (all of them in a rush). A refusal
+ * reschedules that record at a new random time and, outside a rush,
+ * the walk goes on, so every due record gets its own spread. */
+static void retry(struct dest *t, int64_t now, bool *ret_budget_hit)
+{
+	const struct ctd_record *rec;
+	uint32_t flags;
+	unsigned budget = RETRY_BUDGET;
+
+	while ((rec = ctd_dying_head(t->dying, &flags)) &&
+	       (t->rush || ctd_dying_next_due(t->dying) <= now)) {
+		if (!budget--) {
+			*ret_budget_hit = true;
+			return;
+		}
+		switch (t->out->ops->submit(t->out, rec)) {
+		case CTD_OUT_DELIVERED:
+			delivered_held(t, flags);
+			break;
+		case CTD_OUT_AGAIN:
+			ctd_dying_defer(t->dying, now);
+			if (t->rush) {
+				t->rush = false;
+				return;
+			}
+			break;
+		case CTD_OUT_FAILED:
+			t->st->failed++;
+			if (flags & CTD_DYING_FROM_SPOOL)
+				t->from_spool--;
+			ctd_dying_pop(t->dying);
+			break;
+		}
+	}
+	t->rush = false;
+}
+
+static enum ctd_out_status replay_raw(struct dest *t, const void *data,
+				      size_t len)
+{
+	enum ctd_out_status s;
+
+	if (!t->out->ops->submit_raw)
+		return CTD_OUT_FAILED;
+	s = t->out->ops->submit_raw(t->out, data, len);
+	if (s == CTD_OUT_DELIVERED)
+		t->st->replayed++;
+	return s;
+}
+
+/* Reads spooled entries back while the dying list is at most half full,
+ * so fresh refusals still find room. */
+static int refill(struct ctd_deliver *d, struct dest *t, int64_t now)
+{
+	enum ctd_spool_kind kind;
+	size_t len;
+	int r = 0;
+
+	while (t->spool && !t->raw_stuck &&
+	       ctd_dying_count(t->dying) < ctd_dying_max(t->dying) / 2 &&
+	       (r = ctd_spool_peek(t->spool, d->scratch, CTD_SPOOL_MAX_ENTRY,
+				   &kind, &len)) == 1) {
+		if (kind == CTD_SPOOL_RAW) {
+			enum ctd_out_status s = replay_raw(t, d->scratch, len);
+
+			if (s == CTD_OUT_AGAIN) {
+				t->raw_stuck = true;
+				break;
+			}
+			if (s == CTD_OUT_FAILED)
+				t->st->failed++;
+		} else if (ctd_dying_add_now(t->dying, d->scratch,
+					     CTD_DYING_FROM_SPOOL, now) == 0) {
+			t->from_spool++;
+		} else {
+			break;
+		}
+		ctd_spool_consume(t->spool);
+	}
+	if (r < 0)
+		return r;
+	if (t->spool && !t->from_spool && ctd_spool_size(t->spool) &&
+	    !ctd_spool_unread(t->spool))
+		r = ctd_spool_reset(t->spool);
+	return r;
+}
+
+/* When this output next needs the timer. */
+static int64_t next_due(struct dest *t, int64_t now)
+{
+	int64_t due = ctd_dying_next_due(t->dying);
+	const void *p;
+
+	if (t->rush)
+		return now;
+	if ((t->spool && ctd_spool_unread(t->spool)) ||
+	    (t->out->ops->unsent && t->out->ops->unsent(t->out, &p, 0))) {
+		int64_t later = now + STUCK_RETRY_US;
+
+		if (later < due)
+			due = later;
+	}
+	return due;
+}
+
+static void service(struct ctd_deliver *d, struct dest *t, int64_t now,
+		    bool *ret_budget_hit)
+{
+	int r;
+
+	retry(t, now, ret_budget_hit);
+	if (d->finishing)
+		return;
+	t->raw_stuck = false;
+	r = refill(d, t, now);
+	if (r < 0)
+		log_err("spool %s: %s", ctd_spool_path(t->spool), strerror(-r));
+	update_gauges(t);
+	log_losses(t, now);
+}
+
+static bool all_delivered(struct ctd_deliver *d)
+{
+	const void *p;
+
+	for (size_t i = 0; i < d->n; i++) {
+		struct dest *t = &d->dest[i];
+
+		if (ctd_dying_count(t->dying) ||
+		    (t->out->ops->unsent && t->out->ops->unsent(t->out, &p, 0)))
+			return false;
+	}
+	return true;
+}
+
+static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct ctd_deliver *d = w->data;
+	int64_t now = mono_us(), next = INT64_MAX;
+	bool budget_hit = false;
+
+	(void)revents;
+	d->armed_us = INT64_MAX;
+	for (size_t i = 0; i < d->n; i++) {
+		struct dest *t = &d->dest[i];
+		int64_t due;
+
+		if (d->finishing)
+			t->rush = true;
+		service(d, t, now, &budget_hit);
+		due = next_due(t, now);
+		if (due < next)
+			next = due;
+	}
+	if (d->finishing) {
+		ctd_deliver_flush(d);
+		if (all_delivered(d) || ev_now(loop) >= d->finish_deadline) {
+			ev_break(loop, EVBREAK_ONE);
+			return;
+		}
+		next = now + (int64_t)(FINISH_TICK_S * 1e6);
+	}
+	arm(d, budget_hit ? now : next, now);
+}
+
+static void kick(struct ctd_deliver *d)
+{
+	int64_t now = mono_us();
+
+	arm(d, now, now);
+}
+
+static void on_ready(void *arg, struct ctd_output *out)
+{
+	struct ctd_deliver *d = arg;
+
+	for (size_t i = 0; i < d->n; i++) {
+		if (d->dest[i].out != out)
+			continue;
+		if (!ctd_dying_count(d->dest[i].dying))
+			return;
+		d->dest[i].rush = true;
+		kick(d);
+	}
+}
+
+static int open_spool(struct ctd_deliver *d, struct dest *t)
+{
+	char path[4096];
+	int r;
+
+	if (!d->cfg.spool_dir)
+		return 0;
+	if (mkdir(d->cfg.spool_dir, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s.spool",
+			     d->cfg.spool_dir, t->out->name) >= sizeof(path))
+		return -ENAMETOOLONG;
+	r = ctd_spool_open(path, &t->spool);
+	if (r < 0)
+		return r;
+	if (ctd_spool_size(t->spool))
+		log_info("output %s: replaying %llu spooled bytes from %s",
+			 t->out->name,
+			 (unsigned long long)ctd_spool_size(t->spool), path);
+	return 0;
+}
+
+int ctd_deliver_add(struct ctd_deliver *d, struct ctd_output *out)
+{
+	struct ctd_dying_cfg dc = { d->cfg.grace_ms, d->cfg.dying_max,
+				    d->cfg.random, d->cfg.random_arg };
+	struct dest *t = &d->dest[d->n];
+	int r;
+
+	if (d->n >= CTD_OUT_MAX) {
+		out->ops->free(out);
+		return -ENOSPC;
+	}
+	if (!d->scratch && !(d->scratch = malloc(CTD_SPOOL_MAX_ENTRY))) {
+		out->ops->free(out);
+		return -ENOMEM;
+	}
+	memset(t, 0, sizeof(*t));
+	t->out = out;
+	t->st = &out->stats;
+	d->stats->out[d->n] = &out->stats;
+	d->stats->out_name[d->n] = out->name;
+	out->ready = on_ready;
+	out->ready_arg = d;
+	d->n++;
+	t->dying = ctd_dying_new(&dc);
+	if (!t->dying)
+		return -ENOMEM;
+	r = open_spool(d, t);
+	if (r < 0)
+		log_warn("output %s: no spool in %s (%s): records it cannot "
+			 "take in time will be lost", out->name,
+			 d->cfg.spool_dir, strerror(-r));
+	kick(d);
+	return 0;
+}
+
+size_t ctd_deliver_count(const struct ctd_deliver *d)
+{
+	return d->n;
+}
+
+void ctd_deliver_flush(struct ctd_deliver *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		d->dest[i].out->ops->flush(d->dest[i].out);
+}
+
+void ctd_deliver_reopen(struct ctd_deliver *d)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		struct ctd_output *out = d->dest[i].out;
+		int r;
+
+		if (!out->ops->reopen)
+			continue;
+		r = out->ops->reopen(out);
+		if (r < 0)
+			log_err("output %s: cannot reopen: %s; still writing "
+				"to the old file", out->name, strerror(-r));
+	}
+}
+
+/* Shutdown: rendered bytes still unwritten, then every held record. The
+ * part of the spool already read back is cut off first, since what of
+ * it is not delivered is among the held records. */
+static size_t spool_rest(struct dest *t)
+{
+	const struct ctd_record *rec;
+	const void *data;
+	size_t len, left = 0;
+	uint32_t flags;
+
+	if (t->out->ops->unsent &&
+	    (len = t->out->ops->unsent(t->out, &data, 0)) > 0) {
+		if (t->spool && ctd_spool_append(t->spool, CTD_SPOOL_RAW,
+						 data, len) == 0) {
+			t->st->spooled_bytes += len;
+			t->out->ops->unsent(t->out, &data, 1);
+		} else {
+			log_err("output %s: %zu unwritten bytes lost",
+				t->out->name, len);
+		}
+	}
+	if (t->spool && ctd_spool_drop_read(t->spool) < 0)
+		log_err("spool %s: cannot cut off the replayed part; "
+			"its records may be delivered twice",
+			ctd_spool_path(t->spool));
+	while ((rec = ctd_dying_head(t->dying, &flags))) {
+		if (!spool_record(t, rec))
+			t->st->failed++;
+		left++;
+		ctd_dying_pop(t->dying);
+	}
+	update_gauges(t);
+	return left;
+}
+
+size_t ctd_deliver_finish(struct ctd_deliver *d, double timeout_s)
+{
+	size_t left = 0;
+
+	d->finishing = true;
+	d->finish_deadline = ev_now(d->loop) + timeout_s;
+	ev_now_update(d->loop);
+	kick(d);
+	if (!all_delivered(d))
+		ev_run(d->loop, 0);
+	ev_timer_stop(d->loop, &d->timer);
+	for (size_t i = 0; i < d->n; i++) {
+		left += spool_rest(&d->dest[i]);
+		log_losses(&d->dest[i], mono_us());
+	}
+	return left;
+}
+
+void ctd_deliver_free(struct ctd_deliver *d)
+{
+	if (!d)
+		return;
+	ev_timer_stop(d->loop, &d->timer);
+	for (size_t i = 0; i < d->n; i++) {
+		struct dest *t = &d->dest[i];
+
+		t->out->ops->flush(t->out);
+		d->stats->out_name[i] = NULL;
+		d->stats->out[i] = NULL;
+		t->out->ops->free(t->out);
+		ctd_dying_free(t->dying);
+		ctd_spool_free(t->spool);
+	}
+	free(d->scratch);
+	free(d);
+}

@@ -1,0 +1,260 @@
+/* spool: undelivered records on disk, so a stop, a crash or a dying list
+ * over its bound loses nothing.
+ *
+ * Each entry is a 16-byte header (magic, kind, layout version, payload
+ * length, CRC-32 of header fields and payload) and the payload, written
+ * with one writev at the end of the file. A crash mid-write leaves at
+ * most one torn entry at the tail: its length runs past the end or its
+ * checksum fails, and the reader skips it. A bad magic means the reader
+ * lost its place; it then gives up on the rest of the file rather than
+ * guess, and says how many bytes. The read position lives only in
+ * memory: after a crash the file is read again from the start, so a
+ * record may be delivered twice but never lost. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "ctd/record.h"
+#include "ctd/spool.h"
+
+#define SPOOL_MAGIC 0x4c4f5053u   /* "SPOL" little-endian */
+/* Changes whenever struct ctd_record changes shape. */
+#define SPOOL_VERSION ((uint16_t)(1u << 12 | sizeof(struct ctd_record)))
+
+struct entry_hdr {
+	uint32_t magic;
+	uint16_t kind;
+	uint16_t version;
+	uint32_t len;
+	uint32_t crc;
+};
+
+struct ctd_spool {
+	int fd;
+	uint64_t size;
+	uint64_t read_off;
+	uint64_t peeked_end;      /* end of the entry peek returned, or 0 */
+	struct ctd_spool_stats stats;
+	char *path;
+};
+
+static uint32_t entry_crc(const struct entry_hdr *h, const void *data,
+			  size_t len)
+{
+	uLong c = crc32(0L, Z_NULL, 0);
+
+	c = crc32(c, (const Bytef *)&h->kind, sizeof(h->kind));
+	c = crc32(c, (const Bytef *)&h->version, sizeof(h->version));
+	c = crc32(c, (const Bytef *)&h->len, sizeof(h->len));
+	c = crc32(c, (const Bytef *)data, (uInt)len);
+	return (uint32_t)c;
+}
+
+int ctd_spool_open(const char *path, struct ctd_spool **ret)
+{
+	struct ctd_spool *sp = calloc(1, sizeof(*sp));
+	struct stat st;
+
+	if (!sp || !(sp->path = strdup(path))) {
+		free(sp);
+		return -ENOMEM;
+	}
+	sp->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (sp->fd < 0 || fstat(sp->fd, &st) < 0) {
+		int r = -errno;
+
+		ctd_spool_free(sp);
+		return r;
+	}
+	sp->size = (uint64_t)st.st_size;
+	*ret = sp;
+	return 0;
+}
+
+void ctd_spool_free(struct ctd_spool *sp)
+{
+	if (!sp)
+		return;
+	if (sp->fd >= 0)
+		close(sp->fd);
+	free(sp->path);
+	free(sp);
+}
+
+int ctd_spool_append(struct ctd_spool *sp, enum ctd_spool_kind kind,
+		     const void *data, size_t len)
+{
+	struct entry_hdr h = { SPOOL_MAGIC, (uint16_t)kind, SPOOL_VERSION,
+			       (uint32_t)len, 0 };
+	struct iovec iov[2] = { { &h, sizeof(h) }, { (void *)data, len } };
+	size_t want = sizeof(h) + len;
+	ssize_t n;
+
+	if (len > CTD_SPOOL_MAX_ENTRY)
+		return -EMSGSIZE;
+	h.crc = entry_crc(&h, data, len);
+	n = pwritev(sp->fd, iov, 2, (off_t)sp->size);
+	if (n == (ssize_t)want) {
+		sp->size += want;
+		return 0;
+	}
+	n = n < 0 ? -errno : -ENOSPC;
+	/* No partial entry may stay behind a later, complete one. */
+	if (ftruncate(sp->fd, (off_t)sp->size) < 0)
+		return -errno;
+	return (int)n;
+}
+
+/* Gives up on everything from the read position on. */
+static void skip_rest(struct ctd_spool *sp)
+{
+	sp->stats.skipped_bytes += sp->size - sp->read_off;
+	sp->read_off = sp->size;
+}
+
+static int read_at(struct ctd_spool *sp, uint64_t off, void *buf, size_t len)
+{
+	ssize_t n = pread(sp->fd, buf, len, (off_t)off);
+
+	if (n < 0)
+		return -errno;
+	return (size_t)n == len ? 0 : -EIO;
+}
+
+int ctd_spool_peek(struct ctd_spool *sp, void *buf, size_t cap,
+		   enum ctd_spool_kind *ret_kind, size_t *ret_len)
+{
+	struct entry_hdr h;
+	uint64_t end;
+	int r;
+
+	while (sp->read_off < sp->size) {
+		if (sp->size - sp->read_off < sizeof(h)) {
+			sp->stats.torn++;
+			skip_rest(sp);
+			break;
+		}
+		r = read_at(sp, sp->read_off, &h, sizeof(h));
+		if (r < 0)
+			return r;
+		end = sp->read_off + sizeof(h) + h.len;
+		if (h.magic != SPOOL_MAGIC || h.len > CTD_SPOOL_MAX_ENTRY) {
+			sp->stats.corrupt++;
+			skip_rest(sp);
+			break;
+		}
+		if (end > sp->size) {
+			sp->stats.torn++;
+			skip_rest(sp);
+			break;
+		}
+		if (h.len > cap || h.version != SPOOL_VERSION ||
+		    (h.kind != CTD_SPOOL_RECORD && h.kind != CTD_SPOOL_RAW) ||
+		    (h.kind == CTD_SPOOL_RECORD &&
+		     h.len != sizeof(struct ctd_record)) ||
+		    (r = read_at(sp, sp->read_off + sizeof(h), buf, h.len)) < 0 ||
+		    entry_crc(&h, buf, h.len) != h.crc) {
+			if (r < 0 && r != -EIO)
+				return r;
+			sp->stats.corrupt++;
+			sp->stats.skipped_bytes += end - sp->read_off;
+			sp->read_off = end;
+			r = 0;
+			continue;
+		}
+		sp->peeked_end = end;
+		*ret_kind = (enum ctd_spool_kind)h.kind;
+		*ret_len = h.len;
+		return 1;
+	}
+	return 0;
+}
+
+void ctd_spool_consume(struct ctd_spool *sp)
+{
+	if (sp->peeked_end > sp->read_off)
+		sp->read_off = sp->peeked_end;
+	sp->peeked_end = 0;
+}
+
+int ctd_spool_reset(struct ctd_spool *sp)
+{
+	if (sp->read_off < sp->size)
+		return -EBUSY;
+	if (ftruncate(sp->fd, 0) < 0)
+		return -errno;
+	sp->size = sp->read_off = sp->peeked_end = 0;
+	return 0;
+}
+
+uint64_t ctd_spool_size(const struct ctd_spool *sp)
+{
+	return sp->size;
+}
+
+uint64_t ctd_spool_unread(const struct ctd_spool *sp)
+{
+	return sp->size - sp->read_off;
+}
+
+const struct ctd_spool_stats *ctd_spool_stats(const struct ctd_spool *sp)
+{
+	return &sp->stats;
+}
+
+const char *ctd_spool_path(const struct ctd_spool *sp)
+{
+	return sp->path;
+}
+
+static int copy_range(int from, uint64_t off, uint64_t len, int to)
+{
+	char buf[65536];
+
+	while (len) {
+		size_t want = len < sizeof(buf) ? (size_t)len : sizeof(buf);
+		ssize_t n = pread(from, buf, want, (off_t)off);
+
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		if (write(to, buf, (size_t)n) != n)
+			return -errno ? -errno : -ENOSPC;
+		off += (uint64_t)n;
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
+int ctd_spool_drop_read(struct ctd_spool *sp)
+{
+	char tmp[4096];
+	int fd, r;
+
+	if (!sp->read_off)
+		return 0;
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", sp->path) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	r = copy_range(sp->fd, sp->read_off, sp->size - sp->read_off, fd);
+	if (r == 0 && (fsync(fd) < 0 || rename(tmp, sp->path) < 0))
+		r = -errno;
+	if (r < 0) {
+		close(fd);
+		unlink(tmp);
+		return r;
+	}
+	close(sp->fd);
+	sp->fd = fd;
+	sp->size -= sp->read_off;
+	sp->read_off = sp->peeked_end = 0;
+	return 0;
+}
