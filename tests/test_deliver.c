@@ -1,0 +1,289 @@
+/* Tests for src/deliver.c with fake outputs on a real libev loop: a
+ * refused record is held and delivered exactly once when the output is
+ * ready; over the dying list's bound records go to the spool; at finish
+ * everything held, and unwritten bytes, are spooled; a new instance
+ * replays the spool into its outputs before emptying it. Nothing waits
+ * on wall time: ready calls and a 1 ms grace make every step immediate. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <ev.h>
+#include <cmocka.h>
+
+#include "ctd/deliver.h"
+#include "ctd/output.h"
+#include "ctd/record.h"
+#include "ctd/stats.h"
+
+#define MAX_IDS 64
+
+struct fake_out {
+	struct ctd_output base;
+	bool accept;
+	unsigned got[MAX_IDS];      /* records delivered, by id */
+	size_t taken;
+	char unsent[32];            /* bytes "accepted but not written" */
+	size_t unsent_len;
+	char raw[64];               /* raw bytes replayed into it */
+	size_t raw_len;
+	bool *freed;
+};
+
+static enum ctd_out_status fake_submit(struct ctd_output *out,
+				       const struct ctd_record *rec)
+{
+	struct fake_out *f = (struct fake_out *)out;
+
+	if (!f->accept)
+		return CTD_OUT_AGAIN;
+	assert_true(rec->id < MAX_IDS);
+	f->got[rec->id]++;
+	f->taken++;
+	return CTD_OUT_DELIVERED;
+}
+
+static enum ctd_out_status fake_submit_raw(struct ctd_output *out,
+					   const void *data, size_t len)
+{
+	struct fake_out *f = (struct fake_out *)out;
+
+	if (!f->accept)
+		return CTD_OUT_AGAIN;
+	assert_true(f->raw_len + len <= sizeof(f->raw));
+	memcpy(f->raw + f->raw_len, data, len);
+	f->raw_len += len;
+	return CTD_OUT_DELIVERED;
+}
+
+static void fake_flush(struct ctd_output *out)
+{
+	(void)out;
+}
+
+static size_t fake_unsent(struct ctd_output *out, const void **ret_data,
+			  int take)
+{
+	struct fake_out *f = (struct fake_out *)out;
+	size_t n = f->unsent_len;
+
+	*ret_data = f->unsent;
+	if (take)
+		f->unsent_len = 0;
+	return n;
+}
+
+static void fake_free(struct ctd_output *out)
+{
+	struct fake_out *f = (struct fake_out *)out;
+
+	*f->freed = true;
+}
+
+static const struct ctd_output_ops fake_ops = {
+	fake_submit, fake_submit_raw, fake_flush, fake_unsent, NULL, fake_free,
+};
+
+struct fixture {
+	struct ev_loop *loop;
+	struct ctd_stats stats;
+	char dir[64];
+	uint32_t rnd;
+	bool freed;
+	struct fake_out out;
+};
+
+static uint32_t fake_random(void *arg)
+{
+	struct fixture *fx = arg;
+
+	return fx->rnd++;
+}
+
+static int setup(void **state)
+{
+	struct fixture *fx = calloc(1, sizeof(*fx));
+
+	assert_non_null(fx);
+	fx->loop = ev_loop_new(EVFLAG_AUTO);
+	assert_non_null(fx->loop);
+	strcpy(fx->dir, "/tmp/ctd-deliver-XXXXXX");
+	assert_non_null(mkdtemp(fx->dir));
+	*state = fx;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *fx = *state;
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/fake.spool", fx->dir);
+	unlink(path);
+	rmdir(fx->dir);
+	ev_loop_destroy(fx->loop);
+	free(fx);
+	return 0;
+}
+
+static struct ctd_deliver *make(struct fixture *fx, size_t dying_max,
+				bool accept)
+{
+	struct ctd_deliver_cfg cfg = { 1, dying_max, fx->dir, fake_random, fx };
+	struct ctd_deliver *d = NULL;
+
+	memset(&fx->out, 0, sizeof(fx->out));
+	fx->out.base.ops = &fake_ops;
+	fx->out.base.name = "fake";
+	fx->out.accept = accept;
+	fx->out.freed = &fx->freed;
+	fx->freed = false;
+	assert_int_equal(ctd_deliver_new(fx->loop, &cfg, &fx->stats, &d), 0);
+	assert_int_equal(ctd_deliver_add(d, &fx->out.base), 0);
+	return d;
+}
+
+static void send_ids(struct ctd_deliver *d, uint32_t from, uint32_t to)
+{
+	for (uint32_t id = from; id < to; id++) {
+		struct ctd_record rec;
+
+		memset(&rec, 0, sizeof(rec));
+		rec.id = id;
+		ctd_deliver_record(d, &rec);
+	}
+}
+
+/* Turns the loop until the fake output has n records (bounded). */
+static void run_until_taken(struct fixture *fx, size_t n)
+{
+	for (int i = 0; i < 1000 && fx->out.taken < n; i++)
+		ev_run(fx->loop, EVRUN_NOWAIT);
+	assert_int_equal(fx->out.taken, n);
+}
+
+static void assert_each_once(struct fixture *fx, uint32_t from, uint32_t to)
+{
+	for (uint32_t id = from; id < to; id++)
+		assert_int_equal(fx->out.got[id], 1);
+}
+
+static void test_direct(void **state)
+{
+	struct fixture *fx = *state;
+	struct ctd_deliver *d = make(fx, 10, true);
+
+	send_ids(d, 0, 5);
+	assert_each_once(fx, 0, 5);
+	assert_int_equal(fx->out.base.stats.delivered, 5);
+	assert_int_equal(fx->out.base.stats.deferred, 0);
+	assert_ptr_equal(fx->stats.out[0], &fx->out.base.stats);
+	assert_string_equal(fx->stats.out_name[0], "fake");
+	ctd_deliver_free(d);
+	assert_true(fx->freed);
+	assert_null(fx->stats.out[0]);
+}
+
+static void test_held_until_ready(void **state)
+{
+	struct fixture *fx = *state;
+	struct ctd_deliver *d = make(fx, 10, false);
+
+	send_ids(d, 0, 8);
+	assert_int_equal(fx->out.taken, 0);
+	assert_int_equal(fx->out.base.stats.deferred, 8);
+	assert_int_equal(fx->out.base.stats.dying, 8);
+	/* Still refusing: re-sends fail and nothing is lost or doubled. */
+	for (int i = 0; i < 20; i++)
+		ev_run(fx->loop, EVRUN_NOWAIT);
+	assert_int_equal(fx->out.taken, 0);
+	fx->out.accept = true;
+	ctd_output_ready(&fx->out.base);
+	run_until_taken(fx, 8);
+	assert_each_once(fx, 0, 8);
+	assert_int_equal(fx->out.base.stats.retried, 8);
+	assert_int_equal(fx->out.base.stats.delivered, 8);
+	assert_int_equal(fx->out.base.stats.failed, 0);
+	for (int i = 0; i < 5; i++)
+		ev_run(fx->loop, EVRUN_NOWAIT);
+	assert_int_equal(fx->out.taken, 8);
+	ctd_deliver_free(d);
+}
+
+static void test_bound_spool_and_replay(void **state)
+{
+	struct fixture *fx = *state;
+	struct ctd_deliver *d = make(fx, 4, false);
+
+	/* 4 held in memory, 6 over the bound go to the spool. */
+	send_ids(d, 0, 10);
+	assert_int_equal(fx->out.base.stats.dying, 4);
+	assert_int_equal(fx->out.base.stats.spooled, 6);
+	assert_int_equal(fx->out.base.stats.failed, 0);
+	/* Shutdown while the output still refuses: the held 4 and the
+	 * unwritten bytes are spooled too. */
+	memcpy(fx->out.unsent, "{\"id\":99}\n", 10);
+	fx->out.unsent_len = 10;
+	assert_int_equal(ctd_deliver_finish(d, 0), 4);
+	assert_int_equal(fx->out.base.stats.spooled, 10);
+	assert_int_equal(fx->out.base.stats.spooled_bytes, 10);
+	assert_int_equal(fx->out.unsent_len, 0);
+	ctd_deliver_free(d);
+
+	/* Next start: everything comes back exactly once. */
+	d = make(fx, 4, true);
+	run_until_taken(fx, 10);
+	assert_each_once(fx, 0, 10);
+	assert_int_equal(fx->out.raw_len, 10);
+	assert_memory_equal(fx->out.raw, "{\"id\":99}\n", 10);
+	assert_int_equal(fx->out.base.stats.replayed, 11);
+	for (int i = 0; i < 20 && fx->out.base.stats.spool_size; i++)
+		ev_run(fx->loop, EVRUN_NOWAIT);
+	assert_int_equal(fx->out.base.stats.spool_size, 0);
+	ctd_deliver_free(d);
+
+	/* And the emptied spool gives nothing the time after. */
+	d = make(fx, 4, true);
+	for (int i = 0; i < 20; i++)
+		ev_run(fx->loop, EVRUN_NOWAIT);
+	assert_int_equal(fx->out.taken, 0);
+	ctd_deliver_free(d);
+}
+
+static void test_no_spool_counts_losses(void **state)
+{
+	struct fixture *fx = *state;
+	struct ctd_deliver_cfg cfg = { 1, 2, NULL, fake_random, fx };
+	struct ctd_deliver *d = NULL;
+
+	memset(&fx->out, 0, sizeof(fx->out));
+	fx->out.base.ops = &fake_ops;
+	fx->out.base.name = "fake";
+	fx->out.freed = &fx->freed;
+	assert_int_equal(ctd_deliver_new(fx->loop, &cfg, &fx->stats, &d), 0);
+	assert_int_equal(ctd_deliver_add(d, &fx->out.base), 0);
+	send_ids(d, 0, 5);
+	assert_int_equal(fx->out.base.stats.dying, 2);
+	assert_int_equal(fx->out.base.stats.failed, 3);
+	assert_int_equal(ctd_deliver_finish(d, 0), 2);
+	assert_int_equal(fx->out.base.stats.failed, 5);
+	ctd_deliver_free(d);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_direct, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_held_until_ready, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bound_spool_and_replay, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_spool_counts_losses, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
