@@ -15,6 +15,7 @@
 
 #include "ctd/ctdump.h"
 #include "ctd/ctevent.h"
+#include "ctd/daemon.h"
 #include "ctd/deliver.h"
 #include "ctd/engine.h"
 #include "ctd/flowtable.h"
@@ -67,7 +68,8 @@ struct ctd {
 	struct ctd_ctdump *dump;
 	const struct options *opts;
 	ev_prepare flush;
-	ev_signal sigint, sigterm, sighup;
+	ev_signal sigint, sigterm, sighup, sigusr2;
+	int stop_signal;
 	uint64_t rand_state;       /* xorshift64*: dying-list spread */
 	ev_timer expiry;           /* armed at the engine's next deadline */
 	ev_timer pending;          /* dying-list gauge */
@@ -108,9 +110,17 @@ static void usage(FILE *f)
 "                           0 = off)\n"
 "      --no-sysctl          leave nf_conntrack_events/acct/timestamp alone\n"
 "      --record FILE        also write every raw netlink datagram to FILE\n"
+"      --stream PATH        also serve records as JSON lines on a Unix socket\n"
+"      --spool-dir DIR      undelivered records survive restarts here\n"
+"                           (default " DEFAULT_SPOOL_DIR "; 'none' = no spool)\n"
+"      --grace SECS         re-send a refused record within SECS (default 15)\n"
+"      --dying-max N        records held in memory per output before the\n"
+"                           spool (default 100000)\n"
+"      --shutdown-timeout SECS  time to deliver held records at exit (default 5)\n"
 "  -h, --help               this text\n"
 "  -V, --version            print the version\n"
-"\nSee ctd(8).\n", DEFAULT_BUDGET);
+"\nSignals: TERM/INT stop, HUP reopens output files, USR2 restarts ctd in\n"
+"place keeping its ctnetlink socket (no event lost). See ctd(8).\n", DEFAULT_BUDGET);
 }
 
 static int parse_size(const char *s, size_t *ret)
@@ -238,7 +248,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		.dying_max = 100000,
 		.shutdown_timeout = 5,
 		.nl = { .rcvbuf = DEFAULT_RCVBUF, .rcvbuf_max = DEFAULT_RCVBUF_MAX,
-			.reliable = true, .budget = DEFAULT_BUDGET },
+			.reliable = true, .budget = DEFAULT_BUDGET, .fd = -1 },
 	};
 	while ((c = getopt_long(argc, argv, "fvo:b:hV", longopts, NULL)) != -1) {
 		switch (c) {
@@ -485,8 +495,15 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 
 static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
+	struct ctd *ctd = w->data;
+
 	(void)revents;
-	log_info("signal %d: shutting down", w->signum);
+	if (w->signum == SIGUSR2)
+		log_info("SIGUSR2: restarting in place, keeping the ctnetlink socket");
+	else
+		log_info("signal %d: shutting down", w->signum);
+	ctd->stop_signal = w->signum;
+	ctd_daemon_notify("STOPPING=1", -1);
 	ev_break(loop, EVBREAK_ALL);
 }
 
@@ -583,6 +600,26 @@ static int open_outputs(struct ctd *ctd, const struct options *o)
 	return 0;
 }
 
+/* A socket handed over by the previous ctd (systemd's fd store or our
+ * own re-exec) brings the events queued while no ctd was reading. */
+static int open_nlsrc(struct ctd *ctd, const struct options *o)
+{
+	struct ctd_nlsrc_cfg nl = o->nl;
+	int r;
+
+	nl.fd = ctd_daemon_listen_fd("ctnetlink");
+	if (nl.fd == -EINVAL)
+		log_warn("ignoring malformed LISTEN_FDS/LISTEN_PID");
+	r = ctd_nlsrc_new(&nl, &ctd->stats, on_message, ctd, &ctd->nlsrc);
+	if (r == 0 && nl.fd >= 0)
+		log_info("took over the ctnetlink socket from the previous ctd "
+			 "(%d bytes of events queued)",
+			 ctd_nlsrc_queued(ctd->nlsrc));
+	if (r < 0 && nl.fd >= 0)
+		close(nl.fd);
+	return r;
+}
+
 static size_t choose_max_flows(const struct options *o)
 {
 	size_t kmax;
@@ -613,7 +650,7 @@ static int start(struct ctd *ctd, const struct options *o)
 	r = open_outputs(ctd, o);
 	if (r < 0)
 		return r;
-	r = ctd_nlsrc_new(&o->nl, &ctd->stats, on_message, ctd, &ctd->nlsrc);
+	r = open_nlsrc(ctd, o);
 	if (r < 0) {
 		log_err("cannot open the ctnetlink socket: %s%s", strerror(-r),
 			r == -EPERM ? " (ctd needs CAP_NET_ADMIN)" : "");
@@ -660,6 +697,9 @@ static void run(struct ctd *ctd)
 	ev_prepare_start(ctd->loop, &ctd->flush);
 	ev_signal_init(&ctd->sigint, on_stop_signal, SIGINT);
 	ev_signal_init(&ctd->sigterm, on_stop_signal, SIGTERM);
+	ev_signal_init(&ctd->sigusr2, on_stop_signal, SIGUSR2);
+	ctd->sigint.data = ctd->sigterm.data = ctd->sigusr2.data = ctd;
+	ev_signal_start(ctd->loop, &ctd->sigusr2);
 	ev_signal_start(ctd->loop, &ctd->sigint);
 	ev_signal_start(ctd->loop, &ctd->sigterm);
 	ev_signal_init(&ctd->sighup, on_hup, SIGHUP);
@@ -670,6 +710,7 @@ static void run(struct ctd *ctd)
 	log_info("listening for conntrack events (%s mode, rcvbuf %llu bytes)",
 		 ctd->opts->nl.reliable ? "reliable" : "lossy",
 		 (unsigned long long)ctd->stats.rcvbuf);
+	ctd_daemon_notify("READY=1\nSTATUS=listening for conntrack events", -1);
 	ev_run(ctd->loop, 0);
 	ctd_nlsrc_stop(ctd->nlsrc, ctd->loop);
 	ev_timer_stop(ctd->loop, &ctd->expiry);
@@ -688,15 +729,18 @@ static void sum_outputs(const struct ctd_stats *st, uint64_t *ret_delivered,
 	}
 }
 
-/* Events already queued on the socket at shutdown still become records;
- * what the outputs cannot take in time goes to the spool. */
+/* Events already queued on the socket at shutdown still become records,
+ * unless ctd re-executes and the new process reads them; what the
+ * outputs cannot take in time goes to the spool. */
 static void finish(struct ctd *ctd, bool verbose)
 {
 	const struct ctd_flowtable *ft;
-	unsigned n = ctd_nlsrc_drain(ctd->nlsrc, SHUTDOWN_DRAIN_MAX);
+	unsigned n = 0;
 	uint64_t delivered, failed;
 	size_t spooled;
 
+	if (ctd->stop_signal != SIGUSR2)
+		n = ctd_nlsrc_drain(ctd->nlsrc, SHUTDOWN_DRAIN_MAX);
 	if (n)
 		log_info("handled %u queued messages before exit", n);
 	spooled = ctd_deliver_finish(ctd->deliver, ctd->opts->shutdown_timeout);
@@ -714,6 +758,30 @@ static void finish(struct ctd *ctd, bool verbose)
 		 (unsigned long long)ctd->stats.parse_errors);
 }
 
+/* The kernel holds undelivered events only for a listener that
+ * exists: keep the socket alive across the restart. Returns the fd to
+ * pass across exec, or -1. */
+static int hand_over(struct ctd *ctd)
+{
+	int fd = ctd_nlsrc_dup_fd(ctd->nlsrc), r;
+
+	if (fd < 0) {
+		log_err("cannot keep the ctnetlink socket: %s", strerror(-fd));
+		return -1;
+	}
+	if (ctd->stop_signal == SIGUSR2)
+		return fd;
+	/* systemd keeps it when the unit sets FileDescriptorStoreMax. */
+	r = ctd_daemon_notify("FDSTORE=1\nFDNAME=ctnetlink", fd);
+	if (r == 1)
+		log_info("ctnetlink socket handed to the service manager");
+	else if (r < 0)
+		log_warn("cannot hand the ctnetlink socket to the service "
+			 "manager: %s", strerror(-r));
+	close(fd);
+	return -1;
+}
+
 static void teardown(struct ctd *ctd)
 {
 	ctd_out_text_free(ctd->text);
@@ -729,7 +797,7 @@ int main(int argc, char **argv)
 {
 	struct options opts;
 	struct ctd ctd = { 0 };
-	int r;
+	int r, keep_fd = -1;
 
 	parse_args(argc, argv, &opts);
 	ctd.opts = &opts;
@@ -744,7 +812,12 @@ int main(int argc, char **argv)
 	if (r == 0) {
 		run(&ctd);
 		finish(&ctd, opts.verbose);
+		keep_fd = hand_over(&ctd);
 	}
 	teardown(&ctd);
+	if (keep_fd >= 0) {
+		r = ctd_daemon_reexec(argv, keep_fd, "ctnetlink");
+		log_err("cannot re-execute ctd: %s", strerror(-r));
+	}
 	return r == 0 ? 0 : 1;
 }

@@ -13,6 +13,7 @@
  * messages so a storm cannot starve the loop's other watchers; libev's
  * level-triggered io watcher calls us again on the next iteration. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,7 +104,7 @@ static void check_drops(struct ctd_nlsrc *src)
 	grow_rcvbuf(src);
 }
 
-static int subscribe(struct ctd_nlsrc *src, bool reliable)
+static int subscribe(struct ctd_nlsrc *src, bool reliable, bool bind)
 {
 	int groups[] = {
 		NFNLGRP_CONNTRACK_NEW, NFNLGRP_CONNTRACK_UPDATE,
@@ -112,7 +113,7 @@ static int subscribe(struct ctd_nlsrc *src, bool reliable)
 	int on = 1;
 	size_t i;
 
-	if (mnl_socket_bind(src->nl, 0, MNL_SOCKET_AUTOPID) < 0)
+	if (bind && mnl_socket_bind(src->nl, 0, MNL_SOCKET_AUTOPID) < 0)
 		return -errno;
 	for (i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
 		if (mnl_socket_setsockopt(src->nl, NETLINK_ADD_MEMBERSHIP,
@@ -153,19 +154,49 @@ static int open_record(struct ctd_nlsrc *src, const char *path)
 	return 0;
 }
 
-static int nlsrc_open(struct ctd_nlsrc *src, const struct ctd_nlsrc_cfg *cfg)
+/* A handed-over socket must be what we think it is; it is already
+ * bound and subscribed, and its buffer may have grown: never shrink it. */
+static int adopt(struct ctd_nlsrc *src, const struct ctd_nlsrc_cfg *cfg,
+		 size_t *ret_rcvbuf)
 {
-	int r;
+	int dom = 0, proto = 0, cur = 0;
+	socklen_t len = sizeof(int);
 
-	src->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (getsockopt(cfg->fd, SOL_SOCKET, SO_DOMAIN, &dom, &len) < 0 ||
+	    getsockopt(cfg->fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) < 0)
+		return -errno;
+	if (dom != AF_NETLINK || proto != NETLINK_NETFILTER)
+		return -ENOTSOCK;
+	if (fcntl(cfg->fd, F_SETFL, fcntl(cfg->fd, F_GETFL) | O_NONBLOCK) < 0)
+		return -errno;
+	src->nl = mnl_socket_fdopen(cfg->fd);
 	if (!src->nl)
 		return -errno;
-	r = subscribe(src, cfg->reliable);
+	/* SO_RCVBUF reports twice what was set (the kernel's overhead). */
+	if (getsockopt(cfg->fd, SOL_SOCKET, SO_RCVBUF, &cur, &len) == 0 &&
+	    (size_t)cur / 2 > *ret_rcvbuf)
+		*ret_rcvbuf = (size_t)cur / 2;
+	return 0;
+}
+
+static int nlsrc_open(struct ctd_nlsrc *src, const struct ctd_nlsrc_cfg *cfg)
+{
+	size_t rcvbuf = cfg->rcvbuf;
+	int r;
+
+	if (cfg->fd >= 0) {
+		r = adopt(src, cfg, &rcvbuf);
+		if (r == 0)
+			r = subscribe(src, cfg->reliable, false);
+	} else {
+		src->nl = mnl_socket_open2(NETLINK_NETFILTER,
+					   SOCK_NONBLOCK | SOCK_CLOEXEC);
+		r = src->nl ? subscribe(src, cfg->reliable, true) : -errno;
+	}
 	if (r < 0)
 		return r;
-	src->rcvbuf_max = cfg->rcvbuf_max > cfg->rcvbuf ? cfg->rcvbuf_max :
-							 cfg->rcvbuf;
-	r = set_rcvbuf(src, cfg->rcvbuf);
+	src->rcvbuf_max = cfg->rcvbuf_max > rcvbuf ? cfg->rcvbuf_max : rcvbuf;
+	r = set_rcvbuf(src, rcvbuf);
 	if (r < 0)
 		return r;
 	if (cfg->record_path)
@@ -315,4 +346,24 @@ void ctd_nlsrc_stop(struct ctd_nlsrc *src, struct ev_loop *loop)
 	ev_io_stop(loop, &src->io);
 	if (src->record)
 		fflush(src->record);
+}
+
+int ctd_nlsrc_dup_fd(struct ctd_nlsrc *src)
+{
+	int fd = fcntl(mnl_socket_get_fd(src->nl), F_DUPFD_CLOEXEC, 3);
+
+	/* libmnl owns the original and closes it with the socket object;
+	 * the duplicate shares the same socket and its queue. */
+	return fd < 0 ? -errno : fd;
+}
+
+int ctd_nlsrc_queued(const struct ctd_nlsrc *src)
+{
+	uint32_t mem[SK_MEMINFO_VARS];
+	socklen_t len = sizeof(mem);
+
+	if (getsockopt(mnl_socket_get_fd(src->nl), SOL_SOCKET, SO_MEMINFO,
+		       mem, &len) < 0)
+		return -errno;
+	return (int)mem[SK_MEMINFO_RMEM_ALLOC];
 }

@@ -24,6 +24,9 @@ struct ctd_nlsrc_cfg {
 	bool reliable;
 	unsigned budget;          /* messages per wakeup */
 	const char *record_path;  /* raw capture file, or NULL */
+	/* A ctnetlink socket handed over by the previous ctd (LISTEN_FDS),
+	 * with the events queued in it; -1 opens a new one. */
+	int fd;
 };
 
 /* Called for each message with the time its batch was read. */
@@ -35,6 +38,11 @@ int ctd_nlsrc_new(const struct ctd_nlsrc_cfg *cfg, struct ctd_stats *stats,
 void ctd_nlsrc_free(struct ctd_nlsrc *src);
 void ctd_nlsrc_start(struct ctd_nlsrc *src, struct ev_loop *loop);
 void ctd_nlsrc_stop(struct ctd_nlsrc *src, struct ev_loop *loop);
+/* A duplicate descriptor of the socket, for handing it (and the events
+ * queued in it) to the next ctd; it stays open after free. */
+int ctd_nlsrc_dup_fd(struct ctd_nlsrc *src);
+/* Bytes of events waiting in the socket, or -errno. */
+int ctd_nlsrc_queued(const struct ctd_nlsrc *src);
 /* Reads until the socket is empty or budget messages were handled.
  * Returns the number of messages handled. */
 unsigned ctd_nlsrc_drain(struct ctd_nlsrc *src, unsigned budget);

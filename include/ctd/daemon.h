@@ -1,0 +1,21 @@
+/* daemon: ctd's side of the service manager's protocols, without
+ * libsystemd: sd_notify messages (READY, STATUS, STOPPING, FDSTORE),
+ * sockets passed in with LISTEN_FDS, and re-executing ctd with its
+ * ctnetlink socket kept open. Owns nothing between calls. */
+#ifndef CTD_DAEMON_H
+#define CTD_DAEMON_H
+
+/* The descriptor passed in under this name (LISTEN_FDNAMES), or the only
+ * one passed when names are absent; -ENOENT when none; -EINVAL when the
+ * variables are malformed. Unsets the LISTEN_* variables. */
+int ctd_daemon_listen_fd(const char *name);
+
+/* Sends state to $NOTIFY_SOCKET; with fd >= 0 also passes fd (FDSTORE).
+ * Returns 1 when sent, 0 when there is no service manager, or -errno. */
+int ctd_daemon_notify(const char *state, int fd);
+
+/* Replaces the process with a fresh ctd from /proc/self/exe, handing it
+ * fd as a LISTEN_FDS socket named name. Returns -errno only on failure. */
+int ctd_daemon_reexec(char *const argv[], int fd, const char *name);
+
+#endif
