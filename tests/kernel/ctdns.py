@@ -79,8 +79,9 @@ class Netns:
     def conntrack_count(self):
         return int(self.run(["conntrack", "-C"]).strip())
 
-    def start(self, cmd, stdout, stderr):
-        p = subprocess.Popen(self.argv(cmd), stdout=stdout, stderr=stderr)
+    def start(self, cmd, stdout, stderr, **popen):
+        p = subprocess.Popen(self.argv(cmd), stdout=stdout, stderr=stderr,
+                             **popen)
         self.procs.append(p)
         return p
 
@@ -88,7 +89,10 @@ class Netns:
 class Ctd:
     """ctd running in a namespace, with its stderr log and JSON output."""
 
-    def __init__(self, ns, binary, workdir, args, json=None, tag="ctd"):
+    def __init__(self, ns, binary, workdir, args, json=None, tag="ctd",
+                 env=None, listen_fd=None):
+        """listen_fd: a ctnetlink socket to hand over as systemd does
+        (fd 3, LISTEN_FDS=1, LISTEN_PID, LISTEN_FDNAMES=ctnetlink)."""
         self.json = json or os.path.join(workdir, "flows.json")
         self.log = os.path.join(workdir, tag + ".log")
         self.out = os.path.join(workdir, tag + ".out")
@@ -96,7 +100,14 @@ class Ctd:
         wrapper = os.environ.get("CTD_TEST_WRAPPER", "").split()
         cmd = wrapper + [binary, "-v", "-o", self.json,
                          "--spool-dir", self.spool] + args
-        self.proc = ns.start(cmd, open(self.out, "w"), open(self.log, "w"))
+        popen = {"env": env}
+        if listen_fd is not None:
+            cmd = ["sh", "-c", 'exec 3<&%d %d<&-; LISTEN_PID=$$ '
+                   'LISTEN_FDS=1 LISTEN_FDNAMES=ctnetlink exec "$0" "$@"'
+                   % (listen_fd, listen_fd)] + cmd
+            popen["pass_fds"] = (listen_fd,)
+        self.proc = ns.start(cmd, open(self.out, "w"), open(self.log, "w"),
+                             **popen)
         self.wait_log("listening", 10)
 
     def log_text(self):
