@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <ev.h>
 
+#include "ctd/ctevent.h"
 #include "ctd/deliver.h"
 #include "ctd/dying.h"
 #include "ctd/log.h"
@@ -36,6 +37,7 @@ struct dest {
 	struct ctd_dying *dying;
 	struct ctd_spool *spool;     /* NULL: none; losses are counted */
 	struct ctd_out_stats *st;
+	unsigned events;             /* 1 << CTD_EV_* it takes */
 	size_t from_spool;           /* read back, not delivered yet */
 	bool rush;                   /* ready again: re-send held ones now */
 	bool raw_stuck;              /* spooled bytes refused: wait */
@@ -148,11 +150,25 @@ static void hold(struct ctd_deliver *d, struct dest *t,
 	log_losses(t, now);
 }
 
+_Static_assert(CTD_EV_NEW == 0 && CTD_EV_UPDATE == 1,
+	       "event bits double as missed-event bits");
+_Static_assert(CTD_OUT_MAX * 2 <= 8, "missed-event bits fit a byte");
+
+/* Two missed-event bits per output: NEW and UPDATE. */
+static unsigned missed_of(uint8_t missed, size_t i)
+{
+	return (missed >> (2 * i)) & 3u;
+}
+
 void ctd_deliver_record(struct ctd_deliver *d, const struct ctd_record *rec)
 {
 	for (size_t i = 0; i < d->n; i++) {
 		struct dest *t = &d->dest[i];
 
+		if (!(t->events & 1u << CTD_EV_DESTROY))
+			continue;
+		t->st->events_merged +=
+			(unsigned)__builtin_popcount(missed_of(rec->missed, i));
 		switch (t->out->ops->submit(t->out, rec)) {
 		case CTD_OUT_DELIVERED:
 			t->st->delivered++;
@@ -166,6 +182,44 @@ void ctd_deliver_record(struct ctd_deliver *d, const struct ctd_record *rec)
 			break;
 		}
 	}
+}
+
+void ctd_deliver_event(struct ctd_deliver *d, const struct ctd_record *rec,
+		       uint8_t *missed)
+{
+	struct ctd_record ev = *rec;
+
+	for (size_t i = 0; i < d->n; i++) {
+		struct dest *t = &d->dest[i];
+		unsigned pending = missed_of(*missed, i);
+
+		ev.events = (uint8_t)((rec->events & t->events) | pending);
+		if (!(rec->events & t->events))
+			continue;
+		switch (t->out->ops->submit(t->out, &ev)) {
+		case CTD_OUT_AGAIN:
+			t->st->events_missed += (unsigned)__builtin_popcount(
+				(unsigned)ev.events & ~pending);
+			*missed |= (uint8_t)(ev.events << (2 * i));
+			continue;
+		case CTD_OUT_DELIVERED:
+			t->st->events++;
+			t->st->events_merged += (unsigned)__builtin_popcount(pending);
+			break;
+		case CTD_OUT_FAILED:
+			t->st->failed++;
+			break;
+		}
+		*missed &= (uint8_t)~(3u << (2 * i));
+	}
+}
+
+bool ctd_deliver_wants_events(const struct ctd_deliver *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		if (d->dest[i].events & (1u << CTD_EV_NEW | 1u << CTD_EV_UPDATE))
+			return true;
+	return false;
 }
 
 static void delivered_held(struct dest *t, uint32_t flags)
@@ -388,7 +442,8 @@ static int open_spool(struct ctd_deliver *d, struct dest *t)
 	return 0;
 }
 
-int ctd_deliver_add(struct ctd_deliver *d, struct ctd_output *out)
+int ctd_deliver_add(struct ctd_deliver *d, struct ctd_output *out,
+		    unsigned events)
 {
 	struct ctd_dying_cfg dc = { d->cfg.grace_ms, d->cfg.dying_max,
 				    d->cfg.random, d->cfg.random_arg };
@@ -405,6 +460,7 @@ int ctd_deliver_add(struct ctd_deliver *d, struct ctd_output *out)
 	}
 	memset(t, 0, sizeof(*t));
 	t->out = out;
+	t->events = events;
 	t->st = &out->stats;
 	d->stats->out[d->n] = &out->stats;
 	d->stats->out_name[d->n] = out->name;

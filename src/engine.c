@@ -49,6 +49,7 @@ struct ctd_engine {
 	struct ctd_stats *stats;
 	struct ctd_engine_sinks sinks;
 	uint64_t started_ns;
+	bool want_events;
 	uint64_t active_ns;            /* interim record period; 0: none */
 	uint32_t gen;                  /* the dump running or last run */
 	bool dumping;
@@ -75,6 +76,7 @@ struct ctd_engine *ctd_engine_new(const struct ctd_engine_cfg *cfg,
 	eng->stats = stats;
 	eng->sinks = *sinks;
 	eng->started_ns = cfg->started_ns;
+	eng->want_events = cfg->want_events;
 	eng->active_ns = (uint64_t)cfg->active_timeout_s * 1000000000ULL;
 	return eng;
 }
@@ -155,6 +157,8 @@ static void emit(struct ctd_engine *eng, struct ctd_record *rec,
 		 const struct ctd_flow *f)
 {
 	start_seen(eng, rec, f);
+	if (f)
+		rec->missed = f->missed;
 	eng->stats->records++;
 	eng->stats->ends[rec->end_reason]++;
 	if (eng->sinks.record)
@@ -256,6 +260,22 @@ static void refresh(struct ctd_flow *f, const struct ctd_event *ev)
 	}
 }
 
+/* Outputs that take NEW/UPDATE get the flow as it is now; one that
+ * cannot take it leaves the event pending on the flow (missed), and the
+ * flow's next event carries it, as the kernel's missed-event cache does. */
+static void flow_event(struct ctd_engine *eng, struct ctd_flow *f,
+		       enum ctd_evtype type, const struct ctd_now *now)
+{
+	struct ctd_record rec;
+
+	if (!eng->sinks.flow_event)
+		return;
+	ctd_record_from_flow(f, CTD_END_ACTIVE, now->wall_ns, &rec);
+	rec.events = (uint8_t)(1u << type);
+	start_seen(eng, &rec, f);
+	eng->sinks.flow_event(eng->sinks.arg, &rec, &f->missed);
+}
+
 static void complete(struct ctd_engine *eng, const struct ctd_flow_key *key,
 		     const struct ctd_event *ev, const struct ctd_now *now)
 {
@@ -292,6 +312,8 @@ void ctd_engine_event(struct ctd_engine *eng, const struct ctd_event *ev,
 			f->gen = eng->gen;
 			f->flags |= CTD_FLOW_NEW_SEEN;
 			requeue(eng, f, now);
+			if (eng->want_events)
+				flow_event(eng, f, ev->type, now);
 		}
 		if (eng->sinks.event)
 			eng->sinks.event(eng->sinks.arg, ev, NULL, now);

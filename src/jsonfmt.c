@@ -183,11 +183,29 @@ static void put_proto(struct cursor *c, const struct ctd_record *rec)
 	put_u64(c, rec->proto);
 }
 
+static void put_events(struct cursor *c, uint8_t events)
+{
+	PUT_LIT(c, "{\"v\":1,\"type\":\"event\"");
+	put_key(c, "events");
+	put(c, "[", 1);
+	if (events & 1u << CTD_EV_NEW)
+		PUT_LIT(c, "\"new\"");
+	if ((events & 1u << CTD_EV_NEW) && (events & 1u << CTD_EV_UPDATE))
+		put(c, ",", 1);
+	if (events & 1u << CTD_EV_UPDATE)
+		PUT_LIT(c, "\"update\"");
+	put(c, "]", 1);
+}
+
 static void put_head(struct cursor *c, const struct ctd_record *rec)
 {
-	PUT_LIT(c, "{\"v\":1,\"type\":\"flow\"");
-	put_key(c, "end_reason");
-	put_str(c, ctd_end_reason_name(rec->end_reason));
+	if (rec->events) {
+		put_events(c, rec->events);
+	} else {
+		PUT_LIT(c, "{\"v\":1,\"type\":\"flow\"");
+		put_key(c, "end_reason");
+		put_str(c, ctd_end_reason_name(rec->end_reason));
+	}
 	put_key(c, "id");
 	put_u64(c, rec->id);
 	put_key(c, "family");
@@ -204,9 +222,14 @@ static void put_tail(struct cursor *c, const struct ctd_record *rec)
 	const char *state;
 
 	put_time(c, "start", "start_ms", rec->start_ns);
-	put_time(c, "end", "end_ms", rec->end_ns);
-	put_key(c, "duration_ms");
-	put_u64(c, rec->end_ns / 1000000 - rec->start_ns / 1000000);
+	if (rec->events) {
+		/* Not an end: when ctd saw the event. */
+		put_time(c, "time", "time_ms", rec->end_ns);
+	} else {
+		put_time(c, "end", "end_ms", rec->end_ns);
+		put_key(c, "duration_ms");
+		put_u64(c, rec->end_ns / 1000000 - rec->start_ns / 1000000);
+	}
 	put_key(c, "time_source");
 	put_str(c, rec->flags & CTD_REC_KERNEL_TIME ? "kernel" : "ctd");
 	if (rec->flags & CTD_REC_TCPSTATE) {

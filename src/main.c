@@ -51,6 +51,8 @@ struct options {
 	bool resync;               /* lossy mode: dump and sweep after overruns */
 	unsigned active_timeout;   /* seconds; interim records; 0 off */
 	const char *stream;        /* stream socket path, or NULL */
+	unsigned json_events;      /* 1 << CTD_EV_*: what each output takes */
+	unsigned stream_events;
 	const char *spool_dir;     /* "none": no spool */
 	unsigned grace_ms;         /* dying-list re-send spread */
 	size_t dying_max;          /* records held per output */
@@ -111,6 +113,9 @@ static void usage(FILE *f)
 "      --no-sysctl          leave nf_conntrack_events/acct/timestamp alone\n"
 "      --record FILE        also write every raw netlink datagram to FILE\n"
 "      --stream PATH        also serve records as JSON lines on a Unix socket\n"
+"      --json-events LIST   what the JSON file gets: new,update,destroy\n"
+"                           (default destroy: one record per flow)\n"
+"      --stream-events LIST the same for --stream (default destroy)\n"
 "      --spool-dir DIR      undelivered records survive restarts here\n"
 "                           (default " DEFAULT_SPOOL_DIR "; 'none' = no spool)\n"
 "      --grace SECS         re-send a refused record within SECS (default 15)\n"
@@ -153,7 +158,7 @@ enum {
 	OPT_BUDGET = 256, OPT_MAX_FLOWS, OPT_NO_BCERR, OPT_NO_SYSCTL, OPT_RECORD,
 	OPT_RCVBUF_MAX, OPT_SLACK, OPT_CHECK, OPT_PENDING, OPT_NO_RESYNC,
 	OPT_ACTIVE, OPT_STREAM, OPT_SPOOL_DIR, OPT_GRACE, OPT_DYING_MAX,
-	OPT_SHUTDOWN_TIMEOUT,
+	OPT_SHUTDOWN_TIMEOUT, OPT_JSON_EVENTS, OPT_STREAM_EVENTS,
 };
 
 static const struct option longopts[] = {
@@ -173,6 +178,8 @@ static const struct option longopts[] = {
 	{ "no-resync", no_argument, NULL, OPT_NO_RESYNC },
 	{ "active-timeout", required_argument, NULL, OPT_ACTIVE },
 	{ "stream", required_argument, NULL, OPT_STREAM },
+	{ "json-events", required_argument, NULL, OPT_JSON_EVENTS },
+	{ "stream-events", required_argument, NULL, OPT_STREAM_EVENTS },
 	{ "spool-dir", required_argument, NULL, OPT_SPOOL_DIR },
 	{ "grace", required_argument, NULL, OPT_GRACE },
 	{ "dying-max", required_argument, NULL, OPT_DYING_MAX },
@@ -231,6 +238,29 @@ static void parse_number_opt(int c, struct options *o)
 	}
 }
 
+/* "new,update,destroy" -> 1 << CTD_EV_* bits. */
+static unsigned parse_events(const char *opt, const char *list)
+{
+	static const char *const names[CTD_EV__COUNT] = { "new", "update", "destroy" };
+	unsigned mask = 0;
+	const char *p = list;
+
+	while (*p) {
+		size_t n = strcspn(p, ","), i;
+
+		for (i = 0; i < CTD_EV__COUNT; i++)
+			if (strlen(names[i]) == n && strncmp(p, names[i], n) == 0)
+				break;
+		if (i == CTD_EV__COUNT)
+			bad_arg(opt, list, "a comma-separated list of new, update, destroy");
+		mask |= 1u << i;
+		p += n + (p[n] == ',');
+	}
+	if (!mask)
+		bad_arg(opt, list, "a comma-separated list of new, update, destroy");
+	return mask;
+}
+
 static void parse_args(int argc, char **argv, struct options *o)
 {
 	int c;
@@ -247,6 +277,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 		.grace_ms = 15000,
 		.dying_max = 100000,
 		.shutdown_timeout = 5,
+		.json_events = 1u << CTD_EV_DESTROY,
+		.stream_events = 1u << CTD_EV_DESTROY,
 		.nl = { .rcvbuf = DEFAULT_RCVBUF, .rcvbuf_max = DEFAULT_RCVBUF_MAX,
 			.reliable = true, .budget = DEFAULT_BUDGET, .fd = -1 },
 	};
@@ -260,6 +292,12 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case OPT_NO_RESYNC: o->resync = false; break;
 		case OPT_RECORD: o->nl.record_path = optarg; break;
 		case OPT_STREAM: o->stream = optarg; break;
+		case OPT_JSON_EVENTS:
+			o->json_events = parse_events("--json-events", optarg);
+			break;
+		case OPT_STREAM_EVENTS:
+			o->stream_events = parse_events("--stream-events", optarg);
+			break;
 		case OPT_SPOOL_DIR: o->spool_dir = optarg; break;
 		case 'h': usage(stdout); exit(0);
 		case 'V': printf("ctd %s\n", CTD_VERSION); exit(0);
@@ -295,6 +333,14 @@ static void on_event(void *arg, const struct ctd_event *ev,
 
 	if (ctd->text)
 		ctd_out_text_event(ctd->text, ev, rec, now->wall_ns);
+}
+
+static void on_flow_event(void *arg, const struct ctd_record *rec,
+			  uint8_t *missed)
+{
+	struct ctd *ctd = arg;
+
+	ctd_deliver_event(ctd->deliver, rec, missed);
 }
 
 static void on_message(void *arg, const struct nlmsghdr *nlh,
@@ -563,7 +609,7 @@ static int open_json(struct ctd *ctd, const char *path)
 		log_err("cannot open output %s: %s", path, strerror(-r));
 		return r;
 	}
-	return ctd_deliver_add(ctd->deliver, out);
+	return ctd_deliver_add(ctd->deliver, out, ctd->opts->json_events);
 }
 
 static int open_stream(struct ctd *ctd, const char *path)
@@ -578,7 +624,7 @@ static int open_stream(struct ctd *ctd, const char *path)
 		log_err("cannot listen on %s: %s", path, strerror(-r));
 		return r;
 	}
-	return ctd_deliver_add(ctd->deliver, out);
+	return ctd_deliver_add(ctd->deliver, out, ctd->opts->stream_events);
 }
 
 static int open_outputs(struct ctd *ctd, const struct options *o)
@@ -642,7 +688,7 @@ static void engine_cfg(const struct options *o, struct ctd_engine_cfg *cfg)
 
 static int start(struct ctd *ctd, const struct options *o)
 {
-	struct ctd_engine_sinks sinks = { on_record, on_event, ctd };
+	struct ctd_engine_sinks sinks = { on_record, on_event, on_flow_event, ctd };
 	struct ctd_ctdump_ops dops = { on_dump_entry, on_dump_done, ctd };
 	struct ctd_engine_cfg cfg;
 	int r;
@@ -658,6 +704,7 @@ static int start(struct ctd *ctd, const struct options *o)
 	}
 	ctd_kernel_prepare(PROC_NETFILTER, o->set_sysctl);
 	engine_cfg(o, &cfg);
+	cfg.want_events = ctd_deliver_wants_events(ctd->deliver);
 	ctd->engine = ctd_engine_new(&cfg, &ctd->stats, &sinks);
 	if (!ctd->engine)
 		return -ENOMEM;

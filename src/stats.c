@@ -40,7 +40,7 @@ static const struct {
 	O(delivered), O(deferred), O(retried), O(spooled), O(spooled_bytes),
 	O(replayed), O(failed), O(dying), O(dying_peak), O(spool_size),
 	O(spool_skipped), O(write_errors), O(bytes), O(consumers), O(refused),
-	O(lost_bytes),
+	O(lost_bytes), O(events), O(events_missed), O(events_merged),
 };
 
 static void print_outputs(const struct ctd_stats *st, FILE *f)

@@ -17,6 +17,7 @@
 #include <ev.h>
 #include <cmocka.h>
 
+#include "ctd/ctevent.h"
 #include "ctd/deliver.h"
 #include "ctd/output.h"
 #include "ctd/record.h"
@@ -29,6 +30,7 @@ struct fake_out {
 	bool accept;
 	unsigned got[MAX_IDS];      /* records delivered, by id */
 	size_t taken;
+	uint8_t last_events;        /* of the last record taken */
 	char unsent[32];            /* bytes "accepted but not written" */
 	size_t unsent_len;
 	char raw[64];               /* raw bytes replayed into it */
@@ -46,6 +48,7 @@ static enum ctd_out_status fake_submit(struct ctd_output *out,
 	assert_true(rec->id < MAX_IDS);
 	f->got[rec->id]++;
 	f->taken++;
+	f->last_events = rec->events;
 	return CTD_OUT_DELIVERED;
 }
 
@@ -132,8 +135,8 @@ static int teardown(void **state)
 	return 0;
 }
 
-static struct ctd_deliver *make(struct fixture *fx, size_t dying_max,
-				bool accept)
+static struct ctd_deliver *make_for(struct fixture *fx, size_t dying_max,
+				    bool accept, unsigned events)
 {
 	struct ctd_deliver_cfg cfg = { 1, dying_max, fx->dir, fake_random, fx };
 	struct ctd_deliver *d = NULL;
@@ -145,8 +148,14 @@ static struct ctd_deliver *make(struct fixture *fx, size_t dying_max,
 	fx->out.freed = &fx->freed;
 	fx->freed = false;
 	assert_int_equal(ctd_deliver_new(fx->loop, &cfg, &fx->stats, &d), 0);
-	assert_int_equal(ctd_deliver_add(d, &fx->out.base), 0);
+	assert_int_equal(ctd_deliver_add(d, &fx->out.base, events), 0);
 	return d;
+}
+
+static struct ctd_deliver *make(struct fixture *fx, size_t dying_max,
+				bool accept)
+{
+	return make_for(fx, dying_max, accept, 1u << CTD_EV_DESTROY);
 }
 
 static void send_ids(struct ctd_deliver *d, uint32_t from, uint32_t to)
@@ -256,6 +265,60 @@ static void test_bound_spool_and_replay(void **state)
 	ctd_deliver_free(d);
 }
 
+/* The kernel's missed-event cache, one level up: a refused NEW stays
+ * pending on the flow and goes out merged with the next event. */
+static void test_missed_event_merge(void **state)
+{
+	struct fixture *fx = *state;
+	struct ctd_deliver *d = make_for(fx, 10, false, 1u << CTD_EV_NEW |
+					 1u << CTD_EV_UPDATE | 1u << CTD_EV_DESTROY);
+	struct ctd_record rec;
+	uint8_t missed = 0;
+
+	memset(&rec, 0, sizeof(rec));
+	rec.id = 3;
+	assert_true(ctd_deliver_wants_events(d));
+	rec.events = 1u << CTD_EV_NEW;
+	ctd_deliver_event(d, &rec, &missed);
+	assert_int_equal(missed, 1u << CTD_EV_NEW);
+	assert_int_equal(fx->out.base.stats.events_missed, 1);
+	/* Not held on the dying list: the flow holds it. */
+	assert_int_equal(fx->out.base.stats.dying, 0);
+	rec.events = 1u << CTD_EV_UPDATE;
+	ctd_deliver_event(d, &rec, &missed);
+	assert_int_equal(missed, 1u << CTD_EV_NEW | 1u << CTD_EV_UPDATE);
+	assert_int_equal(fx->out.base.stats.events_missed, 2);
+	fx->out.accept = true;
+	ctd_deliver_event(d, &rec, &missed);
+	assert_int_equal(missed, 0);
+	assert_int_equal(fx->out.taken, 1);
+	assert_int_equal(fx->out.last_events, 1u << CTD_EV_NEW | 1u << CTD_EV_UPDATE);
+	assert_int_equal(fx->out.base.stats.events, 1);
+	assert_int_equal(fx->out.base.stats.events_merged, 2);
+	/* A flow that ends with events pending: the final record has them. */
+	fx->out.accept = false;
+	rec.events = 1u << CTD_EV_NEW;
+	ctd_deliver_event(d, &rec, &missed);
+	fx->out.accept = true;
+	rec.events = 0;
+	rec.missed = missed;
+	ctd_deliver_record(d, &rec);
+	assert_int_equal(fx->out.last_events, 0);
+	assert_int_equal(fx->out.base.stats.events_merged, 3);
+	assert_int_equal(fx->out.base.stats.delivered, 1);
+	ctd_deliver_free(d);
+
+	/* An output that takes only flow records is never offered events. */
+	d = make(fx, 10, true);
+	assert_false(ctd_deliver_wants_events(d));
+	rec.events = 1u << CTD_EV_NEW;
+	missed = 0;
+	ctd_deliver_event(d, &rec, &missed);
+	assert_int_equal(fx->out.taken, 0);
+	assert_int_equal(missed, 0);
+	ctd_deliver_free(d);
+}
+
 static void test_no_spool_counts_losses(void **state)
 {
 	struct fixture *fx = *state;
@@ -267,7 +330,7 @@ static void test_no_spool_counts_losses(void **state)
 	fx->out.base.name = "fake";
 	fx->out.freed = &fx->freed;
 	assert_int_equal(ctd_deliver_new(fx->loop, &cfg, &fx->stats, &d), 0);
-	assert_int_equal(ctd_deliver_add(d, &fx->out.base), 0);
+	assert_int_equal(ctd_deliver_add(d, &fx->out.base, 1u << CTD_EV_DESTROY), 0);
 	send_ids(d, 0, 5);
 	assert_int_equal(fx->out.base.stats.dying, 2);
 	assert_int_equal(fx->out.base.stats.failed, 3);
@@ -282,6 +345,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_direct, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_held_until_ready, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bound_spool_and_replay, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missed_event_merge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_spool_counts_losses, setup, teardown),
 	};
 

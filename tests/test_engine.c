@@ -29,7 +29,25 @@ struct sink {
 	unsigned events[CTD_EV__COUNT];
 	unsigned events_with_record;
 	uint64_t last_now;
+	unsigned flow_events;        /* event records offered */
+	unsigned flow_events_merged; /* ... that found earlier ones pending */
 };
+
+/* An output that never takes event records: each one stays pending on
+ * the flow, as deliver does when an output refuses. */
+static void on_flow_event(void *arg, const struct ctd_record *rec,
+			  uint8_t *missed)
+{
+	struct sink *s = arg;
+
+	assert_true(rec->events == 1u << CTD_EV_NEW ||
+		    rec->events == 1u << CTD_EV_UPDATE);
+	assert_int_equal(rec->end_reason, CTD_END_ACTIVE);
+	s->flow_events++;
+	if (*missed)
+		s->flow_events_merged++;
+	*missed |= rec->events;
+}
 
 static void on_record(void *arg, const struct ctd_record *rec)
 {
@@ -53,12 +71,14 @@ static void on_event(void *arg, const struct ctd_event *ev,
 }
 
 /* Every class times out after 10 s, plus 5 s of slack. */
-static struct ctd_engine *new_engine_active(size_t max_flows, uint32_t active_s,
-					    struct ctd_stats *st, struct sink *s)
+static struct ctd_engine *new_engine_cfg(size_t max_flows, uint32_t active_s,
+					 bool want_events, struct ctd_stats *st,
+					 struct sink *s)
 {
-	struct ctd_engine_sinks sinks = { on_record, on_event, s };
+	struct ctd_engine_sinks sinks = { on_record, on_event, on_flow_event, s };
 	struct ctd_engine_cfg cfg = { .max_flows = max_flows, .slack_s = 5,
-				      .active_timeout_s = active_s };
+				      .active_timeout_s = active_s,
+				      .want_events = want_events };
 	struct ctd_engine *eng;
 	size_t i;
 
@@ -69,6 +89,12 @@ static struct ctd_engine *new_engine_active(size_t max_flows, uint32_t active_s,
 	eng = ctd_engine_new(&cfg, st, &sinks);
 	assert_non_null(eng);
 	return eng;
+}
+
+static struct ctd_engine *new_engine_active(size_t max_flows, uint32_t active_s,
+					    struct ctd_stats *st, struct sink *s)
+{
+	return new_engine_cfg(max_flows, active_s, false, st, s);
 }
 
 static struct ctd_engine *new_engine(size_t max_flows, struct ctd_stats *st,
@@ -174,6 +200,36 @@ static void test_destroy_without_new(void **state)
 	check_basic_records(&s, false);
 	assert_int_equal(st.flows_unseen_destroy, 4);
 	assert_int_equal(st.flows_created, 0);
+	ctd_engine_free(eng);
+	recording_free(&rec);
+}
+
+/* Event records are offered only when wanted; what the sink leaves
+ * pending stays on the flow, is seen by its next event, and rides on
+ * its final record. */
+static void test_missed_events_stay_on_flow(void **state)
+{
+	struct recording rec;
+	struct ctd_stats st;
+	struct sink s;
+	struct ctd_engine *eng = new_engine(0, &st, &s);
+
+	(void)state;
+	recording_load(&rec, "basic.nl");
+	replay(eng, &rec, false);
+	assert_int_equal(s.flow_events, 0);
+	ctd_engine_free(eng);
+
+	eng = new_engine_cfg(0, 0, true, &st, &s);
+	replay(eng, &rec, false);
+	assert_int_equal(s.flow_events,
+			 st.events[CTD_EV_NEW] + st.events[CTD_EV_UPDATE]);
+	assert_true(s.flow_events > 0);
+	/* Every event after a flow's first found the first still pending. */
+	assert_int_equal(s.flow_events_merged, s.flow_events - st.flows_created);
+	assert_int_equal(s.nrecs, 4);
+	for (size_t i = 0; i < s.nrecs; i++)
+		assert_true(s.recs[i].missed & 1u << CTD_EV_NEW);
 	ctd_engine_free(eng);
 	recording_free(&rec);
 }
@@ -596,6 +652,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full_recording),
 		cmocka_unit_test(test_destroy_without_new),
+		cmocka_unit_test(test_missed_events_stay_on_flow),
 		cmocka_unit_test(test_table_full_evicts),
 		cmocka_unit_test(test_malformed_counted),
 		cmocka_unit_test(test_labels_and_arrival_times),

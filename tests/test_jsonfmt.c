@@ -349,6 +349,40 @@ static void test_deltas(void **state)
 	free(got);
 }
 
+/* Event records (NEW/UPDATE for outputs that want them): type "event",
+ * the merged event list, the time ctd saw it, no end and no duration. */
+static void test_event_records(void **state)
+{
+	static const struct {
+		uint8_t events;
+		const char *head;
+	} cases[] = {
+		{ 1u << CTD_EV_NEW, "{\"v\":1,\"type\":\"event\",\"events\":[\"new\"],\"id\":" },
+		{ 1u << CTD_EV_UPDATE, "{\"v\":1,\"type\":\"event\",\"events\":[\"update\"],\"id\":" },
+		{ 1u << CTD_EV_NEW | 1u << CTD_EV_UPDATE,
+		  "{\"v\":1,\"type\":\"event\",\"events\":[\"new\",\"update\"],\"id\":" },
+	};
+	struct ctd_record r;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *got;
+
+		udp4(&r);
+		r.events = cases[i].events;
+		got = render(&r);
+		if (strncmp(got, cases[i].head, strlen(cases[i].head)) != 0)
+			fail_msg("got %s want head %s", got, cases[i].head);
+		assert_has(got, "\"start_ms\":1795536000123,"
+			   "\"time\":\"2026-11-24T16:00:30.456Z\","
+			   "\"time_ms\":1795536030456,\"time_source\"");
+		assert_null(strstr(got, "end_reason"));
+		assert_null(strstr(got, "duration_ms"));
+		assert_null(strstr(got, "\"end\""));
+		free(got);
+	}
+}
+
 /* The code is the low byte of dport, the type the high byte. */
 static void test_icmp_type_code_split(void **state)
 {
@@ -715,6 +749,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_exact_lines),
 		cmocka_unit_test(test_deltas),
+		cmocka_unit_test(test_event_records),
 		cmocka_unit_test(test_icmp_type_code_split),
 		cmocka_unit_test(test_proto_names_and_numbers),
 		cmocka_unit_test(test_end_reasons),

@@ -7,6 +7,7 @@
 #ifndef CTD_DELIVER_H
 #define CTD_DELIVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,12 +30,23 @@ int ctd_deliver_new(struct ev_loop *loop, const struct ctd_deliver_cfg *cfg,
 /* Flushes, spools what is left and frees every output. */
 void ctd_deliver_free(struct ctd_deliver *d);
 
-/* Takes ownership of out, also on error. Opens its spool and queues
- * what the spool holds for replay. */
-int ctd_deliver_add(struct ctd_deliver *d, struct ctd_output *out);
+/* Takes ownership of out, also on error. events says what it gets:
+ * 1 << CTD_EV_DESTROY for flow records (ends and interim records),
+ * 1 << CTD_EV_NEW and 1 << CTD_EV_UPDATE for event records. Opens its
+ * spool and queues what the spool holds for replay. */
+int ctd_deliver_add(struct ctd_deliver *d, struct ctd_output *out,
+		    unsigned events);
+/* True when some output takes NEW or UPDATE event records. */
+bool ctd_deliver_wants_events(const struct ctd_deliver *d);
 size_t ctd_deliver_count(const struct ctd_deliver *d);
 
 void ctd_deliver_record(struct ctd_deliver *d, const struct ctd_record *rec);
+/* An event record. An output that cannot take it is not held back on
+ * the dying list: the event stays pending in *missed (two bits per
+ * output, kept on the flow) and goes out merged with the flow's next
+ * event; the flow's final record makes pending ones moot. */
+void ctd_deliver_event(struct ctd_deliver *d, const struct ctd_record *rec,
+		       uint8_t *missed);
 /* Once per loop iteration: every output writes what it buffered. */
 void ctd_deliver_flush(struct ctd_deliver *d);
 /* SIGHUP: outputs reopen their files; nothing buffered is lost. */

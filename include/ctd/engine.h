@@ -28,6 +28,10 @@ struct ctd_engine_sinks {
 	/* Every event, with the record when the event completed a flow. */
 	void (*event)(void *arg, const struct ctd_event *ev,
 		      const struct ctd_record *rec, const struct ctd_now *now);
+	/* A NEW or UPDATE as an event record (only with want_events).
+	 * missed is the flow's missed-event cache, kept by the sink. */
+	void (*flow_event)(void *arg, const struct ctd_record *rec,
+			   uint8_t *missed);
 	void *arg;
 };
 
@@ -37,6 +41,7 @@ struct ctd_engine_cfg {
 	uint32_t slack_s;                    /* added to every timeout */
 	uint64_t started_ns;                 /* wall clock ctd began listening */
 	uint32_t active_timeout_s;           /* interim records; 0: none */
+	bool want_events;                    /* some output takes NEW/UPDATE */
 };
 
 struct ctd_engine *ctd_engine_new(const struct ctd_engine_cfg *cfg,

@@ -47,6 +47,7 @@ struct ctd_flow {
 	uint32_t suspect_gen;          /* the dump that decides a suspect */
 	uint8_t tcp_state;
 	uint8_t flags;                 /* CTD_FLOW_* */
+	uint8_t missed;                /* events outputs could not take yet */
 	uint8_t labels[16];
 };
 

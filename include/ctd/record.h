@@ -37,6 +37,12 @@ struct ctd_record {
 	uint8_t proto;
 	uint8_t tcp_state;
 	uint16_t zone;
+	/* An event record (NEW/UPDATE, for outputs that want them) when
+	 * nonzero: 1 << CTD_EV_NEW | 1 << CTD_EV_UPDATE, merged when earlier
+	 * ones were missed. 0 for a flow record. */
+	uint8_t events;
+	/* The flow's missed-event bits when it ended (see deliver.h). */
+	uint8_t missed;
 	uint32_t id;
 	uint32_t status;
 	uint32_t mark;

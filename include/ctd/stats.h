@@ -30,6 +30,9 @@ struct ctd_out_stats {
 	uint64_t consumers;      /* gauge: connected readers (stream) */
 	uint64_t refused;        /* readers refused: too many (stream) */
 	uint64_t lost_bytes;     /* unread bytes of readers that went away */
+	uint64_t events;         /* NEW/UPDATE event records taken */
+	uint64_t events_missed;  /* ... refused: left pending on the flow */
+	uint64_t events_merged;  /* pending ones carried by a later record */
 };
 
 struct ctd_stats {
