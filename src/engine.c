@@ -26,7 +26,14 @@
  * dump runs, a flow that ends leaves a tombstone in the table: a stale
  * entry for it is skipped instead of resurrecting it (which would give a
  * second record later), and a repeated DESTROY is dropped. Tombstones
- * are freed when the dump ends. */
+ * also outlive dumps, up to remember_ends of them, oldest freed first:
+ * when another listener with NETLINK_BROADCAST_ERROR misses a DESTROY,
+ * the kernel re-sends it to every listener, and ctd must not write a
+ * second record. A tombstone keeps the kernel's start time of the flow
+ * it stands for, so a new conntrack that reuses id and tuple (the same
+ * slab object for the same tuple gets the same id) is told apart from a
+ * repeat; without kernel timestamps only a tombstone of the running
+ * dump counts, since a lost record is worse than a double. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -45,7 +52,8 @@ struct ctd_engine {
 	struct ctd_flowtable *flows;
 	struct ctd_expiry *expiry;
 	struct ctd_fifo suspects;      /* ordered by suspect_gen */
-	struct ctd_fifo tombstones;    /* flows ended during the running dump */
+	struct ctd_fifo tombstones;    /* ended flows, oldest first */
+	size_t remember_ends;          /* tombstones kept outside dumps */
 	struct ctd_stats *stats;
 	struct ctd_engine_sinks sinks;
 	uint64_t started_ns;
@@ -77,6 +85,7 @@ struct ctd_engine *ctd_engine_new(const struct ctd_engine_cfg *cfg,
 	eng->sinks = *sinks;
 	eng->started_ns = cfg->started_ns;
 	eng->want_events = cfg->want_events;
+	eng->remember_ends = cfg->remember_ends;
 	eng->active_ns = (uint64_t)cfg->active_timeout_s * 1000000000ULL;
 	return eng;
 }
@@ -97,7 +106,9 @@ const struct ctd_flowtable *ctd_engine_flows(const struct ctd_engine *eng)
 
 static void update_gauges(struct ctd_engine *eng)
 {
-	eng->stats->flows_tracked = ctd_flowtable_count(eng->flows);
+	eng->stats->flows_tracked = ctd_flowtable_count(eng->flows) -
+				    eng->tombstones.count;
+	eng->stats->ends_remembered = eng->tombstones.count;
 	eng->stats->flows_suspect = eng->suspects.count;
 }
 
@@ -113,14 +124,29 @@ static void dequeue(struct ctd_engine *eng, struct ctd_flow *f)
 	f->flags &= (uint8_t)~(CTD_FLOW_SUSPECT | CTD_FLOW_TOMBSTONE);
 }
 
-/* The flow's record is out: forget it, or, during a dump, keep only
- * its key as a tombstone. f may be NULL (the flow was never tracked). */
+/* Frees the oldest tombstones beyond keep; those of a running dump stay
+ * until it ends (its stale entries may still come). */
+static void forget_ends(struct ctd_engine *eng, size_t keep)
+{
+	struct ctd_expiry_node *n;
+
+	while (eng->tombstones.count > keep && (n = eng->tombstones.head)) {
+		if (eng->dumping && flow_of(n)->gen == eng->gen)
+			return;
+		ctd_fifo_unlink(&eng->tombstones, n);
+		ctd_flowtable_remove(eng->flows, flow_of(n));
+	}
+}
+
+/* The flow's record is out: keep only its key and kernel start time
+ * (0: unknown) as a tombstone, or forget it. f may be NULL (the flow was
+ * never tracked). */
 static void bury(struct ctd_engine *eng, const struct ctd_flow_key *key,
-		 struct ctd_flow *f)
+		 struct ctd_flow *f, uint64_t kstart_ns)
 {
 	if (f)
 		dequeue(eng, f);
-	if (!eng->dumping) {
+	if (!eng->dumping && !eng->remember_ends) {
 		if (f)
 			ctd_flowtable_remove(eng->flows, f);
 		return;
@@ -130,7 +156,26 @@ static void bury(struct ctd_engine *eng, const struct ctd_flow_key *key,
 		return;
 	}
 	f->flags = CTD_FLOW_TOMBSTONE;
+	f->gen = eng->gen;
+	f->first_ns = kstart_ns;
 	ctd_fifo_append(&eng->tombstones, &f->exp);
+	forget_ends(eng, eng->remember_ends);
+}
+
+/* Whether an event for a tombstone's key is about the flow it stands
+ * for (a repeat, or a stale dump entry) rather than a new conntrack
+ * that reuses id and tuple. */
+static bool same_as_buried(const struct ctd_engine *eng,
+			   const struct ctd_flow *tomb, const struct ctd_event *ev)
+{
+	if (tomb->first_ns && ev->have & CTD_HAVE_TSTART)
+		return ev->tstart_ns == tomb->first_ns;
+	return eng->dumping && tomb->gen == eng->gen;
+}
+
+static uint64_t kernel_start(const struct ctd_record *rec)
+{
+	return rec->flags & CTD_REC_KERNEL_TIME ? rec->start_ns : 0;
 }
 
 static void requeue(struct ctd_engine *eng, struct ctd_flow *f,
@@ -173,21 +218,32 @@ static void finish(struct ctd_engine *eng, struct ctd_flow *f,
 
 	ctd_record_from_flow(f, reason, now->wall_ns, &rec);
 	emit(eng, &rec, f);
-	bury(eng, &f->key, f);
+	bury(eng, &f->key, f,
+	     f->flags & CTD_FLOW_KERNEL_START ? f->first_ns : 0);
 }
 
 /* At the bound the flow closest to expiry makes room, so the table
  * keeps following live traffic instead of refusing it. */
 static int make_room(struct ctd_engine *eng, const struct ctd_now *now)
 {
-	struct ctd_expiry_node *n = ctd_expiry_oldest(eng->expiry);
+	size_t before = ctd_flowtable_count(eng->flows);
+	struct ctd_expiry_node *n;
 
+	/* A remembered end goes first: it costs a possible double, an
+	 * eviction costs an early record. */
+	if (eng->tombstones.count)
+		forget_ends(eng, eng->tombstones.count - 1);
+	if (ctd_flowtable_count(eng->flows) < before)
+		return 0;
+	n = ctd_expiry_oldest(eng->expiry);
 	if (!n && eng->suspects.head)
 		n = eng->suspects.head;
 	if (!n)
 		return -ENOSPC;
 	finish(eng, flow_of(n), CTD_END_EVICTED, now);
-	return 0;
+	if (eng->tombstones.count)
+		forget_ends(eng, eng->tombstones.count - 1);
+	return ctd_flowtable_count(eng->flows) < before ? 0 : -ENOSPC;
 }
 
 /* A tombstone's key came back: the kernel reused id and tuple for a new
@@ -283,14 +339,21 @@ static void complete(struct ctd_engine *eng, const struct ctd_flow_key *key,
 	struct ctd_record rec;
 
 	if (f && f->flags & CTD_FLOW_TOMBSTONE) {
-		eng->stats->destroy_duplicates++;
-		return;
+		if (same_as_buried(eng, f, ev)) {
+			eng->stats->destroy_duplicates++;
+			return;
+		}
+		/* A new conntrack with a buried one's id and tuple. */
+		dequeue(eng, f);
+		ctd_flowtable_remove(eng->flows, f);
+		f = NULL;
 	}
 	if (!f)
 		eng->stats->flows_unseen_destroy++;
 	ctd_record_from_destroy(f, ev, now->wall_ns, &rec);
 	emit(eng, &rec, f);
-	bury(eng, key, f);
+	bury(eng, key, f, ev->have & CTD_HAVE_TSTART ? ev->tstart_ns :
+			  kernel_start(&rec));
 	if (eng->sinks.event)
 		eng->sinks.event(eng->sinks.arg, ev, &rec, now);
 }
@@ -418,11 +481,11 @@ void ctd_engine_dump_entry(struct ctd_engine *eng, const struct ctd_event *ev,
 		return;
 	ctd_flow_key_from_event(ev, &key);
 	f = ctd_flowtable_lookup(eng->flows, &key);
-	if (f && f->flags & CTD_FLOW_TOMBSTONE) {
+	if (f && f->flags & CTD_FLOW_TOMBSTONE && same_as_buried(eng, f, ev)) {
 		eng->stats->dump_stale++;
 		return;
 	}
-	known = f != NULL;
+	known = f != NULL && !(f->flags & CTD_FLOW_TOMBSTONE);
 	f = track(eng, &key, now);
 	if (!f)
 		return;
@@ -470,11 +533,8 @@ void ctd_engine_dump_end(struct ctd_engine *eng, bool ok,
 	struct ctd_expiry_node *n;
 	bool resync = eng->resync;
 
-	while ((n = eng->tombstones.head)) {
-		ctd_fifo_unlink(&eng->tombstones, n);
-		ctd_flowtable_remove(eng->flows, flow_of(n));
-	}
 	eng->dumping = false;
+	forget_ends(eng, eng->remember_ends);
 	eng->resync = false;
 	if (!ok) {
 		eng->stats->dump_failures++;

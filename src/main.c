@@ -45,6 +45,7 @@ struct options {
 	bool set_sysctl;
 	const char *output;
 	size_t max_flows;
+	size_t remember_ends;      /* ended flows kept to drop repeats */
 	unsigned expiry_slack;     /* seconds */
 	unsigned check_interval;   /* seconds between suspect-check dumps */
 	unsigned pending_interval; /* seconds between dying-list polls; 0 off */
@@ -100,6 +101,8 @@ static void usage(FILE *f)
 "      --rcvbuf-max SIZE    grow the buffer on overruns up to SIZE (default 64M)\n"
 "      --budget N           netlink messages handled per loop wakeup (default %d)\n"
 "      --max-flows N        flows tracked at most (default net.netfilter.nf_conntrack_max)\n"
+"      --remember-ends N    ended flows remembered to drop DESTROYs the kernel\n"
+"                           sends again (default 65536, 0 = off)\n"
 "      --expiry-slack SECS  added to the kernel's timeouts before a silent flow\n"
 "                           is checked against the kernel (default 60)\n"
 "      --check-interval SECS  at most one such check dump per SECS (default 10)\n"
@@ -159,6 +162,7 @@ enum {
 	OPT_RCVBUF_MAX, OPT_SLACK, OPT_CHECK, OPT_PENDING, OPT_NO_RESYNC,
 	OPT_ACTIVE, OPT_STREAM, OPT_SPOOL_DIR, OPT_GRACE, OPT_DYING_MAX,
 	OPT_SHUTDOWN_TIMEOUT, OPT_JSON_EVENTS, OPT_STREAM_EVENTS,
+	OPT_REMEMBER_ENDS,
 };
 
 static const struct option longopts[] = {
@@ -178,6 +182,7 @@ static const struct option longopts[] = {
 	{ "no-resync", no_argument, NULL, OPT_NO_RESYNC },
 	{ "active-timeout", required_argument, NULL, OPT_ACTIVE },
 	{ "stream", required_argument, NULL, OPT_STREAM },
+	{ "remember-ends", required_argument, NULL, OPT_REMEMBER_ENDS },
 	{ "json-events", required_argument, NULL, OPT_JSON_EVENTS },
 	{ "stream-events", required_argument, NULL, OPT_STREAM_EVENTS },
 	{ "spool-dir", required_argument, NULL, OPT_SPOOL_DIR },
@@ -223,6 +228,10 @@ static void parse_number_opt(int c, struct options *o)
 		o->grace_ms = parse_secs("--grace", 1) * 1000;
 	} else if (c == OPT_SHUTDOWN_TIMEOUT) {
 		o->shutdown_timeout = parse_secs("--shutdown-timeout", 0);
+	} else if (c == OPT_REMEMBER_ENDS) {
+		if (parse_size(optarg, &v) < 0 || v > 10000000)
+			bad_arg("--remember-ends", optarg, "a number up to 10000000");
+		o->remember_ends = v;
 	} else if (c == OPT_DYING_MAX) {
 		if (parse_size(optarg, &v) < 0 || v < 1 || v > 10000000)
 			bad_arg("--dying-max", optarg, "a number from 1 to 10000000");
@@ -276,6 +285,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		.spool_dir = DEFAULT_SPOOL_DIR,
 		.grace_ms = 15000,
 		.dying_max = 100000,
+		.remember_ends = 65536,
 		.shutdown_timeout = 5,
 		.json_events = 1u << CTD_EV_DESTROY,
 		.stream_events = 1u << CTD_EV_DESTROY,
@@ -305,6 +315,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case OPT_RCVBUF_MAX: case OPT_SLACK: case OPT_CHECK:
 		case OPT_PENDING: case OPT_ACTIVE: case OPT_GRACE:
 		case OPT_DYING_MAX: case OPT_SHUTDOWN_TIMEOUT:
+		case OPT_REMEMBER_ENDS:
 			parse_number_opt(c, o);
 			break;
 		default: usage(stderr); exit(2);
@@ -682,6 +693,7 @@ static void engine_cfg(const struct options *o, struct ctd_engine_cfg *cfg)
 	cfg->max_flows = choose_max_flows(o);
 	cfg->slack_s = o->expiry_slack;
 	cfg->active_timeout_s = o->active_timeout;
+	cfg->remember_ends = o->remember_ends;
 	cfg->started_ns = ctd_now_read().wall_ns;
 	ctd_kernel_timeouts(PROC_NETFILTER, cfg->timeout_s);
 }

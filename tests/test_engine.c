@@ -71,14 +71,15 @@ static void on_event(void *arg, const struct ctd_event *ev,
 }
 
 /* Every class times out after 10 s, plus 5 s of slack. */
-static struct ctd_engine *new_engine_cfg(size_t max_flows, uint32_t active_s,
-					 bool want_events, struct ctd_stats *st,
-					 struct sink *s)
+static struct ctd_engine *new_engine_full(size_t max_flows, uint32_t active_s,
+					  bool want_events, size_t remember,
+					  struct ctd_stats *st, struct sink *s)
 {
 	struct ctd_engine_sinks sinks = { on_record, on_event, on_flow_event, s };
 	struct ctd_engine_cfg cfg = { .max_flows = max_flows, .slack_s = 5,
 				      .active_timeout_s = active_s,
-				      .want_events = want_events };
+				      .want_events = want_events,
+				      .remember_ends = remember };
 	struct ctd_engine *eng;
 	size_t i;
 
@@ -89,6 +90,13 @@ static struct ctd_engine *new_engine_cfg(size_t max_flows, uint32_t active_s,
 	eng = ctd_engine_new(&cfg, st, &sinks);
 	assert_non_null(eng);
 	return eng;
+}
+
+static struct ctd_engine *new_engine_cfg(size_t max_flows, uint32_t active_s,
+					 bool want_events, struct ctd_stats *st,
+					 struct sink *s)
+{
+	return new_engine_full(max_flows, active_s, want_events, 0, st, s);
 }
 
 static struct ctd_engine *new_engine_active(size_t max_flows, uint32_t active_s,
@@ -230,6 +238,75 @@ static void test_missed_events_stay_on_flow(void **state)
 	assert_int_equal(s.nrecs, 4);
 	for (size_t i = 0; i < s.nrecs; i++)
 		assert_true(s.recs[i].missed & 1u << CTD_EV_NEW);
+	ctd_engine_free(eng);
+	recording_free(&rec);
+}
+
+/* Parses the recording's DESTROY events, in order. */
+static size_t destroys_of(const struct recording *rec, struct ctd_event *evs,
+			  size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < rec->count && n < max; i++)
+		if (ctd_ctevent_parse(rec->msgs[i], &evs[n]) == 0 &&
+		    evs[n].type == CTD_EV_DESTROY)
+			n++;
+	return n;
+}
+
+/* The kernel sends a DESTROY again to every listener when another
+ * reliable listener missed it: remembered ends drop the repeat, but a
+ * new conntrack reusing id and tuple (another kernel start time) still
+ * gets its record, and only the newest remember_ends ends are kept. */
+static void test_repeated_destroy_dropped(void **state)
+{
+	struct recording rec;
+	struct ctd_event evs[8];
+	struct ctd_stats st;
+	struct sink s;
+	struct ctd_engine *eng = new_engine_full(0, 0, false, 4, &st, &s);
+	size_t n;
+
+	(void)state;
+	recording_load(&rec, "basic.nl");
+	n = destroys_of(&rec, evs, 8);
+	assert_int_equal(n, 4);
+	replay(eng, &rec, false);
+	assert_int_equal(s.nrecs, 4);
+	assert_int_equal(st.ends_remembered, 4);
+	assert_int_equal(st.flows_tracked, 0);
+	for (size_t i = 0; i < n; i++)
+		ctd_engine_event(eng, &evs[i], &test_now);
+	assert_int_equal(s.nrecs, 4);
+	assert_int_equal(st.destroy_duplicates, 4);
+	/* Same id and tuple, later start: a new flow, recorded. */
+	assert_true(evs[0].have & CTD_HAVE_TSTART);
+	evs[0].tstart_ns += 1000;
+	ctd_engine_event(eng, &evs[0], &test_now);
+	assert_int_equal(s.nrecs, 5);
+	assert_int_equal(st.ends_remembered, 4);
+	ctd_engine_free(eng);
+
+	/* Bounded: with 2 remembered, only the 2 newest repeats drop. */
+	eng = new_engine_full(0, 0, false, 2, &st, &s);
+	n = destroys_of(&rec, evs, 8);
+	replay(eng, &rec, false);
+	assert_int_equal(st.ends_remembered, 2);
+	/* Newest first: re-recording an old one would push them out. */
+	for (size_t i = n; i-- > 0;)
+		ctd_engine_event(eng, &evs[i], &test_now);
+	assert_int_equal(st.destroy_duplicates, 2);
+	assert_int_equal(s.nrecs, 6);
+	ctd_engine_free(eng);
+
+	/* Off: outside dumps nothing is remembered. */
+	eng = new_engine(0, &st, &s);
+	replay(eng, &rec, false);
+	for (size_t i = 0; i < n; i++)
+		ctd_engine_event(eng, &evs[i], &test_now);
+	assert_int_equal(st.destroy_duplicates, 0);
+	assert_int_equal(s.nrecs, 8);
 	ctd_engine_free(eng);
 	recording_free(&rec);
 }
@@ -653,6 +730,7 @@ int main(void)
 		cmocka_unit_test(test_full_recording),
 		cmocka_unit_test(test_destroy_without_new),
 		cmocka_unit_test(test_missed_events_stay_on_flow),
+		cmocka_unit_test(test_repeated_destroy_dropped),
 		cmocka_unit_test(test_table_full_evicts),
 		cmocka_unit_test(test_malformed_counted),
 		cmocka_unit_test(test_labels_and_arrival_times),

@@ -42,6 +42,9 @@ struct ctd_engine_cfg {
 	uint64_t started_ns;                 /* wall clock ctd began listening */
 	uint32_t active_timeout_s;           /* interim records; 0: none */
 	bool want_events;                    /* some output takes NEW/UPDATE */
+	/* Ended flows remembered to drop repeated DESTROYs (0: only while
+	 * a dump runs). */
+	size_t remember_ends;
 };
 
 struct ctd_engine *ctd_engine_new(const struct ctd_engine_cfg *cfg,

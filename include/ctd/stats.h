@@ -71,6 +71,8 @@ struct ctd_stats {
 	uint64_t kernel_pending;         /* gauge: DESTROYs the kernel holds */
 	uint64_t kernel_pending_peak;
 	uint64_t table_bytes;            /* gauge: flow table memory */
+	uint64_t ends_remembered;        /* gauge: ended flows kept to drop
+	                                  * repeated DESTROYs */
 	const char *out_name[CTD_OUT_MAX];
 	struct ctd_out_stats *out[CTD_OUT_MAX];   /* owned by the outputs */
 };

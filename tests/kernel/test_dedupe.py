@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""Another reliable listener that falls behind makes the kernel send
+DESTROY events again, to every listener; ctd must still write one record
+per flow.
+
+A second ctnetlink socket subscribes to DESTROY with
+NETLINK_BROADCAST_ERROR and a tiny buffer and does not read: each
+DESTROY that does not fit in it stays on the kernel's dying list and is
+broadcast again, so ctd receives it more than once. After a while that
+socket is closed and the kernel delivers the rest. Every flow must have
+exactly one record, and ctd must have dropped repeats (destroy_duplicates
+> 0), or the test proves nothing.
+
+Ground truth: UDP flows 127.0.0.1:(base+i) -> 127.0.0.1:5555.
+
+Usage: test_dedupe.py --ctd PATH
+"""
+import argparse
+import socket
+import sys
+import tempfile
+import time
+
+from ctdns import Ctd, Fail, Netns, check
+
+FLOWS, BASE = 2000, 30000
+
+# Runs in the namespace: the slow listener, closed when stdin says so.
+SLOW = r"""
+import socket, sys
+s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)  # NETLINK_NETFILTER
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+s.bind((0, 1 << 2))                                        # NFNLGRP_CONNTRACK_DESTROY
+s.setsockopt(270, 4, 1)                                    # NETLINK_BROADCAST_ERROR
+print("ready", flush=True)
+sys.stdin.readline()
+s.close()
+"""
+
+GEN = r"""
+import socket, sys
+base, n = int(sys.argv[1]), int(sys.argv[2])
+srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+srv.bind(("127.0.0.1", 5555))
+for i in range(n):
+    c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    c.bind(("127.0.0.1", base + i))
+    c.sendto(b"x" * 20, ("127.0.0.1", 5555))
+    c.close()
+"""
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ctd", required=True)
+    args = ap.parse_args()
+    try:
+        import subprocess
+        with Netns("dd") as ns, tempfile.TemporaryDirectory() as tmp:
+            ctd = Ctd(ns, args.ctd, tmp, [])
+            slow = subprocess.Popen(ns.argv(["python3", "-c", SLOW]),
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    text=True)
+            ns.procs.append(slow)
+            check(slow.stdout.readline().strip() == "ready",
+                  "the slow listener did not start")
+            want = set(range(BASE, BASE + FLOWS))
+            ns.run(["python3", "-c", GEN, str(BASE), str(FLOWS)])
+            ns.run(["conntrack", "-F"])
+            time.sleep(3)
+            slow.stdin.write("close\n")
+            slow.stdin.flush()
+            check(slow.wait(timeout=10) == 0, "the slow listener failed")
+            waited = ctd.wait_records(FLOWS, 60)
+            time.sleep(1)
+            counters = ctd.stop()
+            counts = {}
+            for r in ctd.records():
+                o = r["orig"]
+                if o["dport"] == 5555 and o["sport"] in want:
+                    counts[o["sport"]] = counts.get(o["sport"], 0) + 1
+            missing = sorted(want - set(counts))
+            doubled = sorted(k for k, v in counts.items() if v > 1)
+            check(not missing and not doubled,
+                  "%d flows: %d missing %s, %d doubled %s (repeats dropped %d)"
+                  % (FLOWS, len(missing), missing[:5], len(doubled), doubled[:5],
+                     counters.get("destroy_duplicates", 0)))
+            dups = counters.get("destroy_duplicates", 0)
+            check(dups > 0, "the kernel sent no DESTROY twice: the test "
+                  "proves nothing (events_destroy %s)"
+                  % counters.get("events_destroy"))
+            print("dedupe: %d flows, %d DESTROY events received, %d repeats "
+                  "dropped, every flow recorded exactly once (%.1f s)"
+                  % (FLOWS, counters.get("events_destroy", 0), dups,
+                     waited or -1))
+    except Fail as e:
+        print("FAIL:", e)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
