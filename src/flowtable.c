@@ -223,3 +223,9 @@ size_t ctd_flowtable_memory(const struct ctd_flowtable *ft)
 	return sizeof(*ft) + ft->nbuckets * sizeof(*ft->buckets) +
 	       ft->nslabs * sizeof(struct slab);
 }
+
+const struct ctd_flow *ctd_flowtable_bucket(const struct ctd_flowtable *ft,
+					    size_t i)
+{
+	return i < ft->nbuckets ? ft->buckets[i] : NULL;
+}

@@ -4,7 +4,6 @@
  * signal context. ctd never forks: run it under systemd, or with -f in a
  * terminal. */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +12,10 @@
 #include <unistd.h>
 #include <ev.h>
 
+#include "ctd/cli.h"
+#include "ctd/config.h"
 #include "ctd/ctdump.h"
+#include "ctd/ctl.h"
 #include "ctd/ctevent.h"
 #include "ctd/daemon.h"
 #include "ctd/deliver.h"
@@ -27,39 +29,14 @@
 #include "ctd/out_text.h"
 #include "ctd/output.h"
 #include "ctd/record.h"
+#include "ctd/report.h"
 #include "ctd/stats.h"
 #include "ctd/timeutil.h"
 
 #define DEFAULT_OUTPUT "/var/log/ctd/flows.json"
-#define DEFAULT_SPOOL_DIR "/var/lib/ctd"
-#define DEFAULT_RCVBUF (8u << 20)
-#define DEFAULT_RCVBUF_MAX (64u << 20)
-#define DEFAULT_BUDGET 4096
 #define SWEEP_BUDGET 10000
 #define PROC_NETFILTER "/proc/sys/net/netfilter"
 #define SHUTDOWN_DRAIN_MAX 1000000
-
-struct options {
-	bool foreground;
-	bool verbose;
-	bool set_sysctl;
-	const char *output;
-	size_t max_flows;
-	size_t remember_ends;      /* ended flows kept to drop repeats */
-	unsigned expiry_slack;     /* seconds */
-	unsigned check_interval;   /* seconds between suspect-check dumps */
-	unsigned pending_interval; /* seconds between dying-list polls; 0 off */
-	bool resync;               /* lossy mode: dump and sweep after overruns */
-	unsigned active_timeout;   /* seconds; interim records; 0 off */
-	const char *stream;        /* stream socket path, or NULL */
-	unsigned json_events;      /* 1 << CTD_EV_*: what each output takes */
-	unsigned stream_events;
-	const char *spool_dir;     /* "none": no spool */
-	unsigned grace_ms;         /* dying-list re-send spread */
-	size_t dying_max;          /* records held per output */
-	unsigned shutdown_timeout; /* seconds to deliver held records at exit */
-	struct ctd_nlsrc_cfg nl;
-};
 
 struct ctd {
 	struct ev_loop *loop;
@@ -69,7 +46,11 @@ struct ctd {
 	struct ctd_deliver *deliver;
 	struct ctd_out_text *text;
 	struct ctd_ctdump *dump;
-	const struct options *opts;
+	struct ctd_config *cfg;
+	const struct ctd_cli *cli;
+	struct ctd_output *json;   /* owned by deliver; for reloads */
+	struct ctd_ctl *ctl;
+	int64_t started_us;
 	ev_prepare flush;
 	ev_signal sigint, sigterm, sighup, sigusr2;
 	int stop_signal;
@@ -86,249 +67,6 @@ struct ctd {
 	uint64_t evicted_logged;   /* evictions already reported */
 	int64_t evicted_log_us;    /* when, to log once per burst */
 };
-
-static void usage(FILE *f)
-{
-	fprintf(f,
-"Usage: ctd [options]\n"
-"Turns the kernel's connection-tracking events into flow records.\n"
-"\n"
-"  -f, --foreground         print one line per event on stdout (like conntrack -E)\n"
-"  -v, --verbose            debug logging; print all counters at exit\n"
-"  -o, --output FILE        JSON-lines record file (default " DEFAULT_OUTPUT ");\n"
-"                           '-' for stdout, 'none' for no file\n"
-"  -b, --rcvbuf SIZE        netlink receive buffer (default 8M; k/M/G suffixes)\n"
-"      --rcvbuf-max SIZE    grow the buffer on overruns up to SIZE (default 64M)\n"
-"      --budget N           netlink messages handled per loop wakeup (default %d)\n"
-"      --max-flows N        flows tracked at most (default net.netfilter.nf_conntrack_max)\n"
-"      --remember-ends N    ended flows remembered to drop DESTROYs the kernel\n"
-"                           sends again (default 65536, 0 = off)\n"
-"      --expiry-slack SECS  added to the kernel's timeouts before a silent flow\n"
-"                           is checked against the kernel (default 60)\n"
-"      --check-interval SECS  at most one such check dump per SECS (default 10)\n"
-"      --pending-interval SECS  poll the kernel's undelivered DESTROYs (default 10,\n"
-"                           0 = off)\n"
-"      --no-broadcast-error lossy mode: do not ask the kernel to keep undelivered events\n"
-"      --no-resync          lossy mode: do not resync the table after overruns\n"
-"      --active-timeout SECS  interim records for flows older than SECS, with\n"
-"                           counters from table dumps every SECS/2 (default 1800,\n"
-"                           0 = off)\n"
-"      --no-sysctl          leave nf_conntrack_events/acct/timestamp alone\n"
-"      --record FILE        also write every raw netlink datagram to FILE\n"
-"      --stream PATH        also serve records as JSON lines on a Unix socket\n"
-"      --json-events LIST   what the JSON file gets: new,update,destroy\n"
-"                           (default destroy: one record per flow)\n"
-"      --stream-events LIST the same for --stream (default destroy)\n"
-"      --spool-dir DIR      undelivered records survive restarts here\n"
-"                           (default " DEFAULT_SPOOL_DIR "; 'none' = no spool)\n"
-"      --grace SECS         re-send a refused record within SECS (default 15)\n"
-"      --dying-max N        records held in memory per output before the\n"
-"                           spool (default 100000)\n"
-"      --shutdown-timeout SECS  time to deliver held records at exit (default 5)\n"
-"  -h, --help               this text\n"
-"  -V, --version            print the version\n"
-"\nSignals: TERM/INT stop, HUP reopens output files, USR2 restarts ctd in\n"
-"place keeping its ctnetlink socket (no event lost). See ctd(8).\n", DEFAULT_BUDGET);
-}
-
-static int parse_size(const char *s, size_t *ret)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || *s == '-')
-		return -EINVAL;
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	}
-	if (*end || v > (1ULL << 40))
-		return -EINVAL;
-	*ret = (size_t)v;
-	return 0;
-}
-
-static void bad_arg(const char *opt, const char *val, const char *want)
-{
-	fprintf(stderr, "ctd: invalid %s '%s': expected %s\n", opt, val, want);
-	exit(2);
-}
-
-enum {
-	OPT_BUDGET = 256, OPT_MAX_FLOWS, OPT_NO_BCERR, OPT_NO_SYSCTL, OPT_RECORD,
-	OPT_RCVBUF_MAX, OPT_SLACK, OPT_CHECK, OPT_PENDING, OPT_NO_RESYNC,
-	OPT_ACTIVE, OPT_STREAM, OPT_SPOOL_DIR, OPT_GRACE, OPT_DYING_MAX,
-	OPT_SHUTDOWN_TIMEOUT, OPT_JSON_EVENTS, OPT_STREAM_EVENTS,
-	OPT_REMEMBER_ENDS,
-};
-
-static const struct option longopts[] = {
-	{ "foreground", no_argument, NULL, 'f' },
-	{ "verbose", no_argument, NULL, 'v' },
-	{ "output", required_argument, NULL, 'o' },
-	{ "rcvbuf", required_argument, NULL, 'b' },
-	{ "budget", required_argument, NULL, OPT_BUDGET },
-	{ "max-flows", required_argument, NULL, OPT_MAX_FLOWS },
-	{ "no-broadcast-error", no_argument, NULL, OPT_NO_BCERR },
-	{ "no-sysctl", no_argument, NULL, OPT_NO_SYSCTL },
-	{ "record", required_argument, NULL, OPT_RECORD },
-	{ "rcvbuf-max", required_argument, NULL, OPT_RCVBUF_MAX },
-	{ "expiry-slack", required_argument, NULL, OPT_SLACK },
-	{ "check-interval", required_argument, NULL, OPT_CHECK },
-	{ "pending-interval", required_argument, NULL, OPT_PENDING },
-	{ "no-resync", no_argument, NULL, OPT_NO_RESYNC },
-	{ "active-timeout", required_argument, NULL, OPT_ACTIVE },
-	{ "stream", required_argument, NULL, OPT_STREAM },
-	{ "remember-ends", required_argument, NULL, OPT_REMEMBER_ENDS },
-	{ "json-events", required_argument, NULL, OPT_JSON_EVENTS },
-	{ "stream-events", required_argument, NULL, OPT_STREAM_EVENTS },
-	{ "spool-dir", required_argument, NULL, OPT_SPOOL_DIR },
-	{ "grace", required_argument, NULL, OPT_GRACE },
-	{ "dying-max", required_argument, NULL, OPT_DYING_MAX },
-	{ "shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT },
-	{ "help", no_argument, NULL, 'h' },
-	{ "version", no_argument, NULL, 'V' },
-	{ NULL, 0, NULL, 0 },
-};
-
-static unsigned parse_secs(const char *opt, unsigned min)
-{
-	size_t v;
-
-	if (parse_size(optarg, &v) < 0 || v < min || v > 86400)
-		bad_arg(opt, optarg, min ? "seconds from 1 to 86400" :
-					   "seconds from 0 to 86400");
-	return (unsigned)v;
-}
-
-static void parse_number_opt(int c, struct options *o)
-{
-	size_t v;
-
-	if (c == 'b' || c == OPT_RCVBUF_MAX) {
-		if (parse_size(optarg, &v) < 0 || v < 1024 || v > (1u << 30))
-			bad_arg(c == 'b' ? "--rcvbuf" : "--rcvbuf-max", optarg,
-				"a size from 1k to 1G");
-		if (c == 'b')
-			o->nl.rcvbuf = v;
-		else
-			o->nl.rcvbuf_max = v;
-	} else if (c == OPT_SLACK) {
-		o->expiry_slack = parse_secs("--expiry-slack", 0);
-	} else if (c == OPT_CHECK) {
-		o->check_interval = parse_secs("--check-interval", 1);
-	} else if (c == OPT_PENDING) {
-		o->pending_interval = parse_secs("--pending-interval", 0);
-	} else if (c == OPT_ACTIVE) {
-		o->active_timeout = parse_secs("--active-timeout", 0);
-	} else if (c == OPT_GRACE) {
-		o->grace_ms = parse_secs("--grace", 1) * 1000;
-	} else if (c == OPT_SHUTDOWN_TIMEOUT) {
-		o->shutdown_timeout = parse_secs("--shutdown-timeout", 0);
-	} else if (c == OPT_REMEMBER_ENDS) {
-		if (parse_size(optarg, &v) < 0 || v > 10000000)
-			bad_arg("--remember-ends", optarg, "a number up to 10000000");
-		o->remember_ends = v;
-	} else if (c == OPT_DYING_MAX) {
-		if (parse_size(optarg, &v) < 0 || v < 1 || v > 10000000)
-			bad_arg("--dying-max", optarg, "a number from 1 to 10000000");
-		o->dying_max = v;
-	} else if (c == OPT_BUDGET) {
-		if (parse_size(optarg, &v) < 0 || v < 1 || v > 1000000)
-			bad_arg("--budget", optarg, "a number from 1 to 1000000");
-		o->nl.budget = (unsigned)v;
-	} else {
-		if (parse_size(optarg, &v) < 0 || v > (1u << 30))
-			bad_arg("--max-flows", optarg, "a number up to 1G (0 = kernel's)");
-		o->max_flows = v;
-	}
-}
-
-/* "new,update,destroy" -> 1 << CTD_EV_* bits. */
-static unsigned parse_events(const char *opt, const char *list)
-{
-	static const char *const names[CTD_EV__COUNT] = { "new", "update", "destroy" };
-	unsigned mask = 0;
-	const char *p = list;
-
-	while (*p) {
-		size_t n = strcspn(p, ","), i;
-
-		for (i = 0; i < CTD_EV__COUNT; i++)
-			if (strlen(names[i]) == n && strncmp(p, names[i], n) == 0)
-				break;
-		if (i == CTD_EV__COUNT)
-			bad_arg(opt, list, "a comma-separated list of new, update, destroy");
-		mask |= 1u << i;
-		p += n + (p[n] == ',');
-	}
-	if (!mask)
-		bad_arg(opt, list, "a comma-separated list of new, update, destroy");
-	return mask;
-}
-
-static void parse_args(int argc, char **argv, struct options *o)
-{
-	int c;
-
-	*o = (struct options){
-		.set_sysctl = true,
-		.output = DEFAULT_OUTPUT,
-		.expiry_slack = 60,
-		.check_interval = 10,
-		.pending_interval = 10,
-		.resync = true,
-		.active_timeout = 1800,
-		.spool_dir = DEFAULT_SPOOL_DIR,
-		.grace_ms = 15000,
-		.dying_max = 100000,
-		.remember_ends = 65536,
-		.shutdown_timeout = 5,
-		.json_events = 1u << CTD_EV_DESTROY,
-		.stream_events = 1u << CTD_EV_DESTROY,
-		.nl = { .rcvbuf = DEFAULT_RCVBUF, .rcvbuf_max = DEFAULT_RCVBUF_MAX,
-			.reliable = true, .budget = DEFAULT_BUDGET, .fd = -1 },
-	};
-	while ((c = getopt_long(argc, argv, "fvo:b:hV", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'f': o->foreground = true; break;
-		case 'v': o->verbose = true; break;
-		case 'o': o->output = optarg; break;
-		case OPT_NO_BCERR: o->nl.reliable = false; break;
-		case OPT_NO_SYSCTL: o->set_sysctl = false; break;
-		case OPT_NO_RESYNC: o->resync = false; break;
-		case OPT_RECORD: o->nl.record_path = optarg; break;
-		case OPT_STREAM: o->stream = optarg; break;
-		case OPT_JSON_EVENTS:
-			o->json_events = parse_events("--json-events", optarg);
-			break;
-		case OPT_STREAM_EVENTS:
-			o->stream_events = parse_events("--stream-events", optarg);
-			break;
-		case OPT_SPOOL_DIR: o->spool_dir = optarg; break;
-		case 'h': usage(stdout); exit(0);
-		case 'V': printf("ctd %s\n", CTD_VERSION); exit(0);
-		case 'b': case OPT_BUDGET: case OPT_MAX_FLOWS:
-		case OPT_RCVBUF_MAX: case OPT_SLACK: case OPT_CHECK:
-		case OPT_PENDING: case OPT_ACTIVE: case OPT_GRACE:
-		case OPT_DYING_MAX: case OPT_SHUTDOWN_TIMEOUT:
-		case OPT_REMEMBER_ENDS:
-			parse_number_opt(c, o);
-			break;
-		default: usage(stderr); exit(2);
-		}
-	}
-	if (o->nl.rcvbuf_max < o->nl.rcvbuf)
-		o->nl.rcvbuf_max = o->nl.rcvbuf;
-	if (optind < argc) {
-		fprintf(stderr, "ctd: unexpected argument '%s' (see ctd --help)\n",
-			argv[optind]);
-		exit(2);
-	}
-}
 
 static void on_record(void *arg, const struct ctd_record *rec)
 {
@@ -389,7 +127,7 @@ static void schedule(struct ctd *ctd, const struct ctd_now *now)
 {
 	int64_t next = ctd_engine_next_deadline(ctd->engine);
 	int64_t due = ctd->last_check_us +
-		      (int64_t)ctd->opts->check_interval * 1000000;
+		      (int64_t)ctd->cfg->check_interval * 1000000;
 
 	if (ctd->resync_pending && !ctd_ctdump_running(ctd->dump))
 		start_dump(ctd, CTD_DUMP_TABLE, now);
@@ -478,7 +216,7 @@ static void table_done(struct ctd *ctd, int err, size_t entries,
 	/* Reliable mode: conntracks gone from the table whose DESTROY the
 	 * kernel still holds for us are not gone for us. Read that list
 	 * before judging, or a slow re-send would turn into a double. */
-	if (!err && ctd->opts->nl.reliable &&
+	if (!err && ctd->cfg->broadcast_error &&
 	    ctd_ctdump_start(ctd->dump, CTD_DUMP_DYING) == 0) {
 		ctd->check_dying = true;
 		return;
@@ -518,7 +256,7 @@ static void log_evictions(struct ctd *ctd)
 	if (ctd->evicted_logged && now.mono_us - ctd->evicted_log_us < 10000000)
 		return;
 	log_warn("flow table full (--max-flows %zu): evicted %llu flows",
-		 ctd->opts->max_flows ? ctd->opts->max_flows :
+		 ctd->cfg->max_flows ? ctd->cfg->max_flows :
 		 ctd_kernel_conntrack_max(PROC_NETFILTER),
 		 (unsigned long long)(n - ctd->evicted_logged));
 	ctd->evicted_logged = n;
@@ -538,7 +276,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 	log_evictions(ctd);
 	if (ctd->stats.nl_enobufs != ctd->enobufs_seen) {
 		ctd->enobufs_seen = ctd->stats.nl_enobufs;
-		ctd->resync_pending = ctd->opts->resync;
+		ctd->resync_pending = ctd->cfg->resync;
 	}
 	/* Events may have queued a flow with a deadline before the armed one
 	 * (a class with a shorter timeout). O(classes). */
@@ -564,14 +302,96 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
+/* Settings a reload cannot change in a running ctd, named in the log. */
+static void report_restart_needed(const struct ctd_config *old,
+				  const struct ctd_config *new)
+{
+	char *a = NULL, *b = NULL, *la, *lb, *sa, *sb;
+	size_t alen, blen;
+	FILE *fa = open_memstream(&a, &alen), *fb = open_memstream(&b, &blen);
+
+	if (fa && fb) {
+		ctd_config_write(old, fa);
+		ctd_config_write(new, fb);
+	}
+	if (fa)
+		fclose(fa);
+	if (fb)
+		fclose(fb);
+	for (la = a ? strtok_r(a, "\n", &sa) : NULL,
+	     lb = b ? strtok_r(b, "\n", &sb) : NULL; la && lb;
+	     la = strtok_r(NULL, "\n", &sa), lb = strtok_r(NULL, "\n", &sb))
+		if (strcmp(la, lb) != 0 && strncmp(la, "output ", 7) != 0)
+			log_warn("reload: '%s' needs a restart to take effect", lb);
+	free(a);
+	free(b);
+}
+
+/* SIGHUP: re-read the configuration; a bad one changes nothing. The
+ * record file may move; every output reopens its files. */
 static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	struct ctd *ctd = w->data;
+	struct ctd_config next;
+	char err[CTD_CONFIG_ERR_MAX];
+	int r;
 
 	(void)loop;
 	(void)revents;
-	log_info("SIGHUP: reopening output files");
+	if (ctd_cli_config(ctd->cli, &next, err, sizeof(err)) < 0) {
+		log_err("reload: %s; keeping the running configuration", err);
+		return;
+	}
+	report_restart_needed(ctd->cfg, &next);
+	if (strcmp(next.output, ctd->cfg->output) != 0) {
+		if (!ctd->json || !*next.output || strcmp(next.output, "-") == 0 ||
+		    strcmp(ctd->cfg->output, "-") == 0) {
+			log_warn("reload: output %s needs a restart", *next.output ?
+				 next.output : "none");
+		} else if ((r = ctd_out_json_set_path(ctd->json, next.output)) < 0) {
+			log_err("reload: cannot open %s: %s; still writing to %s",
+				next.output, strerror(-r), ctd->cfg->output);
+		} else {
+			strcpy(ctd->cfg->output, next.output);
+		}
+	}
+	log_info("SIGHUP: configuration reloaded, reopening output files");
 	ctd_deliver_reopen(ctd->deliver);
+}
+
+static bool on_ctl(void *arg, const char *request, FILE *out, size_t *cursor)
+{
+	struct ctd *ctd = arg;
+	struct ctd_now now = ctd_now_read();
+	struct ctd_report_src src = {
+		.stats = &ctd->stats,
+		.flows = ctd_engine_flows(ctd->engine),
+		.cfg = ctd->cfg,
+		.proc_sys = "/proc/sys",
+		.now_ns = now.wall_ns,
+		.uptime_s = (uint64_t)(now.mono_us - ctd->started_us) / 1000000,
+		.reliable = ctd->cfg->broadcast_error,
+	};
+
+	ctd->stats.table_bytes = ctd_flowtable_memory(src.flows);
+	return ctd_report_answer(&src, request, out, cursor);
+}
+
+/* The control socket is a convenience: ctd runs without it. */
+static void open_ctl(struct ctd *ctd)
+{
+	const char *path = ctd->cfg->control;
+	int r;
+
+	if (!*path)
+		return;
+	if (strcmp(path, "/run/ctd/ctd.sock") == 0 &&
+	    mkdir("/run/ctd", 0755) < 0 && errno != EEXIST)
+		log_warn("cannot create /run/ctd: %s", strerror(errno));
+	r = ctd_ctl_new(ctd->loop, path, on_ctl, ctd, &ctd->stats, &ctd->ctl);
+	if (r < 0)
+		log_warn("no control socket at %s: %s; ctd -s will not work",
+			 path, strerror(-r));
 }
 
 static uint32_t random_u32(void *arg)
@@ -586,12 +406,12 @@ static uint32_t random_u32(void *arg)
 	return (uint32_t)((x * 0x2545F4914F6CDD1DULL) >> 32);
 }
 
-static int new_deliver(struct ctd *ctd, const struct options *o)
+static int new_deliver(struct ctd *ctd, const struct ctd_config *o)
 {
 	struct ctd_deliver_cfg dc = {
-		.grace_ms = o->grace_ms,
+		.grace_ms = o->grace * 1000,
 		.dying_max = o->dying_max,
-		.spool_dir = strcmp(o->spool_dir, "none") ? o->spool_dir : NULL,
+		.spool_dir = *o->spool_dir ? o->spool_dir : NULL,
 		.random = random_u32,
 		.random_arg = ctd,
 	};
@@ -609,7 +429,7 @@ static int open_json(struct ctd *ctd, const char *path)
 	struct ctd_output *out;
 	int r;
 
-	if (strcmp(path, "none") == 0)
+	if (!*path)
 		return 0;
 	/* Only the default location is ours to create. */
 	if (strcmp(path, DEFAULT_OUTPUT) == 0 &&
@@ -620,7 +440,8 @@ static int open_json(struct ctd *ctd, const char *path)
 		log_err("cannot open output %s: %s", path, strerror(-r));
 		return r;
 	}
-	return ctd_deliver_add(ctd->deliver, out, ctd->opts->json_events);
+	ctd->json = out;
+	return ctd_deliver_add(ctd->deliver, out, ctd->cfg->json_events);
 }
 
 static int open_stream(struct ctd *ctd, const char *path)
@@ -628,17 +449,17 @@ static int open_stream(struct ctd *ctd, const char *path)
 	struct ctd_output *out;
 	int r;
 
-	if (!path)
+	if (!*path)
 		return 0;
 	r = ctd_out_stream_new(ctd->loop, path, &out);
 	if (r < 0) {
 		log_err("cannot listen on %s: %s", path, strerror(-r));
 		return r;
 	}
-	return ctd_deliver_add(ctd->deliver, out, ctd->opts->stream_events);
+	return ctd_deliver_add(ctd->deliver, out, ctd->cfg->stream_events);
 }
 
-static int open_outputs(struct ctd *ctd, const struct options *o)
+static int open_outputs(struct ctd *ctd, const struct ctd_config *o)
 {
 	int r = new_deliver(ctd, o);
 
@@ -649,7 +470,7 @@ static int open_outputs(struct ctd *ctd, const struct options *o)
 	if (r < 0)
 		return r;
 	/* JSON on stdout and the event lines would interleave: JSON wins. */
-	if (o->foreground && strcmp(o->output, "-") != 0) {
+	if (ctd->cli->foreground && strcmp(o->output, "-") != 0) {
 		ctd->text = ctd_out_text_new(STDOUT_FILENO, &ctd->stats);
 		if (!ctd->text)
 			return -ENOMEM;
@@ -659,9 +480,15 @@ static int open_outputs(struct ctd *ctd, const struct options *o)
 
 /* A socket handed over by the previous ctd (systemd's fd store or our
  * own re-exec) brings the events queued while no ctd was reading. */
-static int open_nlsrc(struct ctd *ctd, const struct options *o)
+static int open_nlsrc(struct ctd *ctd, const struct ctd_config *o)
 {
-	struct ctd_nlsrc_cfg nl = o->nl;
+	struct ctd_nlsrc_cfg nl = {
+		.rcvbuf = o->rcvbuf,
+		.rcvbuf_max = o->rcvbuf_max,
+		.reliable = o->broadcast_error,
+		.budget = o->budget,
+		.record_path = *o->record ? o->record : NULL,
+	};
 	int r;
 
 	nl.fd = ctd_daemon_listen_fd("ctnetlink");
@@ -677,7 +504,7 @@ static int open_nlsrc(struct ctd *ctd, const struct options *o)
 	return r;
 }
 
-static size_t choose_max_flows(const struct options *o)
+static size_t choose_max_flows(const struct ctd_config *o)
 {
 	size_t kmax;
 
@@ -687,7 +514,7 @@ static size_t choose_max_flows(const struct options *o)
 	return kmax ? kmax : 262144;
 }
 
-static void engine_cfg(const struct options *o, struct ctd_engine_cfg *cfg)
+static void engine_cfg(const struct ctd_config *o, struct ctd_engine_cfg *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->max_flows = choose_max_flows(o);
@@ -698,7 +525,7 @@ static void engine_cfg(const struct options *o, struct ctd_engine_cfg *cfg)
 	ctd_kernel_timeouts(PROC_NETFILTER, cfg->timeout_s);
 }
 
-static int start(struct ctd *ctd, const struct options *o)
+static int start(struct ctd *ctd, const struct ctd_config *o)
 {
 	struct ctd_engine_sinks sinks = { on_record, on_event, on_flow_event, ctd };
 	struct ctd_ctdump_ops dops = { on_dump_entry, on_dump_done, ctd };
@@ -714,7 +541,7 @@ static int start(struct ctd *ctd, const struct options *o)
 			r == -EPERM ? " (ctd needs CAP_NET_ADMIN)" : "");
 		return r;
 	}
-	ctd_kernel_prepare(PROC_NETFILTER, o->set_sysctl);
+	ctd_kernel_prepare(PROC_NETFILTER, o->sysctl);
 	engine_cfg(o, &cfg);
 	cfg.want_events = ctd_deliver_wants_events(ctd->deliver);
 	ctd->engine = ctd_engine_new(&cfg, &ctd->stats, &sinks);
@@ -729,16 +556,16 @@ static int start(struct ctd *ctd, const struct options *o)
 static void start_timers(struct ctd *ctd)
 {
 	struct ctd_now now = ctd_now_read();
-	double every = ctd->opts->pending_interval;
+	double every = ctd->cfg->pending_interval;
 
 	ev_init(&ctd->expiry, on_expiry);
 	ctd->expiry.data = ctd;
 	ev_timer_init(&ctd->pending, on_dump_timer, every, every);
 	ctd->pending.data = ctd;
-	if (every > 0 && ctd->opts->nl.reliable)
+	if (every > 0 && ctd->cfg->broadcast_error)
 		ev_timer_start(ctd->loop, &ctd->pending);
 	/* Half the active timeout, so a flow is reported at most that late. */
-	every = ctd->opts->active_timeout / 2.0;
+	every = ctd->cfg->active_timeout / 2.0;
 	ev_timer_init(&ctd->counters, on_dump_timer, every, every);
 	ctd->counters.data = ctd;
 	if (every > 0)
@@ -766,8 +593,10 @@ static void run(struct ctd *ctd)
 	ev_signal_start(ctd->loop, &ctd->sighup);
 	ctd_nlsrc_start(ctd->nlsrc, ctd->loop);
 	start_timers(ctd);
+	ctd->started_us = ctd_now_read().mono_us;
+	open_ctl(ctd);
 	log_info("listening for conntrack events (%s mode, rcvbuf %llu bytes)",
-		 ctd->opts->nl.reliable ? "reliable" : "lossy",
+		 ctd->cfg->broadcast_error ? "reliable" : "lossy",
 		 (unsigned long long)ctd->stats.rcvbuf);
 	ctd_daemon_notify("READY=1\nSTATUS=listening for conntrack events", -1);
 	ev_run(ctd->loop, 0);
@@ -802,7 +631,7 @@ static void finish(struct ctd *ctd, bool verbose)
 		n = ctd_nlsrc_drain(ctd->nlsrc, SHUTDOWN_DRAIN_MAX);
 	if (n)
 		log_info("handled %u queued messages before exit", n);
-	spooled = ctd_deliver_finish(ctd->deliver, ctd->opts->shutdown_timeout);
+	spooled = ctd_deliver_finish(ctd->deliver, ctd->cfg->shutdown_timeout);
 	if (spooled)
 		log_info("%zu undelivered records left for the spool", spooled);
 	ft = ctd_engine_flows(ctd->engine);
@@ -843,6 +672,7 @@ static int hand_over(struct ctd *ctd)
 
 static void teardown(struct ctd *ctd)
 {
+	ctd_ctl_free(ctd->ctl);
 	ctd_out_text_free(ctd->text);
 	ctd_deliver_free(ctd->deliver);
 	ctd_ctdump_free(ctd->dump);
@@ -852,25 +682,46 @@ static void teardown(struct ctd *ctd)
 		ev_loop_destroy(ctd->loop);
 }
 
+static int check_config(const struct ctd_cli *cli, const struct ctd_config *cfg)
+{
+	printf("ctd: configuration %s is OK%s\n", cli->config,
+	       cli->config_given || access(cli->config, F_OK) == 0 ? "" :
+	       " (no file: defaults)");
+	if (cli->verbose)
+		ctd_config_write(cfg, stdout);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	struct options opts;
+	static struct ctd_config cfg;
+	struct ctd_cli cli;
 	struct ctd ctd = { 0 };
+	char err[CTD_CONFIG_ERR_MAX];
 	int r, keep_fd = -1;
 
-	parse_args(argc, argv, &opts);
-	ctd.opts = &opts;
-	ctd_log_init("ctd", opts.verbose ? CTD_LOG_DEBUG : CTD_LOG_INFO);
+	ctd_cli_parse(argc, argv, &cli);
+	if (ctd_cli_config(&cli, &cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "ctd: %s\n", err);
+		return 1;
+	}
+	if (cli.mode == CTD_CLI_CHECK)
+		return check_config(&cli, &cfg);
+	if (cli.mode == CTD_CLI_QUERY)
+		return ctd_ctl_query(cfg.control, cli.query, cli.json) < 0 ? 1 : 0;
+	ctd.cfg = &cfg;
+	ctd.cli = &cli;
+	ctd_log_init("ctd", cli.verbose ? CTD_LOG_DEBUG : CTD_LOG_INFO);
 	signal(SIGPIPE, SIG_IGN);
 	ctd.loop = ev_default_loop(EVFLAG_AUTO);
 	if (!ctd.loop) {
 		log_err("cannot create the event loop");
 		return 1;
 	}
-	r = start(&ctd, &opts);
+	r = start(&ctd, &cfg);
 	if (r == 0) {
 		run(&ctd);
-		finish(&ctd, opts.verbose);
+		finish(&ctd, cli.verbose);
 		keep_fd = hand_over(&ctd);
 	}
 	teardown(&ctd);

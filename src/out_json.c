@@ -119,14 +119,31 @@ static size_t json_unsent(struct ctd_output *out, const void **ret_data,
 static int json_reopen(struct ctd_output *out)
 {
 	struct out_json *j = to_json(out);
+
+	return j->own_fd ? ctd_out_json_set_path(out, j->path) : 0;
+}
+
+int ctd_out_json_set_path(struct ctd_output *out, const char *path)
+{
+	struct out_json *j = to_json(out);
+	char *copy;
 	int fd;
 
 	if (!j->own_fd)
-		return 0;
+		return -EINVAL;
 	ctd_wbuf_flush(j->wb);
-	fd = open_file(j->path);
+	fd = open_file(path);
 	if (fd < 0)
 		return fd;
+	if (path != j->path) {
+		copy = strdup(path);
+		if (!copy) {
+			close(fd);
+			return -ENOMEM;
+		}
+		free(j->path);
+		j->path = copy;
+	}
 	close(j->fd);
 	j->fd = fd;
 	ctd_wbuf_set_fd(j->wb, fd);

@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 #include <ev.h>
 
@@ -21,6 +19,7 @@
 #include "ctd/log.h"
 #include "ctd/out_stream.h"
 #include "ctd/output.h"
+#include "ctd/unixsock.h"
 #include "ctd/wbuf.h"
 
 #define READER_BUF (256u << 10)
@@ -223,54 +222,6 @@ static const struct ctd_output_ops stream_ops = {
 	.free = stream_free,
 };
 
-/* A socket file left by a ctd that died is removed; one that still
- * answers belongs to a running ctd and is left alone. */
-static int clear_stale(const struct sockaddr_un *sa)
-{
-	struct stat st;
-	int fd, r;
-
-	if (lstat(sa->sun_path, &st) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (!S_ISSOCK(st.st_mode))
-		return -EEXIST;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	r = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
-	close(fd);
-	if (r == 0)
-		return -EADDRINUSE;
-	return unlink(sa->sun_path) < 0 ? -errno : 0;
-}
-
-static int listen_on(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	mode_t old;
-	int fd, r;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
-	r = clear_stale(&sa);
-	if (r < 0)
-		return r;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	/* Root only from the first moment: no window before a chmod. */
-	old = umask(0177);
-	r = bind(fd, (const struct sockaddr *)&sa, sizeof(sa));
-	umask(old);
-	if (r < 0 || listen(fd, 16) < 0) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
-	return fd;
-}
-
 int ctd_out_stream_new(struct ev_loop *loop, const char *path,
 		       struct ctd_output **ret)
 {
@@ -282,7 +233,7 @@ int ctd_out_stream_new(struct ev_loop *loop, const char *path,
 	s->base.name = "stream";
 	s->loop = loop;
 	s->path = strdup(path);
-	s->lfd = s->path ? listen_on(path) : -ENOMEM;
+	s->lfd = s->path ? ctd_unixsock_listen(path) : -ENOMEM;
 	if (s->lfd < 0) {
 		int r = s->lfd;
 

@@ -28,7 +28,7 @@ static const struct {
 	C(dump_entries), C(dump_new_flows), C(dump_stale),
 	C(destroy_duplicates), C(tombstone_failures), C(text_dropped), C(rcvbuf),
 	C(flows_tracked), C(flows_suspect), C(kernel_pending),
-	C(kernel_pending_peak), C(table_bytes), C(ends_remembered),
+	C(kernel_pending_peak), C(table_bytes), C(ends_remembered), C(ctl_requests), C(ctl_refused),
 };
 
 #define O(name) { #name, offsetof(struct ctd_out_stats, name) }
@@ -69,4 +69,30 @@ void ctd_stats_print(const struct ctd_stats *st, FILE *f)
 			(unsigned long long)*v);
 	}
 	print_outputs(st, f);
+}
+
+static uint64_t value_at(const void *base, size_t off)
+{
+	return *(const uint64_t *)(const void *)((const char *)base + off);
+}
+
+void ctd_stats_print_json(const struct ctd_stats *st, FILE *f)
+{
+	size_t i, o;
+
+	fputc('{', f);
+	for (i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
+		fprintf(f, "%s\"%s\":%llu", i ? "," : "", counters[i].name,
+			(unsigned long long)value_at(st, counters[i].off));
+	fputs(",\"outputs\":{", f);
+	for (o = 0; o < CTD_OUT_MAX && st->out_name[o]; o++) {
+		fprintf(f, "%s\"%s\":{", o ? "," : "", st->out_name[o]);
+		for (i = 0; i < sizeof(out_counters) / sizeof(out_counters[0]); i++)
+			fprintf(f, "%s\"%s\":%llu", i ? "," : "",
+				out_counters[i].name,
+				(unsigned long long)value_at(st->out[o],
+							     out_counters[i].off));
+		fputc('}', f);
+	}
+	fputs("}}", f);
 }

@@ -51,32 +51,34 @@ static void add_endpoint(struct line *l, uint8_t family, const uint8_t *addr,
 		add(l, "%s:%u", text, port);
 }
 
-static void add_tuple(struct line *l, const struct ctd_event *ev,
+static void add_tuple(struct line *l, uint8_t family, uint8_t proto,
 		      const struct ctd_tuple *t)
 {
-	add_endpoint(l, ev->family, t->src, ev->proto, t->sport);
+	add_endpoint(l, family, t->src, proto, t->sport);
 	add(l, " -> ");
-	add_endpoint(l, ev->family, t->dst, ev->proto, t->dport);
-	if (ctd_proto_is_icmp(ev->proto))
+	add_endpoint(l, family, t->dst, proto, t->dport);
+	if (ctd_proto_is_icmp(proto))
 		add(l, " type=%u code=%u icmp_id=%u", t->dport >> 8, t->dport & 0xff,
 		    t->sport);
 }
 
-static bool is_nat(const struct ctd_event *ev)
+static bool is_nat(uint8_t proto, const struct ctd_tuple *tuple)
 {
-	const struct ctd_tuple *o = &ev->tuple[CTD_DIR_ORIG];
-	const struct ctd_tuple *r = &ev->tuple[CTD_DIR_REPLY];
+	const struct ctd_tuple *o = &tuple[CTD_DIR_ORIG];
+	const struct ctd_tuple *r = &tuple[CTD_DIR_REPLY];
 
 	return memcmp(o->src, r->dst, 16) || memcmp(o->dst, r->src, 16) ||
-	       (ctd_proto_has_ports(ev->proto) &&
+	       (ctd_proto_has_ports(proto) &&
 		(o->sport != r->dport || o->dport != r->sport));
 }
 
-static void add_end(struct line *l, const struct ctd_record *rec)
+/* label is "dur" for an ended flow, "age" for one still tracked. */
+static void add_end(struct line *l, const struct ctd_record *rec,
+		    const char *label)
 {
 	uint64_t ms = rec->end_ns / 1000000 - rec->start_ns / 1000000;
 
-	add(l, " dur=%llu.%03llus", (unsigned long long)(ms / 1000),
+	add(l, " %s=%llu.%03llus", label, (unsigned long long)(ms / 1000),
 	    (unsigned long long)(ms % 1000));
 	if (rec->flags & CTD_REC_COUNTERS)
 		add(l, " orig=%llup/%lluB reply=%llup/%lluB",
@@ -101,17 +103,40 @@ size_t ctd_textfmt_event(const struct ctd_event *ev,
 		add(&l, "%-4s ", proto);
 	else
 		add(&l, "%-4u ", ev->proto);
-	add_tuple(&l, ev, &ev->tuple[CTD_DIR_ORIG]);
-	if (ev->have & CTD_HAVE_REPLY && is_nat(ev)) {
+	add_tuple(&l, ev->family, ev->proto, &ev->tuple[CTD_DIR_ORIG]);
+	if (ev->have & CTD_HAVE_REPLY && is_nat(ev->proto, ev->tuple)) {
 		add(&l, " nat ");
-		add_tuple(&l, ev, &ev->tuple[CTD_DIR_REPLY]);
+		add_tuple(&l, ev->family, ev->proto, &ev->tuple[CTD_DIR_REPLY]);
 	}
 	state = ev->have & CTD_HAVE_TCPSTATE ?
 		ctd_tcp_state_name(ev->tcp_state) : NULL;
 	if (state)
 		add(&l, " %s", state);
 	if (rec)
-		add_end(&l, rec);
+		add_end(&l, rec, "dur");
 	add(&l, " id=%u\n", ev->id);
+	return l.overflow ? 0 : l.len;
+}
+
+size_t ctd_textfmt_flow(const struct ctd_record *rec, char *buf, size_t cap)
+{
+	struct line l = { buf, cap, 0, false };
+	const char *proto = ctd_proto_name(rec->proto);
+	const char *state = rec->flags & CTD_REC_TCPSTATE ?
+			    ctd_tcp_state_name(rec->tcp_state) : NULL;
+
+	if (proto)
+		add(&l, "%-4s ", proto);
+	else
+		add(&l, "%-4u ", rec->proto);
+	add_tuple(&l, rec->family, rec->proto, &rec->tuple[CTD_DIR_ORIG]);
+	if (is_nat(rec->proto, rec->tuple)) {
+		add(&l, " nat ");
+		add_tuple(&l, rec->family, rec->proto, &rec->tuple[CTD_DIR_REPLY]);
+	}
+	if (state)
+		add(&l, " %s", state);
+	add_end(&l, rec, "age");
+	add(&l, " mark=%u zone=%u id=%u\n", rec->mark, rec->zone, rec->id);
 	return l.overflow ? 0 : l.len;
 }

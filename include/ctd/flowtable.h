@@ -68,6 +68,12 @@ int ctd_flowtable_insert(struct ctd_flowtable *ft,
 void ctd_flowtable_remove(struct ctd_flowtable *ft, struct ctd_flow *flow);
 
 size_t ctd_flowtable_count(const struct ctd_flowtable *ft);
+/* Walks the table a bucket at a time: the chain of bucket i (NULL when
+ * empty or past the end). A cursor that is a bucket index stays valid
+ * while the table changes; a growth in between may show a flow twice or
+ * not at all, as with any listing of a live table. */
+const struct ctd_flow *ctd_flowtable_bucket(const struct ctd_flowtable *ft,
+					    size_t i);
 size_t ctd_flowtable_buckets(const struct ctd_flowtable *ft);
 /* Bytes held by the pool and the bucket array. */
 size_t ctd_flowtable_memory(const struct ctd_flowtable *ft);

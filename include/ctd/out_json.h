@@ -15,4 +15,8 @@ struct ctd_output;
 int ctd_out_json_new(const char *path, size_t buf_size,
 		     struct ctd_output **ret);
 
+/* Writes to path from now on (reload); bytes still buffered follow
+ * to the new file. Not for stdout. */
+int ctd_out_json_set_path(struct ctd_output *out, const char *path);
+
 #endif

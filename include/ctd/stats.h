@@ -71,6 +71,9 @@ struct ctd_stats {
 	uint64_t kernel_pending;         /* gauge: DESTROYs the kernel holds */
 	uint64_t kernel_pending_peak;
 	uint64_t table_bytes;            /* gauge: flow table memory */
+	uint64_t ctl_requests;           /* control-socket requests answered */
+	uint64_t ctl_refused;            /* ... refused: not root, too many,
+	                                  * request too long */
 	uint64_t ends_remembered;        /* gauge: ended flows kept to drop
 	                                  * repeated DESTROYs */
 	const char *out_name[CTD_OUT_MAX];
@@ -79,5 +82,7 @@ struct ctd_stats {
 
 /* One "name value" line per counter. */
 void ctd_stats_print(const struct ctd_stats *st, FILE *f);
+/* The same as one JSON object; per-output counters under "outputs". */
+void ctd_stats_print_json(const struct ctd_stats *st, FILE *f);
 
 #endif

@@ -19,4 +19,8 @@ size_t ctd_textfmt_event(const struct ctd_event *ev,
 			 const struct ctd_record *rec, uint64_t now_ns,
 			 char *buf, size_t cap);
 
+/* A tracked flow for `ctd -l`: the same tuple syntax, its age so far
+ * (rec->end_ns is now) and the counters last known. */
+size_t ctd_textfmt_flow(const struct ctd_record *rec, char *buf, size_t cap);
+
 #endif

@@ -98,8 +98,10 @@ class Ctd:
         self.out = os.path.join(workdir, tag + ".out")
         self.spool = os.path.join(workdir, "spool")
         wrapper = os.environ.get("CTD_TEST_WRAPPER", "").split()
+        self.control = os.path.join(workdir, tag + ".ctl")
         cmd = wrapper + [binary, "-v", "-o", self.json,
-                         "--spool-dir", self.spool] + args
+                         "--spool-dir", self.spool,
+                         "--control", self.control] + args
         popen = {"env": env}
         if listen_fd is not None:
             cmd = ["sh", "-c", 'exec 3<&%d %d<&-; LISTEN_PID=$$ '

@@ -1,0 +1,43 @@
+/* cli: the command line. Options that are settings keep their config
+ * file names (--rcvbuf is `rcvbuf`) and are applied after the file, so
+ * the command line wins; the rest choose what ctd does (run, check the
+ * configuration, or ask a running ctd through its control socket). */
+#ifndef CTD_CLI_H
+#define CTD_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct ctd_config;
+
+#define CTD_CLI_MAX_SETTINGS 64
+
+enum ctd_cli_mode {
+	CTD_CLI_RUN,
+	CTD_CLI_CHECK,      /* -t: check the configuration and exit */
+	CTD_CLI_QUERY,      /* -s, -l: ask the running ctd */
+};
+
+struct ctd_cli {
+	enum ctd_cli_mode mode;
+	bool foreground;
+	bool verbose;
+	bool json;                 /* --json answers from the control socket */
+	const char *config;        /* -c, or the default */
+	bool config_given;
+	const char *query;         /* "stats", "flows", "top" */
+	size_t n;
+	const char *keys[CTD_CLI_MAX_SETTINGS];
+	const char *values[CTD_CLI_MAX_SETTINGS];
+};
+
+/* Parses argv; prints usage and exits on --help, --version and errors
+ * in the options themselves (exit 2). Values are checked later. */
+void ctd_cli_parse(int argc, char **argv, struct ctd_cli *cli);
+
+/* Defaults, then the configuration file, then the command line. On
+ * error err holds one line ("file:line: ..." or "--key: ..."). */
+int ctd_cli_config(const struct ctd_cli *cli, struct ctd_config *cfg,
+		   char *err, size_t errlen);
+
+#endif

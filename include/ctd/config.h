@@ -1,0 +1,58 @@
+/* config: every setting ctd has, in one plain struct, set from the
+ * configuration file (`key value` lines) and from the command line with
+ * the same names, so each option is documented once. Parsing is pure:
+ * errors come back as one line naming the file, the line and what was
+ * expected; nothing here logs or exits. */
+#ifndef CTD_CONFIG_H
+#define CTD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#define CTD_CONFIG_FILE "/etc/ctd/ctd.conf"
+#define CTD_CONFIG_PATH_MAX 1024
+#define CTD_CONFIG_ERR_MAX 1280
+
+struct ctd_config {
+	char output[CTD_CONFIG_PATH_MAX];     /* "-" stdout, "" none */
+	char stream[CTD_CONFIG_PATH_MAX];     /* "" none */
+	char spool_dir[CTD_CONFIG_PATH_MAX];  /* "" none */
+	char record[CTD_CONFIG_PATH_MAX];     /* "" none */
+	char control[CTD_CONFIG_PATH_MAX];    /* "" none */
+	size_t rcvbuf;
+	size_t rcvbuf_max;
+	size_t max_flows;          /* 0: the kernel's nf_conntrack_max */
+	size_t remember_ends;
+	size_t dying_max;
+	unsigned budget;
+	unsigned expiry_slack;     /* seconds */
+	unsigned check_interval;
+	unsigned pending_interval;
+	unsigned active_timeout;
+	unsigned grace;
+	unsigned shutdown_timeout;
+	unsigned json_events;      /* 1 << CTD_EV_* */
+	unsigned stream_events;
+	bool broadcast_error;
+	bool resync;
+	bool sysctl;
+};
+
+void ctd_config_defaults(struct ctd_config *cfg);
+/* One setting. Returns 0, -ENOENT for an unknown key or -EINVAL for a
+ * bad value, with a message in err ("rcvbuf: 'x' is not a size ..."). */
+int ctd_config_set(struct ctd_config *cfg, const char *key, const char *value,
+		   char *err, size_t errlen);
+/* Reads a file of `key value` lines (# comments). A missing file is an
+ * error only when must_exist. err gets "path:line: message". */
+int ctd_config_load(struct ctd_config *cfg, const char *path, bool must_exist,
+		    char *err, size_t errlen);
+/* Values that depend on each other, after everything was set. */
+void ctd_config_finish(struct ctd_config *cfg);
+/* Every key with its current value, in the file's syntax. */
+void ctd_config_write(const struct ctd_config *cfg, FILE *f);
+/* Whether key names a setting (for command-line options that map 1:1). */
+bool ctd_config_has(const char *key);
+
+#endif

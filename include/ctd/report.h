@@ -1,0 +1,37 @@
+/* report: what the control socket answers: counters and a health check
+ * of the kernel side (`ctd -s`), the tracked flows (`ctd -l`) and the
+ * top talkers (`ctd -s top`), as text or JSON. Reads the state it is
+ * given and /proc; owns nothing. */
+#ifndef CTD_REPORT_H
+#define CTD_REPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct ctd_config;
+struct ctd_flowtable;
+struct ctd_stats;
+
+struct ctd_report_src {
+	const struct ctd_stats *stats;
+	const struct ctd_flowtable *flows;
+	const struct ctd_config *cfg;
+	const char *proc_sys;        /* "/proc/sys", or a test directory */
+	uint64_t now_ns;             /* wall clock */
+	uint64_t uptime_s;
+	bool reliable;
+};
+
+/* A ctd_ctl_answer: request is "stats", "flows" or "top", optionally
+ * followed by " json". */
+bool ctd_report_answer(const struct ctd_report_src *src, const char *request,
+		       FILE *out, size_t *cursor);
+
+/* The health check alone: one plain sentence with the fix per problem,
+ * written to out (one per line, "- " first). Returns the problem count. */
+unsigned ctd_report_health(const struct ctd_report_src *src, FILE *out,
+			   bool json);
+
+#endif

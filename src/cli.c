@@ -1,0 +1,177 @@
+/* cli: argv -> struct ctd_cli, and the configuration it asks for.
+ *
+ * Every setting's long option is generated from its config key, so the
+ * two cannot drift apart; the --no-* switches are the boolean settings
+ * spelled the way conntrack users expect. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctd/cli.h"
+#include "ctd/config.h"
+
+enum {
+	OPT_SET = 256, OPT_JSON, OPT_NO_BCERR, OPT_NO_RESYNC, OPT_NO_SYSCTL,
+};
+
+#define SET(name) { name, required_argument, NULL, OPT_SET }
+
+static const struct option longopts[] = {
+	{ "foreground", no_argument, NULL, 'f' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "config", required_argument, NULL, 'c' },
+	{ "test", no_argument, NULL, 't' },
+	{ "stats", no_argument, NULL, 's' },
+	{ "list", no_argument, NULL, 'l' },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ "no-broadcast-error", no_argument, NULL, OPT_NO_BCERR },
+	{ "no-resync", no_argument, NULL, OPT_NO_RESYNC },
+	{ "no-sysctl", no_argument, NULL, OPT_NO_SYSCTL },
+	SET("output"), SET("json-events"), SET("stream"), SET("stream-events"),
+	SET("spool-dir"), SET("grace"), SET("dying-max"),
+	SET("shutdown-timeout"), SET("control"), SET("rcvbuf"),
+	SET("rcvbuf-max"), SET("budget"), SET("broadcast-error"),
+	SET("resync"), SET("sysctl"), SET("max-flows"), SET("remember-ends"),
+	SET("expiry-slack"), SET("check-interval"), SET("pending-interval"),
+	SET("active-timeout"), SET("record"),
+	{ NULL, 0, NULL, 0 },
+};
+
+static void usage(FILE *f)
+{
+	fputs(
+"Usage: ctd [options]             run (a daemon; -f to watch in a terminal)\n"
+"       ctd -t [-c FILE]          check the configuration\n"
+"       ctd -s [top] | -l [--json] ask the running ctd (counters, health,\n"
+"                                 top talkers; tracked flows)\n"
+"Turns the kernel's connection-tracking events into flow records.\n"
+"\n"
+"  -c, --config FILE        configuration file (default " CTD_CONFIG_FILE ";\n"
+"                           optional unless given)\n"
+"  -f, --foreground         print one line per event on stdout (like conntrack -E)\n"
+"  -v, --verbose            debug logging; print all counters at exit; with -t\n"
+"                           print the effective configuration\n"
+"\n"
+"Every setting of ctd.conf(5) is also an option, e.g.:\n"
+"  -o, --output FILE        JSON-lines record file (default /var/log/ctd/flows.json;\n"
+"                           '-' for stdout, 'none' for no file)\n"
+"  -b, --rcvbuf SIZE        netlink receive buffer (default 8M; k/M/G suffixes)\n"
+"      --rcvbuf-max SIZE    grow the buffer on overruns up to SIZE (default 64M)\n"
+"      --budget N           netlink messages handled per loop wakeup (default 4096)\n"
+"      --max-flows N        flows tracked at most (default net.netfilter.nf_conntrack_max)\n"
+"      --remember-ends N    ended flows remembered to drop DESTROYs the kernel\n"
+"                           sends again (default 65536, 0 = off)\n"
+"      --expiry-slack SECS  added to the kernel's timeouts before a silent flow\n"
+"                           is checked against the kernel (default 60)\n"
+"      --check-interval SECS  at most one such check dump per SECS (default 10)\n"
+"      --pending-interval SECS  poll the kernel's undelivered DESTROYs (default 10,\n"
+"                           0 = off)\n"
+"      --no-broadcast-error lossy mode: do not ask the kernel to keep undelivered events\n"
+"      --no-resync          lossy mode: do not resync the table after overruns\n"
+"      --active-timeout SECS  interim records for flows older than SECS, with\n"
+"                           counters from table dumps every SECS/2 (default 1800,\n"
+"                           0 = off)\n"
+"      --no-sysctl          leave nf_conntrack_events/acct/timestamp alone\n"
+"      --record FILE        also write every raw netlink datagram to FILE\n"
+"      --stream PATH        also serve records as JSON lines on a Unix socket\n"
+"      --json-events LIST   what the JSON file gets: new,update,destroy\n"
+"                           (default destroy: one record per flow)\n"
+"      --stream-events LIST the same for --stream (default destroy)\n"
+"      --spool-dir DIR      undelivered records survive restarts here\n"
+"                           (default /var/lib/ctd; 'none' = no spool)\n"
+"      --grace SECS         re-send a refused record within SECS (default 15)\n"
+"      --dying-max N        records held in memory per output before the\n"
+"                           spool (default 100000)\n"
+"      --shutdown-timeout SECS  time to deliver held records at exit (default 5)\n"
+"      --control PATH       control socket for ctd -s/-l (default /run/ctd/ctd.sock;\n"
+"                           'none' = off)\n"
+"  -h, --help               this text\n"
+"  -V, --version            print the version\n"
+"\nSignals: TERM/INT stop, HUP reloads the configuration and reopens output\n"
+"files, USR2 restarts ctd in place keeping its ctnetlink socket (no event\n"
+"lost). See ctd(8) and ctd.conf(5).\n", f);
+}
+
+static void add(struct ctd_cli *cli, const char *key, const char *value)
+{
+	if (cli->n == CTD_CLI_MAX_SETTINGS) {
+		fprintf(stderr, "ctd: too many options\n");
+		exit(2);
+	}
+	cli->keys[cli->n] = key;
+	cli->values[cli->n++] = value;
+}
+
+static void query(struct ctd_cli *cli, const char *what)
+{
+	cli->mode = CTD_CLI_QUERY;
+	cli->query = what;
+}
+
+/* The one positional argument: `ctd -s top`. */
+static void positional(struct ctd_cli *cli, int argc, char **argv)
+{
+	if (optind < argc && cli->mode == CTD_CLI_QUERY &&
+	    strcmp(cli->query, "stats") == 0 && strcmp(argv[optind], "top") == 0) {
+		cli->query = "top";
+		optind++;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ctd: unexpected argument '%s' (see ctd --help)\n",
+			argv[optind]);
+		exit(2);
+	}
+}
+
+void ctd_cli_parse(int argc, char **argv, struct ctd_cli *cli)
+{
+	int c, idx;
+
+	memset(cli, 0, sizeof(*cli));
+	cli->config = CTD_CONFIG_FILE;
+	while ((c = getopt_long(argc, argv, "fvc:tslo:b:hV", longopts, &idx)) != -1) {
+		switch (c) {
+		case 'f': cli->foreground = true; break;
+		case 'v': cli->verbose = true; break;
+		case 'c': cli->config = optarg; cli->config_given = true; break;
+		case 't': cli->mode = CTD_CLI_CHECK; break;
+		case 's': query(cli, "stats"); break;
+		case 'l': query(cli, "flows"); break;
+		case OPT_JSON: cli->json = true; break;
+		case 'o': add(cli, "output", optarg); break;
+		case 'b': add(cli, "rcvbuf", optarg); break;
+		case OPT_NO_BCERR: add(cli, "broadcast-error", "no"); break;
+		case OPT_NO_RESYNC: add(cli, "resync", "no"); break;
+		case OPT_NO_SYSCTL: add(cli, "sysctl", "no"); break;
+		case OPT_SET: add(cli, longopts[idx].name, optarg); break;
+		case 'h': usage(stdout); exit(0);
+		case 'V': printf("ctd %s\n", CTD_VERSION); exit(0);
+		default: usage(stderr); exit(2);
+		}
+	}
+	positional(cli, argc, argv);
+}
+
+int ctd_cli_config(const struct ctd_cli *cli, struct ctd_config *cfg,
+		   char *err, size_t errlen)
+{
+	char msg[CTD_CONFIG_ERR_MAX];
+	int r;
+
+	ctd_config_defaults(cfg);
+	r = ctd_config_load(cfg, cli->config, cli->config_given, err, errlen);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < cli->n; i++) {
+		r = ctd_config_set(cfg, cli->keys[i], cli->values[i], msg, sizeof(msg));
+		if (r < 0) {
+			snprintf(err, errlen, "command line: --%s", msg);
+			return r;
+		}
+	}
+	ctd_config_finish(cfg);
+	return 0;
+}

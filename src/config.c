@@ -1,0 +1,368 @@
+/* config: the settings table, the value parsers and the file reader.
+ *
+ * One table names every setting, its type, bounds and place in struct
+ * ctd_config: the file reader, the command line (main.c passes each long
+ * option through ctd_config_set) and `ctd -t` all go through it, so a
+ * setting cannot be accepted in one place and rejected in another. The
+ * file format is chrony's: one `key value` per line, # starts a comment,
+ * unknown keys are errors. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctd/config.h"
+#include "ctd/ctevent.h"
+
+enum type {
+	T_SIZE,      /* size_t, k/M/G suffixes */
+	T_COUNT,     /* size_t, plain number */
+	T_UINT,      /* unsigned, plain number */
+	T_SECS,      /* unsigned seconds */
+	T_BOOL,
+	T_PATH,      /* string; "none" clears it when none_ok */
+	T_EVENTS,    /* new,update,destroy */
+};
+
+struct setting {
+	const char *key;
+	enum type type;
+	size_t off;
+	unsigned long long min, max;
+	bool none_ok;
+};
+
+#define F(field) offsetof(struct ctd_config, field)
+
+static const struct setting settings[] = {
+	{ "output", T_PATH, F(output), 0, 0, true },
+	{ "json-events", T_EVENTS, F(json_events), 0, 0, false },
+	{ "stream", T_PATH, F(stream), 0, 0, true },
+	{ "stream-events", T_EVENTS, F(stream_events), 0, 0, false },
+	{ "spool-dir", T_PATH, F(spool_dir), 0, 0, true },
+	{ "grace", T_SECS, F(grace), 1, 86400, false },
+	{ "dying-max", T_COUNT, F(dying_max), 1, 10000000, false },
+	{ "shutdown-timeout", T_SECS, F(shutdown_timeout), 0, 86400, false },
+	{ "control", T_PATH, F(control), 0, 0, true },
+	{ "rcvbuf", T_SIZE, F(rcvbuf), 1024, 1ULL << 30, false },
+	{ "rcvbuf-max", T_SIZE, F(rcvbuf_max), 1024, 1ULL << 30, false },
+	{ "budget", T_UINT, F(budget), 1, 1000000, false },
+	{ "broadcast-error", T_BOOL, F(broadcast_error), 0, 0, false },
+	{ "resync", T_BOOL, F(resync), 0, 0, false },
+	{ "sysctl", T_BOOL, F(sysctl), 0, 0, false },
+	{ "max-flows", T_COUNT, F(max_flows), 0, 1ULL << 30, false },
+	{ "remember-ends", T_COUNT, F(remember_ends), 0, 10000000, false },
+	{ "expiry-slack", T_SECS, F(expiry_slack), 0, 86400, false },
+	{ "check-interval", T_SECS, F(check_interval), 1, 86400, false },
+	{ "pending-interval", T_SECS, F(pending_interval), 0, 86400, false },
+	{ "active-timeout", T_SECS, F(active_timeout), 0, 86400, false },
+	{ "record", T_PATH, F(record), 0, 0, true },
+};
+
+#define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+void ctd_config_defaults(struct ctd_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	strcpy(cfg->output, "/var/log/ctd/flows.json");
+	strcpy(cfg->spool_dir, "/var/lib/ctd");
+	strcpy(cfg->control, "/run/ctd/ctd.sock");
+	cfg->rcvbuf = 8u << 20;
+	cfg->rcvbuf_max = 64u << 20;
+	cfg->max_flows = 0;
+	cfg->remember_ends = 65536;
+	cfg->dying_max = 100000;
+	cfg->budget = 4096;
+	cfg->expiry_slack = 60;
+	cfg->check_interval = 10;
+	cfg->pending_interval = 10;
+	cfg->active_timeout = 1800;
+	cfg->grace = 15;
+	cfg->shutdown_timeout = 5;
+	cfg->json_events = 1u << CTD_EV_DESTROY;
+	cfg->stream_events = 1u << CTD_EV_DESTROY;
+	cfg->broadcast_error = true;
+	cfg->resync = true;
+	cfg->sysctl = true;
+}
+
+static const struct setting *find(const char *key)
+{
+	for (size_t i = 0; i < N_SETTINGS; i++)
+		if (strcmp(settings[i].key, key) == 0)
+			return &settings[i];
+	return NULL;
+}
+
+bool ctd_config_has(const char *key)
+{
+	return find(key) != NULL;
+}
+
+static int parse_number(const char *s, bool suffixes, unsigned long long *ret)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	if (suffixes && *end && !end[1]) {
+		unsigned shift = strchr("kK", *end) ? 10 : strchr("mM", *end) ? 20 :
+				 strchr("gG", *end) ? 30 : 0;
+
+		if (!shift || v > (1ULL << 40))
+			return -EINVAL;
+		v <<= shift;
+		end++;
+	}
+	if (*end)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+static int parse_bool(const char *s, bool *ret)
+{
+	static const char *const yes[] = { "yes", "on", "true", "1" };
+	static const char *const no[] = { "no", "off", "false", "0" };
+
+	for (size_t i = 0; i < 4; i++) {
+		if (strcmp(s, yes[i]) == 0 || strcmp(s, no[i]) == 0) {
+			*ret = strcmp(s, yes[i]) == 0;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static int parse_events(const char *s, unsigned *ret)
+{
+	static const char *const names[CTD_EV__COUNT] = { "new", "update", "destroy" };
+	unsigned mask = 0;
+
+	while (*s) {
+		size_t n = strcspn(s, ","), i;
+
+		for (i = 0; i < CTD_EV__COUNT; i++)
+			if (strlen(names[i]) == n && strncmp(s, names[i], n) == 0)
+				break;
+		if (i == CTD_EV__COUNT)
+			return -EINVAL;
+		mask |= 1u << i;
+		s += n + (s[n] == ',');
+	}
+	if (!mask)
+		return -EINVAL;
+	*ret = mask;
+	return 0;
+}
+
+static void human(unsigned long long v, char *buf, size_t len)
+{
+	if (v >= (1ULL << 30) && !(v % (1ULL << 30)))
+		snprintf(buf, len, "%lluG", v >> 30);
+	else if (v >= (1ULL << 20) && !(v % (1ULL << 20)))
+		snprintf(buf, len, "%lluM", v >> 20);
+	else if (v >= 1024 && !(v % 1024))
+		snprintf(buf, len, "%lluk", v >> 10);
+	else
+		snprintf(buf, len, "%llu", v);
+}
+
+static void expected(const struct setting *s, char *buf, size_t len)
+{
+	char lo[32], hi[32];
+
+	switch (s->type) {
+	case T_SIZE:
+		human(s->min, lo, sizeof(lo));
+		human(s->max, hi, sizeof(hi));
+		snprintf(buf, len, "a size from %s to %s (k, M, G suffixes)", lo, hi);
+		break;
+	case T_COUNT:
+	case T_UINT:
+		snprintf(buf, len, "a number from %llu to %llu", s->min, s->max);
+		break;
+	case T_SECS:
+		snprintf(buf, len, "seconds from %llu to %llu", s->min, s->max);
+		break;
+	case T_BOOL:
+		snprintf(buf, len, "yes or no");
+		break;
+	case T_EVENTS:
+		snprintf(buf, len, "a comma-separated list of new, update, destroy");
+		break;
+	case T_PATH:
+		snprintf(buf, len, "a path%s", s->none_ok ? " or none" : "");
+		break;
+	}
+}
+
+static int store(struct ctd_config *cfg, const struct setting *s,
+		 const char *value)
+{
+	void *field = (char *)cfg + s->off;
+	unsigned long long v;
+
+	switch (s->type) {
+	case T_BOOL:
+		return parse_bool(value, field);
+	case T_EVENTS:
+		return parse_events(value, field);
+	case T_PATH:
+		if (!*value || strlen(value) >= CTD_CONFIG_PATH_MAX)
+			return -EINVAL;
+		strcpy(field, s->none_ok && strcmp(value, "none") == 0 ? "" : value);
+		return 0;
+	default:
+		break;
+	}
+	if (parse_number(value, s->type == T_SIZE, &v) < 0 || v < s->min ||
+	    v > s->max)
+		return -EINVAL;
+	if (s->type == T_SIZE || s->type == T_COUNT)
+		*(size_t *)field = (size_t)v;
+	else
+		*(unsigned *)field = (unsigned)v;
+	return 0;
+}
+
+int ctd_config_set(struct ctd_config *cfg, const char *key, const char *value,
+		   char *err, size_t errlen)
+{
+	const struct setting *s = find(key);
+	char want[160];
+
+	if (!s) {
+		snprintf(err, errlen, "unknown setting '%s'", key);
+		return -ENOENT;
+	}
+	if (store(cfg, s, value) == 0)
+		return 0;
+	expected(s, want, sizeof(want));
+	snprintf(err, errlen, "%s: '%s' is not %s", key, value, want);
+	return -EINVAL;
+}
+
+static char *trim(char *s)
+{
+	char *end;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+/* One line: blank, a comment, or `key value`. */
+static int load_line(struct ctd_config *cfg, char *line, char *err,
+		     size_t errlen)
+{
+	char *key = trim(line), *value;
+
+	if (!*key || *key == '#')
+		return 0;
+	value = key + strcspn(key, " \t");
+	if (*value)
+		*value++ = '\0';
+	value = trim(value);
+	if (!*value) {
+		snprintf(err, errlen, "%s: missing value", key);
+		return -EINVAL;
+	}
+	return ctd_config_set(cfg, key, value, err, errlen);
+}
+
+int ctd_config_load(struct ctd_config *cfg, const char *path, bool must_exist,
+		    char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "re");
+	char *line = NULL, msg[CTD_CONFIG_ERR_MAX];
+	size_t cap = 0;
+	unsigned lineno = 0;
+	int r = 0;
+
+	if (!f) {
+		if (errno == ENOENT && !must_exist)
+			return 0;
+		r = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(-r));
+		return r;
+	}
+	while (getline(&line, &cap, f) >= 0) {
+		lineno++;
+		r = load_line(cfg, line, msg, sizeof(msg));
+		if (r < 0) {
+			snprintf(err, errlen, "%s:%u: %s", path, lineno, msg);
+			break;
+		}
+	}
+	if (r == 0 && ferror(f)) {
+		r = -EIO;
+		snprintf(err, errlen, "%s: read error", path);
+	}
+	free(line);
+	fclose(f);
+	return r;
+}
+
+void ctd_config_finish(struct ctd_config *cfg)
+{
+	if (cfg->rcvbuf_max < cfg->rcvbuf)
+		cfg->rcvbuf_max = cfg->rcvbuf;
+}
+
+static void write_events(unsigned mask, FILE *f)
+{
+	static const char *const names[CTD_EV__COUNT] = { "new", "update", "destroy" };
+	bool first = true;
+
+	for (unsigned i = 0; i < CTD_EV__COUNT; i++) {
+		if (!(mask & 1u << i))
+			continue;
+		fprintf(f, "%s%s", first ? "" : ",", names[i]);
+		first = false;
+	}
+}
+
+void ctd_config_write(const struct ctd_config *cfg, FILE *f)
+{
+	for (size_t i = 0; i < N_SETTINGS; i++) {
+		const struct setting *s = &settings[i];
+		const void *field = (const char *)cfg + s->off;
+		char buf[32];
+
+		fprintf(f, "%-17s ", s->key);
+		switch (s->type) {
+		case T_SIZE:
+			human(*(const size_t *)field, buf, sizeof(buf));
+			fputs(buf, f);
+			break;
+		case T_COUNT:
+			fprintf(f, "%zu", *(const size_t *)field);
+			break;
+		case T_UINT:
+		case T_SECS:
+			fprintf(f, "%u", *(const unsigned *)field);
+			break;
+		case T_BOOL:
+			fputs(*(const bool *)field ? "yes" : "no", f);
+			break;
+		case T_EVENTS:
+			write_events(*(const unsigned *)field, f);
+			break;
+		case T_PATH:
+			fputs(*(const char *)field ? (const char *)field : "none", f);
+			break;
+		}
+		fputc('\n', f);
+	}
+}

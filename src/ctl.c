@@ -1,0 +1,285 @@
+/* ctl: control socket server and client.
+ *
+ * A request is one line ("stats", "flows", "top", each optionally
+ * followed by " json"); the answer follows and the server closes the
+ * connection, so EOF ends it (text answers also end with "# end").
+ * Only root may connect: the socket is created 0600 and the peer's
+ * credentials are checked as well (SO_PEERCRED), since a socket's mode is
+ * not honoured everywhere. Requests are bounded in size, clients in
+ * number; anything refused is counted. Answers are produced in chunks
+ * when the client has read the previous one, so the loop never blocks
+ * and memory stays bounded. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <ev.h>
+
+#include "ctd/ctl.h"
+#include "ctd/log.h"
+#include "ctd/stats.h"
+#include "ctd/unixsock.h"
+
+struct ctd_ctl;
+
+struct client {
+	int fd;
+	ev_io io;
+	struct ctd_ctl *ctl;
+	char req[CTD_CTL_MAX_REQUEST];
+	size_t req_len;
+	bool answering;
+	bool more;             /* the callback has more after this chunk */
+	size_t cursor;
+	char *out;             /* current chunk */
+	size_t out_len, out_off;
+};
+
+struct ctd_ctl {
+	struct ev_loop *loop;
+	int lfd;
+	ev_io accept_io;
+	char *path;
+	ctd_ctl_answer *answer;
+	void *arg;
+	struct ctd_stats *stats;
+	struct client *clients[CTD_CTL_MAX_CLIENTS];
+	size_t n;
+};
+
+static void drop(struct ctd_ctl *ctl, struct client *c)
+{
+	size_t i = 0;
+
+	while (i < ctl->n && ctl->clients[i] != c)
+		i++;
+	if (i < ctl->n)
+		ctl->clients[i] = ctl->clients[--ctl->n];
+	ev_io_stop(ctl->loop, &c->io);
+	close(c->fd);
+	free(c->out);
+	free(c);
+}
+
+/* The next chunk of the answer; false when it could not be made. */
+static bool next_chunk(struct client *c)
+{
+	FILE *f;
+
+	free(c->out);
+	c->out = NULL;
+	c->out_len = c->out_off = 0;
+	f = open_memstream(&c->out, &c->out_len);
+	if (!f)
+		return false;
+	c->more = c->ctl->answer(c->ctl->arg, c->req, f, &c->cursor);
+	return fclose(f) == 0;
+}
+
+static void write_some(struct ctd_ctl *ctl, struct client *c)
+{
+	for (;;) {
+		ssize_t n;
+
+		if (c->out_off == c->out_len) {
+			if (!c->more || !next_chunk(c)) {
+				drop(ctl, c);
+				return;
+			}
+			continue;
+		}
+		n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+			 MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			drop(ctl, c);
+			return;
+		}
+		c->out_off += (size_t)n;
+	}
+}
+
+static void start_answer(struct ctd_ctl *ctl, struct client *c)
+{
+	c->answering = true;
+	c->more = true;
+	ctl->stats->ctl_requests++;
+	ev_io_stop(ctl->loop, &c->io);
+	ev_io_set(&c->io, c->fd, EV_WRITE);
+	ev_io_start(ctl->loop, &c->io);
+	write_some(ctl, c);
+}
+
+/* Reads the request line; refuses one that does not fit. */
+static void read_request(struct ctd_ctl *ctl, struct client *c)
+{
+	char *nl;
+	ssize_t n = recv(c->fd, c->req + c->req_len,
+			 sizeof(c->req) - 1 - c->req_len, MSG_DONTWAIT);
+
+	if (n < 0 && errno == EAGAIN)
+		return;
+	if (n <= 0) {
+		drop(ctl, c);
+		return;
+	}
+	c->req_len += (size_t)n;
+	c->req[c->req_len] = '\0';
+	nl = strchr(c->req, '\n');
+	if (!nl && c->req_len < sizeof(c->req) - 1)
+		return;
+	if (!nl) {
+		ctl->stats->ctl_refused++;
+		drop(ctl, c);
+		return;
+	}
+	*nl = '\0';
+	start_answer(ctl, c);
+}
+
+static void on_client(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct client *c = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (c->answering)
+		write_some(c->ctl, c);
+	else
+		read_request(c->ctl, c);
+}
+
+static bool peer_is_root(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+	       cred.uid == 0;
+}
+
+static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct ctd_ctl *ctl = w->data;
+	struct client *c;
+	int fd;
+
+	(void)revents;
+	fd = accept4(ctl->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (ctl->n == CTD_CTL_MAX_CLIENTS || !peer_is_root(fd) ||
+	    !(c = calloc(1, sizeof(*c)))) {
+		ctl->stats->ctl_refused++;
+		close(fd);
+		return;
+	}
+	c->fd = fd;
+	c->ctl = ctl;
+	ev_io_init(&c->io, on_client, fd, EV_READ);
+	c->io.data = c;
+	ev_io_start(loop, &c->io);
+	ctl->clients[ctl->n++] = c;
+}
+
+int ctd_ctl_new(struct ev_loop *loop, const char *path, ctd_ctl_answer *answer,
+		void *arg, struct ctd_stats *stats, struct ctd_ctl **ret)
+{
+	struct ctd_ctl *ctl = calloc(1, sizeof(*ctl));
+
+	if (!ctl || !(ctl->path = strdup(path))) {
+		free(ctl);
+		return -ENOMEM;
+	}
+	ctl->lfd = ctd_unixsock_listen(path);
+	if (ctl->lfd < 0) {
+		int r = ctl->lfd;
+
+		free(ctl->path);
+		free(ctl);
+		return r;
+	}
+	ctl->loop = loop;
+	ctl->answer = answer;
+	ctl->arg = arg;
+	ctl->stats = stats;
+	ev_io_init(&ctl->accept_io, on_accept, ctl->lfd, EV_READ);
+	ctl->accept_io.data = ctl;
+	ev_io_start(loop, &ctl->accept_io);
+	*ret = ctl;
+	return 0;
+}
+
+void ctd_ctl_free(struct ctd_ctl *ctl)
+{
+	if (!ctl)
+		return;
+	while (ctl->n)
+		drop(ctl, ctl->clients[ctl->n - 1]);
+	ev_io_stop(ctl->loop, &ctl->accept_io);
+	close(ctl->lfd);
+	unlink(ctl->path);
+	free(ctl->path);
+	free(ctl);
+}
+
+static int connect_to(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (const struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int r = -errno;
+
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+static int copy_answer(int fd)
+{
+	char buf[65536];
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
+			return -EIO;
+	return n < 0 ? -errno : 0;
+}
+
+int ctd_ctl_query(const char *path, const char *query, bool json)
+{
+	char req[64];
+	int fd, r;
+
+	if (!*path) {
+		fprintf(stderr, "ctd: the control socket is off (control none)\n");
+		return -ENOENT;
+	}
+	fd = connect_to(path);
+	if (fd < 0) {
+		fprintf(stderr, "ctd: cannot reach ctd at %s: %s (is it running? "
+			"its control setting?)\n", path, strerror(-fd));
+		return fd;
+	}
+	snprintf(req, sizeof(req), "%s%s\n", query, json ? " json" : "");
+	r = write(fd, req, strlen(req)) == (ssize_t)strlen(req) ? 0 : -EIO;
+	if (r == 0)
+		r = copy_answer(fd);
+	close(fd);
+	if (r < 0)
+		fprintf(stderr, "ctd: reading the answer from %s: %s\n", path,
+			strerror(-r));
+	return r;
+}

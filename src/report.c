@@ -1,0 +1,359 @@
+/* report: the control socket's answers.
+ *
+ * The health check looks where a firewall admin would have to look by
+ * hand: the conntrack sysctls that make records complete, whether the
+ * receive buffer is what ctd asked for, how full the kernel's table is
+ * (in reliable mode a stalled listener makes the kernel hold entries,
+ * so a table that fills up is the first sign), and how many DESTROYs
+ * the kernel holds for ctd. Each problem is one sentence with its fix.
+ * Listings walk the flow table a slice of buckets per call, so a big
+ * table is sent while the loop keeps running. */
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "ctd/config.h"
+#include "ctd/flowtable.h"
+#include "ctd/jsonfmt.h"
+#include "ctd/record.h"
+#include "ctd/report.h"
+#include "ctd/stats.h"
+#include "ctd/textfmt.h"
+
+#define BUCKETS_PER_CHUNK 4096
+#define TOP_N 10
+#define PENDING_WARN 10000
+
+static long read_long(const struct ctd_report_src *src, const char *name)
+{
+	char path[512];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", src->proc_sys, name);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+/* One problem: a JSON string or a "- " line. */
+static void problem(FILE *out, bool json, unsigned *n, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void problem(FILE *out, bool json, unsigned *n, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (json) {
+		char esc[1100];
+
+		if (!ctd_jsonfmt_string(msg, esc, sizeof(esc)))
+			strcpy(esc, "\"(too long)\"");
+		fprintf(out, "%s%s", *n ? "," : "", esc);
+	} else {
+		fprintf(out, "  - %s\n", msg);
+	}
+	(*n)++;
+}
+
+static void check_sysctls(const struct ctd_report_src *src, FILE *out,
+			  bool json, unsigned *n)
+{
+	static const struct {
+		const char *name, *without;
+	} want[] = {
+		{ "nf_conntrack_events", "conntracks created while nobody listened send no events at all" },
+		{ "nf_conntrack_acct", "records have no packet and byte counters" },
+		{ "nf_conntrack_timestamp", "records have no kernel start and end times" },
+	};
+
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		char key[80];
+		long v;
+
+		snprintf(key, sizeof(key), "net/netfilter/%s", want[i].name);
+		v = read_long(src, key);
+		if (v != 1)
+			problem(out, json, n, "net.netfilter.%s is %ld: %s; run "
+				"`sysctl -w net.netfilter.%s=1`", want[i].name,
+				v, want[i].without, want[i].name);
+	}
+}
+
+static void check_table(const struct ctd_report_src *src, FILE *out,
+			bool json, unsigned *n)
+{
+	long count = read_long(src, "net/netfilter/nf_conntrack_count");
+	long max = read_long(src, "net/netfilter/nf_conntrack_max");
+
+	if (count >= 0 && max > 0 && count * 10 >= max * 8)
+		problem(out, json, n, "the conntrack table is %ld%% full (%ld of "
+			"%ld): new connections will be dropped when it fills; "
+			"raise net.netfilter.nf_conntrack_max", count * 100 / max,
+			count, max);
+}
+
+static void check_buffer(const struct ctd_report_src *src, FILE *out,
+			 bool json, unsigned *n)
+{
+	long rmem_max = read_long(src, "net/core/rmem_max");
+	const struct ctd_stats *st = src->stats;
+
+	/* The kernel reports twice what it granted (its bookkeeping). */
+	if (st->rcvbuf && st->rcvbuf / 2 < src->cfg->rcvbuf)
+		problem(out, json, n, "the netlink receive buffer is %llu bytes, "
+			"less than the %zu asked for: give ctd CAP_NET_ADMIN or "
+			"raise net.core.rmem_max (now %ld)",
+			(unsigned long long)st->rcvbuf / 2, src->cfg->rcvbuf,
+			rmem_max);
+	if (st->kernel_pending >= PENDING_WARN)
+		problem(out, json, n, "the kernel holds %llu DESTROY events for "
+			"ctd: it is reading slower than flows end; raise rcvbuf-max "
+			"(now %zu) or budget", (unsigned long long)st->kernel_pending,
+			src->cfg->rcvbuf_max);
+	if (!src->reliable)
+		problem(out, json, n, "lossy mode (broadcast-error no): events "
+			"lost in overruns are gone; set broadcast-error yes");
+}
+
+unsigned ctd_report_health(const struct ctd_report_src *src, FILE *out,
+			   bool json)
+{
+	unsigned n = 0;
+
+	check_sysctls(src, out, json, &n);
+	check_table(src, out, json, &n);
+	check_buffer(src, out, json, &n);
+	return n;
+}
+
+static void answer_stats(const struct ctd_report_src *src, FILE *out, bool json)
+{
+	unsigned n;
+
+	if (json) {
+		fprintf(out, "{\"version\":\"%s\",\"uptime_s\":%llu,\"mode\":\"%s\","
+			"\"health\":[", CTD_VERSION,
+			(unsigned long long)src->uptime_s,
+			src->reliable ? "reliable" : "lossy");
+		ctd_report_health(src, out, true);
+		fputs("],\"counters\":", out);
+		ctd_stats_print_json(src->stats, out);
+		fputs("}\n", out);
+		return;
+	}
+	fprintf(out, "ctd %s, up %llu s, %s mode\n", CTD_VERSION,
+		(unsigned long long)src->uptime_s,
+		src->reliable ? "reliable" : "lossy");
+	fputs("health:\n", out);
+	n = ctd_report_health(src, out, false);
+	if (!n)
+		fputs("  ok\n", out);
+	fputs("counters:\n", out);
+	ctd_stats_print(src->stats, out);
+	fputs("# end\n", out);
+}
+
+/* One slice of the table; true while buckets remain. */
+static bool answer_flows(const struct ctd_report_src *src, FILE *out,
+			 bool json, size_t *cursor)
+{
+	size_t end = *cursor + BUCKETS_PER_CHUNK;
+	char line[CTD_JSON_MAX];
+
+	for (; *cursor < end; (*cursor)++) {
+		const struct ctd_flow *f = ctd_flowtable_bucket(src->flows, *cursor);
+
+		if (*cursor >= ctd_flowtable_buckets(src->flows)) {
+			if (!json)
+				fputs("# end\n", out);
+			return false;
+		}
+		for (; f; f = f->hnext) {
+			struct ctd_record rec;
+			size_t len;
+
+			if (f->flags & CTD_FLOW_TOMBSTONE)
+				continue;
+			ctd_record_from_flow(f, CTD_END_ACTIVE, src->now_ns, &rec);
+			len = json ? ctd_jsonfmt_record(&rec, line, sizeof(line)) :
+				     ctd_textfmt_flow(&rec, line, sizeof(line));
+			fwrite(line, 1, len, out);
+		}
+	}
+	return true;
+}
+
+struct talker {
+	uint8_t addr[16];
+	uint8_t family;
+	bool used;
+	uint64_t bytes;
+	uint64_t flows;
+};
+
+struct talkers {
+	struct talker *slot;
+	size_t mask;
+};
+
+static uint64_t addr_hash(const uint8_t *addr)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (size_t i = 0; i < 16; i++)
+		h = (h ^ addr[i]) * 1099511628211ULL;
+	return h;
+}
+
+static void tally(struct talkers *t, const uint8_t *addr, uint8_t family,
+		  uint64_t bytes)
+{
+	size_t i = addr_hash(addr) & t->mask;
+
+	while (t->slot[i].used && (t->slot[i].family != family ||
+				   memcmp(t->slot[i].addr, addr, 16)))
+		i = (i + 1) & t->mask;
+	if (!t->slot[i].used) {
+		t->slot[i].used = true;
+		t->slot[i].family = family;
+		memcpy(t->slot[i].addr, addr, 16);
+	}
+	t->slot[i].bytes += bytes;
+	t->slot[i].flows++;
+}
+
+/* The n largest by bytes (by_flows false) or by flow count, in order. */
+static size_t pick_top(const struct talkers *t, bool by_flows,
+		       const struct talker **ret, size_t n)
+{
+	size_t got = 0;
+
+	for (size_t i = 0; i <= t->mask; i++) {
+		const struct talker *c = &t->slot[i];
+		uint64_t v = by_flows ? c->flows : c->bytes;
+		size_t j;
+
+		if (!c->used)
+			continue;
+		for (j = got; j > 0 && v > (by_flows ? ret[j - 1]->flows :
+						       ret[j - 1]->bytes); j--)
+			if (j < n)
+				ret[j] = ret[j - 1];
+		if (j < n) {
+			ret[j] = c;
+			if (got < n)
+				got++;
+		}
+	}
+	return got;
+}
+
+static void print_top(const struct talkers *t, const char *what, bool by_flows,
+		      FILE *out, bool json, bool first)
+{
+	const struct talker *top[TOP_N];
+	size_t n = pick_top(t, by_flows, top, TOP_N);
+	char text[INET6_ADDRSTRLEN];
+
+	if (json)
+		fprintf(out, "%s\"%s_by_%s\":[", first ? "" : ",", what,
+			by_flows ? "flows" : "bytes");
+	else
+		fprintf(out, "top %s by %s:\n", what, by_flows ? "flows" : "bytes");
+	for (size_t i = 0; i < n; i++) {
+		inet_ntop(top[i]->family, top[i]->addr, text, sizeof(text));
+		if (json)
+			fprintf(out, "%s{\"addr\":\"%s\",\"bytes\":%llu,\"flows\":%llu}",
+				i ? "," : "", text,
+				(unsigned long long)top[i]->bytes,
+				(unsigned long long)top[i]->flows);
+		else
+			fprintf(out, "  %-39s %14llu bytes %9llu flows\n", text,
+				(unsigned long long)top[i]->bytes,
+				(unsigned long long)top[i]->flows);
+	}
+	if (json)
+		fputc(']', out);
+}
+
+static int gather(const struct ctd_flowtable *ft, struct talkers *src,
+		  struct talkers *dst)
+{
+	size_t cap = 16;
+
+	while (cap < 2 * ctd_flowtable_count(ft))
+		cap *= 2;
+	src->slot = calloc(cap, sizeof(*src->slot));
+	dst->slot = calloc(cap, sizeof(*dst->slot));
+	src->mask = dst->mask = cap - 1;
+	if (!src->slot || !dst->slot)
+		return -1;
+	for (size_t b = 0; b < ctd_flowtable_buckets(ft); b++) {
+		for (const struct ctd_flow *f = ctd_flowtable_bucket(ft, b); f;
+		     f = f->hnext) {
+			uint64_t bytes = f->cnt[0].bytes + f->cnt[1].bytes;
+
+			if (f->flags & CTD_FLOW_TOMBSTONE)
+				continue;
+			tally(src, f->key.orig.src, f->key.family, bytes);
+			tally(dst, f->key.orig.dst, f->key.family, bytes);
+		}
+	}
+	return 0;
+}
+
+static void answer_top(const struct ctd_report_src *src, FILE *out, bool json)
+{
+	struct talkers s = { 0 }, d = { 0 };
+
+	if (gather(src->flows, &s, &d) < 0) {
+		fputs(json ? "{\"error\":\"out of memory\"}\n" :
+			     "error: out of memory\n", out);
+	} else {
+		if (json)
+			fputc('{', out);
+		print_top(&s, "sources", false, out, json, true);
+		print_top(&s, "sources", true, out, json, false);
+		print_top(&d, "destinations", false, out, json, false);
+		print_top(&d, "destinations", true, out, json, false);
+		fputs(json ? "}\n" : "# end\n", out);
+	}
+	free(s.slot);
+	free(d.slot);
+}
+
+bool ctd_report_answer(const struct ctd_report_src *src, const char *request,
+		       FILE *out, size_t *cursor)
+{
+	char what[16];
+	const char *sp = strchr(request, ' ');
+	size_t len = sp ? (size_t)(sp - request) : strlen(request);
+	bool json = sp && strcmp(sp + 1, "json") == 0;
+
+	if (len >= sizeof(what) || (sp && !json)) {
+		fputs("error: bad request\n", out);
+		return false;
+	}
+	memcpy(what, request, len);
+	what[len] = '\0';
+	if (strcmp(what, "flows") == 0)
+		return answer_flows(src, out, json, cursor);
+	if (strcmp(what, "stats") == 0)
+		answer_stats(src, out, json);
+	else if (strcmp(what, "top") == 0)
+		answer_top(src, out, json);
+	else
+		fprintf(out, "error: unknown request '%s' (stats, flows, top)\n", what);
+	return false;
+}

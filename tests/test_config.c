@@ -1,0 +1,266 @@
+/* Tests for src/config.c and src/cli.c: defaults, every key with a good
+ * and a bad value and the message naming what was expected, unknown
+ * keys, file:line errors, comments, missing files, the file/command-line
+ * precedence, and that `ctd -t -v` output reads back to the same config. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "ctd/cli.h"
+#include "ctd/config.h"
+#include "ctd/ctevent.h"
+
+static char err[CTD_CONFIG_ERR_MAX];
+
+static void set_ok(struct ctd_config *c, const char *key, const char *value)
+{
+	int r = ctd_config_set(c, key, value, err, sizeof(err));
+
+	if (r != 0)
+		fail_msg("%s %s: %s", key, value, err);
+}
+
+static void set_bad(const char *key, const char *value, const char *msg)
+{
+	struct ctd_config c;
+
+	ctd_config_defaults(&c);
+	assert_int_equal(ctd_config_set(&c, key, value, err, sizeof(err)), -EINVAL);
+	if (strcmp(err, msg) != 0)
+		fail_msg("%s %s:\n got  %s\n want %s", key, value, err, msg);
+}
+
+static void test_defaults(void **state)
+{
+	struct ctd_config c;
+
+	(void)state;
+	ctd_config_defaults(&c);
+	assert_string_equal(c.output, "/var/log/ctd/flows.json");
+	assert_string_equal(c.spool_dir, "/var/lib/ctd");
+	assert_string_equal(c.control, "/run/ctd/ctd.sock");
+	assert_string_equal(c.stream, "");
+	assert_int_equal(c.rcvbuf, 8u << 20);
+	assert_int_equal(c.rcvbuf_max, 64u << 20);
+	assert_int_equal(c.budget, 4096);
+	assert_int_equal(c.grace, 15);
+	assert_int_equal(c.json_events, 1u << CTD_EV_DESTROY);
+	assert_true(c.broadcast_error && c.resync && c.sysctl);
+}
+
+static void test_every_key(void **state)
+{
+	struct ctd_config c;
+
+	(void)state;
+	ctd_config_defaults(&c);
+	set_ok(&c, "output", "/tmp/x.json");
+	assert_string_equal(c.output, "/tmp/x.json");
+	set_ok(&c, "output", "none");
+	assert_string_equal(c.output, "");
+	set_ok(&c, "json-events", "new,destroy");
+	assert_int_equal(c.json_events, 1u << CTD_EV_NEW | 1u << CTD_EV_DESTROY);
+	set_ok(&c, "stream", "/run/ctd/stream.sock");
+	assert_string_equal(c.stream, "/run/ctd/stream.sock");
+	set_ok(&c, "stream-events", "update");
+	assert_int_equal(c.stream_events, 1u << CTD_EV_UPDATE);
+	set_ok(&c, "spool-dir", "none");
+	assert_string_equal(c.spool_dir, "");
+	set_ok(&c, "grace", "30");
+	assert_int_equal(c.grace, 30);
+	set_ok(&c, "dying-max", "5");
+	assert_int_equal(c.dying_max, 5);
+	set_ok(&c, "shutdown-timeout", "0");
+	assert_int_equal(c.shutdown_timeout, 0);
+	set_ok(&c, "control", "/tmp/ctl");
+	assert_string_equal(c.control, "/tmp/ctl");
+	set_ok(&c, "rcvbuf", "2k");
+	assert_int_equal(c.rcvbuf, 2048);
+	set_ok(&c, "rcvbuf-max", "1G");
+	assert_int_equal(c.rcvbuf_max, 1u << 30);
+	set_ok(&c, "budget", "64");
+	assert_int_equal(c.budget, 64);
+	set_ok(&c, "broadcast-error", "no");
+	set_ok(&c, "resync", "off");
+	set_ok(&c, "sysctl", "false");
+	assert_false(c.broadcast_error || c.resync || c.sysctl);
+	set_ok(&c, "sysctl", "yes");
+	assert_true(c.sysctl);
+	set_ok(&c, "max-flows", "1000");
+	assert_int_equal(c.max_flows, 1000);
+	set_ok(&c, "remember-ends", "0");
+	assert_int_equal(c.remember_ends, 0);
+	set_ok(&c, "expiry-slack", "0");
+	set_ok(&c, "check-interval", "1");
+	set_ok(&c, "pending-interval", "0");
+	set_ok(&c, "active-timeout", "60");
+	assert_int_equal(c.active_timeout, 60);
+	set_ok(&c, "record", "/tmp/rec.nl");
+	assert_string_equal(c.record, "/tmp/rec.nl");
+}
+
+static void test_bad_values(void **state)
+{
+	(void)state;
+	set_bad("rcvbuf", "abc", "rcvbuf: 'abc' is not a size from 1k to 1G (k, M, G suffixes)");
+	set_bad("rcvbuf", "512", "rcvbuf: '512' is not a size from 1k to 1G (k, M, G suffixes)");
+	set_bad("rcvbuf", "2T", "rcvbuf: '2T' is not a size from 1k to 1G (k, M, G suffixes)");
+	set_bad("rcvbuf", "-1", "rcvbuf: '-1' is not a size from 1k to 1G (k, M, G suffixes)");
+	set_bad("budget", "0", "budget: '0' is not a number from 1 to 1000000");
+	set_bad("budget", "1k", "budget: '1k' is not a number from 1 to 1000000");
+	set_bad("grace", "0", "grace: '0' is not seconds from 1 to 86400");
+	set_bad("check-interval", "86401", "check-interval: '86401' is not seconds from 1 to 86400");
+	set_bad("dying-max", "99999999", "dying-max: '99999999' is not a number from 1 to 10000000");
+	set_bad("max-flows", "99999999999", "max-flows: '99999999999' is not a number from 0 to 1073741824");
+	set_bad("resync", "maybe", "resync: 'maybe' is not yes or no");
+	set_bad("json-events", "new,close", "json-events: 'new,close' is not a comma-separated list of new, update, destroy");
+	set_bad("json-events", ",", "json-events: ',' is not a comma-separated list of new, update, destroy");
+	set_bad("budget", "99999999999999999999999", "budget: '99999999999999999999999' is not a number from 1 to 1000000");
+}
+
+static void test_unknown_key(void **state)
+{
+	struct ctd_config c;
+
+	(void)state;
+	ctd_config_defaults(&c);
+	assert_int_equal(ctd_config_set(&c, "rcvbuff", "8M", err, sizeof(err)), -ENOENT);
+	assert_string_equal(err, "unknown setting 'rcvbuff'");
+	assert_true(ctd_config_has("grace"));
+	assert_false(ctd_config_has("verbose"));
+}
+
+static const char *write_file(const char *text)
+{
+	static char path[64];
+	FILE *f;
+
+	strcpy(path, "/tmp/ctd-conf-XXXXXX");
+	assert_true(mkstemp(path) >= 0);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static void test_file(void **state)
+{
+	struct ctd_config c;
+	const char *p;
+
+	(void)state;
+	ctd_config_defaults(&c);
+	p = write_file("# a comment\n\n  rcvbuf   16M  \n\tgrace 20\n"
+		       "output /var/log/flows.json\n");
+	assert_int_equal(ctd_config_load(&c, p, true, err, sizeof(err)), 0);
+	assert_int_equal(c.rcvbuf, 16u << 20);
+	assert_int_equal(c.grace, 20);
+	assert_string_equal(c.output, "/var/log/flows.json");
+	unlink(p);
+
+	p = write_file("grace 20\n\nbudget none\n");
+	assert_int_equal(ctd_config_load(&c, p, true, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, ":3: budget: 'none' is not a number from 1 to 1000000"));
+	assert_int_equal(strncmp(err, p, strlen(p)), 0);
+	unlink(p);
+
+	p = write_file("grace\n");
+	assert_int_equal(ctd_config_load(&c, p, true, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, ":1: grace: missing value"));
+	unlink(p);
+
+	p = write_file("colour blue\n");
+	assert_int_equal(ctd_config_load(&c, p, true, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, ":1: unknown setting 'colour'"));
+	unlink(p);
+
+	assert_int_equal(ctd_config_load(&c, "/nonexistent/ctd.conf", false,
+					 err, sizeof(err)), 0);
+	assert_int_equal(ctd_config_load(&c, "/nonexistent/ctd.conf", true,
+					 err, sizeof(err)), -ENOENT);
+	assert_string_equal(err, "/nonexistent/ctd.conf: No such file or directory");
+}
+
+static void test_written_config_reads_back(void **state)
+{
+	struct ctd_config a, b;
+	char *text = NULL;
+	size_t len;
+	FILE *f = open_memstream(&text, &len);
+	const char *p;
+
+	(void)state;
+	ctd_config_defaults(&a);
+	set_ok(&a, "stream", "/tmp/s.sock");
+	set_ok(&a, "json-events", "new,update,destroy");
+	set_ok(&a, "rcvbuf", "3000");
+	set_ok(&a, "resync", "no");
+	ctd_config_write(&a, f);
+	fclose(f);
+	p = write_file(text);
+	ctd_config_defaults(&b);
+	assert_int_equal(ctd_config_load(&b, p, true, err, sizeof(err)), 0);
+	assert_memory_equal(&a, &b, sizeof(a));
+	unlink(p);
+	free(text);
+}
+
+static void test_command_line_wins(void **state)
+{
+	struct ctd_config c;
+	struct ctd_cli cli;
+	const char *p = write_file("rcvbuf 16M\ngrace 20\n");
+	char *argv[] = { "ctd", "-c", (char *)p, "-b", "4M", "--no-resync",
+			 "--grace", "7", NULL };
+
+	(void)state;
+	optind = 1;
+	ctd_cli_parse(8, argv, &cli);
+	assert_int_equal(cli.mode, CTD_CLI_RUN);
+	assert_int_equal(ctd_cli_config(&cli, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.rcvbuf, 4u << 20);
+	assert_int_equal(c.grace, 7);
+	assert_false(c.resync);
+	unlink(p);
+
+	/* rcvbuf-max follows a larger rcvbuf. */
+	char *argv2[] = { "ctd", "-b", "128M", "--rcvbuf-max", "64M", "-s", "top", NULL };
+	optind = 1;
+	ctd_cli_parse(7, argv2, &cli);
+	assert_int_equal(cli.mode, CTD_CLI_QUERY);
+	assert_string_equal(cli.query, "top");
+	cli.config = "/nonexistent/ctd.conf";
+	assert_int_equal(ctd_cli_config(&cli, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.rcvbuf_max, 128u << 20);
+
+	char *argv3[] = { "ctd", "--budget", "zero", NULL };
+	optind = 1;
+	ctd_cli_parse(3, argv3, &cli);
+	cli.config = "/nonexistent/ctd.conf";
+	assert_int_equal(ctd_cli_config(&cli, &c, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "command line: --budget: 'zero' is not a number "
+			    "from 1 to 1000000");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_every_key),
+		cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_unknown_key),
+		cmocka_unit_test(test_file),
+		cmocka_unit_test(test_written_config_reads_back),
+		cmocka_unit_test(test_command_line_wins),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
