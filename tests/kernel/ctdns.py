@@ -90,7 +90,7 @@ class Ctd:
     """ctd running in a namespace, with its stderr log and JSON output."""
 
     def __init__(self, ns, binary, workdir, args, json=None, tag="ctd",
-                 env=None, listen_fd=None):
+                 env=None, listen_fd=None, output_arg=True):
         """listen_fd: a ctnetlink socket to hand over as systemd does
         (fd 3, LISTEN_FDS=1, LISTEN_PID, LISTEN_FDNAMES=ctnetlink)."""
         self.json = json or os.path.join(workdir, "flows.json")
@@ -99,15 +99,16 @@ class Ctd:
         self.spool = os.path.join(workdir, "spool")
         wrapper = os.environ.get("CTD_TEST_WRAPPER", "").split()
         self.control = os.path.join(workdir, tag + ".ctl")
-        cmd = wrapper + [binary, "-v", "-o", self.json,
-                         "--spool-dir", self.spool,
-                         "--control", self.control] + args
+        cmd = wrapper + [binary, "-v"] + \
+            (["-o", self.json] if output_arg else []) + \
+            ["--spool-dir", self.spool, "--control", self.control] + args
         popen = {"env": env}
         if listen_fd is not None:
             cmd = ["sh", "-c", 'exec 3<&%d %d<&-; LISTEN_PID=$$ '
                    'LISTEN_FDS=1 LISTEN_FDNAMES=ctnetlink exec "$0" "$@"'
                    % (listen_fd, listen_fd)] + cmd
             popen["pass_fds"] = (listen_fd,)
+        self.binary = binary
         self.proc = ns.start(cmd, open(self.out, "w"), open(self.log, "w"),
                              **popen)
         self.wait_log("listening", 10)
@@ -165,6 +166,17 @@ class Ctd:
                 counters[parts[0]] = int(parts[1])
         check("events_destroy" in counters, "no counters in ctd's log")
         return counters
+
+    def query(self, *args, user=None):
+        """ctd -s/-l against this ctd's control socket; returns stdout."""
+        cmd = [self.binary, "--control", self.control] + list(args)
+        if user is not None:
+            cmd = ["setpriv", "--reuid=%d" % user, "--regid=%d" % user,
+                   "--clear-groups"] + cmd
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        check(r.returncode == 0, "ctd %s failed (%d): %s"
+              % (" ".join(args), r.returncode, r.stderr.strip()))
+        return r.stdout
 
     def records(self):
         out = []
