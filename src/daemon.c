@@ -141,6 +141,19 @@ int ctd_daemon_notify(const char *state, int fd)
 	return r;
 }
 
+unsigned long long ctd_daemon_watchdog_usec(void)
+{
+	unsigned long v, pid;
+
+	if (parse_uint(getenv("WATCHDOG_USEC"), &v) < 0 || !v)
+		return 0;
+	if (getenv("WATCHDOG_PID") &&
+	    (parse_uint(getenv("WATCHDOG_PID"), &pid) < 0 ||
+	     pid != (unsigned long)getpid()))
+		return 0;
+	return v;
+}
+
 int ctd_daemon_reexec(char *const argv[], int fd, const char *name)
 {
 	char pid[32];

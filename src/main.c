@@ -52,7 +52,8 @@ struct ctd {
 	struct ctd_ctl *ctl;
 	int64_t started_us;
 	ev_prepare flush;
-	ev_signal sigint, sigterm, sighup, sigusr2;
+	ev_signal sigint, sigterm, sighup, sigusr1, sigusr2;
+	ev_timer status;           /* sd_notify STATUS and WATCHDOG */
 	int stop_signal;
 	uint64_t rand_state;       /* xorshift64*: dying-list spread */
 	ev_timer expiry;           /* armed at the engine's next deadline */
@@ -212,6 +213,10 @@ static void table_done(struct ctd *ctd, int err, size_t entries,
 		log_warn("conntrack table dump failed: %s", strerror(-err));
 	else if (ctd->startup_dump)
 		log_info("loaded %zu conntracks from the kernel table", entries);
+	/* Ready means listening with the table known, even if it could
+	 * not be read: events still flow. */
+	if (ctd->startup_dump)
+		ctd_daemon_notify("READY=1", -1);
 	ctd->startup_dump = false;
 	/* Reliable mode: conntracks gone from the table whose DESTROY the
 	 * kernel still holds for us are not gone for us. Read that list
@@ -357,6 +362,52 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 	}
 	log_info("SIGHUP: configuration reloaded, reopening output files");
 	ctd_deliver_reopen(ctd->deliver);
+}
+
+static void on_usr1(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct ctd *ctd = w->data;
+
+	(void)loop;
+	(void)revents;
+	log_info("SIGUSR1: reopening output files");
+	ctd_deliver_reopen(ctd->deliver);
+}
+
+static void sum_outputs(const struct ctd_stats *st, uint64_t *ret_delivered,
+			uint64_t *ret_failed);
+
+/* A one-line summary for `systemctl status`, and the watchdog's ping:
+ * the loop runs, or systemd restarts ctd (and the socket survives). */
+static void on_status(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct ctd *ctd = w->data;
+	uint64_t delivered, failed;
+	char msg[256];
+
+	(void)loop;
+	(void)revents;
+	sum_outputs(&ctd->stats, &delivered, &failed);
+	snprintf(msg, sizeof(msg), "WATCHDOG=1\nSTATUS=%llu flows tracked, "
+		 "%llu records delivered, %llu lost, %llu events",
+		 (unsigned long long)ctd->stats.flows_tracked,
+		 (unsigned long long)delivered, (unsigned long long)failed,
+		 (unsigned long long)ctd->stats.nl_messages);
+	ctd_daemon_notify(msg, -1);
+}
+
+static void start_status(struct ctd *ctd)
+{
+	unsigned long long wd = ctd_daemon_watchdog_usec();
+	double every = wd ? (double)wd / 2e6 : 10;
+
+	if (!getenv("NOTIFY_SOCKET"))
+		return;
+	if (every > 10)
+		every = 10;
+	ev_timer_init(&ctd->status, on_status, every, every);
+	ctd->status.data = ctd;
+	ev_timer_start(ctd->loop, &ctd->status);
 }
 
 static bool on_ctl(void *arg, const char *request, FILE *out, size_t *cursor)
@@ -586,6 +637,9 @@ static void run(struct ctd *ctd)
 	ev_signal_init(&ctd->sigusr2, on_stop_signal, SIGUSR2);
 	ctd->sigint.data = ctd->sigterm.data = ctd->sigusr2.data = ctd;
 	ev_signal_start(ctd->loop, &ctd->sigusr2);
+	ev_signal_init(&ctd->sigusr1, on_usr1, SIGUSR1);
+	ctd->sigusr1.data = ctd;
+	ev_signal_start(ctd->loop, &ctd->sigusr1);
 	ev_signal_start(ctd->loop, &ctd->sigint);
 	ev_signal_start(ctd->loop, &ctd->sigterm);
 	ev_signal_init(&ctd->sighup, on_hup, SIGHUP);
@@ -598,12 +652,13 @@ static void run(struct ctd *ctd)
 	log_info("listening for conntrack events (%s mode, rcvbuf %llu bytes)",
 		 ctd->cfg->broadcast_error ? "reliable" : "lossy",
 		 (unsigned long long)ctd->stats.rcvbuf);
-	ctd_daemon_notify("READY=1\nSTATUS=listening for conntrack events", -1);
+	start_status(ctd);
 	ev_run(ctd->loop, 0);
 	ctd_nlsrc_stop(ctd->nlsrc, ctd->loop);
 	ev_timer_stop(ctd->loop, &ctd->expiry);
 	ev_timer_stop(ctd->loop, &ctd->pending);
 	ev_timer_stop(ctd->loop, &ctd->counters);
+	ev_timer_stop(ctd->loop, &ctd->status);
 	ev_prepare_stop(ctd->loop, &ctd->flush);
 }
 

@@ -14,6 +14,10 @@ int ctd_daemon_listen_fd(const char *name);
  * Returns 1 when sent, 0 when there is no service manager, or -errno. */
 int ctd_daemon_notify(const char *state, int fd);
 
+/* The service manager's watchdog interval in µs (WATCHDOG_USEC, when
+ * WATCHDOG_PID is ours or unset), or 0 when there is none. */
+unsigned long long ctd_daemon_watchdog_usec(void);
+
 /* Replaces the process with a fresh ctd from /proc/self/exe, handing it
  * fd as a LISTEN_FDS socket named name. Returns -errno only on failure. */
 int ctd_daemon_reexec(char *const argv[], int fd, const char *name);

@@ -1,0 +1,31 @@
+#!/bin/sh
+# The shipped files agree with the code: conf/ctd.conf, uncommented,
+# is exactly ctd's defaults (so no documented default can drift), and
+# conf/ctd.service passes `systemd-analyze verify` with this build's ctd.
+# Usage: check_conf.sh CTD SOURCE_DIR
+set -eu
+ctd=$1 src=$2 tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+sed 's/^#\([a-z]\)/\1/' "$src/conf/ctd.conf" > "$tmp/all.conf"
+"$ctd" -t -v -c "$tmp/all.conf" | tail -n +2 > "$tmp/example"
+"$ctd" -t -v -c /dev/null | tail -n +2 > "$tmp/defaults"
+if ! diff -u "$tmp/defaults" "$tmp/example"; then
+	echo "FAIL: conf/ctd.conf differs from ctd's defaults (above)"
+	exit 1
+fi
+[ "$(grep -c '^#[a-z]' "$src/conf/ctd.conf")" -eq "$(wc -l < "$tmp/defaults")" ] || {
+	echo "FAIL: conf/ctd.conf does not list every setting once"
+	exit 1
+}
+command -v systemd-analyze >/dev/null || {
+	echo "FAIL: systemd-analyze is missing (apt-get install systemd)"
+	exit 1
+}
+sed "s|/usr/sbin/ctd|$ctd|g" "$src/conf/ctd.service" > "$tmp/ctd.service"
+out=$(systemd-analyze verify --man=no "$tmp/ctd.service" 2>&1) || {
+	echo "FAIL: systemd-analyze verify: $out"
+	exit 1
+}
+[ -z "$out" ] || { echo "FAIL: systemd-analyze verify warned: $out"; exit 1; }
+echo "conf/ctd.conf = defaults ($(wc -l < "$tmp/defaults") settings); ctd.service verified"
