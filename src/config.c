@@ -12,9 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 
 #include "ctd/config.h"
 #include "ctd/ctevent.h"
+#include "ctd/listen.h"
 
 enum type {
 	T_SIZE,      /* size_t, k/M/G suffixes */
@@ -24,6 +26,7 @@ enum type {
 	T_BOOL,
 	T_PATH,      /* string; "none" clears it when none_ok */
 	T_EVENTS,    /* new,update,destroy */
+	T_LOOPBACK,  /* 127.0.0.1:port or [::1]:port, or none */
 };
 
 struct setting {
@@ -46,6 +49,7 @@ static const struct setting settings[] = {
 	{ "dying-max", T_COUNT, F(dying_max), 1, 10000000, false },
 	{ "shutdown-timeout", T_SECS, F(shutdown_timeout), 0, 86400, false },
 	{ "control", T_PATH, F(control), 0, 0, true },
+	{ "metrics", T_LOOPBACK, F(metrics), 0, 0, true },
 	{ "rcvbuf", T_SIZE, F(rcvbuf), 1024, 1ULL << 30, false },
 	{ "rcvbuf-max", T_SIZE, F(rcvbuf_max), 1024, 1ULL << 30, false },
 	{ "budget", T_UINT, F(budget), 1, 1000000, false },
@@ -201,6 +205,10 @@ static void expected(const struct setting *s, char *buf, size_t len)
 	case T_PATH:
 		snprintf(buf, len, "a path%s", s->none_ok ? " or none" : "");
 		break;
+	case T_LOOPBACK:
+		snprintf(buf, len, "a loopback address and port "
+			 "(127.0.0.1:9477, [::1]:9477) or none");
+		break;
 	}
 }
 
@@ -208,6 +216,8 @@ static int store(struct ctd_config *cfg, const struct setting *s,
 		 const char *value)
 {
 	void *field = (char *)cfg + s->off;
+	struct sockaddr_in6 sa;
+	unsigned salen;
 	unsigned long long v;
 
 	switch (s->type) {
@@ -215,6 +225,11 @@ static int store(struct ctd_config *cfg, const struct setting *s,
 		return parse_bool(value, field);
 	case T_EVENTS:
 		return parse_events(value, field);
+	case T_LOOPBACK:
+		if (strcmp(value, "none") != 0 &&
+		    ctd_listen_parse_loopback(value, &sa, &salen) < 0)
+			return -EINVAL;
+		/* fall through */
 	case T_PATH:
 		if (!*value || strlen(value) >= CTD_CONFIG_PATH_MAX)
 			return -EINVAL;
@@ -360,6 +375,7 @@ void ctd_config_write(const struct ctd_config *cfg, FILE *f)
 			write_events(*(const unsigned *)field, f);
 			break;
 		case T_PATH:
+		case T_LOOPBACK:
 			fputs(*(const char *)field ? (const char *)field : "none", f);
 			break;
 		}

@@ -8,7 +8,9 @@
  * not honoured everywhere. Requests are bounded in size, clients in
  * number; anything refused is counted. Answers are produced in chunks
  * when the client has read the previous one, so the loop never blocks
- * and memory stays bounded. */
+ * and memory stays bounded. The metrics endpoint is the same server on a
+ * loopback TCP port: the request is an HTTP GET, the answer gets an
+ * HTTP header, and anyone on the host may read counters. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +23,7 @@
 #include "ctd/ctl.h"
 #include "ctd/log.h"
 #include "ctd/stats.h"
-#include "ctd/unixsock.h"
+#include "ctd/listen.h"
 
 struct ctd_ctl;
 
@@ -29,7 +31,7 @@ struct client {
 	int fd;
 	ev_io io;
 	struct ctd_ctl *ctl;
-	char req[CTD_CTL_MAX_REQUEST];
+	char req[CTD_CTL_MAX_HTTP_REQUEST];
 	size_t req_len;
 	bool answering;
 	bool more;             /* the callback has more after this chunk */
@@ -42,7 +44,8 @@ struct ctd_ctl {
 	struct ev_loop *loop;
 	int lfd;
 	ev_io accept_io;
-	char *path;
+	char *path;                /* Unix socket to remove; NULL for TCP */
+	bool http;
 	ctd_ctl_answer *answer;
 	void *arg;
 	struct ctd_stats *stats;
@@ -65,8 +68,26 @@ static void drop(struct ctd_ctl *ctl, struct client *c)
 }
 
 /* The next chunk of the answer; false when it could not be made. */
+/* HTTP: GET /metrics, or a 404. The header goes before the first chunk. */
+static bool http_head(struct client *c, FILE *f)
+{
+	bool ok = strncmp(c->req, "GET /metrics ", 13) == 0 ||
+		  strcmp(c->req, "GET /metrics") == 0;
+
+	if (ok) {
+		fputs("HTTP/1.0 200 OK\r\nContent-Type: text/plain; "
+		      "version=0.0.4\r\nConnection: close\r\n\r\n", f);
+		strcpy(c->req, "metrics");
+	} else {
+		fputs("HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\n"
+		      "Connection: close\r\n\r\nctd serves /metrics only\n", f);
+	}
+	return ok;
+}
+
 static bool next_chunk(struct client *c)
 {
+	bool first = c->cursor == 0 && !c->out;
 	FILE *f;
 
 	free(c->out);
@@ -75,7 +96,10 @@ static bool next_chunk(struct client *c)
 	f = open_memstream(&c->out, &c->out_len);
 	if (!f)
 		return false;
-	c->more = c->ctl->answer(c->ctl->arg, c->req, f, &c->cursor);
+	if (c->ctl->http && first && !http_head(c, f))
+		c->more = false;
+	else
+		c->more = c->ctl->answer(c->ctl->arg, c->req, f, &c->cursor);
 	return fclose(f) == 0;
 }
 
@@ -107,7 +131,10 @@ static void start_answer(struct ctd_ctl *ctl, struct client *c)
 {
 	c->answering = true;
 	c->more = true;
-	ctl->stats->ctl_requests++;
+	if (ctl->http)
+		ctl->stats->metrics_requests++;
+	else
+		ctl->stats->ctl_requests++;
 	ev_io_stop(ctl->loop, &c->io);
 	ev_io_set(&c->io, c->fd, EV_WRITE);
 	ev_io_start(ctl->loop, &c->io);
@@ -129,8 +156,12 @@ static void read_request(struct ctd_ctl *ctl, struct client *c)
 	}
 	c->req_len += (size_t)n;
 	c->req[c->req_len] = '\0';
-	nl = strchr(c->req, '\n');
-	if (!nl && c->req_len < sizeof(c->req) - 1)
+	/* HTTP: the request ends with an empty line; we need its first. */
+	nl = ctl->http ? (strstr(c->req, "\r\n\r\n") ? strchr(c->req, '\r') :
+			  strstr(c->req, "\n\n") ? strchr(c->req, '\n') : NULL) :
+			 strchr(c->req, '\n');
+	if (!nl && c->req_len < (ctl->http ? sizeof(c->req) - 1 :
+				 CTD_CTL_MAX_REQUEST - 1))
 		return;
 	if (!nl) {
 		ctl->stats->ctl_refused++;
@@ -172,7 +203,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	fd = accept4(ctl->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0)
 		return;
-	if (ctl->n == CTD_CTL_MAX_CLIENTS || !peer_is_root(fd) ||
+	if (ctl->n == CTD_CTL_MAX_CLIENTS || (!ctl->http && !peer_is_root(fd)) ||
 	    !(c = calloc(1, sizeof(*c)))) {
 		ctl->stats->ctl_refused++;
 		close(fd);
@@ -186,23 +217,20 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	ctl->clients[ctl->n++] = c;
 }
 
-int ctd_ctl_new(struct ev_loop *loop, const char *path, ctd_ctl_answer *answer,
-		void *arg, struct ctd_stats *stats, struct ctd_ctl **ret)
+static int serve(struct ev_loop *loop, int lfd, char *path,
+		 ctd_ctl_answer *answer, void *arg, struct ctd_stats *stats,
+		 struct ctd_ctl **ret)
 {
 	struct ctd_ctl *ctl = calloc(1, sizeof(*ctl));
 
-	if (!ctl || !(ctl->path = strdup(path))) {
-		free(ctl);
+	if (!ctl) {
+		close(lfd);
+		free(path);
 		return -ENOMEM;
 	}
-	ctl->lfd = ctd_unixsock_listen(path);
-	if (ctl->lfd < 0) {
-		int r = ctl->lfd;
-
-		free(ctl->path);
-		free(ctl);
-		return r;
-	}
+	ctl->lfd = lfd;
+	ctl->path = path;
+	ctl->http = !path;
 	ctl->loop = loop;
 	ctl->answer = answer;
 	ctl->arg = arg;
@@ -214,6 +242,33 @@ int ctd_ctl_new(struct ev_loop *loop, const char *path, ctd_ctl_answer *answer,
 	return 0;
 }
 
+int ctd_ctl_new(struct ev_loop *loop, const char *path, ctd_ctl_answer *answer,
+		void *arg, struct ctd_stats *stats, struct ctd_ctl **ret)
+{
+	char *copy = strdup(path);
+	int fd;
+
+	if (!copy)
+		return -ENOMEM;
+	fd = ctd_listen_unix(path);
+	if (fd < 0) {
+		free(copy);
+		return fd;
+	}
+	return serve(loop, fd, copy, answer, arg, stats, ret);
+}
+
+int ctd_ctl_new_http(struct ev_loop *loop, const char *addrport,
+		     ctd_ctl_answer *answer, void *arg, struct ctd_stats *stats,
+		     struct ctd_ctl **ret)
+{
+	int fd = ctd_listen_tcp_loopback(addrport);
+
+	if (fd < 0)
+		return fd;
+	return serve(loop, fd, NULL, answer, arg, stats, ret);
+}
+
 void ctd_ctl_free(struct ctd_ctl *ctl)
 {
 	if (!ctl)
@@ -222,7 +277,8 @@ void ctd_ctl_free(struct ctd_ctl *ctl)
 		drop(ctl, ctl->clients[ctl->n - 1]);
 	ev_io_stop(ctl->loop, &ctl->accept_io);
 	close(ctl->lfd);
-	unlink(ctl->path);
+	if (ctl->path)
+		unlink(ctl->path);
 	free(ctl->path);
 	free(ctl);
 }

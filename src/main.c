@@ -50,6 +50,7 @@ struct ctd {
 	const struct ctd_cli *cli;
 	struct ctd_output *json;   /* owned by deliver; for reloads */
 	struct ctd_ctl *ctl;
+	struct ctd_ctl *metrics;
 	int64_t started_us;
 	ev_prepare flush;
 	ev_signal sigint, sigterm, sighup, sigusr1, sigusr2;
@@ -445,6 +446,20 @@ static void open_ctl(struct ctd *ctd)
 			 path, strerror(-r));
 }
 
+/* Off by default; loopback only (config.c refuses anything else). */
+static void open_metrics(struct ctd *ctd)
+{
+	int r;
+
+	if (!*ctd->cfg->metrics)
+		return;
+	r = ctd_ctl_new_http(ctd->loop, ctd->cfg->metrics, on_ctl, ctd,
+			     &ctd->stats, &ctd->metrics);
+	if (r < 0)
+		log_warn("no metrics endpoint on %s: %s", ctd->cfg->metrics,
+			 strerror(-r));
+}
+
 static uint32_t random_u32(void *arg)
 {
 	struct ctd *ctd = arg;
@@ -649,6 +664,7 @@ static void run(struct ctd *ctd)
 	start_timers(ctd);
 	ctd->started_us = ctd_now_read().mono_us;
 	open_ctl(ctd);
+	open_metrics(ctd);
 	log_info("listening for conntrack events (%s mode, rcvbuf %llu bytes)",
 		 ctd->cfg->broadcast_error ? "reliable" : "lossy",
 		 (unsigned long long)ctd->stats.rcvbuf);
@@ -728,6 +744,7 @@ static int hand_over(struct ctd *ctd)
 static void teardown(struct ctd *ctd)
 {
 	ctd_ctl_free(ctd->ctl);
+	ctd_ctl_free(ctd->metrics);
 	ctd_out_text_free(ctd->text);
 	ctd_deliver_free(ctd->deliver);
 	ctd_ctdump_free(ctd->dump);

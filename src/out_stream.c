@@ -19,7 +19,7 @@
 #include "ctd/log.h"
 #include "ctd/out_stream.h"
 #include "ctd/output.h"
-#include "ctd/unixsock.h"
+#include "ctd/listen.h"
 #include "ctd/wbuf.h"
 
 #define READER_BUF (256u << 10)
@@ -233,7 +233,7 @@ int ctd_out_stream_new(struct ev_loop *loop, const char *path,
 	s->base.name = "stream";
 	s->loop = loop;
 	s->path = strdup(path);
-	s->lfd = s->path ? ctd_unixsock_listen(path) : -ENOMEM;
+	s->lfd = s->path ? ctd_listen_unix(path) : -ENOMEM;
 	if (s->lfd < 0) {
 		int r = s->lfd;
 

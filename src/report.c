@@ -349,7 +349,9 @@ bool ctd_report_answer(const struct ctd_report_src *src, const char *request,
 	what[len] = '\0';
 	if (strcmp(what, "flows") == 0)
 		return answer_flows(src, out, json, cursor);
-	if (strcmp(what, "stats") == 0)
+	if (strcmp(what, "metrics") == 0)
+		ctd_stats_print_prometheus(src->stats, out);
+	else if (strcmp(what, "stats") == 0)
 		answer_stats(src, out, json);
 	else if (strcmp(what, "top") == 0)
 		answer_top(src, out, json);

@@ -1,5 +1,6 @@
 /* stats: prints the counter struct. The table below is the one place a
  * counter gets its public name. */
+#include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -28,7 +29,7 @@ static const struct {
 	C(dump_entries), C(dump_new_flows), C(dump_stale),
 	C(destroy_duplicates), C(tombstone_failures), C(text_dropped), C(rcvbuf),
 	C(flows_tracked), C(flows_suspect), C(kernel_pending),
-	C(kernel_pending_peak), C(table_bytes), C(ends_remembered), C(ctl_requests), C(ctl_refused),
+	C(kernel_pending_peak), C(table_bytes), C(ends_remembered), C(ctl_requests), C(ctl_refused), C(metrics_requests),
 };
 
 #define O(name) { #name, offsetof(struct ctd_out_stats, name) }
@@ -69,6 +70,47 @@ void ctd_stats_print(const struct ctd_stats *st, FILE *f)
 			(unsigned long long)*v);
 	}
 	print_outputs(st, f);
+}
+
+/* Counters that can go down: Prometheus calls them gauges. */
+static bool is_gauge(const char *name)
+{
+	static const char *const gauges[] = {
+		"rcvbuf", "flows_tracked", "flows_suspect", "kernel_pending",
+		"kernel_pending_peak", "table_bytes", "ends_remembered", "dying",
+		"dying_peak", "spool_size", "consumers",
+	};
+
+	for (size_t i = 0; i < sizeof(gauges) / sizeof(gauges[0]); i++)
+		if (strcmp(name, gauges[i]) == 0)
+			return true;
+	return false;
+}
+
+static uint64_t value_at(const void *base, size_t off);
+
+void ctd_stats_print_prometheus(const struct ctd_stats *st, FILE *f)
+{
+	size_t i, o;
+
+	for (i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
+		const char *n = counters[i].name;
+
+		fprintf(f, "# TYPE ctd_%s %s\nctd_%s %llu\n", n,
+			is_gauge(n) ? "gauge" : "counter", n,
+			(unsigned long long)value_at(st, counters[i].off));
+	}
+	for (i = 0; i < sizeof(out_counters) / sizeof(out_counters[0]); i++) {
+		const char *n = out_counters[i].name;
+
+		fprintf(f, "# TYPE ctd_output_%s %s\n", n,
+			is_gauge(n) ? "gauge" : "counter");
+		for (o = 0; o < CTD_OUT_MAX && st->out_name[o]; o++)
+			fprintf(f, "ctd_output_%s{output=\"%s\"} %llu\n", n,
+				st->out_name[o],
+				(unsigned long long)value_at(st->out[o],
+							     out_counters[i].off));
+	}
 }
 
 static uint64_t value_at(const void *base, size_t off)

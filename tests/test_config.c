@@ -102,6 +102,11 @@ static void test_every_key(void **state)
 	set_ok(&c, "pending-interval", "0");
 	set_ok(&c, "active-timeout", "60");
 	assert_int_equal(c.active_timeout, 60);
+	set_ok(&c, "metrics", "127.0.0.1:9477");
+	assert_string_equal(c.metrics, "127.0.0.1:9477");
+	set_ok(&c, "metrics", "[::1]:9100");
+	set_ok(&c, "metrics", "none");
+	assert_string_equal(c.metrics, "");
 	set_ok(&c, "record", "/tmp/rec.nl");
 	assert_string_equal(c.record, "/tmp/rec.nl");
 }
@@ -122,6 +127,12 @@ static void test_bad_values(void **state)
 	set_bad("resync", "maybe", "resync: 'maybe' is not yes or no");
 	set_bad("json-events", "new,close", "json-events: 'new,close' is not a comma-separated list of new, update, destroy");
 	set_bad("json-events", ",", "json-events: ',' is not a comma-separated list of new, update, destroy");
+	set_bad("metrics", "0.0.0.0:9477", "metrics: '0.0.0.0:9477' is not a "
+		"loopback address and port (127.0.0.1:9477, [::1]:9477) or none");
+	set_bad("metrics", "127.0.0.1", "metrics: '127.0.0.1' is not a "
+		"loopback address and port (127.0.0.1:9477, [::1]:9477) or none");
+	set_bad("metrics", "[2001:db8::1]:80", "metrics: '[2001:db8::1]:80' is not a "
+		"loopback address and port (127.0.0.1:9477, [::1]:9477) or none");
 	set_bad("budget", "99999999999999999999999", "budget: '99999999999999999999999' is not a number from 1 to 1000000");
 }
 

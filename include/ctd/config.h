@@ -20,6 +20,7 @@ struct ctd_config {
 	char spool_dir[CTD_CONFIG_PATH_MAX];  /* "" none */
 	char record[CTD_CONFIG_PATH_MAX];     /* "" none */
 	char control[CTD_CONFIG_PATH_MAX];    /* "" none */
+	char metrics[CTD_CONFIG_PATH_MAX];    /* loopback addr:port, "" none */
 	size_t rcvbuf;
 	size_t rcvbuf_max;
 	size_t max_flows;          /* 0: the kernel's nf_conntrack_max */

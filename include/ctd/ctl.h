@@ -16,6 +16,7 @@ struct ev_loop;
 
 #define CTD_CTL_MAX_CLIENTS 8
 #define CTD_CTL_MAX_REQUEST 256
+#define CTD_CTL_MAX_HTTP_REQUEST 4096
 
 /* Writes (the next part of) the answer to request into out; *cursor is
  * 0 at first and the callback's own afterwards. Returns true when more
@@ -25,6 +26,12 @@ typedef bool ctd_ctl_answer(void *arg, const char *request, FILE *out,
 
 int ctd_ctl_new(struct ev_loop *loop, const char *path, ctd_ctl_answer *answer,
 		void *arg, struct ctd_stats *stats, struct ctd_ctl **ret);
+/* The same server speaking just enough HTTP/1.0 for a Prometheus scrape
+ * of GET /metrics (answered through answer with request "metrics"), on
+ * a loopback TCP address ("127.0.0.1:9477"). */
+int ctd_ctl_new_http(struct ev_loop *loop, const char *addrport,
+		     ctd_ctl_answer *answer, void *arg, struct ctd_stats *stats,
+		     struct ctd_ctl **ret);
 void ctd_ctl_free(struct ctd_ctl *ctl);
 
 /* Client: sends "query[ json]" to the ctd at path and copies the answer

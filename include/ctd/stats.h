@@ -72,7 +72,8 @@ struct ctd_stats {
 	uint64_t kernel_pending_peak;
 	uint64_t table_bytes;            /* gauge: flow table memory */
 	uint64_t ctl_requests;           /* control-socket requests answered */
-	uint64_t ctl_refused;            /* ... refused: not root, too many,
+	uint64_t ctl_refused;
+	uint64_t metrics_requests;       /* Prometheus scrapes answered */            /* ... refused: not root, too many,
 	                                  * request too long */
 	uint64_t ends_remembered;        /* gauge: ended flows kept to drop
 	                                  * repeated DESTROYs */
@@ -84,5 +85,8 @@ struct ctd_stats {
 void ctd_stats_print(const struct ctd_stats *st, FILE *f);
 /* The same as one JSON object; per-output counters under "outputs". */
 void ctd_stats_print_json(const struct ctd_stats *st, FILE *f);
+/* The Prometheus text exposition: ctd_<counter>, and
+ * ctd_output_<counter>{output="name"} per output. */
+void ctd_stats_print_prometheus(const struct ctd_stats *st, FILE *f);
 
 #endif

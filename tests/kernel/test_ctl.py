@@ -44,6 +44,22 @@ for i in range(n):
 """
 
 ALIVE, STORM = 300, 3000
+METRICS = "127.0.0.1:19477"
+
+# Runs in the namespace (the endpoint is on its loopback): one scrape.
+SCRAPE = r"""
+import socket, sys
+host, port = sys.argv[1].rsplit(":", 1)
+s = socket.create_connection((host, int(port)), timeout=5)
+s.sendall(b"GET " + sys.argv[2].encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+sys.stdout.write(data.decode().replace("\r", ""))
+"""
 
 
 def write(path, text):
@@ -95,7 +111,31 @@ def check_queries(ctd, ns):
     first = top["sources_by_flows"][0]
     check(first["addr"] == "127.0.0.1" and first["flows"] == ALIVE,
           "top sources: %s" % top["sources_by_flows"][:3])
+    check_metrics(ns)
     return text
+
+
+def check_metrics(ns):
+    page = ns.run(["python3", "-c", SCRAPE, METRICS, "/metrics"])
+    head, _, body = page.partition("\n\n")
+    check(head.startswith("HTTP/1.0 200") and "version=0.0.4" in head,
+          "metrics header: %r" % head)
+    values = {}
+    for line in body.splitlines():
+        if line.startswith("#"):
+            check(line.startswith("# TYPE ctd_") and
+                  line.split()[-1] in ("counter", "gauge"), "bad line %r" % line)
+            continue
+        name, value = line.rsplit(" ", 1)
+        values[name] = int(value)
+    # The scrape's own TCP connection is a tracked flow too.
+    check(values.get("ctd_flows_tracked") in (ALIVE, ALIVE + 1) and
+          'ctd_output_delivered{output="json"}' in values and
+          "ctd_events_new" in values,
+          "metrics: flows_tracked %s, %d series"
+          % (values.get("ctd_flows_tracked"), len(values)))
+    other = ns.run(["python3", "-c", SCRAPE, METRICS, "/"])
+    check(other.startswith("HTTP/1.0 404"), "GET / answered %r" % other[:40])
 
 
 def check_access(ctd):
@@ -180,13 +220,15 @@ def main():
             conf = os.path.join(tmp, "ctd.conf")
             a, b = os.path.join(tmp, "a.json"), os.path.join(tmp, "b.json")
             write(conf, "# from the test\noutput %s\n" % a)
-            ctd = Ctd(ns, args.ctd, tmp, ["-c", conf], json=a, output_arg=False)
+            ctd = Ctd(ns, args.ctd, tmp, ["-c", conf, "--metrics", METRICS],
+                      json=a, output_arg=False)
             check_queries(ctd, ns)
             check_access(ctd)
             per_file = check_reload(ctd, ns, conf, a, b)
             text = ctd.query("-s")
             ctd.stop()
-            print("ctl: -t good/bad/missing ok; -s/-l/top counted %d live flows; "
+            print("ctl: -t good/bad/missing ok; -s/-l/top and /metrics counted "
+                  "%d live flows; "
                   "non-root refused twice; reload split %d flows as %s with none "
                   "lost or doubled; bad reload kept the running config"
                   % (ALIVE, STORM, per_file))
