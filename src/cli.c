@@ -36,7 +36,10 @@ static const struct option longopts[] = {
 	SET("rcvbuf-max"), SET("budget"), SET("broadcast-error"),
 	SET("resync"), SET("sysctl"), SET("max-flows"), SET("remember-ends"),
 	SET("expiry-slack"), SET("check-interval"), SET("pending-interval"),
-	SET("active-timeout"), SET("record"),
+	SET("active-timeout"), SET("record"), SET("filter-proto"),
+	SET("filter-src"), SET("filter-dst"), SET("ignore-src"),
+	SET("ignore-dst"), SET("filter-tcp-state"), SET("filter-zone"),
+	SET("filter-mark"),
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -90,6 +93,14 @@ static void usage(FILE *f)
 "                           'none' = off)\n"
 "      --metrics ADDR:PORT  Prometheus /metrics on a loopback address, e.g.\n"
 "                           127.0.0.1:9477 (default none)\n"
+"      --filter-proto LIST  record only these protocols (tcp,udp,47; default any)\n"
+"      --filter-src LIST    only flows from these prefixes (10.0.0.0/8,2001:db8::/32)\n"
+"      --filter-dst LIST    only flows to these prefixes\n"
+"      --ignore-src LIST    no flows from these prefixes\n"
+"      --ignore-dst LIST    no flows to these prefixes\n"
+"      --filter-tcp-state LIST  TCP flows only in these states (ESTABLISHED,...)\n"
+"      --filter-zone LIST   only these conntrack zones\n"
+"      --filter-mark M[/MASK]  only flows whose mark & MASK == M\n"
 "  -h, --help               this text\n"
 "  -V, --version            print the version\n"
 "\nSignals: TERM/INT stop, HUP reloads the configuration and reopens output\n"
@@ -151,7 +162,9 @@ void ctd_cli_parse(int argc, char **argv, struct ctd_cli *cli)
 		case OPT_SET: add(cli, longopts[idx].name, optarg); break;
 		case 'h': usage(stdout); exit(0);
 		case 'V': printf("ctd %s\n", CTD_VERSION); exit(0);
-		default: usage(stderr); exit(2);
+		default:
+			fprintf(stderr, "Try 'ctd --help'.\n");
+			exit(2);
 		}
 	}
 	positional(cli, argc, argv);

@@ -27,6 +27,7 @@ enum type {
 	T_PATH,      /* string; "none" clears it when none_ok */
 	T_EVENTS,    /* new,update,destroy */
 	T_LOOPBACK,  /* 127.0.0.1:port or [::1]:port, or none */
+	T_FILTER,    /* a filter criterion; min is its enum ctd_filter_key */
 };
 
 struct setting {
@@ -63,7 +64,18 @@ static const struct setting settings[] = {
 	{ "pending-interval", T_SECS, F(pending_interval), 0, 86400, false },
 	{ "active-timeout", T_SECS, F(active_timeout), 0, 86400, false },
 	{ "record", T_PATH, F(record), 0, 0, true },
+	{ "filter-proto", T_FILTER, F(filter[0]), CTD_FILTER_PROTO, 0, false },
+	{ "filter-src", T_FILTER, F(filter[1]), CTD_FILTER_SRC, 0, false },
+	{ "filter-dst", T_FILTER, F(filter[2]), CTD_FILTER_DST, 0, false },
+	{ "ignore-src", T_FILTER, F(filter[3]), CTD_FILTER_IGNORE_SRC, 0, false },
+	{ "ignore-dst", T_FILTER, F(filter[4]), CTD_FILTER_IGNORE_DST, 0, false },
+	{ "filter-tcp-state", T_FILTER, F(filter[5]), CTD_FILTER_TCP_STATE, 0, false },
+	{ "filter-zone", T_FILTER, F(filter[6]), CTD_FILTER_ZONE, 0, false },
+	{ "filter-mark", T_FILTER, F(filter[7]), CTD_FILTER_MARK, 0, false },
 };
+
+_Static_assert(CTD_FILTER_PROTO == 0 && CTD_FILTER_MARK == 7 &&
+	       CTD_FILTER__COUNT == 8, "filter settings follow the enum");
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
@@ -90,6 +102,8 @@ void ctd_config_defaults(struct ctd_config *cfg)
 	cfg->broadcast_error = true;
 	cfg->resync = true;
 	cfg->sysctl = true;
+	for (size_t i = 0; i < CTD_FILTER__COUNT; i++)
+		strcpy(cfg->filter[i], "any");
 }
 
 static const struct setting *find(const char *key)
@@ -209,11 +223,30 @@ static void expected(const struct setting *s, char *buf, size_t len)
 		snprintf(buf, len, "a loopback address and port "
 			 "(127.0.0.1:9477, [::1]:9477) or none");
 		break;
+	case T_FILTER:
+		break;
 	}
 }
 
+/* Stores the text only if it compiles; why says what was wanted. */
+static int check_filter(const struct setting *s, const char *value,
+			char *field, char *why, size_t whylen)
+{
+	struct ctd_filter *f = ctd_filter_new();
+	int r;
+
+	if (!f)
+		return -ENOMEM;
+	r = ctd_filter_set(f, (enum ctd_filter_key)s->min, value, why, whylen);
+	ctd_filter_free(f);
+	if (r < 0 || strlen(value) >= CTD_CONFIG_PATH_MAX)
+		return -EINVAL;
+	strcpy(field, value);
+	return 0;
+}
+
 static int store(struct ctd_config *cfg, const struct setting *s,
-		 const char *value)
+		 const char *value, char *why, size_t whylen)
 {
 	void *field = (char *)cfg + s->off;
 	struct sockaddr_in6 sa;
@@ -225,6 +258,8 @@ static int store(struct ctd_config *cfg, const struct setting *s,
 		return parse_bool(value, field);
 	case T_EVENTS:
 		return parse_events(value, field);
+	case T_FILTER:
+		return check_filter(s, value, field, why, whylen);
 	case T_LOOPBACK:
 		if (strcmp(value, "none") != 0 &&
 		    ctd_listen_parse_loopback(value, &sa, &salen) < 0)
@@ -258,9 +293,11 @@ int ctd_config_set(struct ctd_config *cfg, const char *key, const char *value,
 		snprintf(err, errlen, "unknown setting '%s'", key);
 		return -ENOENT;
 	}
-	if (store(cfg, s, value) == 0)
+	want[0] = '\0';
+	if (store(cfg, s, value, want, sizeof(want)) == 0)
 		return 0;
-	expected(s, want, sizeof(want));
+	if (!want[0])
+		expected(s, want, sizeof(want));
 	snprintf(err, errlen, "%s: '%s' is not %s", key, value, want);
 	return -EINVAL;
 }
@@ -378,7 +415,21 @@ void ctd_config_write(const struct ctd_config *cfg, FILE *f)
 		case T_LOOPBACK:
 			fputs(*(const char *)field ? (const char *)field : "none", f);
 			break;
+		case T_FILTER:
+			fputs((const char *)field, f);
+			break;
 		}
 		fputc('\n', f);
 	}
+}
+
+struct ctd_filter *ctd_config_filter(const struct ctd_config *cfg)
+{
+	struct ctd_filter *f = ctd_filter_new();
+	char err[160];
+
+	for (size_t i = 0; f && i < CTD_FILTER__COUNT; i++)
+		ctd_filter_set(f, (enum ctd_filter_key)i, cfg->filter[i], err,
+			       sizeof(err));
+	return f;
 }

@@ -20,6 +20,7 @@
 #include "ctd/daemon.h"
 #include "ctd/deliver.h"
 #include "ctd/engine.h"
+#include "ctd/filter.h"
 #include "ctd/flowtable.h"
 #include "ctd/kernel.h"
 #include "ctd/log.h"
@@ -51,6 +52,7 @@ struct ctd {
 	struct ctd_output *json;   /* owned by deliver; for reloads */
 	struct ctd_ctl *ctl;
 	struct ctd_ctl *metrics;
+	struct ctd_filter *filter;
 	int64_t started_us;
 	ev_prepare flush;
 	ev_signal sigint, sigterm, sighup, sigusr1, sigusr2;
@@ -74,6 +76,10 @@ static void on_record(void *arg, const struct ctd_record *rec)
 {
 	struct ctd *ctd = arg;
 
+	if (!ctd_filter_match(ctd->filter, rec)) {
+		ctd->stats.records_filtered++;
+		return;
+	}
 	ctd_deliver_record(ctd->deliver, rec);
 }
 
@@ -91,6 +97,10 @@ static void on_flow_event(void *arg, const struct ctd_record *rec,
 {
 	struct ctd *ctd = arg;
 
+	if (!ctd_filter_match(ctd->filter, rec)) {
+		ctd->stats.records_filtered++;
+		return;
+	}
 	ctd_deliver_event(ctd->deliver, rec, missed);
 }
 
@@ -327,10 +337,29 @@ static void report_restart_needed(const struct ctd_config *old,
 	for (la = a ? strtok_r(a, "\n", &sa) : NULL,
 	     lb = b ? strtok_r(b, "\n", &sb) : NULL; la && lb;
 	     la = strtok_r(NULL, "\n", &sa), lb = strtok_r(NULL, "\n", &sb))
-		if (strcmp(la, lb) != 0 && strncmp(la, "output ", 7) != 0)
+		if (strcmp(la, lb) != 0 && strncmp(la, "output ", 7) != 0 &&
+		    strncmp(la, "filter-", 7) != 0 && strncmp(la, "ignore-", 7) != 0)
 			log_warn("reload: '%s' needs a restart to take effect", lb);
 	free(a);
 	free(b);
+}
+
+/* Filters change at once on reload. */
+static void apply_filter(struct ctd *ctd, const struct ctd_config *next)
+{
+	struct ctd_filter *f;
+
+	if (memcmp(next->filter, ctd->cfg->filter, sizeof(next->filter)) == 0)
+		return;
+	f = ctd_config_filter(next);
+	if (!f) {
+		log_err("reload: out of memory for the new filter; keeping the old");
+		return;
+	}
+	ctd_filter_free(ctd->filter);
+	ctd->filter = f;
+	memcpy(ctd->cfg->filter, next->filter, sizeof(next->filter));
+	log_info("reload: new filter in effect");
 }
 
 /* SIGHUP: re-read the configuration; a bad one changes nothing. The
@@ -349,6 +378,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 		return;
 	}
 	report_restart_needed(ctd->cfg, &next);
+	apply_filter(ctd, &next);
 	if (strcmp(next.output, ctd->cfg->output) != 0) {
 		if (!ctd->json || !*next.output || strcmp(next.output, "-") == 0 ||
 		    strcmp(ctd->cfg->output, "-") == 0) {
@@ -598,6 +628,9 @@ static int start(struct ctd *ctd, const struct ctd_config *o)
 	struct ctd_engine_cfg cfg;
 	int r;
 
+	ctd->filter = ctd_config_filter(o);
+	if (!ctd->filter)
+		return -ENOMEM;
 	r = open_outputs(ctd, o);
 	if (r < 0)
 		return r;
@@ -744,6 +777,7 @@ static int hand_over(struct ctd *ctd)
 static void teardown(struct ctd *ctd)
 {
 	ctd_ctl_free(ctd->ctl);
+	ctd_filter_free(ctd->filter);
 	ctd_ctl_free(ctd->metrics);
 	ctd_out_text_free(ctd->text);
 	ctd_deliver_free(ctd->deliver);

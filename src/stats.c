@@ -18,7 +18,7 @@ static const struct {
 	C(nl_messages), C(nl_reads), C(nl_wakeups), C(nl_budget_hits),
 	C(nl_enobufs), C(nl_drops), C(nl_grows), C(nl_truncated), C(nl_errors), C(parse_errors),
 	C(parse_ignored), C(flows_created), C(flows_unseen_destroy),
-	C(flows_table_full), C(flows_nomem), C(records),
+	C(flows_table_full), C(flows_nomem), C(records), C(records_filtered),
 	{ "ends_destroy", offsetof(struct ctd_stats, ends[CTD_END_DESTROY]) },
 	{ "ends_expired", offsetof(struct ctd_stats, ends[CTD_END_EXPIRED]) },
 	{ "ends_evicted", offsetof(struct ctd_stats, ends[CTD_END_EVICTED]) },

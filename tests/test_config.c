@@ -107,6 +107,16 @@ static void test_every_key(void **state)
 	set_ok(&c, "metrics", "[::1]:9100");
 	set_ok(&c, "metrics", "none");
 	assert_string_equal(c.metrics, "");
+	set_ok(&c, "filter-proto", "tcp,udp");
+	assert_string_equal(c.filter[CTD_FILTER_PROTO], "tcp,udp");
+	set_ok(&c, "filter-src", "10.0.0.0/8");
+	set_ok(&c, "filter-dst", "::1");
+	set_ok(&c, "ignore-src", "192.0.2.0/24");
+	set_ok(&c, "ignore-dst", "2001:db8::/32");
+	set_ok(&c, "filter-tcp-state", "ESTABLISHED");
+	set_ok(&c, "filter-zone", "3");
+	set_ok(&c, "filter-mark", "0x10/0xf0");
+	assert_string_equal(c.filter[CTD_FILTER_MARK], "0x10/0xf0");
 	set_ok(&c, "record", "/tmp/rec.nl");
 	assert_string_equal(c.record, "/tmp/rec.nl");
 }
@@ -133,6 +143,10 @@ static void test_bad_values(void **state)
 		"loopback address and port (127.0.0.1:9477, [::1]:9477) or none");
 	set_bad("metrics", "[2001:db8::1]:80", "metrics: '[2001:db8::1]:80' is not a "
 		"loopback address and port (127.0.0.1:9477, [::1]:9477) or none");
+	set_bad("filter-src", "10.0.0.0/33", "filter-src: '10.0.0.0/33' is not "
+		"up to 64 prefixes (10.0.0.0/8,2001:db8::/32) or any");
+	set_bad("filter-tcp-state", "OPEN", "filter-tcp-state: 'OPEN' is not "
+		"TCP states (ESTABLISHED,TIME_WAIT,CLOSE,...) or any");
 	set_bad("budget", "99999999999999999999999", "budget: '99999999999999999999999' is not a number from 1 to 1000000");
 }
 

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "ctd/filter.h"
+
 #define CTD_CONFIG_FILE "/etc/ctd/ctd.conf"
 #define CTD_CONFIG_PATH_MAX 1024
 #define CTD_CONFIG_ERR_MAX 1280
@@ -21,6 +23,8 @@ struct ctd_config {
 	char record[CTD_CONFIG_PATH_MAX];     /* "" none */
 	char control[CTD_CONFIG_PATH_MAX];    /* "" none */
 	char metrics[CTD_CONFIG_PATH_MAX];    /* loopback addr:port, "" none */
+	/* Filter criteria as written ("any": none), by enum ctd_filter_key. */
+	char filter[CTD_FILTER__COUNT][CTD_CONFIG_PATH_MAX];
 	size_t rcvbuf;
 	size_t rcvbuf_max;
 	size_t max_flows;          /* 0: the kernel's nf_conntrack_max */
@@ -53,6 +57,9 @@ int ctd_config_load(struct ctd_config *cfg, const char *path, bool must_exist,
 void ctd_config_finish(struct ctd_config *cfg);
 /* Every key with its current value, in the file's syntax. */
 void ctd_config_write(const struct ctd_config *cfg, FILE *f);
+/* The filter the settings describe (NULL when out of memory); every
+ * text was checked when it was set. */
+struct ctd_filter *ctd_config_filter(const struct ctd_config *cfg);
 /* Whether key names a setting (for command-line options that map 1:1). */
 bool ctd_config_has(const char *key);
 

@@ -53,6 +53,7 @@ struct ctd_stats {
 	uint64_t flows_table_full;       /* flows not tracked: table at bound */
 	uint64_t flows_nomem;            /* flows not tracked: out of memory */
 	uint64_t records;                /* completed-flow records produced */
+	uint64_t records_filtered;       /* records the filter settings left out */
 	uint64_t ends[CTD_END__COUNT];   /* records by end_reason */
 	uint64_t expiry_suspects;        /* flows that timed out here */
 	uint64_t expiry_alive;           /* ... that a dump showed alive */

@@ -1,0 +1,42 @@
+/* filter: which flows get records, by protocol, source and destination
+ * prefix (to keep or to ignore), TCP state, zone and mark/mask. Compiled
+ * from the filter settings' text once; matching a record is a few bit
+ * tests and at most CTD_FILTER_MAX_PREFIXES prefix compares. Pure. */
+#ifndef CTD_FILTER_H
+#define CTD_FILTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct ctd_filter;
+struct ctd_record;
+
+#define CTD_FILTER_MAX_PREFIXES 64
+#define CTD_FILTER_MAX_ZONES 64
+
+enum ctd_filter_key {
+	CTD_FILTER_PROTO,        /* "tcp,udp,47" */
+	CTD_FILTER_SRC,          /* "10.0.0.0/8,2001:db8::/32": keep only */
+	CTD_FILTER_DST,
+	CTD_FILTER_IGNORE_SRC,   /* drop these */
+	CTD_FILTER_IGNORE_DST,
+	CTD_FILTER_TCP_STATE,    /* "ESTABLISHED,TIME_WAIT" */
+	CTD_FILTER_ZONE,         /* "0,7" */
+	CTD_FILTER_MARK,         /* "0x10/0xf0" */
+	CTD_FILTER__COUNT
+};
+
+/* An empty filter: everything matches. */
+struct ctd_filter *ctd_filter_new(void);
+void ctd_filter_free(struct ctd_filter *f);
+
+/* Sets one criterion from its text ("any" clears it). Returns 0 or
+ * -EINVAL with what was expected in err. */
+int ctd_filter_set(struct ctd_filter *f, enum ctd_filter_key key,
+		   const char *text, char *err, size_t errlen);
+
+bool ctd_filter_match(const struct ctd_filter *f, const struct ctd_record *rec);
+/* Whether any criterion is set. */
+bool ctd_filter_active(const struct ctd_filter *f);
+
+#endif
