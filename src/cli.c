@@ -32,7 +32,8 @@ static const struct option longopts[] = {
 	{ "no-sysctl", no_argument, NULL, OPT_NO_SYSCTL },
 	SET("output"), SET("json-events"), SET("stream"), SET("stream-events"),
 	SET("spool-dir"), SET("grace"), SET("dying-max"),
-	SET("shutdown-timeout"), SET("control"), SET("metrics"), SET("rcvbuf"),
+	SET("shutdown-timeout"), SET("control"), SET("metrics"), SET("user"),
+	SET("rcvbuf"),
 	SET("rcvbuf-max"), SET("budget"), SET("broadcast-error"),
 	SET("resync"), SET("sysctl"), SET("max-flows"), SET("remember-ends"),
 	SET("expiry-slack"), SET("check-interval"), SET("pending-interval"),
@@ -93,6 +94,8 @@ static void usage(FILE *f)
 "                           'none' = off)\n"
 "      --metrics ADDR:PORT  Prometheus /metrics on a loopback address, e.g.\n"
 "                           127.0.0.1:9477 (default none)\n"
+"      --user NAME          after opening everything, run as NAME with only\n"
+"                           CAP_NET_ADMIN (when started as root; default none)\n"
 "      --filter-proto LIST  record only these protocols (tcp,udp,47; default any)\n"
 "      --filter-src LIST    only flows from these prefixes (10.0.0.0/8,2001:db8::/32)\n"
 "      --filter-dst LIST    only flows to these prefixes\n"

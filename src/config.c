@@ -51,6 +51,7 @@ static const struct setting settings[] = {
 	{ "shutdown-timeout", T_SECS, F(shutdown_timeout), 0, 86400, false },
 	{ "control", T_PATH, F(control), 0, 0, true },
 	{ "metrics", T_LOOPBACK, F(metrics), 0, 0, true },
+	{ "user", T_PATH, F(user), 0, 0, true },
 	{ "rcvbuf", T_SIZE, F(rcvbuf), 1024, 1ULL << 30, false },
 	{ "rcvbuf-max", T_SIZE, F(rcvbuf_max), 1024, 1ULL << 30, false },
 	{ "budget", T_UINT, F(budget), 1, 1000000, false },

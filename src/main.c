@@ -788,6 +788,40 @@ static void teardown(struct ctd *ctd)
 		ev_loop_destroy(ctd->loop);
 }
 
+/* Everything that needs root is open by now: sockets, files, sysctls. */
+static int drop_privileges(const struct ctd_config *cfg)
+{
+	char spools[2][CTD_CONFIG_PATH_MAX + 16];
+	const char *paths[6];
+	size_t n = 0;
+	int r;
+
+	if (!*cfg->user)
+		return 0;
+	/* What ctd reopens or rewrites later: the record file, the spool
+	 * directory and its files. */
+	if (*cfg->output && strcmp(cfg->output, "-") != 0)
+		paths[n++] = cfg->output;
+	if (*cfg->spool_dir) {
+		paths[n++] = cfg->spool_dir;
+		snprintf(spools[0], sizeof(spools[0]), "%s/json.spool", cfg->spool_dir);
+		snprintf(spools[1], sizeof(spools[1]), "%s/stream.spool", cfg->spool_dir);
+		paths[n++] = spools[0];
+		paths[n++] = spools[1];
+	}
+	paths[n] = NULL;
+	r = ctd_daemon_drop_to(cfg->user, paths);
+	if (r == -ESRCH)
+		log_err("user %s: no such user", cfg->user);
+	else if (r == -EPERM && geteuid() != 0)
+		log_err("user %s: ctd must start as root to change user", cfg->user);
+	else if (r < 0)
+		log_err("cannot become user %s: %s", cfg->user, strerror(-r));
+	else
+		log_info("running as %s with CAP_NET_ADMIN only", cfg->user);
+	return r;
+}
+
 static int check_config(const struct ctd_cli *cli, const struct ctd_config *cfg)
 {
 	printf("ctd: configuration %s is OK%s\n", cli->config,
@@ -825,6 +859,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	r = start(&ctd, &cfg);
+	if (r == 0)
+		r = drop_privileges(&cfg);
 	if (r == 0) {
 		run(&ctd);
 		finish(&ctd, cli.verbose);

@@ -23,6 +23,7 @@ struct ctd_config {
 	char record[CTD_CONFIG_PATH_MAX];     /* "" none */
 	char control[CTD_CONFIG_PATH_MAX];    /* "" none */
 	char metrics[CTD_CONFIG_PATH_MAX];    /* loopback addr:port, "" none */
+	char user[CTD_CONFIG_PATH_MAX];       /* drop to this user, "" stay */
 	/* Filter criteria as written ("any": none), by enum ctd_filter_key. */
 	char filter[CTD_FILTER__COUNT][CTD_CONFIG_PATH_MAX];
 	size_t rcvbuf;

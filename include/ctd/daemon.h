@@ -18,6 +18,12 @@ int ctd_daemon_notify(const char *state, int fd);
  * WATCHDOG_PID is ours or unset), or 0 when there is none. */
 unsigned long long ctd_daemon_watchdog_usec(void);
 
+/* Becomes user (name from the passwd database), keeping CAP_NET_ADMIN
+ * alone, also across a re-exec (ambient). Must be root. Hands the files
+ * in paths (NULL-terminated; missing ones skipped) to the user first, so
+ * it can reopen them later. Returns 0 or -errno (-ESRCH: no such user). */
+int ctd_daemon_drop_to(const char *user, const char *const *paths);
+
 /* Replaces the process with a fresh ctd from /proc/self/exe, handing it
  * fd as a LISTEN_FDS socket named name. Returns -errno only on failure. */
 int ctd_daemon_reexec(char *const argv[], int fd, const char *name);
