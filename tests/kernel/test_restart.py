@@ -101,13 +101,28 @@ def wait_ready(sock, secs):
     raise Fail("ctd never sent READY=1 to NOTIFY_SOCKET")
 
 
+def wait_watchdog(sock, secs):
+    """With WatchdogSec=2 s, pings (with a STATUS line) every second."""
+    end = time.time() + secs
+    while time.time() < end:
+        sock.settimeout(max(0.1, end - time.time()))
+        try:
+            msg = sock.recv(4096)
+        except socket.timeout:
+            break
+        if b"WATCHDOG=1" in msg and b"STATUS=" in msg:
+            return
+    raise Fail("ctd sent no WATCHDOG=1 with a STATUS line within %d s" % secs)
+
+
 def scenario_fdstore(ns, ctd_bin, tmp):
     path = os.path.join(tmp, "notify.sock")
     nsock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     nsock.bind(path)
-    env = dict(os.environ, NOTIFY_SOCKET=path)
+    env = dict(os.environ, NOTIFY_SOCKET=path, WATCHDOG_USEC="2000000")
     first = Ctd(ns, ctd_bin, tmp, [], env=env, tag="fd1")
     wait_ready(nsock, 10)
+    wait_watchdog(nsock, 5)
     set1 = make_flows(ns, 30000, 1500)
     time.sleep(0.5)
     first.stop()
