@@ -40,7 +40,12 @@ static const struct option longopts[] = {
 	SET("active-timeout"), SET("record"), SET("filter-proto"),
 	SET("filter-src"), SET("filter-dst"), SET("ignore-src"),
 	SET("ignore-dst"), SET("filter-tcp-state"), SET("filter-zone"),
-	SET("filter-mark"),
+	SET("filter-mark"), SET("conntrackd-log"), SET("ipfix"),
+	SET("ipfix-shape"), SET("ipfix-domain"), SET("ipfix-mtu"),
+	SET("ipfix-template-refresh"), SET("ipfix-template-messages"),
+	SET("ipfix-nat-event"), SET("ipfix-pen"), SET("syslog"),
+	SET("syslog-facility"), SET("syslog-level"), SET("syslog-format"),
+	SET("syslog-socket"),
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -84,6 +89,13 @@ static void usage(FILE *f)
 "      --json-events LIST   what the JSON file gets: new,update,destroy\n"
 "                           (default destroy: one record per flow)\n"
 "      --stream-events LIST the same for --stream (default destroy)\n"
+"      --conntrackd-log FILE  also log ended flows in conntrackd's LogFile\n"
+"                           format (stats mode), for existing parsers\n"
+"      --ipfix udp:HOST:PORT|tcp:HOST:PORT  also export IPFIX to a collector\n"
+"                           (--ipfix-shape biflow|uniflow|initiator, see\n"
+"                           ctd.conf(5) for the other ipfix-* settings)\n"
+"      --syslog yes         also send each record to syslog (--syslog-facility,\n"
+"                           --syslog-level, --syslog-format rfc3164|rfc5424)\n"
 "      --spool-dir DIR      undelivered records survive restarts here\n"
 "                           (default /var/lib/ctd; 'none' = no spool)\n"
 "      --grace SECS         re-send a refused record within SECS (default 15)\n"

@@ -17,6 +17,7 @@
 #include "ctd/config.h"
 #include "ctd/ctevent.h"
 #include "ctd/listen.h"
+#include "ctd/out_ipfix.h"
 
 enum type {
 	T_SIZE,      /* size_t, k/M/G suffixes */
@@ -28,6 +29,25 @@ enum type {
 	T_EVENTS,    /* new,update,destroy */
 	T_LOOPBACK,  /* 127.0.0.1:port or [::1]:port, or none */
 	T_FILTER,    /* a filter criterion; min is its enum ctd_filter_key */
+	T_CHOICE,    /* one word of choices[min], stored as its index */
+	T_TARGET,    /* an IPFIX collector: udp:HOST:PORT or tcp:HOST:PORT */
+};
+
+enum { C_SHAPE, C_NAT_EVENT, C_FACILITY, C_LEVEL, C_SYSLOG_FORMAT };
+
+/* NULL-terminated word lists; a word's index is its stored value. */
+static const char *const choices[][25] = {
+	[C_SHAPE] = { "biflow", "uniflow", "initiator", NULL },
+	[C_NAT_EVENT] = { "rfc8158", "legacy", NULL },
+	/* syslog(3)'s facility numbers: kern is 0, local7 is 23. */
+	[C_FACILITY] = { "kern", "user", "mail", "daemon", "auth", "syslog",
+			 "lpr", "news", "uucp", "cron", "authpriv", "ftp",
+			 "ntp", "security", "console", "solaris-cron",
+			 "local0", "local1", "local2", "local3", "local4",
+			 "local5", "local6", "local7", NULL },
+	[C_LEVEL] = { "emerg", "alert", "crit", "err", "warning", "notice",
+		      "info", "debug", NULL },
+	[C_SYSLOG_FORMAT] = { "rfc3164", "rfc5424", NULL },
 };
 
 struct setting {
@@ -45,6 +65,20 @@ static const struct setting settings[] = {
 	{ "json-events", T_EVENTS, F(json_events), 0, 0, false },
 	{ "stream", T_PATH, F(stream), 0, 0, true },
 	{ "stream-events", T_EVENTS, F(stream_events), 0, 0, false },
+	{ "conntrackd-log", T_PATH, F(conntrackd_log), 0, 0, true },
+	{ "ipfix", T_TARGET, F(ipfix), 0, 0, true },
+	{ "ipfix-shape", T_CHOICE, F(ipfix_shape), C_SHAPE, 0, false },
+	{ "ipfix-domain", T_UINT, F(ipfix_domain), 0, 4294967295u, false },
+	{ "ipfix-mtu", T_UINT, F(ipfix_mtu), 576, 65535, false },
+	{ "ipfix-template-refresh", T_SECS, F(ipfix_template_refresh), 1, 86400, false },
+	{ "ipfix-template-messages", T_UINT, F(ipfix_template_messages), 1, 1000000, false },
+	{ "ipfix-nat-event", T_CHOICE, F(ipfix_nat_event), C_NAT_EVENT, 0, false },
+	{ "ipfix-pen", T_UINT, F(ipfix_pen), 0, 4294967295u, false },
+	{ "syslog", T_BOOL, F(syslog), 0, 0, false },
+	{ "syslog-facility", T_CHOICE, F(syslog_facility), C_FACILITY, 0, false },
+	{ "syslog-level", T_CHOICE, F(syslog_level), C_LEVEL, 0, false },
+	{ "syslog-format", T_CHOICE, F(syslog_format), C_SYSLOG_FORMAT, 0, false },
+	{ "syslog-socket", T_PATH, F(syslog_socket), 0, 0, false },
 	{ "spool-dir", T_PATH, F(spool_dir), 0, 0, true },
 	{ "grace", T_SECS, F(grace), 1, 86400, false },
 	{ "dying-max", T_COUNT, F(dying_max), 1, 10000000, false },
@@ -105,6 +139,13 @@ void ctd_config_defaults(struct ctd_config *cfg)
 	cfg->sysctl = true;
 	for (size_t i = 0; i < CTD_FILTER__COUNT; i++)
 		strcpy(cfg->filter[i], "any");
+	cfg->ipfix_domain = 1;
+	cfg->ipfix_mtu = 1280;
+	cfg->ipfix_template_refresh = 60;
+	cfg->ipfix_template_messages = 1000;
+	cfg->syslog_facility = 16;    /* local0 */
+	cfg->syslog_level = 6;        /* info */
+	strcpy(cfg->syslog_socket, "/dev/log");
 }
 
 static const struct setting *find(const char *key)
@@ -226,7 +267,28 @@ static void expected(const struct setting *s, char *buf, size_t len)
 		break;
 	case T_FILTER:
 		break;
+	case T_CHOICE:
+		snprintf(buf, len, "one of:");
+		for (size_t i = 0; choices[s->min][i]; i++)
+			snprintf(buf + strlen(buf), len - strlen(buf), " %s",
+				 choices[s->min][i]);
+		break;
+	case T_TARGET:
+		snprintf(buf, len, "udp:HOST:PORT, tcp:HOST:PORT or none");
+		break;
 	}
+}
+
+static int parse_choice(const struct setting *s, const char *value,
+			unsigned *ret)
+{
+	for (unsigned i = 0; choices[s->min][i]; i++) {
+		if (strcmp(value, choices[s->min][i]) == 0) {
+			*ret = i;
+			return 0;
+		}
+	}
+	return -EINVAL;
 }
 
 /* Stores the text only if it compiles; why says what was wanted. */
@@ -246,6 +308,27 @@ static int check_filter(const struct setting *s, const char *value,
 	return 0;
 }
 
+static int store_text(const struct setting *s, const char *value, char *field)
+{
+	if (!*value || strlen(value) >= CTD_CONFIG_PATH_MAX)
+		return -EINVAL;
+	strcpy(field, s->none_ok && strcmp(value, "none") == 0 ? "" : value);
+	return 0;
+}
+
+static int check_target(const struct setting *s, const char *value,
+			char *field, char *why, size_t whylen)
+{
+	const char *bad = strcmp(value, "none") == 0 ? NULL :
+			  ctd_out_ipfix_check_target(value);
+
+	if (bad) {
+		snprintf(why, whylen, "udp:HOST:PORT or tcp:HOST:PORT (%s)", bad);
+		return -EINVAL;
+	}
+	return store_text(s, value, field);
+}
+
 static int store(struct ctd_config *cfg, const struct setting *s,
 		 const char *value, char *why, size_t whylen)
 {
@@ -261,16 +344,17 @@ static int store(struct ctd_config *cfg, const struct setting *s,
 		return parse_events(value, field);
 	case T_FILTER:
 		return check_filter(s, value, field, why, whylen);
+	case T_CHOICE:
+		return parse_choice(s, value, field);
 	case T_LOOPBACK:
 		if (strcmp(value, "none") != 0 &&
 		    ctd_listen_parse_loopback(value, &sa, &salen) < 0)
 			return -EINVAL;
-		/* fall through */
+		return store_text(s, value, field);
+	case T_TARGET:
+		return check_target(s, value, field, why, whylen);
 	case T_PATH:
-		if (!*value || strlen(value) >= CTD_CONFIG_PATH_MAX)
-			return -EINVAL;
-		strcpy(field, s->none_ok && strcmp(value, "none") == 0 ? "" : value);
-		return 0;
+		return store_text(s, value, field);
 	default:
 		break;
 	}
@@ -393,7 +477,7 @@ void ctd_config_write(const struct ctd_config *cfg, FILE *f)
 		const void *field = (const char *)cfg + s->off;
 		char buf[32];
 
-		fprintf(f, "%-17s ", s->key);
+		fprintf(f, "%-23s ", s->key);
 		switch (s->type) {
 		case T_SIZE:
 			human(*(const size_t *)field, buf, sizeof(buf));
@@ -412,8 +496,12 @@ void ctd_config_write(const struct ctd_config *cfg, FILE *f)
 		case T_EVENTS:
 			write_events(*(const unsigned *)field, f);
 			break;
+		case T_CHOICE:
+			fputs(choices[s->min][*(const unsigned *)field], f);
+			break;
 		case T_PATH:
 		case T_LOOPBACK:
+		case T_TARGET:
 			fputs(*(const char *)field ? (const char *)field : "none", f);
 			break;
 		case T_FILTER:

@@ -152,7 +152,9 @@ static void hold(struct ctd_deliver *d, struct dest *t,
 
 _Static_assert(CTD_EV_NEW == 0 && CTD_EV_UPDATE == 1,
 	       "event bits double as missed-event bits");
-_Static_assert(CTD_OUT_MAX * 2 <= 8, "missed-event bits fit a byte");
+/* Only the first four outputs can take event records: their missed-event
+ * bits fill the flow's byte. */
+#define EVENT_OUTPUTS 4
 
 /* Two missed-event bits per output: NEW and UPDATE. */
 static unsigned missed_of(uint8_t missed, size_t i)
@@ -453,6 +455,11 @@ int ctd_deliver_add(struct ctd_deliver *d, struct ctd_output *out,
 	if (d->n >= CTD_OUT_MAX) {
 		out->ops->free(out);
 		return -ENOSPC;
+	}
+	if (d->n >= EVENT_OUTPUTS &&
+	    events & (1u << CTD_EV_NEW | 1u << CTD_EV_UPDATE)) {
+		out->ops->free(out);
+		return -EINVAL;
 	}
 	if (!d->scratch && !(d->scratch = malloc(CTD_SPOOL_MAX_ENTRY))) {
 		out->ops->free(out);

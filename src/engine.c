@@ -59,6 +59,7 @@ struct ctd_engine {
 	uint64_t started_ns;
 	bool want_events;
 	uint64_t active_ns;            /* interim record period; 0: none */
+	int64_t slack_us;              /* added to every expiry deadline */
 	uint32_t gen;                  /* the dump running or last run */
 	bool dumping;
 	bool resync;                   /* the running dump is a resync */
@@ -77,6 +78,7 @@ struct ctd_engine *ctd_engine_new(const struct ctd_engine_cfg *cfg,
 		return NULL;
 	eng->flows = ctd_flowtable_new(cfg->max_flows);
 	eng->expiry = ctd_expiry_new(cfg->timeout_s, cfg->slack_s);
+	eng->slack_us = (int64_t)cfg->slack_s * 1000000;
 	if (!eng->flows || !eng->expiry) {
 		ctd_engine_free(eng);
 		return NULL;
@@ -332,6 +334,16 @@ static void flow_event(struct ctd_engine *eng, struct ctd_flow *f,
 	eng->sinks.flow_event(eng->sinks.arg, &rec, &f->missed);
 }
 
+/* A DESTROY well before the flow's timeout ran out: deleted or flushed
+ * (conntrack -D/-F), not timed out. A flow whose packets refreshed its
+ * timeout without an event looks timed out, never the other way. */
+static bool ended_early(const struct ctd_engine *eng, const struct ctd_flow *f,
+			const struct ctd_now *now)
+{
+	return f && f->exp.linked &&
+	       now->mono_us + 1000000 < f->exp.deadline_us - eng->slack_us;
+}
+
 static void complete(struct ctd_engine *eng, const struct ctd_flow_key *key,
 		     const struct ctd_event *ev, const struct ctd_now *now)
 {
@@ -351,6 +363,8 @@ static void complete(struct ctd_engine *eng, const struct ctd_flow_key *key,
 	if (!f)
 		eng->stats->flows_unseen_destroy++;
 	ctd_record_from_destroy(f, ev, now->wall_ns, &rec);
+	if (ended_early(eng, f, now))
+		rec.flags |= CTD_REC_FORCED;
 	emit(eng, &rec, f);
 	bury(eng, key, f, ev->have & CTD_HAVE_TSTART ? ev->tstart_ns :
 			  kernel_start(&rec));

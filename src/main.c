@@ -27,6 +27,7 @@
 #include "ctd/nlsrc.h"
 #include "ctd/out_json.h"
 #include "ctd/out_stream.h"
+#include "ctd/out_ipfix.h"
 #include "ctd/out_text.h"
 #include "ctd/output.h"
 #include "ctd/record.h"
@@ -555,6 +556,35 @@ static int open_stream(struct ctd *ctd, const char *path)
 	return ctd_deliver_add(ctd->deliver, out, ctd->cfg->stream_events);
 }
 
+static int open_ipfix(struct ctd *ctd, const struct ctd_config *o)
+{
+	struct ctd_out_ipfix_cfg ic = {
+		.target = o->ipfix,
+		.enc = {
+			.domain = o->ipfix_domain,
+			.pen = o->ipfix_pen,
+			.shape = (uint8_t)o->ipfix_shape,
+			.nat_legacy = o->ipfix_nat_event == 1,
+		},
+		.mtu = o->ipfix_mtu,
+		.template_interval = o->ipfix_template_refresh,
+		.template_messages = o->ipfix_template_messages,
+	};
+	struct ctd_output *out;
+	int r;
+
+	if (!*o->ipfix)
+		return 0;
+	r = ctd_out_ipfix_new(ctd->loop, &ic, &out);
+	if (r < 0) {
+		log_err("cannot export IPFIX to %s: %s", o->ipfix, strerror(-r));
+		return r;
+	}
+	log_info("exporting IPFIX (%s records) to %s",
+		 ctd_ipfix_shape_name(ic.enc.shape), o->ipfix);
+	return ctd_deliver_add(ctd->deliver, out, 1u << CTD_EV_DESTROY);
+}
+
 static int open_outputs(struct ctd *ctd, const struct ctd_config *o)
 {
 	int r = new_deliver(ctd, o);
@@ -563,6 +593,8 @@ static int open_outputs(struct ctd *ctd, const struct ctd_config *o)
 		r = open_json(ctd, o->output);
 	if (r == 0)
 		r = open_stream(ctd, o->stream);
+	if (r == 0)
+		r = open_ipfix(ctd, o);
 	if (r < 0)
 		return r;
 	/* JSON on stdout and the event lines would interleave: JSON wins. */

@@ -42,6 +42,8 @@ static const struct {
 	O(replayed), O(failed), O(dying), O(dying_peak), O(spool_size),
 	O(spool_skipped), O(write_errors), O(bytes), O(consumers), O(refused),
 	O(lost_bytes), O(events), O(events_missed), O(events_merged),
+	O(skipped), O(acked), O(unacked), O(resent), O(reconnects),
+	O(templates),
 };
 
 static void print_outputs(const struct ctd_stats *st, FILE *f)
@@ -78,7 +80,7 @@ static bool is_gauge(const char *name)
 	static const char *const gauges[] = {
 		"rcvbuf", "flows_tracked", "flows_suspect", "kernel_pending",
 		"kernel_pending_peak", "table_bytes", "ends_remembered", "dying",
-		"dying_peak", "spool_size", "consumers",
+		"dying_peak", "spool_size", "consumers", "unacked",
 	};
 
 	for (size_t i = 0; i < sizeof(gauges) / sizeof(gauges[0]); i++)

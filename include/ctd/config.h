@@ -24,6 +24,9 @@ struct ctd_config {
 	char control[CTD_CONFIG_PATH_MAX];    /* "" none */
 	char metrics[CTD_CONFIG_PATH_MAX];    /* loopback addr:port, "" none */
 	char user[CTD_CONFIG_PATH_MAX];       /* drop to this user, "" stay */
+	char conntrackd_log[CTD_CONFIG_PATH_MAX]; /* "" none */
+	char ipfix[CTD_CONFIG_PATH_MAX];      /* udp:HOST:PORT, tcp:..., "" none */
+	char syslog_socket[CTD_CONFIG_PATH_MAX];
 	/* Filter criteria as written ("any": none), by enum ctd_filter_key. */
 	char filter[CTD_FILTER__COUNT][CTD_CONFIG_PATH_MAX];
 	size_t rcvbuf;
@@ -40,6 +43,17 @@ struct ctd_config {
 	unsigned shutdown_timeout;
 	unsigned json_events;      /* 1 << CTD_EV_* */
 	unsigned stream_events;
+	unsigned ipfix_shape;      /* enum ctd_ipfix_shape */
+	unsigned ipfix_domain;
+	unsigned ipfix_mtu;
+	unsigned ipfix_template_refresh;
+	unsigned ipfix_template_messages;
+	unsigned ipfix_nat_event;  /* 0 RFC 8158, 1 legacy */
+	unsigned ipfix_pen;
+	unsigned syslog_facility;  /* syslog(3) facility number (0-23) */
+	unsigned syslog_level;     /* 0 emerg .. 7 debug */
+	unsigned syslog_format;    /* 0 RFC 3164, 1 RFC 5424 */
+	bool syslog;
 	bool broadcast_error;
 	bool resync;
 	bool sysctl;

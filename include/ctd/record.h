@@ -28,6 +28,7 @@ enum {
 	CTD_REC_LABELS      = 1u << 4,
 	CTD_REC_START_SEEN  = 1u << 5,  /* began while ctd was listening */
 	CTD_REC_DELTA       = 1u << 6,  /* delta[] is valid */
+	CTD_REC_FORCED      = 1u << 7,  /* deleted before its timeout ran out */
 };
 
 struct ctd_record {

@@ -9,7 +9,7 @@
 #include "ctd/ctevent.h"
 #include "ctd/record.h"
 
-#define CTD_OUT_MAX 4
+#define CTD_OUT_MAX 8
 
 /* One record output's delivery, named out_<name>_<counter>. */
 struct ctd_out_stats {
@@ -33,6 +33,13 @@ struct ctd_out_stats {
 	uint64_t events;         /* NEW/UPDATE event records taken */
 	uint64_t events_missed;  /* ... refused: left pending on the flow */
 	uint64_t events_merged;  /* pending ones carried by a later record */
+	uint64_t skipped;        /* records this output does not render */
+	uint64_t acked;          /* IPFIX data records the collector's TCP
+	                          * acknowledged (UDP: sent) */
+	uint64_t unacked;        /* gauge: written, not acknowledged yet */
+	uint64_t resent;         /* data records sent again after a reconnect */
+	uint64_t reconnects;     /* connections lost */
+	uint64_t templates;      /* template messages sent */
 };
 
 struct ctd_stats {

@@ -1,0 +1,668 @@
+/* out_ipfix: IPFIX export over UDP or TCP.
+ *
+ * The buffer holds whole messages in order: [head, sent) written to the
+ * socket, [sent, len) not yet, and the message being filled after len.
+ * Records are encoded into the open message as they come; the loop's
+ * flush closes it, so a burst packs many records per message and a quiet
+ * flow still goes out at once.
+ *
+ * TCP: a write is not delivery. The socket's unacknowledged bytes
+ * (SIOCOUTQ) tell how far the collector's TCP has taken the stream, and
+ * only whole messages before that point leave the buffer. When the
+ * connection breaks, the rest is sent again on the next one, after the
+ * templates, with fresh sequence numbers (a new connection is a new
+ * transport session). What the collector's kernel acknowledged but the
+ * collector never read is beyond any exporter's sight (RFC 7011 10.4).
+ *
+ * UDP: templates go first and again every template_interval seconds and
+ * template_messages messages, each time with the exporter's reliability
+ * statistics. A datagram is done once the kernel took it. */
+#include <errno.h>
+#include <ev.h>
+#include <linux/sockios.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ctd/ipfix.h"
+#include "ctd/log.h"
+#include "ctd/out_ipfix.h"
+#include "ctd/output.h"
+#include "ctd/stats.h"
+
+/* Room kept free so the templates always fit before resent data. */
+#define TEMPLATE_ROOM 4096
+#define TCP_MSG_MAX 16384
+#define BATCH 64
+#define BACKOFF_MAX 60.0
+
+enum state { DOWN, CONNECTING, UP };
+
+struct out_ipfix {
+	struct ctd_output base;
+	struct ev_loop *loop;
+	struct ctd_out_ipfix_cfg cfg;
+	char *target;
+	bool tcp;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	int fd;
+	enum state state;
+	ev_io io;
+	ev_timer tick;
+	double backoff;
+	double retry_at;            /* TCP: next connect attempt */
+	double templates_at;        /* UDP: next template refresh */
+	unsigned since_templates;   /* UDP: messages since the templates */
+	uint8_t *buf;
+	size_t cap, head, sent, len;
+	struct ctd_ipfix_msg msg;
+	bool open;
+	bool refusing;              /* said AGAIN: call ready when room */
+	bool failing;               /* in an error streak: logged already */
+	size_t msg_max;
+	uint32_t seq;               /* data records in this session */
+	struct ctd_ipfix_stats xs;  /* for the options record */
+};
+
+static struct out_ipfix *to_ipfix(struct ctd_output *out)
+{
+	return (struct out_ipfix *)out;
+}
+
+static uint32_t export_time(struct out_ipfix *x)
+{
+	return (uint32_t)ev_now(x->loop);
+}
+
+static size_t msg_len_at(struct out_ipfix *x, size_t off)
+{
+	return ctd_ipfix_msg_len(x->buf + off, x->len - off);
+}
+
+/* Closes the open message: it joins the complete ones. */
+static void finish_open(struct out_ipfix *x)
+{
+	size_t n;
+
+	if (!x->open)
+		return;
+	x->open = false;
+	if (!x->msg.records)
+		return;
+	n = ctd_ipfix_msg_finish(&x->msg, export_time(x), x->seq,
+				 x->cfg.enc.domain);
+	x->seq += x->msg.records;
+	x->len += n;
+	x->base.stats.unacked += x->msg.flow_records;
+	x->xs.messages++;
+	x->since_templates++;
+}
+
+static void compact(struct out_ipfix *x)
+{
+	if (!x->head)
+		return;
+	memmove(x->buf, x->buf + x->head, x->len - x->head);
+	x->sent -= x->head;
+	x->len -= x->head;
+	x->head = 0;
+}
+
+/* Starts a message after len when there is room for one of at least
+ * need bytes; the last TEMPLATE_ROOM bytes stay for templates. */
+static bool begin(struct out_ipfix *x, size_t need, bool templates)
+{
+	size_t limit = x->cap - (templates ? 0 : TEMPLATE_ROOM), room;
+
+	if (x->len + need > limit)
+		compact(x);
+	if (x->len + need > limit)
+		return false;
+	room = limit - x->len;
+	ctd_ipfix_msg_begin(&x->msg, x->buf + x->len,
+			    room < x->msg_max ? room : x->msg_max);
+	x->open = true;
+	return true;
+}
+
+static bool add_record(struct out_ipfix *x, const struct ctd_record *rec)
+{
+	size_t need = CTD_IPFIX_HDR + 4 + 2 * 160;
+
+	if (!x->open && !begin(x, need, false))
+		return false;
+	if (ctd_ipfix_msg_add_record(&x->msg, &x->cfg.enc, rec))
+		return true;
+	finish_open(x);
+	return begin(x, need, false) &&
+	       ctd_ipfix_msg_add_record(&x->msg, &x->cfg.enc, rec);
+}
+
+static enum ctd_out_status ipfix_submit(struct ctd_output *out,
+					const struct ctd_record *rec)
+{
+	struct out_ipfix *x = to_ipfix(out);
+
+	if (rec->events) {
+		out->stats.skipped++;
+		return CTD_OUT_DELIVERED;
+	}
+	if (add_record(x, rec))
+		return CTD_OUT_DELIVERED;
+	x->refusing = true;
+	return CTD_OUT_AGAIN;
+}
+
+/* A template message (with the statistics) after the complete ones. */
+static bool append_templates(struct out_ipfix *x)
+{
+	finish_open(x);
+	x->xs.not_sent = x->base.stats.failed;
+	if (!begin(x, 2048, true))
+		return false;
+	if (!ctd_ipfix_msg_add_templates(&x->msg, &x->cfg.enc) ||
+	    !ctd_ipfix_msg_add_stats(&x->msg, &x->xs)) {
+		x->open = false;
+		return false;
+	}
+	finish_open(x);
+	x->base.stats.templates++;
+	x->since_templates = 0;
+	x->templates_at = ev_now(x->loop) + x->cfg.template_interval;
+	return true;
+}
+
+/* Numbers the messages in [from, len) anew from the session's count. */
+static void restamp(struct out_ipfix *x, size_t from)
+{
+	uint32_t flows;
+
+	for (size_t off = from, n; off < x->len && (n = msg_len_at(x, off));
+	     off += n) {
+		ctd_ipfix_msg_restamp(x->buf + off, export_time(x), x->seq);
+		x->seq += ctd_ipfix_msg_count(&x->cfg.enc, x->buf + off, n,
+					      &flows);
+	}
+}
+
+/* Whole messages before byte `upto` are done: they leave the buffer. */
+static void release(struct out_ipfix *x, size_t upto)
+{
+	uint32_t flows;
+	size_t n;
+
+	while (x->head < x->len && (n = msg_len_at(x, x->head)) &&
+	       x->head + n <= upto) {
+		ctd_ipfix_msg_count(&x->cfg.enc, x->buf + x->head, n, &flows);
+		x->base.stats.acked += flows;
+		x->base.stats.unacked -= flows;
+		x->xs.records += flows;
+		x->head += n;
+	}
+	if (x->head == x->len)
+		x->head = x->sent = x->len = 0;
+	if (x->refusing && x->cap - x->len + x->head > x->cap / 4) {
+		x->refusing = false;
+		ctd_output_ready(&x->base);
+	}
+}
+
+static void poll_acks(struct out_ipfix *x)
+{
+	int outq;
+
+	if (x->state != UP || x->sent == x->head)
+		return;
+	if (ioctl(x->fd, SIOCOUTQ, &outq) < 0 || outq < 0)
+		return;
+	release(x, x->sent - (size_t)outq);
+}
+
+static void set_io(struct out_ipfix *x, int events)
+{
+	if ((x->io.events & (EV_READ | EV_WRITE)) == events &&
+	    x->io.fd == x->fd && ev_is_active(&x->io))
+		return;
+	ev_io_stop(x->loop, &x->io);
+	ev_io_set(&x->io, x->fd, events);
+	if (events)
+		ev_io_start(x->loop, &x->io);
+}
+
+static void note_error(struct out_ipfix *x, const char *what, int err)
+{
+	x->base.stats.write_errors++;
+	if (x->failing)
+		return;
+	x->failing = true;
+	log_err("ipfix %s: %s: %s", x->target, what, strerror(err));
+}
+
+static void note_working(struct out_ipfix *x)
+{
+	if (x->failing)
+		log_info("ipfix %s: exporting again", x->target);
+	x->failing = false;
+}
+
+/* Flow records in [from, to): whole messages only. */
+static uint64_t flows_in(struct out_ipfix *x, size_t from, size_t to)
+{
+	uint64_t total = 0;
+	uint32_t flows;
+
+	for (size_t off = from, n; off < to && (n = msg_len_at(x, off));
+	     off += n) {
+		ctd_ipfix_msg_count(&x->cfg.enc, x->buf + off, n, &flows);
+		total += flows;
+	}
+	return total;
+}
+
+static void disconnect(struct out_ipfix *x, const char *why, int err)
+{
+	if (x->state == UP) {
+		poll_acks(x);
+		x->base.stats.resent += flows_in(x, x->head, x->sent);
+	}
+	note_error(x, why, err);
+	set_io(x, 0);
+	close(x->fd);
+	x->fd = -1;
+	x->state = DOWN;
+	x->sent = x->head;
+	x->base.stats.reconnects++;
+	x->retry_at = ev_now(x->loop) + x->backoff;
+	x->backoff = x->backoff * 2 < BACKOFF_MAX ? x->backoff * 2 : BACKOFF_MAX;
+}
+
+/* One sendmmsg for up to BATCH messages. Returns false when the socket
+ * takes no more now. */
+static bool send_batch(struct out_ipfix *x)
+{
+	struct mmsghdr mm[BATCH];
+	struct iovec iov[BATCH];
+	size_t off = x->sent, n;
+	unsigned k = 0;
+	int r;
+
+	for (; k < BATCH && off < x->len && (n = msg_len_at(x, off)); off += n) {
+		iov[k] = (struct iovec){ x->buf + off, n };
+		mm[k] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &iov[k],
+						       .msg_iovlen = 1 } };
+		k++;
+	}
+	r = sendmmsg(x->fd, mm, k, MSG_DONTWAIT);
+	if (r < 0) {
+		/* ECONNREFUSED reports an earlier datagram (the collector
+		 * is not listening); this one was not sent: try again. */
+		if (errno == EAGAIN || errno == ENOBUFS)
+			set_io(x, EV_WRITE);
+		else
+			note_error(x, "send", errno);
+		return false;
+	}
+	note_working(x);
+	for (int i = 0; i < r; i++) {
+		x->sent += iov[i].iov_len;
+		x->base.stats.bytes += iov[i].iov_len;
+		x->xs.octets += iov[i].iov_len;
+	}
+	return true;
+}
+
+static void send_udp(struct out_ipfix *x)
+{
+	while (x->sent < x->len && send_batch(x))
+		;
+	if (x->sent == x->len)
+		set_io(x, 0);
+	release(x, x->sent);
+}
+
+static void send_tcp(struct out_ipfix *x)
+{
+	ssize_t n;
+
+	while (x->sent < x->len) {
+		n = send(x->fd, x->buf + x->sent, x->len - x->sent,
+			 MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			set_io(x, EV_READ | EV_WRITE);
+			return;
+		}
+		if (n < 0) {
+			disconnect(x, "send", errno);
+			return;
+		}
+		x->sent += (size_t)n;
+		x->base.stats.bytes += (size_t)n;
+		x->xs.octets += (size_t)n;
+	}
+	set_io(x, EV_READ);
+}
+
+/* A new connection is a new session: templates first, then every
+ * message not acknowledged on the old one. */
+static void connected(struct out_ipfix *x)
+{
+	size_t old_head, tlen;
+	bool again;
+
+	finish_open(x);
+	compact(x);
+	old_head = x->len;
+	x->seq = 0;
+	if (!append_templates(x)) {
+		disconnect(x, "no room for templates", ENOSPC);
+		return;
+	}
+	/* Rotate the template message to the front. */
+	tlen = x->len - old_head;
+	memmove(x->buf + x->cap - tlen, x->buf + old_head, tlen);
+	memmove(x->buf + tlen, x->buf, old_head);
+	memcpy(x->buf, x->buf + x->cap - tlen, tlen);
+	x->seq = 0;
+	restamp(x, 0);
+	again = x->len > tlen;
+	x->state = UP;
+	x->backoff = 1;
+	note_working(x);
+	log_info("ipfix %s: connected%s", x->target,
+		 again ? ", sending what waited" : "");
+	send_tcp(x);
+}
+
+static void try_connect(struct out_ipfix *x)
+{
+	int fd = socket(x->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+			SOCK_CLOEXEC, 0);
+
+	if (fd < 0) {
+		note_error(x, "socket", errno);
+		x->retry_at = ev_now(x->loop) + x->backoff;
+		return;
+	}
+	x->fd = fd;
+	x->state = CONNECTING;
+	if (connect(fd, (struct sockaddr *)&x->addr, x->addrlen) == 0) {
+		connected(x);
+		return;
+	}
+	if (errno != EINPROGRESS) {
+		disconnect(x, "connect", errno);
+		return;
+	}
+	set_io(x, EV_WRITE);
+}
+
+static void on_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct out_ipfix *x = w->data;
+	int err = 0;
+	char sink[512];
+	ssize_t n;
+
+	(void)loop;
+	if (x->state == CONNECTING) {
+		socklen_t len = sizeof(err);
+
+		getsockopt(x->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+		if (err)
+			disconnect(x, "connect", err);
+		else
+			connected(x);
+		return;
+	}
+	if (x->tcp && revents & EV_READ) {
+		/* Collectors send nothing; data or EOF means the end. */
+		n = recv(x->fd, sink, sizeof(sink), MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			disconnect(x, "connection closed by the collector",
+				   n == 0 ? ECONNRESET : errno);
+			return;
+		}
+	}
+	x->base.ops->flush(&x->base);
+}
+
+static void ipfix_flush(struct ctd_output *out)
+{
+	struct out_ipfix *x = to_ipfix(out);
+	double now = ev_now(x->loop);
+
+	finish_open(x);
+	if (!x->tcp) {
+		if (now >= x->templates_at ||
+		    x->since_templates >= x->cfg.template_messages)
+			append_templates(x);
+		send_udp(x);
+		return;
+	}
+	if (x->state == DOWN && now >= x->retry_at)
+		try_connect(x);
+	if (x->state == UP) {
+		poll_acks(x);
+		send_tcp(x);
+	}
+}
+
+static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct out_ipfix *x = w->data;
+
+	(void)loop;
+	(void)revents;
+	ipfix_flush(&x->base);
+}
+
+static enum ctd_out_status ipfix_submit_raw(struct ctd_output *out,
+					    const void *data, size_t len)
+{
+	struct out_ipfix *x = to_ipfix(out);
+	const uint8_t *p = data;
+	size_t start;
+
+	for (size_t off = 0, n; off < len; off += n)
+		if (!(n = ctd_ipfix_msg_len(p + off, len - off)) || off + n > len)
+			return CTD_OUT_FAILED;
+	finish_open(x);
+	if (x->len + len + TEMPLATE_ROOM > x->cap)
+		compact(x);
+	if (x->len + len + TEMPLATE_ROOM > x->cap)
+		return len + TEMPLATE_ROOM > x->cap ? CTD_OUT_FAILED : CTD_OUT_AGAIN;
+	start = x->len;
+	memcpy(x->buf + start, data, len);
+	x->len += len;
+	restamp(x, start);
+	x->base.stats.unacked += flows_in(x, start, x->len);
+	return CTD_OUT_DELIVERED;
+}
+
+static size_t ipfix_unsent(struct ctd_output *out, const void **ret_data,
+			   int take)
+{
+	struct out_ipfix *x = to_ipfix(out);
+	size_t n;
+
+	finish_open(x);
+	poll_acks(x);
+	if (!x->tcp)
+		x->head = x->sent;
+	n = x->len - x->head;
+	*ret_data = x->buf + x->head;
+	if (take) {
+		x->head = x->sent = x->len = 0;
+		x->base.stats.unacked = 0;
+	}
+	return n;
+}
+
+static void ipfix_free(struct ctd_output *out)
+{
+	struct out_ipfix *x = to_ipfix(out);
+
+	if (!x)
+		return;
+	if (x->loop) {
+		ev_io_stop(x->loop, &x->io);
+		ev_timer_stop(x->loop, &x->tick);
+	}
+	if (x->fd >= 0)
+		close(x->fd);
+	free(x->buf);
+	free(x->target);
+	free(x);
+}
+
+static const struct ctd_output_ops ipfix_ops = {
+	.submit = ipfix_submit,
+	.submit_raw = ipfix_submit_raw,
+	.flush = ipfix_flush,
+	.unsent = ipfix_unsent,
+	.free = ipfix_free,
+};
+
+/* "udp:HOST:PORT": host may be [v6]; returns the parts in place. */
+static const char *split_target(char *s, bool *ret_tcp, char **ret_host,
+				char **ret_port)
+{
+	char *host, *port;
+
+	if (strncmp(s, "udp:", 4) != 0 && strncmp(s, "tcp:", 4) != 0)
+		return "expected udp:HOST:PORT or tcp:HOST:PORT";
+	*ret_tcp = s[0] == 't';
+	host = s + 4;
+	if (*host == '[') {
+		port = strchr(host, ']');
+		if (!port || port[1] != ':')
+			return "an IPv6 address goes in brackets: [::1]:4739";
+		*port = '\0';
+		host++;
+		port += 2;
+	} else {
+		port = strrchr(host, ':');
+		if (!port)
+			return "no port (the IANA port is 4739)";
+		*port++ = '\0';
+	}
+	if (!*host || !*port || strspn(port, "0123456789") != strlen(port) ||
+	    atoi(port) < 1 || atoi(port) > 65535)
+		return "port must be 1-65535";
+	*ret_host = host;
+	*ret_port = port;
+	return NULL;
+}
+
+const char *ctd_out_ipfix_check_target(const char *target)
+{
+	char copy[512], *host, *port;
+	bool tcp;
+
+	if (strlen(target) >= sizeof(copy))
+		return "too long";
+	strcpy(copy, target);
+	return split_target(copy, &tcp, &host, &port);
+}
+
+static int resolve(struct out_ipfix *x, const char *target)
+{
+	struct addrinfo hints = { .ai_flags = AI_NUMERICSERV }, *ai;
+	char copy[512], *host, *port;
+	const char *why;
+	int r;
+
+	if (strlen(target) >= sizeof(copy))
+		return -EINVAL;
+	strcpy(copy, target);
+	why = split_target(copy, &x->tcp, &host, &port);
+	if (why) {
+		log_err("ipfix %s: %s", target, why);
+		return -EINVAL;
+	}
+	hints.ai_socktype = x->tcp ? SOCK_STREAM : SOCK_DGRAM;
+	r = getaddrinfo(host, port, &hints, &ai);
+	if (r) {
+		log_err("ipfix %s: cannot resolve %s: %s", target, host,
+			gai_strerror(r));
+		return -EHOSTUNREACH;
+	}
+	memcpy(&x->addr, ai->ai_addr, ai->ai_addrlen);
+	x->addrlen = ai->ai_addrlen;
+	freeaddrinfo(ai);
+	return 0;
+}
+
+static int open_udp(struct out_ipfix *x)
+{
+	size_t iphdr = x->addr.ss_family == AF_INET6 ? 40 : 20;
+
+	x->fd = socket(x->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK |
+		       SOCK_CLOEXEC, 0);
+	if (x->fd < 0)
+		return -errno;
+	if (connect(x->fd, (struct sockaddr *)&x->addr, x->addrlen) < 0)
+		return -errno;
+	x->msg_max = x->cfg.mtu > iphdr + 8 + 512 ? x->cfg.mtu - iphdr - 8 : 512;
+	x->state = UP;
+	append_templates(x);
+	return 0;
+}
+
+static int setup(struct out_ipfix *x)
+{
+	int r = resolve(x, x->target);
+
+	if (r < 0)
+		return r;
+	x->buf = malloc(x->cap);
+	if (!x->buf)
+		return -ENOMEM;
+	ev_io_init(&x->io, on_io, -1, 0);
+	x->io.data = x;
+	ev_timer_init(&x->tick, on_tick, 1.0, 1.0);
+	x->tick.data = x;
+	ev_timer_start(x->loop, &x->tick);
+	if (!x->tcp)
+		return open_udp(x);
+	x->msg_max = TCP_MSG_MAX;
+	try_connect(x);
+	return 0;
+}
+
+int ctd_out_ipfix_new(struct ev_loop *loop, const struct ctd_out_ipfix_cfg *cfg,
+		      struct ctd_output **ret)
+{
+	struct out_ipfix *x = calloc(1, sizeof(*x));
+	int r;
+
+	if (!x)
+		return -ENOMEM;
+	x->base.ops = &ipfix_ops;
+	x->base.name = "ipfix";
+	x->fd = -1;
+	x->cfg = *cfg;
+	x->backoff = 1;
+	x->cap = cfg->buf_size ? cfg->buf_size : CTD_OUT_IPFIX_BUF;
+	x->xs.process_id = (uint32_t)getpid();
+	x->target = strdup(cfg->target);
+	if (!x->target) {
+		free(x);
+		return -ENOMEM;
+	}
+	x->loop = loop;
+	r = setup(x);
+	if (r < 0) {
+		ipfix_free(&x->base);
+		return r;
+	}
+	*ret = &x->base;
+	return 0;
+}

@@ -1,0 +1,103 @@
+"""Reading what ctd exported over IPFIX with independent decoders:
+libfixbuf's ipfixDump and Wireshark's tshark. Nothing here decodes IPFIX
+itself beyond splitting a byte stream at message boundaries."""
+import os
+import re
+import subprocess
+
+from ctdns import Fail, check
+
+
+def split_messages(data):
+    """Whole IPFIX messages of a byte stream, and the bytes left over."""
+    msgs, off = [], 0
+    while off + 16 <= len(data):
+        check(data[off:off + 2] == b"\x00\x0a",
+              "not an IPFIX message at byte %d" % off)
+        n = int.from_bytes(data[off + 2:off + 4], "big")
+        check(n >= 16, "IPFIX message of length %d at byte %d" % (n, off))
+        if off + n > len(data):
+            break
+        msgs.append(data[off:off + n])
+        off += n
+    return msgs, len(data) - off
+
+
+def ipfixdump(path):
+    """Data records as dicts {tid, element name: text}, plus the totals
+    line. Fails on anything ipfixDump reports as wrong."""
+    r = subprocess.run(["ipfixDump", "-i", path], capture_output=True,
+                       text=True, timeout=300)
+    check(r.returncode == 0, "ipfixDump failed (%d): %s"
+          % (r.returncode, r.stderr.strip()[-500:]))
+    bad = [l for l in r.stderr.splitlines() if l.strip()]
+    check(not bad, "ipfixDump complained: %s" % bad[:5])
+    records, cur, in_data = [], None, False
+    for line in r.stdout.splitlines():
+        if line.startswith("--- data record"):
+            cur, in_data = {}, True
+            records.append(cur)
+        elif line.startswith("--- template record"):
+            in_data = False
+        elif in_data and "tid:" in line:
+            cur["tid"] = int(line.split("tid:")[1].split()[0])
+        elif in_data and line.startswith("\t("):
+            m = re.match(r"\t\(([0-9/]+)\)\s+(\S+) : (.*)$", line)
+            if m:
+                cur[m.group(2)] = m.group(3).strip()
+    stats = re.search(r"File Stats: (\d+) Messages, (\d+) Data Records, "
+                      r"(\d+) Template Records", r.stdout)
+    check(stats, "ipfixDump printed no file statistics")
+    unknown = re.findall(r"\(\d+/\d+\)\s+(\S+)", r.stdout)
+    return records, tuple(int(x) for x in stats.groups()), unknown
+
+
+def v6(text):
+    """ipfixDump writes ::0001; make it ::1."""
+    import ipaddress
+    return str(ipaddress.ip_address(text))
+
+
+def flow_key(rec):
+    if "sourceIPv4Address" in rec:
+        src, dst = rec["sourceIPv4Address"], rec["destinationIPv4Address"]
+    else:
+        src, dst = v6(rec["sourceIPv6Address"]), v6(rec["destinationIPv6Address"])
+    return (src, int(rec["sourceTransportPort"]), dst,
+            int(rec["destinationTransportPort"]), int(rec["protocolIdentifier"]))
+
+
+def tshark_check(pcap, port):
+    """tshark's IPFIX dissector over every exported datagram: no
+    malformed packet and no expert warning. Returns the data records it
+    counted."""
+    base = ["tshark", "-r", pcap, "-d", "udp.port==%d,cflow" % port]
+    r = subprocess.run(base + ["-Y", "_ws.malformed || _ws.expert.severity >= "
+                               "warning", "-T", "fields", "-e", "frame.number",
+                               "-e", "_ws.expert.message"],
+                       capture_output=True, text=True, timeout=300)
+    check(r.returncode == 0, "tshark failed: %s" % r.stderr.strip()[-300:])
+    check(not r.stdout.strip(), "tshark flagged exported packets:\n%s"
+          % r.stdout[:1000])
+    r = subprocess.run(base + ["-Y", "cflow", "-T", "fields", "-e",
+                               "cflow.count", "-e", "cflow.flowset_id"],
+                       capture_output=True, text=True, timeout=300)
+    check(r.returncode == 0, "tshark failed: %s" % r.stderr.strip()[-300:])
+    return r.stdout
+
+
+def payloads(pcap, port):
+    """The UDP payloads sent to port, concatenated (an IPFIX file)."""
+    r = subprocess.run(["tshark", "-r", pcap, "-Y", "udp.dstport==%d" % port,
+                        "-T", "fields", "-e", "udp.payload"],
+                       capture_output=True, text=True, timeout=300)
+    check(r.returncode == 0, "tshark failed: %s" % r.stderr.strip()[-300:])
+    return b"".join(bytes.fromhex(l.replace(":", "")) for l in r.stdout.split())
+
+
+def need_tools():
+    for tool in ("ipfixDump", "tshark", "dumpcap", "nfcapd", "nfdump"):
+        check(any(os.access(os.path.join(d, tool), os.X_OK)
+                  for d in os.environ.get("PATH", "").split(":")),
+              "%s is missing (apt-get install nfdump libfixbuf-tools tshark)"
+              % tool)

@@ -1,0 +1,328 @@
+#!/usr/bin/env python3
+"""IPFIX over UDP to a real collector, checked by two more decoders.
+
+In a namespace with an SNAT and a DNAT rule (IPv4) and a DNAT rule
+(IPv6), nfdump's nfcapd listens on 127.0.0.1:4739 and dumpcap records
+every datagram ctd sends it. Made: 1,200 IPv4 and 300 IPv6 UDP flows
+with known packet counts and sizes in both directions, 60 NATed flows of
+each kind and 30 TCP connections; then `conntrack -F`.
+
+nfdump must show every flow exactly once with its addresses, ports,
+protocol, packets and bytes both ways (biflow: nfdump's "out"), start and
+end equal to ctd's JSON record to the millisecond, end reason "forced
+end", and for the NATed ones the translated address and port and
+natEvent 5. tshark's IPFIX dissector must find no malformed datagram,
+and libfixbuf's ipfixDump must decode every data record with known
+templates (IPv6 post-NAT addresses are checked there: nfdump 1.7 does
+not read them). Then, with the uniflow and initiator shapes, 200 flows
+each are read back with ipfixDump from a plain UDP socket.
+
+Usage: test_ipfix_udp.py --ctd PATH
+"""
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+from ctdns import Ctd, Fail, Netns, check
+import ipfixtool
+
+PORT = 4739
+NAT = ("add table ip n; "
+       "add chain ip n out { type nat hook output priority -100; }; "
+       "add chain ip n post { type nat hook postrouting priority 100; }; "
+       "add rule ip n out ip daddr 127.0.0.10 udp dport 7000 "
+       "dnat to 127.0.0.1:5555; "
+       "add rule ip n post ip daddr 127.0.0.1 udp dport 5556 "
+       "snat to 127.0.0.7:30000-39999; "
+       "add table ip6 n6; "
+       "add chain ip6 n6 out { type nat hook output priority -100; }; "
+       "add rule ip6 n6 out ip6 daddr ::1 udp dport 7001 dnat to [::1]:5555")
+
+# Each flow: `a` datagrams of `la` bytes out, `b` of `lb` back. Prints
+# one JSON line per flow: kind, tuple as the client saw it, a, la, b, lb.
+GEN = r"""
+import json, socket, sys
+base, n4, n6, nnat, ntcp = map(int, sys.argv[1:6])
+def flows(fam, host, srvport, dst, dport, kind, base, n):
+    srv = socket.socket(fam, socket.SOCK_DGRAM)
+    srv.bind((host, srvport))
+    for i in range(n):
+        a, la, b, lb = 1 + i % 3, 10 + i % 40, i % 3, 5 + i % 7
+        c = socket.socket(fam, socket.SOCK_DGRAM)
+        c.bind((host, base + i))
+        for _ in range(a):
+            c.sendto(b"x" * la, (dst, dport))
+        for _ in range(a):
+            _, peer = srv.recvfrom(100)
+        for _ in range(b):
+            srv.sendto(b"y" * lb, peer)
+        for _ in range(b):
+            c.recvfrom(100)
+        c.close()
+        print(json.dumps([kind, host, base + i, dst, dport, a, la, b, lb,
+                          peer[0], peer[1]]))
+    srv.close()
+A4, A6 = socket.AF_INET, socket.AF_INET6
+flows(A4, "127.0.0.1", 5555, "127.0.0.1", 5555, "v4", base, n4)
+flows(A6, "::1", 5555, "::1", 5555, "v6", base, n6)
+flows(A4, "127.0.0.1", 5555, "127.0.0.10", 7000, "dnat4", base + 10000, nnat)
+flows(A4, "127.0.0.1", 5556, "127.0.0.1", 5556, "snat4", base + 11000, nnat)
+flows(A6, "::1", 5555, "::1", 7001, "dnat6", base + 12000, nnat)
+srv = socket.socket(A4, socket.SOCK_STREAM)
+srv.bind(("127.0.0.1", 6666))
+srv.listen(64)
+for i in range(ntcp):
+    c = socket.create_connection(("127.0.0.1", 6666), source_address=("127.0.0.1", base + 13000 + i))
+    s, _ = srv.accept()
+    c.sendall(b"q" * (100 + i)); s.recv(1000); s.sendall(b"r" * (50 + i)); c.recv(1000)
+    c.close(); s.close()
+    print(json.dumps(["tcp", "127.0.0.1", base + 13000 + i, "127.0.0.1", 6666]))
+"""
+
+
+def gen(ns, base, n4, n6, nnat, ntcp):
+    out = ns.run(["python3", "-c", GEN, str(base), str(n4), str(n6),
+                  str(nnat), str(ntcp)], timeout=300)
+    return [json.loads(l) for l in out.splitlines()]
+
+
+def wait_file_stable(pattern_dir, secs):
+    end = time.time() + secs
+    while time.time() < end:
+        if any(f.startswith("nfcapd.2") for f in os.listdir(pattern_dir)):
+            return
+        time.sleep(0.1)
+    raise Fail("nfcapd wrote no file in %s" % pattern_dir)
+
+
+def nfdump_flows(nfdir):
+    r = subprocess.run(["nfdump", "-R", nfdir, "-o", "json"],
+                       capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, TZ="UTC"))
+    check(r.returncode == 0, "nfdump failed: %s" % r.stderr.strip())
+    return json.loads(r.stdout)
+
+
+def ms_of(text):
+    """nfdump's "2026-11-24T22:50:46.252" (UTC) to ms since the epoch."""
+    import calendar
+    day, frac = text.split(".")
+    return calendar.timegm(time.strptime(day, "%Y-%m-%dT%H:%M:%S")) * 1000 + int(frac)
+
+
+def expected_counts(f):
+    kind, a, la, b, lb = f[0], f[5], f[6], f[7], f[8]
+    hdr = 48 if kind in ("v6", "dnat6") else 28
+    return a, a * (hdr + la), b, b * (hdr + lb)
+
+
+def check_nfdump(flows, nf, by_json):
+    seen = {}
+    for r in nf:
+        if r.get("type") != "FLOW" or r.get("dst_port") == PORT:
+            continue
+        src = r.get("src4_addr") or r.get("src6_addr")
+        dst = r.get("dst4_addr") or r.get("dst6_addr")
+        key = (src, r["src_port"], dst, r["dst_port"], r["proto"])
+        check(key not in seen, "nfdump shows %s twice" % (key,))
+        seen[key] = r
+    bad = []
+    for f in flows:
+        proto = 6 if f[0] == "tcp" else 17
+        key = (f[1], f[2], f[3], f[4], proto)
+        r = seen.pop(key, None)
+        if r is None:
+            bad.append("missing %s" % (key,))
+            continue
+        j = by_json[key]
+        want = (j["orig"]["packets"], j["orig"]["bytes"],
+                j["reply"]["packets"], j["reply"]["bytes"])
+        if f[0] != "tcp":
+            check(want == expected_counts(f), "ctd's JSON counters %s differ "
+                  "from the traffic made %s for %s" % (want, expected_counts(f), key))
+        got = (r["in_packets"], r["in_bytes"], r["out_packets"], r["out_bytes"])
+        if got != want:
+            bad.append("%s: nfdump %s, made %s" % (key, got, want))
+        if (ms_of(r["first"]), ms_of(r["last"])) != (j["start_ms"], j["end_ms"]):
+            bad.append("%s: times %s..%s, JSON %d..%d" % (key, r["first"], r["last"],
+                                                         j["start_ms"], j["end_ms"]))
+        bad += check_nat(f, r)
+    check(not seen, "nfdump has flows nobody made: %s" % list(seen)[:5])
+    check(not bad, "%d flows wrong in nfdump, e.g.:\n%s" % (len(bad), "\n".join(bad[:10])))
+
+
+def check_nat(f, r):
+    kind = f[0]
+    if kind in ("v4", "v6", "tcp"):
+        return [] if "nat_event_id" not in r else ["%s: natEvent on a plain flow" % f]
+    out = []
+    if r.get("nat_event_id") != "5":
+        out.append("%s: natEvent %s" % (f[:5], r.get("nat_event_id")))
+    if kind == "dnat4" and (r.get("dst4_xlt_ip"), r.get("dst_xlt_port")) != ("127.0.0.1", "5555"):
+        out.append("%s: DNAT xlate %s:%s" % (f[:5], r.get("dst4_xlt_ip"), r.get("dst_xlt_port")))
+    if kind == "snat4" and (r.get("src4_xlt_ip"), r.get("src_xlt_port")) != ("127.0.0.7", str(f[10])):
+        out.append("%s: SNAT xlate %s:%s, server saw %s:%s" % (
+            f[:5], r.get("src4_xlt_ip"), r.get("src_xlt_port"), f[9], f[10]))
+    if kind == "dnat6" and r.get("dst_xlt_port") != "5555":
+        out.append("%s: DNAT6 xlate port %s" % (f[:5], r.get("dst_xlt_port")))
+    return out
+
+
+def check_fixbuf(flows, path, shape):
+    recs, (msgs, ndata, ntmpl), _ = ipfixtool.ipfixdump(path)
+    data = [r for r in recs if r.get("tid") in (256, 257, 258, 259)]
+    by_key = {}
+    for r in data:
+        k = ipfixtool.flow_key(r)
+        if k[3] == PORT or k[1] == PORT:
+            continue
+        by_key.setdefault(k, []).append(r)
+    bad = []
+    for f in flows:
+        proto = 6 if f[0] == "tcp" else 17
+        key = (f[1], f[2], f[3], f[4], proto)
+        rs = by_key.get(key, [])
+        if len(rs) != 1:
+            bad.append("%s: %d records" % (key, len(rs)))
+            continue
+        r = rs[0]
+        if f[0] == "tcp":
+            continue
+        a, ab, b, bb = expected_counts(f)
+        if shape == "initiator":
+            got = tuple(int(r[k]) for k in ("initiatorPackets", "initiatorOctets",
+                                             "responderPackets", "responderOctets"))
+        elif shape == "uniflow":
+            # The reply direction's own record: server to client.
+            rb = by_key.get((f[3], f[4], f[1], f[2], 17), [])
+            got = (int(r["packetDeltaCount"]), int(r["octetDeltaCount"]),
+                   int(rb[0]["packetDeltaCount"]) if len(rb) == 1 else None,
+                   int(rb[0]["octetDeltaCount"]) if len(rb) == 1 else None)
+        else:
+            got = tuple(int(r[k]) for k in ("packetDeltaCount", "octetDeltaCount",
+                                             "reversePacketDeltaCount",
+                                             "reverseOctetDeltaCount"))
+        if got != (a, ab, b, bb):
+            bad.append("%s %s: %s, made %s" % (shape, key, got, (a, ab, b, bb)))
+        if r.get("flowEndReason") != "4":
+            bad.append("%s: flowEndReason %s after a flush" % (key, r.get("flowEndReason")))
+        if f[0] == "dnat6" and (ipfixtool.v6(r["postNATDestinationIPv6Address"]),
+                                r["postNAPTDestinationTransportPort"]) != ("::1", "5555"):
+            bad.append("%s: IPv6 post-NAT %s" % (key, r))
+    check(not bad, "%d flows wrong in ipfixDump's reading, e.g.:\n%s"
+          % (len(bad), "\n".join(bad[:10])))
+    return msgs, ndata, ntmpl
+
+
+def json_index(ctd):
+    idx = {}
+    for j in ctd.records():
+        o = j["orig"]
+        idx[(o["src"], o.get("sport"), o["dst"], o.get("dport"), j["proto_num"])] = j
+    return idx
+
+
+def storm_to_nfcapd(ns, tmp, binary):
+    nfdir = os.path.join(tmp, "nf")
+    os.mkdir(nfdir)
+    pcap = os.path.join(tmp, "ipfix.pcapng")
+    cap = ns.start(["dumpcap", "-q", "-i", "lo", "-f", "udp dst port %d" % PORT,
+                    "-w", pcap], subprocess.DEVNULL, open(os.path.join(tmp, "dumpcap.log"), "w"))
+    col = ns.start(["nfcapd", "-w", nfdir, "-b", "127.0.0.1", "-p", str(PORT),
+                    "-t", "3600", "-B", "8388608"], open(os.path.join(tmp, "nfcapd.log"), "w"),
+                   subprocess.STDOUT)
+    time.sleep(1.5)
+    ctd = Ctd(ns, binary, tmp, ["--ipfix", "udp:127.0.0.1:%d" % PORT])
+    flows = gen(ns, 20000, 1200, 300, 60, 30)
+    ns.run(["conntrack", "-F"])
+    n = len(flows)
+    check(ctd.wait_records(n, 60) is not None, "ctd wrote fewer than %d records" % n)
+    time.sleep(1)
+    counters = ctd.stop()
+    for p in (col, cap):
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)
+    by_json = json_index(ctd)
+    check_nfdump(flows, nfdump_flows(nfdir), by_json)
+    ipfixtool.tshark_check(pcap, PORT)
+    raw = os.path.join(tmp, "udp.ipfix")
+    with open(raw, "wb") as f:
+        f.write(ipfixtool.payloads(pcap, PORT))
+    msgs, ndata, ntmpl = check_fixbuf(flows, raw, "biflow")
+    size = os.path.getsize(raw)
+    return n, counters, msgs, ndata, size
+
+
+def shape_run(ns, tmp, binary, shape, port):
+    sub = os.path.join(tmp, shape)
+    os.mkdir(sub)
+    sink = os.path.join(sub, "recv.ipfix")
+    recv = ns.start(["python3", "-c", RECV, str(port), sink],
+                    subprocess.DEVNULL, subprocess.DEVNULL)
+    time.sleep(0.5)
+    ctd = Ctd(ns, binary, sub, ["--ipfix", "udp:127.0.0.1:%d" % port,
+                                "--ipfix-shape", shape, "--ipfix-mtu", "1500"])
+    flows = gen(ns, 40000 + port % 1000 * 20, 150, 50, 0, 0)
+    ns.run(["conntrack", "-F"])
+    check(ctd.wait_records(len(flows), 60) is not None, "%s: records missing" % shape)
+    time.sleep(1)
+    ctd.stop()
+    recv.send_signal(signal.SIGTERM)
+    recv.wait(timeout=10)
+    msgs, ndata, _ = check_fixbuf(flows, sink, shape)
+    return len(flows), ndata, os.path.getsize(sink), msgs
+
+
+# A bare UDP sink: the datagrams, back to back, are an IPFIX file.
+RECV = r"""
+import signal, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+out = open(sys.argv[2], "wb")
+def stop(*_):
+    out.close(); sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+while True:
+    d = s.recv(65535)
+    out.write(d); out.flush()
+"""
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ctd", required=True)
+    args = ap.parse_args()
+    try:
+        ipfixtool.need_tools()
+        with Netns("ipu") as ns, tempfile.TemporaryDirectory() as tmp:
+            if os.environ.get("KEEP"):
+                tmp = tempfile.mkdtemp(prefix="ipu")
+                print("keeping", tmp)
+            ns.sysctl("nf_conntrack_acct", 1)
+            ns.run(["nft", NAT])
+            n, counters, msgs, ndata, size = storm_to_nfcapd(ns, tmp, args.ctd)
+            check(counters.get("out_ipfix_failed", 1) == 0, "ipfix failures: %s" % counters)
+            line = ("ipfix udp: %d flows sent, nfdump shows all %d once with counters, "
+                    "times and NAT right; tshark clean; ipfixDump %d messages, %d data "
+                    "records, %.1f bytes/record on the wire (biflow)"
+                    % (n, n, msgs, ndata, size / max(ndata, 1)))
+            for shape, port in (("uniflow", 4740), ("initiator", 4741)):
+                k, nd, sz, m = shape_run(ns, tmp, args.ctd, shape, port)
+                line += "; %s: %d flows, %d data records, %.1f bytes/flow" % (
+                    shape, k, nd, sz / k)
+            print(line)
+    except Fail as e:
+        print("FAIL:", e)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
