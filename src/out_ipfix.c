@@ -39,6 +39,7 @@
 #define TCP_MSG_MAX 16384
 #define BATCH 64
 #define BACKOFF_MAX 60.0
+#define CONNECT_TIMEOUT 10.0
 
 enum state { DOWN, CONNECTING, UP };
 
@@ -56,6 +57,7 @@ struct out_ipfix {
 	ev_timer tick;
 	double backoff;
 	double retry_at;            /* TCP: next connect attempt */
+	double connect_by;          /* TCP: give up on a pending connect */
 	double templates_at;        /* UDP: next template refresh */
 	unsigned since_templates;   /* UDP: messages since the templates */
 	uint8_t *buf;
@@ -392,6 +394,7 @@ static void try_connect(struct out_ipfix *x)
 	}
 	x->fd = fd;
 	x->state = CONNECTING;
+	x->connect_by = ev_now(x->loop) + CONNECT_TIMEOUT;
 	if (connect(fd, (struct sockaddr *)&x->addr, x->addrlen) == 0) {
 		connected(x);
 		return;
@@ -446,6 +449,8 @@ static void ipfix_flush(struct ctd_output *out)
 		send_udp(x);
 		return;
 	}
+	if (x->state == CONNECTING && now >= x->connect_by)
+		disconnect(x, "connect", ETIMEDOUT);
 	if (x->state == DOWN && now >= x->retry_at)
 		try_connect(x);
 	if (x->state == UP) {
