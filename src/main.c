@@ -25,7 +25,9 @@
 #include "ctd/kernel.h"
 #include "ctd/log.h"
 #include "ctd/nlsrc.h"
-#include "ctd/out_json.h"
+#include "ctd/ctlogfmt.h"
+#include "ctd/out_file.h"
+#include "ctd/out_syslog.h"
 #include "ctd/out_stream.h"
 #include "ctd/out_ipfix.h"
 #include "ctd/out_text.h"
@@ -385,7 +387,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 		    strcmp(ctd->cfg->output, "-") == 0) {
 			log_warn("reload: output %s needs a restart", *next.output ?
 				 next.output : "none");
-		} else if ((r = ctd_out_json_set_path(ctd->json, next.output)) < 0) {
+		} else if ((r = ctd_out_file_set_path(ctd->json, next.output)) < 0) {
 			log_err("reload: cannot open %s: %s; still writing to %s",
 				next.output, strerror(-r), ctd->cfg->output);
 		} else {
@@ -585,6 +587,47 @@ static int open_ipfix(struct ctd *ctd, const struct ctd_config *o)
 	return ctd_deliver_add(ctd->deliver, out, 1u << CTD_EV_DESTROY);
 }
 
+static int open_ctlog(struct ctd *ctd, const char *path)
+{
+	struct ctd_out_file_fmt fmt = {
+		"ctlog", ctd_ctlog_line, NULL, ctd_ctlog_free, CTD_CTLOG_MAX
+	};
+	struct ctd_output *out;
+	int r;
+
+	if (!*path)
+		return 0;
+	fmt.arg = ctd_ctlog_new();
+	if (!fmt.arg)
+		return -ENOMEM;
+	r = ctd_out_file_new(path, &fmt, 0, &out);
+	if (r < 0) {
+		log_err("cannot open conntrackd log %s: %s", path, strerror(-r));
+		return r;
+	}
+	return ctd_deliver_add(ctd->deliver, out, 1u << CTD_EV_DESTROY);
+}
+
+static int open_syslog(struct ctd *ctd, const struct ctd_config *o)
+{
+	struct ctd_out_syslog_cfg sc = {
+		o->syslog_socket, o->syslog_facility, o->syslog_level,
+		o->syslog_format == 1,
+	};
+	struct ctd_output *out;
+	int r;
+
+	if (!o->syslog)
+		return 0;
+	r = ctd_out_syslog_new(ctd->loop, &sc, &out);
+	if (r < 0) {
+		log_err("cannot send records to syslog at %s: %s", sc.socket,
+			strerror(-r));
+		return r;
+	}
+	return ctd_deliver_add(ctd->deliver, out, 1u << CTD_EV_DESTROY);
+}
+
 static int open_outputs(struct ctd *ctd, const struct ctd_config *o)
 {
 	int r = new_deliver(ctd, o);
@@ -595,6 +638,10 @@ static int open_outputs(struct ctd *ctd, const struct ctd_config *o)
 		r = open_stream(ctd, o->stream);
 	if (r == 0)
 		r = open_ipfix(ctd, o);
+	if (r == 0)
+		r = open_ctlog(ctd, o->conntrackd_log);
+	if (r == 0)
+		r = open_syslog(ctd, o);
 	if (r < 0)
 		return r;
 	/* JSON on stdout and the event lines would interleave: JSON wins. */

@@ -1,4 +1,4 @@
-/* out_json: JSON lines to a file or stdout.
+/* out_file: rendered records to a file or stdout.
  *
  * Records are rendered straight into the write buffer's tail and the
  * loop flushes once per iteration. A write error (ENOSPC, EIO) keeps the
@@ -18,23 +18,24 @@
 
 #include "ctd/jsonfmt.h"
 #include "ctd/log.h"
-#include "ctd/out_json.h"
+#include "ctd/out_file.h"
 #include "ctd/output.h"
 #include "ctd/stats.h"
 #include "ctd/wbuf.h"
 
-struct out_json {
+struct out_file {
 	struct ctd_output base;
 	int fd;
 	bool own_fd;
 	bool failing;           /* in an error streak: logged already */
 	struct ctd_wbuf *wb;
 	char *path;
+	struct ctd_out_file_fmt fmt;
 };
 
-static struct out_json *to_json(struct ctd_output *out)
+static struct out_file *to_file(struct ctd_output *out)
 {
-	return (struct out_json *)out;
+	return (struct out_file *)out;
 }
 
 static int open_file(const char *path)
@@ -45,36 +46,39 @@ static int open_file(const char *path)
 }
 
 /* Reserves room for n bytes; NULL when the output must refuse. */
-static char *reserve(struct out_json *j, size_t n)
+static char *reserve(struct out_file *j, size_t n)
 {
 	if (j->failing && ctd_wbuf_room(j->wb) < n)
 		return NULL;
 	return ctd_wbuf_reserve(j->wb, n);
 }
 
-static enum ctd_out_status json_submit(struct ctd_output *out,
+static enum ctd_out_status file_submit(struct ctd_output *out,
 				       const struct ctd_record *rec)
 {
-	struct out_json *j = to_json(out);
-	char *p = reserve(j, CTD_JSON_MAX);
+	struct out_file *j = to_file(out);
+	char *p = reserve(j, j->fmt.max);
 	size_t n;
 
 	if (!p)
 		return CTD_OUT_AGAIN;
-	n = ctd_jsonfmt_record(rec, p, CTD_JSON_MAX);
-	if (!n)
+	n = j->fmt.render(j->fmt.arg, rec, p, j->fmt.max);
+	if (n == CTD_OUT_FILE_TOO_LONG)
 		return CTD_OUT_FAILED;
-	ctd_wbuf_commit(j->wb, n);
+	if (n == CTD_OUT_FILE_SKIP)
+		out->stats.skipped++;
+	else
+		ctd_wbuf_commit(j->wb, n);
 	return CTD_OUT_DELIVERED;
 }
 
-static enum ctd_out_status json_submit_raw(struct ctd_output *out,
+static enum ctd_out_status file_submit_raw(struct ctd_output *out,
 					   const void *data, size_t len)
 {
-	struct out_json *j = to_json(out);
+	struct out_file *j = to_file(out);
 	char *p;
 
-	if (len > CTD_OUT_JSON_BUF)
+	if (len > CTD_OUT_FILE_BUF)
 		return CTD_OUT_FAILED;
 	p = reserve(j, len);
 	if (!p)
@@ -84,9 +88,9 @@ static enum ctd_out_status json_submit_raw(struct ctd_output *out,
 	return CTD_OUT_DELIVERED;
 }
 
-static void json_flush(struct ctd_output *out)
+static void file_flush(struct ctd_output *out)
 {
-	struct out_json *j = to_json(out);
+	struct out_file *j = to_file(out);
 	int r = ctd_wbuf_flush(j->wb);
 
 	if (r == 0 || r == -EAGAIN) {
@@ -104,10 +108,10 @@ static void json_flush(struct ctd_output *out)
 	j->failing = true;
 }
 
-static size_t json_unsent(struct ctd_output *out, const void **ret_data,
+static size_t file_unsent(struct ctd_output *out, const void **ret_data,
 			  int take)
 {
-	struct out_json *j = to_json(out);
+	struct out_file *j = to_file(out);
 	size_t n = ctd_wbuf_pending(j->wb);
 
 	*ret_data = ctd_wbuf_data(j->wb);
@@ -116,16 +120,16 @@ static size_t json_unsent(struct ctd_output *out, const void **ret_data,
 	return n;
 }
 
-static int json_reopen(struct ctd_output *out)
+static int file_reopen(struct ctd_output *out)
 {
-	struct out_json *j = to_json(out);
+	struct out_file *j = to_file(out);
 
-	return j->own_fd ? ctd_out_json_set_path(out, j->path) : 0;
+	return j->own_fd ? ctd_out_file_set_path(out, j->path) : 0;
 }
 
-int ctd_out_json_set_path(struct ctd_output *out, const char *path)
+int ctd_out_file_set_path(struct ctd_output *out, const char *path)
 {
-	struct out_json *j = to_json(out);
+	struct out_file *j = to_file(out);
 	char *copy;
 	int fd;
 
@@ -152,42 +156,48 @@ int ctd_out_json_set_path(struct ctd_output *out, const char *path)
 	return 0;
 }
 
-static void json_free(struct ctd_output *out)
+static void file_free(struct ctd_output *out)
 {
-	struct out_json *j = to_json(out);
+	struct out_file *j = to_file(out);
 
 	if (!j)
 		return;
 	ctd_wbuf_free(j->wb);
+	if (j->fmt.free_arg)
+		j->fmt.free_arg(j->fmt.arg);
 	if (j->own_fd && j->fd >= 0)
 		close(j->fd);
 	free(j->path);
 	free(j);
 }
 
-static const struct ctd_output_ops json_ops = {
-	.submit = json_submit,
-	.submit_raw = json_submit_raw,
-	.flush = json_flush,
-	.unsent = json_unsent,
-	.reopen = json_reopen,
-	.free = json_free,
+static const struct ctd_output_ops file_ops = {
+	.submit = file_submit,
+	.submit_raw = file_submit_raw,
+	.flush = file_flush,
+	.unsent = file_unsent,
+	.reopen = file_reopen,
+	.free = file_free,
 };
 
-int ctd_out_json_new(const char *path, size_t buf_size,
-		     struct ctd_output **ret)
+int ctd_out_file_new(const char *path, const struct ctd_out_file_fmt *fmt,
+		     size_t buf_size, struct ctd_output **ret)
 {
-	struct out_json *j = calloc(1, sizeof(*j));
+	struct out_file *j = calloc(1, sizeof(*j));
 	bool is_stdout = strcmp(path, "-") == 0;
 
-	if (!j)
+	if (!j) {
+		if (fmt->free_arg)
+			fmt->free_arg(fmt->arg);
 		return -ENOMEM;
-	j->base.ops = &json_ops;
-	j->base.name = "json";
+	}
+	j->fmt = *fmt;
+	j->base.ops = &file_ops;
+	j->base.name = fmt->name;
 	j->fd = -1;
 	j->path = strdup(is_stdout ? "stdout" : path);
 	if (!j->path) {
-		json_free(&j->base);
+		file_free(&j->base);
 		return -ENOMEM;
 	}
 	j->fd = is_stdout ? STDOUT_FILENO : open_file(path);
@@ -195,15 +205,34 @@ int ctd_out_json_new(const char *path, size_t buf_size,
 	if (j->fd < 0) {
 		int r = j->fd;
 
-		json_free(&j->base);
+		file_free(&j->base);
 		return r;
 	}
-	j->wb = ctd_wbuf_new(j->fd, buf_size ? buf_size : CTD_OUT_JSON_BUF);
+	j->wb = ctd_wbuf_new(j->fd, buf_size ? buf_size : CTD_OUT_FILE_BUF);
 	if (!j->wb) {
-		json_free(&j->base);
+		file_free(&j->base);
 		return -ENOMEM;
 	}
 	ctd_wbuf_count_into(j->wb, &j->base.stats.bytes);
 	*ret = &j->base;
 	return 0;
+}
+
+static size_t render_json(void *arg, const struct ctd_record *rec, char *buf,
+			  size_t cap)
+{
+	size_t n = ctd_jsonfmt_record(rec, buf, cap);
+
+	(void)arg;
+	return n ? n : CTD_OUT_FILE_TOO_LONG;
+}
+
+int ctd_out_json_new(const char *path, size_t buf_size,
+		     struct ctd_output **ret)
+{
+	static const struct ctd_out_file_fmt json = {
+		"json", render_json, NULL, NULL, CTD_JSON_MAX
+	};
+
+	return ctd_out_file_new(path, &json, buf_size, ret);
 }

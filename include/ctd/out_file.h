@@ -1,0 +1,44 @@
+/* out_file: a buffered record file (JSON lines, conntrackd log lines).
+ * Owns the file descriptor and its write buffer; a format renders each
+ * record into the buffer. Never blocks: flush writes what the file takes
+ * and keeps the rest, and a full buffer (disk full, write errors)
+ * refuses records for the dying list. */
+#ifndef CTD_OUT_FILE_H
+#define CTD_OUT_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ctd_output;
+struct ctd_record;
+
+#define CTD_OUT_FILE_BUF (1u << 20)
+#define CTD_OUT_FILE_SKIP ((size_t)0)
+#define CTD_OUT_FILE_TOO_LONG SIZE_MAX
+
+/* Renders rec into buf; returns its length, CTD_OUT_FILE_SKIP for a
+ * record this format does not show, or CTD_OUT_FILE_TOO_LONG. */
+typedef size_t ctd_out_file_render(void *arg, const struct ctd_record *rec,
+				   char *buf, size_t cap);
+
+struct ctd_out_file_fmt {
+	const char *name;             /* the output's name: counters, spool */
+	ctd_out_file_render *render;
+	void *arg;
+	void (*free_arg)(void *arg);  /* may be NULL */
+	size_t max;                   /* longest rendering */
+};
+
+/* path "-" is standard output. buf_size 0 means CTD_OUT_FILE_BUF. The
+ * output owns fmt->arg from here on, also on error. */
+int ctd_out_file_new(const char *path, const struct ctd_out_file_fmt *fmt,
+		     size_t buf_size, struct ctd_output **ret);
+/* JSON lines (jsonfmt), named "json". */
+int ctd_out_json_new(const char *path, size_t buf_size,
+		     struct ctd_output **ret);
+
+/* Writes to path from now on (reload); bytes still buffered follow
+ * to the new file. Not for stdout. */
+int ctd_out_file_set_path(struct ctd_output *out, const char *path);
+
+#endif

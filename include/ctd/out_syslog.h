@@ -1,0 +1,24 @@
+/* out_syslog: each ended flow as one syslog message on a local datagram
+ * socket (/dev/log), in RFC 3164 or RFC 5424 form. Owns the socket and a
+ * buffer of rendered messages sent in batches once per loop iteration;
+ * a syslog daemon that is down or slow makes records wait on the dying
+ * list, never blocks ctd. */
+#ifndef CTD_OUT_SYSLOG_H
+#define CTD_OUT_SYSLOG_H
+
+#include <stdbool.h>
+
+struct ctd_output;
+struct ev_loop;
+
+struct ctd_out_syslog_cfg {
+	const char *socket;     /* normally /dev/log */
+	unsigned facility;      /* 0 kern .. 23 local7 */
+	unsigned level;         /* 0 emerg .. 7 debug */
+	bool rfc5424;
+};
+
+int ctd_out_syslog_new(struct ev_loop *loop, const struct ctd_out_syslog_cfg *cfg,
+		       struct ctd_output **ret);
+
+#endif
