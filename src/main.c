@@ -870,23 +870,28 @@ static void teardown(struct ctd *ctd)
 /* Everything that needs root is open by now: sockets, files, sysctls. */
 static int drop_privileges(const struct ctd_config *cfg)
 {
-	char spools[2][CTD_CONFIG_PATH_MAX + 16];
-	const char *paths[6];
+	static const char *const outs[] = { "json", "stream", "ipfix", "ctlog",
+					    "syslog" };
+	char spools[5][CTD_CONFIG_PATH_MAX + 16];
+	const char *paths[9];
 	size_t n = 0;
 	int r;
 
 	if (!*cfg->user)
 		return 0;
-	/* What ctd reopens or rewrites later: the record file, the spool
+	/* What ctd reopens or rewrites later: the record files, the spool
 	 * directory and its files. */
 	if (*cfg->output && strcmp(cfg->output, "-") != 0)
 		paths[n++] = cfg->output;
+	if (*cfg->conntrackd_log)
+		paths[n++] = cfg->conntrackd_log;
 	if (*cfg->spool_dir) {
 		paths[n++] = cfg->spool_dir;
-		snprintf(spools[0], sizeof(spools[0]), "%s/json.spool", cfg->spool_dir);
-		snprintf(spools[1], sizeof(spools[1]), "%s/stream.spool", cfg->spool_dir);
-		paths[n++] = spools[0];
-		paths[n++] = spools[1];
+		for (size_t i = 0; i < 5; i++) {
+			snprintf(spools[i], sizeof(spools[i]), "%s/%s.spool",
+				 cfg->spool_dir, outs[i]);
+			paths[n++] = spools[i];
+		}
 	}
 	paths[n] = NULL;
 	r = ctd_daemon_drop_to(cfg->user, paths);
