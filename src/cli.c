@@ -32,7 +32,7 @@ static const struct option longopts[] = {
 	{ "no-sysctl", no_argument, NULL, OPT_NO_SYSCTL },
 	SET("output"), SET("json-events"), SET("stream"), SET("stream-events"),
 	SET("spool-dir"), SET("grace"), SET("dying-max"),
-	SET("shutdown-timeout"), SET("control"), SET("metrics"), SET("user"),
+	SET("shutdown-timeout"), SET("control"), SET("control-group"), SET("metrics"), SET("user"),
 	SET("rcvbuf"),
 	SET("rcvbuf-max"), SET("budget"), SET("broadcast-error"),
 	SET("resync"), SET("sysctl"), SET("max-flows"), SET("remember-ends"),
@@ -104,6 +104,8 @@ static void usage(FILE *f)
 "      --shutdown-timeout SECS  time to deliver held records at exit (default 5)\n"
 "      --control PATH       control socket for ctd -s/-l (default /run/ctd/ctd.sock;\n"
 "                           'none' = off)\n"
+"      --control-group GROUP  members of GROUP may use it too (default none:\n"
+"                           root only)\n"
 "      --metrics ADDR:PORT  Prometheus /metrics on a loopback address, e.g.\n"
 "                           127.0.0.1:9477 (default none)\n"
 "      --user NAME          after opening everything, run as NAME with only\n"

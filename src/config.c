@@ -84,6 +84,7 @@ static const struct setting settings[] = {
 	{ "dying-max", T_COUNT, F(dying_max), 1, 10000000, false },
 	{ "shutdown-timeout", T_SECS, F(shutdown_timeout), 0, 86400, false },
 	{ "control", T_PATH, F(control), 0, 0, true },
+	{ "control-group", T_PATH, F(control_group), 0, 0, true },
 	{ "metrics", T_LOOPBACK, F(metrics), 0, 0, true },
 	{ "user", T_PATH, F(user), 0, 0, true },
 	{ "rcvbuf", T_SIZE, F(rcvbuf), 1024, 1ULL << 30, false },

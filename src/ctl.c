@@ -49,6 +49,7 @@ struct ctd_ctl {
 	ctd_ctl_answer *answer;
 	void *arg;
 	struct ctd_stats *stats;
+	gid_t group;               /* may connect besides root; -1 none */
 	struct client *clients[CTD_CTL_MAX_CLIENTS];
 	size_t n;
 };
@@ -141,12 +142,50 @@ static void start_answer(struct ctd_ctl *ctl, struct client *c)
 	write_some(ctl, c);
 }
 
-/* Reads the request line; refuses one that does not fit. */
+/* Where the request ends: the first newline, or for HTTP the newline
+ * of the empty line after the headers. len when not there yet. */
+static size_t request_end(const char *buf, size_t len, bool http)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (buf[i] != '\n')
+			continue;
+		if (!http || (i >= 1 && buf[i - 1] == '\n') ||
+		    (i >= 2 && buf[i - 1] == '\r' && buf[i - 2] == '\n'))
+			return i;
+	}
+	return len;
+}
+
+int ctd_ctl_request_parse(const char *buf, size_t len, bool http,
+			  char *line, size_t cap)
+{
+	size_t max = http ? CTD_CTL_MAX_HTTP_REQUEST : CTD_CTL_MAX_REQUEST;
+	size_t end = request_end(buf, len, http), n = 0;
+
+	for (size_t i = 0; i < end; i++) {
+		unsigned char ch = (unsigned char)buf[i];
+
+		if (ch != '\r' && ch != '\n' && (ch < 0x20 || ch > 0x7e))
+			return -EBADMSG;
+	}
+	if (end == len)
+		return len < max - 1 ? 0 : -EMSGSIZE;
+	while (buf[n] != '\n' && buf[n] != '\r')
+		n++;
+	if (n >= max - 1 || n >= cap)
+		return -EMSGSIZE;
+	memmove(line, buf, n);
+	line[n] = '\0';
+	return 1;
+}
+
+/* Reads the request; refuses one that does not fit or is not text. */
 static void read_request(struct ctd_ctl *ctl, struct client *c)
 {
-	char *nl;
 	ssize_t n = recv(c->fd, c->req + c->req_len,
 			 sizeof(c->req) - 1 - c->req_len, MSG_DONTWAIT);
+	char *buf = c->req;
+	int r;
 
 	if (n < 0 && errno == EAGAIN)
 		return;
@@ -155,20 +194,15 @@ static void read_request(struct ctd_ctl *ctl, struct client *c)
 		return;
 	}
 	c->req_len += (size_t)n;
-	c->req[c->req_len] = '\0';
-	/* HTTP: the request ends with an empty line; we need its first. */
-	nl = ctl->http ? (strstr(c->req, "\r\n\r\n") ? strchr(c->req, '\r') :
-			  strstr(c->req, "\n\n") ? strchr(c->req, '\n') : NULL) :
-			 strchr(c->req, '\n');
-	if (!nl && c->req_len < (ctl->http ? sizeof(c->req) - 1 :
-				 CTD_CTL_MAX_REQUEST - 1))
+	r = ctd_ctl_request_parse(buf, c->req_len, ctl->http, c->req,
+				  sizeof(c->req));
+	if (r == 0)
 		return;
-	if (!nl) {
+	if (r < 0) {
 		ctl->stats->ctl_refused++;
 		drop(ctl, c);
 		return;
 	}
-	*nl = '\0';
 	start_answer(ctl, c);
 }
 
@@ -184,13 +218,51 @@ static void on_client(struct ev_loop *loop, ev_io *w, int revents)
 		read_request(c->ctl, c);
 }
 
-static bool peer_is_root(int fd)
+/* Supplementary groups are not in SO_PEERCRED; the peer's /proc entry
+ * has them (a read of a small virtual file, on connect only). */
+static bool pid_in_group(pid_t pid, gid_t group)
+{
+	char path[64], *line = NULL;
+	size_t cap = 0;
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (!found && getline(&line, &cap, f) > 0) {
+		char *p = line + 7, *end;
+
+		if (strncmp(line, "Groups:", 7) != 0)
+			continue;
+		for (;;) {
+			unsigned long g = strtoul(p, &end, 10);
+
+			if (end == p)
+				break;
+			if (g == group)
+				found = true;
+			p = end;
+		}
+		break;
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
+static bool peer_allowed(const struct ctd_ctl *ctl, int fd)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 
-	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
-	       cred.uid == 0;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return false;
+	if (cred.uid == 0)
+		return true;
+	return ctl->group != (gid_t)-1 &&
+	       (cred.gid == ctl->group || pid_in_group(cred.pid, ctl->group));
 }
 
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
@@ -203,7 +275,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	fd = accept4(ctl->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0)
 		return;
-	if (ctl->n == CTD_CTL_MAX_CLIENTS || (!ctl->http && !peer_is_root(fd)) ||
+	if (ctl->n == CTD_CTL_MAX_CLIENTS || (!ctl->http && !peer_allowed(ctl, fd)) ||
 	    !(c = calloc(1, sizeof(*c)))) {
 		ctl->stats->ctl_refused++;
 		close(fd);
@@ -235,6 +307,7 @@ static int serve(struct ev_loop *loop, int lfd, char *path,
 	ctl->answer = answer;
 	ctl->arg = arg;
 	ctl->stats = stats;
+	ctl->group = (gid_t)-1;
 	ev_io_init(&ctl->accept_io, on_accept, ctl->lfd, EV_READ);
 	ctl->accept_io.data = ctl;
 	ev_io_start(loop, &ctl->accept_io);
@@ -242,11 +315,12 @@ static int serve(struct ev_loop *loop, int lfd, char *path,
 	return 0;
 }
 
-int ctd_ctl_new(struct ev_loop *loop, const char *path, ctd_ctl_answer *answer,
-		void *arg, struct ctd_stats *stats, struct ctd_ctl **ret)
+int ctd_ctl_new(struct ev_loop *loop, const char *path, gid_t group,
+		ctd_ctl_answer *answer, void *arg, struct ctd_stats *stats,
+		struct ctd_ctl **ret)
 {
 	char *copy = strdup(path);
-	int fd;
+	int fd, r;
 
 	if (!copy)
 		return -ENOMEM;
@@ -255,7 +329,18 @@ int ctd_ctl_new(struct ev_loop *loop, const char *path, ctd_ctl_answer *answer,
 		free(copy);
 		return fd;
 	}
-	return serve(loop, fd, copy, answer, arg, stats, ret);
+	if (group != (gid_t)-1 &&
+	    (chown(path, (uid_t)-1, group) < 0 || chmod(path, 0660) < 0)) {
+		r = -errno;
+		unlink(path);
+		close(fd);
+		free(copy);
+		return r;
+	}
+	r = serve(loop, fd, copy, answer, arg, stats, ret);
+	if (r == 0)
+		(*ret)->group = group;
+	return r;
 }
 
 int ctd_ctl_new_http(struct ev_loop *loop, const char *addrport,

@@ -4,6 +4,7 @@
  * signal context. ctd never forks: run it under systemd, or with -f in a
  * terminal. */
 #include <errno.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,11 @@
 #define PROC_NETFILTER "/proc/sys/net/netfilter"
 #define SHUTDOWN_DRAIN_MAX 1000000
 
+struct bad_input {
+	uint64_t logged;           /* the counter when last logged */
+	int64_t at_us;             /* and when (monotonic), 0 never */
+};
+
 struct ctd {
 	struct ev_loop *loop;
 	struct ctd_stats stats;
@@ -73,6 +79,8 @@ struct ctd {
 	uint64_t enobufs_seen;
 	uint64_t evicted_logged;   /* evictions already reported */
 	int64_t evicted_log_us;    /* when, to log once per burst */
+	/* Malformed or refused input, per source (see log_bad_input). */
+	struct bad_input bad_netlink, bad_ctl, bad_spool[CTD_OUT_MAX];
 };
 
 static void on_record(void *arg, const struct ctd_record *rec)
@@ -282,6 +290,49 @@ static void log_evictions(struct ctd *ctd)
 	ctd->evicted_log_us = now.mono_us;
 }
 
+/* One line per source of bad input when its counter grew, at most every
+ * 10 s, so a hostile or broken peer cannot flood the log; the counter
+ * itself always has the whole count. */
+static void log_bad_input(struct bad_input *b, uint64_t n,
+			  const char *source, const char *what)
+{
+	int64_t now_us;
+
+	if (n <= b->logged) {
+		b->logged = n;      /* an output reopened: its counter restarts */
+		return;
+	}
+	now_us = ctd_now_read().mono_us;
+	if (b->at_us && now_us - b->at_us < 10000000)
+		return;
+	log_warn("%s: %llu %s", source, (unsigned long long)(n - b->logged),
+		 what);
+	b->logged = n;
+	b->at_us = now_us;
+}
+
+static void log_bad_inputs(struct ctd *ctd)
+{
+	const struct ctd_stats *st = &ctd->stats;
+
+	log_bad_input(&ctd->bad_netlink, st->parse_errors, "ctnetlink",
+		      "malformed messages ignored (parse_errors)");
+	log_bad_input(&ctd->bad_ctl, st->ctl_refused, "control socket",
+		      "connections or requests refused: not allowed, too "
+		      "long or not text (ctl_refused)");
+	for (size_t i = 0; i < CTD_OUT_MAX; i++) {
+		char source[64];
+
+		if (!st->out[i] || st->out[i]->spool_skipped ==
+				   ctd->bad_spool[i].logged)
+			continue;
+		snprintf(source, sizeof(source), "output %s", st->out_name[i]);
+		log_bad_input(&ctd->bad_spool[i], st->out[i]->spool_skipped,
+			      source, "damaged spool entries skipped "
+			      "(spool_skipped)");
+	}
+}
+
 /* Before the loop blocks: one write per output for the whole batch. */
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 {
@@ -293,6 +344,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 	if (ctd->text)
 		ctd_out_text_flush(ctd->text);
 	log_evictions(ctd);
+	log_bad_inputs(ctd);
 	if (ctd->stats.nl_enobufs != ctd->enobufs_seen) {
 		ctd->enobufs_seen = ctd->stats.nl_enobufs;
 		ctd->resync_pending = ctd->cfg->resync;
@@ -462,10 +514,36 @@ static bool on_ctl(void *arg, const char *request, FILE *out, size_t *cursor)
 	return ctd_report_answer(&src, request, out, cursor);
 }
 
+/* A group by name or number; false (logged) when there is none. */
+static bool control_group(const char *name, gid_t *ret)
+{
+	struct group *gr;
+	char *end;
+	unsigned long n;
+
+	*ret = (gid_t)-1;
+	if (!*name)
+		return true;
+	gr = getgrnam(name);
+	if (gr) {
+		*ret = gr->gr_gid;
+		return true;
+	}
+	n = strtoul(name, &end, 10);
+	if (*end || end == name || n >= (gid_t)-1) {
+		log_err("control-group: no group '%s'; no control socket",
+			name);
+		return false;
+	}
+	*ret = (gid_t)n;
+	return true;
+}
+
 /* The control socket is a convenience: ctd runs without it. */
 static void open_ctl(struct ctd *ctd)
 {
 	const char *path = ctd->cfg->control;
+	gid_t group;
 	int r;
 
 	if (!*path)
@@ -473,7 +551,10 @@ static void open_ctl(struct ctd *ctd)
 	if (strcmp(path, "/run/ctd/ctd.sock") == 0 &&
 	    mkdir("/run/ctd", 0755) < 0 && errno != EEXIST)
 		log_warn("cannot create /run/ctd: %s", strerror(errno));
-	r = ctd_ctl_new(ctd->loop, path, on_ctl, ctd, &ctd->stats, &ctd->ctl);
+	if (!control_group(ctd->cfg->control_group, &group))
+		return;
+	r = ctd_ctl_new(ctd->loop, path, group, on_ctl, ctd, &ctd->stats,
+			&ctd->ctl);
 	if (r < 0)
 		log_warn("no control socket at %s: %s; ctd -s will not work",
 			 path, strerror(-r));

@@ -22,6 +22,7 @@ struct ctd_config {
 	char spool_dir[CTD_CONFIG_PATH_MAX];  /* "" none */
 	char record[CTD_CONFIG_PATH_MAX];     /* "" none */
 	char control[CTD_CONFIG_PATH_MAX];    /* "" none */
+	char control_group[CTD_CONFIG_PATH_MAX]; /* may also use it; "" root only */
 	char metrics[CTD_CONFIG_PATH_MAX];    /* loopback addr:port, "" none */
 	char user[CTD_CONFIG_PATH_MAX];       /* drop to this user, "" stay */
 	char conntrackd_log[CTD_CONFIG_PATH_MAX]; /* "" none */

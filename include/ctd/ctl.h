@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 struct ctd_ctl;
 struct ctd_stats;
@@ -24,8 +25,10 @@ struct ev_loop;
 typedef bool ctd_ctl_answer(void *arg, const char *request, FILE *out,
 			    size_t *cursor);
 
-int ctd_ctl_new(struct ev_loop *loop, const char *path, ctd_ctl_answer *answer,
-		void *arg, struct ctd_stats *stats, struct ctd_ctl **ret);
+/* Root may connect, and members of group unless it is (gid_t)-1. */
+int ctd_ctl_new(struct ev_loop *loop, const char *path, gid_t group,
+		ctd_ctl_answer *answer, void *arg, struct ctd_stats *stats,
+		struct ctd_ctl **ret);
 /* The same server speaking just enough HTTP/1.0 for a Prometheus scrape
  * of GET /metrics (answered through answer with request "metrics"), on
  * a loopback TCP address ("127.0.0.1:9477"). */
@@ -33,6 +36,13 @@ int ctd_ctl_new_http(struct ev_loop *loop, const char *addrport,
 		     ctd_ctl_answer *answer, void *arg, struct ctd_stats *stats,
 		     struct ctd_ctl **ret);
 void ctd_ctl_free(struct ctd_ctl *ctl);
+
+/* The request in the first len bytes a client sent: 1 with its first
+ * line copied to line (NUL-terminated; line may be buf), 0 when more is
+ * needed, -EMSGSIZE when it is too long or -EBADMSG when it is not
+ * printable text. For HTTP the request ends with an empty line. */
+int ctd_ctl_request_parse(const char *buf, size_t len, bool http,
+			  char *line, size_t cap);
 
 /* Client: sends "query[ json]" to the ctd at path and copies the answer
  * to stdout. Returns 0, or -errno after printing why. */

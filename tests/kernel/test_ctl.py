@@ -9,7 +9,9 @@
    127.0.0.1 with 300 flows first.
 3. Access: a non-root user cannot connect (socket mode), and even with
    the mode opened up is refused by its credentials; an oversized request
-   is refused; each refusal is counted.
+   is refused; each refusal is counted. With control-group, members (by
+   primary or supplementary group) are answered, others refused, and a
+   request that is not text is refused, counted and logged.
 4. SIGHUP with the output moved while flows end: every flow is in one of
    the two files exactly once. A bad config on SIGHUP is logged and the
    running ctd keeps going.
@@ -170,6 +172,61 @@ def check_access(ctd):
           "ctl_refused %d, want 2" % st["counters"]["ctl_refused"])
 
 
+def as_user(ctd, gid, groups, *args):
+    """ctd -s as uid 65534 with this primary group and supplementary ones."""
+    extra = ["--groups=" + ",".join(map(str, groups))] if groups else \
+        ["--clear-groups"]
+    return subprocess.run(["setpriv", "--reuid=65534", "--regid=%d" % gid] +
+                          extra + [ctd.binary, "--control", ctd.control] +
+                          list(args), capture_output=True, text=True,
+                          timeout=30)
+
+
+def check_group(ns, binary, tmp):
+    """control-group nogroup: its members get answers (primary or
+    supplementary group), others are refused, as is a request that is
+    not text; both refusals counted and logged."""
+    ctd = Ctd(ns, binary, tmp, ["--control-group", "nogroup"], tag="grp",
+              json=os.path.join(tmp, "grp.json"))
+    os.chmod(tmp, 0o711)
+    try:
+        st = os.stat(ctd.control)
+        check(st.st_gid == 65534 and st.st_mode & 0o777 == 0o660,
+              "control socket gid %d mode %o" % (st.st_gid, st.st_mode & 0o777))
+        for gid, groups in ((65534, ()), (1, (65534,))):
+            r = as_user(ctd, gid, groups, "-s")
+            check(r.returncode == 0 and "ctl_requests" in r.stdout,
+                  "member (gid %d, groups %s) got no answer: %r"
+                  % (gid, groups, r.stderr))
+        r = as_user(ctd, 1, (), "-s")
+        check(r.returncode != 0 and "Permission denied" in r.stderr,
+              "a non-member reached the socket: %r" % (r.stdout + r.stderr))
+        os.chmod(ctd.control, 0o666)
+        r = as_user(ctd, 1, (), "-s")
+        check(r.returncode != 0 and "counters" not in r.stdout,
+              "a non-member got an answer: %r" % r.stdout)
+        os.chmod(ctd.control, 0o660)
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(ctd.control)
+        s.sendall(b"st\x00ats\n")
+        s.settimeout(5)
+        try:
+            answer = s.recv(100)
+        except ConnectionResetError:
+            answer = b""
+        s.close()
+        check(answer == b"", "a binary request got an answer: %r" % answer)
+        st = json.loads(ctd.query("-s", "--json"))
+        check(st["counters"]["ctl_refused"] == 2,
+              "ctl_refused %d, want 2" % st["counters"]["ctl_refused"])
+        check("control socket: 1 connections or requests refused"
+              in ctd.log_text(),
+              "the refusal was not logged:\n" + ctd.log_text())
+    finally:
+        os.chmod(tmp, 0o700)
+        ctd.stop()
+
+
 def check_reload(ctd, ns, conf, a, b):
     want = set(range(40000, 40000 + STORM))
     gen = ns.start(["python3", "-c", GEN, "40000", str(STORM), "0.05"],
@@ -217,6 +274,7 @@ def main():
     try:
         with Netns("ct") as ns, tempfile.TemporaryDirectory() as tmp:
             check_config(args.ctd, tmp)
+            check_group(ns, args.ctd, tmp)
             conf = os.path.join(tmp, "ctd.conf")
             a, b = os.path.join(tmp, "a.json"), os.path.join(tmp, "b.json")
             write(conf, "# from the test\noutput %s\n" % a)
@@ -229,7 +287,8 @@ def main():
             ctd.stop()
             print("ctl: -t good/bad/missing ok; -s/-l/top and /metrics counted "
                   "%d live flows; "
-                  "non-root refused twice; reload split %d flows as %s with none "
+                  "non-root refused twice; control-group members "
+                  "answered, others and a binary request refused; reload split %d flows as %s with none "
                   "lost or doubled; bad reload kept the running config"
                   % (ALIVE, STORM, per_file))
             print("ctd -s after the storm:\n" + text)
