@@ -159,7 +159,7 @@ static int read_one(struct ctd_ctdump *d)
 		return READ_ENDED;
 	}
 	now = ctd_now_read();
-	for (; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len))
+	for (; ctd_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len))
 		if (handle_msg(d, nlh, &now))
 			return READ_ENDED;
 	return READ_MORE;

@@ -298,6 +298,12 @@ int ctd_ctevent_parse(const struct nlmsghdr *nlh, struct ctd_event *ret_ev)
 	return 0;
 }
 
+bool ctd_nlmsg_ok(const struct nlmsghdr *nlh, int len)
+{
+	return len >= (int)sizeof(*nlh) && nlh->nlmsg_len >= sizeof(*nlh) &&
+	       nlh->nlmsg_len <= (unsigned)len;
+}
+
 bool ctd_proto_has_ports(uint8_t proto)
 {
 	return proto == IPPROTO_TCP || proto == IPPROTO_UDP ||

@@ -259,7 +259,7 @@ static unsigned handle_datagram(struct ctd_nlsrc *src, size_t i,
 		return 0;
 	if (src->record)
 		fwrite(nlh, 1, (size_t)len, src->record);
-	for (; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len), n++)
+	for (; ctd_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len), n++)
 		src->cb(src->arg, nlh, now);
 	return n;
 }

@@ -315,9 +315,24 @@ static void test_names(void **state)
 	assert_false(ctd_proto_has_ports(IPPROTO_ICMP));
 }
 
+/* A length past 2^31 is not a message (libmnl's own check lets it by). */
+static void test_nlmsg_ok_rejects_huge_length(void **state)
+{
+	struct nlmsghdr h = { .nlmsg_len = sizeof(h) };
+
+	(void)state;
+	assert_true(ctd_nlmsg_ok(&h, sizeof(h)));
+	assert_false(ctd_nlmsg_ok(&h, sizeof(h) - 1));
+	h.nlmsg_len = 0x80000010u;
+	assert_false(ctd_nlmsg_ok(&h, 4096));
+	h.nlmsg_len = 8;
+	assert_false(ctd_nlmsg_ok(&h, 4096));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_nlmsg_ok_rejects_huge_length),
 		cmocka_unit_test(test_basic_matches_libnfct),
 		cmocka_unit_test(test_icmp_nat_mark_matches_libnfct),
 		cmocka_unit_test(test_destroy_carries_kernel_counters),

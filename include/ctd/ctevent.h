@@ -73,6 +73,11 @@ struct ctd_event {
  * that is not a conntrack event, or -EBADMSG for a malformed one. */
 int ctd_ctevent_parse(const struct nlmsghdr *nlh, struct ctd_event *ret_ev);
 
+/* Whether a whole netlink message starts at nlh within len bytes. Use
+ * instead of mnl_nlmsg_ok(), which compares the length as a signed int
+ * and so lets a length of 2^31 or more through. */
+bool ctd_nlmsg_ok(const struct nlmsghdr *nlh, int len);
+
 bool ctd_proto_has_ports(uint8_t proto);
 bool ctd_proto_is_icmp(uint8_t proto);
 const char *ctd_proto_name(uint8_t proto);          /* NULL if unknown */
