@@ -5,9 +5,11 @@
  * length, CRC-32 of header fields and payload) and the payload, written
  * with one writev at the end of the file. A crash mid-write leaves at
  * most one torn entry at the tail: its length runs past the end or its
- * checksum fails, and the reader skips it. A bad magic means the reader
- * lost its place; it then gives up on the rest of the file rather than
- * guess, and says how many bytes. The read position lives only in
+ * checksum fails, and the reader skips it. A bad magic or a length that
+ * runs past the end means the reader lost its place (a damaged header):
+ * it looks for the next header with the magic, whose checksum then
+ * decides whether it is one, and counts the bytes in between. The read
+ * position lives only in
  * memory: after a crash the file is read again from the start, so a
  * record may be delivered twice but never lost. */
 #include <errno.h>
@@ -112,13 +114,6 @@ int ctd_spool_append(struct ctd_spool *sp, enum ctd_spool_kind kind,
 	return (int)n;
 }
 
-/* Gives up on everything from the read position on. */
-static void skip_rest(struct ctd_spool *sp)
-{
-	sp->stats.skipped_bytes += sp->size - sp->read_off;
-	sp->read_off = sp->size;
-}
-
 static int read_at(struct ctd_spool *sp, uint64_t off, void *buf, size_t len)
 {
 	ssize_t n = pread(sp->fd, buf, len, (off_t)off);
@@ -126,6 +121,51 @@ static int read_at(struct ctd_spool *sp, uint64_t off, void *buf, size_t len)
 	if (n < 0)
 		return -errno;
 	return (size_t)n == len ? 0 : -EIO;
+}
+
+/* The next offset after the read position where the magic is, or the
+ * end of the file. */
+static int find_magic(struct ctd_spool *sp, uint64_t *ret)
+{
+	static const uint32_t magic = SPOOL_MAGIC;
+	uint8_t buf[65536];
+	uint64_t off = sp->read_off + 1;
+
+	while (off + sizeof(magic) <= sp->size) {
+		size_t want = sp->size - off < sizeof(buf) ?
+			      (size_t)(sp->size - off) : sizeof(buf);
+		const uint8_t *hit;
+		int r = read_at(sp, off, buf, want);
+
+		if (r < 0)
+			return r;
+		hit = memmem(buf, want, &magic, sizeof(magic));
+		if (hit) {
+			*ret = off + (uint64_t)(hit - buf);
+			return 0;
+		}
+		off += want - (sizeof(magic) - 1);
+	}
+	*ret = sp->size;
+	return 0;
+}
+
+/* A damaged header: skip to the next candidate, counting what was lost
+ * as torn when nothing follows (a write cut short), else corrupt. */
+static int lost_place(struct ctd_spool *sp)
+{
+	uint64_t next;
+	int r = find_magic(sp, &next);
+
+	if (r < 0)
+		return r;
+	if (next == sp->size)
+		sp->stats.torn++;
+	else
+		sp->stats.corrupt++;
+	sp->stats.skipped_bytes += next - sp->read_off;
+	sp->read_off = next;
+	return 0;
 }
 
 int ctd_spool_peek(struct ctd_spool *sp, void *buf, size_t cap,
@@ -138,22 +178,20 @@ int ctd_spool_peek(struct ctd_spool *sp, void *buf, size_t cap,
 	while (sp->read_off < sp->size) {
 		if (sp->size - sp->read_off < sizeof(h)) {
 			sp->stats.torn++;
-			skip_rest(sp);
+			sp->stats.skipped_bytes += sp->size - sp->read_off;
+			sp->read_off = sp->size;
 			break;
 		}
 		r = read_at(sp, sp->read_off, &h, sizeof(h));
 		if (r < 0)
 			return r;
 		end = sp->read_off + sizeof(h) + h.len;
-		if (h.magic != SPOOL_MAGIC || h.len > CTD_SPOOL_MAX_ENTRY) {
-			sp->stats.corrupt++;
-			skip_rest(sp);
-			break;
-		}
-		if (end > sp->size) {
-			sp->stats.torn++;
-			skip_rest(sp);
-			break;
+		if (h.magic != SPOOL_MAGIC || h.len > CTD_SPOOL_MAX_ENTRY ||
+		    end > sp->size) {
+			r = lost_place(sp);
+			if (r < 0)
+				return r;
+			continue;
 		}
 		if (h.len > cap || h.version != SPOOL_VERSION ||
 		    (h.kind != CTD_SPOOL_RECORD && h.kind != CTD_SPOOL_RAW) ||

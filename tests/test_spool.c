@@ -204,13 +204,26 @@ static void test_damaged_entries(void **state)
 	expect_end(f, sp);
 	assert_int_equal(ctd_spool_stats(sp)->corrupt, 1);
 	ctd_spool_free(sp);
-	/* Magic of entry 2 damaged: its place is lost, the rest given up. */
+	/* Magic of entry 2 damaged: the reader finds entry 3's header and
+	 * goes on; entries 1 and 2 are skipped and counted. */
 	flip_byte(f->path, 2 * entry);
 	sp = open_spool(f);
 	expect_record(f, sp, 0);
+	expect_record(f, sp, 3);
 	expect_end(f, sp);
 	assert_int_equal(ctd_spool_stats(sp)->corrupt, 2);
-	assert_int_equal(ctd_spool_stats(sp)->skipped_bytes, 3 * entry);
+	assert_int_equal(ctd_spool_stats(sp)->skipped_bytes, 2 * entry);
+	ctd_spool_free(sp);
+	/* A length damaged to run past the end: the same. */
+	sp = open_spool(f);
+	append_records(sp, 4, 6);
+	ctd_spool_free(sp);
+	flip_byte(f->path, 3 * entry + 10);
+	sp = open_spool(f);
+	expect_record(f, sp, 0);
+	expect_record(f, sp, 4);
+	expect_record(f, sp, 5);
+	expect_end(f, sp);
 	ctd_spool_free(sp);
 }
 
