@@ -423,10 +423,7 @@ int ctd_config_load(struct ctd_config *cfg, const char *path, bool must_exist,
 		    char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "re");
-	char *line = NULL, msg[CTD_CONFIG_ERR_MAX];
-	size_t cap = 0;
-	unsigned lineno = 0;
-	int r = 0;
+	int r;
 
 	if (!f) {
 		if (errno == ENOENT && !must_exist)
@@ -435,6 +432,19 @@ int ctd_config_load(struct ctd_config *cfg, const char *path, bool must_exist,
 		snprintf(err, errlen, "%s: %s", path, strerror(-r));
 		return r;
 	}
+	r = ctd_config_read(cfg, f, path, err, errlen);
+	fclose(f);
+	return r;
+}
+
+int ctd_config_read(struct ctd_config *cfg, FILE *f, const char *path,
+		    char *err, size_t errlen)
+{
+	char *line = NULL, msg[CTD_CONFIG_ERR_MAX];
+	size_t cap = 0;
+	unsigned lineno = 0;
+	int r = 0;
+
 	while (getline(&line, &cap, f) >= 0) {
 		lineno++;
 		r = load_line(cfg, line, msg, sizeof(msg));
@@ -448,7 +458,6 @@ int ctd_config_load(struct ctd_config *cfg, const char *path, bool must_exist,
 		snprintf(err, errlen, "%s: read error", path);
 	}
 	free(line);
-	fclose(f);
 	return r;
 }
 

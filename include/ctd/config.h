@@ -69,6 +69,9 @@ int ctd_config_set(struct ctd_config *cfg, const char *key, const char *value,
  * error only when must_exist. err gets "path:line: message". */
 int ctd_config_load(struct ctd_config *cfg, const char *path, bool must_exist,
 		    char *err, size_t errlen);
+/* The same from an open stream; path only names it in errors. */
+int ctd_config_read(struct ctd_config *cfg, FILE *f, const char *path,
+		    char *err, size_t errlen);
 /* Values that depend on each other, after everything was set. */
 void ctd_config_finish(struct ctd_config *cfg);
 /* Every key with its current value, in the file's syntax. */
