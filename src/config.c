@@ -17,6 +17,7 @@
 #include "ctd/config.h"
 #include "ctd/ctevent.h"
 #include "ctd/listen.h"
+#include "ctd/ipfix.h"
 #include "ctd/out_ipfix.h"
 
 enum type {
@@ -362,6 +363,12 @@ static int store(struct ctd_config *cfg, const struct setting *s,
 	if (parse_number(value, s->type == T_SIZE, &v) < 0 || v < s->min ||
 	    v > s->max)
 		return -EINVAL;
+	/* Its elements 1 and 2 would read as reverse octets and packets. */
+	if (s->off == F(ipfix_pen) && v == CTD_IPFIX_PEN_REVERSE) {
+		snprintf(why, whylen, "an enterprise number of your own "
+			 "(29305 is RFC 5103's reverse elements)");
+		return -EINVAL;
+	}
 	if (s->type == T_SIZE || s->type == T_COUNT)
 		*(size_t *)field = (size_t)v;
 	else

@@ -81,6 +81,10 @@ static void test_every_key(void **state)
 	assert_int_equal(c.shutdown_timeout, 0);
 	set_ok(&c, "control", "/tmp/ctl");
 	assert_string_equal(c.control, "/tmp/ctl");
+	set_ok(&c, "control-group", "adm");
+	assert_string_equal(c.control_group, "adm");
+	set_ok(&c, "control-group", "none");
+	assert_string_equal(c.control_group, "");
 	set_ok(&c, "rcvbuf", "2k");
 	assert_int_equal(c.rcvbuf, 2048);
 	set_ok(&c, "rcvbuf-max", "1G");
@@ -129,6 +133,7 @@ static void test_bad_values(void **state)
 	set_bad("rcvbuf", "2T", "rcvbuf: '2T' is not a size from 1k to 1G (k, M, G suffixes)");
 	set_bad("rcvbuf", "-1", "rcvbuf: '-1' is not a size from 1k to 1G (k, M, G suffixes)");
 	set_bad("budget", "0", "budget: '0' is not a number from 1 to 1000000");
+	set_bad("ipfix-pen", "29305", "ipfix-pen: '29305' is not an enterprise number of your own (29305 is RFC 5103's reverse elements)");
 	set_bad("budget", "1k", "budget: '1k' is not a number from 1 to 1000000");
 	set_bad("grace", "0", "grace: '0' is not seconds from 1 to 86400");
 	set_bad("check-interval", "86401", "check-interval: '86401' is not seconds from 1 to 86400");
