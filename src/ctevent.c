@@ -275,6 +275,7 @@ int ctd_ctevent_parse(const struct nlmsghdr *nlh, struct ctd_event *ret_ev)
 {
 	const struct nfgenmsg *nfg;
 	const struct nlattr *a;
+	const char *end;
 	int type, r;
 
 	type = event_type(nlh);
@@ -288,7 +289,11 @@ int ctd_ctevent_parse(const struct nlmsghdr *nlh, struct ctd_event *ret_ev)
 	if (nfg->nfgen_family != AF_INET && nfg->nfgen_family != AF_INET6)
 		return -EBADMSG;
 	ret_ev->family = nfg->nfgen_family;
-	mnl_attr_for_each(a, nlh, sizeof(*nfg)) {
+	/* Not mnl_attr_for_each: it walks to the message's aligned end,
+	 * up to 3 bytes past a message whose length is not aligned. */
+	end = (const char *)nlh + nlh->nlmsg_len;
+	for (a = (const void *)((const char *)nfg + MNL_ALIGN(sizeof(*nfg)));
+	     mnl_attr_ok(a, (int)(end - (const char *)a)); a = mnl_attr_next(a)) {
 		r = parse_attr(a, ret_ev);
 		if (r < 0)
 			return r;
