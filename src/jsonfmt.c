@@ -67,28 +67,57 @@ static void put_bool(struct cursor *c, bool v)
 		PUT_LIT(c, "false");
 }
 
+/* A string of ctd's own (names, addresses, times): nothing to escape,
+ * and the hot path should not look at it byte by byte. */
 static void put_str(struct cursor *c, const char *s)
 {
 	put(c, "\"", 1);
-	put_escaped(c, s);
+	put(c, s, strlen(s));
 	put(c, "\"", 1);
 }
 
 /* ,"key": */
 static void put_key(struct cursor *c, const char *key)
 {
-	put(c, ",", 1);
-	put_str(c, key);
-	put(c, ":", 1);
+	put(c, ",\"", 2);
+	put(c, key, strlen(key));
+	put(c, "\":", 2);
+}
+
+/* inet_ntop formats IPv4 with sprintf: a tenth of the record's cost. */
+static size_t fmt_ipv4(const uint8_t *a, char *out)
+{
+	char *p = out;
+
+	for (int i = 0; i < 4; i++) {
+		unsigned v = a[i];
+
+		if (i)
+			*p++ = '.';
+		if (v >= 100)
+			*p++ = (char)('0' + v / 100);
+		if (v >= 10)
+			*p++ = (char)('0' + v / 10 % 10);
+		*p++ = (char)('0' + v % 10);
+	}
+	return (size_t)(p - out);
 }
 
 static void put_addr(struct cursor *c, uint8_t family, const uint8_t *a)
 {
 	char text[INET6_ADDRSTRLEN];
+	size_t n;
 
-	if (!inet_ntop(family, a, text, sizeof(text)))
-		text[0] = '\0';
-	put_str(c, text);
+	if (family == AF_INET) {
+		n = fmt_ipv4(a, text);
+	} else {
+		if (!inet_ntop(family, a, text, sizeof(text)))
+			text[0] = '\0';
+		n = strlen(text);
+	}
+	put(c, "\"", 1);
+	put(c, text, n);
+	put(c, "\"", 1);
 }
 
 static void put_tuple(struct cursor *c, const struct ctd_record *rec,
@@ -262,6 +291,8 @@ size_t ctd_jsonfmt_string(const char *s, char *buf, size_t cap)
 {
 	struct cursor c = { buf, buf + cap, false };
 
-	put_str(&c, s);
+	put(&c, "\"", 1);
+	put_escaped(&c, s);
+	put(&c, "\"", 1);
 	return c.overflow ? 0 : (size_t)(c.p - buf);
 }
