@@ -31,6 +31,13 @@ struct ctd_flowtable {
 	size_t nslabs;
 	struct slab *slabs;
 	struct ctd_flow *free_list;
+	/* The last key a lookup did not find, and where it would go: the
+	 * insert that usually follows skips a second hash and walk. Valid
+	 * while the table is unchanged (version). */
+	struct ctd_flow_key miss_key;
+	size_t miss_bucket;
+	uint64_t miss_version;
+	uint64_t version;           /* bumped by every insert and remove */
 };
 
 _Static_assert(sizeof(struct ctd_flow_key) == 44,
@@ -53,9 +60,12 @@ static uint64_t key_hash(const struct ctd_flow_key *key)
 	uint32_t tail;
 	size_t i;
 
+	/* One multiply per word and one full mix at the end: the words
+	 * are tuple bytes, so the final avalanche is what spreads them. */
 	for (i = 0; i + 8 <= sizeof(*key); i += 8) {
 		memcpy(&w, p + i, 8);
-		h = (h ^ mix64(w)) * 0x100000001b3ULL;
+		h = (h ^ w) * 0x100000001b3ULL;
+		h ^= h >> 29;
 	}
 	memcpy(&tail, p + i, 4);
 	return mix64(h ^ tail);
@@ -116,11 +126,15 @@ static size_t bucket_of(const struct ctd_flowtable *ft,
 struct ctd_flow *ctd_flowtable_lookup(struct ctd_flowtable *ft,
 				      const struct ctd_flow_key *key)
 {
+	size_t b = bucket_of(ft, key);
 	struct ctd_flow *f;
 
-	for (f = ft->buckets[bucket_of(ft, key)]; f; f = f->hnext)
+	for (f = ft->buckets[b]; f; f = f->hnext)
 		if (key_equal(&f->key, key))
 			return f;
+	ft->miss_key = *key;
+	ft->miss_bucket = b;
+	ft->miss_version = ft->version + 1;
 	return NULL;
 }
 
@@ -175,8 +189,12 @@ int ctd_flowtable_insert(struct ctd_flowtable *ft,
 	size_t b;
 	int r;
 
-	if (ctd_flowtable_lookup(ft, key))
+	if (ft->miss_version == ft->version + 1 && key_equal(&ft->miss_key, key))
+		b = ft->miss_bucket;
+	else if (ctd_flowtable_lookup(ft, key))
 		return -EEXIST;
+	else
+		b = ft->miss_bucket;
 	if (ft->max_flows && ft->count >= ft->max_flows)
 		return -ENOSPC;
 	if (!ft->free_list && (r = grow_pool(ft)) < 0)
@@ -185,10 +203,10 @@ int ctd_flowtable_insert(struct ctd_flowtable *ft,
 	ft->free_list = f->hnext;
 	memset(f, 0, sizeof(*f));
 	f->key = *key;
-	b = bucket_of(ft, key);
 	f->hnext = ft->buckets[b];
 	ft->buckets[b] = f;
 	ft->count++;
+	ft->version++;
 	maybe_grow_buckets(ft);
 	*ret_flow = f;
 	return 0;
@@ -206,6 +224,7 @@ void ctd_flowtable_remove(struct ctd_flowtable *ft, struct ctd_flow *flow)
 	flow->hnext = ft->free_list;
 	ft->free_list = flow;
 	ft->count--;
+	ft->version++;
 }
 
 size_t ctd_flowtable_count(const struct ctd_flowtable *ft)
