@@ -13,6 +13,13 @@ Ground truth: N UDP flows 127.0.0.1:(21000+i) -> 127.0.0.1:5555 with
 ctd starts, with a 3 s UDP timeout; plus M flows made after ctd starts,
 which must end normally (end_reason "destroy").
 
+The kernel's "is anyone listening" check for events=2 is not per
+namespace on every kernel: with another ctnetlink listener anywhere on the
+host (a conntrackd, a ctd in another test), the early flows get the event
+extension after all and end with a DESTROY of their own. That record is
+as good (the kernel's own end time); the test accepts it, says so, and
+still requires exactly one record per flow with the right counters.
+
 Usage: test_startup.py --ctd PATH
 """
 import argparse
@@ -85,14 +92,15 @@ def judge(recs, counters, waited):
             bad.append("port %d: %d records" % (port, len(got)))
             continue
         r = got[0]
-        reason = "expired" if i < BEFORE else "destroy"
+        reason = ("expired", "destroy") if i < BEFORE else ("destroy",)
         have = (r["orig"].get("packets"), r["orig"].get("bytes"),
                 r["reply"].get("packets"), r["reply"].get("bytes"))
         want = expected(i if i < BEFORE else i - BEFORE)
-        if r["end_reason"] != reason or have != want or \
+        if r["end_reason"] not in reason or have != want or \
                 r["start_seen"] != (i >= BEFORE):
             bad.append("port %d: %s %s start_seen=%s, want %s %s"
-                       % (port, r["end_reason"], have, r["start_seen"], reason, want))
+                       % (port, r["end_reason"], have, r["start_seen"],
+                          "/".join(reason), want))
     extra = len(recs) - (BEFORE + AFTER - sum(1 for b in bad if ": 0 records" in b))
     print("startup: %d flows before ctd, %d after; %d records in %s; "
           "expired %d, destroy %d, dumps %d, bad %d"
@@ -100,6 +108,13 @@ def judge(recs, counters, waited):
              "%.1fs" % waited if waited is not None else "timeout",
              counters.get("ends_expired", 0), counters.get("ends_destroy", 0),
              counters.get("dumps", 0), len(bad)))
+    early = [r["end_reason"] for r in recs
+             if 21000 <= r["orig"].get("sport", 0) < 21000 + BEFORE]
+    if "destroy" in early:
+        print("note: %d of the early flows ended with the kernel's DESTROY "
+              "(another ctnetlink listener on this host gave them the event "
+              "extension); %d expired here" % (early.count("destroy"),
+                                               early.count("expired")))
     if bad or extra:
         print("FAIL:", "; ".join(bad[:10]), "extra records: %d" % extra if extra else "")
         return 1
