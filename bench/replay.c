@@ -8,8 +8,9 @@
  * tuple, the destination of the reply tuple and the conntrack id, so
  * every copy is a distinct flow. Copies are interleaved -w at a time, so
  * the table holds that many flows' worth while they run, as on a busy
- * firewall. Messages are handed over in batches of 64 with one clock
- * read per batch and the outputs flushed every 4096 messages, as ctd's
+ * firewall. Messages are handed over in batches of 64 (one recvmmsg's
+ * worth, through ctd_engine_messages as ctd does) with one clock read
+ * per batch and the outputs flushed every 4096 messages, as ctd's
  * netlink source and loop do.
  *
  * usage: ctd-replay [-n EVENTS] [-w WINDOW] [-o FILE] [-r ROUNDS] RECORDING...
@@ -226,10 +227,11 @@ static struct run replay(const struct msgs *m, struct ctd_engine *eng,
 	for (size_t i = 0; i < m->count; i += BATCH) {
 		struct ctd_now now = ctd_now_read();
 		size_t end = i + BATCH < m->count ? i + BATCH : m->count;
+		const struct nlmsghdr *batch[BATCH];
 
 		for (size_t j = i; j < end; j++)
-			ctd_engine_message(eng, (const void *)(m->buf + m->off[j]),
-					   &now);
+			batch[j - i] = (const void *)(m->buf + m->off[j]);
+		ctd_engine_messages(eng, batch, end - i, &now);
 		if (end % FLUSH_EVERY < BATCH || end == m->count)
 			ctd_deliver_flush(d);
 	}

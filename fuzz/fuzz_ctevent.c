@@ -15,6 +15,7 @@
 #include "ctd/flowtable.h"
 #include "ctd/ipfix.h"
 #include "ctd/jsonfmt.h"
+#include "ctd/nlsrc.h"
 #include "ctd/record.h"
 #include "ctd/stats.h"
 #include "ctd/timeutil.h"
@@ -56,7 +57,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct ctd_engine_sinks sinks = { .record = on_record,
 					  .flow_event = on_flow_event };
 	struct ctd_now now = { .mono_us = 1000000, .wall_ns = 1 };
-	const struct nlmsghdr *nlh;
+	const struct nlmsghdr *nlh, *msgs[CTD_NLSRC_BATCH];
+	size_t n = 0;
 	struct ctd_stats stats;
 	struct ctd_engine *eng;
 	int left;
@@ -72,13 +74,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	eng = ctd_engine_new(&cfg, &stats, &sinks);
 	if (!eng)
 		abort();
+	/* The first half one by one, the rest as one batch (as ctd reads). */
 	left = (int)size;
-	for (nlh = (const struct nlmsghdr *)aligned; ctd_nlmsg_ok(nlh, left);
-	     nlh = mnl_nlmsg_next(nlh, &left)) {
-		ctd_engine_message(eng, nlh, &now);
+	for (nlh = (const struct nlmsghdr *)aligned; ctd_nlmsg_ok(nlh, left) &&
+	     n < sizeof(msgs) / sizeof(msgs[0]); nlh = mnl_nlmsg_next(nlh, &left))
+		msgs[n++] = nlh;
+	for (size_t i = 0; i < n / 2; i++) {
+		ctd_engine_message(eng, msgs[i], &now);
 		now.mono_us += 1000;
 		now.wall_ns += 1000000;
 	}
+	ctd_engine_messages(eng, msgs + n / 2, n - n / 2, &now);
 	/* A day later the kernel lists nothing: suspects expire, and a
 	 * resync completes every flow whatever timeout it claimed. */
 	now.mono_us += 86400LL * 1000000;

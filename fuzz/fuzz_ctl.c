@@ -42,8 +42,12 @@ static void setup(void)
 		ctd_flow_key_from_event(&ev, &key);
 		if (ctd_flowtable_insert(flows, &key, &f) < 0)
 			abort();
-		f->cnt[0].bytes = 100u * i;
-		f->cnt[0].packets = i;
+		if (!ctd_flow_cold(flows, f))
+			abort();
+		f->cold->cnt[0].bytes = 100u * i;
+		f->cold->cnt[0].packets = i;
+		if (ctd_flow_set_reply(flows, f, &ev.tuple[1]) < 0)
+			abort();
 	}
 }
 

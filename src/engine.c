@@ -157,6 +157,7 @@ static void bury(struct ctd_engine *eng, const struct ctd_flow_key *key,
 		eng->stats->tombstone_failures++;
 		return;
 	}
+	ctd_flow_strip(eng->flows, f);
 	f->flags = CTD_FLOW_TOMBSTONE;
 	f->gen = eng->gen;
 	f->first_ns = kstart_ns;
@@ -256,6 +257,7 @@ static void revive(struct ctd_engine *eng, struct ctd_flow *f)
 	struct ctd_flow *hnext = f->hnext;
 
 	dequeue(eng, f);
+	ctd_flow_strip(eng->flows, f);
 	memset(f, 0, sizeof(*f));
 	f->hnext = hnext;
 	f->key = key;
@@ -294,23 +296,36 @@ static struct ctd_flow *track(struct ctd_engine *eng,
 	return f;
 }
 
-static void refresh(struct ctd_flow *f, const struct ctd_event *ev)
+/* What the event says of the flow. The reply tuple, labels and dump
+ * counters live outside the flow when it has them; without memory for
+ * them they stay unknown and are counted (the final DESTROY still
+ * carries them). */
+static void refresh(struct ctd_engine *eng, struct ctd_flow *f,
+		    const struct ctd_event *ev)
 {
-	if (ev->have & CTD_HAVE_REPLY)
-		f->reply = ev->tuple[CTD_DIR_REPLY];
+	struct ctd_flow_cold *cold;
+
+	if (ev->have & CTD_HAVE_REPLY &&
+	    ctd_flow_set_reply(eng->flows, f, &ev->tuple[CTD_DIR_REPLY]) < 0)
+		eng->stats->flows_nomem++;
 	if (ev->have & CTD_HAVE_STATUS)
 		f->status = ev->status;
 	if (ev->have & CTD_HAVE_MARK)
 		f->mark = ev->mark;
 	if (ev->have & CTD_HAVE_TCPSTATE)
 		f->tcp_state = ev->tcp_state;
-	if (ev->have & CTD_HAVE_LABELS) {
-		memcpy(f->labels, ev->labels, sizeof(f->labels));
-		f->flags |= CTD_FLOW_LABELS;
-	}
-	if (ev->have & CTD_HAVE_COUNTERS) {
-		memcpy(f->cnt, ev->cnt, sizeof(f->cnt));
-		f->flags |= CTD_FLOW_COUNTERS;
+	if (ev->have & (CTD_HAVE_LABELS | CTD_HAVE_COUNTERS) &&
+	    !(cold = ctd_flow_cold(eng->flows, f))) {
+		eng->stats->flows_nomem++;
+	} else if (ev->have & (CTD_HAVE_LABELS | CTD_HAVE_COUNTERS)) {
+		if (ev->have & CTD_HAVE_LABELS) {
+			memcpy(cold->labels, ev->labels, sizeof(cold->labels));
+			f->flags |= CTD_FLOW_LABELS;
+		}
+		if (ev->have & CTD_HAVE_COUNTERS) {
+			memcpy(cold->cnt, ev->cnt, sizeof(cold->cnt));
+			f->flags |= CTD_FLOW_COUNTERS;
+		}
 	}
 	if (ev->have & CTD_HAVE_TSTART) {
 		f->first_ns = ev->tstart_ns;
@@ -385,7 +400,7 @@ void ctd_engine_event(struct ctd_engine *eng, const struct ctd_event *ev,
 	} else {
 		f = track(eng, &key, now);
 		if (f) {
-			refresh(f, ev);
+			refresh(eng, f, ev);
 			f->gen = eng->gen;
 			f->flags |= CTD_FLOW_NEW_SEEN;
 			requeue(eng, f, now);
@@ -413,6 +428,40 @@ void ctd_engine_message(struct ctd_engine *eng, const struct nlmsghdr *nlh,
 		return;
 	}
 	ctd_engine_event(eng, &ev, now);
+}
+
+void ctd_engine_messages(struct ctd_engine *eng,
+			 const struct nlmsghdr *const *msgs, size_t n,
+			 const struct ctd_now *now)
+{
+	struct ctd_event ev[32];
+	struct ctd_flow_key key[32];
+	int r[32];
+
+	while (n) {
+		size_t k = n < 32 ? n : 32;
+
+		for (size_t i = 0; i < k; i++) {
+			r[i] = ctd_ctevent_parse(msgs[i], &ev[i]);
+			if (r[i] == 0) {
+				ctd_flow_key_from_event(&ev[i], &key[i]);
+				ctd_flowtable_prefetch(eng->flows, &key[i], 0);
+			}
+		}
+		for (size_t i = 0; i < k; i++)
+			if (r[i] == 0)
+				ctd_flowtable_prefetch(eng->flows, &key[i], 1);
+		for (size_t i = 0; i < k; i++) {
+			if (r[i] == 0)
+				ctd_engine_event(eng, &ev[i], now);
+			else if (r[i] == -EPROTO)
+				eng->stats->parse_ignored++;
+			else
+				eng->stats->parse_errors++;
+		}
+		msgs += k;
+		n -= k;
+	}
 }
 
 static void to_suspects(void *arg, struct ctd_expiry_node *node)
@@ -464,11 +513,15 @@ void ctd_engine_dump_begin(struct ctd_engine *eng, bool resync)
 static void maybe_interim(struct ctd_engine *eng, struct ctd_flow *f,
 			  const struct ctd_now *now)
 {
-	uint64_t since = f->flags & CTD_FLOW_REPORTED ? f->report_ns : f->first_ns;
+	struct ctd_flow_cold *cold = f->cold;
+	uint64_t since;
 	struct ctd_record rec;
 
-	if (!eng->active_ns || !(f->flags & CTD_FLOW_COUNTERS) ||
-	    now->wall_ns < since + eng->active_ns)
+	/* Counters come with the cold part, so it is there. */
+	if (!eng->active_ns || !(f->flags & CTD_FLOW_COUNTERS) || !cold)
+		return;
+	since = f->flags & CTD_FLOW_REPORTED ? cold->report_ns : f->first_ns;
+	if (now->wall_ns < since + eng->active_ns)
 		return;
 	ctd_record_from_flow(f, CTD_END_ACTIVE, now->wall_ns, &rec);
 	if (!(f->flags & CTD_FLOW_REPORTED)) {
@@ -476,8 +529,8 @@ static void maybe_interim(struct ctd_engine *eng, struct ctd_flow *f,
 		rec.flags |= CTD_REC_DELTA;
 	}
 	emit(eng, &rec, f);
-	memcpy(f->reported, f->cnt, sizeof(f->reported));
-	f->report_ns = now->wall_ns;
+	memcpy(cold->reported, cold->cnt, sizeof(cold->reported));
+	cold->report_ns = now->wall_ns;
 	f->flags |= CTD_FLOW_REPORTED;
 }
 
@@ -507,7 +560,7 @@ void ctd_engine_dump_entry(struct ctd_engine *eng, const struct ctd_event *ev,
 		f->flags |= CTD_FLOW_FROM_DUMP;
 		eng->stats->dump_new_flows++;
 	}
-	refresh(f, ev);
+	refresh(eng, f, ev);
 	f->gen = eng->gen;
 	if (!(f->flags & CTD_FLOW_SUSPECT))
 		requeue(eng, f, now);

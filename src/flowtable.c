@@ -12,15 +12,31 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "ctd/flowtable.h"
 
-#define FLOWS_PER_SLAB 1024
+/* A slab fills one 2 MiB huge page where the kernel gives them: every
+ * event looks up a random flow, and with 4 KiB pages most lookups also
+ * missed the TLB (a fifth of ctd's time under a flow storm). */
+#define HUGE_PAGE (2u << 20)
+#define FLOWS_PER_SLAB ((HUGE_PAGE - 64) / sizeof(struct ctd_flow))
 #define MIN_BUCKETS 1024
 
 struct slab {
 	struct slab *next;
 	struct ctd_flow flows[FLOWS_PER_SLAB];
+};
+
+/* Small parts only some flows have (reply tuples, cold parts): slabs
+ * carved into objects and recycled through a free list, as flows are. */
+#define PART_SLAB 65536
+
+struct part_pool {
+	void *free;
+	size_t size;                /* object size, a multiple of 8 */
+	void *slabs;                /* chained through their first word */
+	size_t nslabs;
 };
 
 struct ctd_flowtable {
@@ -31,6 +47,7 @@ struct ctd_flowtable {
 	size_t nslabs;
 	struct slab *slabs;
 	struct ctd_flow *free_list;
+	struct part_pool replies, colds;
 	/* The last key a lookup did not find, and where it would go: the
 	 * insert that usually follows skips a second hash and walk. Valid
 	 * while the table is unchanged (version). */
@@ -42,6 +59,45 @@ struct ctd_flowtable {
 
 _Static_assert(sizeof(struct ctd_flow_key) == 44,
 	       "flow keys are hashed and compared as bytes: no padding");
+
+static void *part_get(struct part_pool *p)
+{
+	void *obj;
+
+	if (!p->free) {
+		char *s = malloc(PART_SLAB);
+
+		if (!s)
+			return NULL;
+		*(void **)s = p->slabs;
+		p->slabs = s;
+		p->nslabs++;
+		for (size_t off = 8; off + p->size <= PART_SLAB; off += p->size) {
+			*(void **)(s + off) = p->free;
+			p->free = s + off;
+		}
+	}
+	obj = p->free;
+	p->free = *(void **)obj;
+	memset(obj, 0, p->size);
+	return obj;
+}
+
+static void part_put(struct part_pool *p, void *obj)
+{
+	*(void **)obj = p->free;
+	p->free = obj;
+}
+
+static void part_free_all(struct part_pool *p)
+{
+	while (p->slabs) {
+		void *next = *(void **)p->slabs;
+
+		free(p->slabs);
+		p->slabs = next;
+	}
+}
 
 static uint64_t mix64(uint64_t h)
 {
@@ -89,6 +145,8 @@ struct ctd_flowtable *ctd_flowtable_new(size_t max_flows)
 		return NULL;
 	}
 	ft->max_flows = max_flows;
+	ft->replies.size = (sizeof(struct ctd_tuple) + 7) & ~(size_t)7;
+	ft->colds.size = (sizeof(struct ctd_flow_cold) + 7) & ~(size_t)7;
 	return ft;
 }
 
@@ -102,6 +160,8 @@ void ctd_flowtable_free(struct ctd_flowtable *ft)
 		next = s->next;
 		free(s);
 	}
+	part_free_all(&ft->replies);
+	part_free_all(&ft->colds);
 	free(ft->buckets);
 	free(ft);
 }
@@ -138,9 +198,25 @@ struct ctd_flow *ctd_flowtable_lookup(struct ctd_flowtable *ft,
 	return NULL;
 }
 
+/* Zeroed memory, on huge pages when it is big enough for them. */
+static void *alloc_big(size_t size)
+{
+	void *p;
+
+	if (size < HUGE_PAGE)
+		return calloc(1, size);
+	size = (size + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);
+	if (posix_memalign(&p, HUGE_PAGE, size) != 0)
+		return NULL;
+	/* Advice only: without transparent huge pages it changes nothing. */
+	(void)madvise(p, size, MADV_HUGEPAGE);
+	memset(p, 0, size);
+	return p;
+}
+
 static int grow_pool(struct ctd_flowtable *ft)
 {
-	struct slab *s = malloc(sizeof(*s));
+	struct slab *s = alloc_big(sizeof(*s));
 	size_t i;
 
 	if (!s)
@@ -164,7 +240,7 @@ static void maybe_grow_buckets(struct ctd_flowtable *ft)
 
 	if (ft->count <= ft->nbuckets)
 		return;
-	nb = calloc(n, sizeof(*nb));
+	nb = alloc_big(n * sizeof(*nb));
 	if (!nb)
 		return;
 	for (i = 0; i < ft->nbuckets; i++) {
@@ -221,10 +297,82 @@ void ctd_flowtable_remove(struct ctd_flowtable *ft, struct ctd_flow *flow)
 	if (!*pp)
 		return;
 	*pp = flow->hnext;
+	ctd_flow_strip(ft, flow);
 	flow->hnext = ft->free_list;
 	ft->free_list = flow;
 	ft->count--;
 	ft->version++;
+}
+
+static bool is_reverse(const struct ctd_tuple *o, const struct ctd_tuple *r)
+{
+	return o->sport == r->dport && o->dport == r->sport &&
+	       memcmp(o->src, r->dst, sizeof(o->src)) == 0 &&
+	       memcmp(o->dst, r->src, sizeof(o->dst)) == 0;
+}
+
+int ctd_flow_set_reply(struct ctd_flowtable *ft, struct ctd_flow *f,
+		       const struct ctd_tuple *reply)
+{
+	if (is_reverse(&f->key.orig, reply)) {
+		if (f->reply)
+			part_put(&ft->replies, f->reply);
+		f->reply = NULL;
+	} else {
+		if (!f->reply && !(f->reply = part_get(&ft->replies))) {
+			f->more &= (uint8_t)~CTD_FLOW_REPLY_KNOWN;
+			return -ENOMEM;
+		}
+		*f->reply = *reply;
+	}
+	f->more |= CTD_FLOW_REPLY_KNOWN;
+	return 0;
+}
+
+void ctd_flow_reply(const struct ctd_flow *f, struct ctd_tuple *ret)
+{
+	const struct ctd_tuple *o = &f->key.orig;
+
+	if (f->reply) {
+		*ret = *f->reply;
+	} else if (f->more & CTD_FLOW_REPLY_KNOWN) {
+		memcpy(ret->src, o->dst, sizeof(ret->src));
+		memcpy(ret->dst, o->src, sizeof(ret->dst));
+		ret->sport = o->dport;
+		ret->dport = o->sport;
+	} else {
+		memset(ret, 0, sizeof(*ret));
+	}
+}
+
+struct ctd_flow_cold *ctd_flow_cold(struct ctd_flowtable *ft,
+				    struct ctd_flow *f)
+{
+	if (!f->cold)
+		f->cold = part_get(&ft->colds);
+	return f->cold;
+}
+
+void ctd_flow_strip(struct ctd_flowtable *ft, struct ctd_flow *f)
+{
+	if (f->reply)
+		part_put(&ft->replies, f->reply);
+	if (f->cold)
+		part_put(&ft->colds, f->cold);
+	f->reply = NULL;
+	f->cold = NULL;
+	f->more = 0;
+}
+
+void ctd_flowtable_prefetch(const struct ctd_flowtable *ft,
+			    const struct ctd_flow_key *key, int stage)
+{
+	struct ctd_flow *const *b = &ft->buckets[bucket_of(ft, key)];
+
+	if (stage == 0)
+		__builtin_prefetch(b);
+	else if (*b)
+		__builtin_prefetch(*b);
 }
 
 size_t ctd_flowtable_count(const struct ctd_flowtable *ft)
@@ -240,7 +388,8 @@ size_t ctd_flowtable_buckets(const struct ctd_flowtable *ft)
 size_t ctd_flowtable_memory(const struct ctd_flowtable *ft)
 {
 	return sizeof(*ft) + ft->nbuckets * sizeof(*ft->buckets) +
-	       ft->nslabs * sizeof(struct slab);
+	       ft->nslabs * sizeof(struct slab) +
+	       (ft->replies.nslabs + ft->colds.nslabs) * PART_SLAB;
 }
 
 const struct ctd_flow *ctd_flowtable_bucket(const struct ctd_flowtable *ft,

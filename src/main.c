@@ -115,12 +115,12 @@ static void on_flow_event(void *arg, const struct ctd_record *rec,
 	ctd_deliver_event(ctd->deliver, rec, missed);
 }
 
-static void on_message(void *arg, const struct nlmsghdr *nlh,
-		       const struct ctd_now *now)
+static void on_messages(void *arg, const struct nlmsghdr *const *msgs,
+			size_t n, const struct ctd_now *now)
 {
 	struct ctd *ctd = arg;
 
-	ctd_engine_message(ctd->engine, nlh, now);
+	ctd_engine_messages(ctd->engine, msgs, n, now);
 }
 
 static void start_dump(struct ctd *ctd, enum ctd_dump_kind kind,
@@ -750,7 +750,7 @@ static int open_nlsrc(struct ctd *ctd, const struct ctd_config *o)
 	nl.fd = ctd_daemon_listen_fd("ctnetlink");
 	if (nl.fd == -EINVAL)
 		log_warn("ignoring malformed LISTEN_FDS/LISTEN_PID");
-	r = ctd_nlsrc_new(&nl, &ctd->stats, on_message, ctd, &ctd->nlsrc);
+	r = ctd_nlsrc_new(&nl, &ctd->stats, on_messages, ctd, &ctd->nlsrc);
 	if (r == 0 && nl.fd >= 0)
 		log_info("took over the ctnetlink socket from the previous ctd "
 			 "(%d bytes of events queued)",

@@ -27,8 +27,8 @@ static void merge_flow_state(const struct ctd_flow *flow,
 	if (ev->have & CTD_HAVE_LABELS) {
 		memcpy(rec->labels, ev->labels, sizeof(rec->labels));
 		rec->flags |= CTD_REC_LABELS;
-	} else if (flow && flow->flags & CTD_FLOW_LABELS) {
-		memcpy(rec->labels, flow->labels, sizeof(rec->labels));
+	} else if (flow && flow->flags & CTD_FLOW_LABELS && flow->cold) {
+		memcpy(rec->labels, flow->cold->labels, sizeof(rec->labels));
 		rec->flags |= CTD_REC_LABELS;
 	}
 	if (flow && flow->flags & CTD_FLOW_NEW_SEEN)
@@ -70,7 +70,7 @@ void ctd_record_from_destroy(const struct ctd_flow *flow,
 	if (ev->have & CTD_HAVE_REPLY)
 		rec->tuple[CTD_DIR_REPLY] = ev->tuple[CTD_DIR_REPLY];
 	else if (flow)
-		rec->tuple[CTD_DIR_REPLY] = flow->reply;
+		ctd_flow_reply(flow, &rec->tuple[CTD_DIR_REPLY]);
 	if (ev->have & CTD_HAVE_COUNTERS) {
 		memcpy(rec->cnt, ev->cnt, sizeof(rec->cnt));
 		rec->flags |= CTD_REC_COUNTERS;
@@ -94,9 +94,9 @@ void ctd_record_from_flow(const struct ctd_flow *flow,
 	rec->zone = flow->key.zone;
 	rec->id = flow->key.id;
 	rec->tuple[CTD_DIR_ORIG] = flow->key.orig;
-	rec->tuple[CTD_DIR_REPLY] = flow->reply;
-	if (flow->flags & CTD_FLOW_COUNTERS) {
-		memcpy(rec->cnt, flow->cnt, sizeof(rec->cnt));
+	ctd_flow_reply(flow, &rec->tuple[CTD_DIR_REPLY]);
+	if (flow->flags & CTD_FLOW_COUNTERS && flow->cold) {
+		memcpy(rec->cnt, flow->cold->cnt, sizeof(rec->cnt));
 		rec->flags |= CTD_REC_COUNTERS;
 	}
 	merge_flow_state(flow, &none, rec);
@@ -109,12 +109,14 @@ void ctd_record_set_delta(struct ctd_record *rec, const struct ctd_flow *flow)
 {
 	size_t d;
 
-	if (!flow || !(flow->flags & CTD_FLOW_REPORTED) ||
+	if (!flow || !(flow->flags & CTD_FLOW_REPORTED) || !flow->cold ||
 	    !(rec->flags & CTD_REC_COUNTERS))
 		return;
 	for (d = 0; d < CTD_DIR__COUNT; d++) {
-		rec->delta[d].packets = rec->cnt[d].packets - flow->reported[d].packets;
-		rec->delta[d].bytes = rec->cnt[d].bytes - flow->reported[d].bytes;
+		rec->delta[d].packets = rec->cnt[d].packets -
+					flow->cold->reported[d].packets;
+		rec->delta[d].bytes = rec->cnt[d].bytes -
+				      flow->cold->reported[d].bytes;
 	}
 	rec->flags |= CTD_REC_DELTA;
 }

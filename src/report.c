@@ -302,7 +302,8 @@ static int gather(const struct ctd_flowtable *ft, struct talkers *src,
 	for (size_t b = 0; b < ctd_flowtable_buckets(ft); b++) {
 		for (const struct ctd_flow *f = ctd_flowtable_bucket(ft, b); f;
 		     f = f->hnext) {
-			uint64_t bytes = f->cnt[0].bytes + f->cnt[1].bytes;
+			uint64_t bytes = f->cold ? f->cold->cnt[0].bytes +
+						   f->cold->cnt[1].bytes : 0;
 
 			if (f->flags & CTD_FLOW_TOMBSTONE)
 				continue;

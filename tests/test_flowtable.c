@@ -106,17 +106,58 @@ static void test_insert_returns_zeroed_flow(void **state)
 	f->mark = 1;
 	f->flags = 0xff;
 	f->first_ns = 123;
-	f->cnt[CTD_DIR_REPLY].bytes = 456;
-	memset(f->labels, 0xee, sizeof(f->labels));
+	assert_non_null(ctd_flow_cold(ft, f));
+	f->cold->cnt[CTD_DIR_REPLY].bytes = 456;
+	memset(f->cold->labels, 0xee, sizeof(f->cold->labels));
 	ctd_flowtable_remove(ft, f);
 	f = must_insert(ft, &k);
 	assert_int_equal(f->status, 0);
 	assert_int_equal(f->mark, 0);
 	assert_int_equal(f->flags, 0);
 	assert_int_equal(f->first_ns, 0);
-	assert_int_equal(f->cnt[CTD_DIR_REPLY].bytes, 0);
-	assert_int_equal(f->labels[15], 0);
+	assert_null(f->cold);
+	assert_null(f->reply);
+	/* The recycled cold part comes back zeroed too. */
+	assert_non_null(ctd_flow_cold(ft, f));
+	assert_int_equal(f->cold->cnt[CTD_DIR_REPLY].bytes, 0);
+	assert_int_equal(f->cold->labels[15], 0);
 	assert_memory_equal(&f->key, &k, sizeof(k));
+	ctd_flowtable_free(ft);
+}
+
+/* The reply tuple is stored apart only when it is not the original
+ * reversed, and reads back the same either way. */
+static void test_reply_tuple(void **state)
+{
+	struct ctd_flowtable *ft = ctd_flowtable_new(0);
+	struct ctd_tuple r, got;
+	struct ctd_flow_key k;
+	struct ctd_flow *f;
+
+	(void)state;
+	make_key(&k, 10);
+	f = must_insert(ft, &k);
+	ctd_flow_reply(f, &got);
+	assert_int_equal(got.sport, 0);
+	assert_int_equal(got.src[0] | got.dst[0], 0);
+	memcpy(r.src, k.orig.dst, 16);
+	memcpy(r.dst, k.orig.src, 16);
+	r.sport = k.orig.dport;
+	r.dport = k.orig.sport;
+	assert_int_equal(ctd_flow_set_reply(ft, f, &r), 0);
+	assert_null(f->reply);
+	ctd_flow_reply(f, &got);
+	assert_memory_equal(&got, &r, sizeof(r));
+	r.dst[3] ^= 1;             /* SNAT: replies come to another address */
+	r.dport = 40000;
+	assert_int_equal(ctd_flow_set_reply(ft, f, &r), 0);
+	assert_non_null(f->reply);
+	ctd_flow_reply(f, &got);
+	assert_memory_equal(&got, &r, sizeof(r));
+	r.dst[3] ^= 1;
+	r.dport = k.orig.sport;
+	assert_int_equal(ctd_flow_set_reply(ft, f, &r), 0);
+	assert_null(f->reply);
 	ctd_flowtable_free(ft);
 }
 
@@ -396,6 +437,7 @@ int main(void)
 		cmocka_unit_test(test_insert_lookup_remove),
 		cmocka_unit_test(test_duplicate_is_eexist),
 		cmocka_unit_test(test_insert_returns_zeroed_flow),
+		cmocka_unit_test(test_reply_tuple),
 		cmocka_unit_test(test_each_key_part_distinguishes),
 		cmocka_unit_test(test_one_byte_keys_share_chains),
 		cmocka_unit_test(test_bound_is_enospc),

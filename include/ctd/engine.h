@@ -58,6 +58,12 @@ void ctd_engine_event(struct ctd_engine *eng, const struct ctd_event *ev,
  * conntrack events and malformed ones are only counted. */
 void ctd_engine_message(struct ctd_engine *eng, const struct nlmsghdr *nlh,
 			const struct ctd_now *now);
+/* The same for a batch of messages: parsed first, their flows fetched
+ * into the cache ahead of use (a storm's DESTROYs come in the kernel's
+ * hash order, so each one finds its flow cold), then applied in order. */
+void ctd_engine_messages(struct ctd_engine *eng,
+			 const struct nlmsghdr *const *msgs, size_t n,
+			 const struct ctd_now *now);
 
 /* Moves up to budget timed-out flows to the suspect queue. Returns the
  * next deadline (monotonic µs; now when the budget ran out). */

@@ -32,15 +32,24 @@ enum {
 	CTD_FLOW_REPORTED     = 1u << 7,  /* an interim record went out */
 };
 
+/* What few flows need, in a pool of its own so that a tracked flow
+ * stays at 128 bytes: counters from table dumps, the state of interim
+ * reports, and labels. */
+struct ctd_flow_cold {
+	struct ctd_counters cnt[CTD_DIR__COUNT];  /* last known, from a dump */
+	struct ctd_counters reported[CTD_DIR__COUNT]; /* at the last interim */
+	uint64_t report_ns;            /* wall clock of the last interim, or 0 */
+	uint8_t labels[16];
+};
+
+enum {
+	CTD_FLOW_REPLY_KNOWN  = 1u << 0,  /* the reply tuple is known */
+};
+
 struct ctd_flow {
 	struct ctd_flow *hnext;        /* hash chain; free list when unused */
 	struct ctd_expiry_node exp;    /* expiry list, or the suspect queue */
 	struct ctd_flow_key key;
-	struct ctd_tuple reply;
-	struct ctd_counters cnt[CTD_DIR__COUNT];  /* last known, from a dump */
-	struct ctd_counters reported[CTD_DIR__COUNT]; /* at the last interim */
-	uint64_t first_ns;             /* wall clock: start, or first event seen */
-	uint64_t report_ns;            /* wall clock of the last interim, or 0 */
 	uint32_t status;
 	uint32_t mark;
 	uint32_t gen;                  /* the last dump that listed the flow */
@@ -48,8 +57,25 @@ struct ctd_flow {
 	uint8_t tcp_state;
 	uint8_t flags;                 /* CTD_FLOW_* */
 	uint8_t missed;                /* events outputs could not take yet */
-	uint8_t labels[16];
+	uint8_t more;                  /* CTD_FLOW_REPLY_KNOWN */
+	uint64_t first_ns;             /* wall clock: start, or first event seen */
+	/* The reply tuple when it is not the original one reversed (NAT,
+	 * ICMP); NULL otherwise. Set with ctd_flow_set_reply. */
+	struct ctd_tuple *reply;
+	struct ctd_flow_cold *cold;    /* NULL until needed: ctd_flow_cold() */
 };
+
+/* The reply tuple: stored apart only when it is not the original
+ * reversed. -ENOMEM leaves the flow's reply unknown. */
+int ctd_flow_set_reply(struct ctd_flowtable *ft, struct ctd_flow *f,
+		       const struct ctd_tuple *reply);
+/* The reply tuple, all zero when it was never known. */
+void ctd_flow_reply(const struct ctd_flow *f, struct ctd_tuple *ret);
+/* The flow's cold part, zeroed when new; NULL when out of memory. */
+struct ctd_flow_cold *ctd_flow_cold(struct ctd_flowtable *ft,
+				    struct ctd_flow *f);
+/* Gives back the reply and cold parts (a flow that becomes a tombstone). */
+void ctd_flow_strip(struct ctd_flowtable *ft, struct ctd_flow *f);
 
 /* max_flows bounds the pool; 0 means no bound. */
 struct ctd_flowtable *ctd_flowtable_new(size_t max_flows);
@@ -66,6 +92,11 @@ int ctd_flowtable_insert(struct ctd_flowtable *ft,
 			 struct ctd_flow **ret_flow);
 /* Unlinks the flow and returns it to the pool; the pointer dies here. */
 void ctd_flowtable_remove(struct ctd_flowtable *ft, struct ctd_flow *flow);
+
+/* Starts loading what a lookup of key will read: its bucket (stage 0),
+ * then the first flow on it (stage 1, once the bucket has arrived). */
+void ctd_flowtable_prefetch(const struct ctd_flowtable *ft,
+			    const struct ctd_flow_key *key, int stage);
 
 size_t ctd_flowtable_count(const struct ctd_flowtable *ft);
 /* Walks the table a bucket at a time: the chain of bucket i (NULL when

@@ -29,9 +29,12 @@ struct ctd_nlsrc_cfg {
 	int fd;
 };
 
-/* Called for each message with the time its batch was read. */
-typedef void ctd_nlsrc_cb(void *arg, const struct nlmsghdr *nlh,
-			  const struct ctd_now *now);
+/* Called with the messages of a batch of datagrams (at most
+ * CTD_NLSRC_BATCH, in order) and the time the batch was read; the
+ * messages are valid during the call only. */
+#define CTD_NLSRC_BATCH 256
+typedef void ctd_nlsrc_cb(void *arg, const struct nlmsghdr *const *msgs,
+			  size_t n, const struct ctd_now *now);
 
 int ctd_nlsrc_new(const struct ctd_nlsrc_cfg *cfg, struct ctd_stats *stats,
 		  ctd_nlsrc_cb *cb, void *arg, struct ctd_nlsrc **ret);
