@@ -148,6 +148,7 @@ def reap(proc, secs, what):
         time.sleep(0.05)
     rc = os.waitstatus_to_exitcode(status)
     proc.returncode = rc          # Popen must not wait for it again
+    reap.last_split = (ru.ru_utime, ru.ru_stime)
     return rc, ru.ru_utime + ru.ru_stime, killed
 
 
@@ -551,6 +552,8 @@ def run_one(lst, n, flowgen, opts, tag):
             lst.notes.append("had to be killed")
         res["exit"] = rc
         res["cpu_s"] = cpu
+        res["cpu_user_s"], res["cpu_sys_s"] = getattr(reap, "last_split",
+                                                      (None, None))
         res["cpu_s_proc"] = ticks / CLK_TCK if ticks is not None else None
         lst.after()
         t = lst.tally(n)
@@ -659,17 +662,21 @@ def plan(opts, n):
 
 def fmt_table(results):
     head = ("| listener | buffer | flows | DESTROY records | lost % | doubled | "
-            "CPU µs/event | peak RSS MiB | gen flows/s |")
+            "CPU µs/event (user+sys) | peak RSS MiB | gen flows/s |")
     lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         if "error" in r:
             lines.append("| %s | %s | %d | FAILED: %s | | | | | |"
                          % (r["listener"], r["buffer"], r["flows"], r["error"]))
             continue
-        lines.append("| %s | %s | %d | %d | %.2f | %d | %.2f | %.1f | %d |" % (
+        split = ""
+        if r.get("cpu_user_s") is not None:
+            split = " (%.2f+%.2f)" % (r["cpu_user_s"] * 1e6 / (2 * r["flows"]),
+                                      r["cpu_sys_s"] * 1e6 / (2 * r["flows"]))
+        lines.append("| %s | %s | %d | %d | %.2f | %d | %.2f%s | %.1f | %d |" % (
             r["listener"], r["buffer"], r["flows"], r["records"], r["lost_pct"],
-            r["doubled"], r["cpu_us_per_event"], (r["rss_kib"] or 0) / 1024.0,
-            r["gen_rate"]))
+            r["doubled"], r["cpu_us_per_event"], split,
+            (r["rss_kib"] or 0) / 1024.0, r["gen_rate"]))
     return "\n".join(lines)
 
 
