@@ -5,10 +5,10 @@
  * length, CRC-32 of header fields and payload) and the payload, written
  * with one writev at the end of the file. A crash mid-write leaves at
  * most one torn entry at the tail: its length runs past the end or its
- * checksum fails, and the reader skips it. A bad magic or a length that
- * runs past the end means the reader lost its place (a damaged header):
- * it looks for the next header with the magic, whose checksum then
- * decides whether it is one, and counts the bytes in between. The read
+ * checksum fails, and the reader skips it. Any entry whose checksum
+ * fails means the reader lost its place (its length may be what was
+ * damaged): it looks for the next header with the magic, whose checksum
+ * then decides whether it is one, and counts the bytes in between. The read
  * position lives only in
  * memory: after a crash the file is read again from the start, so a
  * record may be delivered twice but never lost. */
@@ -176,6 +176,7 @@ int ctd_spool_peek(struct ctd_spool *sp, void *buf, size_t cap,
 	int r;
 
 	while (sp->read_off < sp->size) {
+		r = 0;
 		if (sp->size - sp->read_off < sizeof(h)) {
 			sp->stats.torn++;
 			sp->stats.skipped_bytes += sp->size - sp->read_off;
@@ -186,25 +187,28 @@ int ctd_spool_peek(struct ctd_spool *sp, void *buf, size_t cap,
 		if (r < 0)
 			return r;
 		end = sp->read_off + sizeof(h) + h.len;
-		if (h.magic != SPOOL_MAGIC || h.len > CTD_SPOOL_MAX_ENTRY ||
-		    end > sp->size) {
+		/* Only a checksum that matches makes the length trustworthy:
+		 * anything else means the place is lost, and skipping by a
+		 * damaged length could jump over good entries. */
+		if (h.magic != SPOOL_MAGIC || h.len > cap || end > sp->size ||
+		    (r = read_at(sp, sp->read_off + sizeof(h), buf, h.len)) < 0 ||
+		    entry_crc(&h, buf, h.len) != h.crc) {
+			if (h.magic == SPOOL_MAGIC && h.len <= cap &&
+			    end <= sp->size && r < 0 && r != -EIO)
+				return r;
 			r = lost_place(sp);
 			if (r < 0)
 				return r;
 			continue;
 		}
-		if (h.len > cap || h.version != SPOOL_VERSION ||
+		/* Whole, but not for this build (an older record layout). */
+		if (h.version != SPOOL_VERSION ||
 		    (h.kind != CTD_SPOOL_RECORD && h.kind != CTD_SPOOL_RAW) ||
 		    (h.kind == CTD_SPOOL_RECORD &&
-		     h.len != sizeof(struct ctd_record)) ||
-		    (r = read_at(sp, sp->read_off + sizeof(h), buf, h.len)) < 0 ||
-		    entry_crc(&h, buf, h.len) != h.crc) {
-			if (r < 0 && r != -EIO)
-				return r;
+		     h.len != sizeof(struct ctd_record))) {
 			sp->stats.corrupt++;
 			sp->stats.skipped_bytes += end - sp->read_off;
 			sp->read_off = end;
-			r = 0;
 			continue;
 		}
 		sp->peeked_end = end;

@@ -20,7 +20,8 @@ enum ctd_spool_kind {
 
 struct ctd_spool_stats {
 	uint64_t torn;            /* entries cut short (crash mid-write) */
-	uint64_t corrupt;         /* entries whose checksum did not match */
+	uint64_t corrupt;         /* damaged stretches skipped (a checksum that
+				   * did not match, up to the next good entry) */
 	uint64_t skipped_bytes;   /* bytes given up on */
 };
 
