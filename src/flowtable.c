@@ -1,6 +1,7 @@
 /* flowtable: chained hash table of flows over a slab pool.
  *
- * Flows are carved from slabs of FLOWS_PER_SLAB and recycled through a
+ * Flows are carved from slabs (growing from 256 flows to a huge page's
+ * worth, so a small table stays small) and recycled through a
  * free list threaded on hnext, so a warm table serves NEW/DESTROY churn
  * without touching malloc. The bucket array doubles when the load passes
  * one flow per bucket; that rehash is the only O(n) step and happens
@@ -21,11 +22,13 @@
  * missed the TLB (a fifth of ctd's time under a flow storm). */
 #define HUGE_PAGE (2u << 20)
 #define FLOWS_PER_SLAB ((HUGE_PAGE - 64) / sizeof(struct ctd_flow))
+#define FIRST_SLAB 256
 #define MIN_BUCKETS 1024
 
 struct slab {
 	struct slab *next;
-	struct ctd_flow flows[FLOWS_PER_SLAB];
+	size_t count;
+	struct ctd_flow flows[];
 };
 
 /* Small parts only some flows have (reply tuples, cold parts): slabs
@@ -46,6 +49,7 @@ struct ctd_flowtable {
 	size_t max_flows;
 	size_t nslabs;
 	struct slab *slabs;
+	size_t slab_bytes;
 	struct ctd_flow *free_list;
 	struct part_pool replies, colds;
 	/* The last key a lookup did not find, and where it would go: the
@@ -216,12 +220,19 @@ static void *alloc_big(size_t size)
 
 static int grow_pool(struct ctd_flowtable *ft)
 {
-	struct slab *s = alloc_big(sizeof(*s));
-	size_t i;
+	size_t n = ft->nslabs < 7 ? (size_t)FIRST_SLAB << ft->nslabs :
+		   FLOWS_PER_SLAB, i;
+	struct slab *s;
+
+	if (n > FLOWS_PER_SLAB)
+		n = FLOWS_PER_SLAB;
+	s = alloc_big(sizeof(*s) + n * sizeof(s->flows[0]));
 
 	if (!s)
 		return -ENOMEM;
-	for (i = 0; i < FLOWS_PER_SLAB; i++) {
+	s->count = n;
+	ft->slab_bytes += sizeof(*s) + n * sizeof(s->flows[0]);
+	for (i = 0; i < n; i++) {
 		s->flows[i].hnext = ft->free_list;
 		ft->free_list = &s->flows[i];
 	}
@@ -388,7 +399,7 @@ size_t ctd_flowtable_buckets(const struct ctd_flowtable *ft)
 size_t ctd_flowtable_memory(const struct ctd_flowtable *ft)
 {
 	return sizeof(*ft) + ft->nbuckets * sizeof(*ft->buckets) +
-	       ft->nslabs * sizeof(struct slab) +
+	       ft->slab_bytes +
 	       (ft->replies.nslabs + ft->colds.nslabs) * PART_SLAB;
 }
 
