@@ -50,7 +50,7 @@ struct msgs {
 	size_t *off;          /* start of each message */
 };
 
-static void die(const char *what)
+__attribute__((noreturn)) static void die(const char *what)
 {
 	fprintf(stderr, "ctd-replay: %s\n", what);
 	exit(1);
@@ -297,7 +297,7 @@ int main(int argc, char **argv)
 		struct ctd_engine_sinks sinks = { .record = on_record };
 		struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
 		struct ctd_output *out;
-		struct ctd_deliver *d;
+		struct ctd_deliver *d = NULL;
 		struct ctd_engine *eng;
 		struct run r;
 
