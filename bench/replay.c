@@ -342,5 +342,9 @@ int main(int argc, char **argv)
 		printf("instructions    not counted here (no PMU); run under "
 		       "valgrind --tool=callgrind\n");
 	printf("peak RSS        %ld KiB\n", ru.ru_maxrss);
+	free(tpl.buf);
+	free(tpl.off);
+	free(syn.buf);
+	free(syn.off);
 	return best.parse_errors ? 1 : 0;
 }
