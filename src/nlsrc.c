@@ -34,9 +34,12 @@
 /* After a wakeup that found less than a batch, the socket is left alone
  * this long: each event is a datagram of its own, and waking per event
  * cost more CPU than handling it (a profile of a flow storm put half of
- * ctd's time in the wakeup and syscall path). The kernel queues what
- * comes meanwhile; a full buffer is handled as always. */
+ * ctd's time in the wakeup and syscall path). Only with a buffer that
+ * holds that long a pause at full speed, and never right after an
+ * overrun: a small fixed buffer (the kernel then re-sends held DESTROYs
+ * as room appears) must be read as fast as it fills. */
 #define COALESCE_S 0.002
+#define COALESCE_MIN_RCVBUF (1u << 20)
 
 struct ctd_nlsrc {
 	ev_io io;                      /* first: the callback casts back */
@@ -100,7 +103,8 @@ static void grow_rcvbuf(struct ctd_nlsrc *src)
 
 /* One getsockopt per wakeup, not per event: drops are what overruns
  * look like in reliable mode. */
-static void check_drops(struct ctd_nlsrc *src)
+/* True when the socket overran since the last look. */
+static bool check_drops(struct ctd_nlsrc *src)
 {
 	uint32_t mem[SK_MEMINFO_VARS];
 	socklen_t len = sizeof(mem);
@@ -108,13 +112,14 @@ static void check_drops(struct ctd_nlsrc *src)
 
 	if (getsockopt(mnl_socket_get_fd(src->nl), SOL_SOCKET, SO_MEMINFO,
 		       mem, &len) < 0 || len <= SK_MEMINFO_DROPS * sizeof(mem[0]))
-		return;
+		return false;
 	delta = mem[SK_MEMINFO_DROPS] - src->drops;
 	src->drops = mem[SK_MEMINFO_DROPS];
 	if (!delta)
-		return;
+		return false;
 	src->stats->nl_drops += delta;
 	grow_rcvbuf(src);
+	return true;
 }
 
 static int subscribe(struct ctd_nlsrc *src, bool reliable, bool bind)
@@ -359,8 +364,8 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 	handled = ctd_nlsrc_drain(src, src->budget);
 	if (handled >= src->budget)
 		src->stats->nl_budget_hits++;
-	check_drops(src);
-	if (handled < SLOTS) {
+	if (!check_drops(src) && handled < SLOTS &&
+	    src->rcvbuf >= COALESCE_MIN_RCVBUF) {
 		ev_io_stop(loop, &src->io);
 		ev_timer_set(&src->pause, COALESCE_S, 0);
 		ev_timer_start(loop, &src->pause);
