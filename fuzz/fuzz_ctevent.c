@@ -10,35 +10,20 @@
 #include <libmnl/libmnl.h>
 
 #include "ctd/ctevent.h"
-#include "ctd/ctlogfmt.h"
 #include "ctd/engine.h"
 #include "ctd/flowtable.h"
-#include "ctd/ipfix.h"
-#include "ctd/jsonfmt.h"
 #include "ctd/nlsrc.h"
 #include "ctd/record.h"
 #include "ctd/stats.h"
 #include "ctd/timeutil.h"
+#include "render.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static struct ctd_ctlog *ctlog;
-
 static void on_record(void *arg, const struct ctd_record *rec)
 {
-	static char buf[CTD_JSON_MAX + CTD_CTLOG_MAX];
-	static uint8_t msg[CTD_IPFIX_MSG_MAX];
-	struct ctd_ipfix_cfg cfg = { .pen = 1, .shape = CTD_IPFIX_UNIFLOW };
-	struct ctd_ipfix_msg m;
-
 	(void)arg;
-	if (ctd_jsonfmt_record(rec, buf, CTD_JSON_MAX) == 0)
-		abort();
-	ctd_ctlog_line(ctlog, rec, buf, sizeof(buf));
-	ctd_ipfix_msg_begin(&m, msg, sizeof(msg));
-	if (ctd_ipfix_msg_add_record(&m, &cfg, rec) != 2)
-		abort();
-	ctd_ipfix_msg_finish(&m, 0, 0, 0);
+	fuzz_render_record(rec);
 }
 
 static void on_flow_event(void *arg, const struct ctd_record *rec,
@@ -65,8 +50,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size > sizeof(aligned))
 		return -1;
-	if (!ctlog && !(ctlog = ctd_ctlog_new()))
-		abort();
 	memcpy(aligned, data, size);
 	memset(&stats, 0, sizeof(stats));
 	for (int i = 0; i < CTD_TMO__COUNT; i++)

@@ -12,49 +12,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ctd/ctlogfmt.h"
-#include "ctd/ipfix.h"
-#include "ctd/jsonfmt.h"
 #include "ctd/record.h"
 #include "ctd/spool.h"
-#include "ctd/textfmt.h"
+#include "render.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char path[64];
-static struct ctd_ctlog *ctlog;
 static uint8_t scratch[CTD_SPOOL_MAX_ENTRY];
 
-static void render(const struct ctd_record *rec)
-{
-	static char buf[CTD_JSON_MAX + CTD_CTLOG_MAX];
-	static uint8_t msg[CTD_IPFIX_MSG_MAX];
-	struct ctd_ipfix_msg m;
-
-	if (ctd_jsonfmt_record(rec, buf, CTD_JSON_MAX) == 0)
-		abort();
-	ctd_textfmt_flow(rec, buf, sizeof(buf));
-	ctd_ctlog_line(ctlog, rec, buf, sizeof(buf));
-	/* One shape per record (fuzz_ipfix covers them all in depth). */
-	{
-		struct ctd_ipfix_cfg cfg = {
-			.pen = 9, .shape = rec->id % CTD_IPFIX_SHAPE__COUNT };
-
-		ctd_ipfix_msg_begin(&m, msg, sizeof(msg));
-		if (!ctd_ipfix_msg_add_record(&m, &cfg, rec))
-			abort();
-		ctd_ipfix_msg_finish(&m, 0, 0, 0);
-	}
-}
-
-static void setup(void)
-{
-	snprintf(path, sizeof(path), "/dev/shm/ctd-fuzz-spool-%ld",
-		 (long)getpid());
-	ctlog = ctd_ctlog_new();
-	if (!ctlog)
-		abort();
-}
 
 /* Runs the script; returns how many entries written since the last
  * damage must come back at the end. */
@@ -124,8 +90,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t len, entries = 0, intact;
 	int fd, r;
 
-	if (!ctlog)
-		setup();
+	if (!path[0])
+		snprintf(path, sizeof(path), "/dev/shm/ctd-fuzz-spool-%ld",
+			 (long)getpid());
 	unlink(path);
 	if (ctd_spool_open(path, &sp) < 0)
 		abort();
@@ -141,7 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (kind == CTD_SPOOL_RECORD) {
 			if (len != sizeof(struct ctd_record))
 				abort();
-			render((const struct ctd_record *)scratch);
+			fuzz_render_record((const struct ctd_record *)scratch);
 		}
 		ctd_spool_consume(sp);
 		entries++;

@@ -184,7 +184,6 @@ static void read_request(struct ctd_ctl *ctl, struct client *c)
 {
 	ssize_t n = recv(c->fd, c->req + c->req_len,
 			 sizeof(c->req) - 1 - c->req_len, MSG_DONTWAIT);
-	char *buf = c->req;
 	int r;
 
 	if (n < 0 && errno == EAGAIN)
@@ -194,7 +193,7 @@ static void read_request(struct ctd_ctl *ctl, struct client *c)
 		return;
 	}
 	c->req_len += (size_t)n;
-	r = ctd_ctl_request_parse(buf, c->req_len, ctl->http, c->req,
+	r = ctd_ctl_request_parse(c->req, c->req_len, ctl->http, c->req,
 				  sizeof(c->req));
 	if (r == 0)
 		return;

@@ -296,6 +296,26 @@ static struct ctd_flow *track(struct ctd_engine *eng,
 	return f;
 }
 
+/* Labels and dump counters, in the flow's cold part. */
+static void refresh_cold(struct ctd_engine *eng, struct ctd_flow *f,
+			 const struct ctd_event *ev)
+{
+	struct ctd_flow_cold *cold = ctd_flow_cold(eng->flows, f);
+
+	if (!cold) {
+		eng->stats->flows_nomem++;
+		return;
+	}
+	if (ev->have & CTD_HAVE_LABELS) {
+		memcpy(cold->labels, ev->labels, sizeof(cold->labels));
+		f->flags |= CTD_FLOW_LABELS;
+	}
+	if (ev->have & CTD_HAVE_COUNTERS) {
+		memcpy(cold->cnt, ev->cnt, sizeof(cold->cnt));
+		f->flags |= CTD_FLOW_COUNTERS;
+	}
+}
+
 /* What the event says of the flow. The reply tuple, labels and dump
  * counters live outside the flow when it has them; without memory for
  * them they stay unknown and are counted (the final DESTROY still
@@ -303,8 +323,6 @@ static struct ctd_flow *track(struct ctd_engine *eng,
 static void refresh(struct ctd_engine *eng, struct ctd_flow *f,
 		    const struct ctd_event *ev)
 {
-	struct ctd_flow_cold *cold;
-
 	if (ev->have & CTD_HAVE_REPLY &&
 	    ctd_flow_set_reply(eng->flows, f, &ev->tuple[CTD_DIR_REPLY]) < 0)
 		eng->stats->flows_nomem++;
@@ -314,19 +332,8 @@ static void refresh(struct ctd_engine *eng, struct ctd_flow *f,
 		f->mark = ev->mark;
 	if (ev->have & CTD_HAVE_TCPSTATE)
 		f->tcp_state = ev->tcp_state;
-	if (ev->have & (CTD_HAVE_LABELS | CTD_HAVE_COUNTERS) &&
-	    !(cold = ctd_flow_cold(eng->flows, f))) {
-		eng->stats->flows_nomem++;
-	} else if (ev->have & (CTD_HAVE_LABELS | CTD_HAVE_COUNTERS)) {
-		if (ev->have & CTD_HAVE_LABELS) {
-			memcpy(cold->labels, ev->labels, sizeof(cold->labels));
-			f->flags |= CTD_FLOW_LABELS;
-		}
-		if (ev->have & CTD_HAVE_COUNTERS) {
-			memcpy(cold->cnt, ev->cnt, sizeof(cold->cnt));
-			f->flags |= CTD_FLOW_COUNTERS;
-		}
-	}
+	if (ev->have & (CTD_HAVE_LABELS | CTD_HAVE_COUNTERS))
+		refresh_cold(eng, f, ev);
 	if (ev->have & CTD_HAVE_TSTART) {
 		f->first_ns = ev->tstart_ns;
 		f->flags |= CTD_FLOW_KERNEL_START;
@@ -416,18 +423,7 @@ void ctd_engine_event(struct ctd_engine *eng, const struct ctd_event *ev,
 void ctd_engine_message(struct ctd_engine *eng, const struct nlmsghdr *nlh,
 			const struct ctd_now *now)
 {
-	struct ctd_event ev;
-	int r = ctd_ctevent_parse(nlh, &ev);
-
-	if (r == -EPROTO) {
-		eng->stats->parse_ignored++;
-		return;
-	}
-	if (r < 0) {
-		eng->stats->parse_errors++;
-		return;
-	}
-	ctd_engine_event(eng, &ev, now);
+	ctd_engine_messages(eng, &nlh, 1, now);
 }
 
 void ctd_engine_messages(struct ctd_engine *eng,

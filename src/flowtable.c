@@ -27,7 +27,6 @@
 
 struct slab {
 	struct slab *next;
-	size_t count;
 	struct ctd_flow flows[];
 };
 
@@ -230,7 +229,6 @@ static int grow_pool(struct ctd_flowtable *ft)
 
 	if (!s)
 		return -ENOMEM;
-	s->count = n;
 	ft->slab_bytes += sizeof(*s) + n * sizeof(s->flows[0]);
 	for (i = 0; i < n; i++) {
 		s->flows[i].hnext = ft->free_list;

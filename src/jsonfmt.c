@@ -84,11 +84,16 @@ static void put_bool(struct cursor *c, bool v)
 
 /* A string of ctd's own (names, addresses, times): nothing to escape,
  * and the hot path should not look at it byte by byte. */
-static void put_str(struct cursor *c, const char *s)
+static void put_quoted(struct cursor *c, const char *s, size_t n)
 {
 	put(c, "\"", 1);
-	put(c, s, strlen(s));
+	put(c, s, n);
 	put(c, "\"", 1);
+}
+
+static void put_str(struct cursor *c, const char *s)
+{
+	put_quoted(c, s, strlen(s));
 }
 
 /* ,"key": */
@@ -133,9 +138,7 @@ static void put_addr(struct cursor *c, uint8_t family, const uint8_t *a)
 			text[0] = '\0';
 		n = strlen(text);
 	}
-	put(c, "\"", 1);
-	put(c, text, n);
-	put(c, "\"", 1);
+	put_quoted(c, text, n);
 }
 
 static void put_tuple(struct cursor *c, const struct ctd_record *rec,

@@ -43,7 +43,8 @@
 #define PROC_NETFILTER "/proc/sys/net/netfilter"
 #define SHUTDOWN_DRAIN_MAX 1000000
 
-struct bad_input {
+/* A counter whose growth is logged at most every 10 s (see growth_due). */
+struct growth_log {
 	uint64_t logged;           /* the counter when last logged */
 	int64_t at_us;             /* and when (monotonic), 0 never */
 };
@@ -77,10 +78,9 @@ struct ctd {
 	bool check_dying;          /* the running dying dump ends a table check */
 	bool resync_pending;       /* events were lost: resync at next chance */
 	uint64_t enobufs_seen;
-	uint64_t evicted_logged;   /* evictions already reported */
-	int64_t evicted_log_us;    /* when, to log once per burst */
-	/* Malformed or refused input, per source (see log_bad_input). */
-	struct bad_input bad_netlink, bad_ctl, bad_spool[CTD_OUT_MAX];
+	struct growth_log evictions;
+	/* Malformed or refused input, per source (see log_bad_inputs). */
+	struct growth_log bad_netlink, bad_ctl, bad_spool[CTD_OUT_MAX];
 };
 
 static void on_record(void *arg, const struct ctd_record *rec)
@@ -270,45 +270,48 @@ static void on_dump_done(void *arg, enum ctd_dump_kind kind, int err,
 	schedule(ctd, now);
 }
 
-/* Evictions mean --max-flows is too small for the traffic: say so once
- * per burst (at most every 10 s), with the count. */
-static void log_evictions(struct ctd *ctd)
+/* How much counter n grew since it was last logged, when a line is due
+ * now (at most one per 10 s, so a burst or a hostile peer cannot flood
+ * the log; the counter itself always has the whole count); else 0. The
+ * clock is read only when the counter moved. */
+static uint64_t growth_due(struct growth_log *g, uint64_t n)
 {
-	uint64_t n = ctd->stats.ends[CTD_END_EVICTED];
-	struct ctd_now now;
-
-	if (n == ctd->evicted_logged)
-		return;
-	now = ctd_now_read();
-	if (ctd->evicted_logged && now.mono_us - ctd->evicted_log_us < 10000000)
-		return;
-	log_warn("flow table full (--max-flows %zu): evicted %llu flows",
-		 ctd->cfg->max_flows ? ctd->cfg->max_flows :
-		 ctd_kernel_conntrack_max(PROC_NETFILTER),
-		 (unsigned long long)(n - ctd->evicted_logged));
-	ctd->evicted_logged = n;
-	ctd->evicted_log_us = now.mono_us;
-}
-
-/* One line per source of bad input when its counter grew, at most every
- * 10 s, so a hostile or broken peer cannot flood the log; the counter
- * itself always has the whole count. */
-static void log_bad_input(struct bad_input *b, uint64_t n,
-			  const char *source, const char *what)
-{
+	uint64_t grew;
 	int64_t now_us;
 
-	if (n <= b->logged) {
-		b->logged = n;      /* an output reopened: its counter restarts */
-		return;
+	if (n <= g->logged) {
+		g->logged = n;      /* an output reopened: its counter restarts */
+		return 0;
 	}
 	now_us = ctd_now_read().mono_us;
-	if (b->at_us && now_us - b->at_us < 10000000)
-		return;
-	log_warn("%s: %llu %s", source, (unsigned long long)(n - b->logged),
-		 what);
-	b->logged = n;
-	b->at_us = now_us;
+	if (g->at_us && now_us - g->at_us < 10000000)
+		return 0;
+	grew = n - g->logged;
+	g->logged = n;
+	g->at_us = now_us;
+	return grew;
+}
+
+/* Evictions mean --max-flows is too small for the traffic: say so once
+ * per burst, with the count. */
+static void log_evictions(struct ctd *ctd)
+{
+	uint64_t n = growth_due(&ctd->evictions,
+				ctd->stats.ends[CTD_END_EVICTED]);
+
+	if (n)
+		log_warn("flow table full (--max-flows %zu): evicted %llu flows",
+			 ctd->cfg->max_flows ? ctd->cfg->max_flows :
+			 ctd_kernel_conntrack_max(PROC_NETFILTER),
+			 (unsigned long long)n);
+}
+
+static void log_bad_input(struct growth_log *g, uint64_t n,
+			  const char *source, const char *what)
+{
+	n = growth_due(g, n);
+	if (n)
+		log_warn("%s: %llu %s", source, (unsigned long long)n, what);
 }
 
 static void log_bad_inputs(struct ctd *ctd)

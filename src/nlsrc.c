@@ -44,7 +44,6 @@
 struct ctd_nlsrc {
 	ev_io io;                      /* first: the callback casts back */
 	ev_timer pause;                /* re-arms io after a light wakeup */
-	struct ev_loop *loop;
 	struct mnl_socket *nl;
 	struct ctd_stats *stats;
 	ctd_nlsrc_cb *cb;
@@ -63,7 +62,6 @@ struct ctd_nlsrc {
 	 * engine can fetch their flows ahead of use. */
 	const struct nlmsghdr *batch[CTD_NLSRC_BATCH];
 	size_t nbatch;
-	unsigned handled;
 };
 
 static int set_rcvbuf(struct ctd_nlsrc *src, size_t size)
@@ -262,20 +260,21 @@ void ctd_nlsrc_free(struct ctd_nlsrc *src)
 }
 
 /* Collects datagram i's messages into the batch, handing the batch on
- * whenever it fills. */
-static void collect_datagram(struct ctd_nlsrc *src, size_t i,
-			     const struct ctd_now *now)
+ * whenever it fills. Returns how many it collected. */
+static unsigned collect_datagram(struct ctd_nlsrc *src, size_t i,
+				 const struct ctd_now *now)
 {
 	const struct nlmsghdr *nlh = (const struct nlmsghdr *)src->bufs[i];
 	int len = (int)src->msgs[i].msg_len;
+	unsigned n = 0;
 
 	if (src->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
 		src->stats->nl_truncated++;
-		return;
+		return 0;
 	}
 	/* Only the kernel may speak for conntrack. */
 	if (src->from[i].nl_pid != 0)
-		return;
+		return 0;
 	if (src->record)
 		fwrite(nlh, 1, (size_t)len, src->record);
 	for (; ctd_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
@@ -284,8 +283,9 @@ static void collect_datagram(struct ctd_nlsrc *src, size_t i,
 			src->nbatch = 0;
 		}
 		src->batch[src->nbatch++] = nlh;
-		src->handled++;
+		n++;
 	}
+	return n;
 }
 
 static void reset_slots(struct ctd_nlsrc *src, unsigned count)
@@ -339,13 +339,11 @@ unsigned ctd_nlsrc_drain(struct ctd_nlsrc *src, unsigned budget)
 		idle = n ? 0 : idle + 1;
 		src->stats->nl_reads += (uint64_t)n;
 		now = ctd_now_read();
-		src->handled = 0;
 		for (i = 0; i < (unsigned)n; i++)
-			collect_datagram(src, i, &now);
+			handled += collect_datagram(src, i, &now);
 		if (src->nbatch)
 			src->cb(src->arg, src->batch, src->nbatch, &now);
 		src->nbatch = 0;
-		handled += src->handled;
 		reset_slots(src, (unsigned)n);
 	}
 	src->stats->nl_messages += handled;
@@ -355,11 +353,9 @@ unsigned ctd_nlsrc_drain(struct ctd_nlsrc *src, unsigned budget)
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct ctd_nlsrc *src = (struct ctd_nlsrc *)w;
-
-	(void)loop;
-	(void)revents;
 	unsigned handled;
 
+	(void)revents;
 	src->stats->nl_wakeups++;
 	handled = ctd_nlsrc_drain(src, src->budget);
 	if (handled >= src->budget)
@@ -382,7 +378,6 @@ static void on_pause(struct ev_loop *loop, ev_timer *w, int revents)
 
 void ctd_nlsrc_start(struct ctd_nlsrc *src, struct ev_loop *loop)
 {
-	src->loop = loop;
 	ev_io_init(&src->io, on_readable, mnl_socket_get_fd(src->nl), EV_READ);
 	ev_init(&src->pause, on_pause);
 	src->pause.data = src;

@@ -193,8 +193,7 @@ int ctd_spool_peek(struct ctd_spool *sp, void *buf, size_t cap,
 		if (h.magic != SPOOL_MAGIC || h.len > cap || end > sp->size ||
 		    (r = read_at(sp, sp->read_off + sizeof(h), buf, h.len)) < 0 ||
 		    entry_crc(&h, buf, h.len) != h.crc) {
-			if (h.magic == SPOOL_MAGIC && h.len <= cap &&
-			    end <= sp->size && r < 0 && r != -EIO)
+			if (r < 0 && r != -EIO)    /* the read failed */
 				return r;
 			r = lost_place(sp);
 			if (r < 0)
