@@ -305,7 +305,7 @@ int main(int argc, char **argv)
 		ctd_kernel_timeouts("/proc/sys/net/netfilter", ec.timeout_s);
 		ec.started_ns = ctd_now_read().wall_ns;
 		if (!loop || ctd_deliver_new(loop, &dc, &stats, &d) < 0 ||
-		    ctd_out_json_new(out_path, 0, &out) < 0 ||
+		    ctd_out_json_new(out_path, 0, NULL, &out) < 0 ||
 		    ctd_deliver_add(d, out, 1u << CTD_EV_DESTROY) < 0)
 			die("cannot set up the output");
 		sinks.arg = d;

@@ -31,6 +31,7 @@ static const struct option longopts[] = {
 	{ "no-resync", no_argument, NULL, OPT_NO_RESYNC },
 	{ "no-sysctl", no_argument, NULL, OPT_NO_SYSCTL },
 	SET("output"), SET("json-events"), SET("stream"), SET("stream-events"),
+	SET("stream-group"),
 	SET("spool-dir"), SET("grace"), SET("dying-max"),
 	SET("shutdown-timeout"), SET("control"), SET("control-group"), SET("metrics"), SET("user"),
 	SET("rcvbuf"),
@@ -96,6 +97,8 @@ static void usage(FILE *f)
 "                           ctd.conf(5) for the other ipfix-* settings)\n"
 "      --syslog yes         also send each record to syslog (--syslog-facility,\n"
 "                           --syslog-level, --syslog-format rfc3164|rfc5424)\n"
+"      --stream-group GROUP members of GROUP may read the stream socket too\n"
+"                           (default none: root only)\n"
 "      --spool-dir DIR      undelivered records survive restarts here\n"
 "                           (default /var/lib/ctd; 'none' = no spool)\n"
 "      --grace SECS         re-send a refused record within SECS (default 15)\n"

@@ -86,6 +86,7 @@ static const struct setting settings[] = {
 	{ "shutdown-timeout", T_SECS, F(shutdown_timeout), 0, 86400, false },
 	{ "control", T_PATH, F(control), 0, 0, true },
 	{ "control-group", T_PATH, F(control_group), 0, 0, true },
+	{ "stream-group", T_PATH, F(stream_group), 0, 0, true },
 	{ "metrics", T_LOOPBACK, F(metrics), 0, 0, true },
 	{ "user", T_PATH, F(user), 0, 0, true },
 	{ "rcvbuf", T_SIZE, F(rcvbuf), 1024, 1ULL << 30, false },
@@ -376,14 +377,38 @@ static int store(struct ctd_config *cfg, const struct setting *s,
 	return 0;
 }
 
+/* Text from the file or the command line, fit to quote in one log
+ * line: bytes that are not printable ASCII as \xNN, and at most 64 of
+ * them (a terminal or the journal must not get escapes from a config). */
+static const char *quote(const char *text, char *buf, size_t cap)
+{
+	size_t n = 0;
+
+	for (; *text && n + 8 < cap; text++) {
+		unsigned char ch = (unsigned char)*text;
+
+		if (n >= 64) {
+			n += (size_t)snprintf(buf + n, cap - n, "...");
+			break;
+		}
+		if (ch >= 0x20 && ch < 0x7f && ch != '\\')
+			buf[n++] = (char)ch;
+		else
+			n += (size_t)snprintf(buf + n, cap - n, "\\x%02x", ch);
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
 int ctd_config_set(struct ctd_config *cfg, const char *key, const char *value,
 		   char *err, size_t errlen)
 {
 	const struct setting *s = find(key);
-	char want[160];
+	char want[160], qk[300], qv[300];
 
 	if (!s) {
-		snprintf(err, errlen, "unknown setting '%s'", key);
+		snprintf(err, errlen, "unknown setting '%s'",
+			 quote(key, qk, sizeof(qk)));
 		return -ENOENT;
 	}
 	want[0] = '\0';
@@ -391,7 +416,8 @@ int ctd_config_set(struct ctd_config *cfg, const char *key, const char *value,
 		return 0;
 	if (!want[0])
 		expected(s, want, sizeof(want));
-	snprintf(err, errlen, "%s: '%s' is not %s", key, value, want);
+	snprintf(err, errlen, "%s: '%s' is not %s", key,
+		 quote(value, qv, sizeof(qv)), want);
 	return -EINVAL;
 }
 
@@ -444,27 +470,64 @@ int ctd_config_load(struct ctd_config *cfg, const char *path, bool must_exist,
 	return r;
 }
 
+/* Reads one line of at most cap - 1 bytes into buf, without its
+ * newline: 1, 0 at the end of the file, -EMSGSIZE for a longer line
+ * (a `-c /dev/zero` must not eat the memory), -EBADMSG for a NUL or
+ * another control character (*ret_bad: the byte), -EIO. */
+static int read_line(FILE *f, char *buf, size_t cap, int *ret_bad)
+{
+	size_t n = 0;
+	int ch;
+
+	while ((ch = getc(f)) != EOF && ch != '\n') {
+		if ((ch < 0x20 && ch != '\t' && ch != '\r') || ch == 0x7f) {
+			*ret_bad = ch;
+			return -EBADMSG;
+		}
+		if (n + 1 >= cap)
+			return -EMSGSIZE;
+		buf[n++] = (char)ch;
+	}
+	buf[n] = '\0';
+	if (ch == EOF && ferror(f))
+		return -EIO;
+	return ch == EOF && n == 0 ? 0 : 1;
+}
+
+static void bad_line(int r, int bad, char *msg, size_t cap)
+{
+	if (r == -EMSGSIZE)
+		snprintf(msg, cap, "line longer than %d bytes",
+			 CTD_CONFIG_LINE_MAX - 1);
+	else if (r == -EBADMSG)
+		snprintf(msg, cap, "control character \\x%02x (not a text "
+			 "file?)", bad);
+	else
+		snprintf(msg, cap, "read error");
+}
+
 int ctd_config_read(struct ctd_config *cfg, FILE *f, const char *path,
 		    char *err, size_t errlen)
 {
-	char *line = NULL, msg[CTD_CONFIG_ERR_MAX];
-	size_t cap = 0;
+	char line[CTD_CONFIG_LINE_MAX], msg[CTD_CONFIG_ERR_MAX];
 	unsigned lineno = 0;
-	int r = 0;
+	int r, bad = 0;
 
-	while (getline(&line, &cap, f) >= 0) {
+	for (;;) {
+		r = read_line(f, line, sizeof(line), &bad);
+		if (r <= 0)
+			break;
 		lineno++;
 		r = load_line(cfg, line, msg, sizeof(msg));
 		if (r < 0) {
 			snprintf(err, errlen, "%s:%u: %s", path, lineno, msg);
-			break;
+			return r;
 		}
 	}
-	if (r == 0 && ferror(f)) {
-		r = -EIO;
-		snprintf(err, errlen, "%s: read error", path);
+	if (r < 0) {
+		bad_line(r, bad, msg, sizeof(msg));
+		snprintf(err, errlen, "%s:%u: %s", path, lineno + 1, msg);
 	}
-	free(line);
 	return r;
 }
 

@@ -3,10 +3,11 @@
  * A request is one line ("stats", "flows", "top", each optionally
  * followed by " json"); the answer follows and the server closes the
  * connection, so EOF ends it (text answers also end with "# end").
- * Only root may connect: the socket is created 0600 and the peer's
- * credentials are checked as well (SO_PEERCRED), since a socket's mode is
- * not honoured everywhere. Requests are bounded in size, clients in
- * number; anything refused is counted. Answers are produced in chunks
+ * Only root (and control-group) may connect: listen.c makes the socket
+ * and checks each peer's credentials. Requests are bounded in size and
+ * time, clients in number, and a full house makes room by dropping the
+ * oldest client still silent, so idle connections cannot lock out a
+ * scrape or `ctd -s`; anything refused or dropped is counted. Answers are produced in chunks
  * when the client has read the previous one, so the loop never blocks
  * and memory stays bounded. The metrics endpoint is the same server on a
  * loopback TCP port: the request is an HTTP GET, the answer gets an
@@ -30,6 +31,8 @@ struct ctd_ctl;
 struct client {
 	int fd;
 	ev_io io;
+	ev_timer deadline;     /* whole request, then each answer chunk */
+	uint64_t seq;          /* accept order: the oldest idle one goes */
 	struct ctd_ctl *ctl;
 	char req[CTD_CTL_MAX_HTTP_REQUEST];
 	size_t req_len;
@@ -52,6 +55,7 @@ struct ctd_ctl {
 	gid_t group;               /* may connect besides root; -1 none */
 	struct client *clients[CTD_CTL_MAX_CLIENTS];
 	size_t n;
+	uint64_t accepted;
 };
 
 static void drop(struct ctd_ctl *ctl, struct client *c)
@@ -63,6 +67,7 @@ static void drop(struct ctd_ctl *ctl, struct client *c)
 	if (i < ctl->n)
 		ctl->clients[i] = ctl->clients[--ctl->n];
 	ev_io_stop(ctl->loop, &c->io);
+	ev_timer_stop(ctl->loop, &c->deadline);
 	close(c->fd);
 	free(c->out);
 	free(c);
@@ -125,6 +130,7 @@ static void write_some(struct ctd_ctl *ctl, struct client *c)
 			return;
 		}
 		c->out_off += (size_t)n;
+		ev_timer_again(ctl->loop, &c->deadline);
 	}
 }
 
@@ -139,6 +145,7 @@ static void start_answer(struct ctd_ctl *ctl, struct client *c)
 	ev_io_stop(ctl->loop, &c->io);
 	ev_io_set(&c->io, c->fd, EV_WRITE);
 	ev_io_start(ctl->loop, &c->io);
+	ev_timer_again(ctl->loop, &c->deadline);
 	write_some(ctl, c);
 }
 
@@ -217,51 +224,40 @@ static void on_client(struct ev_loop *loop, ev_io *w, int revents)
 		read_request(c->ctl, c);
 }
 
-/* Supplementary groups are not in SO_PEERCRED; the peer's /proc entry
- * has them (a read of a small virtual file, on connect only). */
-static bool pid_in_group(pid_t pid, gid_t group)
+/* A client that has not sent its whole request, or has not read a
+ * chunk of its answer, in time gives its slot back (counted). */
+static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	char path[64], *line = NULL;
-	size_t cap = 0;
-	bool found = false;
-	FILE *f;
+	struct client *c = w->data;
 
-	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return false;
-	while (!found && getline(&line, &cap, f) > 0) {
-		char *p = line + 7, *end;
-
-		if (strncmp(line, "Groups:", 7) != 0)
-			continue;
-		for (;;) {
-			unsigned long g = strtoul(p, &end, 10);
-
-			if (end == p)
-				break;
-			if (g == group)
-				found = true;
-			p = end;
-		}
-		break;
-	}
-	free(line);
-	fclose(f);
-	return found;
+	(void)loop;
+	(void)revents;
+	c->ctl->stats->ctl_timeouts++;
+	drop(c->ctl, c);
 }
 
-static bool peer_allowed(const struct ctd_ctl *ctl, int fd)
+/* All slots taken: the oldest client still sending its request goes,
+ * so idle connections cannot lock out a scrape or `ctd -s`. */
+static bool make_room(struct ctd_ctl *ctl)
 {
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
+	struct client *oldest = NULL;
 
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+	for (size_t i = 0; i < ctl->n; i++)
+		if (!ctl->clients[i]->answering &&
+		    (!oldest || ctl->clients[i]->seq < oldest->seq))
+			oldest = ctl->clients[i];
+	if (!oldest)
 		return false;
-	if (cred.uid == 0)
-		return true;
-	return ctl->group != (gid_t)-1 &&
-	       (cred.gid == ctl->group || pid_in_group(cred.pid, ctl->group));
+	ctl->stats->ctl_evicted++;
+	drop(ctl, oldest);
+	return true;
+}
+
+static bool admit(struct ctd_ctl *ctl, int fd)
+{
+	if (!ctl->http && !ctd_listen_peer_allowed(fd, ctl->group))
+		return false;
+	return ctl->n < CTD_CTL_MAX_CLIENTS || make_room(ctl);
 }
 
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
@@ -274,17 +270,21 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	fd = accept4(ctl->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0)
 		return;
-	if (ctl->n == CTD_CTL_MAX_CLIENTS || (!ctl->http && !peer_allowed(ctl, fd)) ||
-	    !(c = calloc(1, sizeof(*c)))) {
+	if (!admit(ctl, fd) || !(c = calloc(1, sizeof(*c)))) {
 		ctl->stats->ctl_refused++;
 		close(fd);
 		return;
 	}
 	c->fd = fd;
 	c->ctl = ctl;
+	c->seq = ctl->accepted++;
 	ev_io_init(&c->io, on_client, fd, EV_READ);
 	c->io.data = c;
 	ev_io_start(loop, &c->io);
+	ev_timer_init(&c->deadline, on_deadline, CTD_CTL_DEADLINE,
+		      CTD_CTL_DEADLINE);
+	c->deadline.data = c;
+	ev_timer_start(loop, &c->deadline);
 	ctl->clients[ctl->n++] = c;
 }
 
@@ -323,18 +323,10 @@ int ctd_ctl_new(struct ev_loop *loop, const char *path, gid_t group,
 
 	if (!copy)
 		return -ENOMEM;
-	fd = ctd_listen_unix(path);
+	fd = ctd_listen_unix(path, group);
 	if (fd < 0) {
 		free(copy);
 		return fd;
-	}
-	if (group != (gid_t)-1 &&
-	    (chown(path, (uid_t)-1, group) < 0 || chmod(path, 0660) < 0)) {
-		r = -errno;
-		unlink(path);
-		close(fd);
-		free(copy);
-		return r;
 	}
 	r = serve(loop, fd, copy, answer, arg, stats, ret);
 	if (r == 0)
@@ -387,20 +379,35 @@ static int connect_to(const char *path)
 	return fd;
 }
 
-static int copy_answer(int fd)
+/* Copies the answer to stdout; *ret_n counts its bytes. */
+static int copy_answer(int fd, size_t *ret_n)
 {
 	char buf[65536];
 	ssize_t n;
 
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
+	*ret_n = 0;
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
 		if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
 			return -EIO;
+		*ret_n += (size_t)n;
+	}
 	return n < 0 ? -errno : 0;
+}
+
+static void say_refused(const char *path, int err)
+{
+	if (err == -EPIPE || err == -ECONNRESET || err == 0)
+		fprintf(stderr, "ctd: the ctd at %s refused this request: only "
+			"root and members of its control-group may ask\n", path);
+	else
+		fprintf(stderr, "ctd: reading the answer from %s: %s\n", path,
+			strerror(-err));
 }
 
 int ctd_ctl_query(const char *path, const char *query, bool json)
 {
 	char req[64];
+	size_t got = 0;
 	int fd, r;
 
 	if (!*path) {
@@ -414,12 +421,15 @@ int ctd_ctl_query(const char *path, const char *query, bool json)
 		return fd;
 	}
 	snprintf(req, sizeof(req), "%s%s\n", query, json ? " json" : "");
-	r = write(fd, req, strlen(req)) == (ssize_t)strlen(req) ? 0 : -EIO;
+	/* A refusing daemon closes at once: EPIPE, not a SIGPIPE death. */
+	r = send(fd, req, strlen(req), MSG_NOSIGNAL) == (ssize_t)strlen(req) ?
+	    0 : -errno;
 	if (r == 0)
-		r = copy_answer(fd);
+		r = copy_answer(fd, &got);
 	close(fd);
-	if (r < 0)
-		fprintf(stderr, "ctd: reading the answer from %s: %s\n", path,
-			strerror(-r));
-	return r;
+	if (r < 0 || !got) {
+		say_refused(path, r);
+		return r < 0 ? r : -ECONNREFUSED;
+	}
+	return 0;
 }

@@ -156,29 +156,20 @@ unsigned long long ctd_daemon_watchdog_usec(void)
 	return v;
 }
 
-int ctd_daemon_drop_to(const char *user, const char *const *paths)
+int ctd_daemon_drop_to(uid_t uid, gid_t gid)
 {
-	struct passwd *pw;
-
-	errno = 0;
-	pw = getpwnam(user);
-	if (!pw)
-		return errno ? -errno : -ESRCH;
 	/* A re-exec after the drop: already that user, capabilities kept. */
-	if (geteuid() == pw->pw_uid && pw->pw_uid != 0)
+	if (geteuid() == uid && uid != 0)
 		return 0;
 	if (geteuid() != 0)
 		return -EPERM;
-	for (; *paths; paths++)
-		if (chown(*paths, pw->pw_uid, pw->pw_gid) < 0 && errno != ENOENT)
-			return -errno;
 	capng_clear(CAPNG_SELECT_ALL);
 	if (capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED |
 			 CAPNG_INHERITABLE | CAPNG_BOUNDING_SET | CAPNG_AMBIENT,
 			 CAP_NET_ADMIN) < 0)
 		return -EINVAL;
 	/* Sets the ids, drops supplementary groups, keeps the set above. */
-	if (capng_change_id((int)pw->pw_uid, (int)pw->pw_gid,
+	if (capng_change_id((int)uid, (int)gid,
 			    CAPNG_DROP_SUPP_GRP | CAPNG_CLEAR_BOUNDING) < 0)
 		return -EPERM;
 	return 0;

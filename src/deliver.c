@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <ev.h>
 
 #include "ctd/ctevent.h"
@@ -23,6 +24,7 @@
 #include "ctd/log.h"
 #include "ctd/output.h"
 #include "ctd/record.h"
+#include "ctd/safefile.h"
 #include "ctd/spool.h"
 #include "ctd/stats.h"
 #include "ctd/timeutil.h"
@@ -429,12 +431,15 @@ static int open_spool(struct ctd_deliver *d, struct dest *t)
 
 	if (!d->cfg.spool_dir)
 		return 0;
-	if (mkdir(d->cfg.spool_dir, 0700) < 0 && errno != EEXIST)
-		return -errno;
+	/* The directory is ctd's own: made for, and handed to, its user. */
+	r = ctd_safefile_dir(d->cfg.spool_dir, true, 0700, d->cfg.owner);
+	if (r < 0)
+		return r;
+	close(r);
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s.spool",
 			     d->cfg.spool_dir, t->out->name) >= sizeof(path))
 		return -ENAMETOOLONG;
-	r = ctd_spool_open(path, &t->spool);
+	r = ctd_spool_open(path, d->cfg.owner, &t->spool);
 	if (r < 0)
 		return r;
 	if (ctd_spool_size(t->spool))
@@ -481,7 +486,7 @@ int ctd_deliver_add(struct ctd_deliver *d, struct ctd_output *out,
 	if (r < 0)
 		log_warn("output %s: no spool in %s (%s): records it cannot "
 			 "take in time will be lost", out->name,
-			 d->cfg.spool_dir, strerror(-r));
+			 d->cfg.spool_dir, ctd_safefile_strerror(r));
 	kick(d);
 	return 0;
 }

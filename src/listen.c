@@ -1,10 +1,16 @@
 /* listen: listening sockets for ctd's local clients. Unix sockets (the
- * stream output, the control socket) are root only from the moment they
- * exist, and a stale socket file from a ctd that died is replaced, while
- * one that still answers is left to its owner. TCP (the metrics
+ * stream output, the control socket) are root only (or root and one
+ * group) from the moment they exist, live in a directory only root can
+ * change, and admit a peer only after its credentials say root or a
+ * member of the group (a socket's mode is not honoured everywhere). A
+ * stale socket file from a ctd that died is replaced, while one that
+ * still answers is left to its owner. TCP (the metrics
  * endpoint) is only ever bound to a loopback address: counters are not
  * for the network. */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -15,15 +21,42 @@
 #include <unistd.h>
 
 #include "ctd/listen.h"
+#include "ctd/safefile.h"
+
+/* Where ctd binds a Unix socket, only root (or the unprivileged ctd
+ * itself) may change the directory: bind, the stale-socket unlink and
+ * the group's chown all go by name, and in a directory others can write
+ * a local user could swap the name for a link in between. */
+static int socket_dir(const char *path, const char **ret_name)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	struct stat st;
+	int dfd, r = ctd_safefile_split(path, dir, sizeof(dir), ret_name);
+
+	if (r < 0)
+		return r;
+	dfd = ctd_safefile_dir(dir, false, 0, NULL);
+	if (dfd == -EPERM)
+		return -EACCES;
+	if (dfd < 0)
+		return dfd;
+	if (fstat(dfd, &st) < 0 || (st.st_uid != 0 && st.st_uid != geteuid()) ||
+	    (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		close(dfd);
+		return -EACCES;
+	}
+	return dfd;
+}
 
 /* A socket file left by a ctd that died is removed; one that still
  * answers belongs to a running ctd and is left alone. */
-static int clear_stale(const struct sockaddr_un *sa)
+static int clear_stale(int dfd, const char *name,
+		       const struct sockaddr_un *sa)
 {
 	struct stat st;
 	int fd, r;
 
-	if (lstat(sa->sun_path, &st) < 0)
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return errno == ENOENT ? 0 : -errno;
 	if (!S_ISSOCK(st.st_mode))
 		return -EEXIST;
@@ -34,36 +67,116 @@ static int clear_stale(const struct sockaddr_un *sa)
 	close(fd);
 	if (r == 0)
 		return -EADDRINUSE;
-	return unlink(sa->sun_path) < 0 ? -errno : 0;
+	return unlinkat(dfd, name, 0) < 0 ? -errno : 0;
 }
 
-int ctd_listen_unix(const char *path)
+/* Root only from the first moment, or root and group: no window before
+ * a chmod. The group is set on the name, in a directory only root can
+ * change (socket_dir), without following a link. */
+static int bind_socket(int fd, int dfd, const char *name,
+		       const struct sockaddr_un *sa, gid_t group)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	mode_t old;
-	int fd, r;
+	bool grp = group != (gid_t)-1;
+	mode_t old = umask(grp ? 0117 : 0177);
+	int r = bind(fd, (const struct sockaddr *)sa, sizeof(*sa));
 
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
-	r = clear_stale(&sa);
+	umask(old);
+	if (r < 0)
+		return -errno;
+	if (grp && fchownat(dfd, name, (uid_t)-1, group,
+			    AT_SYMLINK_NOFOLLOW) < 0) {
+		r = -errno;
+		unlinkat(dfd, name, 0);
+		return r;
+	}
+	return 0;
+}
+
+static int listen_in(int dfd, const char *name, const struct sockaddr_un *sa,
+		     gid_t group)
+{
+	int fd, r = clear_stale(dfd, name, sa);
+
 	if (r < 0)
 		return r;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	/* Root only from the first moment: no window before a chmod. */
-	old = umask(0177);
-	r = bind(fd, (const struct sockaddr *)&sa, sizeof(sa));
-	umask(old);
-	if (r < 0 || listen(fd, 16) < 0) {
+	r = bind_socket(fd, dfd, name, sa, group);
+	if (r == 0 && listen(fd, 128) < 0) {
 		r = -errno;
+		unlinkat(dfd, name, 0);
+	}
+	if (r < 0) {
 		close(fd);
 		return r;
 	}
 	return fd;
 }
 
+int ctd_listen_unix(const char *path, gid_t group)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char *name;
+	int dfd, fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	dfd = socket_dir(path, &name);
+	if (dfd < 0)
+		return dfd;
+	fd = listen_in(dfd, name, &sa, group);
+	close(dfd);
+	return fd;
+}
+
+/* Supplementary groups are not in SO_PEERCRED; the peer's /proc entry
+ * has them (a read of a small virtual file, on connect only). */
+static bool pid_in_group(pid_t pid, gid_t group)
+{
+	char path[64], *line = NULL;
+	size_t cap = 0;
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (!found && getline(&line, &cap, f) > 0) {
+		char *p = line + 7, *end;
+
+		if (strncmp(line, "Groups:", 7) != 0)
+			continue;
+		for (;;) {
+			unsigned long g = strtoul(p, &end, 10);
+
+			if (end == p)
+				break;
+			if (g == group)
+				found = true;
+			p = end;
+		}
+		break;
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
+bool ctd_listen_peer_allowed(int fd, gid_t group)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return false;
+	if (cred.uid == 0)
+		return true;
+	return group != (gid_t)-1 &&
+	       (cred.gid == group || pid_in_group(cred.pid, group));
+}
 
 int ctd_listen_parse_loopback(const char *addrport, void *ret_sa,
 			      unsigned *ret_len)
@@ -117,7 +230,7 @@ int ctd_listen_tcp_loopback(const char *addrport)
 	if (fd < 0)
 		return -errno;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&sa, len) < 0 || listen(fd, 16) < 0) {
+	if (bind(fd, (struct sockaddr *)&sa, len) < 0 || listen(fd, 128) < 0) {
 		r = -errno;
 		close(fd);
 		return r;

@@ -5,6 +5,7 @@
  * terminal. */
 #include <errno.h>
 #include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,7 @@
 #include "ctd/output.h"
 #include "ctd/record.h"
 #include "ctd/report.h"
+#include "ctd/safefile.h"
 #include "ctd/stats.h"
 #include "ctd/timeutil.h"
 
@@ -63,6 +65,7 @@ struct ctd {
 	struct ctd_ctl *ctl;
 	struct ctd_ctl *metrics;
 	struct ctd_filter *filter;
+	struct ctd_owner owner;    /* `user`: gets ctd's files before the drop */
 	int64_t started_us;
 	ev_prepare flush;
 	ev_signal sigint, sigterm, sighup, sigusr1, sigusr2;
@@ -517,8 +520,18 @@ static bool on_ctl(void *arg, const char *request, FILE *out, size_t *cursor)
 	return ctd_report_answer(&src, request, out, cursor);
 }
 
+static const char *sock_error(int err)
+{
+	if (err == -EACCES)
+		return "its directory may be changed by users other than root";
+	if (err == -EEXIST)
+		return "something other than a socket is there; refusing to "
+		       "touch it";
+	return ctd_safefile_strerror(err);
+}
+
 /* A group by name or number; false (logged) when there is none. */
-static bool control_group(const char *name, gid_t *ret)
+static bool find_group(const char *setting, const char *name, gid_t *ret)
 {
 	struct group *gr;
 	char *end;
@@ -534,8 +547,7 @@ static bool control_group(const char *name, gid_t *ret)
 	}
 	n = strtoul(name, &end, 10);
 	if (*end || end == name || n >= (gid_t)-1) {
-		log_err("control-group: no group '%s'; no control socket",
-			name);
+		log_err("%s: no group '%s'", setting, name);
 		return false;
 	}
 	*ret = (gid_t)n;
@@ -552,15 +564,17 @@ static void open_ctl(struct ctd *ctd)
 	if (!*path)
 		return;
 	if (strcmp(path, "/run/ctd/ctd.sock") == 0 &&
-	    mkdir("/run/ctd", 0755) < 0 && errno != EEXIST)
-		log_warn("cannot create /run/ctd: %s", strerror(errno));
-	if (!control_group(ctd->cfg->control_group, &group))
+	    (r = ctd_safefile_dir("/run/ctd", true, 0755, NULL)) >= 0)
+		close(r);
+	if (!find_group("control-group", ctd->cfg->control_group, &group)) {
+		log_err("no control socket: ctd -s will not work");
 		return;
+	}
 	r = ctd_ctl_new(ctd->loop, path, group, on_ctl, ctd, &ctd->stats,
 			&ctd->ctl);
 	if (r < 0)
 		log_warn("no control socket at %s: %s; ctd -s will not work",
-			 path, strerror(-r));
+			 path, sock_error(r));
 }
 
 /* Off by default; loopback only (config.c refuses anything else). */
@@ -595,6 +609,7 @@ static int new_deliver(struct ctd *ctd, const struct ctd_config *o)
 		.grace_ms = o->grace * 1000,
 		.dying_max = o->dying_max,
 		.spool_dir = *o->spool_dir ? o->spool_dir : NULL,
+		.owner = &ctd->owner,
 		.random = random_u32,
 		.random_arg = ctd,
 	};
@@ -615,12 +630,18 @@ static int open_json(struct ctd *ctd, const char *path)
 	if (!*path)
 		return 0;
 	/* Only the default location is ours to create. */
-	if (strcmp(path, DEFAULT_OUTPUT) == 0 &&
-	    mkdir("/var/log/ctd", 0750) < 0 && errno != EEXIST)
-		log_warn("cannot create /var/log/ctd: %s", strerror(errno));
-	r = ctd_out_json_new(path, 0, &out);
+	if (strcmp(path, DEFAULT_OUTPUT) == 0) {
+		r = ctd_safefile_dir("/var/log/ctd", true, 0750, NULL);
+		if (r < 0)
+			log_warn("cannot create /var/log/ctd: %s",
+				 ctd_safefile_strerror(r));
+		else
+			close(r);
+	}
+	r = ctd_out_json_new(path, 0, &ctd->owner, &out);
 	if (r < 0) {
-		log_err("cannot open output %s: %s", path, strerror(-r));
+		log_err("cannot open output %s: it %s; refusing to touch it",
+			path, ctd_safefile_strerror(r));
 		return r;
 	}
 	ctd->json = out;
@@ -630,13 +651,16 @@ static int open_json(struct ctd *ctd, const char *path)
 static int open_stream(struct ctd *ctd, const char *path)
 {
 	struct ctd_output *out;
+	gid_t group;
 	int r;
 
 	if (!*path)
 		return 0;
-	r = ctd_out_stream_new(ctd->loop, path, &out);
+	if (!find_group("stream-group", ctd->cfg->stream_group, &group))
+		return -ESRCH;
+	r = ctd_out_stream_new(ctd->loop, path, group, &out);
 	if (r < 0) {
-		log_err("cannot listen on %s: %s", path, strerror(-r));
+		log_err("cannot listen on %s: %s", path, sock_error(r));
 		return r;
 	}
 	return ctd_deliver_add(ctd->deliver, out, ctd->cfg->stream_events);
@@ -684,9 +708,10 @@ static int open_ctlog(struct ctd *ctd, const char *path)
 	fmt.arg = ctd_ctlog_new();
 	if (!fmt.arg)
 		return -ENOMEM;
-	r = ctd_out_file_new(path, &fmt, 0, &out);
+	r = ctd_out_file_new(path, &fmt, 0, &ctd->owner, &out);
 	if (r < 0) {
-		log_err("cannot open conntrackd log %s: %s", path, strerror(-r));
+		log_err("cannot open conntrackd log %s: it %s; refusing to touch "
+			"it", path, ctd_safefile_strerror(r));
 		return r;
 	}
 	return ctd_deliver_add(ctd->deliver, out, 1u << CTD_EV_DESTROY);
@@ -951,37 +976,38 @@ static void teardown(struct ctd *ctd)
 		ev_loop_destroy(ctd->loop);
 }
 
-/* Everything that needs root is open by now: sockets, files, sysctls. */
-static int drop_privileges(const struct ctd_config *cfg)
+/* `user`: who gets ctd's files as they are opened (safefile.c), before
+ * ctd becomes that user. */
+static int find_owner(const struct ctd_config *cfg, struct ctd_owner *ret)
 {
-	static const char *const outs[] = { "json", "stream", "ipfix", "ctlog",
-					    "syslog" };
-	char spools[5][CTD_CONFIG_PATH_MAX + 16];
-	const char *paths[9];
-	size_t n = 0;
-	int r;
+	struct passwd *pw;
 
+	*ret = CTD_OWNER_NONE;
 	if (!*cfg->user)
 		return 0;
-	/* What ctd reopens or rewrites later: the record files, the spool
-	 * directory and its files. */
-	if (*cfg->output && strcmp(cfg->output, "-") != 0)
-		paths[n++] = cfg->output;
-	if (*cfg->conntrackd_log)
-		paths[n++] = cfg->conntrackd_log;
-	if (*cfg->spool_dir) {
-		paths[n++] = cfg->spool_dir;
-		for (size_t i = 0; i < 5; i++) {
-			snprintf(spools[i], sizeof(spools[i]), "%s/%s.spool",
-				 cfg->spool_dir, outs[i]);
-			paths[n++] = spools[i];
-		}
+	errno = 0;
+	pw = getpwnam(cfg->user);
+	if (!pw) {
+		log_err("user %s: %s", cfg->user, errno ? strerror(errno) :
+			"no such user");
+		return errno ? -errno : -ESRCH;
 	}
-	paths[n] = NULL;
-	r = ctd_daemon_drop_to(cfg->user, paths);
-	if (r == -ESRCH)
-		log_err("user %s: no such user", cfg->user);
-	else if (r == -EPERM && geteuid() != 0)
+	ret->uid = pw->pw_uid;
+	ret->gid = pw->pw_gid;
+	return 0;
+}
+
+/* Everything that needs root is open by now, and every file ctd writes
+ * later was handed to the user as it was opened. */
+static int drop_privileges(const struct ctd_config *cfg,
+			   const struct ctd_owner *owner)
+{
+	int r;
+
+	if (owner->uid == (uid_t)-1)
+		return 0;
+	r = ctd_daemon_drop_to(owner->uid, owner->gid);
+	if (r == -EPERM && geteuid() != 0)
 		log_err("user %s: ctd must start as root to change user", cfg->user);
 	else if (r < 0)
 		log_err("cannot become user %s: %s", cfg->user, strerror(-r));
@@ -1026,9 +1052,11 @@ int main(int argc, char **argv)
 		log_err("cannot create the event loop");
 		return 1;
 	}
-	r = start(&ctd, &cfg);
+	r = find_owner(&cfg, &ctd.owner);
 	if (r == 0)
-		r = drop_privileges(&cfg);
+		r = start(&ctd, &cfg);
+	if (r == 0)
+		r = drop_privileges(&cfg, &ctd.owner);
 	if (r == 0) {
 		run(&ctd);
 		finish(&ctd, cli.verbose);

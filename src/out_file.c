@@ -20,6 +20,7 @@
 #include "ctd/log.h"
 #include "ctd/out_file.h"
 #include "ctd/output.h"
+#include "ctd/safefile.h"
 #include "ctd/stats.h"
 #include "ctd/wbuf.h"
 
@@ -31,6 +32,7 @@ struct out_file {
 	struct ctd_wbuf *wb;
 	char *path;
 	struct ctd_out_file_fmt fmt;
+	struct ctd_owner owner;     /* ctd's user, also for reopens */
 };
 
 static struct out_file *to_file(struct ctd_output *out)
@@ -38,11 +40,11 @@ static struct out_file *to_file(struct ctd_output *out)
 	return (struct out_file *)out;
 }
 
-static int open_file(const char *path)
+/* Never through a link a local user made, never someone else's file. */
+static int open_file(const struct out_file *j, const char *path)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-
-	return fd < 0 ? -errno : fd;
+	return ctd_safefile_open(path, O_WRONLY | O_CREAT | O_APPEND, 0640,
+				 CTD_SAFE_OUTPUT, &j->owner);
 }
 
 /* Reserves room for n bytes; NULL when the output must refuse. */
@@ -136,7 +138,7 @@ int ctd_out_file_set_path(struct ctd_output *out, const char *path)
 	if (!j->own_fd)
 		return -EINVAL;
 	ctd_wbuf_flush(j->wb);
-	fd = open_file(path);
+	fd = open_file(j, path);
 	if (fd < 0)
 		return fd;
 	if (path != j->path) {
@@ -181,7 +183,8 @@ static const struct ctd_output_ops file_ops = {
 };
 
 int ctd_out_file_new(const char *path, const struct ctd_out_file_fmt *fmt,
-		     size_t buf_size, struct ctd_output **ret)
+		     size_t buf_size, const struct ctd_owner *owner,
+		     struct ctd_output **ret)
 {
 	struct out_file *j = calloc(1, sizeof(*j));
 	bool is_stdout = strcmp(path, "-") == 0;
@@ -195,12 +198,13 @@ int ctd_out_file_new(const char *path, const struct ctd_out_file_fmt *fmt,
 	j->base.ops = &file_ops;
 	j->base.name = fmt->name;
 	j->fd = -1;
+	j->owner = owner ? *owner : CTD_OWNER_NONE;
 	j->path = strdup(is_stdout ? "stdout" : path);
 	if (!j->path) {
 		file_free(&j->base);
 		return -ENOMEM;
 	}
-	j->fd = is_stdout ? STDOUT_FILENO : open_file(path);
+	j->fd = is_stdout ? STDOUT_FILENO : open_file(j, path);
 	j->own_fd = !is_stdout;
 	if (j->fd < 0) {
 		int r = j->fd;
@@ -228,11 +232,11 @@ static size_t render_json(void *arg, const struct ctd_record *rec, char *buf,
 }
 
 int ctd_out_json_new(const char *path, size_t buf_size,
-		     struct ctd_output **ret)
+		     const struct ctd_owner *owner, struct ctd_output **ret)
 {
 	static const struct ctd_out_file_fmt json = {
 		"json", render_json, NULL, NULL, CTD_JSON_MAX
 	};
 
-	return ctd_out_file_new(path, &json, buf_size, ret);
+	return ctd_out_file_new(path, &json, buf_size, owner, ret);
 }

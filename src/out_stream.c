@@ -1,6 +1,7 @@
 /* out_stream: the stream-socket output.
  *
- * Readers connect to a root-only Unix socket and read JSON lines. With
+ * Readers connect to a Unix socket and read JSON lines; listen.c admits
+ * root and the members of stream-group only, by the peer's credentials. With
  * no reader connected, or while any reader's buffer is full, the output
  * refuses records: they wait on the dying list, and the spool beyond it,
  * until a reader can take them. All readers get the same records, and a
@@ -40,6 +41,7 @@ struct out_stream {
 	ev_io accept_io;
 	bool refused;           /* said AGAIN since the last ready */
 	char *path;
+	gid_t group;            /* may read besides root; -1 none */
 	struct reader *rd[CTD_STREAM_MAX_READERS];
 	size_t n;
 };
@@ -136,7 +138,8 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0)
 		return;
-	if (s->n == CTD_STREAM_MAX_READERS) {
+	if (s->n == CTD_STREAM_MAX_READERS ||
+	    !ctd_listen_peer_allowed(fd, s->group)) {
 		s->base.stats.refused++;
 		close(fd);
 		return;
@@ -222,7 +225,7 @@ static const struct ctd_output_ops stream_ops = {
 	.free = stream_free,
 };
 
-int ctd_out_stream_new(struct ev_loop *loop, const char *path,
+int ctd_out_stream_new(struct ev_loop *loop, const char *path, gid_t group,
 		       struct ctd_output **ret)
 {
 	struct out_stream *s = calloc(1, sizeof(*s));
@@ -232,8 +235,9 @@ int ctd_out_stream_new(struct ev_loop *loop, const char *path,
 	s->base.ops = &stream_ops;
 	s->base.name = "stream";
 	s->loop = loop;
+	s->group = group;
 	s->path = strdup(path);
-	s->lfd = s->path ? ctd_listen_unix(path) : -ENOMEM;
+	s->lfd = s->path ? ctd_listen_unix(path, group) : -ENOMEM;
 	if (s->lfd < 0) {
 		int r = s->lfd;
 

@@ -24,6 +24,7 @@
 #include <zlib.h>
 
 #include "ctd/record.h"
+#include "ctd/safefile.h"
 #include "ctd/spool.h"
 
 #define SPOOL_MAGIC 0x4c4f5053u   /* "SPOL" little-endian */
@@ -40,11 +41,14 @@ struct entry_hdr {
 
 struct ctd_spool {
 	int fd;
+	int dfd;                  /* its directory: the rewrite's rename */
+	struct ctd_owner owner;   /* who the rewritten file is handed to */
 	uint64_t size;
 	uint64_t read_off;
 	uint64_t peeked_end;      /* end of the entry peek returned, or 0 */
 	struct ctd_spool_stats stats;
 	char *path;
+	const char *name;         /* last component of path */
 };
 
 static uint32_t entry_crc(const struct entry_hdr *h, const void *data,
@@ -59,23 +63,63 @@ static uint32_t entry_crc(const struct entry_hdr *h, const void *data,
 	return (uint32_t)c;
 }
 
-int ctd_spool_open(const char *path, struct ctd_spool **ret)
+/* Only a file that is empty or holds an entry's magic near its start is
+ * ours to truncate and rewrite (one damaged header must not disown the
+ * rest): anything else at the path was put there by someone else (see
+ * safefile.c) and is left alone. */
+static int check_magic(int fd, uint64_t size)
+{
+	static const uint32_t magic = SPOOL_MAGIC;
+	unsigned char head[65536];
+	size_t n = size < sizeof(head) ? (size_t)size : sizeof(head);
+
+	if (!size)
+		return 0;
+	if (pread(fd, head, n, 0) != (ssize_t)n)
+		return -EIO;
+	if (n < sizeof(magic))
+		return memcmp(head, &magic, n) == 0 ? 0 : -EBADMSG;
+	return memmem(head, n, &magic, sizeof(magic)) ? 0 : -EBADMSG;
+}
+
+static int spool_open_fd(struct ctd_spool *sp, const struct ctd_owner *owner)
+{
+	char dir[4096];
+	struct stat st;
+	int r = ctd_safefile_split(sp->path, dir, sizeof(dir), &sp->name);
+
+	if (r < 0)
+		return r;
+	sp->dfd = ctd_safefile_dir(dir, false, 0, owner);
+	if (sp->dfd < 0)
+		return sp->dfd;
+	sp->fd = ctd_safefile_openat(sp->dfd, sp->name, O_RDWR | O_CREAT, 0600,
+				     CTD_SAFE_REGULAR, owner);
+	if (sp->fd < 0)
+		return sp->fd;
+	if (fstat(sp->fd, &st) < 0)
+		return -errno;
+	sp->size = (uint64_t)st.st_size;
+	return check_magic(sp->fd, sp->size);
+}
+
+int ctd_spool_open(const char *path, const struct ctd_owner *owner,
+		   struct ctd_spool **ret)
 {
 	struct ctd_spool *sp = calloc(1, sizeof(*sp));
-	struct stat st;
+	int r;
 
 	if (!sp || !(sp->path = strdup(path))) {
 		free(sp);
 		return -ENOMEM;
 	}
-	sp->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (sp->fd < 0 || fstat(sp->fd, &st) < 0) {
-		int r = -errno;
-
+	sp->fd = sp->dfd = -1;
+	sp->owner = owner ? *owner : CTD_OWNER_NONE;
+	r = spool_open_fd(sp, owner);
+	if (r < 0) {
 		ctd_spool_free(sp);
 		return r;
 	}
-	sp->size = (uint64_t)st.st_size;
 	*ret = sp;
 	return 0;
 }
@@ -86,6 +130,8 @@ void ctd_spool_free(struct ctd_spool *sp)
 		return;
 	if (sp->fd >= 0)
 		close(sp->fd);
+	if (sp->dfd >= 0)
+		close(sp->dfd);
 	free(sp->path);
 	free(sp);
 }
@@ -273,6 +319,18 @@ static int copy_range(int from, uint64_t off, uint64_t len, int to)
 	return 0;
 }
 
+/* The rewrite goes to a new file beside the spool, made with O_EXCL
+ * relative to the directory's descriptor, then renamed over it. */
+static int open_tmp(struct ctd_spool *sp, char *tmp, size_t cap)
+{
+	if ((size_t)snprintf(tmp, cap, "%s.tmp", sp->name) >= cap)
+		return -ENAMETOOLONG;
+	if (unlinkat(sp->dfd, tmp, 0) < 0 && errno != ENOENT)
+		return -errno;
+	return ctd_safefile_openat(sp->dfd, tmp, O_RDWR | O_CREAT | O_EXCL,
+				   0600, CTD_SAFE_REGULAR, &sp->owner);
+}
+
 int ctd_spool_drop_read(struct ctd_spool *sp)
 {
 	char tmp[4096];
@@ -280,17 +338,16 @@ int ctd_spool_drop_read(struct ctd_spool *sp)
 
 	if (!sp->read_off)
 		return 0;
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", sp->path) >= sizeof(tmp))
-		return -ENAMETOOLONG;
-	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = open_tmp(sp, tmp, sizeof(tmp));
 	if (fd < 0)
-		return -errno;
+		return fd;
 	r = copy_range(sp->fd, sp->read_off, sp->size - sp->read_off, fd);
-	if (r == 0 && (fsync(fd) < 0 || rename(tmp, sp->path) < 0))
+	if (r == 0 && (fsync(fd) < 0 ||
+		       renameat(sp->dfd, tmp, sp->dfd, sp->name) < 0))
 		r = -errno;
 	if (r < 0) {
 		close(fd);
-		unlink(tmp);
+		unlinkat(sp->dfd, tmp, 0);
 		return r;
 	}
 	close(sp->fd);

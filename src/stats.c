@@ -29,7 +29,8 @@ static const struct {
 	C(dump_entries), C(dump_new_flows), C(dump_stale),
 	C(destroy_duplicates), C(tombstone_failures), C(text_dropped), C(rcvbuf),
 	C(flows_tracked), C(flows_suspect), C(kernel_pending),
-	C(kernel_pending_peak), C(table_bytes), C(ends_remembered), C(ctl_requests), C(ctl_refused), C(metrics_requests),
+	C(kernel_pending_peak), C(table_bytes), C(ends_remembered), C(ctl_requests), C(ctl_refused),
+	C(ctl_timeouts), C(ctl_evicted), C(metrics_requests),
 };
 
 #define O(name) { #name, offsetof(struct ctd_out_stats, name) }

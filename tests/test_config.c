@@ -219,6 +219,42 @@ static void test_file(void **state)
 	assert_string_equal(err, "/nonexistent/ctd.conf: No such file or directory");
 }
 
+/* Hostile or broken input: one error line, bounded memory, nothing in
+ * the message a terminal would act on. */
+static void test_bad_bytes(void **state)
+{
+	struct ctd_config c;
+	char long_line[CTD_CONFIG_LINE_MAX + 16];
+	const char *p;
+
+	(void)state;
+	ctd_config_defaults(&c);
+	assert_int_equal(ctd_config_load(&c, "/dev/zero", true, err,
+					 sizeof(err)), -EBADMSG);
+	assert_string_equal(err, "/dev/zero:1: control character \\x00 (not a "
+			    "text file?)");
+
+	memset(long_line, 'a', sizeof(long_line) - 2);
+	long_line[sizeof(long_line) - 2] = '\n';
+	long_line[sizeof(long_line) - 1] = '\0';
+	memcpy(long_line, "grace ", 6);
+	p = write_file(long_line);
+	assert_int_equal(ctd_config_load(&c, p, true, err, sizeof(err)), -EMSGSIZE);
+	assert_non_null(strstr(err, ":1: line longer than 4095 bytes"));
+	unlink(p);
+
+	p = write_file("grace 20\noutput /tmp/a\033[2Jb\n");
+	assert_int_equal(ctd_config_load(&c, p, true, err, sizeof(err)), -EBADMSG);
+	assert_non_null(strstr(err, ":2: control character \\x1b"));
+	unlink(p);
+
+	/* From the command line a value may hold anything: quoted escaped. */
+	assert_int_equal(ctd_config_set(&c, "grace", "1\033]0;pwned\a", err,
+					sizeof(err)), -EINVAL);
+	assert_string_equal(err, "grace: '1\\x1b]0;pwned\\x07' is not seconds "
+			    "from 1 to 86400");
+}
+
 static void test_written_config_reads_back(void **state)
 {
 	struct ctd_config a, b;
@@ -288,6 +324,7 @@ int main(void)
 		cmocka_unit_test(test_bad_values),
 		cmocka_unit_test(test_unknown_key),
 		cmocka_unit_test(test_file),
+		cmocka_unit_test(test_bad_bytes),
 		cmocka_unit_test(test_written_config_reads_back),
 		cmocka_unit_test(test_command_line_wins),
 	};

@@ -138,7 +138,8 @@ static int teardown(void **state)
 static struct ctd_deliver *make_for(struct fixture *fx, size_t dying_max,
 				    bool accept, unsigned events)
 {
-	struct ctd_deliver_cfg cfg = { 1, dying_max, fx->dir, fake_random, fx };
+	struct ctd_deliver_cfg cfg = { 1, dying_max, fx->dir, fake_random, fx,
+				       NULL };
 	struct ctd_deliver *d = NULL;
 
 	memset(&fx->out, 0, sizeof(fx->out));
@@ -322,7 +323,7 @@ static void test_missed_event_merge(void **state)
 static void test_no_spool_counts_losses(void **state)
 {
 	struct fixture *fx = *state;
-	struct ctd_deliver_cfg cfg = { 1, 2, NULL, fake_random, fx };
+	struct ctd_deliver_cfg cfg = { 1, 2, NULL, fake_random, fx, NULL };
 	struct ctd_deliver *d = NULL;
 
 	memset(&fx->out, 0, sizeof(fx->out));

@@ -66,7 +66,7 @@ static struct ctd_spool *open_spool(struct fixture *f)
 {
 	struct ctd_spool *sp = NULL;
 
-	assert_int_equal(ctd_spool_open(f->path, &sp), 0);
+	assert_int_equal(ctd_spool_open(f->path, NULL, &sp), 0);
 	return sp;
 }
 
@@ -258,7 +258,7 @@ static void test_append_failure_leaves_no_partial_entry(void **state)
 					  CTD_SPOOL_MAX_ENTRY + 1), -EMSGSIZE);
 	assert_int_equal(ctd_spool_size(sp), 0);
 	ctd_spool_free(sp);
-	assert_int_equal(ctd_spool_open("/nonexistent-dir/x.spool", &sp), -ENOENT);
+	assert_int_equal(ctd_spool_open("/nonexistent-dir/x.spool", NULL, &sp), -ENOENT);
 }
 
 int main(void)

@@ -15,6 +15,7 @@
 #define CTD_CONFIG_FILE "/etc/ctd/ctd.conf"
 #define CTD_CONFIG_PATH_MAX 1024
 #define CTD_CONFIG_ERR_MAX 1280
+#define CTD_CONFIG_LINE_MAX 4096     /* longest line of a config file */
 
 struct ctd_config {
 	char output[CTD_CONFIG_PATH_MAX];     /* "-" stdout, "" none */
@@ -23,6 +24,7 @@ struct ctd_config {
 	char record[CTD_CONFIG_PATH_MAX];     /* "" none */
 	char control[CTD_CONFIG_PATH_MAX];    /* "" none */
 	char control_group[CTD_CONFIG_PATH_MAX]; /* may also use it; "" root only */
+	char stream_group[CTD_CONFIG_PATH_MAX];  /* may read the stream; "" root only */
 	char metrics[CTD_CONFIG_PATH_MAX];    /* loopback addr:port, "" none */
 	char user[CTD_CONFIG_PATH_MAX];       /* drop to this user, "" stay */
 	char conntrackd_log[CTD_CONFIG_PATH_MAX]; /* "" none */

@@ -15,7 +15,9 @@ struct ctd_ctl;
 struct ctd_stats;
 struct ev_loop;
 
-#define CTD_CTL_MAX_CLIENTS 8
+#define CTD_CTL_MAX_CLIENTS 256
+/* Seconds a client has for its whole request, and for each answer chunk. */
+#define CTD_CTL_DEADLINE 5.0
 #define CTD_CTL_MAX_REQUEST 256
 #define CTD_CTL_MAX_HTTP_REQUEST 4096
 

@@ -5,6 +5,8 @@
 #ifndef CTD_DAEMON_H
 #define CTD_DAEMON_H
 
+#include <sys/types.h>
+
 /* The descriptor passed in under this name (LISTEN_FDNAMES), or the only
  * one passed when names are absent; -ENOENT when none; -EINVAL when the
  * variables are malformed. Unsets the LISTEN_* variables. */
@@ -18,11 +20,11 @@ int ctd_daemon_notify(const char *state, int fd);
  * WATCHDOG_PID is ours or unset), or 0 when there is none. */
 unsigned long long ctd_daemon_watchdog_usec(void);
 
-/* Becomes user (name from the passwd database), keeping CAP_NET_ADMIN
- * alone, also across a re-exec (ambient). Must be root. Hands the files
- * in paths (NULL-terminated; missing ones skipped) to the user first, so
- * it can reopen them later. Returns 0 or -errno (-ESRCH: no such user). */
-int ctd_daemon_drop_to(const char *user, const char *const *paths);
+/* Becomes uid/gid, keeping CAP_NET_ADMIN alone, also across a re-exec
+ * (ambient). Must be root. The files the user needs later were handed
+ * to it, by descriptor, when they were opened (safefile.c); nothing is
+ * changed by path here. Returns 0 or -errno. */
+int ctd_daemon_drop_to(uid_t uid, gid_t gid);
 
 /* Replaces the process with a fresh ctd from /proc/self/exe, handing it
  * fd as a LISTEN_FDS socket named name. Returns -errno only on failure. */

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 struct ctd_deliver;
+struct ctd_owner;
 struct ctd_output;
 struct ctd_record;
 struct ctd_stats;
@@ -23,6 +24,7 @@ struct ctd_deliver_cfg {
 	const char *spool_dir;      /* NULL: no spool (losses counted) */
 	uint32_t (*random)(void *arg);
 	void *random_arg;
+	const struct ctd_owner *owner;  /* ctd's user: gets the spool; NULL */
 };
 
 int ctd_deliver_new(struct ev_loop *loop, const struct ctd_deliver_cfg *cfg,

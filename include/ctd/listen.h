@@ -3,9 +3,17 @@
 #ifndef CTD_LISTEN_H
 #define CTD_LISTEN_H
 
-/* Returns the descriptor, -EADDRINUSE when a live ctd answers there,
- * -EEXIST when the path is not a socket, or another -errno. */
-int ctd_listen_unix(const char *path);
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* Mode 0600, or 0660 with group unless it is (gid_t)-1. Returns the
+ * descriptor, -EADDRINUSE when a live ctd answers there, -EEXIST when
+ * the path is not a socket, -EACCES when others than root (or the
+ * running user) may write its directory, or another -errno. */
+int ctd_listen_unix(const char *path, gid_t group);
+/* Whether the peer on a Unix socket is root or (group unless
+ * (gid_t)-1) in group, primary or supplementary. */
+bool ctd_listen_peer_allowed(int fd, gid_t group);
 
 /* A TCP socket on a loopback address, "127.0.0.1:9477" or "[::1]:9477";
  * -EADDRNOTAVAIL for anything not loopback. */

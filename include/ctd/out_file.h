@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 struct ctd_output;
+struct ctd_owner;
 struct ctd_record;
 
 #define CTD_OUT_FILE_BUF (1u << 20)
@@ -30,12 +31,15 @@ struct ctd_out_file_fmt {
 };
 
 /* path "-" is standard output. buf_size 0 means CTD_OUT_FILE_BUF. The
- * output owns fmt->arg from here on, also on error. */
+ * file is opened as safefile.c says (no links a local user made; root's,
+ * ours or owner's) and handed to owner (may be NULL). The output owns
+ * fmt->arg from here on, also on error. */
 int ctd_out_file_new(const char *path, const struct ctd_out_file_fmt *fmt,
-		     size_t buf_size, struct ctd_output **ret);
+		     size_t buf_size, const struct ctd_owner *owner,
+		     struct ctd_output **ret);
 /* JSON lines (jsonfmt), named "json". */
 int ctd_out_json_new(const char *path, size_t buf_size,
-		     struct ctd_output **ret);
+		     const struct ctd_owner *owner, struct ctd_output **ret);
 
 /* Writes to path from now on (reload); bytes still buffered follow
  * to the new file. Not for stdout. */

@@ -6,12 +6,16 @@
 #ifndef CTD_OUT_STREAM_H
 #define CTD_OUT_STREAM_H
 
+#include <sys/types.h>
+
 struct ctd_output;
 struct ev_loop;
 
 #define CTD_STREAM_MAX_READERS 16
 
-int ctd_out_stream_new(struct ev_loop *loop, const char *path,
+/* Readers: root, and members of group unless it is (gid_t)-1; others
+ * are refused (counted in refused). */
+int ctd_out_stream_new(struct ev_loop *loop, const char *path, gid_t group,
 		       struct ctd_output **ret);
 
 #endif

@@ -25,7 +25,14 @@ struct ctd_spool_stats {
 	uint64_t skipped_bytes;   /* bytes given up on */
 };
 
-int ctd_spool_open(const char *path, struct ctd_spool **ret);
+struct ctd_owner;
+
+/* Opens (creating) the spool at path without following symbolic links
+ * (safefile.c), handing it to owner when ctd is root (owner may be
+ * NULL). -EBADMSG: a file that is not empty and not a spool is there,
+ * and is left untouched. */
+int ctd_spool_open(const char *path, const struct ctd_owner *owner,
+		   struct ctd_spool **ret);
 void ctd_spool_free(struct ctd_spool *sp);
 
 /* Appends one entry with a single write; on failure the file is cut back

@@ -80,9 +80,12 @@ struct ctd_stats {
 	uint64_t kernel_pending_peak;
 	uint64_t table_bytes;            /* gauge: flow table memory */
 	uint64_t ctl_requests;           /* control-socket requests answered */
-	uint64_t ctl_refused;
-	uint64_t metrics_requests;       /* Prometheus scrapes answered */            /* ... refused: not root, too many,
-	                                  * request too long */
+	uint64_t ctl_refused;            /* ... refused: not root nor in the
+	                                  * group, request too long or not text */
+	uint64_t ctl_timeouts;           /* clients dropped: no whole request
+	                                  * (or answer not read) within 5 s */
+	uint64_t ctl_evicted;            /* silent clients dropped to make room */
+	uint64_t metrics_requests;       /* Prometheus scrapes answered */
 	uint64_t ends_remembered;        /* gauge: ended flows kept to drop
 	                                  * repeated DESTROYs */
 	const char *out_name[CTD_OUT_MAX];
