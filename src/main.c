@@ -16,7 +16,6 @@
 
 #include "ctd/cli.h"
 #include "ctd/config.h"
-#include "ctd/ctdump.h"
 #include "ctd/ctl.h"
 #include "ctd/ctevent.h"
 #include "ctd/daemon.h"
@@ -34,6 +33,7 @@
 #include "ctd/out_ipfix.h"
 #include "ctd/out_text.h"
 #include "ctd/output.h"
+#include "ctd/reconcile_ev.h"
 #include "ctd/record.h"
 #include "ctd/report.h"
 #include "ctd/safefile.h"
@@ -41,7 +41,6 @@
 #include "ctd/timeutil.h"
 
 #define DEFAULT_OUTPUT "/var/log/ctd/flows.json"
-#define SWEEP_BUDGET 10000
 #define PROC_NETFILTER "/proc/sys/net/netfilter"
 #define SHUTDOWN_DRAIN_MAX 1000000
 
@@ -58,7 +57,7 @@ struct ctd {
 	struct ctd_nlsrc *nlsrc;
 	struct ctd_deliver *deliver;
 	struct ctd_out_text *text;
-	struct ctd_ctdump *dump;
+	struct ctd_reconcile_ev *reconcile;
 	struct ctd_config *cfg;
 	const struct ctd_cli *cli;
 	struct ctd_output *json;   /* owned by deliver; for reloads */
@@ -72,15 +71,6 @@ struct ctd {
 	ev_timer status;           /* sd_notify STATUS and WATCHDOG */
 	int stop_signal;
 	uint64_t rand_state;       /* xorshift64*: dying-list spread */
-	ev_timer expiry;           /* armed at the engine's next deadline */
-	ev_timer pending;          /* dying-list gauge */
-	ev_timer counters;         /* table dumps that feed interim records */
-	int64_t armed_us;          /* deadline the expiry timer is set for */
-	int64_t last_check_us;     /* last suspect-check dump */
-	bool startup_dump;         /* the running table dump is the first */
-	bool check_dying;          /* the running dying dump ends a table check */
-	bool resync_pending;       /* events were lost: resync at next chance */
-	uint64_t enobufs_seen;
 	struct growth_log evictions;
 	/* Malformed or refused input, per source (see log_bad_inputs). */
 	struct growth_log bad_netlink, bad_ctl, bad_spool[CTD_OUT_MAX];
@@ -126,151 +116,11 @@ static void on_messages(void *arg, const struct nlmsghdr *const *msgs,
 	ctd_engine_messages(ctd->engine, msgs, n, now);
 }
 
-static void start_dump(struct ctd *ctd, enum ctd_dump_kind kind,
-		       const struct ctd_now *now)
+/* Ready means listening with the table known (reconcile decides when). */
+static void on_ready(void *arg)
 {
-	bool resync = kind == CTD_DUMP_TABLE && ctd->resync_pending;
-	int r = ctd_ctdump_start(ctd->dump, kind);
-
-	if (r == -EBUSY)
-		return;
-	if (r < 0) {
-		log_warn("cannot start a conntrack dump: %s", strerror(-r));
-		return;
-	}
-	if (kind == CTD_DUMP_TABLE) {
-		ctd->last_check_us = now->mono_us;
-		ctd->resync_pending = false;
-		if (resync)
-			log_info("resyncing with the kernel table after lost events");
-		ctd_engine_dump_begin(ctd->engine, resync);
-	}
-}
-
-/* Arms the expiry timer at the earliest of the engine's next deadline
- * and, when suspects wait, the next permitted check dump. */
-static void schedule(struct ctd *ctd, const struct ctd_now *now)
-{
-	int64_t next = ctd_engine_next_deadline(ctd->engine);
-	int64_t due = ctd->last_check_us +
-		      (int64_t)ctd->cfg->check_interval * 1000000;
-
-	if (ctd->resync_pending && !ctd_ctdump_running(ctd->dump))
-		start_dump(ctd, CTD_DUMP_TABLE, now);
-	if (ctd_engine_wants_dump(ctd->engine) &&
-	    !ctd_ctdump_running(ctd->dump)) {
-		if (now->mono_us >= due)
-			start_dump(ctd, CTD_DUMP_TABLE, now);
-		else if (due < next)
-			next = due;
-	}
-	ev_timer_stop(ctd->loop, &ctd->expiry);
-	ctd->armed_us = next;
-	if (next == INT64_MAX)
-		return;
-	double after = (double)(next - now->mono_us) / 1e6;
-	ev_timer_set(&ctd->expiry, after < 0.001 ? 0.001 : after > 3600 ? 3600 : after, 0);
-	ev_timer_start(ctd->loop, &ctd->expiry);
-}
-
-static void on_expiry(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct ctd *ctd = w->data;
-	struct ctd_now now = ctd_now_read();
-
-	(void)loop;
-	(void)revents;
-	ctd_engine_sweep(ctd->engine, &now, SWEEP_BUDGET);
-	schedule(ctd, &now);
-}
-
-/* The dying-list gauge and the counter dumps share one callback: either
- * starts its dump when no other is running, else waits for its next tick. */
-static void on_dump_timer(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct ctd *ctd = w->data;
-	struct ctd_now now = ctd_now_read();
-
-	(void)loop;
-	(void)revents;
-	if (!ctd_ctdump_running(ctd->dump))
-		start_dump(ctd, w == &ctd->pending ? CTD_DUMP_DYING : CTD_DUMP_TABLE,
-			   &now);
-}
-
-static void on_dump_entry(void *arg, enum ctd_dump_kind kind,
-			  const struct ctd_event *ev, const struct ctd_now *now)
-{
-	struct ctd *ctd = arg;
-
-	if (kind == CTD_DUMP_TABLE)
-		ctd_engine_dump_entry(ctd->engine, ev, now);
-	else if (ctd->check_dying)
-		ctd_engine_dump_pending(ctd->engine, ev);
-}
-
-static void dying_done(struct ctd *ctd, int err, size_t entries)
-{
-	if (err) {
-		log_warn("cannot read the kernel's pending DESTROYs: %s; "
-			 "gauge off", strerror(-err));
-		ev_timer_stop(ctd->loop, &ctd->pending);
-		return;
-	}
-	ctd->stats.kernel_pending = entries;
-	if (entries > ctd->stats.kernel_pending_peak)
-		ctd->stats.kernel_pending_peak = entries;
-}
-
-/* A flow the dump did not list was destroyed before the dump ended, so
- * its DESTROY, unless lost, is already queued on the event socket: read
- * it first, or "gone" would double it. */
-static void judge_dump(struct ctd *ctd, bool ok, const struct ctd_now *now)
-{
-	ctd_nlsrc_drain(ctd->nlsrc, SHUTDOWN_DRAIN_MAX);
-	ctd_engine_dump_end(ctd->engine, ok, now);
-}
-
-static void table_done(struct ctd *ctd, int err, size_t entries,
-		       const struct ctd_now *now)
-{
-	if (err)
-		log_warn("conntrack table dump failed: %s", strerror(-err));
-	else if (ctd->startup_dump)
-		log_info("loaded %zu conntracks from the kernel table", entries);
-	/* Ready means listening with the table known, even if it could
-	 * not be read: events still flow. */
-	if (ctd->startup_dump)
-		ctd_daemon_notify("READY=1", -1);
-	ctd->startup_dump = false;
-	/* Reliable mode: conntracks gone from the table whose DESTROY the
-	 * kernel still holds for us are not gone for us. Read that list
-	 * before judging, or a slow re-send would turn into a double. */
-	if (!err && ctd->cfg->broadcast_error &&
-	    ctd_ctdump_start(ctd->dump, CTD_DUMP_DYING) == 0) {
-		ctd->check_dying = true;
-		return;
-	}
-	judge_dump(ctd, err == 0, now);
-}
-
-static void on_dump_done(void *arg, enum ctd_dump_kind kind, int err,
-			 size_t entries, const struct ctd_now *now)
-{
-	struct ctd *ctd = arg;
-
-	if (kind == CTD_DUMP_TABLE) {
-		table_done(ctd, err, entries, now);
-	} else {
-		dying_done(ctd, err, entries);
-		/* An inconsistent walk decides nothing; a kernel that cannot
-		 * list its dying list (logged once) leaves the table's word. */
-		if (ctd->check_dying) {
-			ctd->check_dying = false;
-			judge_dump(ctd, err != -EINTR, now);
-		}
-	}
-	schedule(ctd, now);
+	(void)arg;
+	ctd_daemon_notify("READY=1", -1);
 }
 
 /* How much counter n grew since it was last logged, when a line is due
@@ -351,18 +201,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 		ctd_out_text_flush(ctd->text);
 	log_evictions(ctd);
 	log_bad_inputs(ctd);
-	if (ctd->stats.nl_enobufs != ctd->enobufs_seen) {
-		ctd->enobufs_seen = ctd->stats.nl_enobufs;
-		ctd->resync_pending = ctd->cfg->resync;
-	}
-	/* Events may have queued a flow with a deadline before the armed one
-	 * (a class with a shorter timeout). O(classes). */
-	if (ctd->resync_pending ||
-	    ctd_engine_next_deadline(ctd->engine) < ctd->armed_us) {
-		struct ctd_now now = ctd_now_read();
-
-		schedule(ctd, &now);
-	}
+	ctd_reconcile_ev_prepare(ctd->reconcile);
 }
 
 static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
@@ -809,10 +648,29 @@ static void engine_cfg(const struct ctd_config *o, struct ctd_engine_cfg *cfg)
 	ctd_kernel_timeouts(PROC_NETFILTER, cfg->timeout_s);
 }
 
+static int new_reconcile(struct ctd *ctd, const struct ctd_config *o)
+{
+	struct ctd_reconcile_ev_cfg rc = {
+		.rc = {
+			.check_interval_us = (int64_t)o->check_interval * 1000000,
+			.pending_interval_us = (int64_t)o->pending_interval * 1000000,
+			.active_timeout_us = (int64_t)o->active_timeout * 1000000,
+			.reliable = o->broadcast_error,
+			.resync = o->resync,
+		},
+		.engine = ctd->engine,
+		.nlsrc = ctd->nlsrc,
+		.stats = &ctd->stats,
+		.ready = on_ready,
+		.arg = ctd,
+	};
+
+	return ctd_reconcile_ev_new(ctd->loop, &rc, &ctd->reconcile);
+}
+
 static int start(struct ctd *ctd, const struct ctd_config *o)
 {
 	struct ctd_engine_sinks sinks = { on_record, on_event, on_flow_event, ctd };
-	struct ctd_ctdump_ops dops = { on_dump_entry, on_dump_done, ctd };
 	struct ctd_engine_cfg cfg;
 	int r;
 
@@ -834,33 +692,10 @@ static int start(struct ctd *ctd, const struct ctd_config *o)
 	ctd->engine = ctd_engine_new(&cfg, &ctd->stats, &sinks);
 	if (!ctd->engine)
 		return -ENOMEM;
-	r = ctd_ctdump_new(ctd->loop, &ctd->stats, &dops, &ctd->dump);
+	r = new_reconcile(ctd, o);
 	if (r < 0)
 		log_err("cannot open the ctnetlink dump socket: %s", strerror(-r));
 	return r;
-}
-
-static void start_timers(struct ctd *ctd)
-{
-	struct ctd_now now = ctd_now_read();
-	double every = ctd->cfg->pending_interval;
-
-	ev_init(&ctd->expiry, on_expiry);
-	ctd->expiry.data = ctd;
-	ev_timer_init(&ctd->pending, on_dump_timer, every, every);
-	ctd->pending.data = ctd;
-	if (every > 0 && ctd->cfg->broadcast_error)
-		ev_timer_start(ctd->loop, &ctd->pending);
-	/* Half the active timeout, so a flow is reported at most that late. */
-	every = ctd->cfg->active_timeout / 2.0;
-	ev_timer_init(&ctd->counters, on_dump_timer, every, every);
-	ctd->counters.data = ctd;
-	if (every > 0)
-		ev_timer_start(ctd->loop, &ctd->counters);
-	/* Flows that began before ctd are accounted from the table. */
-	ctd->startup_dump = true;
-	start_dump(ctd, CTD_DUMP_TABLE, &now);
-	schedule(ctd, &now);
 }
 
 static void run(struct ctd *ctd)
@@ -882,7 +717,7 @@ static void run(struct ctd *ctd)
 	ctd->sighup.data = ctd;
 	ev_signal_start(ctd->loop, &ctd->sighup);
 	ctd_nlsrc_start(ctd->nlsrc, ctd->loop);
-	start_timers(ctd);
+	ctd_reconcile_ev_start(ctd->reconcile);
 	ctd->started_us = ctd_now_read().mono_us;
 	open_ctl(ctd);
 	open_metrics(ctd);
@@ -892,9 +727,7 @@ static void run(struct ctd *ctd)
 	start_status(ctd);
 	ev_run(ctd->loop, 0);
 	ctd_nlsrc_stop(ctd->nlsrc, ctd->loop);
-	ev_timer_stop(ctd->loop, &ctd->expiry);
-	ev_timer_stop(ctd->loop, &ctd->pending);
-	ev_timer_stop(ctd->loop, &ctd->counters);
+	ctd_reconcile_ev_stop(ctd->reconcile);
 	ev_timer_stop(ctd->loop, &ctd->status);
 	ev_prepare_stop(ctd->loop, &ctd->flush);
 }
@@ -969,7 +802,7 @@ static void teardown(struct ctd *ctd)
 	ctd_ctl_free(ctd->metrics);
 	ctd_out_text_free(ctd->text);
 	ctd_deliver_free(ctd->deliver);
-	ctd_ctdump_free(ctd->dump);
+	ctd_reconcile_ev_free(ctd->reconcile);
 	ctd_engine_free(ctd->engine);
 	ctd_nlsrc_free(ctd->nlsrc);
 	if (ctd->loop)

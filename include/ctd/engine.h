@@ -4,7 +4,7 @@
  * out here become suspects, decided by the next table dump (one dump for
  * all of them, never a request per flow). Owns the flow table and the
  * expiry lists. Pure: time comes in as a parameter, output goes out
- * through callbacks, dumps are driven by the caller. */
+ * through callbacks, dumps are driven by the caller (reconcile_ev). */
 #ifndef CTD_ENGINE_H
 #define CTD_ENGINE_H
 
