@@ -809,7 +809,7 @@ static int start(struct ctd *ctd, const struct ctd_config *o)
 	ctd->engine = ctd_engine_new(&cfg, &ctd->stats, &sinks);
 	if (!ctd->engine)
 		return -ENOMEM;
-	r = ctd_ctdump_new(ctd->loop, &ctd->stats, &dops, &ctd->dump);
+	r = ctd_ctdump_new(ctd->loop, NULL, &ctd->stats, &dops, &ctd->dump);
 	if (r < 0)
 		log_err("cannot open the ctnetlink dump socket: %s", strerror(-r));
 	return r;
