@@ -250,16 +250,15 @@ static int make_room(struct ctd_engine *eng, const struct ctd_now *now)
 }
 
 /* A tombstone's key came back: the kernel reused id and tuple for a new
- * flow. Everything but the hash link and the key starts over. */
+ * flow. Everything but the key starts over (the table's hash link is
+ * not part of the flow). */
 static void revive(struct ctd_engine *eng, struct ctd_flow *f)
 {
 	struct ctd_flow_key key = f->key;
-	struct ctd_flow *hnext = f->hnext;
 
 	dequeue(eng, f);
 	ctd_flow_strip(eng->flows, f);
 	memset(f, 0, sizeof(*f));
-	f->hnext = hnext;
 	f->key = key;
 }
 
