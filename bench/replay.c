@@ -37,6 +37,7 @@
 #include "ctd/engine.h"
 #include "ctd/kernel.h"
 #include "ctd/out_file.h"
+#include "ctd/output.h"
 #include "ctd/stats.h"
 #include "ctd/timeutil.h"
 

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <ev.h>
 #include <libmnl/libmnl.h>
 #include <linux/netfilter/nfnetlink.h>
@@ -29,6 +28,7 @@ struct ctd_ctdump {
 	struct mnl_socket *nl;
 	struct ctd_stats *stats;
 	struct ctd_ctdump_ops ops;
+	struct ctd_clock clock;
 	enum ctd_dump_kind kind;
 	bool running;
 	int err;                       /* first error of the running dump */
@@ -39,8 +39,9 @@ struct ctd_ctdump {
 
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents);
 
-int ctd_ctdump_new(struct ev_loop *loop, struct ctd_stats *stats,
-		   const struct ctd_ctdump_ops *ops, struct ctd_ctdump **ret)
+int ctd_ctdump_new(struct ev_loop *loop, const struct ctd_clock *clock,
+		   struct ctd_stats *stats, const struct ctd_ctdump_ops *ops,
+		   struct ctd_ctdump **ret)
 {
 	struct ctd_ctdump *d = calloc(1, sizeof(*d));
 
@@ -58,7 +59,9 @@ int ctd_ctdump_new(struct ev_loop *loop, struct ctd_stats *stats,
 	d->loop = loop;
 	d->stats = stats;
 	d->ops = *ops;
-	d->seq = (uint32_t)time(NULL);
+	if (clock)
+		d->clock = *clock;
+	d->seq = (uint32_t)(ctd_clock_read(&d->clock).wall_ns / 1000000000u);
 	ev_io_init(&d->io, on_readable, mnl_socket_get_fd(d->nl), EV_READ);
 	*ret = d;
 	return 0;
@@ -158,7 +161,7 @@ static int read_one(struct ctd_ctdump *d)
 		d->err = -errno;
 		return READ_ENDED;
 	}
-	now = ctd_now_read();
+	now = ctd_clock_read(&d->clock);
 	for (; ctd_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len))
 		if (handle_msg(d, nlh, &now))
 			return READ_ENDED;
@@ -178,7 +181,7 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 		if (r == READ_EMPTY)
 			return;
 		if (r == READ_ENDED) {
-			struct ctd_now now = ctd_now_read();
+			struct ctd_now now = ctd_clock_read(&d->clock);
 
 			finish(d, &now);
 			return;

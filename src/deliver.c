@@ -8,7 +8,12 @@
  * back at start before new records can pile up behind it, and whenever
  * the dying list has room, and the file is emptied once all of it was
  * delivered. An output that says it is ready again is re-sent its held
- * records at once instead of at their random times. */
+ * records at once instead of at their random times.
+ *
+ * Time is integer monotonic microseconds from the injected clock; the
+ * ev_timer only wakes the loop at the deadline computed from it, and
+ * ctd_deliver_tick does the work, so a test can step the clock and call
+ * it instead of waiting. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -31,7 +36,7 @@
 
 #define RETRY_BUDGET 1024        /* held records re-sent per output per tick */
 #define STUCK_RETRY_US 1000000   /* re-try a stuck output's writes */
-#define FINISH_TICK_S 0.05
+#define FINISH_TICK_US 50000
 #define LOSS_LOG_US 10000000
 
 struct dest {
@@ -56,15 +61,15 @@ struct ctd_deliver {
 	struct dest dest[CTD_OUT_MAX];
 	size_t n;
 	bool finishing;
-	double finish_deadline;
+	int64_t finish_deadline_us;
 	void *scratch;               /* one spool entry */
 };
 
 static void on_timer(struct ev_loop *loop, ev_timer *w, int revents);
 
-static int64_t mono_us(void)
+static int64_t mono_us(const struct ctd_deliver *d)
 {
-	return ctd_now_read().mono_us;
+	return ctd_clock_read(&d->cfg.clock).mono_us;
 }
 
 int ctd_deliver_new(struct ev_loop *loop, const struct ctd_deliver_cfg *cfg,
@@ -139,7 +144,7 @@ static void update_gauges(struct dest *t)
 static void hold(struct ctd_deliver *d, struct dest *t,
 		 const struct ctd_record *rec)
 {
-	int64_t now = mono_us();
+	int64_t now = mono_us(d);
 
 	t->st->deferred++;
 	if (ctd_dying_add(t->dying, rec, 0, now) == 0) {
@@ -182,7 +187,7 @@ void ctd_deliver_record(struct ctd_deliver *d, const struct ctd_record *rec)
 			break;
 		case CTD_OUT_FAILED:
 			t->st->failed++;
-			log_losses(t, mono_us());
+			log_losses(t, mono_us(d));
 			break;
 		}
 	}
@@ -373,14 +378,14 @@ static bool all_delivered(struct ctd_deliver *d)
 	return true;
 }
 
-static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+/* Services every output at now; returns when the next one is due (now
+ * when one stopped at its re-send budget). */
+static int64_t service_all(struct ctd_deliver *d, int64_t now,
+			   bool *ret_budget_hit)
 {
-	struct ctd_deliver *d = w->data;
-	int64_t now = mono_us(), next = INT64_MAX;
+	int64_t next = INT64_MAX;
 	bool budget_hit = false;
 
-	(void)revents;
-	d->armed_us = INT64_MAX;
 	for (size_t i = 0; i < d->n; i++) {
 		struct dest *t = &d->dest[i];
 		int64_t due;
@@ -392,20 +397,50 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 		if (due < next)
 			next = due;
 	}
-	if (d->finishing) {
-		ctd_deliver_flush(d);
-		if (all_delivered(d) || ev_now(loop) >= d->finish_deadline) {
-			ev_break(loop, EVBREAK_ONE);
-			return;
-		}
-		next = now + (int64_t)(FINISH_TICK_S * 1e6);
+	*ret_budget_hit = budget_hit;
+	return budget_hit ? now : next;
+}
+
+int64_t ctd_deliver_tick(struct ctd_deliver *d)
+{
+	bool budget_hit;
+	int64_t now = mono_us(d), next = service_all(d, now, &budget_hit);
+
+	arm(d, next, now);
+	return next;
+}
+
+/* Shutdown: everything held is re-sent every tick until all of it is
+ * delivered or the deadline passed; then the loop stops. */
+static void finish_tick(struct ctd_deliver *d, struct ev_loop *loop)
+{
+	int64_t now = mono_us(d);
+	bool budget_hit;
+
+	service_all(d, now, &budget_hit);
+	ctd_deliver_flush(d);
+	if (all_delivered(d) || now >= d->finish_deadline_us) {
+		ev_break(loop, EVBREAK_ONE);
+		return;
 	}
-	arm(d, budget_hit ? now : next, now);
+	arm(d, budget_hit ? now : now + FINISH_TICK_US, now);
+}
+
+static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct ctd_deliver *d = w->data;
+
+	(void)revents;
+	d->armed_us = INT64_MAX;
+	if (d->finishing)
+		finish_tick(d, loop);
+	else
+		ctd_deliver_tick(d);
 }
 
 static void kick(struct ctd_deliver *d)
 {
-	int64_t now = mono_us();
+	int64_t now = mono_us(d);
 
 	arm(d, now, now);
 }
@@ -552,12 +587,14 @@ static size_t spool_rest(struct dest *t)
 	return left;
 }
 
-size_t ctd_deliver_finish(struct ctd_deliver *d, double timeout_s)
+size_t ctd_deliver_finish(struct ctd_deliver *d, unsigned timeout_s)
 {
 	size_t left = 0;
 
 	d->finishing = true;
-	d->finish_deadline = ev_now(d->loop) + timeout_s;
+	d->finish_deadline_us = mono_us(d) + (int64_t)timeout_s * 1000000;
+	/* The loop's idea of now may be a long callback old: the timer's
+	 * relative wait must start from the real one. */
 	ev_now_update(d->loop);
 	kick(d);
 	if (!all_delivered(d))
@@ -565,7 +602,7 @@ size_t ctd_deliver_finish(struct ctd_deliver *d, double timeout_s)
 	ev_timer_stop(d->loop, &d->timer);
 	for (size_t i = 0; i < d->n; i++) {
 		left += spool_rest(&d->dest[i]);
-		log_losses(&d->dest[i], mono_us());
+		log_losses(&d->dest[i], mono_us(d));
 	}
 	return left;
 }

@@ -118,9 +118,9 @@ static void update_gauges(struct ctd_engine *eng)
 static void dequeue(struct ctd_engine *eng, struct ctd_flow *f)
 {
 	if (f->flags & CTD_FLOW_SUSPECT)
-		ctd_fifo_unlink(&eng->suspects, &f->exp);
+		ctd_fifo_unlink(&eng->suspects, &f->exp.link);
 	else if (f->flags & CTD_FLOW_TOMBSTONE)
-		ctd_fifo_unlink(&eng->tombstones, &f->exp);
+		ctd_fifo_unlink(&eng->tombstones, &f->exp.link);
 	else
 		ctd_expiry_remove(eng->expiry, &f->exp);
 	f->flags &= (uint8_t)~(CTD_FLOW_SUSPECT | CTD_FLOW_TOMBSTONE);
@@ -132,10 +132,11 @@ static void forget_ends(struct ctd_engine *eng, size_t keep)
 {
 	struct ctd_expiry_node *n;
 
-	while (eng->tombstones.count > keep && (n = eng->tombstones.head)) {
+	while (eng->tombstones.count > keep &&
+	       (n = ctd_expiry_node_of(eng->tombstones.head))) {
 		if (eng->dumping && flow_of(n)->gen == eng->gen)
 			return;
-		ctd_fifo_unlink(&eng->tombstones, n);
+		ctd_fifo_unlink(&eng->tombstones, &n->link);
 		ctd_flowtable_remove(eng->flows, flow_of(n));
 	}
 }
@@ -161,7 +162,7 @@ static void bury(struct ctd_engine *eng, const struct ctd_flow_key *key,
 	f->flags = CTD_FLOW_TOMBSTONE;
 	f->gen = eng->gen;
 	f->first_ns = kstart_ns;
-	ctd_fifo_append(&eng->tombstones, &f->exp);
+	ctd_fifo_append(&eng->tombstones, &f->exp.link);
 	forget_ends(eng, eng->remember_ends);
 }
 
@@ -239,8 +240,8 @@ static int make_room(struct ctd_engine *eng, const struct ctd_now *now)
 	if (ctd_flowtable_count(eng->flows) < before)
 		return 0;
 	n = ctd_expiry_oldest(eng->expiry);
-	if (!n && eng->suspects.head)
-		n = eng->suspects.head;
+	if (!n)
+		n = ctd_expiry_node_of(eng->suspects.head);
 	if (!n)
 		return -ENOSPC;
 	finish(eng, flow_of(n), CTD_END_EVICTED, now);
@@ -250,16 +251,15 @@ static int make_room(struct ctd_engine *eng, const struct ctd_now *now)
 }
 
 /* A tombstone's key came back: the kernel reused id and tuple for a new
- * flow. Everything but the hash link and the key starts over. */
+ * flow. Everything but the key starts over (the table's hash link is
+ * not part of the flow). */
 static void revive(struct ctd_engine *eng, struct ctd_flow *f)
 {
 	struct ctd_flow_key key = f->key;
-	struct ctd_flow *hnext = f->hnext;
 
 	dequeue(eng, f);
 	ctd_flow_strip(eng->flows, f);
 	memset(f, 0, sizeof(*f));
-	f->hnext = hnext;
 	f->key = key;
 }
 
@@ -362,7 +362,8 @@ static void flow_event(struct ctd_engine *eng, struct ctd_flow *f,
 static bool ended_early(const struct ctd_engine *eng, const struct ctd_flow *f,
 			const struct ctd_now *now)
 {
-	return f && f->exp.linked &&
+	return f && (f->flags & (CTD_FLOW_SUSPECT | CTD_FLOW_TOMBSTONE) ||
+		     ctd_expiry_linked(eng->expiry, &f->exp)) &&
 	       now->mono_us + 1000000 < f->exp.deadline_us - eng->slack_us;
 }
 
@@ -468,7 +469,7 @@ static void to_suspects(void *arg, struct ctd_expiry_node *node)
 	/* Decided by the next dump to begin, never by one under way. */
 	f->suspect_gen = eng->gen + 1;
 	f->flags |= CTD_FLOW_SUSPECT;
-	ctd_fifo_append(&eng->suspects, node);
+	ctd_fifo_append(&eng->suspects, &node->link);
 	eng->stats->expiry_suspects++;
 }
 
@@ -583,7 +584,7 @@ static void sweep_unlisted(struct ctd_engine *eng, const struct ctd_now *now)
 
 	for (cls = 0; cls < CTD_TMO__COUNT; cls++) {
 		for (n = ctd_expiry_head(eng->expiry, (enum ctd_tmo)cls); n; n = next) {
-			next = n->next;
+			next = ctd_expiry_node_of(n->link.next);
 			if (flow_of(n)->gen != eng->gen)
 				finish(eng, flow_of(n), CTD_END_LOST, now);
 		}
@@ -605,7 +606,8 @@ void ctd_engine_dump_end(struct ctd_engine *eng, bool ok,
 	}
 	if (resync)
 		sweep_unlisted(eng, now);
-	while ((n = eng->suspects.head) && flow_of(n)->suspect_gen <= eng->gen) {
+	while ((n = ctd_expiry_node_of(eng->suspects.head)) &&
+	       flow_of(n)->suspect_gen <= eng->gen) {
 		struct ctd_flow *f = flow_of(n);
 
 		if (f->gen == eng->gen) {

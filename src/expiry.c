@@ -12,7 +12,6 @@
 #include <linux/netfilter/nf_conntrack_tcp.h>
 
 #include "ctd/expiry.h"
-#include "ctd/fifo.h"
 
 struct ctd_expiry {
 	struct ctd_fifo lists[CTD_TMO__COUNT];
@@ -37,10 +36,21 @@ void ctd_expiry_free(struct ctd_expiry *exp)
 	free(exp);
 }
 
+static struct ctd_expiry_node *head_of(const struct ctd_fifo *l)
+{
+	return ctd_expiry_node_of(l->head);
+}
+
+bool ctd_expiry_linked(const struct ctd_expiry *exp,
+		       const struct ctd_expiry_node *node)
+{
+	return ctd_fifo_linked(&exp->lists[node->cls], &node->link);
+}
+
 void ctd_expiry_remove(struct ctd_expiry *exp, struct ctd_expiry_node *node)
 {
-	if (node->linked)
-		ctd_fifo_unlink(&exp->lists[node->cls], node);
+	if (ctd_expiry_linked(exp, node))
+		ctd_fifo_unlink(&exp->lists[node->cls], &node->link);
 }
 
 void ctd_expiry_touch(struct ctd_expiry *exp, struct ctd_expiry_node *node,
@@ -49,7 +59,7 @@ void ctd_expiry_touch(struct ctd_expiry *exp, struct ctd_expiry_node *node,
 	ctd_expiry_remove(exp, node);
 	node->cls = (uint8_t)cls;
 	node->deadline_us = now_us + exp->timeout_us[cls];
-	ctd_fifo_append(&exp->lists[cls], node);
+	ctd_fifo_append(&exp->lists[cls], &node->link);
 }
 
 size_t ctd_expiry_sweep(struct ctd_expiry *exp, int64_t now_us, size_t budget,
@@ -60,20 +70,20 @@ size_t ctd_expiry_sweep(struct ctd_expiry *exp, int64_t now_us, size_t budget,
 
 	for (i = 0; i < CTD_TMO__COUNT; i++) {
 		struct ctd_fifo *l = &exp->lists[i];
+		struct ctd_expiry_node *n;
 
-		while (l->head && l->head->deadline_us <= now_us && done < budget) {
-			struct ctd_expiry_node *n = l->head;
-
-			ctd_fifo_unlink(l, n);
+		while ((n = head_of(l)) && n->deadline_us <= now_us &&
+		       done < budget) {
+			ctd_fifo_unlink(l, &n->link);
 			done++;
 			cb(arg, n);
 		}
-		if (done >= budget && l->head && l->head->deadline_us <= now_us) {
+		if (done >= budget && n && n->deadline_us <= now_us) {
 			next = now_us;
 			break;
 		}
-		if (l->head && l->head->deadline_us < next)
-			next = l->head->deadline_us;
+		if (n && n->deadline_us < next)
+			next = n->deadline_us;
 	}
 	*ret_next = next;
 	return done;
@@ -82,7 +92,7 @@ size_t ctd_expiry_sweep(struct ctd_expiry *exp, int64_t now_us, size_t budget,
 struct ctd_expiry_node *ctd_expiry_head(const struct ctd_expiry *exp,
 					enum ctd_tmo cls)
 {
-	return exp->lists[cls].head;
+	return head_of(&exp->lists[cls]);
 }
 
 int64_t ctd_expiry_next(const struct ctd_expiry *exp)
@@ -90,9 +100,12 @@ int64_t ctd_expiry_next(const struct ctd_expiry *exp)
 	int64_t next = INT64_MAX;
 	size_t i;
 
-	for (i = 0; i < CTD_TMO__COUNT; i++)
-		if (exp->lists[i].head && exp->lists[i].head->deadline_us < next)
-			next = exp->lists[i].head->deadline_us;
+	for (i = 0; i < CTD_TMO__COUNT; i++) {
+		const struct ctd_expiry_node *h = head_of(&exp->lists[i]);
+
+		if (h && h->deadline_us < next)
+			next = h->deadline_us;
+	}
 	return next;
 }
 
@@ -102,7 +115,7 @@ struct ctd_expiry_node *ctd_expiry_oldest(const struct ctd_expiry *exp)
 	size_t i;
 
 	for (i = 0; i < CTD_TMO__COUNT; i++) {
-		struct ctd_expiry_node *h = exp->lists[i].head;
+		struct ctd_expiry_node *h = head_of(&exp->lists[i]);
 
 		if (h && (!best || h->deadline_us < best->deadline_us))
 			best = h;

@@ -2,8 +2,11 @@
  *
  * Flows are carved from slabs (growing from 256 flows to a huge page's
  * worth, so a small table stays small) and recycled through a
- * free list threaded on hnext, so a warm table serves NEW/DESTROY churn
- * without touching malloc. The bucket array doubles when the load passes
+ * free list threaded on the hash link, so a warm table serves NEW/DESTROY
+ * churn without touching malloc. The link sits in a slot just before the
+ * flow, where no other module can reach it: a chain walk reads link and
+ * key from the same cache lines as when the link was the flow's first
+ * field. The bucket array doubles when the load passes
  * one flow per bucket; that rehash is the only O(n) step and happens
  * log2(n) times over the table's life.
  *
@@ -21,13 +24,21 @@
  * event looks up a random flow, and with 4 KiB pages most lookups also
  * missed the TLB (a fifth of ctd's time under a flow storm). */
 #define HUGE_PAGE (2u << 20)
-#define FLOWS_PER_SLAB ((HUGE_PAGE - 64) / sizeof(struct ctd_flow))
+#define FLOWS_PER_SLAB ((HUGE_PAGE - 64) / sizeof(struct ctd_flow_slot))
 #define FIRST_SLAB 256
 #define MIN_BUCKETS 1024
 
+struct ctd_flow_slot {
+	struct ctd_flow_slot *hnext;   /* hash chain; free list when unused */
+	struct ctd_flow flow;
+};
+
+_Static_assert(sizeof(struct ctd_flow_slot) <= 128,
+	       "a flow and its link fill at most two cache lines");
+
 struct slab {
 	struct slab *next;
-	struct ctd_flow flows[];
+	struct ctd_flow_slot flows[];
 };
 
 /* Small parts only some flows have (reply tuples, cold parts): slabs
@@ -42,14 +53,14 @@ struct part_pool {
 };
 
 struct ctd_flowtable {
-	struct ctd_flow **buckets;
+	struct ctd_flow_slot **buckets;
 	size_t nbuckets;            /* a power of two */
 	size_t count;
 	size_t max_flows;
 	size_t nslabs;
 	struct slab *slabs;
 	size_t slab_bytes;
-	struct ctd_flow *free_list;
+	struct ctd_flow_slot *free_list;
 	struct part_pool replies, colds;
 	/* The last key a lookup did not find, and where it would go: the
 	 * insert that usually follows skips a second hash and walk. Valid
@@ -190,11 +201,11 @@ struct ctd_flow *ctd_flowtable_lookup(struct ctd_flowtable *ft,
 				      const struct ctd_flow_key *key)
 {
 	size_t b = bucket_of(ft, key);
-	struct ctd_flow *f;
+	struct ctd_flow_slot *s;
 
-	for (f = ft->buckets[b]; f; f = f->hnext)
-		if (key_equal(&f->key, key))
-			return f;
+	for (s = ft->buckets[b]; s; s = s->hnext)
+		if (key_equal(&s->flow.key, key))
+			return &s->flow;
 	ft->miss_key = *key;
 	ft->miss_bucket = b;
 	ft->miss_version = ft->version + 1;
@@ -245,7 +256,7 @@ static int grow_pool(struct ctd_flowtable *ft)
 static void maybe_grow_buckets(struct ctd_flowtable *ft)
 {
 	size_t n = ft->nbuckets * 2, i;
-	struct ctd_flow **nb, *f, *next;
+	struct ctd_flow_slot **nb, *f, *next;
 
 	if (ft->count <= ft->nbuckets)
 		return;
@@ -254,7 +265,7 @@ static void maybe_grow_buckets(struct ctd_flowtable *ft)
 		return;
 	for (i = 0; i < ft->nbuckets; i++) {
 		for (f = ft->buckets[i]; f; f = next) {
-			size_t b = (size_t)key_hash(&f->key) & (n - 1);
+			size_t b = (size_t)key_hash(&f->flow.key) & (n - 1);
 
 			next = f->hnext;
 			f->hnext = nb[b];
@@ -270,7 +281,7 @@ int ctd_flowtable_insert(struct ctd_flowtable *ft,
 			 const struct ctd_flow_key *key,
 			 struct ctd_flow **ret_flow)
 {
-	struct ctd_flow *f;
+	struct ctd_flow_slot *s;
 	size_t b;
 	int r;
 
@@ -284,31 +295,32 @@ int ctd_flowtable_insert(struct ctd_flowtable *ft,
 		return -ENOSPC;
 	if (!ft->free_list && (r = grow_pool(ft)) < 0)
 		return r;
-	f = ft->free_list;
-	ft->free_list = f->hnext;
-	memset(f, 0, sizeof(*f));
-	f->key = *key;
-	f->hnext = ft->buckets[b];
-	ft->buckets[b] = f;
+	s = ft->free_list;
+	ft->free_list = s->hnext;
+	memset(&s->flow, 0, sizeof(s->flow));
+	s->flow.key = *key;
+	s->hnext = ft->buckets[b];
+	ft->buckets[b] = s;
 	ft->count++;
 	ft->version++;
 	maybe_grow_buckets(ft);
-	*ret_flow = f;
+	*ret_flow = &s->flow;
 	return 0;
 }
 
 void ctd_flowtable_remove(struct ctd_flowtable *ft, struct ctd_flow *flow)
 {
-	struct ctd_flow **pp = &ft->buckets[bucket_of(ft, &flow->key)];
+	struct ctd_flow_slot **pp = &ft->buckets[bucket_of(ft, &flow->key)], *s;
 
-	while (*pp && *pp != flow)
+	/* Compared as flows: a pointer that is not the table's finds none. */
+	while (*pp && &(*pp)->flow != flow)
 		pp = &(*pp)->hnext;
-	if (!*pp)
+	if (!(s = *pp))
 		return;
-	*pp = flow->hnext;
+	*pp = s->hnext;
 	ctd_flow_strip(ft, flow);
-	flow->hnext = ft->free_list;
-	ft->free_list = flow;
+	s->hnext = ft->free_list;
+	ft->free_list = s;
 	ft->count--;
 	ft->version++;
 }
@@ -376,7 +388,7 @@ void ctd_flow_strip(struct ctd_flowtable *ft, struct ctd_flow *f)
 void ctd_flowtable_prefetch(const struct ctd_flowtable *ft,
 			    const struct ctd_flow_key *key, int stage)
 {
-	struct ctd_flow *const *b = &ft->buckets[bucket_of(ft, key)];
+	struct ctd_flow_slot *const *b = &ft->buckets[bucket_of(ft, key)];
 
 	if (stage == 0)
 		__builtin_prefetch(b);
@@ -401,8 +413,17 @@ size_t ctd_flowtable_memory(const struct ctd_flowtable *ft)
 	       (ft->replies.nslabs + ft->colds.nslabs) * PART_SLAB;
 }
 
-const struct ctd_flow *ctd_flowtable_bucket(const struct ctd_flowtable *ft,
-					    size_t i)
+const struct ctd_flow *ctd_flowtable_next(const struct ctd_flowtable *ft,
+					  struct ctd_flowtable_iter *it)
 {
-	return i < ft->nbuckets ? ft->buckets[i] : NULL;
+	size_t end = it->end && it->end < ft->nbuckets ? it->end : ft->nbuckets;
+	const struct ctd_flow_slot *s = it->chain;
+
+	while (!s) {
+		if (it->bucket >= end)
+			return NULL;
+		s = ft->buckets[it->bucket++];
+	}
+	it->chain = s->hnext;
+	return &s->flow;
 }

@@ -48,6 +48,7 @@ struct ctd_nlsrc {
 	struct ctd_stats *stats;
 	ctd_nlsrc_cb *cb;
 	void *arg;
+	struct ctd_clock clock;        /* stamps each batch */
 	unsigned budget;
 	size_t rcvbuf;                 /* last size asked for */
 	size_t rcvbuf_max;
@@ -236,6 +237,7 @@ int ctd_nlsrc_new(const struct ctd_nlsrc_cfg *cfg, struct ctd_stats *stats,
 	src->stats = stats;
 	src->cb = cb;
 	src->arg = arg;
+	src->clock = cfg->clock;
 	src->budget = cfg->budget ? cfg->budget : 1;
 	setup_slots(src);
 	r = nlsrc_open(src, cfg);
@@ -338,7 +340,7 @@ unsigned ctd_nlsrc_drain(struct ctd_nlsrc *src, unsigned budget)
 			break;
 		idle = n ? 0 : idle + 1;
 		src->stats->nl_reads += (uint64_t)n;
-		now = ctd_now_read();
+		now = ctd_clock_read(&src->clock);
 		for (i = 0; i < (unsigned)n; i++)
 			handled += collect_datagram(src, i, &now);
 		if (src->nbatch)

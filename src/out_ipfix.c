@@ -16,7 +16,11 @@
  *
  * UDP: templates go first and again every template_interval seconds and
  * template_messages messages, each time with the exporter's reliability
- * statistics. A datagram is done once the kernel took it. */
+ * statistics. A datagram is done once the kernel took it.
+ *
+ * Deadlines (reconnect, connect timeout, template refresh) are integer
+ * monotonic microseconds from the injected clock, and export times its
+ * wall clock; the one-second ev_timer only makes sure they are looked at. */
 #include <errno.h>
 #include <ev.h>
 #include <linux/sockios.h>
@@ -33,13 +37,15 @@
 #include "ctd/out_ipfix.h"
 #include "ctd/output.h"
 #include "ctd/stats.h"
+#include "ctd/timeutil.h"
 
 /* Room kept free so the templates always fit before resent data. */
 #define TEMPLATE_ROOM 4096
 #define TCP_MSG_MAX 16384
 #define BATCH 64
-#define BACKOFF_MAX 60.0
-#define CONNECT_TIMEOUT 10.0
+#define BACKOFF_MIN_US 1000000
+#define BACKOFF_MAX_US 60000000
+#define CONNECT_TIMEOUT_US 10000000
 
 enum state { DOWN, CONNECTING, UP };
 
@@ -55,10 +61,10 @@ struct out_ipfix {
 	enum state state;
 	ev_io io;
 	ev_timer tick;
-	double backoff;
-	double retry_at;            /* TCP: next connect attempt */
-	double connect_by;          /* TCP: give up on a pending connect */
-	double templates_at;        /* UDP: next template refresh */
+	int64_t backoff_us;
+	int64_t retry_at;           /* TCP: next connect attempt (mono µs) */
+	int64_t connect_by;         /* TCP: give up on a pending connect */
+	int64_t templates_at;       /* UDP: next template refresh */
 	unsigned since_templates;   /* UDP: messages since the templates */
 	uint8_t *buf;
 	size_t cap, head, sent, len;
@@ -76,9 +82,15 @@ static struct out_ipfix *to_ipfix(struct ctd_output *out)
 	return (struct out_ipfix *)out;
 }
 
-static uint32_t export_time(struct out_ipfix *x)
+static int64_t mono_us(const struct out_ipfix *x)
 {
-	return (uint32_t)ev_now(x->loop);
+	return ctd_clock_read(&x->cfg.clock).mono_us;
+}
+
+/* Seconds since the epoch, for the message header (RFC 7011 3.1). */
+static uint32_t export_time(const struct out_ipfix *x)
+{
+	return (uint32_t)(ctd_clock_read(&x->cfg.clock).wall_ns / 1000000000u);
 }
 
 static size_t msg_len_at(struct out_ipfix *x, size_t off)
@@ -175,7 +187,8 @@ static bool append_templates(struct out_ipfix *x)
 	finish_open(x);
 	x->base.stats.templates++;
 	x->since_templates = 0;
-	x->templates_at = ev_now(x->loop) + x->cfg.template_interval;
+	x->templates_at = mono_us(x) +
+			  (int64_t)x->cfg.template_interval * 1000000;
 	return true;
 }
 
@@ -279,8 +292,9 @@ static void disconnect(struct out_ipfix *x, const char *why, int err)
 	x->state = DOWN;
 	x->sent = x->head;
 	x->base.stats.reconnects++;
-	x->retry_at = ev_now(x->loop) + x->backoff;
-	x->backoff = x->backoff * 2 < BACKOFF_MAX ? x->backoff * 2 : BACKOFF_MAX;
+	x->retry_at = mono_us(x) + x->backoff_us;
+	x->backoff_us = x->backoff_us * 2 < BACKOFF_MAX_US ? x->backoff_us * 2 :
+							      BACKOFF_MAX_US;
 }
 
 /* One sendmmsg for up to BATCH messages. Returns false when the socket
@@ -375,7 +389,7 @@ static void connected(struct out_ipfix *x)
 	restamp(x, 0);
 	again = x->len > tlen;
 	x->state = UP;
-	x->backoff = 1;
+	x->backoff_us = BACKOFF_MIN_US;
 	note_working(x);
 	log_info("ipfix %s: connected%s", x->target,
 		 again ? ", sending what waited" : "");
@@ -389,12 +403,12 @@ static void try_connect(struct out_ipfix *x)
 
 	if (fd < 0) {
 		note_error(x, "socket", errno);
-		x->retry_at = ev_now(x->loop) + x->backoff;
+		x->retry_at = mono_us(x) + x->backoff_us;
 		return;
 	}
 	x->fd = fd;
 	x->state = CONNECTING;
-	x->connect_by = ev_now(x->loop) + CONNECT_TIMEOUT;
+	x->connect_by = mono_us(x) + CONNECT_TIMEOUT_US;
 	if (connect(fd, (struct sockaddr *)&x->addr, x->addrlen) == 0) {
 		connected(x);
 		return;
@@ -439,7 +453,7 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
 static void ipfix_flush(struct ctd_output *out)
 {
 	struct out_ipfix *x = to_ipfix(out);
-	double now = ev_now(x->loop);
+	int64_t now = mono_us(x);
 
 	finish_open(x);
 	if (!x->tcp) {
@@ -654,7 +668,7 @@ int ctd_out_ipfix_new(struct ev_loop *loop, const struct ctd_out_ipfix_cfg *cfg,
 	x->base.name = "ipfix";
 	x->fd = -1;
 	x->cfg = *cfg;
-	x->backoff = 1;
+	x->backoff_us = BACKOFF_MIN_US;
 	x->cap = cfg->buf_size ? cfg->buf_size : CTD_OUT_IPFIX_BUF;
 	x->xs.process_id = (uint32_t)getpid();
 	x->target = strdup(cfg->target);

@@ -53,7 +53,7 @@ int ctd_reconcile_ev_new(struct ev_loop *loop,
 		free(r);
 		return -ENOMEM;
 	}
-	err = ctd_ctdump_new(loop, cfg->stats, &ops, &r->dump);
+	err = ctd_ctdump_new(loop, NULL, cfg->stats, &ops, &r->dump);
 	if (err < 0) {
 		ctd_reconcile_ev_free(r);
 		return err;

@@ -164,34 +164,34 @@ static void answer_stats(const struct ctd_report_src *src, FILE *out, bool json)
 	fputs("# end\n", out);
 }
 
-/* One slice of the table; true while buckets remain. */
+/* One slice of the table; true while buckets remain. The cursor is a
+ * bucket index, so it stays valid while the table changes between
+ * slices. */
 static bool answer_flows(const struct ctd_report_src *src, FILE *out,
 			 bool json, size_t *cursor)
 {
-	size_t end = *cursor + BUCKETS_PER_CHUNK;
+	struct ctd_flowtable_iter it = { .bucket = *cursor,
+					 .end = *cursor + BUCKETS_PER_CHUNK };
+	const struct ctd_flow *f;
 	char line[CTD_JSON_MAX];
 
-	for (; *cursor < end; (*cursor)++) {
-		const struct ctd_flow *f = ctd_flowtable_bucket(src->flows, *cursor);
+	while ((f = ctd_flowtable_next(src->flows, &it))) {
+		struct ctd_record rec;
+		size_t len;
 
-		if (*cursor >= ctd_flowtable_buckets(src->flows)) {
-			if (!json)
-				fputs("# end\n", out);
-			return false;
-		}
-		for (; f; f = f->hnext) {
-			struct ctd_record rec;
-			size_t len;
-
-			if (f->flags & CTD_FLOW_TOMBSTONE)
-				continue;
-			ctd_record_from_flow(f, CTD_END_ACTIVE, src->now_ns, &rec);
-			len = json ? ctd_jsonfmt_record(&rec, line, sizeof(line)) :
-				     ctd_textfmt_flow(&rec, line, sizeof(line));
-			fwrite(line, 1, len, out);
-		}
+		if (f->flags & CTD_FLOW_TOMBSTONE)
+			continue;
+		ctd_record_from_flow(f, CTD_END_ACTIVE, src->now_ns, &rec);
+		len = json ? ctd_jsonfmt_record(&rec, line, sizeof(line)) :
+			     ctd_textfmt_flow(&rec, line, sizeof(line));
+		fwrite(line, 1, len, out);
 	}
-	return true;
+	*cursor = it.bucket;
+	if (*cursor < ctd_flowtable_buckets(src->flows))
+		return true;
+	if (!json)
+		fputs("# end\n", out);
+	return false;
 }
 
 struct talker {
@@ -290,6 +290,8 @@ static void print_top(const struct talkers *t, const char *what, bool by_flows,
 static int gather(const struct ctd_flowtable *ft, struct talkers *src,
 		  struct talkers *dst)
 {
+	struct ctd_flowtable_iter it = { 0 };
+	const struct ctd_flow *f;
 	size_t cap = 16;
 
 	while (cap < 2 * ctd_flowtable_count(ft))
@@ -299,17 +301,14 @@ static int gather(const struct ctd_flowtable *ft, struct talkers *src,
 	src->mask = dst->mask = cap - 1;
 	if (!src->slot || !dst->slot)
 		return -1;
-	for (size_t b = 0; b < ctd_flowtable_buckets(ft); b++) {
-		for (const struct ctd_flow *f = ctd_flowtable_bucket(ft, b); f;
-		     f = f->hnext) {
-			uint64_t bytes = f->cold ? f->cold->cnt[0].bytes +
-						   f->cold->cnt[1].bytes : 0;
+	while ((f = ctd_flowtable_next(ft, &it))) {
+		uint64_t bytes = f->cold ? f->cold->cnt[0].bytes +
+					   f->cold->cnt[1].bytes : 0;
 
-			if (f->flags & CTD_FLOW_TOMBSTONE)
-				continue;
-			tally(src, f->key.orig.src, f->key.family, bytes);
-			tally(dst, f->key.orig.dst, f->key.family, bytes);
-		}
+		if (f->flags & CTD_FLOW_TOMBSTONE)
+			continue;
+		tally(src, f->key.orig.src, f->key.family, bytes);
+		tally(dst, f->key.orig.dst, f->key.family, bytes);
 	}
 	return 0;
 }

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "ctd/output.h"
 #include "ctd/stats.h"
 
 #define C(name) { #name, offsetof(struct ctd_stats, name) }

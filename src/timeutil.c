@@ -1,6 +1,8 @@
 /* timeutil: clock reads and the record timestamp format. The only place
  * ctd reads a clock, so tests and benchmarks can reason about how often
- * that happens (once per netlink wakeup, not per event). */
+ * that happens (once per netlink wakeup, not per event). Modules with
+ * timers read it through an injected struct ctd_clock, whose default is
+ * ctd_now_read; none uses libev's ev_now() or time(). */
 #include <time.h>
 
 #include "ctd/timeutil.h"

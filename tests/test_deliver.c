@@ -1,9 +1,12 @@
-/* Tests for src/deliver.c with fake outputs on a real libev loop: a
- * refused record is held and delivered exactly once when the output is
- * ready; over the dying list's bound records go to the spool; at finish
- * everything held, and unwritten bytes, are spooled; a new instance
- * replays the spool into its outputs before emptying it. Nothing waits
- * on wall time: ready calls and a 1 ms grace make every step immediate. */
+/* Tests for src/deliver.c with fake outputs on a real libev loop and a
+ * fake clock: a refused record is held and re-sent at its random share
+ * of the grace period, or at once when the output is ready, and is
+ * delivered exactly once; over the dying list's bound records go to the
+ * spool; at finish everything held, and unwritten bytes, are spooled; a
+ * new instance replays the spool into its outputs before emptying it.
+ * Nothing waits on wall time: the loop only runs timers that are due at
+ * once, and the tests step the clock and call ctd_deliver_tick for the
+ * rest. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,8 +25,11 @@
 #include "ctd/output.h"
 #include "ctd/record.h"
 #include "ctd/stats.h"
+#include "fake_clock.h"
 
 #define MAX_IDS 64
+#define GRACE_MS 1000
+#define MS 1000
 
 struct fake_out {
 	struct ctd_output base;
@@ -96,8 +102,10 @@ static const struct ctd_output_ops fake_ops = {
 struct fixture {
 	struct ev_loop *loop;
 	struct ctd_stats stats;
+	struct fake_clock clock;
 	char dir[64];
-	uint32_t rnd;
+	uint32_t rnd;               /* the next random value ... */
+	uint32_t rnd_step;          /* ... and how it moves on */
 	bool freed;
 	struct fake_out out;
 };
@@ -105,8 +113,10 @@ struct fixture {
 static uint32_t fake_random(void *arg)
 {
 	struct fixture *fx = arg;
+	uint32_t r = fx->rnd;
 
-	return fx->rnd++;
+	fx->rnd += fx->rnd_step;
+	return r;
 }
 
 static int setup(void **state)
@@ -118,6 +128,8 @@ static int setup(void **state)
 	assert_non_null(fx->loop);
 	strcpy(fx->dir, "/tmp/ctd-deliver-XXXXXX");
 	assert_non_null(mkdtemp(fx->dir));
+	fake_clock_init(&fx->clock);
+	fx->rnd_step = 1;
 	*state = fx;
 	return 0;
 }
@@ -135,11 +147,23 @@ static int teardown(void **state)
 	return 0;
 }
 
+static struct ctd_deliver_cfg cfg_for(struct fixture *fx, size_t dying_max,
+				      const char *spool_dir)
+{
+	return (struct ctd_deliver_cfg){
+		.grace_ms = GRACE_MS,
+		.dying_max = dying_max,
+		.spool_dir = spool_dir,
+		.random = fake_random,
+		.random_arg = fx,
+		.clock = fake_clock_of(&fx->clock),
+	};
+}
+
 static struct ctd_deliver *make_for(struct fixture *fx, size_t dying_max,
 				    bool accept, unsigned events)
 {
-	struct ctd_deliver_cfg cfg = { 1, dying_max, fx->dir, fake_random, fx,
-				       NULL };
+	struct ctd_deliver_cfg cfg = cfg_for(fx, dying_max, fx->dir);
 	struct ctd_deliver *d = NULL;
 
 	memset(&fx->out, 0, sizeof(fx->out));
@@ -178,6 +202,17 @@ static void run_until_taken(struct fixture *fx, size_t n)
 	assert_int_equal(fx->out.taken, n);
 }
 
+/* Moves the clock by us and does what the timer would do then; returns
+ * the next deadline relative to the new now. */
+static int64_t step(struct fixture *fx, struct ctd_deliver *d, int64_t us)
+{
+	int64_t next;
+
+	fake_clock_step(&fx->clock, us);
+	next = ctd_deliver_tick(d);
+	return next == INT64_MAX ? INT64_MAX : next - fx->clock.now.mono_us;
+}
+
 static void assert_each_once(struct fixture *fx, uint32_t from, uint32_t to)
 {
 	for (uint32_t id = from; id < to; id++)
@@ -209,10 +244,13 @@ static void test_held_until_ready(void **state)
 	assert_int_equal(fx->out.taken, 0);
 	assert_int_equal(fx->out.base.stats.deferred, 8);
 	assert_int_equal(fx->out.base.stats.dying, 8);
-	/* Still refusing: re-sends fail and nothing is lost or doubled. */
-	for (int i = 0; i < 20; i++)
-		ev_run(fx->loop, EVRUN_NOWAIT);
+	/* Still refusing through ten grace periods: every record is re-sent
+	 * within each, and nothing is lost or doubled. */
+	for (int i = 0; i < 10; i++)
+		assert_true(step(fx, d, GRACE_MS * MS) < GRACE_MS * MS);
 	assert_int_equal(fx->out.taken, 0);
+	assert_int_equal(fx->out.base.stats.dying, 8);
+	assert_int_equal(fx->out.base.stats.failed, 0);
 	fx->out.accept = true;
 	ctd_output_ready(&fx->out.base);
 	run_until_taken(fx, 8);
@@ -320,10 +358,62 @@ static void test_missed_event_merge(void **state)
 	ctd_deliver_free(d);
 }
 
+/* The kernel's dying-list schedule, stepped: each refused record comes
+ * back at its own random share of the grace period, not before; the
+ * timer is asked for exactly the earliest of them; a refused re-send
+ * draws a new time. */
+static void test_resend_schedule(void **state)
+{
+	struct fixture *fx = *state;
+	struct ctd_deliver *d;
+
+	fx->rnd = 100;                      /* due after 100, 200, 300 ms */
+	fx->rnd_step = 100;
+	d = make(fx, 10, false);
+	send_ids(d, 0, 3);
+	assert_int_equal(step(fx, d, 0), 100 * MS);
+	fx->out.accept = true;
+	assert_int_equal(step(fx, d, 100 * MS - 1), 1);
+	assert_int_equal(fx->out.taken, 0);
+	assert_int_equal(step(fx, d, 1), 100 * MS);
+	assert_int_equal(fx->out.taken, 1);
+	assert_int_equal(fx->out.got[0], 1);
+	/* Refused again at its time: id 1 is due 400 ms later (the next
+	 * random value), after id 2. */
+	fx->out.accept = false;
+	assert_int_equal(step(fx, d, 100 * MS), 100 * MS);
+	assert_int_equal(fx->out.base.stats.dying, 2);
+	fx->out.accept = true;
+	assert_int_equal(step(fx, d, 100 * MS), 300 * MS);
+	assert_int_equal(fx->out.got[2], 1);
+	assert_int_equal(fx->out.got[1], 0);
+	assert_int_equal(step(fx, d, 300 * MS), INT64_MAX);
+	assert_each_once(fx, 0, 3);
+	assert_int_equal(fx->out.base.stats.retried, 3);
+	assert_int_equal(fx->out.base.stats.deferred, 3);
+	assert_int_equal(fx->out.base.stats.dying, 0);
+	ctd_deliver_free(d);
+}
+
+/* Bytes an output keeps unwritten (a stuck file or socket) get a look
+ * every second even with nothing on the dying list. */
+static void test_stuck_output_polled(void **state)
+{
+	struct fixture *fx = *state;
+	struct ctd_deliver *d = make(fx, 10, true);
+
+	assert_int_equal(step(fx, d, 0), INT64_MAX);
+	fx->out.unsent_len = 5;
+	assert_int_equal(step(fx, d, 0), 1000 * MS);
+	fx->out.unsent_len = 0;
+	assert_int_equal(step(fx, d, 1000 * MS), INT64_MAX);
+	ctd_deliver_free(d);
+}
+
 static void test_no_spool_counts_losses(void **state)
 {
 	struct fixture *fx = *state;
-	struct ctd_deliver_cfg cfg = { 1, 2, NULL, fake_random, fx, NULL };
+	struct ctd_deliver_cfg cfg = cfg_for(fx, 2, NULL);
 	struct ctd_deliver *d = NULL;
 
 	memset(&fx->out, 0, sizeof(fx->out));
@@ -345,6 +435,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_direct, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_held_until_ready, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resend_schedule, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stuck_output_polled, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bound_spool_and_replay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missed_event_merge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_spool_counts_losses, setup, teardown),

@@ -23,7 +23,8 @@ static void collect(void *arg, struct ctd_expiry_node *n)
 {
 	struct seen *s = arg;
 
-	assert_false(n->linked);
+	assert_null(n->link.prev);
+	assert_null(n->link.next);
 	s->nodes[s->count++] = n;
 	if (s->requeue)
 		ctd_expiry_touch(s->requeue, n, n->cls, s->now);

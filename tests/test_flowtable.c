@@ -1,10 +1,13 @@
 /* Tests for src/flowtable.c: what makes two flows distinct, the bound,
- * growth to a realistic table size, and the promise behind the slab pool:
- * a warm table serves NEW/DESTROY churn without allocating. */
+ * growth to a realistic table size, the promise behind the slab pool (a
+ * warm table serves NEW/DESTROY churn without allocating), and the walk
+ * over every flow, whole or in slices with the table changing between
+ * them. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -360,6 +363,125 @@ static void test_churn_reuses_pool(void **state)
 	ctd_flowtable_free(ft);
 }
 
+/* The i that make_key made k from. */
+static uint32_t key_index(const struct ctd_flow_key *k)
+{
+	return (uint32_t)k->orig.src[1] << 16 | (uint32_t)k->orig.src[2] << 8 |
+	       k->orig.src[3];
+}
+
+/* Walks the whole table (in slices of `slice` buckets when non-zero)
+ * and counts how often each flow came up in seen[]; returns the flows. */
+static size_t walk(const struct ctd_flowtable *ft, size_t slice,
+		   uint8_t *seen, uint32_t n)
+{
+	struct ctd_flowtable_iter it = { 0 };
+	const struct ctd_flow *f;
+	size_t total = 0;
+
+	do {
+		it.end = slice ? it.bucket + slice : 0;
+		while ((f = ctd_flowtable_next(ft, &it))) {
+			assert_true(key_index(&f->key) < n);
+			seen[key_index(&f->key)]++;
+			total++;
+		}
+		assert_null(it.chain);
+	} while (it.bucket < ctd_flowtable_buckets(ft));
+	return total;
+}
+
+static struct ctd_flowtable *table_of(uint32_t n, struct ctd_flow **flows)
+{
+	struct ctd_flowtable *ft = ctd_flowtable_new(0);
+	struct ctd_flow_key k;
+
+	assert_non_null(ft);
+	for (uint32_t i = 0; i < n; i++) {
+		make_key(&k, i);
+		flows[i] = must_insert(ft, &k);
+	}
+	return ft;
+}
+
+/* Every flow once, over a bucket array that grew 32-fold, whole and in
+ * slices; and once more after every third flow was removed. */
+static void test_iter_every_flow_once(void **state)
+{
+	const uint32_t n = 20000;
+	struct ctd_flow **flows = calloc(n, sizeof(*flows));
+	uint8_t *seen = calloc(n, 1);
+	struct ctd_flowtable_iter it = { 0 };
+	struct ctd_flowtable *ft = ctd_flowtable_new(0);
+
+	(void)state;
+	assert_non_null(flows);
+	assert_non_null(seen);
+	assert_null(ctd_flowtable_next(ft, &it));
+	ctd_flowtable_free(ft);
+	ft = table_of(n, flows);
+	assert_int_equal(ctd_flowtable_buckets(ft), 32 * INITIAL_BUCKETS);
+	assert_int_equal(walk(ft, 0, seen, n), n);
+	for (uint32_t i = 0; i < n; i++)
+		assert_int_equal(seen[i], 1);
+	memset(seen, 0, n);
+	assert_int_equal(walk(ft, 100, seen, n), n);
+	for (uint32_t i = 0; i < n; i++)
+		assert_int_equal(seen[i], 1);
+	for (uint32_t i = 0; i < n; i += 3)
+		ctd_flowtable_remove(ft, flows[i]);
+	memset(seen, 0, n);
+	assert_int_equal(walk(ft, 0, seen, n), n - (n + 2) / 3);
+	for (uint32_t i = 0; i < n; i++)
+		assert_int_equal(seen[i], i % 3 ? 1 : 0);
+	free(seen);
+	free(flows);
+	ctd_flowtable_free(ft);
+}
+
+/* The control socket's listing: slices of buckets with flows ending and
+ * starting in between. Flows there from start to end come up exactly
+ * once; the others at most once. */
+static void test_iter_slices_while_changing(void **state)
+{
+	const uint32_t n = 4000, extra = 4000;
+	struct ctd_flow **flows = calloc(n + extra, sizeof(*flows));
+	uint8_t *seen = calloc(n + extra, 1);
+	struct ctd_flowtable_iter it = { 0 };
+	struct ctd_flowtable *ft = table_of(n, flows);
+	const struct ctd_flow *f;
+	struct ctd_flow_key k;
+	uint32_t churned = 0;
+	size_t buckets = ctd_flowtable_buckets(ft);
+
+	(void)state;
+	assert_non_null(seen);
+	do {
+		it.end = it.bucket + 16;
+		while ((f = ctd_flowtable_next(ft, &it)))
+			seen[key_index(&f->key)]++;
+		/* One flow ends, one starts: the count stays, so the
+		 * bucket array does not grow under the walk. */
+		ctd_flowtable_remove(ft, flows[2 * churned]);
+		make_key(&k, n + churned);
+		flows[n + churned] = must_insert(ft, &k);
+		churned++;
+	} while (it.bucket < ctd_flowtable_buckets(ft));
+	assert_int_equal(ctd_flowtable_buckets(ft), buckets);
+	assert_int_equal(churned, buckets / 16);
+	for (uint32_t i = 0; i < n + extra; i++) {
+		bool stayed = i < n && (i % 2 || i / 2 >= churned);
+
+		if (stayed)
+			assert_int_equal(seen[i], 1);
+		else
+			assert_true(seen[i] <= 1);
+	}
+	free(seen);
+	free(flows);
+	ctd_flowtable_free(ft);
+}
+
 /* remove() unlinks by pointer, so a flow object that is not in the
  * table, even one carrying a live flow's key, changes nothing. */
 static void test_remove_foreign_flow_is_harmless(void **state)
@@ -442,6 +564,8 @@ int main(void)
 		cmocka_unit_test(test_one_byte_keys_share_chains),
 		cmocka_unit_test(test_bound_is_enospc),
 		cmocka_unit_test(test_growth_200k),
+		cmocka_unit_test(test_iter_every_flow_once),
+		cmocka_unit_test(test_iter_slices_while_changing),
 		cmocka_unit_test(test_churn_reuses_pool),
 		cmocka_unit_test(test_remove_foreign_flow_is_harmless),
 		cmocka_unit_test(test_key_from_event),

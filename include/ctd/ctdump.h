@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 struct ev_loop;
+struct ctd_clock;
 struct ctd_ctdump;
 struct ctd_event;
 struct ctd_now;
@@ -29,8 +30,10 @@ struct ctd_ctdump_ops {
 	void *arg;
 };
 
-int ctd_ctdump_new(struct ev_loop *loop, struct ctd_stats *stats,
-		   const struct ctd_ctdump_ops *ops, struct ctd_ctdump **ret);
+/* clock: what `now` in the callbacks is read from; NULL: the system's. */
+int ctd_ctdump_new(struct ev_loop *loop, const struct ctd_clock *clock,
+		   struct ctd_stats *stats, const struct ctd_ctdump_ops *ops,
+		   struct ctd_ctdump **ret);
 void ctd_ctdump_free(struct ctd_ctdump *d);
 /* -EBUSY while another dump runs. */
 int ctd_ctdump_start(struct ctd_ctdump *d, enum ctd_dump_kind kind);

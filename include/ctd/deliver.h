@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ctd/timeutil.h"
+
 struct ctd_deliver;
 struct ctd_owner;
 struct ctd_output;
@@ -25,6 +27,7 @@ struct ctd_deliver_cfg {
 	uint32_t (*random)(void *arg);
 	void *random_arg;
 	const struct ctd_owner *owner;  /* ctd's user: gets the spool; NULL */
+	struct ctd_clock clock;     /* zeroed: the system clock */
 };
 
 int ctd_deliver_new(struct ev_loop *loop, const struct ctd_deliver_cfg *cfg,
@@ -49,14 +52,19 @@ void ctd_deliver_record(struct ctd_deliver *d, const struct ctd_record *rec);
  * event; the flow's final record makes pending ones moot. */
 void ctd_deliver_event(struct ctd_deliver *d, const struct ctd_record *rec,
 		       uint8_t *missed);
+/* What the timer does: re-sends the held records due at the clock's now
+ * (all of an output that said it is ready), reads spooled ones back, and
+ * re-arms the timer. Returns the monotonic µs it is next needed at
+ * (INT64_MAX: nothing held). */
+int64_t ctd_deliver_tick(struct ctd_deliver *d);
 /* Once per loop iteration: every output writes what it buffered. */
 void ctd_deliver_flush(struct ctd_deliver *d);
 /* SIGHUP: outputs reopen their files; nothing buffered is lost. */
 void ctd_deliver_reopen(struct ctd_deliver *d);
 
-/* Shutdown: keeps re-sending everything held for at most timeout_s,
- * running the loop (whose other watchers the caller stopped), then
- * spools the rest. Returns the records left for the spool. */
-size_t ctd_deliver_finish(struct ctd_deliver *d, double timeout_s);
+/* Shutdown: keeps re-sending everything held for at most timeout_s by
+ * the clock, running the loop (whose other watchers the caller stopped),
+ * then spools the rest. Returns the records left for the spool. */
+size_t ctd_deliver_finish(struct ctd_deliver *d, unsigned timeout_s);
 
 #endif

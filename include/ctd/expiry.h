@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ctd/fifo.h"
+
 enum ctd_tmo {
 	CTD_TMO_TCP_SYN_SENT,
 	CTD_TMO_TCP_SYN_RECV,
@@ -31,12 +33,17 @@ enum ctd_tmo {
 };
 
 struct ctd_expiry_node {
-	struct ctd_expiry_node *prev;
-	struct ctd_expiry_node *next;
+	struct ctd_fifo_node link;     /* its class's list, or another fifo */
 	int64_t deadline_us;           /* monotonic */
 	uint8_t cls;                   /* enum ctd_tmo */
-	bool linked;
 };
+
+/* The expiry node a fifo link belongs to; NULL for NULL. */
+static inline struct ctd_expiry_node *ctd_expiry_node_of(struct ctd_fifo_node *l)
+{
+	return l ? (struct ctd_expiry_node *)(void *)((char *)l -
+		   offsetof(struct ctd_expiry_node, link)) : NULL;
+}
 
 struct ctd_expiry;
 
@@ -51,6 +58,9 @@ void ctd_expiry_free(struct ctd_expiry *exp);
 void ctd_expiry_touch(struct ctd_expiry *exp, struct ctd_expiry_node *node,
 		      enum ctd_tmo cls, int64_t now_us);
 void ctd_expiry_remove(struct ctd_expiry *exp, struct ctd_expiry_node *node);
+/* Whether the node is on its class's list (not on some other fifo). */
+bool ctd_expiry_linked(const struct ctd_expiry *exp,
+		       const struct ctd_expiry_node *node);
 
 /* Unlinks up to budget expired nodes and hands each to cb, which may
  * touch it again or leave it unlinked. Returns the number handed over;
@@ -61,7 +71,8 @@ size_t ctd_expiry_sweep(struct ctd_expiry *exp, int64_t now_us, size_t budget,
 			ctd_expiry_cb *cb, void *arg, int64_t *ret_next);
 
 size_t ctd_expiry_count(const struct ctd_expiry *exp, enum ctd_tmo cls);
-/* The first node of a class (walk on with node->next), or NULL. */
+/* The first node of a class (walk on with ctd_expiry_node_of(
+ * node->link.next)), or NULL. */
 struct ctd_expiry_node *ctd_expiry_head(const struct ctd_expiry *exp,
 					enum ctd_tmo cls);
 /* Earliest deadline queued, INT64_MAX when none: O(classes). */

@@ -1,19 +1,34 @@
-/* fifo: an intrusive doubly linked FIFO of expiry nodes, O(1) append and
- * unlink. Shared by the expiry classes and the engine's suspect queue. */
+/* fifo: an intrusive doubly linked FIFO, O(1) append and unlink. The
+ * nodes live inside what is queued (expiry.h embeds one in each flow's
+ * expiry node); shared by the expiry classes and the engine's suspect
+ * and tombstone queues. Depends on nothing else in ctd. */
 #ifndef CTD_FIFO_H
 #define CTD_FIFO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
-#include "ctd/expiry.h"
+struct ctd_fifo_node {
+	struct ctd_fifo_node *prev;
+	struct ctd_fifo_node *next;
+};
 
 struct ctd_fifo {
-	struct ctd_expiry_node *head;
-	struct ctd_expiry_node *tail;
+	struct ctd_fifo_node *head;
+	struct ctd_fifo_node *tail;
 	size_t count;
 };
 
-static inline void ctd_fifo_unlink(struct ctd_fifo *l, struct ctd_expiry_node *n)
+/* Whether n is on l. Unlink clears both links, so a node is on a list
+ * exactly when it has a predecessor or is the head, and a zeroed node
+ * is on none. */
+static inline bool ctd_fifo_linked(const struct ctd_fifo *l,
+				   const struct ctd_fifo_node *n)
+{
+	return n->prev || l->head == n;
+}
+
+static inline void ctd_fifo_unlink(struct ctd_fifo *l, struct ctd_fifo_node *n)
 {
 	if (n->prev)
 		n->prev->next = n->next;
@@ -24,11 +39,10 @@ static inline void ctd_fifo_unlink(struct ctd_fifo *l, struct ctd_expiry_node *n
 	else
 		l->tail = n->prev;
 	n->prev = n->next = NULL;
-	n->linked = false;
 	l->count--;
 }
 
-static inline void ctd_fifo_append(struct ctd_fifo *l, struct ctd_expiry_node *n)
+static inline void ctd_fifo_append(struct ctd_fifo *l, struct ctd_fifo_node *n)
 {
 	n->prev = l->tail;
 	n->next = NULL;
@@ -37,7 +51,6 @@ static inline void ctd_fifo_append(struct ctd_fifo *l, struct ctd_expiry_node *n
 	else
 		l->head = n;
 	l->tail = n;
-	n->linked = true;
 	l->count++;
 }
 

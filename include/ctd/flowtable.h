@@ -1,7 +1,8 @@
 /* flowtable: the flows ctd currently tracks, keyed by conntrack id,
- * original tuple and zone. Owns every struct ctd_flow; flows come from a
- * slab pool so the event path never calls malloc once the pool is warm.
- * Pure: no clock, no I/O. */
+ * original tuple and zone. Owns every struct ctd_flow and the hash links
+ * between them (private to flowtable.c; others walk the table with
+ * ctd_flowtable_next); flows come from a slab pool so the event path
+ * never calls malloc once the pool is warm. Pure: no clock, no I/O. */
 #ifndef CTD_FLOWTABLE_H
 #define CTD_FLOWTABLE_H
 
@@ -12,6 +13,7 @@
 #include "ctd/expiry.h"
 
 struct ctd_flowtable;
+struct ctd_flow_slot;
 
 struct ctd_flow_key {
 	struct ctd_tuple orig;
@@ -33,7 +35,7 @@ enum {
 };
 
 /* What few flows need, in a pool of its own so that a tracked flow
- * stays at 128 bytes: counters from table dumps, the state of interim
+ * (with its hash link) stays at 128 bytes: counters from table dumps, the state of interim
  * reports, and labels. */
 struct ctd_flow_cold {
 	struct ctd_counters cnt[CTD_DIR__COUNT];  /* last known, from a dump */
@@ -47,7 +49,6 @@ enum {
 };
 
 struct ctd_flow {
-	struct ctd_flow *hnext;        /* hash chain; free list when unused */
 	struct ctd_expiry_node exp;    /* expiry list, or the suspect queue */
 	struct ctd_flow_key key;
 	uint32_t status;
@@ -99,12 +100,22 @@ void ctd_flowtable_prefetch(const struct ctd_flowtable *ft,
 			    const struct ctd_flow_key *key, int stage);
 
 size_t ctd_flowtable_count(const struct ctd_flowtable *ft);
-/* Walks the table a bucket at a time: the chain of bucket i (NULL when
- * empty or past the end). A cursor that is a bucket index stays valid
- * while the table changes; a growth in between may show a flow twice or
- * not at all, as with any listing of a live table. */
-const struct ctd_flow *ctd_flowtable_bucket(const struct ctd_flowtable *ft,
-					    size_t i);
+
+/* A walk over every flow, a bucket at a time. Start it zeroed, or with
+ * bucket set to resume a walk; end (0: none) stops it before that
+ * bucket. ctd_flowtable_next returns NULL only between buckets, and
+ * bucket is then a plain index: the table may change before the walk
+ * resumes from it (a growth in between may show a flow twice or not at
+ * all, as with any listing of a live table). Within a bucket, between
+ * two calls that return flows, the table must not change. */
+struct ctd_flowtable_iter {
+	size_t bucket;                 /* the next bucket to enter */
+	size_t end;
+	const struct ctd_flow_slot *chain;   /* flowtable.c's: rest of one */
+};
+/* The next flow, or NULL at end or past the last bucket. */
+const struct ctd_flow *ctd_flowtable_next(const struct ctd_flowtable *ft,
+					  struct ctd_flowtable_iter *it);
 size_t ctd_flowtable_buckets(const struct ctd_flowtable *ft);
 /* Bytes held by the pool and the bucket array. */
 size_t ctd_flowtable_memory(const struct ctd_flowtable *ft);

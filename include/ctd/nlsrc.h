@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ctd/timeutil.h"
+
 struct ev_loop;
 struct nlmsghdr;
 struct ctd_nlsrc;
@@ -27,6 +29,7 @@ struct ctd_nlsrc_cfg {
 	/* A ctnetlink socket handed over by the previous ctd (LISTEN_FDS),
 	 * with the events queued in it; -1 opens a new one. */
 	int fd;
+	struct ctd_clock clock;   /* stamps each batch; zeroed: the system's */
 };
 
 /* Called with the messages of a batch of datagrams (at most

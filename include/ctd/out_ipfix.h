@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "ctd/ipfix.h"
+#include "ctd/timeutil.h"
 
 struct ctd_output;
 struct ev_loop;
@@ -24,6 +25,7 @@ struct ctd_out_ipfix_cfg {
 	unsigned template_interval;    /* UDP: re-send templates (seconds) */
 	unsigned template_messages;    /* UDP: ... and after this many messages */
 	size_t buf_size;               /* 0: CTD_OUT_IPFIX_BUF */
+	struct ctd_clock clock;        /* zeroed: the system clock */
 };
 
 /* Checks a target's syntax without resolving it; NULL when good, else

@@ -5,11 +5,41 @@
 #define CTD_OUTPUT_H
 
 #include <stddef.h>
-
-#include "ctd/stats.h"
+#include <stdint.h>
 
 struct ctd_output;
 struct ctd_record;
+
+/* One record output's delivery, named out_<name>_<counter>. */
+struct ctd_out_stats {
+	uint64_t delivered;      /* records the output took */
+	uint64_t deferred;       /* records it refused at first: held back */
+	uint64_t retried;        /* held records delivered on a re-send */
+	uint64_t spooled;        /* records written to the spool */
+	uint64_t spooled_bytes;  /* rendered bytes written to the spool */
+	uint64_t replayed;       /* spooled records delivered */
+	uint64_t failed;         /* records lost: refused for good, or not
+	                          * even the spool could take them */
+	uint64_t dying;          /* gauge: records waiting for a re-send */
+	uint64_t dying_peak;
+	uint64_t spool_size;     /* gauge: spool file bytes */
+	uint64_t spool_skipped;  /* damaged spool entries skipped */
+	uint64_t write_errors;   /* failed writes */
+	uint64_t bytes;          /* bytes written */
+	uint64_t consumers;      /* gauge: connected readers (stream) */
+	uint64_t refused;        /* readers refused: too many (stream) */
+	uint64_t lost_bytes;     /* unread bytes of readers that went away */
+	uint64_t events;         /* NEW/UPDATE event records taken */
+	uint64_t events_missed;  /* ... refused: left pending on the flow */
+	uint64_t events_merged;  /* pending ones carried by a later record */
+	uint64_t skipped;        /* records this output does not render */
+	uint64_t acked;          /* IPFIX data records the collector's TCP
+	                          * acknowledged (UDP: sent) */
+	uint64_t unacked;        /* gauge: written, not acknowledged yet */
+	uint64_t resent;         /* data records sent again after a reconnect */
+	uint64_t reconnects;     /* connections lost */
+	uint64_t templates;      /* template messages sent */
+};
 
 enum ctd_out_status {
 	CTD_OUT_DELIVERED,   /* taken; the output answers for it now */

@@ -1,5 +1,7 @@
 /* stats: every counter ctd keeps, in one plain struct that modules bump
- * and the reporting side reads. Anything ctd drops is counted here. */
+ * and the reporting side reads. Anything ctd drops is counted here; an
+ * output's delivery counters live in its struct ctd_output (output.h)
+ * and are reached through out[]. */
 #ifndef CTD_STATS_H
 #define CTD_STATS_H
 
@@ -11,36 +13,7 @@
 
 #define CTD_OUT_MAX 8
 
-/* One record output's delivery, named out_<name>_<counter>. */
-struct ctd_out_stats {
-	uint64_t delivered;      /* records the output took */
-	uint64_t deferred;       /* records it refused at first: held back */
-	uint64_t retried;        /* held records delivered on a re-send */
-	uint64_t spooled;        /* records written to the spool */
-	uint64_t spooled_bytes;  /* rendered bytes written to the spool */
-	uint64_t replayed;       /* spooled records delivered */
-	uint64_t failed;         /* records lost: refused for good, or not
-	                          * even the spool could take them */
-	uint64_t dying;          /* gauge: records waiting for a re-send */
-	uint64_t dying_peak;
-	uint64_t spool_size;     /* gauge: spool file bytes */
-	uint64_t spool_skipped;  /* damaged spool entries skipped */
-	uint64_t write_errors;   /* failed writes */
-	uint64_t bytes;          /* bytes written */
-	uint64_t consumers;      /* gauge: connected readers (stream) */
-	uint64_t refused;        /* readers refused: too many (stream) */
-	uint64_t lost_bytes;     /* unread bytes of readers that went away */
-	uint64_t events;         /* NEW/UPDATE event records taken */
-	uint64_t events_missed;  /* ... refused: left pending on the flow */
-	uint64_t events_merged;  /* pending ones carried by a later record */
-	uint64_t skipped;        /* records this output does not render */
-	uint64_t acked;          /* IPFIX data records the collector's TCP
-	                          * acknowledged (UDP: sent) */
-	uint64_t unacked;        /* gauge: written, not acknowledged yet */
-	uint64_t resent;         /* data records sent again after a reconnect */
-	uint64_t reconnects;     /* connections lost */
-	uint64_t templates;      /* template messages sent */
-};
+struct ctd_out_stats;
 
 struct ctd_stats {
 	uint64_t events[CTD_EV__COUNT];  /* parsed events by type */
