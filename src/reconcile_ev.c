@@ -53,7 +53,7 @@ int ctd_reconcile_ev_new(struct ev_loop *loop,
 		free(r);
 		return -ENOMEM;
 	}
-	err = ctd_ctdump_new(loop, NULL, cfg->stats, &ops, &r->dump);
+	err = ctd_ctdump_new(loop, &cfg->clock, cfg->stats, &ops, &r->dump);
 	if (err < 0) {
 		ctd_reconcile_ev_free(r);
 		return err;
@@ -129,7 +129,7 @@ static void poll_and_arm(struct ctd_reconcile_ev *r, const struct ctd_now *now)
 static void on_expiry(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct ctd_reconcile_ev *r = w->data;
-	struct ctd_now now = ctd_now_read();
+	struct ctd_now now = ctd_clock_read(&r->cfg.clock);
 
 	(void)loop;
 	(void)revents;
@@ -140,7 +140,7 @@ static void on_expiry(struct ev_loop *loop, ev_timer *w, int revents)
 static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct ctd_reconcile_ev *r = w->data;
-	struct ctd_now now = ctd_now_read();
+	struct ctd_now now = ctd_clock_read(&r->cfg.clock);
 	enum ctd_reconcile_timer t = (enum ctd_reconcile_timer)(w - r->timers);
 
 	(void)loop;
@@ -184,7 +184,7 @@ static void on_dump_done(void *arg, enum ctd_dump_kind kind, int err,
 
 void ctd_reconcile_ev_start(struct ctd_reconcile_ev *r)
 {
-	struct ctd_now now = ctd_now_read();
+	struct ctd_now now = ctd_clock_read(&r->cfg.clock);
 
 	ev_init(&r->expiry, on_expiry);
 	r->expiry.data = r;
@@ -211,7 +211,7 @@ void ctd_reconcile_ev_prepare(struct ctd_reconcile_ev *r)
 {
 	if (ctd_reconcile_prepare(r->rc,
 				  ctd_engine_next_deadline(r->cfg.engine))) {
-		struct ctd_now now = ctd_now_read();
+		struct ctd_now now = ctd_clock_read(&r->cfg.clock);
 
 		poll_and_arm(r, &now);
 	}

@@ -6,6 +6,7 @@
 #define CTD_RECONCILE_EV_H
 
 #include "ctd/reconcile.h"
+#include "ctd/timeutil.h"
 
 struct ev_loop;
 struct ctd_engine;
@@ -20,6 +21,7 @@ struct ctd_reconcile_ev_cfg {
 	struct ctd_stats *stats;
 	void (*ready)(void *arg);    /* the start-up dump ended: READY=1 */
 	void *arg;
+	struct ctd_clock clock;      /* zeroed: the system clock */
 };
 
 /* Opens the dump socket; -errno when it cannot. */
