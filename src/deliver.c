@@ -424,17 +424,17 @@ static void on_ready(void *arg, struct ctd_output *out)
 
 static int open_spool(struct ctd_deliver *d, struct dest *t)
 {
-	char path[4096];
+	char path[CTD_SPOOL_PATH_MAX];
 	int r;
 
 	if (!d->cfg.spool_dir)
 		return 0;
 	if (mkdir(d->cfg.spool_dir, 0700) < 0 && errno != EEXIST)
 		return -errno;
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s.spool",
-			     d->cfg.spool_dir, t->out->name) >= sizeof(path))
-		return -ENAMETOOLONG;
-	r = ctd_spool_open(path, &t->spool);
+	r = ctd_spool_build_path(d->cfg.spool_dir, t->out->name, path,
+				 sizeof(path));
+	if (r == 0)
+		r = ctd_spool_open(path, &t->spool);
 	if (r < 0)
 		return r;
 	if (ctd_spool_size(t->spool))

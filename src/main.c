@@ -26,19 +26,16 @@
 #include "ctd/kernel.h"
 #include "ctd/log.h"
 #include "ctd/nlsrc.h"
-#include "ctd/ctlogfmt.h"
 #include "ctd/out_file.h"
-#include "ctd/out_syslog.h"
-#include "ctd/out_stream.h"
-#include "ctd/out_ipfix.h"
 #include "ctd/out_text.h"
 #include "ctd/output.h"
+#include "ctd/outputs.h"
 #include "ctd/record.h"
 #include "ctd/report.h"
+#include "ctd/spool.h"
 #include "ctd/stats.h"
 #include "ctd/timeutil.h"
 
-#define DEFAULT_OUTPUT "/var/log/ctd/flows.json"
 #define SWEEP_BUDGET 10000
 #define PROC_NETFILTER "/proc/sys/net/netfilter"
 #define SHUTDOWN_DRAIN_MAX 1000000
@@ -607,125 +604,29 @@ static int new_deliver(struct ctd *ctd, const struct ctd_config *o)
 	return ctd_deliver_new(ctd->loop, &dc, &ctd->stats, &ctd->deliver);
 }
 
-static int open_json(struct ctd *ctd, const char *path)
+/* Opens d when o turns it on and hands it to delivery. */
+static int open_output(struct ctd *ctd, const struct ctd_output_desc *d,
+		       const struct ctd_config *o)
 {
 	struct ctd_output *out;
 	int r;
 
-	if (!*path)
+	if (!d->enabled(o))
 		return 0;
-	/* Only the default location is ours to create. */
-	if (strcmp(path, DEFAULT_OUTPUT) == 0 &&
-	    mkdir("/var/log/ctd", 0750) < 0 && errno != EEXIST)
-		log_warn("cannot create /var/log/ctd: %s", strerror(errno));
-	r = ctd_out_json_new(path, 0, &out);
-	if (r < 0) {
-		log_err("cannot open output %s: %s", path, strerror(-r));
+	r = d->create(ctd->loop, o, &out);
+	if (r < 0)
 		return r;
-	}
-	ctd->json = out;
-	return ctd_deliver_add(ctd->deliver, out, ctd->cfg->json_events);
-}
-
-static int open_stream(struct ctd *ctd, const char *path)
-{
-	struct ctd_output *out;
-	int r;
-
-	if (!*path)
-		return 0;
-	r = ctd_out_stream_new(ctd->loop, path, &out);
-	if (r < 0) {
-		log_err("cannot listen on %s: %s", path, strerror(-r));
-		return r;
-	}
-	return ctd_deliver_add(ctd->deliver, out, ctd->cfg->stream_events);
-}
-
-static int open_ipfix(struct ctd *ctd, const struct ctd_config *o)
-{
-	struct ctd_out_ipfix_cfg ic = {
-		.target = o->ipfix,
-		.enc = {
-			.domain = o->ipfix_domain,
-			.pen = o->ipfix_pen,
-			.shape = (uint8_t)o->ipfix_shape,
-			.nat_legacy = o->ipfix_nat_event == 1,
-		},
-		.mtu = o->ipfix_mtu,
-		.template_interval = o->ipfix_template_refresh,
-		.template_messages = o->ipfix_template_messages,
-	};
-	struct ctd_output *out;
-	int r;
-
-	if (!*o->ipfix)
-		return 0;
-	r = ctd_out_ipfix_new(ctd->loop, &ic, &out);
-	if (r < 0) {
-		log_err("cannot export IPFIX to %s: %s", o->ipfix, strerror(-r));
-		return r;
-	}
-	log_info("exporting IPFIX (%s records) to %s",
-		 ctd_ipfix_shape_name(ic.enc.shape), o->ipfix);
-	return ctd_deliver_add(ctd->deliver, out, 1u << CTD_EV_DESTROY);
-}
-
-static int open_ctlog(struct ctd *ctd, const char *path)
-{
-	struct ctd_out_file_fmt fmt = {
-		"ctlog", ctd_ctlog_line, NULL, ctd_ctlog_free, CTD_CTLOG_MAX
-	};
-	struct ctd_output *out;
-	int r;
-
-	if (!*path)
-		return 0;
-	fmt.arg = ctd_ctlog_new();
-	if (!fmt.arg)
-		return -ENOMEM;
-	r = ctd_out_file_new(path, &fmt, 0, &out);
-	if (r < 0) {
-		log_err("cannot open conntrackd log %s: %s", path, strerror(-r));
-		return r;
-	}
-	return ctd_deliver_add(ctd->deliver, out, 1u << CTD_EV_DESTROY);
-}
-
-static int open_syslog(struct ctd *ctd, const struct ctd_config *o)
-{
-	struct ctd_out_syslog_cfg sc = {
-		o->syslog_socket, o->syslog_facility, o->syslog_level,
-		o->syslog_format == 1,
-	};
-	struct ctd_output *out;
-	int r;
-
-	if (!o->syslog)
-		return 0;
-	r = ctd_out_syslog_new(ctd->loop, &sc, &out);
-	if (r < 0) {
-		log_err("cannot send records to syslog at %s: %s", sc.socket,
-			strerror(-r));
-		return r;
-	}
-	return ctd_deliver_add(ctd->deliver, out, 1u << CTD_EV_DESTROY);
+	if (d == &ctd_out_json_desc)
+		ctd->json = out;      /* a reload may move its file */
+	return ctd_deliver_add(ctd->deliver, out, ctd_output_events(d, o));
 }
 
 static int open_outputs(struct ctd *ctd, const struct ctd_config *o)
 {
 	int r = new_deliver(ctd, o);
 
-	if (r == 0)
-		r = open_json(ctd, o->output);
-	if (r == 0)
-		r = open_stream(ctd, o->stream);
-	if (r == 0)
-		r = open_ipfix(ctd, o);
-	if (r == 0)
-		r = open_ctlog(ctd, o->conntrackd_log);
-	if (r == 0)
-		r = open_syslog(ctd, o);
+	for (size_t i = 0; r == 0 && ctd_outputs[i]; i++)
+		r = open_output(ctd, ctd_outputs[i], o);
 	if (r < 0)
 		return r;
 	/* JSON on stdout and the event lines would interleave: JSON wins. */
@@ -954,10 +855,8 @@ static void teardown(struct ctd *ctd)
 /* Everything that needs root is open by now: sockets, files, sysctls. */
 static int drop_privileges(const struct ctd_config *cfg)
 {
-	static const char *const outs[] = { "json", "stream", "ipfix", "ctlog",
-					    "syslog" };
-	char spools[5][CTD_CONFIG_PATH_MAX + 16];
-	const char *paths[9];
+	char spools[CTD_OUT_MAX][CTD_SPOOL_PATH_MAX];
+	const char *paths[CTD_OUT_MAX + 4];
 	size_t n = 0;
 	int r;
 
@@ -971,11 +870,11 @@ static int drop_privileges(const struct ctd_config *cfg)
 		paths[n++] = cfg->conntrackd_log;
 	if (*cfg->spool_dir) {
 		paths[n++] = cfg->spool_dir;
-		for (size_t i = 0; i < 5; i++) {
-			snprintf(spools[i], sizeof(spools[i]), "%s/%s.spool",
-				 cfg->spool_dir, outs[i]);
-			paths[n++] = spools[i];
-		}
+		for (size_t i = 0; ctd_outputs[i]; i++)
+			if (ctd_spool_build_path(cfg->spool_dir,
+						 ctd_outputs[i]->name, spools[i],
+						 sizeof(spools[i])) == 0)
+				paths[n++] = spools[i];
 	}
 	paths[n] = NULL;
 	r = ctd_daemon_drop_to(cfg->user, paths);

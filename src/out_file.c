@@ -16,12 +16,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ctd/config.h"
+#include "ctd/ctevent.h"
+#include "ctd/ctlogfmt.h"
 #include "ctd/jsonfmt.h"
 #include "ctd/log.h"
 #include "ctd/out_file.h"
 #include "ctd/output.h"
+#include "ctd/outputs.h"
 #include "ctd/stats.h"
 #include "ctd/wbuf.h"
+
+/* The record file's default location, the only one ctd creates. */
+#define DEFAULT_OUTPUT "/var/log/ctd/flows.json"
 
 struct out_file {
 	struct ctd_output base;
@@ -230,9 +237,72 @@ static size_t render_json(void *arg, const struct ctd_record *rec, char *buf,
 int ctd_out_json_new(const char *path, size_t buf_size,
 		     struct ctd_output **ret)
 {
-	static const struct ctd_out_file_fmt json = {
-		"json", render_json, NULL, NULL, CTD_JSON_MAX
+	const struct ctd_out_file_fmt json = {
+		ctd_out_json_desc.name, render_json, NULL, NULL, CTD_JSON_MAX
 	};
 
 	return ctd_out_file_new(path, &json, buf_size, ret);
 }
+
+static bool json_enabled(const struct ctd_config *cfg)
+{
+	return *cfg->output;
+}
+
+static int json_create(struct ev_loop *loop, const struct ctd_config *cfg,
+		       struct ctd_output **ret)
+{
+	const char *path = cfg->output;
+	int r;
+
+	(void)loop;
+	/* Only the default location is ours to create. */
+	if (strcmp(path, DEFAULT_OUTPUT) == 0 &&
+	    mkdir("/var/log/ctd", 0750) < 0 && errno != EEXIST)
+		log_warn("cannot create /var/log/ctd: %s", strerror(errno));
+	r = ctd_out_json_new(path, 0, ret);
+	if (r < 0)
+		log_err("cannot open output %s: %s", path, strerror(-r));
+	return r;
+}
+
+const struct ctd_output_desc ctd_out_json_desc = {
+	.name = "json",
+	.enabled = json_enabled,
+	.create = json_create,
+	.events_setting = offsetof(struct ctd_config, json_events),
+};
+
+static bool ctlog_enabled(const struct ctd_config *cfg)
+{
+	return *cfg->conntrackd_log;
+}
+
+static int ctlog_create(struct ev_loop *loop, const struct ctd_config *cfg,
+			struct ctd_output **ret)
+{
+	struct ctd_out_file_fmt fmt = {
+		ctd_out_ctlog_desc.name, ctd_ctlog_line, NULL, ctd_ctlog_free,
+		CTD_CTLOG_MAX
+	};
+	int r;
+
+	(void)loop;
+	fmt.arg = ctd_ctlog_new();
+	if (!fmt.arg)
+		return -ENOMEM;
+	r = ctd_out_file_new(cfg->conntrackd_log, &fmt, 0, ret);
+	if (r < 0)
+		log_err("cannot open conntrackd log %s: %s",
+			cfg->conntrackd_log, strerror(-r));
+	return r;
+}
+
+/* conntrackd writes a line only when a flow ends. */
+const struct ctd_output_desc ctd_out_ctlog_desc = {
+	.name = "ctlog",
+	.enabled = ctlog_enabled,
+	.create = ctlog_create,
+	.events = 1u << CTD_EV_DESTROY,
+	.events_setting = CTD_OUTPUT_EVENTS_FIXED,
+};

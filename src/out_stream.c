@@ -15,10 +15,12 @@
 #include <unistd.h>
 #include <ev.h>
 
+#include "ctd/config.h"
 #include "ctd/jsonfmt.h"
 #include "ctd/log.h"
 #include "ctd/out_stream.h"
 #include "ctd/output.h"
+#include "ctd/outputs.h"
 #include "ctd/listen.h"
 #include "ctd/wbuf.h"
 
@@ -230,7 +232,7 @@ int ctd_out_stream_new(struct ev_loop *loop, const char *path,
 	if (!s)
 		return -ENOMEM;
 	s->base.ops = &stream_ops;
-	s->base.name = "stream";
+	s->base.name = ctd_out_stream_desc.name;
 	s->loop = loop;
 	s->path = strdup(path);
 	s->lfd = s->path ? ctd_listen_unix(path) : -ENOMEM;
@@ -246,3 +248,25 @@ int ctd_out_stream_new(struct ev_loop *loop, const char *path,
 	*ret = &s->base;
 	return 0;
 }
+
+static bool stream_enabled(const struct ctd_config *cfg)
+{
+	return *cfg->stream;
+}
+
+static int stream_create(struct ev_loop *loop, const struct ctd_config *cfg,
+			 struct ctd_output **ret)
+{
+	int r = ctd_out_stream_new(loop, cfg->stream, ret);
+
+	if (r < 0)
+		log_err("cannot listen on %s: %s", cfg->stream, strerror(-r));
+	return r;
+}
+
+const struct ctd_output_desc ctd_out_stream_desc = {
+	.name = "stream",
+	.enabled = stream_enabled,
+	.create = stream_create,
+	.events_setting = offsetof(struct ctd_config, stream_events),
+};

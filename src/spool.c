@@ -59,6 +59,14 @@ static uint32_t entry_crc(const struct entry_hdr *h, const void *data,
 	return (uint32_t)c;
 }
 
+int ctd_spool_build_path(const char *dir, const char *name, char *buf,
+			 size_t cap)
+{
+	int n = snprintf(buf, cap, "%s/%s.spool", dir, name);
+
+	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
 int ctd_spool_open(const char *path, struct ctd_spool **ret)
 {
 	struct ctd_spool *sp = calloc(1, sizeof(*sp));

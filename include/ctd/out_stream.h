@@ -7,11 +7,15 @@
 #define CTD_OUT_STREAM_H
 
 struct ctd_output;
+struct ctd_output_desc;
 struct ev_loop;
 
 #define CTD_STREAM_MAX_READERS 16
 
 int ctd_out_stream_new(struct ev_loop *loop, const char *path,
 		       struct ctd_output **ret);
+
+/* The table's row (outputs.h): `stream`, events from `stream-events`. */
+extern const struct ctd_output_desc ctd_out_stream_desc;
 
 #endif
