@@ -374,29 +374,13 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
 }
 
 /* Settings a reload cannot change in a running ctd, named in the log. */
-static void report_restart_needed(const struct ctd_config *old,
-				  const struct ctd_config *new)
+static void report_restart_needed(void *arg, const char *key,
+				  const char *value, bool live)
 {
-	char *a = NULL, *b = NULL, *la, *lb, *sa, *sb;
-	size_t alen, blen;
-	FILE *fa = open_memstream(&a, &alen), *fb = open_memstream(&b, &blen);
-
-	if (fa && fb) {
-		ctd_config_write(old, fa);
-		ctd_config_write(new, fb);
-	}
-	if (fa)
-		fclose(fa);
-	if (fb)
-		fclose(fb);
-	for (la = a ? strtok_r(a, "\n", &sa) : NULL,
-	     lb = b ? strtok_r(b, "\n", &sb) : NULL; la && lb;
-	     la = strtok_r(NULL, "\n", &sa), lb = strtok_r(NULL, "\n", &sb))
-		if (strcmp(la, lb) != 0 && strncmp(la, "output ", 7) != 0 &&
-		    strncmp(la, "filter-", 7) != 0 && strncmp(la, "ignore-", 7) != 0)
-			log_warn("reload: '%s' needs a restart to take effect", lb);
-	free(a);
-	free(b);
+	(void)arg;
+	if (!live)
+		log_warn("reload: '%-23s %s' needs a restart to take effect",
+			 key, value);
 }
 
 /* Filters change at once on reload. */
@@ -432,7 +416,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 		log_err("reload: %s; keeping the running configuration", err);
 		return;
 	}
-	report_restart_needed(ctd->cfg, &next);
+	ctd_config_diff(ctd->cfg, &next, report_restart_needed, NULL);
 	apply_filter(ctd, &next);
 	if (strcmp(next.output, ctd->cfg->output) != 0) {
 		if (!ctd->json || !*next.output || strcmp(next.output, "-") == 0 ||
