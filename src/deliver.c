@@ -30,7 +30,6 @@
 #define RETRY_BUDGET 1024        /* held records re-sent per output per tick */
 #define STUCK_RETRY_US 1000000   /* re-try a stuck output's writes */
 #define FINISH_TICK_S 0.05
-#define LOSS_LOG_US 10000000
 
 struct dest {
 	struct ctd_output *out;
@@ -41,8 +40,7 @@ struct dest {
 	size_t from_spool;           /* read back, not delivered yet */
 	bool rush;                   /* ready again: re-send held ones now */
 	bool raw_stuck;              /* spooled bytes refused: wait */
-	uint64_t failed_logged;
-	int64_t failed_log_us;
+	struct ctd_log_rate losses;  /* the "lost records" line */
 };
 
 struct ctd_deliver {
@@ -100,15 +98,13 @@ static void arm(struct ctd_deliver *d, int64_t due, int64_t now)
 
 static void log_losses(struct dest *t, int64_t now)
 {
-	if (t->st->failed == t->failed_logged ||
-	    (t->failed_logged && now - t->failed_log_us < LOSS_LOG_US))
-		return;
-	log_err("output %s: lost %llu records (%s)", t->out->name,
-		(unsigned long long)(t->st->failed - t->failed_logged),
-		t->spool ? "the spool could not take them" :
-			   "no spool to hold them");
-	t->failed_logged = t->st->failed;
-	t->failed_log_us = now;
+	uint64_t n = ctd_log_rate_due(&t->losses, t->st->failed, now);
+
+	if (n)
+		log_err("output %s: lost %llu records (%s)", t->out->name,
+			(unsigned long long)n,
+			t->spool ? "the spool could not take them" :
+				   "no spool to hold them");
 }
 
 static bool spool_record(struct dest *t, const struct ctd_record *rec)

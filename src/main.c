@@ -40,12 +40,6 @@
 #define PROC_NETFILTER "/proc/sys/net/netfilter"
 #define SHUTDOWN_DRAIN_MAX 1000000
 
-/* A counter whose growth is logged at most every 10 s (see growth_due). */
-struct growth_log {
-	uint64_t logged;           /* the counter when last logged */
-	int64_t at_us;             /* and when (monotonic), 0 never */
-};
-
 struct ctd {
 	struct ev_loop *loop;
 	struct ctd_stats stats;
@@ -75,9 +69,9 @@ struct ctd {
 	bool check_dying;          /* the running dying dump ends a table check */
 	bool resync_pending;       /* events were lost: resync at next chance */
 	uint64_t enobufs_seen;
-	struct growth_log evictions;
+	struct ctd_log_rate evictions;
 	/* Malformed or refused input, per source (see log_bad_inputs). */
-	struct growth_log bad_netlink, bad_ctl, bad_spool[CTD_OUT_MAX];
+	struct ctd_log_rate bad_netlink, bad_ctl, bad_spool[CTD_OUT_MAX];
 };
 
 static void on_record(void *arg, const struct ctd_record *rec)
@@ -267,35 +261,16 @@ static void on_dump_done(void *arg, enum ctd_dump_kind kind, int err,
 	schedule(ctd, now);
 }
 
-/* How much counter n grew since it was last logged, when a line is due
- * now (at most one per 10 s, so a burst or a hostile peer cannot flood
- * the log; the counter itself always has the whole count); else 0. The
- * clock is read only when the counter moved. */
-static uint64_t growth_due(struct growth_log *g, uint64_t n)
-{
-	uint64_t grew;
-	int64_t now_us;
-
-	if (n <= g->logged) {
-		g->logged = n;      /* an output reopened: its counter restarts */
-		return 0;
-	}
-	now_us = ctd_now_read().mono_us;
-	if (g->at_us && now_us - g->at_us < 10000000)
-		return 0;
-	grew = n - g->logged;
-	g->logged = n;
-	g->at_us = now_us;
-	return grew;
-}
-
 /* Evictions mean --max-flows is too small for the traffic: say so once
- * per burst, with the count. */
+ * per burst, with the count. on_prepare runs every loop iteration, so
+ * the clock is read only when the counter moved. */
 static void log_evictions(struct ctd *ctd)
 {
-	uint64_t n = growth_due(&ctd->evictions,
-				ctd->stats.ends[CTD_END_EVICTED]);
+	uint64_t n = ctd->stats.ends[CTD_END_EVICTED];
 
+	if (!ctd_log_rate_moved(&ctd->evictions, n))
+		return;
+	n = ctd_log_rate_due(&ctd->evictions, n, ctd_now_read().mono_us);
 	if (n)
 		log_warn("flow table full (--max-flows %zu): evicted %llu flows",
 			 ctd->cfg->max_flows ? ctd->cfg->max_flows :
@@ -303,12 +278,11 @@ static void log_evictions(struct ctd *ctd)
 			 (unsigned long long)n);
 }
 
-static void log_bad_input(struct growth_log *g, uint64_t n,
+static void log_bad_input(struct ctd_log_rate *r, uint64_t n,
 			  const char *source, const char *what)
 {
-	n = growth_due(g, n);
-	if (n)
-		log_warn("%s: %llu %s", source, (unsigned long long)n, what);
+	if (ctd_log_rate_moved(r, n))
+		ctd_log_growth(r, n, ctd_now_read().mono_us, source, what);
 }
 
 static void log_bad_inputs(struct ctd *ctd)
@@ -323,8 +297,8 @@ static void log_bad_inputs(struct ctd *ctd)
 	for (size_t i = 0; i < CTD_OUT_MAX; i++) {
 		char source[64];
 
-		if (!st->out[i] || st->out[i]->spool_skipped ==
-				   ctd->bad_spool[i].logged)
+		if (!st->out[i] || !ctd_log_rate_moved(&ctd->bad_spool[i],
+							st->out[i]->spool_skipped))
 			continue;
 		snprintf(source, sizeof(source), "output %s", st->out_name[i]);
 		log_bad_input(&ctd->bad_spool[i], st->out[i]->spool_skipped,
