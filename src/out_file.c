@@ -7,7 +7,9 @@
  * records instead of losing them. While a write streak fails, submit
  * does not retry the write itself: the loop's flush and the delivery
  * timer do, once per turn. Reopen (SIGHUP) moves the buffered bytes to
- * the new file, so log rotation loses nothing either. */
+ * the new file, so log rotation loses nothing either. The two file
+ * outputs of the table (outputs.h), the JSON record file and the
+ * conntrackd log, are defined at the end. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
