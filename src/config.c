@@ -1,8 +1,9 @@
 /* config: the settings table, the value parsers and the file reader.
  *
- * One table names every setting, its type, bounds and place in struct
- * ctd_config: the file reader, the command line (main.c passes each long
- * option through ctd_config_set) and `ctd -t` all go through it, so a
+ * One table names every setting, its type, bounds, place in struct
+ * ctd_config and whether a reload can apply it to a running ctd: the file
+ * reader, the command line (main.c passes each long option through
+ * ctd_config_set), `ctd -t` and a reload's diff all go through it, so a
  * setting cannot be accepted in one place and rejected in another. The
  * file format is chrony's: one `key value` per line, # starts a comment,
  * unknown keys are errors. */
@@ -51,65 +52,70 @@ static const char *const choices[][25] = {
 	[C_SYSLOG_FORMAT] = { "rfc3164", "rfc5424", NULL },
 };
 
+/* What a reload does with a changed setting: applies it to the running
+ * ctd, or logs that it needs a restart. */
+enum reload { RESTART, LIVE };
+
 struct setting {
 	const char *key;
 	enum type type;
 	size_t off;
 	unsigned long long min, max;
 	bool none_ok;
+	enum reload reload;
 };
 
 #define F(field) offsetof(struct ctd_config, field)
 
 static const struct setting settings[] = {
-	{ "output", T_PATH, F(output), 0, 0, true },
-	{ "json-events", T_EVENTS, F(json_events), 0, 0, false },
-	{ "stream", T_PATH, F(stream), 0, 0, true },
-	{ "stream-events", T_EVENTS, F(stream_events), 0, 0, false },
-	{ "conntrackd-log", T_PATH, F(conntrackd_log), 0, 0, true },
-	{ "ipfix", T_TARGET, F(ipfix), 0, 0, true },
-	{ "ipfix-shape", T_CHOICE, F(ipfix_shape), C_SHAPE, 0, false },
-	{ "ipfix-domain", T_UINT, F(ipfix_domain), 0, 4294967295u, false },
-	{ "ipfix-mtu", T_UINT, F(ipfix_mtu), 576, 65535, false },
-	{ "ipfix-template-refresh", T_SECS, F(ipfix_template_refresh), 1, 86400, false },
-	{ "ipfix-template-messages", T_UINT, F(ipfix_template_messages), 1, 1000000, false },
-	{ "ipfix-nat-event", T_CHOICE, F(ipfix_nat_event), C_NAT_EVENT, 0, false },
-	{ "ipfix-pen", T_UINT, F(ipfix_pen), 0, 4294967295u, false },
-	{ "syslog", T_BOOL, F(syslog), 0, 0, false },
-	{ "syslog-facility", T_CHOICE, F(syslog_facility), C_FACILITY, 0, false },
-	{ "syslog-level", T_CHOICE, F(syslog_level), C_LEVEL, 0, false },
-	{ "syslog-format", T_CHOICE, F(syslog_format), C_SYSLOG_FORMAT, 0, false },
-	{ "syslog-socket", T_PATH, F(syslog_socket), 0, 0, false },
-	{ "spool-dir", T_PATH, F(spool_dir), 0, 0, true },
-	{ "grace", T_SECS, F(grace), 1, 86400, false },
-	{ "dying-max", T_COUNT, F(dying_max), 1, 10000000, false },
-	{ "shutdown-timeout", T_SECS, F(shutdown_timeout), 0, 86400, false },
-	{ "control", T_PATH, F(control), 0, 0, true },
-	{ "control-group", T_PATH, F(control_group), 0, 0, true },
-	{ "stream-group", T_PATH, F(stream_group), 0, 0, true },
-	{ "metrics", T_LOOPBACK, F(metrics), 0, 0, true },
-	{ "user", T_PATH, F(user), 0, 0, true },
-	{ "rcvbuf", T_SIZE, F(rcvbuf), 1024, 1ULL << 30, false },
-	{ "rcvbuf-max", T_SIZE, F(rcvbuf_max), 1024, 1ULL << 30, false },
-	{ "budget", T_UINT, F(budget), 1, 1000000, false },
-	{ "broadcast-error", T_BOOL, F(broadcast_error), 0, 0, false },
-	{ "resync", T_BOOL, F(resync), 0, 0, false },
-	{ "sysctl", T_BOOL, F(sysctl), 0, 0, false },
-	{ "max-flows", T_COUNT, F(max_flows), 0, 1ULL << 30, false },
-	{ "remember-ends", T_COUNT, F(remember_ends), 0, 10000000, false },
-	{ "expiry-slack", T_SECS, F(expiry_slack), 0, 86400, false },
-	{ "check-interval", T_SECS, F(check_interval), 1, 86400, false },
-	{ "pending-interval", T_SECS, F(pending_interval), 0, 86400, false },
-	{ "active-timeout", T_SECS, F(active_timeout), 0, 86400, false },
-	{ "record", T_PATH, F(record), 0, 0, true },
-	{ "filter-proto", T_FILTER, F(filter[0]), CTD_FILTER_PROTO, 0, false },
-	{ "filter-src", T_FILTER, F(filter[1]), CTD_FILTER_SRC, 0, false },
-	{ "filter-dst", T_FILTER, F(filter[2]), CTD_FILTER_DST, 0, false },
-	{ "ignore-src", T_FILTER, F(filter[3]), CTD_FILTER_IGNORE_SRC, 0, false },
-	{ "ignore-dst", T_FILTER, F(filter[4]), CTD_FILTER_IGNORE_DST, 0, false },
-	{ "filter-tcp-state", T_FILTER, F(filter[5]), CTD_FILTER_TCP_STATE, 0, false },
-	{ "filter-zone", T_FILTER, F(filter[6]), CTD_FILTER_ZONE, 0, false },
-	{ "filter-mark", T_FILTER, F(filter[7]), CTD_FILTER_MARK, 0, false },
+	{ "output", T_PATH, F(output), 0, 0, true, LIVE },
+	{ "json-events", T_EVENTS, F(json_events), 0, 0, false, RESTART },
+	{ "stream", T_PATH, F(stream), 0, 0, true, RESTART },
+	{ "stream-events", T_EVENTS, F(stream_events), 0, 0, false, RESTART },
+	{ "conntrackd-log", T_PATH, F(conntrackd_log), 0, 0, true, RESTART },
+	{ "ipfix", T_TARGET, F(ipfix), 0, 0, true, RESTART },
+	{ "ipfix-shape", T_CHOICE, F(ipfix_shape), C_SHAPE, 0, false, RESTART },
+	{ "ipfix-domain", T_UINT, F(ipfix_domain), 0, 4294967295u, false, RESTART },
+	{ "ipfix-mtu", T_UINT, F(ipfix_mtu), 576, 65535, false, RESTART },
+	{ "ipfix-template-refresh", T_SECS, F(ipfix_template_refresh), 1, 86400, false, RESTART },
+	{ "ipfix-template-messages", T_UINT, F(ipfix_template_messages), 1, 1000000, false, RESTART },
+	{ "ipfix-nat-event", T_CHOICE, F(ipfix_nat_event), C_NAT_EVENT, 0, false, RESTART },
+	{ "ipfix-pen", T_UINT, F(ipfix_pen), 0, 4294967295u, false, RESTART },
+	{ "syslog", T_BOOL, F(syslog), 0, 0, false, RESTART },
+	{ "syslog-facility", T_CHOICE, F(syslog_facility), C_FACILITY, 0, false, RESTART },
+	{ "syslog-level", T_CHOICE, F(syslog_level), C_LEVEL, 0, false, RESTART },
+	{ "syslog-format", T_CHOICE, F(syslog_format), C_SYSLOG_FORMAT, 0, false, RESTART },
+	{ "syslog-socket", T_PATH, F(syslog_socket), 0, 0, false, RESTART },
+	{ "spool-dir", T_PATH, F(spool_dir), 0, 0, true, RESTART },
+	{ "grace", T_SECS, F(grace), 1, 86400, false, RESTART },
+	{ "dying-max", T_COUNT, F(dying_max), 1, 10000000, false, RESTART },
+	{ "shutdown-timeout", T_SECS, F(shutdown_timeout), 0, 86400, false, RESTART },
+	{ "control", T_PATH, F(control), 0, 0, true, RESTART },
+	{ "control-group", T_PATH, F(control_group), 0, 0, true, RESTART },
+	{ "stream-group", T_PATH, F(stream_group), 0, 0, true, RESTART },
+	{ "metrics", T_LOOPBACK, F(metrics), 0, 0, true, RESTART },
+	{ "user", T_PATH, F(user), 0, 0, true, RESTART },
+	{ "rcvbuf", T_SIZE, F(rcvbuf), 1024, 1ULL << 30, false, RESTART },
+	{ "rcvbuf-max", T_SIZE, F(rcvbuf_max), 1024, 1ULL << 30, false, RESTART },
+	{ "budget", T_UINT, F(budget), 1, 1000000, false, RESTART },
+	{ "broadcast-error", T_BOOL, F(broadcast_error), 0, 0, false, RESTART },
+	{ "resync", T_BOOL, F(resync), 0, 0, false, RESTART },
+	{ "sysctl", T_BOOL, F(sysctl), 0, 0, false, RESTART },
+	{ "max-flows", T_COUNT, F(max_flows), 0, 1ULL << 30, false, RESTART },
+	{ "remember-ends", T_COUNT, F(remember_ends), 0, 10000000, false, RESTART },
+	{ "expiry-slack", T_SECS, F(expiry_slack), 0, 86400, false, RESTART },
+	{ "check-interval", T_SECS, F(check_interval), 1, 86400, false, RESTART },
+	{ "pending-interval", T_SECS, F(pending_interval), 0, 86400, false, RESTART },
+	{ "active-timeout", T_SECS, F(active_timeout), 0, 86400, false, RESTART },
+	{ "record", T_PATH, F(record), 0, 0, true, RESTART },
+	{ "filter-proto", T_FILTER, F(filter[0]), CTD_FILTER_PROTO, 0, false, LIVE },
+	{ "filter-src", T_FILTER, F(filter[1]), CTD_FILTER_SRC, 0, false, LIVE },
+	{ "filter-dst", T_FILTER, F(filter[2]), CTD_FILTER_DST, 0, false, LIVE },
+	{ "ignore-src", T_FILTER, F(filter[3]), CTD_FILTER_IGNORE_SRC, 0, false, LIVE },
+	{ "ignore-dst", T_FILTER, F(filter[4]), CTD_FILTER_IGNORE_DST, 0, false, LIVE },
+	{ "filter-tcp-state", T_FILTER, F(filter[5]), CTD_FILTER_TCP_STATE, 0, false, LIVE },
+	{ "filter-zone", T_FILTER, F(filter[6]), CTD_FILTER_ZONE, 0, false, LIVE },
+	{ "filter-mark", T_FILTER, F(filter[7]), CTD_FILTER_MARK, 0, false, LIVE },
 };
 
 _Static_assert(CTD_FILTER_PROTO == 0 && CTD_FILTER_MARK == 7 &&
@@ -537,59 +543,105 @@ void ctd_config_finish(struct ctd_config *cfg)
 		cfg->rcvbuf_max = cfg->rcvbuf;
 }
 
-static void write_events(unsigned mask, FILE *f)
+static void format_events(unsigned mask, char *buf, size_t len)
 {
 	static const char *const names[CTD_EV__COUNT] = { "new", "update", "destroy" };
-	bool first = true;
 
-	for (unsigned i = 0; i < CTD_EV__COUNT; i++) {
-		if (!(mask & 1u << i))
-			continue;
-		fprintf(f, "%s%s", first ? "" : ",", names[i]);
-		first = false;
+	buf[0] = '\0';
+	for (unsigned i = 0; i < CTD_EV__COUNT; i++)
+		if (mask & 1u << i)
+			snprintf(buf + strlen(buf), len - strlen(buf), "%s%s",
+				 buf[0] ? "," : "", names[i]);
+}
+
+/* A setting's value as the file would say it. */
+static void format_value(const struct setting *s, const struct ctd_config *cfg,
+			 char *buf, size_t len)
+{
+	const void *field = (const char *)cfg + s->off;
+
+	switch (s->type) {
+	case T_SIZE:
+		human(*(const size_t *)field, buf, len);
+		break;
+	case T_COUNT:
+		snprintf(buf, len, "%zu", *(const size_t *)field);
+		break;
+	case T_UINT:
+	case T_SECS:
+		snprintf(buf, len, "%u", *(const unsigned *)field);
+		break;
+	case T_BOOL:
+		snprintf(buf, len, "%s", *(const bool *)field ? "yes" : "no");
+		break;
+	case T_EVENTS:
+		format_events(*(const unsigned *)field, buf, len);
+		break;
+	case T_CHOICE:
+		snprintf(buf, len, "%s", choices[s->min][*(const unsigned *)field]);
+		break;
+	case T_PATH:
+	case T_LOOPBACK:
+	case T_TARGET:
+		snprintf(buf, len, "%s",
+			 *(const char *)field ? (const char *)field : "none");
+		break;
+	case T_FILTER:
+		snprintf(buf, len, "%s", (const char *)field);
+		break;
 	}
 }
 
 void ctd_config_write(const struct ctd_config *cfg, FILE *f)
 {
+	char value[CTD_CONFIG_PATH_MAX];
+
+	for (size_t i = 0; i < N_SETTINGS; i++) {
+		format_value(&settings[i], cfg, value, sizeof(value));
+		fprintf(f, "%-23s %s\n", settings[i].key, value);
+	}
+}
+
+static bool same_value(const struct setting *s, const struct ctd_config *a,
+		       const struct ctd_config *b)
+{
+	const void *fa = (const char *)a + s->off, *fb = (const char *)b + s->off;
+
+	switch (s->type) {
+	case T_SIZE:
+	case T_COUNT:
+		return *(const size_t *)fa == *(const size_t *)fb;
+	case T_BOOL:
+		return *(const bool *)fa == *(const bool *)fb;
+	case T_PATH:
+	case T_LOOPBACK:
+	case T_TARGET:
+	case T_FILTER:
+		return strcmp(fa, fb) == 0;
+	default:
+		return *(const unsigned *)fa == *(const unsigned *)fb;
+	}
+}
+
+size_t ctd_config_diff(const struct ctd_config *old,
+		       const struct ctd_config *next,
+		       ctd_config_change_fn *fn, void *arg)
+{
+	char value[CTD_CONFIG_PATH_MAX];
+	size_t n = 0;
+
 	for (size_t i = 0; i < N_SETTINGS; i++) {
 		const struct setting *s = &settings[i];
-		const void *field = (const char *)cfg + s->off;
-		char buf[32];
 
-		fprintf(f, "%-23s ", s->key);
-		switch (s->type) {
-		case T_SIZE:
-			human(*(const size_t *)field, buf, sizeof(buf));
-			fputs(buf, f);
-			break;
-		case T_COUNT:
-			fprintf(f, "%zu", *(const size_t *)field);
-			break;
-		case T_UINT:
-		case T_SECS:
-			fprintf(f, "%u", *(const unsigned *)field);
-			break;
-		case T_BOOL:
-			fputs(*(const bool *)field ? "yes" : "no", f);
-			break;
-		case T_EVENTS:
-			write_events(*(const unsigned *)field, f);
-			break;
-		case T_CHOICE:
-			fputs(choices[s->min][*(const unsigned *)field], f);
-			break;
-		case T_PATH:
-		case T_LOOPBACK:
-		case T_TARGET:
-			fputs(*(const char *)field ? (const char *)field : "none", f);
-			break;
-		case T_FILTER:
-			fputs((const char *)field, f);
-			break;
-		}
-		fputc('\n', f);
+		if (same_value(s, old, next))
+			continue;
+		n++;
+		if (!fn)
+			continue;
+		format_value(s, next, value, sizeof(value));
+		fn(arg, s->key, value, s->reload == LIVE);
 	}
+	return n;
 }
 
 struct ctd_filter *ctd_config_filter(const struct ctd_config *cfg)

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <cap-ng.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stddef.h>
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include "ctd/daemon.h"
+#include "ctd/safefile.h"
 
 #define LISTEN_FDS_START 3
 
@@ -154,6 +156,43 @@ unsigned long long ctd_daemon_watchdog_usec(void)
 	     pid != (unsigned long)getpid()))
 		return 0;
 	return v;
+}
+
+int ctd_daemon_find_user(const char *name, struct ctd_owner *ret)
+{
+	struct passwd *pw;
+
+	*ret = CTD_OWNER_NONE;
+	if (!*name)
+		return 0;
+	errno = 0;
+	pw = getpwnam(name);
+	if (!pw)
+		return errno ? -errno : -ESRCH;
+	ret->uid = pw->pw_uid;
+	ret->gid = pw->pw_gid;
+	return 0;
+}
+
+int ctd_daemon_find_group(const char *name, gid_t *ret)
+{
+	struct group *gr;
+	char *end;
+	unsigned long n;
+
+	*ret = (gid_t)-1;
+	if (!*name)
+		return 0;
+	gr = getgrnam(name);
+	if (gr) {
+		*ret = gr->gr_gid;
+		return 0;
+	}
+	n = strtoul(name, &end, 10);
+	if (*end || end == name || n >= (gid_t)-1)
+		return -ESRCH;
+	*ret = (gid_t)n;
+	return 0;
 }
 
 int ctd_daemon_drop_to(uid_t uid, gid_t gid)

@@ -37,7 +37,6 @@
 #define RETRY_BUDGET 1024        /* held records re-sent per output per tick */
 #define STUCK_RETRY_US 1000000   /* re-try a stuck output's writes */
 #define FINISH_TICK_US 50000
-#define LOSS_LOG_US 10000000
 
 struct dest {
 	struct ctd_output *out;
@@ -48,8 +47,7 @@ struct dest {
 	size_t from_spool;           /* read back, not delivered yet */
 	bool rush;                   /* ready again: re-send held ones now */
 	bool raw_stuck;              /* spooled bytes refused: wait */
-	uint64_t failed_logged;
-	int64_t failed_log_us;
+	struct ctd_log_rate losses;  /* the "lost records" line */
 };
 
 struct ctd_deliver {
@@ -107,15 +105,13 @@ static void arm(struct ctd_deliver *d, int64_t due, int64_t now)
 
 static void log_losses(struct dest *t, int64_t now)
 {
-	if (t->st->failed == t->failed_logged ||
-	    (t->failed_logged && now - t->failed_log_us < LOSS_LOG_US))
-		return;
-	log_err("output %s: lost %llu records (%s)", t->out->name,
-		(unsigned long long)(t->st->failed - t->failed_logged),
-		t->spool ? "the spool could not take them" :
-			   "no spool to hold them");
-	t->failed_logged = t->st->failed;
-	t->failed_log_us = now;
+	uint64_t n = ctd_log_rate_due(&t->losses, t->st->failed, now);
+
+	if (n)
+		log_err("output %s: lost %llu records (%s)", t->out->name,
+			(unsigned long long)n,
+			t->spool ? "the spool could not take them" :
+				   "no spool to hold them");
 }
 
 static bool spool_record(struct dest *t, const struct ctd_record *rec)
@@ -461,7 +457,7 @@ static void on_ready(void *arg, struct ctd_output *out)
 
 static int open_spool(struct ctd_deliver *d, struct dest *t)
 {
-	char path[4096];
+	char path[CTD_SPOOL_PATH_MAX];
 	int r;
 
 	if (!d->cfg.spool_dir)
@@ -471,10 +467,10 @@ static int open_spool(struct ctd_deliver *d, struct dest *t)
 	if (r < 0)
 		return r;
 	close(r);
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s.spool",
-			     d->cfg.spool_dir, t->out->name) >= sizeof(path))
-		return -ENAMETOOLONG;
-	r = ctd_spool_open(path, d->cfg.owner, &t->spool);
+	r = ctd_spool_build_path(d->cfg.spool_dir, t->out->name, path,
+				 sizeof(path));
+	if (r == 0)
+		r = ctd_spool_open(path, d->cfg.owner, &t->spool);
 	if (r < 0)
 		return r;
 	if (ctd_spool_size(t->spool))

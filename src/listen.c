@@ -237,3 +237,13 @@ int ctd_listen_tcp_loopback(const char *addrport)
 	}
 	return fd;
 }
+
+const char *ctd_listen_strerror(int err)
+{
+	if (err == -EACCES)
+		return "its directory may be changed by users other than root";
+	if (err == -EEXIST)
+		return "something other than a socket is there; refusing to "
+		       "touch it";
+	return ctd_safefile_strerror(err);
+}

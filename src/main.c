@@ -4,8 +4,6 @@
  * signal context. ctd never forks: run it under systemd, or with -f in a
  * terminal. */
 #include <errno.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,15 +22,13 @@
 #include "ctd/filter.h"
 #include "ctd/flowtable.h"
 #include "ctd/kernel.h"
+#include "ctd/listen.h"
 #include "ctd/log.h"
 #include "ctd/nlsrc.h"
-#include "ctd/ctlogfmt.h"
 #include "ctd/out_file.h"
-#include "ctd/out_syslog.h"
-#include "ctd/out_stream.h"
-#include "ctd/out_ipfix.h"
 #include "ctd/out_text.h"
 #include "ctd/output.h"
+#include "ctd/outputs.h"
 #include "ctd/reconcile_ev.h"
 #include "ctd/record.h"
 #include "ctd/report.h"
@@ -40,15 +36,8 @@
 #include "ctd/stats.h"
 #include "ctd/timeutil.h"
 
-#define DEFAULT_OUTPUT "/var/log/ctd/flows.json"
 #define PROC_NETFILTER "/proc/sys/net/netfilter"
 #define SHUTDOWN_DRAIN_MAX 1000000
-
-/* A counter whose growth is logged at most every 10 s (see growth_due). */
-struct growth_log {
-	uint64_t logged;           /* the counter when last logged */
-	int64_t at_us;             /* and when (monotonic), 0 never */
-};
 
 struct ctd {
 	struct ev_loop *loop;
@@ -71,9 +60,9 @@ struct ctd {
 	ev_timer status;           /* sd_notify STATUS and WATCHDOG */
 	int stop_signal;
 	uint64_t rand_state;       /* xorshift64*: dying-list spread */
-	struct growth_log evictions;
+	struct ctd_log_rate evictions;
 	/* Malformed or refused input, per source (see log_bad_inputs). */
-	struct growth_log bad_netlink, bad_ctl, bad_spool[CTD_OUT_MAX];
+	struct ctd_log_rate bad_netlink, bad_ctl, bad_spool[CTD_OUT_MAX];
 };
 
 static void on_record(void *arg, const struct ctd_record *rec)
@@ -123,35 +112,16 @@ static void on_ready(void *arg)
 	ctd_daemon_notify("READY=1", -1);
 }
 
-/* How much counter n grew since it was last logged, when a line is due
- * now (at most one per 10 s, so a burst or a hostile peer cannot flood
- * the log; the counter itself always has the whole count); else 0. The
- * clock is read only when the counter moved. */
-static uint64_t growth_due(struct growth_log *g, uint64_t n)
-{
-	uint64_t grew;
-	int64_t now_us;
-
-	if (n <= g->logged) {
-		g->logged = n;      /* an output reopened: its counter restarts */
-		return 0;
-	}
-	now_us = ctd_now_read().mono_us;
-	if (g->at_us && now_us - g->at_us < 10000000)
-		return 0;
-	grew = n - g->logged;
-	g->logged = n;
-	g->at_us = now_us;
-	return grew;
-}
-
 /* Evictions mean --max-flows is too small for the traffic: say so once
- * per burst, with the count. */
+ * per burst, with the count. on_prepare runs every loop iteration, so
+ * the clock is read only when the counter moved. */
 static void log_evictions(struct ctd *ctd)
 {
-	uint64_t n = growth_due(&ctd->evictions,
-				ctd->stats.ends[CTD_END_EVICTED]);
+	uint64_t n = ctd->stats.ends[CTD_END_EVICTED];
 
+	if (!ctd_log_rate_moved(&ctd->evictions, n))
+		return;
+	n = ctd_log_rate_due(&ctd->evictions, n, ctd_now_read().mono_us);
 	if (n)
 		log_warn("flow table full (--max-flows %zu): evicted %llu flows",
 			 ctd->cfg->max_flows ? ctd->cfg->max_flows :
@@ -159,12 +129,11 @@ static void log_evictions(struct ctd *ctd)
 			 (unsigned long long)n);
 }
 
-static void log_bad_input(struct growth_log *g, uint64_t n,
+static void log_bad_input(struct ctd_log_rate *r, uint64_t n,
 			  const char *source, const char *what)
 {
-	n = growth_due(g, n);
-	if (n)
-		log_warn("%s: %llu %s", source, (unsigned long long)n, what);
+	if (ctd_log_rate_moved(r, n))
+		ctd_log_growth(r, n, ctd_now_read().mono_us, source, what);
 }
 
 static void log_bad_inputs(struct ctd *ctd)
@@ -179,8 +148,8 @@ static void log_bad_inputs(struct ctd *ctd)
 	for (size_t i = 0; i < CTD_OUT_MAX; i++) {
 		char source[64];
 
-		if (!st->out[i] || st->out[i]->spool_skipped ==
-				   ctd->bad_spool[i].logged)
+		if (!st->out[i] || !ctd_log_rate_moved(&ctd->bad_spool[i],
+							st->out[i]->spool_skipped))
 			continue;
 		snprintf(source, sizeof(source), "output %s", st->out_name[i]);
 		log_bad_input(&ctd->bad_spool[i], st->out[i]->spool_skipped,
@@ -219,29 +188,13 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
 }
 
 /* Settings a reload cannot change in a running ctd, named in the log. */
-static void report_restart_needed(const struct ctd_config *old,
-				  const struct ctd_config *new)
+static void report_restart_needed(void *arg, const char *key,
+				  const char *value, bool live)
 {
-	char *a = NULL, *b = NULL, *la, *lb, *sa, *sb;
-	size_t alen, blen;
-	FILE *fa = open_memstream(&a, &alen), *fb = open_memstream(&b, &blen);
-
-	if (fa && fb) {
-		ctd_config_write(old, fa);
-		ctd_config_write(new, fb);
-	}
-	if (fa)
-		fclose(fa);
-	if (fb)
-		fclose(fb);
-	for (la = a ? strtok_r(a, "\n", &sa) : NULL,
-	     lb = b ? strtok_r(b, "\n", &sb) : NULL; la && lb;
-	     la = strtok_r(NULL, "\n", &sa), lb = strtok_r(NULL, "\n", &sb))
-		if (strcmp(la, lb) != 0 && strncmp(la, "output ", 7) != 0 &&
-		    strncmp(la, "filter-", 7) != 0 && strncmp(la, "ignore-", 7) != 0)
-			log_warn("reload: '%s' needs a restart to take effect", lb);
-	free(a);
-	free(b);
+	(void)arg;
+	if (!live)
+		log_warn("reload: '%-23s %s' needs a restart to take effect",
+			 key, value);
 }
 
 /* Filters change at once on reload. */
@@ -277,7 +230,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 		log_err("reload: %s; keeping the running configuration", err);
 		return;
 	}
-	report_restart_needed(ctd->cfg, &next);
+	ctd_config_diff(ctd->cfg, &next, report_restart_needed, NULL);
 	apply_filter(ctd, &next);
 	if (strcmp(next.output, ctd->cfg->output) != 0) {
 		if (!ctd->json || !*next.output || strcmp(next.output, "-") == 0 ||
@@ -359,40 +312,6 @@ static bool on_ctl(void *arg, const char *request, FILE *out, size_t *cursor)
 	return ctd_report_answer(&src, request, out, cursor);
 }
 
-static const char *sock_error(int err)
-{
-	if (err == -EACCES)
-		return "its directory may be changed by users other than root";
-	if (err == -EEXIST)
-		return "something other than a socket is there; refusing to "
-		       "touch it";
-	return ctd_safefile_strerror(err);
-}
-
-/* A group by name or number; false (logged) when there is none. */
-static bool find_group(const char *setting, const char *name, gid_t *ret)
-{
-	struct group *gr;
-	char *end;
-	unsigned long n;
-
-	*ret = (gid_t)-1;
-	if (!*name)
-		return true;
-	gr = getgrnam(name);
-	if (gr) {
-		*ret = gr->gr_gid;
-		return true;
-	}
-	n = strtoul(name, &end, 10);
-	if (*end || end == name || n >= (gid_t)-1) {
-		log_err("%s: no group '%s'", setting, name);
-		return false;
-	}
-	*ret = (gid_t)n;
-	return true;
-}
-
 /* The control socket is a convenience: ctd runs without it. */
 static void open_ctl(struct ctd *ctd)
 {
@@ -405,15 +324,16 @@ static void open_ctl(struct ctd *ctd)
 	if (strcmp(path, "/run/ctd/ctd.sock") == 0 &&
 	    (r = ctd_safefile_dir("/run/ctd", true, 0755, NULL)) >= 0)
 		close(r);
-	if (!find_group("control-group", ctd->cfg->control_group, &group)) {
-		log_err("no control socket: ctd -s will not work");
+	if (ctd_daemon_find_group(ctd->cfg->control_group, &group) < 0) {
+		log_err("control-group: no group '%s'; no control socket, ctd -s "
+			"will not work", ctd->cfg->control_group);
 		return;
 	}
 	r = ctd_ctl_new(ctd->loop, path, group, on_ctl, ctd, &ctd->stats,
 			&ctd->ctl);
 	if (r < 0)
 		log_warn("no control socket at %s: %s; ctd -s will not work",
-			 path, sock_error(r));
+			 path, ctd_listen_strerror(r));
 }
 
 /* Off by default; loopback only (config.c refuses anything else). */
@@ -461,135 +381,29 @@ static int new_deliver(struct ctd *ctd, const struct ctd_config *o)
 	return ctd_deliver_new(ctd->loop, &dc, &ctd->stats, &ctd->deliver);
 }
 
-static int open_json(struct ctd *ctd, const char *path)
+/* Opens d when o turns it on and hands it to delivery. */
+static int open_output(struct ctd *ctd, const struct ctd_output_desc *d,
+		       const struct ctd_config *o)
 {
 	struct ctd_output *out;
 	int r;
 
-	if (!*path)
+	if (!d->enabled(o))
 		return 0;
-	/* Only the default location is ours to create. */
-	if (strcmp(path, DEFAULT_OUTPUT) == 0) {
-		r = ctd_safefile_dir("/var/log/ctd", true, 0750, NULL);
-		if (r < 0)
-			log_warn("cannot create /var/log/ctd: %s",
-				 ctd_safefile_strerror(r));
-		else
-			close(r);
-	}
-	r = ctd_out_json_new(path, 0, &ctd->owner, &out);
-	if (r < 0) {
-		log_err("cannot open output %s: it %s; refusing to touch it",
-			path, ctd_safefile_strerror(r));
+	r = d->create(ctd->loop, o, &ctd->owner, &out);
+	if (r < 0)
 		return r;
-	}
-	ctd->json = out;
-	return ctd_deliver_add(ctd->deliver, out, ctd->cfg->json_events);
-}
-
-static int open_stream(struct ctd *ctd, const char *path)
-{
-	struct ctd_output *out;
-	gid_t group;
-	int r;
-
-	if (!*path)
-		return 0;
-	if (!find_group("stream-group", ctd->cfg->stream_group, &group))
-		return -ESRCH;
-	r = ctd_out_stream_new(ctd->loop, path, group, &out);
-	if (r < 0) {
-		log_err("cannot listen on %s: %s", path, sock_error(r));
-		return r;
-	}
-	return ctd_deliver_add(ctd->deliver, out, ctd->cfg->stream_events);
-}
-
-static int open_ipfix(struct ctd *ctd, const struct ctd_config *o)
-{
-	struct ctd_out_ipfix_cfg ic = {
-		.target = o->ipfix,
-		.enc = {
-			.domain = o->ipfix_domain,
-			.pen = o->ipfix_pen,
-			.shape = (uint8_t)o->ipfix_shape,
-			.nat_legacy = o->ipfix_nat_event == 1,
-		},
-		.mtu = o->ipfix_mtu,
-		.template_interval = o->ipfix_template_refresh,
-		.template_messages = o->ipfix_template_messages,
-	};
-	struct ctd_output *out;
-	int r;
-
-	if (!*o->ipfix)
-		return 0;
-	r = ctd_out_ipfix_new(ctd->loop, &ic, &out);
-	if (r < 0) {
-		log_err("cannot export IPFIX to %s: %s", o->ipfix, strerror(-r));
-		return r;
-	}
-	log_info("exporting IPFIX (%s records) to %s",
-		 ctd_ipfix_shape_name(ic.enc.shape), o->ipfix);
-	return ctd_deliver_add(ctd->deliver, out, 1u << CTD_EV_DESTROY);
-}
-
-static int open_ctlog(struct ctd *ctd, const char *path)
-{
-	struct ctd_out_file_fmt fmt = {
-		"ctlog", ctd_ctlog_line, NULL, ctd_ctlog_free, CTD_CTLOG_MAX
-	};
-	struct ctd_output *out;
-	int r;
-
-	if (!*path)
-		return 0;
-	fmt.arg = ctd_ctlog_new();
-	if (!fmt.arg)
-		return -ENOMEM;
-	r = ctd_out_file_new(path, &fmt, 0, &ctd->owner, &out);
-	if (r < 0) {
-		log_err("cannot open conntrackd log %s: it %s; refusing to touch "
-			"it", path, ctd_safefile_strerror(r));
-		return r;
-	}
-	return ctd_deliver_add(ctd->deliver, out, 1u << CTD_EV_DESTROY);
-}
-
-static int open_syslog(struct ctd *ctd, const struct ctd_config *o)
-{
-	struct ctd_out_syslog_cfg sc = {
-		o->syslog_socket, o->syslog_facility, o->syslog_level,
-		o->syslog_format == 1,
-	};
-	struct ctd_output *out;
-	int r;
-
-	if (!o->syslog)
-		return 0;
-	r = ctd_out_syslog_new(ctd->loop, &sc, &out);
-	if (r < 0) {
-		log_err("cannot send records to syslog at %s: %s", sc.socket,
-			strerror(-r));
-		return r;
-	}
-	return ctd_deliver_add(ctd->deliver, out, 1u << CTD_EV_DESTROY);
+	if (d == &ctd_out_json_desc)
+		ctd->json = out;      /* a reload may move its file */
+	return ctd_deliver_add(ctd->deliver, out, ctd_output_events(d, o));
 }
 
 static int open_outputs(struct ctd *ctd, const struct ctd_config *o)
 {
 	int r = new_deliver(ctd, o);
 
-	if (r == 0)
-		r = open_json(ctd, o->output);
-	if (r == 0)
-		r = open_stream(ctd, o->stream);
-	if (r == 0)
-		r = open_ipfix(ctd, o);
-	if (r == 0)
-		r = open_ctlog(ctd, o->conntrackd_log);
-	if (r == 0)
-		r = open_syslog(ctd, o);
+	for (size_t i = 0; r == 0 && ctd_outputs[i]; i++)
+		r = open_output(ctd, ctd_outputs[i], o);
 	if (r < 0)
 		return r;
 	/* JSON on stdout and the event lines would interleave: JSON wins. */
@@ -813,21 +627,12 @@ static void teardown(struct ctd *ctd)
  * ctd becomes that user. */
 static int find_owner(const struct ctd_config *cfg, struct ctd_owner *ret)
 {
-	struct passwd *pw;
+	int r = ctd_daemon_find_user(cfg->user, ret);
 
-	*ret = CTD_OWNER_NONE;
-	if (!*cfg->user)
-		return 0;
-	errno = 0;
-	pw = getpwnam(cfg->user);
-	if (!pw) {
-		log_err("user %s: %s", cfg->user, errno ? strerror(errno) :
-			"no such user");
-		return errno ? -errno : -ESRCH;
-	}
-	ret->uid = pw->pw_uid;
-	ret->gid = pw->pw_gid;
-	return 0;
+	if (r < 0)
+		log_err("user %s: %s", cfg->user, r == -ESRCH ? "no such user" :
+			strerror(-r));
+	return r;
 }
 
 /* Everything that needs root is open by now, and every file ctd writes

@@ -7,7 +7,9 @@
  * records instead of losing them. While a write streak fails, submit
  * does not retry the write itself: the loop's flush and the delivery
  * timer do, once per turn. Reopen (SIGHUP) moves the buffered bytes to
- * the new file, so log rotation loses nothing either. */
+ * the new file, so log rotation loses nothing either. The two file
+ * outputs of the table (outputs.h), the JSON record file and the
+ * conntrackd log, are defined at the end. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -16,13 +18,21 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ctd/config.h"
+#include "ctd/ctevent.h"
+#include "ctd/ctlogfmt.h"
 #include "ctd/jsonfmt.h"
 #include "ctd/log.h"
 #include "ctd/out_file.h"
 #include "ctd/output.h"
+#include "ctd/outputs.h"
 #include "ctd/safefile.h"
 #include "ctd/stats.h"
 #include "ctd/wbuf.h"
+
+/* The record file's default location, the only one ctd creates. */
+#define DEFAULT_OUTPUT_DIR "/var/log/ctd"
+#define DEFAULT_OUTPUT DEFAULT_OUTPUT_DIR "/flows.json"
 
 struct out_file {
 	struct ctd_output base;
@@ -234,9 +244,88 @@ static size_t render_json(void *arg, const struct ctd_record *rec, char *buf,
 int ctd_out_json_new(const char *path, size_t buf_size,
 		     const struct ctd_owner *owner, struct ctd_output **ret)
 {
-	static const struct ctd_out_file_fmt json = {
-		"json", render_json, NULL, NULL, CTD_JSON_MAX
+	const struct ctd_out_file_fmt json = {
+		ctd_out_json_desc.name, render_json, NULL, NULL, CTD_JSON_MAX
 	};
 
 	return ctd_out_file_new(path, &json, buf_size, owner, ret);
 }
+
+/* A path that is there but not safe to write as root is named as such:
+ * the admin must look at what someone put there. */
+static void log_open_error(const char *what, const char *path, int err)
+{
+	if (ctd_safefile_refused(err))
+		log_err("refusing %s %s: it %s; left untouched (see ctd(8), "
+			"SECURITY)", what, path, ctd_safefile_strerror(err));
+	else
+		log_err("cannot open %s %s: %s", what, path, strerror(-err));
+}
+
+static bool json_enabled(const struct ctd_config *cfg)
+{
+	return *cfg->output;
+}
+
+static int json_create(struct ev_loop *loop, const struct ctd_config *cfg,
+		       const struct ctd_owner *owner, struct ctd_output **ret)
+{
+	const char *path = cfg->output;
+	int r;
+
+	(void)loop;
+	/* Only the default location is ours to create. */
+	if (strcmp(path, DEFAULT_OUTPUT) == 0) {
+		r = ctd_safefile_dir(DEFAULT_OUTPUT_DIR, true, 0750, NULL);
+		if (r < 0)
+			log_warn("cannot create %s: %s", DEFAULT_OUTPUT_DIR,
+				 ctd_safefile_strerror(r));
+		else
+			close(r);
+	}
+	r = ctd_out_json_new(path, 0, owner, ret);
+	if (r < 0)
+		log_open_error("output", path, r);
+	return r;
+}
+
+const struct ctd_output_desc ctd_out_json_desc = {
+	.name = "json",
+	.enabled = json_enabled,
+	.create = json_create,
+	.events_setting = offsetof(struct ctd_config, json_events),
+};
+
+static bool ctlog_enabled(const struct ctd_config *cfg)
+{
+	return *cfg->conntrackd_log;
+}
+
+static int ctlog_create(struct ev_loop *loop, const struct ctd_config *cfg,
+			const struct ctd_owner *owner,
+			struct ctd_output **ret)
+{
+	struct ctd_out_file_fmt fmt = {
+		ctd_out_ctlog_desc.name, ctd_ctlog_line, NULL, ctd_ctlog_free,
+		CTD_CTLOG_MAX
+	};
+	int r;
+
+	(void)loop;
+	fmt.arg = ctd_ctlog_new();
+	if (!fmt.arg)
+		return -ENOMEM;
+	r = ctd_out_file_new(cfg->conntrackd_log, &fmt, 0, owner, ret);
+	if (r < 0)
+		log_open_error("conntrackd log", cfg->conntrackd_log, r);
+	return r;
+}
+
+/* conntrackd writes a line only when a flow ends. */
+const struct ctd_output_desc ctd_out_ctlog_desc = {
+	.name = "ctlog",
+	.enabled = ctlog_enabled,
+	.create = ctlog_create,
+	.events = 1u << CTD_EV_DESTROY,
+	.events_setting = CTD_OUTPUT_EVENTS_FIXED,
+};

@@ -32,10 +32,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "ctd/config.h"
+#include "ctd/ctevent.h"
 #include "ctd/ipfix.h"
 #include "ctd/log.h"
 #include "ctd/out_ipfix.h"
 #include "ctd/output.h"
+#include "ctd/outputs.h"
 #include "ctd/stats.h"
 #include "ctd/timeutil.h"
 
@@ -665,7 +668,7 @@ int ctd_out_ipfix_new(struct ev_loop *loop, const struct ctd_out_ipfix_cfg *cfg,
 	if (!x)
 		return -ENOMEM;
 	x->base.ops = &ipfix_ops;
-	x->base.name = "ipfix";
+	x->base.name = ctd_out_ipfix_desc.name;
 	x->fd = -1;
 	x->cfg = *cfg;
 	x->backoff_us = BACKOFF_MIN_US;
@@ -685,3 +688,44 @@ int ctd_out_ipfix_new(struct ev_loop *loop, const struct ctd_out_ipfix_cfg *cfg,
 	*ret = &x->base;
 	return 0;
 }
+
+static bool ipfix_enabled(const struct ctd_config *cfg)
+{
+	return *cfg->ipfix;
+}
+
+static int ipfix_create(struct ev_loop *loop, const struct ctd_config *cfg,
+			const struct ctd_owner *owner, struct ctd_output **ret)
+{
+	struct ctd_out_ipfix_cfg ic = {
+		.target = cfg->ipfix,
+		.enc = {
+			.domain = cfg->ipfix_domain,
+			.pen = cfg->ipfix_pen,
+			.shape = (uint8_t)cfg->ipfix_shape,
+			.nat_legacy = cfg->ipfix_nat_event == 1,
+		},
+		.mtu = cfg->ipfix_mtu,
+		.template_interval = cfg->ipfix_template_refresh,
+		.template_messages = cfg->ipfix_template_messages,
+	};
+	int r = ctd_out_ipfix_new(loop, &ic, ret);
+
+	(void)owner;    /* no files */
+	if (r < 0) {
+		log_err("cannot export IPFIX to %s: %s", cfg->ipfix, strerror(-r));
+		return r;
+	}
+	log_info("exporting IPFIX (%s records) to %s",
+		 ctd_ipfix_shape_name(ic.enc.shape), cfg->ipfix);
+	return 0;
+}
+
+/* IPFIX exports flows: ends and interim records, no events. */
+const struct ctd_output_desc ctd_out_ipfix_desc = {
+	.name = "ipfix",
+	.enabled = ipfix_enabled,
+	.create = ipfix_create,
+	.events = 1u << CTD_EV_DESTROY,
+	.events_setting = CTD_OUTPUT_EVENTS_FIXED,
+};

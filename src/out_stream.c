@@ -16,10 +16,13 @@
 #include <unistd.h>
 #include <ev.h>
 
+#include "ctd/config.h"
+#include "ctd/daemon.h"
 #include "ctd/jsonfmt.h"
 #include "ctd/log.h"
 #include "ctd/out_stream.h"
 #include "ctd/output.h"
+#include "ctd/outputs.h"
 #include "ctd/listen.h"
 #include "ctd/wbuf.h"
 
@@ -233,7 +236,7 @@ int ctd_out_stream_new(struct ev_loop *loop, const char *path, gid_t group,
 	if (!s)
 		return -ENOMEM;
 	s->base.ops = &stream_ops;
-	s->base.name = "stream";
+	s->base.name = ctd_out_stream_desc.name;
 	s->loop = loop;
 	s->group = group;
 	s->path = strdup(path);
@@ -250,3 +253,33 @@ int ctd_out_stream_new(struct ev_loop *loop, const char *path, gid_t group,
 	*ret = &s->base;
 	return 0;
 }
+
+static bool stream_enabled(const struct ctd_config *cfg)
+{
+	return *cfg->stream;
+}
+
+static int stream_create(struct ev_loop *loop, const struct ctd_config *cfg,
+			 const struct ctd_owner *owner, struct ctd_output **ret)
+{
+	gid_t group;
+	int r = ctd_daemon_find_group(cfg->stream_group, &group);
+
+	(void)owner;    /* a socket: root's, its group stream-group's */
+	if (r < 0) {
+		log_err("stream-group: no group '%s'", cfg->stream_group);
+		return r;
+	}
+	r = ctd_out_stream_new(loop, cfg->stream, group, ret);
+	if (r < 0)
+		log_err("cannot listen on %s: %s", cfg->stream,
+			ctd_listen_strerror(r));
+	return r;
+}
+
+const struct ctd_output_desc ctd_out_stream_desc = {
+	.name = "stream",
+	.enabled = stream_enabled,
+	.create = stream_create,
+	.events_setting = offsetof(struct ctd_config, stream_events),
+};

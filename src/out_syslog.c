@@ -17,10 +17,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctd/config.h"
+#include "ctd/ctevent.h"
 #include "ctd/ctlogfmt.h"
 #include "ctd/log.h"
 #include "ctd/out_syslog.h"
 #include "ctd/output.h"
+#include "ctd/outputs.h"
 #include "ctd/record.h"
 #include "ctd/stats.h"
 
@@ -218,7 +221,7 @@ int ctd_out_syslog_new(struct ev_loop *loop, const struct ctd_out_syslog_cfg *cf
 	if (!s)
 		return -ENOMEM;
 	s->base.ops = &syslog_ops;
-	s->base.name = "syslog";
+	s->base.name = ctd_out_syslog_desc.name;
 	s->loop = loop;
 	s->cfg = *cfg;
 	s->fd = -1;
@@ -246,3 +249,34 @@ int ctd_out_syslog_new(struct ev_loop *loop, const struct ctd_out_syslog_cfg *cf
 	*ret = &s->base;
 	return 0;
 }
+
+static bool syslog_enabled(const struct ctd_config *cfg)
+{
+	return cfg->syslog;
+}
+
+static int syslog_create(struct ev_loop *loop, const struct ctd_config *cfg,
+			 const struct ctd_owner *owner, struct ctd_output **ret)
+{
+	struct ctd_out_syslog_cfg sc = {
+		cfg->syslog_socket, cfg->syslog_facility, cfg->syslog_level,
+		cfg->syslog_format == 1,
+	};
+	int r = ctd_out_syslog_new(loop, &sc, ret);
+
+	(void)owner;    /* no files */
+
+	if (r < 0)
+		log_err("cannot send records to syslog at %s: %s", sc.socket,
+			strerror(-r));
+	return r;
+}
+
+/* A message per ended flow, as conntrackd's syslog mode. */
+const struct ctd_output_desc ctd_out_syslog_desc = {
+	.name = "syslog",
+	.enabled = syslog_enabled,
+	.create = syslog_create,
+	.events = 1u << CTD_EV_DESTROY,
+	.events_setting = CTD_OUTPUT_EVENTS_FIXED,
+};

@@ -221,6 +221,12 @@ int ctd_safefile_open(const char *path, int flags, mode_t mode,
 	return fd;
 }
 
+bool ctd_safefile_refused(int err)
+{
+	return err == -ELOOP || err == -EMLINK || err == -EPERM ||
+	       err == -EBADFD || err == -EBADMSG;
+}
+
 const char *ctd_safefile_strerror(int err)
 {
 	switch (err) {

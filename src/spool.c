@@ -63,6 +63,14 @@ static uint32_t entry_crc(const struct entry_hdr *h, const void *data,
 	return (uint32_t)c;
 }
 
+int ctd_spool_build_path(const char *dir, const char *name, char *buf,
+			 size_t cap)
+{
+	int n = snprintf(buf, cap, "%s/%s.spool", dir, name);
+
+	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
 /* Only a file that is empty or holds an entry's magic near its start is
  * ours to truncate and rewrite (one damaged header must not disown the
  * rest): anything else at the path was put there by someone else (see

@@ -1,7 +1,8 @@
 /* Tests for src/config.c and src/cli.c: defaults, every key with a good
  * and a bad value and the message naming what was expected, unknown
  * keys, file:line errors, comments, missing files, the file/command-line
- * precedence, and that `ctd -t -v` output reads back to the same config. */
+ * precedence, that `ctd -t -v` output reads back to the same config, and
+ * the diff a reload uses: every setting, its value and whether it is live. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -279,6 +280,112 @@ static void test_written_config_reads_back(void **state)
 	free(text);
 }
 
+/* What ctd_config_diff reported, one "key=value live|restart" per line. */
+struct changes {
+	char text[4096];
+};
+
+static void note_change(void *arg, const char *key, const char *value,
+			bool live)
+{
+	struct changes *ch = arg;
+	size_t n = strlen(ch->text);
+
+	snprintf(ch->text + n, sizeof(ch->text) - n, "%s=%s %s\n", key, value,
+		 live ? "live" : "restart");
+}
+
+static void test_diff(void **state)
+{
+	struct ctd_config a, b;
+	struct changes ch = { "" };
+
+	(void)state;
+	ctd_config_defaults(&a);
+	ctd_config_defaults(&b);
+	assert_int_equal(ctd_config_diff(&a, &b, note_change, &ch), 0);
+	assert_string_equal(ch.text, "");
+	set_ok(&b, "filter-proto", "tcp");
+	set_ok(&b, "rcvbuf", "16M");
+	set_ok(&b, "output", "/tmp/x.json");
+	set_ok(&b, "ignore-dst", "192.0.2.0/24");
+	set_ok(&b, "stream-events", "new,destroy");
+	set_ok(&b, "syslog", "yes");
+	set_ok(&b, "spool-dir", "none");
+	/* Set to what it was: no change. */
+	set_ok(&b, "grace", "15");
+	assert_int_equal(ctd_config_diff(&a, &b, note_change, &ch), 7);
+	assert_string_equal(ch.text,
+			    "output=/tmp/x.json live\n"
+			    "stream-events=new,destroy restart\n"
+			    "syslog=yes restart\n"
+			    "spool-dir=none restart\n"
+			    "rcvbuf=16M restart\n"
+			    "filter-proto=tcp live\n"
+			    "ignore-dst=192.0.2.0/24 live\n");
+	assert_int_equal(ctd_config_diff(&b, &a, NULL, NULL), 7);
+}
+
+/* What `ctd -t -v` prints for c; the caller frees it. */
+static char *written(const struct ctd_config *c)
+{
+	char *text = NULL;
+	size_t len;
+	FILE *f = open_memstream(&text, &len);
+
+	assert_non_null(f);
+	ctd_config_write(c, f);
+	fclose(f);
+	return text;
+}
+
+/* Every setting alone, changed to the first value it takes that differs:
+ * the diff names exactly it, with the line `ctd -t -v` writes for it, and
+ * only output and the filter-* and ignore-* criteria are live (what the
+ * reload handler applies). */
+static void test_diff_every_setting(void **state)
+{
+	static const char *const values[] = {
+		"2", "/tmp/x", "yes", "no", "new", "uniflow", "legacy", "kern",
+		"debug", "rfc5424", "udp:127.0.0.1:9", "127.0.0.1:9", "tcp",
+		"2000", "600", "10.0.0.0/8", "ESTABLISHED",
+	};
+	struct ctd_config a, b;
+	char *text, *key, *save, *line;
+	size_t keys = 0;
+
+	(void)state;
+	ctd_config_defaults(&a);
+	text = written(&a);
+	for (key = strtok_r(text, "\n", &save); key;
+	     key = strtok_r(NULL, "\n", &save), keys++) {
+		struct changes ch = { "" };
+		char want[CTD_CONFIG_PATH_MAX + 64], *sp = strchr(key, ' ');
+		size_t i;
+
+		*sp = '\0';
+		for (i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+			b = a;
+			if (ctd_config_set(&b, key, values[i], err, sizeof(err)) == 0 &&
+			    ctd_config_diff(&a, &b, NULL, NULL))
+				break;
+		}
+		if (i == sizeof(values) / sizeof(values[0]))
+			fail_msg("no value changes %s", key);
+		assert_int_equal(ctd_config_diff(&a, &b, note_change, &ch), 1);
+		snprintf(want, sizeof(want), "%s=%s %s\n", key, values[i],
+			 strcmp(key, "output") == 0 || strncmp(key, "filter-", 7) == 0 ||
+			 strncmp(key, "ignore-", 7) == 0 ? "live" : "restart");
+		assert_string_equal(ch.text, want);
+		snprintf(want, sizeof(want), "%-23s %s\n", key, values[i]);
+		line = written(&b);
+		assert_non_null(strstr(line, want));
+		free(line);
+	}
+	assert_true(keys > 40);
+	free(text);
+}
+
 static void test_command_line_wins(void **state)
 {
 	struct ctd_config c;
@@ -326,6 +433,8 @@ int main(void)
 		cmocka_unit_test(test_file),
 		cmocka_unit_test(test_bad_bytes),
 		cmocka_unit_test(test_written_config_reads_back),
+		cmocka_unit_test(test_diff),
+		cmocka_unit_test(test_diff_every_setting),
 		cmocka_unit_test(test_command_line_wins),
 	};
 

@@ -26,6 +26,7 @@
 #include "ctd/record.h"
 #include "ctd/stats.h"
 #include "fake_clock.h"
+#include "logcap.h"
 
 #define MAX_IDS 64
 #define GRACE_MS 1000
@@ -415,6 +416,7 @@ static void test_no_spool_counts_losses(void **state)
 	struct fixture *fx = *state;
 	struct ctd_deliver_cfg cfg = cfg_for(fx, 2, NULL);
 	struct ctd_deliver *d = NULL;
+	struct logcap lc;
 
 	memset(&fx->out, 0, sizeof(fx->out));
 	fx->out.base.ops = &fake_ops;
@@ -422,7 +424,11 @@ static void test_no_spool_counts_losses(void **state)
 	fx->out.freed = &fx->freed;
 	assert_int_equal(ctd_deliver_new(fx->loop, &cfg, &fx->stats, &d), 0);
 	assert_int_equal(ctd_deliver_add(d, &fx->out.base, 1u << CTD_EV_DESTROY), 0);
+	logcap_begin(&lc);
 	send_ids(d, 0, 5);
+	/* One line for the burst (the rest follow in 10 s at the earliest). */
+	assert_string_equal(logcap_end(&lc), "ctd: error: output fake: lost 1 "
+			    "records (no spool to hold them)\n");
 	assert_int_equal(fx->out.base.stats.dying, 2);
 	assert_int_equal(fx->out.base.stats.failed, 3);
 	assert_int_equal(ctd_deliver_finish(d, 0), 2);

@@ -261,6 +261,24 @@ static void test_append_failure_leaves_no_partial_entry(void **state)
 	assert_int_equal(ctd_spool_open("/nonexistent-dir/x.spool", NULL, &sp), -ENOENT);
 }
 
+/* The name deliver.c opens and the privilege drop hands over: exactly
+ * dir/name.spool, and refused rather than cut when it does not fit. */
+static void test_build_path(void **state)
+{
+	char buf[32], small[16];
+
+	(void)state;
+	assert_int_equal(ctd_spool_build_path("/var/lib/ctd", "json", buf,
+					      sizeof(buf)), 0);
+	assert_string_equal(buf, "/var/lib/ctd/json.spool");
+	/* 15 characters and the NUL fit exactly; one more does not. */
+	assert_int_equal(ctd_spool_build_path("/d", "abcdef", small,
+					      sizeof(small)), 0);
+	assert_string_equal(small, "/d/abcdef.spool");
+	assert_int_equal(ctd_spool_build_path("/d", "abcdefg", small,
+					      sizeof(small)), -ENAMETOOLONG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -270,6 +288,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_drop_read_keeps_unread, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_append_failure_leaves_no_partial_entry,
 						setup, teardown),
+		cmocka_unit_test(test_build_path),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -78,6 +78,19 @@ int ctd_config_read(struct ctd_config *cfg, FILE *f, const char *path,
 void ctd_config_finish(struct ctd_config *cfg);
 /* Every key with its current value, in the file's syntax. */
 void ctd_config_write(const struct ctd_config *cfg, FILE *f);
+
+/* A setting that differs: its key, its new value as the file would say
+ * it, and whether a reload applies it to a running ctd (live) or it
+ * needs a restart. Live today: output and the filter-* and ignore-*
+ * criteria. */
+typedef void ctd_config_change_fn(void *arg, const char *key,
+				  const char *value, bool live);
+/* Calls fn (when not NULL) for each setting whose value differs between
+ * old and next, in the order ctd_config_write lists them; returns how
+ * many differ. */
+size_t ctd_config_diff(const struct ctd_config *old,
+		       const struct ctd_config *next,
+		       ctd_config_change_fn *fn, void *arg);
 /* The filter the settings describe (NULL when out of memory); every
  * text was checked when it was set. */
 struct ctd_filter *ctd_config_filter(const struct ctd_config *cfg);

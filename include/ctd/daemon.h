@@ -20,6 +20,14 @@ int ctd_daemon_notify(const char *state, int fd);
  * WATCHDOG_PID is ours or unset), or 0 when there is none. */
 unsigned long long ctd_daemon_watchdog_usec(void);
 
+struct ctd_owner;
+
+/* The user called name (`user`): its ids in *ret, or CTD_OWNER_NONE for
+ * "". -ESRCH when there is no such user. */
+int ctd_daemon_find_user(const char *name, struct ctd_owner *ret);
+/* A group by name or number ("" is none: (gid_t)-1); -ESRCH. */
+int ctd_daemon_find_group(const char *name, gid_t *ret);
+
 /* Becomes uid/gid, keeping CAP_NET_ADMIN alone, also across a re-exec
  * (ambient). Must be root. The files the user needs later were handed
  * to it, by descriptor, when they were opened (safefile.c); nothing is

@@ -11,6 +11,8 @@
  * the path is not a socket, -EACCES when others than root (or the
  * running user) may write its directory, or another -errno. */
 int ctd_listen_unix(const char *path, gid_t group);
+/* Why ctd_listen_unix refused a path, as a phrase. */
+const char *ctd_listen_strerror(int err);
 /* Whether the peer on a Unix socket is root or (group unless
  * (gid_t)-1) in group, primary or supplementary. */
 bool ctd_listen_peer_allowed(int fd, gid_t group);

@@ -11,6 +11,7 @@
 
 struct ctd_output;
 struct ctd_owner;
+struct ctd_output_desc;
 struct ctd_record;
 
 #define CTD_OUT_FILE_BUF (1u << 20)
@@ -44,5 +45,10 @@ int ctd_out_json_new(const char *path, size_t buf_size,
 /* Writes to path from now on (reload); bytes still buffered follow
  * to the new file. Not for stdout. */
 int ctd_out_file_set_path(struct ctd_output *out, const char *path);
+
+/* The table's rows (outputs.h): `output` (JSON lines) and
+ * `conntrackd-log` (conntrackd's log lines, ctlogfmt). */
+extern const struct ctd_output_desc ctd_out_json_desc;
+extern const struct ctd_output_desc ctd_out_ctlog_desc;
 
 #endif

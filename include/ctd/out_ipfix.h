@@ -14,6 +14,7 @@
 #include "ctd/timeutil.h"
 
 struct ctd_output;
+struct ctd_output_desc;
 struct ev_loop;
 
 #define CTD_OUT_IPFIX_BUF (4u << 20)
@@ -36,5 +37,8 @@ const char *ctd_out_ipfix_check_target(const char *target);
  * the background and keeps reconnecting. */
 int ctd_out_ipfix_new(struct ev_loop *loop, const struct ctd_out_ipfix_cfg *cfg,
 		      struct ctd_output **ret);
+
+/* The table's row (outputs.h): `ipfix` and the ipfix-* settings. */
+extern const struct ctd_output_desc ctd_out_ipfix_desc;
 
 #endif

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 struct ctd_output;
+struct ctd_output_desc;
 struct ev_loop;
 
 #define CTD_STREAM_MAX_READERS 16
@@ -17,5 +18,8 @@ struct ev_loop;
  * are refused (counted in refused). */
 int ctd_out_stream_new(struct ev_loop *loop, const char *path, gid_t group,
 		       struct ctd_output **ret);
+
+/* The table's row (outputs.h): `stream`, events from `stream-events`. */
+extern const struct ctd_output_desc ctd_out_stream_desc;
 
 #endif

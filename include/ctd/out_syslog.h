@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 struct ctd_output;
+struct ctd_output_desc;
 struct ev_loop;
 
 struct ctd_out_syslog_cfg {
@@ -20,5 +21,8 @@ struct ctd_out_syslog_cfg {
 
 int ctd_out_syslog_new(struct ev_loop *loop, const struct ctd_out_syslog_cfg *cfg,
 		       struct ctd_output **ret);
+
+/* The table's row (outputs.h): `syslog` and the syslog-* settings. */
+extern const struct ctd_output_desc ctd_out_syslog_desc;
 
 #endif

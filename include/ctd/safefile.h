@@ -55,8 +55,11 @@ int ctd_safefile_open(const char *path, int flags, mode_t mode,
 int ctd_safefile_split(const char *path, char *buf, size_t cap,
 		       const char **ret_name);
 
+/* Whether err is one of the refusals above (the path is there but not
+ * safe to use), rather than an ordinary failure such as -ENOENT. */
+bool ctd_safefile_refused(int err);
 /* Why an error of the functions above refused a path, as a phrase
- * ("is a symbolic link"). */
+ * ("is a symbolic link"); strerror for ordinary failures. */
 const char *ctd_safefile_strerror(int err);
 
 #endif

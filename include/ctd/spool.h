@@ -17,6 +17,7 @@ enum ctd_spool_kind {
 };
 
 #define CTD_SPOOL_MAX_ENTRY (2u << 20)
+#define CTD_SPOOL_PATH_MAX 4096
 
 struct ctd_spool_stats {
 	uint64_t torn;            /* entries cut short (crash mid-write) */
@@ -24,6 +25,11 @@ struct ctd_spool_stats {
 				   * did not match, up to the next good entry) */
 	uint64_t skipped_bytes;   /* bytes given up on */
 };
+
+/* The one place the spool file of an output is named: dir/name.spool.
+ * Returns 0, or -ENAMETOOLONG when it does not fit in cap. */
+int ctd_spool_build_path(const char *dir, const char *name, char *buf,
+			 size_t cap);
 
 struct ctd_owner;
 

@@ -141,9 +141,9 @@ def symlink_attacks(ns, binary, tmp, users):
     cases = [
         ("spool file", os.path.join(spool, "json.spool"),
          ["-o", os.path.join(tmp, "flows.json")], "no spool in"),
-        ("JSON file", json_in_udir, ["-o", json_in_udir], "refusing to touch"),
+        ("JSON file", json_in_udir, ["-o", json_in_udir], "refusing output"),
         ("conntrackd log", os.path.join(udir, "ct.log"),
-         ["-o", os.path.join(tmp, "flows.json")], "refusing to touch"),
+         ["-o", os.path.join(tmp, "flows.json")], "refusing conntrackd log"),
         ("stream socket", os.path.join(udir, "s.sock"),
          ["-o", os.path.join(tmp, "flows.json"), "--stream",
           os.path.join(udir, "s.sock")], "users other than root"),

@@ -1,0 +1,48 @@
+/* outputs: the table of record outputs ctd can open. Each out_*.c
+ * exports one descriptor saying what the output is called, whether a
+ * configuration turns it on, how to open it and which events it takes;
+ * main.c opens the enabled ones in table order and the privilege drop
+ * names their spool files from it. Adding an output is its own file and
+ * one row in src/outputs.c. */
+#ifndef CTD_OUTPUTS_H
+#define CTD_OUTPUTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct ctd_config;
+struct ctd_output;
+struct ctd_owner;
+struct ev_loop;
+
+/* events_setting of an output that always takes its default events. */
+#define CTD_OUTPUT_EVENTS_FIXED SIZE_MAX
+
+struct ctd_output_desc {
+	/* Stable: names the output's counters and its spool file; the
+	 * output it creates carries the same name. */
+	const char *name;
+	bool (*enabled)(const struct ctd_config *cfg);
+	/* Opens the output cfg describes; files it opens are handed to
+	 * owner (safefile.c; NULL: none). Logs why it cannot, once, and
+	 * returns -errno. */
+	int (*create)(struct ev_loop *loop, const struct ctd_config *cfg,
+		      const struct ctd_owner *owner, struct ctd_output **ret);
+	/* What it takes (1 << CTD_EV_*): these events, unless
+	 * events_setting is the offsetof in struct ctd_config of the
+	 * setting that chooses them. */
+	unsigned events;
+	size_t events_setting;
+};
+
+/* Every output in the order they open, NULL-terminated; at most
+ * CTD_OUT_MAX. Only the first four can take event records (deliver.c):
+ * the outputs with an events setting come first. */
+extern const struct ctd_output_desc *const ctd_outputs[];
+
+/* The events d takes under cfg, for ctd_deliver_add. */
+unsigned ctd_output_events(const struct ctd_output_desc *d,
+			   const struct ctd_config *cfg);
+
+#endif
