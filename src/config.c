@@ -72,7 +72,7 @@ static const struct setting settings[] = {
 	{ "json-events", T_EVENTS, F(json_events), 0, 0, false, RESTART },
 	{ "stream", T_PATH, F(stream), 0, 0, true, RESTART },
 	{ "stream-events", T_EVENTS, F(stream_events), 0, 0, false, RESTART },
-	{ "conntrackd-log", T_PATH, F(conntrackd_log), 0, 0, true, RESTART },
+	{ "conntrackd-log", T_PATH, F(conntrackd_log), 0, 0, true, LIVE },
 	{ "ipfix", T_TARGET, F(ipfix), 0, 0, true, RESTART },
 	{ "ipfix-shape", T_CHOICE, F(ipfix_shape), C_SHAPE, 0, false, RESTART },
 	{ "ipfix-domain", T_UINT, F(ipfix_domain), 0, 4294967295u, false, RESTART },

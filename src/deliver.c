@@ -51,6 +51,7 @@ struct dest {
 };
 
 struct ctd_deliver {
+	uint64_t rand_state;          /* own_random, when none is given */
 	struct ev_loop *loop;
 	ev_timer timer;
 	int64_t armed_us;
@@ -70,6 +71,31 @@ static int64_t mono_us(const struct ctd_deliver *d)
 	return ctd_clock_read(&d->cfg.clock).mono_us;
 }
 
+/* xorshift64*: the dying lists' spread needs no more than that. */
+static uint32_t own_random(void *arg)
+{
+	struct ctd_deliver *d = arg;
+	uint64_t x = d->rand_state;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	d->rand_state = x;
+	return (uint32_t)((x * 0x2545F4914F6CDD1DULL) >> 32);
+}
+
+static void seed_random(struct ctd_deliver *d)
+{
+	struct ctd_now now = ctd_clock_read(&d->cfg.clock);
+
+	d->rand_state = now.wall_ns ^ ((uint64_t)getpid() << 32) ^
+			(uint64_t)now.mono_us;
+	if (!d->rand_state)
+		d->rand_state = 1;
+	d->cfg.random = own_random;
+	d->cfg.random_arg = d;
+}
+
 int ctd_deliver_new(struct ev_loop *loop, const struct ctd_deliver_cfg *cfg,
 		    struct ctd_stats *stats, struct ctd_deliver **ret)
 {
@@ -79,6 +105,8 @@ int ctd_deliver_new(struct ev_loop *loop, const struct ctd_deliver_cfg *cfg,
 		return -ENOMEM;
 	d->loop = loop;
 	d->cfg = *cfg;
+	if (!d->cfg.random)
+		seed_random(d);
 	d->stats = stats;
 	d->armed_us = INT64_MAX;
 	ev_init(&d->timer, on_timer);
@@ -546,6 +574,13 @@ void ctd_deliver_reopen(struct ctd_deliver *d)
 			log_err("output %s: cannot reopen: %s; still writing "
 				"to the old file", out->name, strerror(-r));
 	}
+}
+
+void ctd_deliver_reload(struct ctd_deliver *d, const struct ctd_config *next)
+{
+	for (size_t i = 0; i < d->n; i++)
+		if (d->dest[i].out->ops->reload)
+			d->dest[i].out->ops->reload(d->dest[i].out, next);
 }
 
 /* Shutdown: rendered bytes still unwritten, then every held record. The

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <ev.h>
 
+#include "ctd/alerts.h"
 #include "ctd/cli.h"
 #include "ctd/config.h"
 #include "ctd/ctl.h"
@@ -49,7 +50,6 @@ struct ctd {
 	struct ctd_reconcile_ev *reconcile;
 	struct ctd_config *cfg;
 	const struct ctd_cli *cli;
-	struct ctd_output *json;   /* owned by deliver; for reloads */
 	struct ctd_ctl *ctl;
 	struct ctd_ctl *metrics;
 	struct ctd_filter *filter;
@@ -59,10 +59,8 @@ struct ctd {
 	ev_signal sigint, sigterm, sighup, sigusr1, sigusr2;
 	ev_timer status;           /* sd_notify STATUS and WATCHDOG */
 	int stop_signal;
-	uint64_t rand_state;       /* xorshift64*: dying-list spread */
-	struct ctd_log_rate evictions;
-	/* Malformed or refused input, per source (see log_bad_inputs). */
-	struct ctd_log_rate bad_netlink, bad_ctl, bad_spool[CTD_OUT_MAX];
+	struct ctd_alerts *alerts;
+	struct ctd_clock clock;    /* zeroed: the system clock */
 };
 
 static void on_record(void *arg, const struct ctd_record *rec)
@@ -112,52 +110,6 @@ static void on_ready(void *arg)
 	ctd_daemon_notify("READY=1", -1);
 }
 
-/* Evictions mean --max-flows is too small for the traffic: say so once
- * per burst, with the count. on_prepare runs every loop iteration, so
- * the clock is read only when the counter moved. */
-static void log_evictions(struct ctd *ctd)
-{
-	uint64_t n = ctd->stats.ends[CTD_END_EVICTED];
-
-	if (!ctd_log_rate_moved(&ctd->evictions, n))
-		return;
-	n = ctd_log_rate_due(&ctd->evictions, n, ctd_now_read().mono_us);
-	if (n)
-		log_warn("flow table full (--max-flows %zu): evicted %llu flows",
-			 ctd->cfg->max_flows ? ctd->cfg->max_flows :
-			 ctd_kernel_conntrack_max(PROC_NETFILTER),
-			 (unsigned long long)n);
-}
-
-static void log_bad_input(struct ctd_log_rate *r, uint64_t n,
-			  const char *source, const char *what)
-{
-	if (ctd_log_rate_moved(r, n))
-		ctd_log_growth(r, n, ctd_now_read().mono_us, source, what);
-}
-
-static void log_bad_inputs(struct ctd *ctd)
-{
-	const struct ctd_stats *st = &ctd->stats;
-
-	log_bad_input(&ctd->bad_netlink, st->parse_errors, "ctnetlink",
-		      "malformed messages ignored (parse_errors)");
-	log_bad_input(&ctd->bad_ctl, st->ctl_refused, "control socket",
-		      "connections or requests refused: not allowed, too "
-		      "long or not text (ctl_refused)");
-	for (size_t i = 0; i < CTD_OUT_MAX; i++) {
-		char source[64];
-
-		if (!st->out[i] || !ctd_log_rate_moved(&ctd->bad_spool[i],
-							st->out[i]->spool_skipped))
-			continue;
-		snprintf(source, sizeof(source), "output %s", st->out_name[i]);
-		log_bad_input(&ctd->bad_spool[i], st->out[i]->spool_skipped,
-			      source, "damaged spool entries skipped "
-			      "(spool_skipped)");
-	}
-}
-
 /* Before the loop blocks: one write per output for the whole batch. */
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 {
@@ -168,8 +120,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 	ctd_deliver_flush(ctd->deliver);
 	if (ctd->text)
 		ctd_out_text_flush(ctd->text);
-	log_evictions(ctd);
-	log_bad_inputs(ctd);
+	ctd_alerts_check(ctd->alerts, &ctd->clock);
 	ctd_reconcile_ev_prepare(ctd->reconcile);
 }
 
@@ -222,7 +173,6 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 	struct ctd *ctd = w->data;
 	struct ctd_config next;
 	char err[CTD_CONFIG_ERR_MAX];
-	int r;
 
 	(void)loop;
 	(void)revents;
@@ -232,18 +182,9 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 	}
 	ctd_config_diff(ctd->cfg, &next, report_restart_needed, NULL);
 	apply_filter(ctd, &next);
-	if (strcmp(next.output, ctd->cfg->output) != 0) {
-		if (!ctd->json || !*next.output || strcmp(next.output, "-") == 0 ||
-		    strcmp(ctd->cfg->output, "-") == 0) {
-			log_warn("reload: output %s needs a restart", *next.output ?
-				 next.output : "none");
-		} else if ((r = ctd_out_file_set_path(ctd->json, next.output)) < 0) {
-			log_err("reload: cannot open %s: %s; still writing to %s",
-				next.output, strerror(-r), ctd->cfg->output);
-		} else {
-			strcpy(ctd->cfg->output, next.output);
-		}
-	}
+	ctd_deliver_reload(ctd->deliver, &next);
+	strcpy(ctd->cfg->output, next.output);
+	strcpy(ctd->cfg->conntrackd_log, next.conntrackd_log);
 	log_info("SIGHUP: configuration reloaded, reopening output files");
 	ctd_deliver_reopen(ctd->deliver);
 }
@@ -297,7 +238,7 @@ static void start_status(struct ctd *ctd)
 static bool on_ctl(void *arg, const char *request, FILE *out, size_t *cursor)
 {
 	struct ctd *ctd = arg;
-	struct ctd_now now = ctd_now_read();
+	struct ctd_now now = ctd_clock_read(&ctd->clock);
 	struct ctd_report_src src = {
 		.stats = &ctd->stats,
 		.flows = ctd_engine_flows(ctd->engine),
@@ -350,18 +291,6 @@ static void open_metrics(struct ctd *ctd)
 			 strerror(-r));
 }
 
-static uint32_t random_u32(void *arg)
-{
-	struct ctd *ctd = arg;
-	uint64_t x = ctd->rand_state;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	ctd->rand_state = x;
-	return (uint32_t)((x * 0x2545F4914F6CDD1DULL) >> 32);
-}
-
 static int new_deliver(struct ctd *ctd, const struct ctd_config *o)
 {
 	struct ctd_deliver_cfg dc = {
@@ -369,15 +298,9 @@ static int new_deliver(struct ctd *ctd, const struct ctd_config *o)
 		.dying_max = o->dying_max,
 		.spool_dir = *o->spool_dir ? o->spool_dir : NULL,
 		.owner = &ctd->owner,
-		.random = random_u32,
-		.random_arg = ctd,
+		.clock = ctd->clock,
 	};
-	struct ctd_now now = ctd_now_read();
 
-	ctd->rand_state = (uint64_t)now.wall_ns ^ ((uint64_t)getpid() << 32) ^
-			  (uint64_t)now.mono_us;
-	if (!ctd->rand_state)
-		ctd->rand_state = 1;
 	return ctd_deliver_new(ctd->loop, &dc, &ctd->stats, &ctd->deliver);
 }
 
@@ -393,8 +316,6 @@ static int open_output(struct ctd *ctd, const struct ctd_output_desc *d,
 	r = d->create(ctd->loop, o, &ctd->owner, &out);
 	if (r < 0)
 		return r;
-	if (d == &ctd_out_json_desc)
-		ctd->json = out;      /* a reload may move its file */
 	return ctd_deliver_add(ctd->deliver, out, ctd_output_events(d, o));
 }
 
@@ -451,14 +372,15 @@ static size_t choose_max_flows(const struct ctd_config *o)
 	return kmax ? kmax : 262144;
 }
 
-static void engine_cfg(const struct ctd_config *o, struct ctd_engine_cfg *cfg)
+static void engine_cfg(const struct ctd *ctd, const struct ctd_config *o,
+		       struct ctd_engine_cfg *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->max_flows = choose_max_flows(o);
 	cfg->slack_s = o->expiry_slack;
 	cfg->active_timeout_s = o->active_timeout;
 	cfg->remember_ends = o->remember_ends;
-	cfg->started_ns = ctd_now_read().wall_ns;
+	cfg->started_ns = ctd_clock_read(&ctd->clock).wall_ns;
 	ctd_kernel_timeouts(PROC_NETFILTER, cfg->timeout_s);
 }
 
@@ -501,10 +423,11 @@ static int start(struct ctd *ctd, const struct ctd_config *o)
 		return r;
 	}
 	ctd_kernel_prepare(PROC_NETFILTER, o->sysctl);
-	engine_cfg(o, &cfg);
+	engine_cfg(ctd, o, &cfg);
 	cfg.want_events = ctd_deliver_wants_events(ctd->deliver);
 	ctd->engine = ctd_engine_new(&cfg, &ctd->stats, &sinks);
-	if (!ctd->engine)
+	ctd->alerts = ctd_alerts_new(&ctd->stats, cfg.max_flows);
+	if (!ctd->engine || !ctd->alerts)
 		return -ENOMEM;
 	r = new_reconcile(ctd, o);
 	if (r < 0)
@@ -532,7 +455,7 @@ static void run(struct ctd *ctd)
 	ev_signal_start(ctd->loop, &ctd->sighup);
 	ctd_nlsrc_start(ctd->nlsrc, ctd->loop);
 	ctd_reconcile_ev_start(ctd->reconcile);
-	ctd->started_us = ctd_now_read().mono_us;
+	ctd->started_us = ctd_clock_read(&ctd->clock).mono_us;
 	open_ctl(ctd);
 	open_metrics(ctd);
 	log_info("listening for conntrack events (%s mode, rcvbuf %llu bytes)",
@@ -618,6 +541,7 @@ static void teardown(struct ctd *ctd)
 	ctd_deliver_free(ctd->deliver);
 	ctd_reconcile_ev_free(ctd->reconcile);
 	ctd_engine_free(ctd->engine);
+	ctd_alerts_free(ctd->alerts);
 	ctd_nlsrc_free(ctd->nlsrc);
 	if (ctd->loop)
 		ev_loop_destroy(ctd->loop);

@@ -183,12 +183,36 @@ static void file_free(struct ctd_output *out)
 	free(j);
 }
 
+/* A moved path takes effect at once; to or from stdout needs a restart. */
+static void file_reload(struct ctd_output *out, const struct ctd_config *next)
+{
+	struct out_file *j = to_file(out);
+	const char *want;
+	int r;
+
+	if (j->fmt.path_setting == CTD_OUT_FILE_FIXED)
+		return;
+	want = (const char *)next + j->fmt.path_setting;
+	if (strcmp(want, j->own_fd ? j->path : "-") == 0)
+		return;
+	if (!j->own_fd || !*want || strcmp(want, "-") == 0) {
+		log_warn("reload: output %s to %s needs a restart", out->name,
+			 *want ? want : "none");
+		return;
+	}
+	r = ctd_out_file_set_path(out, want);
+	if (r < 0)
+		log_err("reload: cannot open %s: %s; still writing to %s", want,
+			ctd_safefile_strerror(r), j->path);
+}
+
 static const struct ctd_output_ops file_ops = {
 	.submit = file_submit,
 	.submit_raw = file_submit_raw,
 	.flush = file_flush,
 	.unsent = file_unsent,
 	.reopen = file_reopen,
+	.reload = file_reload,
 	.free = file_free,
 };
 
@@ -245,7 +269,8 @@ int ctd_out_json_new(const char *path, size_t buf_size,
 		     const struct ctd_owner *owner, struct ctd_output **ret)
 {
 	const struct ctd_out_file_fmt json = {
-		ctd_out_json_desc.name, render_json, NULL, NULL, CTD_JSON_MAX
+		ctd_out_json_desc.name, render_json, NULL, NULL, CTD_JSON_MAX,
+		offsetof(struct ctd_config, output)
 	};
 
 	return ctd_out_file_new(path, &json, buf_size, owner, ret);
@@ -307,7 +332,7 @@ static int ctlog_create(struct ev_loop *loop, const struct ctd_config *cfg,
 {
 	struct ctd_out_file_fmt fmt = {
 		ctd_out_ctlog_desc.name, ctd_ctlog_line, NULL, ctd_ctlog_free,
-		CTD_CTLOG_MAX
+		CTD_CTLOG_MAX, offsetof(struct ctd_config, conntrackd_log)
 	};
 	int r;
 

@@ -374,7 +374,9 @@ static void test_diff_every_setting(void **state)
 			fail_msg("no value changes %s", key);
 		assert_int_equal(ctd_config_diff(&a, &b, note_change, &ch), 1);
 		snprintf(want, sizeof(want), "%s=%s %s\n", key, values[i],
-			 strcmp(key, "output") == 0 || strncmp(key, "filter-", 7) == 0 ||
+			 strcmp(key, "output") == 0 ||
+			 strcmp(key, "conntrackd-log") == 0 ||
+			 strncmp(key, "filter-", 7) == 0 ||
 			 strncmp(key, "ignore-", 7) == 0 ? "live" : "restart");
 		assert_string_equal(ch.text, want);
 		snprintf(want, sizeof(want), "%-23s %s\n", key, values[i]);

@@ -98,6 +98,7 @@ static void fake_free(struct ctd_output *out)
 
 static const struct ctd_output_ops fake_ops = {
 	fake_submit, fake_submit_raw, fake_flush, fake_unsent, NULL, fake_free,
+	NULL,
 };
 
 struct fixture {

@@ -13,6 +13,7 @@
 
 #include "ctd/timeutil.h"
 
+struct ctd_config;
 struct ctd_deliver;
 struct ctd_owner;
 struct ctd_output;
@@ -24,7 +25,7 @@ struct ctd_deliver_cfg {
 	uint32_t grace_ms;          /* re-send within [0, grace) */
 	size_t dying_max;           /* records held per output */
 	const char *spool_dir;      /* NULL: no spool (losses counted) */
-	uint32_t (*random)(void *arg);
+	uint32_t (*random)(void *arg);   /* NULL: seeded from clock and pid */
 	void *random_arg;
 	const struct ctd_owner *owner;  /* ctd's user: gets the spool; NULL */
 	struct ctd_clock clock;     /* zeroed: the system clock */
@@ -59,6 +60,9 @@ void ctd_deliver_event(struct ctd_deliver *d, const struct ctd_record *rec,
 int64_t ctd_deliver_tick(struct ctd_deliver *d);
 /* Once per loop iteration: every output writes what it buffered. */
 void ctd_deliver_flush(struct ctd_deliver *d);
+/* SIGHUP's new configuration: each output takes what it can live (a
+ * file output moves to a new path; bytes buffered follow). */
+void ctd_deliver_reload(struct ctd_deliver *d, const struct ctd_config *next);
 /* SIGHUP: outputs reopen their files; nothing buffered is lost. */
 void ctd_deliver_reopen(struct ctd_deliver *d);
 

@@ -29,7 +29,12 @@ struct ctd_out_file_fmt {
 	void *arg;
 	void (*free_arg)(void *arg);  /* may be NULL */
 	size_t max;                   /* longest rendering */
+	/* offsetof in struct ctd_config of the setting naming the file, so
+	 * a reload can move it; CTD_OUT_FILE_FIXED: it cannot move. */
+	size_t path_setting;
 };
+
+#define CTD_OUT_FILE_FIXED SIZE_MAX
 
 /* path "-" is standard output. buf_size 0 means CTD_OUT_FILE_BUF. The
  * file is opened as safefile.c says (no links a local user made; root's,

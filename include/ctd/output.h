@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct ctd_config;
 struct ctd_output;
 struct ctd_record;
 
@@ -63,6 +64,9 @@ struct ctd_output_ops {
 	/* Reopens files (SIGHUP, log rotation); NULL when nothing to do. */
 	int (*reopen)(struct ctd_output *out);
 	void (*free)(struct ctd_output *out);
+	/* A reloaded configuration: takes what may change live (a file
+	 * output's path) and logs what needs a restart. NULL: nothing. */
+	void (*reload)(struct ctd_output *out, const struct ctd_config *next);
 };
 
 struct ctd_output {
