@@ -137,7 +137,8 @@ def client(s, i, fam, sock=None):
 
 
 def udp_flow(s, i, c, srv, dst, reads):
-    """Sends and answers flow i's datagrams; returns its truth counters."""
+    """Sends and answers flow i's datagrams; returns its source port and
+    truth counters."""
     hdr = 48 if family(s["src"]) == socket.AF_INET6 else 28
     n, size = pick(s.get("packets", 1), i), pick(s.get("size", 20), i)
     r, rsize = pick(s.get("replies", 0), i), pick(s.get("reply_size", 0), i)
@@ -152,13 +153,15 @@ def udp_flow(s, i, c, srv, dst, reads):
             c.recv(65536)
         if s.get("gap"):
             time.sleep(s["gap"])
-    return [n, n * (hdr + size), r, r * (hdr + rsize),
+    return [c.getsockname()[1], n, n * (hdr + size), r, r * (hdr + rsize),
             list(peer[:2]) if peer else None]
 
 
 def tcp_flow(s, i, c, lst, dst, reads):
-    """Connects, sends size bytes, gets reply_size back, closes."""
+    """Connects, sends size bytes, gets reply_size back, closes; returns
+    the source port (the kernel's pick without sport)."""
     c.connect((dst, s["dport"]))
+    sport = c.getsockname()[1]
     a, peer = lst.accept()
     size, rsize = pick(s.get("size", 0), i), pick(s.get("reply_size", 0), i)
     if size:
@@ -173,7 +176,7 @@ def tcp_flow(s, i, c, lst, dst, reads):
         pass
     c.close()
     a.close()
-    return [None, None, None, None, list(peer[:2])]
+    return [sport, None, None, None, None, list(peer[:2])]
 
 
 def server(s, fam):
@@ -215,16 +218,14 @@ def make_set(s, emit):
     reads = srv is not None and (any(replies) if isinstance(replies, list)
                                  else bool(replies))
     shared = client(s, 0, fam) if s.get("fan") else None
-    sport = shared.getsockname()[1] if shared else None
     flow = udp_flow if s["proto"] == "udp" else tcp_flow
     start = time.time()
     for i in range(s["count"]):
         pace(s, start, i)
         dst = fan_dst(i) if shared else s["dst"]
         c = client(s, i, fam, shared)
-        counts = flow(s, i, c, srv, dst, reads)
+        sport, *counts = flow(s, i, c, srv, dst, reads)
         if not shared:
-            sport = c.getsockname()[1]
             c.close()
         emit([s.get("tag"), s["proto"], s["src"], sport, dst, s["dport"]] + counts)
         progress(s, i)
