@@ -177,10 +177,13 @@ class Traffic:
             self.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            os.unlink(self.truth)
             raise Fail("traffic.py ran longer than %d s" % timeout)
         self.err.seek(0)
-        check(self.proc.returncode == 0, "traffic.py failed (%d): %s"
-              % (self.proc.returncode, self.err.read().strip()[-2000:]))
+        if self.proc.returncode != 0:
+            os.unlink(self.truth)
+            raise Fail("traffic.py failed (%d): %s"
+                       % (self.proc.returncode, self.err.read().strip()[-2000:]))
         with open(self.truth, "rb") as f:
             f.seek(max(0, os.path.getsize(self.truth) - 4096))
             self.summary = json.loads(f.read().splitlines()[-1])
