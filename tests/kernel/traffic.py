@@ -5,7 +5,7 @@ it is told to, and writes what it made, flow by flow, as ground truth.
 Usage: traffic.py --truth PATH [--capture] SETS_JSON
 
 SETS_JSON is a list of flow sets, made one after the other. A set's keys
-(ctdns.flows() checks the names); a value marked "cycled" is a number or a
+(unknown ones are refused); a value marked "cycled" is a number or a
 list, and flow i takes list[i % len(list)]:
   proto      "udp" or "tcp"
   count      flows in the set
