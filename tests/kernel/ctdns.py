@@ -6,11 +6,19 @@ entered per command with `ip netns exec`; generators are small Python
 programs started the same way. Every wait is bounded. Anything that stops
 a test from running is an error (Fail), never a skip.
 """
+import argparse
+import collections
+import contextlib
 import json
 import os
 import signal
 import subprocess
+import sys
+import tempfile
 import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TRAFFIC = os.path.join(HERE, "traffic.py")
 
 NFT_TRACK_LO = ("add table inet f; add chain inet f c "
                 "{ type filter hook output priority 0; }; "
@@ -24,6 +32,34 @@ class Fail(Exception):
 def check(cond, msg):
     if not cond:
         raise Fail(msg)
+
+
+def main(test, arguments=None):
+    """Every test's main(): parses --ctd (and what `arguments` adds to the
+    parser), runs test(args); a Fail prints "FAIL: reason" and exits 1."""
+    ap = argparse.ArgumentParser(description=sys.modules["__main__"].__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ctd", required=True, help="the ctd binary to test")
+    if arguments:
+        arguments(ap)
+    args = ap.parse_args()
+    try:
+        test(args)
+    except Fail as e:
+        print("FAIL:", e)
+        sys.exit(1)
+    sys.exit(0)
+
+
+@contextlib.contextmanager
+def sandbox(tag, **tmp):
+    """A Netns and a temporary directory, both removed after; with KEEP
+    set in the environment the directory stays (and is named)."""
+    with Netns(tag) as ns, tempfile.TemporaryDirectory(**tmp) as path:
+        if os.environ.get("KEEP"):
+            path = tempfile.mkdtemp(prefix="ctd%s-" % tag, **tmp)
+            print("keeping", path)
+        yield ns, path
 
 
 class Netns:
@@ -84,6 +120,84 @@ class Netns:
                              **popen)
         self.procs.append(p)
         return p
+
+    def traffic(self, *sets, timeout=120, **kw):
+        """Makes the flow sets (see flows()) and returns the ground truth:
+        a list of Flow, one per flow made."""
+        t = Traffic(self, *sets, **kw)
+        t.wait(timeout)
+        return list(t.flows())
+
+
+def flows(proto, count, **kw):
+    """One flow set for traffic.py (whose docstring lists the keys)."""
+    s = dict(proto=proto, count=count, **kw)
+    if s.get("listen") is not None and s["listen"] is not False:
+        s["listen"] = list(s["listen"])
+    return s
+
+
+class Flow(collections.namedtuple("Flow", "tag proto src sport dst dport "
+                                  "packets bytes reply_packets reply_bytes "
+                                  "peer captured")):
+    """One flow traffic.py made: its tuple as the client addressed it, the
+    packets and L3 bytes it sent each way (None for TCP), the peer the
+    server saw and, with a capture, what the capture counted."""
+
+    @property
+    def key(self):
+        return (self.proto, self.src, self.sport, self.dst, self.dport)
+
+    @property
+    def counts(self):
+        return (self.packets, self.bytes, self.reply_packets, self.reply_bytes)
+
+
+class Traffic:
+    """traffic.py running in a namespace. progress() reads the counts it
+    prints (sets with `every`); wait() returns its summary; flows()
+    iterates the ground truth it wrote (it may be millions of flows)."""
+
+    def __init__(self, ns, *sets, capture=False, truth_dir=None):
+        fd, self.truth = tempfile.mkstemp(prefix="truth-", dir=truth_dir)
+        os.close(fd)
+        self.err = tempfile.TemporaryFile(mode="w+")
+        cmd = ["python3", TRAFFIC, "--truth", self.truth] + \
+            (["--capture"] if capture else []) + [json.dumps(sets)]
+        self.proc = ns.start(cmd, subprocess.PIPE, self.err, text=True)
+        self.summary = None
+
+    def progress(self):
+        """The next count traffic.py printed, or None at its end."""
+        line = self.proc.stdout.readline()
+        return int(line) if line else None
+
+    def wait(self, timeout=120):
+        try:
+            self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            os.unlink(self.truth)
+            raise Fail("traffic.py ran longer than %d s" % timeout)
+        self.err.seek(0)
+        if self.proc.returncode != 0:
+            os.unlink(self.truth)
+            raise Fail("traffic.py failed (%d): %s"
+                       % (self.proc.returncode, self.err.read().strip()[-2000:]))
+        with open(self.truth, "rb") as f:
+            f.seek(max(0, os.path.getsize(self.truth) - 4096))
+            self.summary = json.loads(f.read().splitlines()[-1])
+        return self.summary
+
+    def flows(self):
+        try:
+            with open(self.truth) as f:
+                for line in f:
+                    row = json.loads(line)
+                    if isinstance(row, list):
+                        yield Flow._make(row + [None] * (12 - len(row)))
+        finally:
+            os.unlink(self.truth)
 
 
 class Ctd:

@@ -14,17 +14,14 @@ text, facility local3 and level notice.
 
 Usage: test_ctlog.py --ctd PATH
 """
-import argparse
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
-import tempfile
 import time
 
-from ctdns import Ctd, Fail, Netns, check
+import ctdns
+from ctdns import Ctd, check, flows
 
 RULES = ("add table ip n; "
          "add chain ip n out { type nat hook output priority -100; }; "
@@ -35,39 +32,23 @@ RULES = ("add table ip n; "
          "add chain inet m out { type filter hook output priority 0; }; "
          "add rule inet m out udp dport 5557 ct mark set 42")
 
-GEN = r"""
-import socket, sys
-def flows(fam, host, dst, dport, srvport, base, n):
-    srv = socket.socket(fam, socket.SOCK_DGRAM)
-    srv.bind((host, srvport))
-    for i in range(n):
-        c = socket.socket(fam, socket.SOCK_DGRAM)
-        c.bind((host, base + i))
-        for _ in range(1 + i % 3):
-            c.sendto(b"x" * (5 + i % 30), (dst, dport))
-        for _ in range(1 + i % 3):
-            _, peer = srv.recvfrom(100)
-        if i % 2:
-            srv.sendto(b"y" * (3 + i % 5), peer)
-            c.recvfrom(100)
-        c.close()
-    srv.close()
-A4, A6 = socket.AF_INET, socket.AF_INET6
-flows(A4, "127.0.0.1", "127.0.0.1", 5555, 5555, 20000, 300)
-flows(A6, "::1", "::1", 5555, 5555, 20000, 100)
-flows(A4, "127.0.0.1", "127.0.0.10", 7000, 5555, 21000, 40)
-flows(A4, "127.0.0.1", "127.0.0.1", 5556, 5556, 22000, 40)
-flows(A4, "127.0.0.1", "127.0.0.1", 5557, 5557, 23000, 40)
-srv = socket.socket(A4, socket.SOCK_STREAM)
-srv.bind(("127.0.0.1", 6666))
-srv.listen(64)
-for i in range(30):
-    c = socket.create_connection(("127.0.0.1", 6666))
-    s, _ = srv.accept()
-    c.sendall(b"q" * (10 + i)); s.recv(100)
-    c.close(); s.close()
-"""
-FLOWS = 300 + 100 + 40 * 3 + 30
+
+
+def udp(count, sport, **kw):
+    """UDP flows of 1-3 datagrams of 5-34 bytes, every other one answered
+    with 3-7 bytes."""
+    return flows("udp", count, sport=sport, packets=[1, 2, 3],
+                 size=list(range(5, 35)), replies=[0, 1],
+                 reply_size=list(range(3, 8)), **kw)
+
+
+# Plain over both families, through the DNAT rule, the SNAT rule, marked,
+# and TCP connections from ports the kernel picks.
+TRAFFIC = [udp(300, 20000), udp(100, 20000, src="::1"),
+           udp(40, 21000, dst="127.0.0.10", dport=7000,
+               listen=("127.0.0.1", 5555)),
+           udp(40, 22000, dport=5556), udp(40, 23000, dport=5557),
+           flows("tcp", 30, dport=6666, size=list(range(10, 40)))]
 
 CONF = """General {
 	LogFile %(d)s/conntrackd.log
@@ -127,71 +108,61 @@ def check_syslog(path, ctd_texts):
     return len(texts)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--ctd", required=True)
-    args = ap.parse_args()
-    try:
-        check(subprocess.run(["which", "conntrackd"], capture_output=True).returncode == 0,
-              "conntrackd is missing (apt-get install conntrackd)")
-        with Netns("ctl") as ns, tempfile.TemporaryDirectory() as tmp:
-            if os.environ.get("KEEP"):
-                tmp = tempfile.mkdtemp(prefix="ctl")
-                print("keeping", tmp)
-            ns.sysctl("nf_conntrack_acct", 1)
-            ns.sysctl("nf_conntrack_timestamp", 1)
-            ns.run(["nft", RULES])
-            conf = os.path.join(tmp, "conntrackd.conf")
-            with open(conf, "w") as f:
-                f.write(CONF % {"d": tmp})
-            ns.run(["conntrackd", "-C", conf, "-d"])
-            sock, got = os.path.join(tmp, "log.sock"), os.path.join(tmp, "syslog.txt")
-            rx = ns.start(["python3", "-c", SYSLOG, sock, got], subprocess.PIPE,
-                          subprocess.DEVNULL, text=True)
-            check(rx.stdout.readline().strip() == "ready", "syslog receiver did not start")
-            mine = os.path.join(tmp, "ctd-conntrackd.log")
-            ctd = Ctd(ns, args.ctd, tmp, ["--conntrackd-log", mine, "--syslog", "yes",
-                                          "--syslog-socket", sock, "--syslog-facility",
-                                          "local3", "--syslog-level", "notice",
-                                          "--syslog-format", "rfc5424"])
-            time.sleep(1)
-            ns.run(["python3", "-c", GEN], timeout=120)
-            ns.run(["conntrack", "-F"])
-            check(ctd.wait_records(FLOWS, 30) is not None, "ctd's JSON records missing")
-            time.sleep(2)
-            counters = ctd.stop()
-            ns.run(["conntrackd", "-C", conf, "-k"])
-            time.sleep(0.5)
-            rx.send_signal(signal.SIGTERM)
-            rx.wait(timeout=10)
-            ours = [split(l) for l in lines(mine)]
-            theirs = [split(l) for l in lines(os.path.join(tmp, "stats.log"))]
-            check(len(ours) == FLOWS, "ctd logged %d flows, made %d" % (len(ours), FLOWS))
-            texts = {}
-            for t, text in ours:
-                check(text not in texts, "ctd logged twice: %s" % text)
-                texts[text] = t
-            missing = [text for _, text in theirs if text not in texts]
-            check(not missing, "%d of conntrackd's %d lines are not in ctd's log, e.g.:\n%s"
-                  % (len(missing), len(theirs), "\n".join(missing[:5])))
-            skew = max((abs(texts[text] - t) for t, text in theirs), default=0)
-            check(skew <= 2, "time stamps differ by %.0f s" % skew)
-            check(len(theirs) >= FLOWS * 0.9, "conntrackd logged only %d of %d flows: "
-                  "too few to compare" % (len(theirs), FLOWS))
-            nsys = check_syslog(got, [text for _, text in ours])
-            kinds = sum(1 for _, t in theirs if "mark=42" in t), \
-                sum(1 for _, t in theirs if "dst=127.0.0.7" in t)
-            check(all(kinds), "the comparison lacks marked or NATed lines: %s" % (kinds,))
-            print("conntrackd-log: %d flows, %d lines each; all %d lines conntrackd wrote "
-                  "are identical in ctd's log (%d marked, %d SNAT); syslog got %d RFC 5424 "
-                  "messages; out_ctlog_skipped %d" % (
-                      FLOWS, len(ours), len(theirs), kinds[0], kinds[1], nsys,
-                      counters.get("out_ctlog_skipped", -1)))
-    except Fail as e:
-        print("FAIL:", e)
-        return 1
-    return 0
+def main(args):
+    check(subprocess.run(["which", "conntrackd"], capture_output=True).returncode == 0,
+          "conntrackd is missing (apt-get install conntrackd)")
+    with ctdns.sandbox("ctl") as (ns, tmp):
+        ns.sysctl("nf_conntrack_acct", 1)
+        ns.sysctl("nf_conntrack_timestamp", 1)
+        ns.run(["nft", RULES])
+        conf = os.path.join(tmp, "conntrackd.conf")
+        with open(conf, "w") as f:
+            f.write(CONF % {"d": tmp})
+        ns.run(["conntrackd", "-C", conf, "-d"])
+        sock, got = os.path.join(tmp, "log.sock"), os.path.join(tmp, "syslog.txt")
+        rx = ns.start(["python3", "-c", SYSLOG, sock, got], subprocess.PIPE,
+                      subprocess.DEVNULL, text=True)
+        check(rx.stdout.readline().strip() == "ready", "syslog receiver did not start")
+        mine = os.path.join(tmp, "ctd-conntrackd.log")
+        ctd = Ctd(ns, args.ctd, tmp, ["--conntrackd-log", mine, "--syslog", "yes",
+                                      "--syslog-socket", sock, "--syslog-facility",
+                                      "local3", "--syslog-level", "notice",
+                                      "--syslog-format", "rfc5424"])
+        time.sleep(1)
+        made = ns.traffic(*TRAFFIC)
+        nflows = len(made)
+        ns.run(["conntrack", "-F"])
+        check(ctd.wait_records(nflows, 30) is not None, "ctd's JSON records missing")
+        time.sleep(2)
+        counters = ctd.stop()
+        ns.run(["conntrackd", "-C", conf, "-k"])
+        time.sleep(0.5)
+        rx.send_signal(signal.SIGTERM)
+        rx.wait(timeout=10)
+        ours = [split(l) for l in lines(mine)]
+        theirs = [split(l) for l in lines(os.path.join(tmp, "stats.log"))]
+        check(len(ours) == nflows, "ctd logged %d flows, made %d" % (len(ours), nflows))
+        texts = {}
+        for t, text in ours:
+            check(text not in texts, "ctd logged twice: %s" % text)
+            texts[text] = t
+        missing = [text for _, text in theirs if text not in texts]
+        check(not missing, "%d of conntrackd's %d lines are not in ctd's log, e.g.:\n%s"
+              % (len(missing), len(theirs), "\n".join(missing[:5])))
+        skew = max((abs(texts[text] - t) for t, text in theirs), default=0)
+        check(skew <= 2, "time stamps differ by %.0f s" % skew)
+        check(len(theirs) >= nflows * 0.9, "conntrackd logged only %d of %d flows: "
+              "too few to compare" % (len(theirs), nflows))
+        nsys = check_syslog(got, [text for _, text in ours])
+        kinds = sum(1 for _, t in theirs if "mark=42" in t), \
+            sum(1 for _, t in theirs if "dst=127.0.0.7" in t)
+        check(all(kinds), "the comparison lacks marked or NATed lines: %s" % (kinds,))
+        print("conntrackd-log: %d flows, %d lines each; all %d lines conntrackd wrote "
+              "are identical in ctd's log (%d marked, %d SNAT); syslog got %d RFC 5424 "
+              "messages; out_ctlog_skipped %d" % (
+                  nflows, len(ours), len(theirs), kinds[0], kinds[1], nsys,
+                  counters.get("out_ctlog_skipped", -1)))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    ctdns.main(main)

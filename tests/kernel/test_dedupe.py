@@ -15,13 +15,11 @@ Ground truth: UDP flows 127.0.0.1:(base+i) -> 127.0.0.1:5555.
 
 Usage: test_dedupe.py --ctd PATH
 """
-import argparse
-import socket
-import sys
-import tempfile
+import subprocess
 import time
 
-from ctdns import Ctd, Fail, Netns, check
+import ctdns
+from ctdns import Ctd, check, flows
 
 FLOWS, BASE = 2000, 30000
 
@@ -37,67 +35,45 @@ sys.stdin.readline()
 s.close()
 """
 
-GEN = r"""
-import socket, sys
-base, n = int(sys.argv[1]), int(sys.argv[2])
-srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-srv.bind(("127.0.0.1", 5555))
-for i in range(n):
-    c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    c.bind(("127.0.0.1", base + i))
-    c.sendto(b"x" * 20, ("127.0.0.1", 5555))
-    c.close()
-"""
 
-
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--ctd", required=True)
-    args = ap.parse_args()
-    try:
-        import subprocess
-        with Netns("dd") as ns, tempfile.TemporaryDirectory() as tmp:
-            ctd = Ctd(ns, args.ctd, tmp, [])
-            slow = subprocess.Popen(ns.argv(["python3", "-c", SLOW]),
-                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    text=True)
-            ns.procs.append(slow)
-            check(slow.stdout.readline().strip() == "ready",
-                  "the slow listener did not start")
-            want = set(range(BASE, BASE + FLOWS))
-            ns.run(["python3", "-c", GEN, str(BASE), str(FLOWS)])
-            ns.run(["conntrack", "-F"])
-            time.sleep(3)
-            slow.stdin.write("close\n")
-            slow.stdin.flush()
-            check(slow.wait(timeout=10) == 0, "the slow listener failed")
-            waited = ctd.wait_records(FLOWS, 60)
-            time.sleep(1)
-            counters = ctd.stop()
-            counts = {}
-            for r in ctd.records():
-                o = r["orig"]
-                if o["dport"] == 5555 and o["sport"] in want:
-                    counts[o["sport"]] = counts.get(o["sport"], 0) + 1
-            missing = sorted(want - set(counts))
-            doubled = sorted(k for k, v in counts.items() if v > 1)
-            check(not missing and not doubled,
-                  "%d flows: %d missing %s, %d doubled %s (repeats dropped %d)"
-                  % (FLOWS, len(missing), missing[:5], len(doubled), doubled[:5],
-                     counters.get("destroy_duplicates", 0)))
-            dups = counters.get("destroy_duplicates", 0)
-            check(dups > 0, "the kernel sent no DESTROY twice: the test "
-                  "proves nothing (events_destroy %s)"
-                  % counters.get("events_destroy"))
-            print("dedupe: %d flows, %d DESTROY events received, %d repeats "
-                  "dropped, every flow recorded exactly once (%.1f s)"
-                  % (FLOWS, counters.get("events_destroy", 0), dups,
-                     waited or -1))
-    except Fail as e:
-        print("FAIL:", e)
-        return 1
-    return 0
+def main(args):
+    with ctdns.sandbox("dd") as (ns, tmp):
+        ctd = Ctd(ns, args.ctd, tmp, [])
+        slow = subprocess.Popen(ns.argv(["python3", "-c", SLOW]),
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True)
+        ns.procs.append(slow)
+        check(slow.stdout.readline().strip() == "ready",
+              "the slow listener did not start")
+        want = {f.sport for f in ns.traffic(flows("udp", FLOWS, sport=BASE))}
+        ns.run(["conntrack", "-F"])
+        time.sleep(3)
+        slow.stdin.write("close\n")
+        slow.stdin.flush()
+        check(slow.wait(timeout=10) == 0, "the slow listener failed")
+        waited = ctd.wait_records(FLOWS, 60)
+        time.sleep(1)
+        counters = ctd.stop()
+        counts = {}
+        for r in ctd.records():
+            o = r["orig"]
+            if o["dport"] == 5555 and o["sport"] in want:
+                counts[o["sport"]] = counts.get(o["sport"], 0) + 1
+        missing = sorted(want - set(counts))
+        doubled = sorted(k for k, v in counts.items() if v > 1)
+        check(not missing and not doubled,
+              "%d flows: %d missing %s, %d doubled %s (repeats dropped %d)"
+              % (FLOWS, len(missing), missing[:5], len(doubled), doubled[:5],
+                 counters.get("destroy_duplicates", 0)))
+        dups = counters.get("destroy_duplicates", 0)
+        check(dups > 0, "the kernel sent no DESTROY twice: the test "
+              "proves nothing (events_destroy %s)"
+              % counters.get("events_destroy"))
+        print("dedupe: %d flows, %d DESTROY events received, %d repeats "
+              "dropped, every flow recorded exactly once (%.1f s)"
+              % (FLOWS, counters.get("events_destroy", 0), dups,
+                 waited or -1))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    ctdns.main(main)

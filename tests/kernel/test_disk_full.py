@@ -12,27 +12,13 @@ Ground truth: UDP flows 127.0.0.1:(base+i) -> 127.0.0.1:5555.
 
 Usage: test_disk_full.py --ctd PATH
 """
-import argparse
 import json
 import os
 import subprocess
-import sys
-import tempfile
 import time
 
-from ctdns import Ctd, Fail, Netns, check
-
-GEN = r"""
-import socket, sys
-base, n = int(sys.argv[1]), int(sys.argv[2])
-srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-srv.bind(("127.0.0.1", 5555))
-for i in range(n):
-    c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    c.bind(("127.0.0.1", base + i))
-    c.sendto(b"x" * 20, ("127.0.0.1", 5555))
-    c.close()
-"""
+import ctdns
+from ctdns import Ctd, Fail, check, flows
 
 FLOWS, BASE = 3000, 30000
 
@@ -54,8 +40,7 @@ def wait_for(cond, secs):
 def run(ctd_bin, ns, tmp, disk):
     path = os.path.join(disk, "flows.json")
     ctd = Ctd(ns, ctd_bin, tmp, ["--grace", "2"], json=path)
-    want = set(range(BASE, BASE + FLOWS))
-    ns.run(["python3", "-c", GEN, str(BASE), str(FLOWS)])
+    want = {f.sport for f in ns.traffic(flows("udp", FLOWS, sport=BASE))}
     ns.run(["conntrack", "-F"])
     check(wait_for(lambda: "write failed" in ctd.log_text(), 30),
           "the disk never filled up: the test proves nothing\n" + ctd.log_text())
@@ -93,24 +78,16 @@ def run(ctd_bin, ns, tmp, disk):
              counters["out_json_deferred"], len(counts), waited or -1))
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--ctd", required=True)
-    args = ap.parse_args()
-    try:
-        with Netns("df") as ns, tempfile.TemporaryDirectory() as tmp:
-            disk = os.path.join(tmp, "disk")
-            os.mkdir(disk)
-            mount(["-t", "tmpfs", "-o", "size=256k", "tmpfs", disk])
-            try:
-                run(args.ctd, ns, tmp, disk)
-            finally:
-                subprocess.run(["umount", "-l", disk])
-    except Fail as e:
-        print("FAIL:", e)
-        return 1
-    return 0
+def main(args):
+    with ctdns.sandbox("df") as (ns, tmp):
+        disk = os.path.join(tmp, "disk")
+        os.mkdir(disk)
+        mount(["-t", "tmpfs", "-o", "size=256k", "tmpfs", disk])
+        try:
+            run(args.ctd, ns, tmp, disk)
+        finally:
+            subprocess.run(["umount", "-l", disk])
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    ctdns.main(main)

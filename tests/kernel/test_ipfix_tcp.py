@@ -18,17 +18,14 @@ ctd says nothing is left unacknowledged.
 
 Usage: test_ipfix_tcp.py --ctd PATH
 """
-import argparse
 import json
 import os
 import signal
 import subprocess
-import sys
-import tempfile
-import threading
 import time
 
-from ctdns import Ctd, Fail, Netns, check
+import ctdns
+from ctdns import Ctd, Traffic, check, flows
 import ipfixtool
 
 PORT = 4739
@@ -76,23 +73,10 @@ for s, f in conns.items():
 ls.close()
 """
 
-GEN = r"""
-import socket, sys, subprocess
-base, n, batch = map(int, sys.argv[1:4])
-srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-srv.bind(("127.0.0.1", 5555))
-for i in range(n):
-    c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    c.bind(("127.0.0.1", base + i))
-    c.sendto(b"x" * (10 + i % 50), ("127.0.0.1", 5555))
-    _, peer = srv.recvfrom(100)
-    srv.sendto(b"y" * (1 + i % 9), peer)
-    c.recv(100)
-    c.close()
-    if i % batch == batch - 1:
-        subprocess.run(["conntrack", "-D", "-p", "udp"], capture_output=True)
-        print(i + 1, flush=True)
-"""
+# Answered UDP flows from 127.0.0.1:20000+i, deleted every BATCH flows.
+TRAFFIC = flows("udp", FLOWS, sport=20000, size=list(range(10, 60)),
+                replies=1, reply_size=list(range(1, 10)), every=BATCH,
+                run=["conntrack", "-D", "-p", "udp"])
 
 CUT = ("add table inet cut; "
        "add chain inet cut in { type filter hook input priority -300; }; "
@@ -140,78 +124,67 @@ def unacked(ctd):
     return st["counters"] if "counters" in st else st
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--ctd", required=True)
-    args = ap.parse_args()
-    try:
-        ipfixtool.need_tools()
-        with Netns("ipt") as ns, tempfile.TemporaryDirectory() as tmp:
-            ns.sysctl("nf_conntrack_acct", 1)
-            col = start_collector(ns, tmp, "a")
-            ctd = Ctd(ns, args.ctd, tmp, ["--ipfix", "tcp:127.0.0.1:%d" % PORT])
-            ctd.wait_log("connected", 10)
-            gen = ns.start(["python3", "-c", GEN, "20000", str(FLOWS), str(BATCH)],
-                           subprocess.PIPE, subprocess.DEVNULL, text=True)
-            while int(gen.stdout.readline() or FLOWS) < FLOWS // 3:
-                pass
-            col = restart_collector(ns, tmp, col)
-            for _ in gen.stdout:
-                pass
-            check(gen.wait(timeout=300) == 0, "traffic generator failed")
-            check(ctd.wait_records(FLOWS, 60) is not None, "JSON records missing")
-            deadline = time.time() + 60
-            while time.time() < deadline:
-                out = ctd.query("-s")
-                vals = dict(l.split()[:2] for l in out.splitlines() if len(l.split()) == 2)
-                if vals.get("out_ipfix_unacked") == "0" and \
-                        int(vals.get("out_ipfix_dying", "1")) == 0:
-                    break
-                time.sleep(0.5)
-            check(vals.get("out_ipfix_unacked") == "0",
-                  "ctd still has unacknowledged records: %s" % vals.get("out_ipfix_unacked"))
-            counters = ctd.stop()
-            col.send_signal(signal.SIGUSR1)
-            col.wait(timeout=20)
-            recs, (nmsg, ndata, ntmpl), torn = read_streams(tmp)
-            check(len(torn) >= 2, "ctd never reconnected: streams %s" % list(torn))
-            check(all(v == 0 for k, v in torn.items() if k.startswith("b")),
-                  "the new collector got a torn message: %s" % torn)
-            seen = {}
-            for r in recs:
-                if r.get("tid") not in (256, 257, 258, 259):
-                    continue
-                k = ipfixtool.flow_key(r)
-                if PORT in (k[1], k[3]):
-                    continue
-                seen.setdefault(k[1], []).append(r)
-            missing = [p for p in range(20000, 20000 + FLOWS) if p not in seen]
-            doubled = [p for p, rs in seen.items() if len(rs) > 1]
-            check(not missing, "%d flows never reached the collector, e.g. %s"
-                  % (len(missing), missing[:10]))
-            check(not doubled, "%d flows reached it twice, e.g. %s"
-                  % (len(doubled), doubled[:10]))
-            bad = []
-            for p, (r,) in seen.items():
-                i = p - 20000
-                want = (1, 28 + 10 + i % 50, 1, 28 + 1 + i % 9)
-                got = (int(r["packetDeltaCount"]), int(r["octetDeltaCount"]),
-                       int(r["reversePacketDeltaCount"]), int(r["reverseOctetDeltaCount"]))
-                if got != want:
-                    bad.append((p, got, want))
-            check(not bad, "wrong counters: %s" % bad[:5])
-            print("ipfix tcp: %d flows sent, the collector shows %d once each across "
-                  "a restart (streams %s, torn bytes %s); %d messages, %d data records "
-                  "decoded by ipfixDump; reconnects %d, records sent again %d, "
-                  "acknowledged %d" % (FLOWS, len(seen), len(torn), torn, nmsg, ndata,
-                                       counters.get("out_ipfix_reconnects", -1),
-                                       counters.get("out_ipfix_resent", -1),
-                                       counters.get("out_ipfix_acked", -1)))
-    except Fail as e:
-        print("FAIL:", e)
-        return 1
-    return 0
+def main(args):
+    ipfixtool.need_tools()
+    with ctdns.sandbox("ipt") as (ns, tmp):
+        ns.sysctl("nf_conntrack_acct", 1)
+        col = start_collector(ns, tmp, "a")
+        ctd = Ctd(ns, args.ctd, tmp, ["--ipfix", "tcp:127.0.0.1:%d" % PORT])
+        ctd.wait_log("connected", 10)
+        gen = Traffic(ns, TRAFFIC)
+        while (gen.progress() or FLOWS) < FLOWS // 3:
+            pass
+        col = restart_collector(ns, tmp, col)
+        gen.wait(timeout=300)
+        made = {f.sport: f for f in gen.flows()}
+        check(ctd.wait_records(FLOWS, 60) is not None, "JSON records missing")
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            out = ctd.query("-s")
+            vals = dict(l.split()[:2] for l in out.splitlines() if len(l.split()) == 2)
+            if vals.get("out_ipfix_unacked") == "0" and \
+                    int(vals.get("out_ipfix_dying", "1")) == 0:
+                break
+            time.sleep(0.5)
+        check(vals.get("out_ipfix_unacked") == "0",
+              "ctd still has unacknowledged records: %s" % vals.get("out_ipfix_unacked"))
+        counters = ctd.stop()
+        col.send_signal(signal.SIGUSR1)
+        col.wait(timeout=20)
+        recs, (nmsg, ndata, ntmpl), torn = read_streams(tmp)
+        check(len(torn) >= 2, "ctd never reconnected: streams %s" % list(torn))
+        check(all(v == 0 for k, v in torn.items() if k.startswith("b")),
+              "the new collector got a torn message: %s" % torn)
+        seen = {}
+        for r in recs:
+            if r.get("tid") not in (256, 257, 258, 259):
+                continue
+            k = ipfixtool.flow_key(r)
+            if PORT in (k[1], k[3]):
+                continue
+            seen.setdefault(k[1], []).append(r)
+        missing = [p for p in made if p not in seen]
+        doubled = [p for p, rs in seen.items() if len(rs) > 1]
+        check(not missing, "%d flows never reached the collector, e.g. %s"
+              % (len(missing), missing[:10]))
+        check(not doubled, "%d flows reached it twice, e.g. %s"
+              % (len(doubled), doubled[:10]))
+        bad = []
+        for p, (r,) in seen.items():
+            want = made[p].counts if p in made else "no such flow made"
+            got = (int(r["packetDeltaCount"]), int(r["octetDeltaCount"]),
+                   int(r["reversePacketDeltaCount"]), int(r["reverseOctetDeltaCount"]))
+            if got != want:
+                bad.append((p, got, want))
+        check(not bad, "wrong counters: %s" % bad[:5])
+        print("ipfix tcp: %d flows sent, the collector shows %d once each across "
+              "a restart (streams %s, torn bytes %s); %d messages, %d data records "
+              "decoded by ipfixDump; reconnects %d, records sent again %d, "
+              "acknowledged %d" % (FLOWS, len(seen), len(torn), torn, nmsg, ndata,
+                                   counters.get("out_ipfix_reconnects", -1),
+                                   counters.get("out_ipfix_resent", -1),
+                                   counters.get("out_ipfix_acked", -1)))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    ctdns.main(main)

@@ -19,17 +19,14 @@ each are read back with ipfixDump from a plain UDP socket.
 
 Usage: test_ipfix_udp.py --ctd PATH
 """
-import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
-import tempfile
 import time
 
-from ctdns import Ctd, Fail, Netns, check
+import ctdns
+from ctdns import Ctd, Fail, check
 import ipfixtool
 
 PORT = 4739
@@ -44,52 +41,26 @@ NAT = ("add table ip n; "
        "add chain ip6 n6 out { type nat hook output priority -100; }; "
        "add rule ip6 n6 out ip6 daddr ::1 udp dport 7001 dnat to [::1]:5555")
 
-# Each flow: `a` datagrams of `la` bytes out, `b` of `lb` back. Prints
-# one JSON line per flow: kind, tuple as the client saw it, a, la, b, lb.
-GEN = r"""
-import json, socket, sys
-base, n4, n6, nnat, ntcp = map(int, sys.argv[1:6])
-def flows(fam, host, srvport, dst, dport, kind, base, n):
-    srv = socket.socket(fam, socket.SOCK_DGRAM)
-    srv.bind((host, srvport))
-    for i in range(n):
-        a, la, b, lb = 1 + i % 3, 10 + i % 40, i % 3, 5 + i % 7
-        c = socket.socket(fam, socket.SOCK_DGRAM)
-        c.bind((host, base + i))
-        for _ in range(a):
-            c.sendto(b"x" * la, (dst, dport))
-        for _ in range(a):
-            _, peer = srv.recvfrom(100)
-        for _ in range(b):
-            srv.sendto(b"y" * lb, peer)
-        for _ in range(b):
-            c.recvfrom(100)
-        c.close()
-        print(json.dumps([kind, host, base + i, dst, dport, a, la, b, lb,
-                          peer[0], peer[1]]))
-    srv.close()
-A4, A6 = socket.AF_INET, socket.AF_INET6
-flows(A4, "127.0.0.1", 5555, "127.0.0.1", 5555, "v4", base, n4)
-flows(A6, "::1", 5555, "::1", 5555, "v6", base, n6)
-flows(A4, "127.0.0.1", 5555, "127.0.0.10", 7000, "dnat4", base + 10000, nnat)
-flows(A4, "127.0.0.1", 5556, "127.0.0.1", 5556, "snat4", base + 11000, nnat)
-flows(A6, "::1", 5555, "::1", 7001, "dnat6", base + 12000, nnat)
-srv = socket.socket(A4, socket.SOCK_STREAM)
-srv.bind(("127.0.0.1", 6666))
-srv.listen(64)
-for i in range(ntcp):
-    c = socket.create_connection(("127.0.0.1", 6666), source_address=("127.0.0.1", base + 13000 + i))
-    s, _ = srv.accept()
-    c.sendall(b"q" * (100 + i)); s.recv(1000); s.sendall(b"r" * (50 + i)); c.recv(1000)
-    c.close(); s.close()
-    print(json.dumps(["tcp", "127.0.0.1", base + 13000 + i, "127.0.0.1", 6666]))
-"""
+def udp(kind, sport, count, src="127.0.0.1", **kw):
+    """Flow i: 1-3 datagrams of 10-49 bytes out, 0-2 of 5-11 bytes back."""
+    return ctdns.flows("udp", count, tag=kind, sport=sport, src=src,
+                       packets=[1, 2, 3], size=list(range(10, 50)),
+                       replies=[0, 1, 2], reply_size=list(range(5, 12)), **kw)
 
 
 def gen(ns, base, n4, n6, nnat, ntcp):
-    out = ns.run(["python3", "-c", GEN, str(base), str(n4), str(n6),
-                  str(nnat), str(ntcp)], timeout=300)
-    return [json.loads(l) for l in out.splitlines()]
+    """Plain flows over both families, NATed ones of each kind, and TCP
+    connections; the ground truth, flow by flow (tag: the kind)."""
+    return ns.traffic(
+        udp("v4", base, n4), udp("v6", base, n6, src="::1"),
+        udp("dnat4", base + 10000, nnat, dst="127.0.0.10", dport=7000,
+            listen=("127.0.0.1", 5555)),
+        udp("snat4", base + 11000, nnat, dport=5556),
+        udp("dnat6", base + 12000, nnat, src="::1", dport=7001,
+            listen=("::1", 5555)),
+        ctdns.flows("tcp", ntcp, tag="tcp", sport=base + 13000, dport=6666,
+                    size=list(range(100, 100 + ntcp)),
+                    reply_size=list(range(50, 50 + ntcp))), timeout=300)
 
 
 def wait_file_stable(pattern_dir, secs):
@@ -116,12 +87,6 @@ def ms_of(text):
     return calendar.timegm(time.strptime(day, "%Y-%m-%dT%H:%M:%S")) * 1000 + int(frac)
 
 
-def expected_counts(f):
-    kind, a, la, b, lb = f[0], f[5], f[6], f[7], f[8]
-    hdr = 48 if kind in ("v6", "dnat6") else 28
-    return a, a * (hdr + la), b, b * (hdr + lb)
-
-
 def check_nfdump(flows, nf, by_json):
     seen = {}
     for r in nf:
@@ -134,8 +99,7 @@ def check_nfdump(flows, nf, by_json):
         seen[key] = r
     bad = []
     for f in flows:
-        proto = 6 if f[0] == "tcp" else 17
-        key = (f[1], f[2], f[3], f[4], proto)
+        key = (f.src, f.sport, f.dst, f.dport, 6 if f.proto == "tcp" else 17)
         r = seen.pop(key, None)
         if r is None:
             bad.append("missing %s" % (key,))
@@ -143,9 +107,9 @@ def check_nfdump(flows, nf, by_json):
         j = by_json[key]
         want = (j["orig"]["packets"], j["orig"]["bytes"],
                 j["reply"]["packets"], j["reply"]["bytes"])
-        if f[0] != "tcp":
-            check(want == expected_counts(f), "ctd's JSON counters %s differ "
-                  "from the traffic made %s for %s" % (want, expected_counts(f), key))
+        if f.proto != "tcp":
+            check(want == f.counts, "ctd's JSON counters %s differ "
+                  "from the traffic made %s for %s" % (want, f.counts, key))
         got = (r["in_packets"], r["in_bytes"], r["out_packets"], r["out_bytes"])
         if got != want:
             bad.append("%s: nfdump %s, made %s" % (key, got, want))
@@ -158,19 +122,19 @@ def check_nfdump(flows, nf, by_json):
 
 
 def check_nat(f, r):
-    kind = f[0]
+    kind = f.tag
     if kind in ("v4", "v6", "tcp"):
         return [] if "nat_event_id" not in r else ["%s: natEvent on a plain flow" % f]
     out = []
     if r.get("nat_event_id") != "5":
-        out.append("%s: natEvent %s" % (f[:5], r.get("nat_event_id")))
+        out.append("%s: natEvent %s" % (f.key, r.get("nat_event_id")))
     if kind == "dnat4" and (r.get("dst4_xlt_ip"), r.get("dst_xlt_port")) != ("127.0.0.1", "5555"):
-        out.append("%s: DNAT xlate %s:%s" % (f[:5], r.get("dst4_xlt_ip"), r.get("dst_xlt_port")))
-    if kind == "snat4" and (r.get("src4_xlt_ip"), r.get("src_xlt_port")) != ("127.0.0.7", str(f[10])):
+        out.append("%s: DNAT xlate %s:%s" % (f.key, r.get("dst4_xlt_ip"), r.get("dst_xlt_port")))
+    if kind == "snat4" and (r.get("src4_xlt_ip"), r.get("src_xlt_port")) != ("127.0.0.7", str(f.peer[1])):
         out.append("%s: SNAT xlate %s:%s, server saw %s:%s" % (
-            f[:5], r.get("src4_xlt_ip"), r.get("src_xlt_port"), f[9], f[10]))
+            f.key, r.get("src4_xlt_ip"), r.get("src_xlt_port"), f.peer[0], f.peer[1]))
     if kind == "dnat6" and r.get("dst_xlt_port") != "5555":
-        out.append("%s: DNAT6 xlate port %s" % (f[:5], r.get("dst_xlt_port")))
+        out.append("%s: DNAT6 xlate port %s" % (f.key, r.get("dst_xlt_port")))
     return out
 
 
@@ -185,22 +149,21 @@ def check_fixbuf(flows, path, shape):
         by_key.setdefault(k, []).append(r)
     bad = []
     for f in flows:
-        proto = 6 if f[0] == "tcp" else 17
-        key = (f[1], f[2], f[3], f[4], proto)
+        key = (f.src, f.sport, f.dst, f.dport, 6 if f.proto == "tcp" else 17)
         rs = by_key.get(key, [])
         if len(rs) != 1:
             bad.append("%s: %d records" % (key, len(rs)))
             continue
         r = rs[0]
-        if f[0] == "tcp":
+        if f.proto == "tcp":
             continue
-        a, ab, b, bb = expected_counts(f)
+        a, ab, b, bb = f.counts
         if shape == "initiator":
             got = tuple(int(r[k]) for k in ("initiatorPackets", "initiatorOctets",
                                              "responderPackets", "responderOctets"))
         elif shape == "uniflow":
             # The reply direction's own record: server to client.
-            rb = by_key.get((f[3], f[4], f[1], f[2], 17), [])
+            rb = by_key.get((f.dst, f.dport, f.src, f.sport, 17), [])
             got = (int(r["packetDeltaCount"]), int(r["octetDeltaCount"]),
                    int(rb[0]["packetDeltaCount"]) if len(rb) == 1 else None,
                    int(rb[0]["octetDeltaCount"]) if len(rb) == 1 else None)
@@ -212,7 +175,7 @@ def check_fixbuf(flows, path, shape):
             bad.append("%s %s: %s, made %s" % (shape, key, got, (a, ab, b, bb)))
         if r.get("flowEndReason") != "4":
             bad.append("%s: flowEndReason %s after a flush" % (key, r.get("flowEndReason")))
-        if f[0] == "dnat6" and (ipfixtool.v6(r["postNATDestinationIPv6Address"]),
+        if f.tag == "dnat6" and (ipfixtool.v6(r["postNATDestinationIPv6Address"]),
                                 r["postNAPTDestinationTransportPort"]) != ("::1", "5555"):
             bad.append("%s: IPv6 post-NAT %s" % (key, r))
     check(not bad, "%d flows wrong in ipfixDump's reading, e.g.:\n%s"
@@ -295,34 +258,23 @@ while True:
 """
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--ctd", required=True)
-    args = ap.parse_args()
-    try:
-        ipfixtool.need_tools()
-        with Netns("ipu") as ns, tempfile.TemporaryDirectory() as tmp:
-            if os.environ.get("KEEP"):
-                tmp = tempfile.mkdtemp(prefix="ipu")
-                print("keeping", tmp)
-            ns.sysctl("nf_conntrack_acct", 1)
-            ns.run(["nft", NAT])
-            n, counters, msgs, ndata, size = storm_to_nfcapd(ns, tmp, args.ctd)
-            check(counters.get("out_ipfix_failed", 1) == 0, "ipfix failures: %s" % counters)
-            line = ("ipfix udp: %d flows sent, nfdump shows all %d once with counters, "
-                    "times and NAT right; tshark clean; ipfixDump %d messages, %d data "
-                    "records, %.1f bytes/record on the wire (biflow)"
-                    % (n, n, msgs, ndata, size / max(ndata, 1)))
-            for shape, port in (("uniflow", 4740), ("initiator", 4741)):
-                k, nd, sz, m = shape_run(ns, tmp, args.ctd, shape, port)
-                line += "; %s: %d flows, %d data records, %.1f bytes/flow" % (
-                    shape, k, nd, sz / k)
-            print(line)
-    except Fail as e:
-        print("FAIL:", e)
-        return 1
-    return 0
+def main(args):
+    ipfixtool.need_tools()
+    with ctdns.sandbox("ipu") as (ns, tmp):
+        ns.sysctl("nf_conntrack_acct", 1)
+        ns.run(["nft", NAT])
+        n, counters, msgs, ndata, size = storm_to_nfcapd(ns, tmp, args.ctd)
+        check(counters.get("out_ipfix_failed", 1) == 0, "ipfix failures: %s" % counters)
+        line = ("ipfix udp: %d flows sent, nfdump shows all %d once with counters, "
+                "times and NAT right; tshark clean; ipfixDump %d messages, %d data "
+                "records, %.1f bytes/record on the wire (biflow)"
+                % (n, n, msgs, ndata, size / max(ndata, 1)))
+        for shape, port in (("uniflow", 4740), ("initiator", 4741)):
+            k, nd, sz, m = shape_run(ns, tmp, args.ctd, shape, port)
+            line += "; %s: %d flows, %d data records, %.1f bytes/flow" % (
+                shape, k, nd, sz / k)
+        print(line)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    ctdns.main(main)

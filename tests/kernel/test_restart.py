@@ -20,34 +20,21 @@ each. Every one must have exactly one record, ended by "destroy".
 
 Usage: test_restart.py --ctd PATH
 """
-import argparse
 import array
 import json
 import os
 import signal
 import socket
-import sys
-import tempfile
 import time
 
-from ctdns import Ctd, Fail, Netns, check
-
-GEN = r"""
-import socket, sys
-base, n = int(sys.argv[1]), int(sys.argv[2])
-srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-srv.bind(("127.0.0.1", 5555))
-for i in range(n):
-    c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    c.bind(("127.0.0.1", base + i))
-    c.sendto(b"x" * 20, ("127.0.0.1", 5555))
-    c.close()
-"""
+import ctdns
+from ctdns import Ctd, Fail, check, flows
 
 
 def make_flows(ns, base, n):
-    ns.run(["python3", "-c", GEN, str(base), str(n)])
-    return set(range(base, base + n))
+    """n one-packet UDP flows 127.0.0.1:(base+i) -> 127.0.0.1:5555; the
+    source ports made."""
+    return {f.sport for f in ns.traffic(flows("udp", n, sport=base))}
 
 
 def check_exactly_once(records, want, what):
@@ -214,21 +201,11 @@ def scenario_spool(ns, ctd_bin, tmp):
           % (len(want), size, size // len(want), n))
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--ctd", required=True)
-    args = ap.parse_args()
-    try:
-        for name, fn in (("fdstore", scenario_fdstore),
-                         ("reexec", scenario_reexec),
-                         ("spool", scenario_spool)):
-            with Netns("rs") as ns, tempfile.TemporaryDirectory() as tmp:
-                fn(ns, args.ctd, tmp)
-    except Fail as e:
-        print("FAIL:", e)
-        return 1
-    return 0
+def main(args):
+    for fn in (scenario_fdstore, scenario_reexec, scenario_spool):
+        with ctdns.sandbox("rs") as (ns, tmp):
+            fn(ns, args.ctd, tmp)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    ctdns.main(main)

@@ -10,27 +10,13 @@ happens.
 
 Usage: test_rotate.py --ctd PATH
 """
-import argparse
 import json
 import os
 import signal
-import sys
-import tempfile
 import time
 
-from ctdns import Ctd, Fail, Netns, check
-
-GEN = r"""
-import socket, sys
-base, n = int(sys.argv[1]), int(sys.argv[2])
-srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-srv.bind(("127.0.0.1", 5555))
-for i in range(n):
-    c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    c.bind(("127.0.0.1", base + i))
-    c.sendto(b"x" * 20, ("127.0.0.1", 5555))
-    c.close()
-"""
+import ctdns
+from ctdns import Ctd, Fail, check, flows
 
 BATCHES, PER_BATCH, BASE = 6, 5000, 20000
 
@@ -48,60 +34,52 @@ def read_lines(path):
     return out
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--ctd", required=True)
-    args = ap.parse_args()
-    try:
-        with Netns("ro") as ns, tempfile.TemporaryDirectory() as tmp:
-            ctd = Ctd(ns, args.ctd, tmp, [])
-            rotated = []
-            for b in range(BATCHES):
-                ns.run(["python3", "-c", GEN, str(BASE + b * PER_BATCH),
-                        str(PER_BATCH)])
-                # The flush's DESTROYs are being written while we rotate.
-                flush = ns.start(["conntrack", "-F"], open(os.devnull, "w"),
-                                 open(os.devnull, "w"))
-                # Different points in the flush: some records before the
-                # rename, some buffered across it, some after.
-                time.sleep(0.004 * b)
-                old = "%s.%d" % (ctd.json, b)
-                os.rename(ctd.json, old)
-                rotated.append(old)
-                os.kill(ctd.proc.pid, signal.SIGHUP)
-                check(flush.wait(timeout=30) == 0, "conntrack -F failed")
-            want = set(range(BASE, BASE + BATCHES * PER_BATCH))
-            end = time.time() + 60
-            while time.time() < end:
-                total = sum(sum(1 for _ in open(p, "rb"))
-                            for p in rotated + [ctd.json] if os.path.exists(p))
-                if total >= len(want):
-                    break
-                time.sleep(0.2)
-            counters = ctd.stop()
-            check(ctd.log_text().count("reopened") == BATCHES,
-                  "ctd did not reopen its file on every SIGHUP:\n" + ctd.log_text())
-            seen = {}
-            for p in rotated + [ctd.json]:
-                for r in read_lines(p):
-                    o = r["orig"]
-                    if o["dport"] == 5555 and o["sport"] in want:
-                        seen[o["sport"]] = seen.get(o["sport"], 0) + 1
-            missing = sorted(want - set(seen))
-            doubled = sorted(k for k, v in seen.items() if v > 1)
-            check(not missing and not doubled,
-                  "%d flows: %d missing %s, %d doubled %s"
-                  % (len(want), len(missing), missing[:5], len(doubled), doubled[:5]))
-            check(counters.get("out_json_failed") == 0, "records lost: %s"
-                  % counters.get("out_json_failed"))
-            sizes = [sum(1 for _ in open(p, "rb")) for p in rotated + [ctd.json]]
-            print("rotate: %d flows over %d rotations, each recorded exactly "
-                  "once; records per file %s" % (len(want), BATCHES, sizes))
-    except Fail as e:
-        print("FAIL:", e)
-        return 1
-    return 0
+def main(args):
+    with ctdns.sandbox("ro") as (ns, tmp):
+        ctd = Ctd(ns, args.ctd, tmp, [])
+        rotated = []
+        want = set()
+        for b in range(BATCHES):
+            want |= {f.sport for f in ns.traffic(
+                flows("udp", PER_BATCH, sport=BASE + b * PER_BATCH))}
+            # The flush's DESTROYs are being written while we rotate.
+            flush = ns.start(["conntrack", "-F"], open(os.devnull, "w"),
+                             open(os.devnull, "w"))
+            # Different points in the flush: some records before the
+            # rename, some buffered across it, some after.
+            time.sleep(0.004 * b)
+            old = "%s.%d" % (ctd.json, b)
+            os.rename(ctd.json, old)
+            rotated.append(old)
+            os.kill(ctd.proc.pid, signal.SIGHUP)
+            check(flush.wait(timeout=30) == 0, "conntrack -F failed")
+        end = time.time() + 60
+        while time.time() < end:
+            total = sum(sum(1 for _ in open(p, "rb"))
+                        for p in rotated + [ctd.json] if os.path.exists(p))
+            if total >= len(want):
+                break
+            time.sleep(0.2)
+        counters = ctd.stop()
+        check(ctd.log_text().count("reopened") == BATCHES,
+              "ctd did not reopen its file on every SIGHUP:\n" + ctd.log_text())
+        seen = {}
+        for p in rotated + [ctd.json]:
+            for r in read_lines(p):
+                o = r["orig"]
+                if o["dport"] == 5555 and o["sport"] in want:
+                    seen[o["sport"]] = seen.get(o["sport"], 0) + 1
+        missing = sorted(want - set(seen))
+        doubled = sorted(k for k, v in seen.items() if v > 1)
+        check(not missing and not doubled,
+              "%d flows: %d missing %s, %d doubled %s"
+              % (len(want), len(missing), missing[:5], len(doubled), doubled[:5]))
+        check(counters.get("out_json_failed") == 0, "records lost: %s"
+              % counters.get("out_json_failed"))
+        sizes = [sum(1 for _ in open(p, "rb")) for p in rotated + [ctd.json]]
+        print("rotate: %d flows over %d rotations, each recorded exactly "
+              "once; records per file %s" % (len(want), BATCHES, sizes))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    ctdns.main(main)

@@ -2,7 +2,7 @@
 """The vertical slice against the real kernel: ctd -f in a namespace,
 known flows in, one JSON record per flow out.
 
-slice_traffic.py (inside the namespace) captures loopback and makes 1,100
+traffic.py (inside the namespace) captures loopback and makes 1,100
 UDP flows and 250 complete TCP connections over IPv4 and IPv6, each with
 its own 5-tuple and known payloads; closed TCP connections end through a
 1 s TIME_WAIT timeout and the rest by `conntrack -F`. Then every record is
@@ -13,20 +13,35 @@ and the `-f` stream shows every DESTROY.
 
 Usage: test_slice.py --ctd PATH
 """
-import argparse
-import json
-import os
-import sys
-import tempfile
 import time
 
-from ctdns import Ctd, Fail, Netns, check
-
-HERE = os.path.dirname(os.path.abspath(__file__))
+import ctdns
+from ctdns import Ctd, Traffic, check, flows
 
 
 def key(proto, src, sport, dst, dport):
     return (proto, src, sport, dst, dport)
+
+
+def udp(src, sport, count):
+    """Payloads of 1-500 bytes, each answered with half as many except
+    every tenth flow, which gets no answer."""
+    return flows("udp", count, src=src, sport=sport, dport=sport - 1,
+                 size=list(range(1, 501)), replies=[1] * 9 + [0],
+                 reply_size=[n // 2 for n in range(1, 501)])
+
+
+def tcp(src, sport, count):
+    """Complete connections: 100 + i bytes one way, 10 + i back."""
+    return flows("tcp", count, src=src, sport=sport, dport=sport - 1,
+                 size=list(range(100, 100 + count)),
+                 reply_size=list(range(10, 10 + count)))
+
+
+# Each flow with its own fixed 5-tuple (explicit source ports, so none is
+# reused), over 127.0.0.1 and ::1.
+TRAFFIC = [udp("127.0.0.1", 20001, 1000), udp("::1", 22001, 100),
+           tcp("127.0.0.1", 30001, 200), tcp("::1", 32001, 50)]
 
 
 def judge_record(f, r):
@@ -34,16 +49,16 @@ def judge_record(f, r):
     bad = []
     have = [r["orig"].get("packets"), r["orig"].get("bytes"),
             r["reply"].get("packets"), r["reply"].get("bytes")]
-    if have != f["captured"]:
-        bad.append("counters %s, capture says %s" % (have, f["captured"]))
-    if f["proto"] == "udp" and f["captured"] != f["expect"]:
-        bad.append("capture %s disagrees with payloads %s" % (f["captured"], f["expect"]))
+    if have != f.captured:
+        bad.append("counters %s, capture says %s" % (have, f.captured))
+    if f.proto == "udp" and f.captured != list(f.counts):
+        bad.append("capture %s disagrees with payloads %s" % (f.captured, f.counts))
     if r["time_source"] != "kernel" or not r["start_ms"] <= r["end_ms"] or \
             r["duration_ms"] != r["end_ms"] - r["start_ms"]:
         bad.append("times %s..%s (%s)" % (r["start_ms"], r["end_ms"], r["time_source"]))
-    if f["proto"] == "tcp" and "tcp_state" not in r:
+    if f.proto == "tcp" and "tcp_state" not in r:
         bad.append("no tcp_state")
-    if r["reply"]["src"] != f["dst"] or r["reply"]["dport"] != f["sport"]:
+    if r["reply"]["src"] != f.dst or r["reply"]["dport"] != f.sport:
         bad.append("reply tuple %s" % r["reply"])
     if not isinstance(r["id"], int) or r["end_reason"] != "destroy":
         bad.append("id %r end_reason %r" % (r["id"], r["end_reason"]))
@@ -58,7 +73,7 @@ def compare(truth, recs):
                           o.get("dport")), []).append(r)
     missing, doubled, wrong = [], [], []
     for f in truth:
-        k = key(f["proto"], f["src"], f["sport"], f["dst"], f["dport"])
+        k = f.key
         got = by.pop(k, [])
         if not got:
             missing.append(k)
@@ -69,40 +84,32 @@ def compare(truth, recs):
     return missing, doubled, wrong, by
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--ctd", required=True)
-    args = ap.parse_args()
-    try:
-        with Netns("sl") as ns, tempfile.TemporaryDirectory() as tmp:
-            ns.sysctl("nf_conntrack_tcp_timeout_time_wait", 1)
-            ctd = Ctd(ns, args.ctd, tmp, ["-f"])
-            for name in ("events", "acct", "timestamp"):
-                check(ns.sysctl("nf_conntrack_" + name) == "1",
-                      "ctd did not set nf_conntrack_%s=1" % name)
-            truth_path = os.path.join(tmp, "truth.json")
-            t0 = time.time()
-            ns.run(["python3", os.path.join(HERE, "slice_traffic.py"), truth_path],
-                   timeout=120)
-            time.sleep(3)
-            ns.run(["conntrack", "-F"])
-            truth = json.load(open(truth_path))
-            check(truth["capture_drops"] == 0, "the capture dropped %d packets: "
-                  "no ground truth" % truth["capture_drops"])
-            check(all(f["captured"] for f in truth["flows"]),
-                  "the capture missed whole flows")
-            n = len(truth["flows"])
-            check(ctd.wait_records(n, 30) is not None, "only %d of %d records "
-                  "after 30 s" % (ctd.count_records(), n))
-            elapsed = time.time() - t0
-            time.sleep(0.5)
-            counters = ctd.stop()
-            recs = ctd.records()
-            destroy_lines = sum(1 for line in open(ctd.out) if " DESTROY " in line)
-    except Fail as e:
-        print("FAIL:", e)
-        return 1
-    missing, doubled, wrong, extra = compare(truth["flows"], recs)
+def main(args):
+    with ctdns.sandbox("sl") as (ns, tmp):
+        ns.sysctl("nf_conntrack_tcp_timeout_time_wait", 1)
+        ctd = Ctd(ns, args.ctd, tmp, ["-f"])
+        for name in ("events", "acct", "timestamp"):
+            check(ns.sysctl("nf_conntrack_" + name) == "1",
+                  "ctd did not set nf_conntrack_%s=1" % name)
+        t0 = time.time()
+        gen = Traffic(ns, *TRAFFIC, capture=True)
+        drops = gen.wait(timeout=120)["capture_drops"]
+        made = list(gen.flows())
+        time.sleep(3)
+        ns.run(["conntrack", "-F"])
+        check(drops == 0, "the capture dropped %d packets: "
+              "no ground truth" % drops)
+        check(all(f.captured for f in made),
+              "the capture missed whole flows")
+        n = len(made)
+        check(ctd.wait_records(n, 30) is not None, "only %d of %d records "
+              "after 30 s" % (ctd.count_records(), n))
+        elapsed = time.time() - t0
+        time.sleep(0.5)
+        counters = ctd.stop()
+        recs = ctd.records()
+        destroy_lines = sum(1 for line in open(ctd.out) if " DESTROY " in line)
+    missing, doubled, wrong, extra = compare(made, recs)
     events = counters["events_new"] + counters["events_update"] + counters["events_destroy"]
     print("slice: %d flows created, %d records; %d missing, %d doubled, %d wrong, "
           "%d extra; %d events (%d NEW, %d UPDATE, %d DESTROY) in %.1f s of "
@@ -124,11 +131,8 @@ def main():
     if counters.get("parse_errors") or counters.get("out_json_failed") != 0:
         problems.append("parse errors %s, records lost %s" % (
             counters.get("parse_errors"), counters.get("out_json_failed")))
-    if problems:
-        print("FAIL:", "; ".join(problems))
-        return 1
-    return 0
+    check(not problems, "; ".join(problems))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    ctdns.main(main)

@@ -23,44 +23,29 @@ more; --short runs skip it (for trying the test out) and say so.
 
 Usage: test_soak.py --ctd PATH [--minutes 30] [--rate 1000] [--short]
 """
-import argparse
 import json
 import os
 import signal
 import subprocess
-import sys
-import tempfile
 import time
 
-from ctdns import Ctd, Fail, Netns, check
+import ctdns
+from ctdns import Ctd, Fail, Traffic, check, flows
 
 BURST, BURST_EVERY = 30000, 300
 OUTAGE, OUTAGE_EVERY = 60, 420
 HUP_EVERY, RSS_EVERY = 120, 30
 WARMUP = OUTAGE_EVERY / 2 + OUTAGE + 30
 
-# Flow (sport, i): 127.0.0.1:sport -> 127.a.b.c:7777 where a.b.c is i + 2^16.
-# Steady flows use sport 7000, burst k uses 7001 + k.
-GEN = r"""
-import socket, sys, time
-sport, rate, secs = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
-srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-srv.bind(("0.0.0.0", 7777)) if sport == 7000 else None
-c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-c.bind(("127.0.0.1", sport))
-start, i = time.time(), 0
-total = int(rate * secs) if rate > 0 else int(secs)
-while i < total:
-    if rate > 0:
-        due = start + i / rate
-        now = time.time()
-        if due > now:
-            time.sleep(due - now)
-    j = i + 65536
-    c.sendto(b"x" * (i % 64), ("127.%d.%d.%d" % (j >> 16, (j >> 8) & 255, j & 255), 7777))
-    i += 1
-print(i, flush=True)
-"""
+
+
+def fan(sport, count, rate=0):
+    """Flow i: 127.0.0.1:sport -> 127.a.b.c:7777 where a.b.c is i + 2^16,
+    from one socket. Steady flows use sport 7000 (and hold the server
+    socket), burst k uses 7001 + k."""
+    return flows("udp", count, sport=sport, fan=True, dport=7777, rate=rate,
+                 size=list(range(64)),
+                 listen=("0.0.0.0", 7777) if sport == 7000 else False)
 
 READER = r"""
 import socket, sys
@@ -76,12 +61,17 @@ with open(sys.argv[2], "wb", buffering=0) as f:
 """
 
 
+def key(sport, dst):
+    """(sport, i) of a flow made by fan()."""
+    a, b, c, d = (int(x) for x in dst.split("."))
+    return (sport, (b << 16 | c << 8 | d) - 65536)
+
+
 def flow_key(rec):
     o = rec["orig"]
     if o["dport"] != 7777 or not 7000 <= o["sport"] <= 7100:
         return None
-    a, b, c, d = (int(x) for x in o["dst"].split("."))
-    return (o["sport"], (b << 16 | c << 8 | d) - 65536)
+    return key(o["sport"], o["dst"])
 
 
 def tally(path, want, what):
@@ -134,8 +124,7 @@ def wait_quiet(paths, want, secs):
 
 def soak(ns, ctd, reader, stream_out, secs, rate, tmp):
     ns.sysctl("nf_conntrack_udp_timeout", 5)
-    steady = ns.start(["python3", "-c", GEN, "7000", str(rate), str(secs)],
-                      subprocess.PIPE, subprocess.DEVNULL, text=True)
+    steady = Traffic(ns, fan(7000, int(rate * secs), rate), truth_dir=tmp)
     want, bursts, curve = set(), [], []
     start = time.time()
     fds0 = sample(ctd.proc.pid)[1]
@@ -149,10 +138,9 @@ def soak(ns, ctd, reader, stream_out, secs, rate, tmp):
             curve.append((int(t), rss, fds))
             next_rss += RSS_EVERY
         if t >= next_burst:
-            k = len(bursts)
-            out = ns.run(["python3", "-c", GEN, str(7001 + k), "0",
-                          str(BURST)], timeout=120)
-            bursts.append(int(out))
+            made = ns.traffic(fan(7001 + len(bursts), BURST))
+            want.update(key(f.sport, f.dst) for f in made)
+            bursts.append(len(made))
             ns.run(["conntrack", "-F"])
             next_burst += BURST_EVERY
         if t >= next_outage:
@@ -164,11 +152,8 @@ def soak(ns, ctd, reader, stream_out, secs, rate, tmp):
             ctd.proc.send_signal(signal.SIGHUP)
             next_hup += HUP_EVERY
         time.sleep(0.5)
-    out, _ = steady.communicate(timeout=120)
-    made = int(out)
-    want.update((7000, i) for i in range(made))
-    for k, n in enumerate(bursts):
-        want.update((7001 + k, i) for i in range(n))
+    made = steady.wait(timeout=120)["made"]
+    want.update(key(f.sport, f.dst) for f in steady.flows())
     time.sleep(6)                       # the last steady flows time out
     ns.run(["conntrack", "-F"])
     wait_quiet([ctd.json, stream_out], len(want), 600)
@@ -177,62 +162,55 @@ def soak(ns, ctd, reader, stream_out, secs, rate, tmp):
     return want, made, bursts, curve, fds0
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--ctd", required=True)
+def arguments(ap):
     ap.add_argument("--minutes", type=float, default=30)
     ap.add_argument("--rate", type=float, default=1000)
     ap.add_argument("--short", action="store_true",
                     help="allow runs under 24 minutes, without the RSS check")
-    args = ap.parse_args()
-    if args.minutes < 24 and not args.short:
-        print("FAIL: the RSS check needs --minutes 24 or more (or --short)")
-        return 1
-    try:
-        with Netns("soak") as ns, tempfile.TemporaryDirectory(
-                dir="/var/tmp") as tmp:
-            stream = os.path.join(tmp, "stream.sock")
-            stream_out = os.path.join(tmp, "stream.json")
-            ctd = Ctd(ns, args.ctd, tmp, ["--rcvbuf", "64k", "--rcvbuf-max",
-                                          "64k", "--stream", stream])
-            reader = ns.start(["python3", "-c", READER, stream, stream_out],
-                              subprocess.DEVNULL, subprocess.DEVNULL)
-            time.sleep(1)
-            want, made, bursts, curve, fds0 = soak(
-                ns, ctd, reader, stream_out, args.minutes * 60, args.rate, tmp)
-            n_json = tally(ctd.json, want, "JSON file")
-            n_stream = tally(stream_out, want, "stream")
-            end = curve[-1][0]
-            third = (end - WARMUP) / 3
-            mid = [r for t, r, f in curve
-                   if WARMUP < t <= WARMUP + 2 * third]
-            late = [r for t, r, f in curve if t > WARMUP + 2 * third]
-            rss_note = "RSS not checked (--short)"
-            if not args.short:
-                check(mid and late and max(late) <= max(mid) * 1.1 + 4096,
-                      "RSS grew: peak %s KiB after warm-up, %s KiB at the end"
-                      % (max(mid or [0]), max(late or [0])))
-                rss_note = "RSS peak %d KiB after warm-up, %d KiB in the " \
-                           "last third" % (max(mid), max(late))
-            check(curve[-1][2] == fds0, "fds: %d at the start, %d at the end"
-                  % (fds0, curve[-1][2]))
-            c = ctd.stop()
-            check(c["nl_drops"] > 0, "no overrun happened (nl_drops 0)")
-            reader.wait(timeout=10)
-            print("soak %.0f min: %d steady flows + %d bursts of %s; JSON %d, "
-                  "stream %d flows, each exactly once; nl_drops %d, "
-                  "stream deferred %d, spooled %d; fds %d -> %d; %s"
-                  % (args.minutes, made, len(bursts), bursts[:1], n_json,
-                     n_stream, c["nl_drops"], c.get("out_stream_deferred", -1),
-                     c.get("out_stream_spooled", -1), fds0, curve[-1][2],
-                     rss_note))
-            print("RSS curve (s, KiB, fds): " +
-                  " ".join("%d:%d:%d" % x for x in curve))
-    except Fail as e:
-        print("FAIL:", e)
-        return 1
-    return 0
+
+
+def main(args):
+    check(args.minutes >= 24 or args.short,
+          "the RSS check needs --minutes 24 or more (or --short)")
+    with ctdns.sandbox("soak", dir="/var/tmp") as (ns, tmp):
+        stream = os.path.join(tmp, "stream.sock")
+        stream_out = os.path.join(tmp, "stream.json")
+        ctd = Ctd(ns, args.ctd, tmp, ["--rcvbuf", "64k", "--rcvbuf-max",
+                                      "64k", "--stream", stream])
+        reader = ns.start(["python3", "-c", READER, stream, stream_out],
+                          subprocess.DEVNULL, subprocess.DEVNULL)
+        time.sleep(1)
+        want, made, bursts, curve, fds0 = soak(
+            ns, ctd, reader, stream_out, args.minutes * 60, args.rate, tmp)
+        n_json = tally(ctd.json, want, "JSON file")
+        n_stream = tally(stream_out, want, "stream")
+        end = curve[-1][0]
+        third = (end - WARMUP) / 3
+        mid = [r for t, r, f in curve
+               if WARMUP < t <= WARMUP + 2 * third]
+        late = [r for t, r, f in curve if t > WARMUP + 2 * third]
+        rss_note = "RSS not checked (--short)"
+        if not args.short:
+            check(mid and late and max(late) <= max(mid) * 1.1 + 4096,
+                  "RSS grew: peak %s KiB after warm-up, %s KiB at the end"
+                  % (max(mid or [0]), max(late or [0])))
+            rss_note = "RSS peak %d KiB after warm-up, %d KiB in the " \
+                       "last third" % (max(mid), max(late))
+        check(curve[-1][2] == fds0, "fds: %d at the start, %d at the end"
+              % (fds0, curve[-1][2]))
+        c = ctd.stop()
+        check(c["nl_drops"] > 0, "no overrun happened (nl_drops 0)")
+        reader.wait(timeout=10)
+        print("soak %.0f min: %d steady flows + %d bursts of %s; JSON %d, "
+              "stream %d flows, each exactly once; nl_drops %d, "
+              "stream deferred %d, spooled %d; fds %d -> %d; %s"
+              % (args.minutes, made, len(bursts), bursts[:1], n_json,
+                 n_stream, c["nl_drops"], c.get("out_stream_deferred", -1),
+                 c.get("out_stream_spooled", -1), fds0, curve[-1][2],
+                 rss_note))
+        print("RSS curve (s, KiB, fds): " +
+              " ".join("%d:%d:%d" % x for x in curve))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    ctdns.main(main, arguments)

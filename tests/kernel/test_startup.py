@@ -22,71 +22,47 @@ still requires exactly one record per flow with the right counters.
 
 Usage: test_startup.py --ctd PATH
 """
-import argparse
-import sys
-import tempfile
-import time
 
-from ctdns import Ctd, Fail, Netns, check
-
-GEN = r"""
-import socket, sys
-base, n = int(sys.argv[1]), int(sys.argv[2])
-srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-srv.bind(("127.0.0.1", 5555))
-for i in range(n):
-    c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    c.bind(("127.0.0.1", base + i))
-    c.sendto(b"q" * (10 + i), ("127.0.0.1", 5555))
-    data, peer = srv.recvfrom(2048)
-    if i % 2 == 0:
-        srv.sendto(b"r" * 5, peer)
-        c.recv(64)
-    c.close()
-"""
+import ctdns
+from ctdns import Ctd, check, flows
 
 BEFORE, AFTER = 50, 20
 
 
-def expected(i):
-    replied = i % 2 == 0
-    return (1, 38 + i, 1 if replied else 0, 33 if replied else 0)
+def make(ns, base, n, dport):
+    """n flows 127.0.0.1:(base+i) -> 127.0.0.1:dport with 10 + i bytes,
+    every other one answered with 5 bytes."""
+    return ns.traffic(flows("udp", n, sport=base, dport=dport,
+                            size=list(range(10, 10 + n)), replies=[1, 0],
+                            reply_size=5))
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--ctd", required=True)
-    args = ap.parse_args()
-    try:
-        with Netns("su") as ns, tempfile.TemporaryDirectory() as tmp:
-            check(ns.sysctl("nf_conntrack_events", 2) == "2", "cannot set events=2")
-            ns.sysctl("nf_conntrack_acct", 1)
-            ns.sysctl("nf_conntrack_timestamp", 1)
-            ns.sysctl("nf_conntrack_udp_timeout", 3)
-            ns.sysctl("nf_conntrack_udp_timeout_stream", 3)
-            ns.run(["python3", "-c", GEN, "21000", str(BEFORE)])
-            check(ns.conntrack_count() == BEFORE, "flows before ctd not tracked")
-            ctd = Ctd(ns, args.ctd, tmp, ["--expiry-slack", "1",
-                                         "--check-interval", "1"])
-            ctd.wait_log("loaded", 10)
-            ns.run(["python3", "-c", GEN.replace("5555", "5556"), "23000",
-                    str(AFTER)])
-            waited = ctd.wait_records(BEFORE + AFTER, 60)
-            counters = ctd.stop()
-            recs = ctd.records()
-    except Fail as e:
-        print("FAIL:", e)
-        return 1
-    return judge(recs, counters, waited)
+def main(args):
+    with ctdns.sandbox("su") as (ns, tmp):
+        check(ns.sysctl("nf_conntrack_events", 2) == "2", "cannot set events=2")
+        ns.sysctl("nf_conntrack_acct", 1)
+        ns.sysctl("nf_conntrack_timestamp", 1)
+        ns.sysctl("nf_conntrack_udp_timeout", 3)
+        ns.sysctl("nf_conntrack_udp_timeout_stream", 3)
+        made = make(ns, 21000, BEFORE, 5555)
+        check(ns.conntrack_count() == BEFORE, "flows before ctd not tracked")
+        ctd = Ctd(ns, args.ctd, tmp, ["--expiry-slack", "1",
+                                     "--check-interval", "1"])
+        ctd.wait_log("loaded", 10)
+        made += make(ns, 23000, AFTER, 5556)
+        waited = ctd.wait_records(BEFORE + AFTER, 60)
+        counters = ctd.stop()
+        recs = ctd.records()
+    judge(made, recs, counters, waited)
 
 
-def judge(recs, counters, waited):
+def judge(made, recs, counters, waited):
     by_port = {}
     for r in recs:
         by_port.setdefault(r["orig"].get("sport"), []).append(r)
     bad = []
-    for i in range(BEFORE + AFTER):
-        port = 21000 + i if i < BEFORE else 23000 + i - BEFORE
+    for i, f in enumerate(made):
+        port = f.sport
         got = by_port.get(port, [])
         if len(got) != 1:
             bad.append("port %d: %d records" % (port, len(got)))
@@ -95,7 +71,7 @@ def judge(recs, counters, waited):
         reason = ("expired", "destroy") if i < BEFORE else ("destroy",)
         have = (r["orig"].get("packets"), r["orig"].get("bytes"),
                 r["reply"].get("packets"), r["reply"].get("bytes"))
-        want = expected(i if i < BEFORE else i - BEFORE)
+        want = f.counts
         if r["end_reason"] not in reason or have != want or \
                 r["start_seen"] != (i >= BEFORE):
             bad.append("port %d: %s %s start_seen=%s, want %s %s"
@@ -115,11 +91,9 @@ def judge(recs, counters, waited):
               "(another ctnetlink listener on this host gave them the event "
               "extension); %d expired here" % (early.count("destroy"),
                                                early.count("expired")))
-    if bad or extra:
-        print("FAIL:", "; ".join(bad[:10]), "extra records: %d" % extra if extra else "")
-        return 1
-    return 0
+    check(not bad and not extra, "%s %s" % ("; ".join(bad[:10]),
+                                          "extra records: %d" % extra if extra else ""))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    ctdns.main(main)

@@ -14,27 +14,13 @@ each; dedupe key id + orig tuple + start_ms.
 
 Usage: test_stream_pause.py --ctd PATH
 """
-import argparse
 import json
 import os
 import socket
-import sys
-import tempfile
 import time
 
-from ctdns import Ctd, Fail, Netns, check
-
-GEN = r"""
-import socket, sys
-base, n = int(sys.argv[1]), int(sys.argv[2])
-srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-srv.bind(("127.0.0.1", 5555))
-for i in range(n):
-    c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    c.bind(("127.0.0.1", base + i))
-    c.sendto(b"x" * 20, ("127.0.0.1", 5555))
-    c.close()
-"""
+import ctdns
+from ctdns import Ctd, Fail, check, flows
 
 PAUSE_S, FLOWS, LATER = 30, 5000, 500
 
@@ -81,60 +67,50 @@ def tally(records, want):
     return len(counts), missing, doubled
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--ctd", required=True)
-    args = ap.parse_args()
-    try:
-        with Netns("sp") as ns, tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "stream.sock")
-            ctd = Ctd(ns, args.ctd, tmp, ["--stream", path, "--grace", "5"])
-            reader = Reader(path)
-            time.sleep(0.5)
-            t0 = time.time()
-            want = set(range(30000, 30000 + FLOWS))
-            ns.run(["python3", "-c", GEN, "30000", str(FLOWS)])
-            ns.run(["conntrack", "-F"])
-            # The reader does not read now; ctd must not block or drop.
-            time.sleep(max(0, PAUSE_S - (time.time() - t0)))
-            check(ctd.proc.poll() is None, "ctd died while the reader paused")
-            got, missing, doubled = tally(reader.read_until(FLOWS, 60), want)
-            check(not missing and not doubled,
-                  "after the pause: %d of %d, %d missing %s, %d doubled %s"
-                  % (got, FLOWS, len(missing), missing[:5], len(doubled), doubled[:5]))
-            reader.sock.close()
-            time.sleep(0.5)
+def main(args):
+    with ctdns.sandbox("sp") as (ns, tmp):
+        path = os.path.join(tmp, "stream.sock")
+        ctd = Ctd(ns, args.ctd, tmp, ["--stream", path, "--grace", "5"])
+        reader = Reader(path)
+        time.sleep(0.5)
+        t0 = time.time()
+        want = {f.sport for f in ns.traffic(flows("udp", FLOWS, sport=30000))}
+        ns.run(["conntrack", "-F"])
+        # The reader does not read now; ctd must not block or drop.
+        time.sleep(max(0, PAUSE_S - (time.time() - t0)))
+        check(ctd.proc.poll() is None, "ctd died while the reader paused")
+        got, missing, doubled = tally(reader.read_until(FLOWS, 60), want)
+        check(not missing and not doubled,
+              "after the pause: %d of %d, %d missing %s, %d doubled %s"
+              % (got, FLOWS, len(missing), missing[:5], len(doubled), doubled[:5]))
+        reader.sock.close()
+        time.sleep(0.5)
 
-            later = set(range(40000, 40000 + LATER))
-            ns.run(["python3", "-c", GEN, "40000", str(LATER)])
-            ns.run(["conntrack", "-F"])
-            time.sleep(1)
-            reader2 = Reader(path)
-            got2, missing2, doubled2 = tally(reader2.read_until(LATER, 30), later)
-            extra = [r for r in reader2.records() if r["orig"]["sport"] in want]
-            check(not missing2 and not doubled2 and not extra,
-                  "reconnect: %d of %d, %d missing %s, %d doubled, %d old "
-                  "records again" % (got2, LATER, len(missing2), missing2[:5],
-                                     len(doubled2), len(extra)))
-            reader2.sock.close()
-            counters = ctd.stop()
-            deferred = counters.get("out_stream_deferred", 0)
-            check(deferred > 0, "the pause never made ctd hold records back "
-                  "(out_stream_deferred 0): the test proves nothing")
-            check(counters.get("out_stream_failed") == 0 and
-                  counters.get("out_json_failed") == 0,
-                  "records lost: stream %s json %s"
-                  % (counters.get("out_stream_failed"), counters.get("out_json_failed")))
-            print("stream: %d flows while the reader paused %d s: %d received "
-                  "exactly once (%d held back, peak %d on the dying list); "
-                  "%d flows while no reader was connected: %d received once"
-                  % (FLOWS, PAUSE_S, got, deferred,
-                     counters.get("out_stream_dying_peak", 0), LATER, got2))
-    except Fail as e:
-        print("FAIL:", e)
-        return 1
-    return 0
+        later = {f.sport for f in ns.traffic(flows("udp", LATER, sport=40000))}
+        ns.run(["conntrack", "-F"])
+        time.sleep(1)
+        reader2 = Reader(path)
+        got2, missing2, doubled2 = tally(reader2.read_until(LATER, 30), later)
+        extra = [r for r in reader2.records() if r["orig"]["sport"] in want]
+        check(not missing2 and not doubled2 and not extra,
+              "reconnect: %d of %d, %d missing %s, %d doubled, %d old "
+              "records again" % (got2, LATER, len(missing2), missing2[:5],
+                                 len(doubled2), len(extra)))
+        reader2.sock.close()
+        counters = ctd.stop()
+        deferred = counters.get("out_stream_deferred", 0)
+        check(deferred > 0, "the pause never made ctd hold records back "
+              "(out_stream_deferred 0): the test proves nothing")
+        check(counters.get("out_stream_failed") == 0 and
+              counters.get("out_json_failed") == 0,
+              "records lost: stream %s json %s"
+              % (counters.get("out_stream_failed"), counters.get("out_json_failed")))
+        print("stream: %d flows while the reader paused %d s: %d received "
+              "exactly once (%d held back, peak %d on the dying list); "
+              "%d flows while no reader was connected: %d received once"
+              % (FLOWS, PAUSE_S, got, deferred,
+                 counters.get("out_stream_dying_peak", 0), LATER, got2))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    ctdns.main(main)

@@ -9,24 +9,12 @@ capabilities exactly CAP_NET_ADMIN (bit 12), bounding set no wider.
 
 Usage: test_user.py --ctd PATH
 """
-import argparse
 import os
 import signal
-import sys
-import tempfile
 import time
 
-from ctdns import Ctd, Fail, Netns, check
-
-GEN = r"""
-import socket, sys
-base, n = int(sys.argv[1]), int(sys.argv[2])
-for i in range(n):
-    c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    c.bind(("127.0.0.1", base + i))
-    c.sendto(b"x", ("127.0.0.1", 5555))
-    c.close()
-"""
+import ctdns
+from ctdns import Ctd, check, flows
 
 NET_ADMIN = "0000000000001000"
 
@@ -52,46 +40,43 @@ def check_identity(pid, when):
           "%s: CapBnd is %s" % (when, st["CapBnd"][0]))
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--ctd", required=True)
-    args = ap.parse_args()
-    try:
-        with Netns("us") as ns, tempfile.TemporaryDirectory() as tmp:
-            # The user must be able to reopen its files after a re-exec.
-            os.chmod(tmp, 0o777)
-            ctd = Ctd(ns, args.ctd, tmp, ["--user", "nobody"])
-            ctd.wait_log("running as nobody", 10)
-            check_identity(ctd.proc.pid, "after start")
-            want = set(range(30000, 30100))
-            ns.run(["python3", "-c", GEN, "30000", "100"])
-            ns.run(["conntrack", "-F"])
-            check(ctd.wait_records(100, 30) is not None, "no records as nobody")
-            os.kill(ctd.proc.pid, signal.SIGUSR2)
-            end = time.time() + 10
-            while time.time() < end and ctd.log_text().count("listening for") < 2:
-                time.sleep(0.1)
-            check(ctd.proc.poll() is None and
-                  ctd.log_text().count("listening for") == 2,
-                  "the re-exec as nobody failed:\n" + ctd.log_text())
-            check_identity(ctd.proc.pid, "after re-exec")
-            want |= set(range(31000, 31100))
-            ns.run(["python3", "-c", GEN, "31000", "100"])
-            ns.run(["conntrack", "-F"])
-            check(ctd.wait_records(200, 30) is not None,
-                  "no records after the re-exec")
-            ctd.stop()
-            got = [r["orig"]["sport"] for r in ctd.records()]
-            check(sorted(got) == sorted(want), "%d records for %d flows"
-                  % (len(got), len(want)))
-            print("user: ran as nobody with only CAP_NET_ADMIN (effective, "
-                  "permitted, ambient), before and after a re-exec; "
-                  "%d flows, %d records" % (len(want), len(got)))
-    except Fail as e:
-        print("FAIL:", e)
-        return 1
-    return 0
+def make(ns, base):
+    """100 one-byte UDP flows 127.0.0.1:(base+i) -> 127.0.0.1:5555, no
+    server; the source ports made."""
+    return {f.sport for f in ns.traffic(flows("udp", 100, sport=base, size=1,
+                                              listen=False))}
+
+
+def main(args):
+    with ctdns.sandbox("us") as (ns, tmp):
+        # The user must be able to reopen its files after a re-exec.
+        os.chmod(tmp, 0o777)
+        ctd = Ctd(ns, args.ctd, tmp, ["--user", "nobody"])
+        ctd.wait_log("running as nobody", 10)
+        check_identity(ctd.proc.pid, "after start")
+        want = make(ns, 30000)
+        ns.run(["conntrack", "-F"])
+        check(ctd.wait_records(100, 30) is not None, "no records as nobody")
+        os.kill(ctd.proc.pid, signal.SIGUSR2)
+        end = time.time() + 10
+        while time.time() < end and ctd.log_text().count("listening for") < 2:
+            time.sleep(0.1)
+        check(ctd.proc.poll() is None and
+              ctd.log_text().count("listening for") == 2,
+              "the re-exec as nobody failed:\n" + ctd.log_text())
+        check_identity(ctd.proc.pid, "after re-exec")
+        want |= make(ns, 31000)
+        ns.run(["conntrack", "-F"])
+        check(ctd.wait_records(200, 30) is not None,
+              "no records after the re-exec")
+        ctd.stop()
+        got = [r["orig"]["sport"] for r in ctd.records()]
+        check(sorted(got) == sorted(want), "%d records for %d flows"
+              % (len(got), len(want)))
+        print("user: ran as nobody with only CAP_NET_ADMIN (effective, "
+              "permitted, ambient), before and after a re-exec; "
+              "%d flows, %d records" % (len(want), len(got)))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    ctdns.main(main)
