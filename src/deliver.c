@@ -352,7 +352,7 @@ static void service(struct ctd_deliver *d, struct dest *t, int64_t now,
 	t->raw_stuck = false;
 	r = refill(d, t, now);
 	if (r < 0)
-		log_err("spool %s: %s", ctd_spool_path(t->spool), strerror(-r));
+		log_err("spool %s: %s", ctd_spool_path(t->spool), ctd_log_errstr(-r));
 	update_gauges(t);
 	log_losses(t, now);
 }
@@ -481,7 +481,7 @@ int ctd_deliver_add(struct ctd_deliver *d, struct ctd_output *out,
 	if (r < 0)
 		log_warn("output %s: no spool in %s (%s): records it cannot "
 			 "take in time will be lost", out->name,
-			 d->cfg.spool_dir, strerror(-r));
+			 d->cfg.spool_dir, ctd_log_errstr(-r));
 	kick(d);
 	return 0;
 }
@@ -508,7 +508,7 @@ void ctd_deliver_reopen(struct ctd_deliver *d)
 		r = out->ops->reopen(out);
 		if (r < 0)
 			log_err("output %s: cannot reopen: %s; still writing "
-				"to the old file", out->name, strerror(-r));
+				"to the old file", out->name, ctd_log_errstr(-r));
 	}
 }
 

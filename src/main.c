@@ -444,7 +444,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 				 next.output : "none");
 		} else if ((r = ctd_out_file_set_path(ctd->json, next.output)) < 0) {
 			log_err("reload: cannot open %s: %s; still writing to %s",
-				next.output, strerror(-r), ctd->cfg->output);
+				next.output, ctd_log_errstr(-r), ctd->cfg->output);
 		} else {
 			strcpy(ctd->cfg->output, next.output);
 		}
@@ -617,10 +617,10 @@ static int open_json(struct ctd *ctd, const char *path)
 	/* Only the default location is ours to create. */
 	if (strcmp(path, DEFAULT_OUTPUT) == 0 &&
 	    mkdir("/var/log/ctd", 0750) < 0 && errno != EEXIST)
-		log_warn("cannot create /var/log/ctd: %s", strerror(errno));
+		log_warn("cannot create /var/log/ctd: %s", ctd_log_errstr(errno));
 	r = ctd_out_json_new(path, 0, &out);
 	if (r < 0) {
-		log_err("cannot open output %s: %s", path, strerror(-r));
+		log_err("cannot open output %s: %s", path, ctd_log_errstr(-r));
 		return r;
 	}
 	ctd->json = out;
@@ -636,7 +636,7 @@ static int open_stream(struct ctd *ctd, const char *path)
 		return 0;
 	r = ctd_out_stream_new(ctd->loop, path, &out);
 	if (r < 0) {
-		log_err("cannot listen on %s: %s", path, strerror(-r));
+		log_err("cannot listen on %s: %s", path, ctd_log_errstr(-r));
 		return r;
 	}
 	return ctd_deliver_add(ctd->deliver, out, ctd->cfg->stream_events);
@@ -686,7 +686,7 @@ static int open_ctlog(struct ctd *ctd, const char *path)
 		return -ENOMEM;
 	r = ctd_out_file_new(path, &fmt, 0, &out);
 	if (r < 0) {
-		log_err("cannot open conntrackd log %s: %s", path, strerror(-r));
+		log_err("cannot open conntrackd log %s: %s", path, ctd_log_errstr(-r));
 		return r;
 	}
 	return ctd_deliver_add(ctd->deliver, out, 1u << CTD_EV_DESTROY);

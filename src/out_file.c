@@ -104,7 +104,7 @@ static void file_flush(struct ctd_output *out)
 	j->base.stats.write_errors++;
 	if (!j->failing)
 		log_err("%s: write failed: %s; holding records until it "
-			"works again", j->path, strerror(-r));
+			"works again", j->path, ctd_log_errstr(-r));
 	j->failing = true;
 }
 
