@@ -650,7 +650,7 @@ static int open_ipfix(struct ctd *ctd, const struct ctd_config *o)
 			.domain = o->ipfix_domain,
 			.pen = o->ipfix_pen,
 			.shape = (uint8_t)o->ipfix_shape,
-			.nat_legacy = o->ipfix_nat_event == 1,
+			.nat_event = (uint8_t)o->ipfix_nat_event,
 		},
 		.mtu = o->ipfix_mtu,
 		.template_interval = o->ipfix_template_refresh,

@@ -49,7 +49,7 @@ struct ctd_config {
 	unsigned ipfix_mtu;
 	unsigned ipfix_template_refresh;
 	unsigned ipfix_template_messages;
-	unsigned ipfix_nat_event;  /* 0 RFC 8158, 1 legacy */
+	unsigned ipfix_nat_event;  /* enum ctd_ipfix_nat_event */
 	unsigned ipfix_pen;
 	unsigned syslog_facility;  /* syslog(3) facility number (0-23) */
 	unsigned syslog_level;     /* 0 emerg .. 7 debug */
