@@ -45,7 +45,7 @@ static const struct counter counters[] = {
 	C(parse_ignored, "parse_ignored_total", "Netlink messages that are not conntrack events."),
 	C(flows_created, "flows_created_total", "Flows added to the table."),
 	C(flows_unseen_destroy, "flows_unseen_destroy_total", "DESTROY events for a flow never seen."),
-	C(flows_table_full, "flows_table_full_total", "Flows not tracked: table at max-flows."),
+	C(flows_table_full, "flows_table_full_total", "Flows not tracked: table at max-flows, nothing to evict."),
 	C(flows_nomem, "flows_nomem_total", "Flows not tracked: out of memory."),
 	C(records, "records_total", "Completed-flow records produced."),
 	C(records_filtered, "records_filtered_total", "Records the filter settings left out."),

@@ -18,6 +18,17 @@ fi
 	echo "FAIL: conf/ctd.conf does not list every setting once"
 	exit 1
 }
+# Every setting is documented: as a key in ctd.conf(5) and as an option
+# in ctd(8).
+missing=""
+for key in $(awk '{print $1}' "$tmp/defaults"); do
+	esc=$(printf '%s' "$key" | sed 's/-/\\\\-/g')
+	grep -Eq "^\.B[IR]? (|.*\\\\fP)$esc[ \"]" "$src/docs/ctd.conf.5" ||
+		missing="$missing ctd.conf.5:$key"
+	grep -Eq "^\.B[IR]? .*\\\\-\\\\-$esc([ \"]|\$)" "$src/docs/ctd.8" ||
+		missing="$missing ctd.8:--$key"
+done
+[ -z "$missing" ] || { echo "FAIL: undocumented settings:$missing"; exit 1; }
 command -v systemd-analyze >/dev/null || {
 	echo "FAIL: systemd-analyze is missing (apt-get install systemd)"
 	exit 1
@@ -28,4 +39,4 @@ out=$(systemd-analyze verify --man=no "$tmp/ctd.service" 2>&1) || {
 	exit 1
 }
 [ -z "$out" ] || { echo "FAIL: systemd-analyze verify warned: $out"; exit 1; }
-echo "conf/ctd.conf = defaults ($(wc -l < "$tmp/defaults") settings); ctd.service verified"
+echo "conf/ctd.conf = defaults ($(wc -l < "$tmp/defaults") settings, each in ctd.conf.5 and ctd.8); ctd.service verified"
