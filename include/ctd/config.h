@@ -12,7 +12,10 @@
 
 #include "ctd/filter.h"
 
+/* CMake passes the install's own (sysconfdir/ctd/ctd.conf). */
+#ifndef CTD_CONFIG_FILE
 #define CTD_CONFIG_FILE "/etc/ctd/ctd.conf"
+#endif
 #define CTD_CONFIG_PATH_MAX 1024
 #define CTD_CONFIG_ERR_MAX 1280
 
