@@ -17,7 +17,7 @@ struct input {
 	struct ctd_record rec;
 	struct ctd_ipfix_stats st;
 	uint32_t pen, domain, seq, export_time;
-	uint8_t shape, legacy, v6;
+	uint8_t shape, natev, v6;
 };
 
 #define CHECK(c) do { if (!(c)) abort(); } while (0)
@@ -85,7 +85,7 @@ static void check_record(const struct input *in, const struct dec_record *r,
 		check_u(r, in->pen, 1, rec->mark);
 		check_u(r, in->pen, 2, rec->id);
 	}
-	CHECK(!!dec_find(r, 0, 230) == nat);
+	CHECK(!!dec_find(r, 0, 230) == (nat && in->natev != CTD_IPFIX_NATEV_NONE));
 	if (!nat)
 		return;
 	/* Post-NAT: where the reply says the flow went and came from. */
@@ -93,8 +93,9 @@ static void check_record(const struct input *in, const struct dec_record *r,
 	check_addr(r, v6 ? 282 : 226, post->src, v6 ? 16 : 4);
 	check_u(r, 0, 227, ports ? post->dport : 0);
 	check_u(r, 0, 228, ports ? post->sport : 0);
-	check_u(r, 0, 230, rec->end_reason == CTD_END_ACTIVE ?
-		(in->legacy ? 1 : 4) : (in->legacy ? 2 : 5));
+	if (in->natev != CTD_IPFIX_NATEV_NONE)
+		check_u(r, 0, 230, rec->end_reason == CTD_END_ACTIVE ?
+			(in->natev ? 1 : 4) : (in->natev ? 2 : 5));
 }
 
 static void check_stats(const struct input *in, const struct dec_record *r)
@@ -129,10 +130,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	in.rec.end_reason %= CTD_END__COUNT;
 	in.shape %= CTD_IPFIX_SHAPE__COUNT;
-	in.legacy &= 1;
+	in.natev %= 3;
 	if (in.pen == CTD_IPFIX_PEN_REVERSE)   /* config refuses it */
 		in.pen = 0;
-	cfg = (struct ctd_ipfix_cfg){ in.domain, in.pen, in.shape, in.legacy };
+	cfg = (struct ctd_ipfix_cfg){ in.domain, in.pen, in.shape, in.natev };
 	ctd_ipfix_msg_begin(&m, buf, sizeof(buf));
 	CHECK(ctd_ipfix_msg_add_templates(&m, &cfg));
 	CHECK(ctd_ipfix_msg_add_stats(&m, &in.st));

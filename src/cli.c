@@ -71,7 +71,9 @@ static void usage(FILE *f)
 "  -b, --rcvbuf SIZE        netlink receive buffer (default 8M; k/M/G suffixes)\n"
 "      --rcvbuf-max SIZE    grow the buffer on overruns up to SIZE (default 64M)\n"
 "      --budget N           netlink messages handled per loop wakeup (default 4096)\n"
-"      --max-flows N        flows tracked at most (default net.netfilter.nf_conntrack_max)\n"
+"      --max-flows N        flows tracked at most (default net.netfilter.nf_conntrack_max);\n"
+"                           past it the flow closest to expiry is evicted\n"
+"                           (its record has end_reason evicted)\n"
 "      --remember-ends N    ended flows remembered to drop DESTROYs the kernel\n"
 "                           sends again (default 65536, 0 = off)\n"
 "      --expiry-slack SECS  added to the kernel's timeouts before a silent flow\n"
@@ -124,8 +126,8 @@ static void usage(FILE *f)
 "  -h, --help               this text\n"
 "  -V, --version            print the version\n"
 "\nSignals: TERM/INT stop, HUP reloads the configuration and reopens output\n"
-"files, USR2 restarts ctd in place keeping its ctnetlink socket (no event\n"
-"lost). See ctd(8) and ctd.conf(5).\n", f);
+"files, USR1 only reopens them (logrotate), USR2 restarts ctd in place\n"
+"keeping its ctnetlink socket (no event lost). See ctd(8) and ctd.conf(5).\n", f);
 }
 
 static void add(struct ctd_cli *cli, const char *key, const char *value)

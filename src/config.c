@@ -40,7 +40,7 @@ enum { C_SHAPE, C_NAT_EVENT, C_FACILITY, C_LEVEL, C_SYSLOG_FORMAT };
 /* NULL-terminated word lists; a word's index is its stored value. */
 static const char *const choices[][25] = {
 	[C_SHAPE] = { "biflow", "uniflow", "initiator", NULL },
-	[C_NAT_EVENT] = { "rfc8158", "legacy", NULL },
+	[C_NAT_EVENT] = { "rfc8158", "legacy", "none", NULL },
 	/* syslog(3)'s facility numbers: kern is 0, local7 is 23. */
 	[C_FACILITY] = { "kern", "user", "mail", "daemon", "auth", "syslog",
 			 "lpr", "news", "uucp", "cron", "authpriv", "ftp",

@@ -383,7 +383,7 @@ static void service(struct ctd_deliver *d, struct dest *t, int64_t now,
 	t->raw_stuck = false;
 	r = refill(d, t, now);
 	if (r < 0)
-		log_err("spool %s: %s", ctd_spool_path(t->spool), strerror(-r));
+		log_err("spool %s: %s", ctd_spool_path(t->spool), ctd_log_errstr(-r));
 	update_gauges(t);
 	log_losses(t, now);
 }
@@ -572,7 +572,7 @@ void ctd_deliver_reopen(struct ctd_deliver *d)
 		r = out->ops->reopen(out);
 		if (r < 0)
 			log_err("output %s: cannot reopen: %s; still writing "
-				"to the old file", out->name, strerror(-r));
+				"to the old file", out->name, ctd_log_errstr(-r));
 	}
 }
 

@@ -68,8 +68,9 @@ static const struct ie ie_nat6[] = {
 	{ 281, 16, 0, K_NSRC6 }, { 282, 16, 0, K_NDST6 },
 };
 static const struct ie ie_napt[] = {
-	{ 227, 2, 0, K_NSPORT }, { 228, 2, 0, K_NDPORT }, { 230, 1, 0, K_NATEV },
+	{ 227, 2, 0, K_NSPORT }, { 228, 2, 0, K_NDPORT },
 };
+static const struct ie ie_natev = { 230, 1, 0, K_NATEV };
 
 /* RFC 7011 4.3: scope exportingProcessId, then the counters. */
 static const struct ie ie_stats[] = {
@@ -104,6 +105,8 @@ static size_t fields(const struct ctd_ipfix_cfg *cfg, uint16_t tid,
 	if (nat) {
 		n = append(f, n, v6 ? ie_nat6 : ie_nat4, 2);
 		n = append(f, n, ie_napt, N(ie_napt));
+		if (cfg->nat_event != CTD_IPFIX_NATEV_NONE)
+			n = append(f, n, &ie_natev, 1);
 	}
 	return n;
 }
@@ -303,7 +306,7 @@ static uint8_t nat_event(const struct ctd_ipfix_cfg *cfg,
 {
 	bool create = rec->end_reason == CTD_END_ACTIVE;
 
-	if (cfg->nat_legacy)
+	if (cfg->nat_event == CTD_IPFIX_NATEV_LEGACY)
 		return create ? 1 : 2;
 	return create ? 4 : 5;
 }

@@ -116,7 +116,7 @@ static void file_flush(struct ctd_output *out)
 	j->base.stats.write_errors++;
 	if (!j->failing)
 		log_err("%s: write failed: %s; holding records until it "
-			"works again", j->path, strerror(-r));
+			"works again", j->path, ctd_log_errstr(-r));
 	j->failing = true;
 }
 
@@ -284,7 +284,7 @@ static void log_open_error(const char *what, const char *path, int err)
 		log_err("refusing %s %s: it %s; left untouched (see ctd(8), "
 			"SECURITY)", what, path, ctd_safefile_strerror(err));
 	else
-		log_err("cannot open %s %s: %s", what, path, strerror(-err));
+		log_err("cannot open %s %s: %s", what, path, ctd_log_errstr(-err));
 }
 
 static bool json_enabled(const struct ctd_config *cfg)

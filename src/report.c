@@ -42,32 +42,48 @@ static long read_long(const struct ctd_report_src *src, const char *name)
 	return v;
 }
 
-/* One problem: a JSON string or a "- " line. */
-static void problem(FILE *out, bool json, unsigned *n, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+/* Where the health check's findings go: text lines, JSON strings, or
+ * one ctd_health_problem sample per check, 0 or 1, so an alert rule can
+ * tell a check that passes from one that was never made. */
+enum fmt { FMT_TEXT, FMT_JSON, FMT_PROM };
 
-static void problem(FILE *out, bool json, unsigned *n, const char *fmt, ...)
+struct findings {
+	FILE *out;
+	enum fmt fmt;
+	unsigned n;   /* problems found */
+};
+
+static void finding(struct findings *fd, const char *check, bool bad,
+		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void finding(struct findings *fd, const char *check, bool bad,
+		    const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
 
+	if (fd->fmt == FMT_PROM)
+		fprintf(fd->out, "ctd_health_problem{check=\"%s\"} %d\n", check, bad);
+	if (!bad || fd->fmt == FMT_PROM) {
+		fd->n += bad;
+		return;
+	}
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (json) {
+	if (fd->fmt == FMT_JSON) {
 		char esc[1100];
 
 		if (!ctd_jsonfmt_string(msg, esc, sizeof(esc)))
 			strcpy(esc, "\"(too long)\"");
-		fprintf(out, "%s%s", *n ? "," : "", esc);
+		fprintf(fd->out, "%s%s", fd->n ? "," : "", esc);
 	} else {
-		fprintf(out, "  - %s\n", msg);
+		fprintf(fd->out, "  - %s\n", msg);
 	}
-	(*n)++;
+	fd->n++;
 }
 
-static void check_sysctls(const struct ctd_report_src *src, FILE *out,
-			  bool json, unsigned *n)
+static void check_sysctls(const struct ctd_report_src *src, struct findings *fd)
 {
 	static const struct {
 		const char *name, *without;
@@ -83,58 +99,74 @@ static void check_sysctls(const struct ctd_report_src *src, FILE *out,
 
 		snprintf(key, sizeof(key), "net/netfilter/%s", want[i].name);
 		v = read_long(src, key);
-		if (v != 1)
-			problem(out, json, n, "net.netfilter.%s is %ld: %s; run "
-				"`sysctl -w net.netfilter.%s=1`", want[i].name,
-				v, want[i].without, want[i].name);
+		finding(fd, want[i].name, v != 1, "net.netfilter.%s is %ld: %s; "
+			"run `sysctl -w net.netfilter.%s=1`", want[i].name,
+			v, want[i].without, want[i].name);
 	}
 }
 
-static void check_table(const struct ctd_report_src *src, FILE *out,
-			bool json, unsigned *n)
+static void check_table(const struct ctd_report_src *src, struct findings *fd)
 {
 	long count = read_long(src, "net/netfilter/nf_conntrack_count");
 	long max = read_long(src, "net/netfilter/nf_conntrack_max");
 
-	if (count >= 0 && max > 0 && count * 10 >= max * 8)
-		problem(out, json, n, "the conntrack table is %ld%% full (%ld of "
-			"%ld): new connections will be dropped when it fills; "
-			"raise net.netfilter.nf_conntrack_max", count * 100 / max,
-			count, max);
+	finding(fd, "table_full", count >= 0 && max > 0 && count * 10 >= max * 8,
+		"the conntrack table is %ld%% full (%ld of %ld): new connections "
+		"will be dropped when it fills; raise net.netfilter.nf_conntrack_max",
+		max > 0 ? count * 100 / max : 0, count, max);
 }
 
-static void check_buffer(const struct ctd_report_src *src, FILE *out,
-			 bool json, unsigned *n)
+static void check_buffer(const struct ctd_report_src *src, struct findings *fd)
 {
 	long rmem_max = read_long(src, "net/core/rmem_max");
 	const struct ctd_stats *st = src->stats;
 
 	/* The kernel reports twice what it granted (its bookkeeping). */
-	if (st->rcvbuf && st->rcvbuf / 2 < src->cfg->rcvbuf)
-		problem(out, json, n, "the netlink receive buffer is %llu bytes, "
-			"less than the %zu asked for: give ctd CAP_NET_ADMIN or "
-			"raise net.core.rmem_max (now %ld)",
-			(unsigned long long)st->rcvbuf / 2, src->cfg->rcvbuf,
-			rmem_max);
-	if (st->kernel_pending >= PENDING_WARN)
-		problem(out, json, n, "the kernel holds %llu DESTROY events for "
-			"ctd: it is reading slower than flows end; raise rcvbuf-max "
-			"(now %zu) or budget", (unsigned long long)st->kernel_pending,
-			src->cfg->rcvbuf_max);
-	if (!src->reliable)
-		problem(out, json, n, "lossy mode (broadcast-error no): events "
-			"lost in overruns are gone; set broadcast-error yes");
+	finding(fd, "rcvbuf", st->rcvbuf && st->rcvbuf / 2 < src->cfg->rcvbuf,
+		"the netlink receive buffer is %llu bytes, less than the %zu "
+		"asked for: give ctd CAP_NET_ADMIN or raise net.core.rmem_max "
+		"(now %ld)", (unsigned long long)st->rcvbuf / 2,
+		src->cfg->rcvbuf, rmem_max);
+	finding(fd, "kernel_pending", st->kernel_pending >= PENDING_WARN,
+		"the kernel holds %llu DESTROY events for ctd: it is reading "
+		"slower than flows end; raise rcvbuf-max (now %zu) or budget",
+		(unsigned long long)st->kernel_pending, src->cfg->rcvbuf_max);
+	finding(fd, "lossy_mode", !src->reliable, "lossy mode (broadcast-error "
+		"no): events lost in overruns are gone; set broadcast-error yes");
+}
+
+static unsigned health(const struct ctd_report_src *src, FILE *out, enum fmt fmt)
+{
+	struct findings fd = { out, fmt, 0 };
+
+	check_sysctls(src, &fd);
+	check_table(src, &fd);
+	check_buffer(src, &fd);
+	return fd.n;
 }
 
 unsigned ctd_report_health(const struct ctd_report_src *src, FILE *out,
 			   bool json)
 {
-	unsigned n = 0;
+	return health(src, out, json ? FMT_JSON : FMT_TEXT);
+}
 
-	check_sysctls(src, out, json, &n);
-	check_table(src, out, json, &n);
-	check_buffer(src, out, json, &n);
-	return n;
+/* The counters, then what a Prometheus setup expects of any exporter:
+ * build info, the process's start time, and the health findings. */
+static void answer_metrics(const struct ctd_report_src *src, FILE *out)
+{
+	ctd_stats_print_prometheus(src->stats, out);
+	ctd_stats_prometheus_family(out, "ctd_build_info", true,
+				    "The running ctd's version; always 1.");
+	fprintf(out, "ctd_build_info{version=\"%s\"} 1\n", CTD_VERSION);
+	ctd_stats_prometheus_family(out, "process_start_time_seconds", true,
+				    "Start time of the process since the Unix epoch.");
+	fprintf(out, "process_start_time_seconds %llu\n",
+		(unsigned long long)(src->now_ns / 1000000000u - src->uptime_s));
+	ctd_stats_prometheus_family(out, "ctd_health_problem", true,
+				    "1 when the health check (ctd -s) finds "
+				    "this problem, with its fix.");
+	health(src, out, FMT_PROM);
 }
 
 static void answer_stats(const struct ctd_report_src *src, FILE *out, bool json)
@@ -350,7 +382,7 @@ bool ctd_report_answer(const struct ctd_report_src *src, const char *request,
 	if (strcmp(what, "flows") == 0)
 		return answer_flows(src, out, json, cursor);
 	if (strcmp(what, "metrics") == 0)
-		ctd_stats_print_prometheus(src->stats, out);
+		answer_metrics(src, out);
 	else if (strcmp(what, "stats") == 0)
 		answer_stats(src, out, json);
 	else if (strcmp(what, "top") == 0)

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ctd/log.h"
 #include "ctd/safefile.h"
 
 static bool has_owner(const struct ctd_owner *owner)
@@ -242,6 +243,6 @@ const char *ctd_safefile_strerror(int err)
 	case -EBADMSG:
 		return "is not a ctd spool file";
 	default:
-		return strerror(-err);
+		return ctd_log_errstr(-err);
 	}
 }

@@ -1,5 +1,6 @@
-/* stats: prints the counter struct. The table below is the one place a
- * counter gets its public name. */
+/* stats: prints the counter struct. The tables below are the one place a
+ * counter gets its public names: the ctd -s/JSON key and the Prometheus
+ * family with its type and help text. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
@@ -7,57 +8,126 @@
 #include "ctd/output.h"
 #include "ctd/stats.h"
 
-#define C(name) { #name, offsetof(struct ctd_stats, name) }
-
-static const struct {
+/* name: the ctd -s and JSON key. prom: the Prometheus family (after
+ * "ctd_"), with its unit and, for counters, "_total" as the exposition
+ * guidelines want; label: the sample's label inside the family, for
+ * counters that are one quantity split by kind. */
+struct counter {
 	const char *name;
 	size_t off;
-} counters[] = {
-	{ "events_new", offsetof(struct ctd_stats, events[CTD_EV_NEW]) },
-	{ "events_update", offsetof(struct ctd_stats, events[CTD_EV_UPDATE]) },
-	{ "events_destroy", offsetof(struct ctd_stats, events[CTD_EV_DESTROY]) },
-	C(nl_messages), C(nl_reads), C(nl_wakeups), C(nl_budget_hits),
-	C(nl_enobufs), C(nl_drops), C(nl_grows), C(nl_truncated), C(nl_errors), C(parse_errors),
-	C(parse_ignored), C(flows_created), C(flows_unseen_destroy),
-	C(flows_table_full), C(flows_nomem), C(records), C(records_filtered),
-	{ "ends_destroy", offsetof(struct ctd_stats, ends[CTD_END_DESTROY]) },
-	{ "ends_expired", offsetof(struct ctd_stats, ends[CTD_END_EXPIRED]) },
-	{ "ends_evicted", offsetof(struct ctd_stats, ends[CTD_END_EVICTED]) },
-	{ "ends_lost", offsetof(struct ctd_stats, ends[CTD_END_LOST]) },
-	{ "interim_records", offsetof(struct ctd_stats, ends[CTD_END_ACTIVE]) },
-	C(resyncs),
-	C(expiry_suspects), C(expiry_alive), C(dumps), C(dump_failures),
-	C(dump_entries), C(dump_new_flows), C(dump_stale),
-	C(destroy_duplicates), C(tombstone_failures), C(text_dropped), C(rcvbuf),
-	C(flows_tracked), C(flows_suspect), C(kernel_pending),
-	C(kernel_pending_peak), C(table_bytes), C(ends_remembered), C(ctl_requests), C(ctl_refused),
-	C(ctl_timeouts), C(ctl_evicted), C(metrics_requests),
+	bool gauge;
+	const char *prom;
+	const char *label;
+	const char *help;
 };
 
-#define O(name) { #name, offsetof(struct ctd_out_stats, name) }
+#define OFF(field) offsetof(struct ctd_stats, field)
+#define C(name, prom, help) { #name, OFF(name), false, prom, NULL, help }
+#define G(name, prom, help) { #name, OFF(name), true, prom, NULL, help }
+#define EV(name, i, label) { name, OFF(events[i]), false, "events_total", \
+	"type=\"" label "\"", "Conntrack events parsed, by type." }
+#define END(name, i, label) { name, OFF(ends[i]), false, "flow_ends_total", \
+	"reason=\"" label "\"", "Final flow records by end reason." }
 
-static const struct {
-	const char *name;
-	size_t off;
-} out_counters[] = {
-	O(delivered), O(deferred), O(retried), O(spooled), O(spooled_bytes),
-	O(replayed), O(failed), O(dying), O(dying_peak), O(spool_size),
-	O(spool_skipped), O(write_errors), O(bytes), O(consumers), O(refused),
-	O(lost_bytes), O(events), O(events_missed), O(events_merged),
-	O(skipped), O(acked), O(unacked), O(resent), O(reconnects),
-	O(templates),
+static const struct counter counters[] = {
+	EV("events_new", CTD_EV_NEW, "new"),
+	EV("events_update", CTD_EV_UPDATE, "update"),
+	EV("events_destroy", CTD_EV_DESTROY, "destroy"),
+	C(nl_messages, "netlink_messages_total", "Netlink messages received."),
+	C(nl_reads, "netlink_reads_total", "Datagrams read from the ctnetlink socket."),
+	C(nl_wakeups, "netlink_wakeups_total", "Socket readiness callbacks."),
+	C(nl_budget_hits, "netlink_budget_hits_total", "Wakeups that stopped at the message budget."),
+	C(nl_enobufs, "netlink_enobufs_total", "Receive buffer overruns reported (lossy mode)."),
+	C(nl_drops, "netlink_drops_total", "Events the ctnetlink socket dropped."),
+	C(nl_grows, "netlink_rcvbuf_grows_total", "Receive buffer doublings."),
+	C(nl_truncated, "netlink_truncated_total", "Datagrams larger than a receive slot."),
+	C(nl_errors, "netlink_errors_total", "Other receive errors."),
+	C(parse_errors, "parse_errors_total", "Malformed conntrack messages."),
+	C(parse_ignored, "parse_ignored_total", "Netlink messages that are not conntrack events."),
+	C(flows_created, "flows_created_total", "Flows added to the table."),
+	C(flows_unseen_destroy, "flows_unseen_destroy_total", "DESTROY events for a flow never seen."),
+	C(flows_table_full, "flows_table_full_total", "Flows not tracked: table at max-flows, nothing to evict."),
+	C(flows_nomem, "flows_nomem_total", "Flows not tracked: out of memory."),
+	C(records, "records_total", "Completed-flow records produced."),
+	C(records_filtered, "records_filtered_total", "Records the filter settings left out."),
+	END("ends_destroy", CTD_END_DESTROY, "destroy"),
+	END("ends_expired", CTD_END_EXPIRED, "expired"),
+	END("ends_evicted", CTD_END_EVICTED, "evicted"),
+	END("ends_lost", CTD_END_LOST, "lost"),
+	{ "interim_records", OFF(ends[CTD_END_ACTIVE]), false, "interim_records_total",
+	  NULL, "Interim records of long flows." },
+	C(resyncs, "resyncs_total", "Table dumps to resync after lost events."),
+	C(expiry_suspects, "expiry_suspects_total", "Flows silent past their kernel timeout."),
+	C(expiry_alive, "expiry_alive_total", "Silent flows a dump showed alive."),
+	C(dumps, "dumps_total", "Conntrack table dumps begun."),
+	C(dump_failures, "dump_failures_total", "Conntrack table dumps that failed."),
+	C(dump_entries, "dump_entries_total", "Conntracks listed by dumps."),
+	C(dump_new_flows, "dump_new_flows_total", "Flows first learnt from a dump."),
+	C(dump_stale, "dump_stale_total", "Dump entries for flows already ended."),
+	C(destroy_duplicates, "destroy_duplicates_total", "Repeated DESTROY events dropped."),
+	C(tombstone_failures, "tombstone_failures_total", "Flow ends not remembered: remember-ends full."),
+	C(text_dropped, "text_dropped_total", "Foreground event lines skipped: terminal stuck."),
+	G(rcvbuf, "netlink_rcvbuf_bytes", "Netlink receive buffer as the kernel reports it."),
+	G(flows_tracked, "flows_tracked", "Flows in the table."),
+	G(flows_suspect, "flows_suspect", "Flows waiting for a dump to confirm their end."),
+	G(kernel_pending, "kernel_pending_destroys", "DESTROY events the kernel holds for ctd."),
+	G(kernel_pending_peak, "kernel_pending_destroys_peak", "Most DESTROY events the kernel held for ctd."),
+	G(table_bytes, "table_bytes", "Flow table memory."),
+	G(ends_remembered, "ends_remembered", "Ended flows kept to drop repeated DESTROYs."),
+	C(ctl_requests, "ctl_requests_total", "Control-socket requests answered."),
+	C(ctl_refused, "ctl_refused_total", "Control-socket peers and requests refused."),
+	C(ctl_timeouts, "ctl_timeouts_total", "Control and metrics clients dropped: no whole request, or an answer not read, within 5 s."),
+	C(ctl_evicted, "ctl_evicted_total", "Silent control and metrics clients dropped to make room."),
+	C(metrics_requests, "metrics_requests_total", "Prometheus scrapes answered."),
 };
+
+#define OOFF(field) offsetof(struct ctd_out_stats, field)
+#define O(name, prom, help) { #name, OOFF(name), false, prom, NULL, help }
+#define OG(name, prom, help) { #name, OOFF(name), true, prom, NULL, help }
+
+static const struct counter out_counters[] = {
+	O(delivered, "delivered_total", "Records the output took."),
+	O(deferred, "deferred_total", "Records refused at first and held back."),
+	O(retried, "retried_total", "Held records delivered on a re-send."),
+	O(spooled, "spooled_total", "Records written to the spool."),
+	O(spooled_bytes, "spooled_bytes_total", "Rendered bytes written to the spool."),
+	O(replayed, "replayed_total", "Spooled records delivered."),
+	O(failed, "failed_total", "Records lost: not even the spool could take them."),
+	OG(dying, "dying", "Records waiting for a re-send."),
+	OG(dying_peak, "dying_peak", "Most records waiting for a re-send."),
+	OG(spool_size, "spool_bytes", "Spool file size."),
+	O(spool_skipped, "spool_skipped_total", "Damaged spool entries skipped."),
+	O(write_errors, "write_errors_total", "Failed writes."),
+	O(bytes, "written_bytes_total", "Bytes written."),
+	OG(consumers, "consumers", "Connected stream readers."),
+	O(refused, "refused_total", "Stream readers refused: too many."),
+	O(lost_bytes, "lost_bytes_total", "Unread bytes of stream readers that went away."),
+	O(events, "events_total", "NEW/UPDATE event records taken."),
+	O(events_missed, "events_missed_total", "Event records refused, left pending on the flow."),
+	O(events_merged, "events_merged_total", "Pending events carried by a later record."),
+	O(skipped, "skipped_total", "Records this output does not render."),
+	O(acked, "acked_total", "IPFIX data records acknowledged (UDP: sent)."),
+	OG(unacked, "unacked", "IPFIX data records written, not acknowledged yet."),
+	O(resent, "resent_total", "IPFIX data records sent again after a reconnect."),
+	O(reconnects, "reconnects_total", "IPFIX connections lost."),
+	O(templates, "templates_total", "IPFIX template messages sent."),
+};
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+static uint64_t value_at(const void *base, size_t off)
+{
+	return *(const uint64_t *)(const void *)((const char *)base + off);
+}
 
 static void print_outputs(const struct ctd_stats *st, FILE *f)
 {
 	for (size_t o = 0; o < CTD_OUT_MAX && st->out_name[o]; o++) {
-		for (size_t i = 0; i < sizeof(out_counters) / sizeof(out_counters[0]); i++) {
-			const uint64_t *v = (const uint64_t *)(const void *)
-				((const char *)st->out[o] + out_counters[i].off);
-
+		for (size_t i = 0; i < N(out_counters); i++) {
 			fprintf(f, "out_%s_%-*s %llu\n", st->out_name[o],
 				(int)(17 - strlen(st->out_name[o])),
-				out_counters[i].name, (unsigned long long)*v);
+				out_counters[i].name, (unsigned long long)
+				value_at(st->out[o], out_counters[i].off));
 		}
 	}
 }
@@ -66,60 +136,44 @@ void ctd_stats_print(const struct ctd_stats *st, FILE *f)
 {
 	size_t i;
 
-	for (i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
-		const uint64_t *v = (const uint64_t *)(const void *)
-				    ((const char *)st + counters[i].off);
-
+	for (i = 0; i < N(counters); i++)
 		fprintf(f, "%-22s %llu\n", counters[i].name,
-			(unsigned long long)*v);
-	}
+			(unsigned long long)value_at(st, counters[i].off));
 	print_outputs(st, f);
 }
 
-/* Counters that can go down: Prometheus calls them gauges. */
-static bool is_gauge(const char *name)
+void ctd_stats_prometheus_family(FILE *f, const char *name, bool gauge,
+				 const char *help)
 {
-	static const char *const gauges[] = {
-		"rcvbuf", "flows_tracked", "flows_suspect", "kernel_pending",
-		"kernel_pending_peak", "table_bytes", "ends_remembered", "dying",
-		"dying_peak", "spool_size", "consumers", "unacked",
-	};
-
-	for (size_t i = 0; i < sizeof(gauges) / sizeof(gauges[0]); i++)
-		if (strcmp(name, gauges[i]) == 0)
-			return true;
-	return false;
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
+		gauge ? "gauge" : "counter");
 }
 
-static uint64_t value_at(const void *base, size_t off);
-
+/* Counters that share a family (events by type) are adjacent. */
 void ctd_stats_print_prometheus(const struct ctd_stats *st, FILE *f)
 {
-	size_t i, o;
+	char family[80];
 
-	for (i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
-		const char *n = counters[i].name;
+	for (size_t i = 0; i < N(counters); i++) {
+		const struct counter *c = &counters[i];
 
-		fprintf(f, "# TYPE ctd_%s %s\nctd_%s %llu\n", n,
-			is_gauge(n) ? "gauge" : "counter", n,
-			(unsigned long long)value_at(st, counters[i].off));
+		snprintf(family, sizeof(family), "ctd_%s", c->prom);
+		if (!i || strcmp(c->prom, counters[i - 1].prom) != 0)
+			ctd_stats_prometheus_family(f, family, c->gauge, c->help);
+		fprintf(f, "%s%s%s%s %llu\n", family, c->label ? "{" : "",
+			c->label ? c->label : "", c->label ? "}" : "",
+			(unsigned long long)value_at(st, c->off));
 	}
-	for (i = 0; i < sizeof(out_counters) / sizeof(out_counters[0]); i++) {
-		const char *n = out_counters[i].name;
+	for (size_t i = 0; i < N(out_counters); i++) {
+		const struct counter *c = &out_counters[i];
 
-		fprintf(f, "# TYPE ctd_output_%s %s\n", n,
-			is_gauge(n) ? "gauge" : "counter");
-		for (o = 0; o < CTD_OUT_MAX && st->out_name[o]; o++)
-			fprintf(f, "ctd_output_%s{output=\"%s\"} %llu\n", n,
+		snprintf(family, sizeof(family), "ctd_output_%s", c->prom);
+		ctd_stats_prometheus_family(f, family, c->gauge, c->help);
+		for (size_t o = 0; o < CTD_OUT_MAX && st->out_name[o]; o++)
+			fprintf(f, "%s{output=\"%s\"} %llu\n", family,
 				st->out_name[o],
-				(unsigned long long)value_at(st->out[o],
-							     out_counters[i].off));
+				(unsigned long long)value_at(st->out[o], c->off));
 	}
-}
-
-static uint64_t value_at(const void *base, size_t off)
-{
-	return *(const uint64_t *)(const void *)((const char *)base + off);
 }
 
 void ctd_stats_print_json(const struct ctd_stats *st, FILE *f)
@@ -127,13 +181,13 @@ void ctd_stats_print_json(const struct ctd_stats *st, FILE *f)
 	size_t i, o;
 
 	fputc('{', f);
-	for (i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
+	for (i = 0; i < N(counters); i++)
 		fprintf(f, "%s\"%s\":%llu", i ? "," : "", counters[i].name,
 			(unsigned long long)value_at(st, counters[i].off));
 	fputs(",\"outputs\":{", f);
 	for (o = 0; o < CTD_OUT_MAX && st->out_name[o]; o++) {
 		fprintf(f, "%s\"%s\":{", o ? "," : "", st->out_name[o]);
-		for (i = 0; i < sizeof(out_counters) / sizeof(out_counters[0]); i++)
+		for (i = 0; i < N(out_counters); i++)
 			fprintf(f, "%s\"%s\":%llu", i ? "," : "",
 				out_counters[i].name,
 				(unsigned long long)value_at(st->out[o],

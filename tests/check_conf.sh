@@ -1,10 +1,13 @@
 #!/bin/sh
 # The shipped files agree with the code: conf/ctd.conf, uncommented,
-# is exactly ctd's defaults (so no documented default can drift), and
-# conf/ctd.service passes `systemd-analyze verify` with this build's ctd.
-# Usage: check_conf.sh CTD SOURCE_DIR
+# is exactly ctd's defaults (so no documented default can drift); every
+# setting is in both man pages and the bash completion; the unit CMake
+# generated starts the configured sbindir's ctd and passes
+# `systemd-analyze verify` with this build's ctd; the default config path
+# is the configured sysconfdir's.
+# Usage: check_conf.sh CTD SOURCE_DIR UNIT SBINDIR CONFIG_FILE
 set -eu
-ctd=$1 src=$2 tmp=$(mktemp -d)
+ctd=$1 src=$2 unit=$3 sbindir=$4 config=$5 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 sed 's/^#\([a-z]\)/\1/' "$src/conf/ctd.conf" > "$tmp/all.conf"
@@ -18,14 +21,36 @@ fi
 	echo "FAIL: conf/ctd.conf does not list every setting once"
 	exit 1
 }
+# Every setting is documented: as a key in ctd.conf(5) and as an option
+# in ctd(8).
+missing=""
+sed -n "/compgen -W '-f/,/-- \"\$cur\"/p" "$src/conf/ctd.bash-completion" > "$tmp/words"
+for key in $(awk '{print $1}' "$tmp/defaults"); do
+	esc=$(printf '%s' "$key" | sed 's/-/\\\\-/g')
+	grep -Eq "^\.B[IR]? (|.*\\\\fP)$esc[ \"]" "$src/docs/ctd.conf.5" ||
+		missing="$missing ctd.conf.5:$key"
+	grep -Eq "^\.B[IR]? .*\\\\-\\\\-$esc([ \"]|\$)" "$src/docs/ctd.8" ||
+		missing="$missing ctd.8:--$key"
+	grep -Eq -- "(^|[[:space:]'])--$key([[:space:]')]|\$)" "$tmp/words" ||
+		missing="$missing completion:--$key"
+done
+[ -z "$missing" ] || { echo "FAIL: undocumented settings:$missing"; exit 1; }
 command -v systemd-analyze >/dev/null || {
 	echo "FAIL: systemd-analyze is missing (apt-get install systemd)"
 	exit 1
 }
-sed "s|/usr/sbin/ctd|$ctd|g" "$src/conf/ctd.service" > "$tmp/ctd.service"
+"$ctd" --help | grep -Fq "(default $config;" || {
+	echo "FAIL: ctd --help does not name $config as the default config"
+	exit 1
+}
+[ "$(grep -c "^Exec[A-Za-z]*=$sbindir/ctd" "$unit")" -eq 3 ] || {
+	echo "FAIL: $unit does not start $sbindir/ctd"
+	exit 1
+}
+sed "s|$sbindir/ctd|$ctd|g" "$unit" > "$tmp/ctd.service"
 out=$(systemd-analyze verify --man=no "$tmp/ctd.service" 2>&1) || {
 	echo "FAIL: systemd-analyze verify: $out"
 	exit 1
 }
 [ -z "$out" ] || { echo "FAIL: systemd-analyze verify warned: $out"; exit 1; }
-echo "conf/ctd.conf = defaults ($(wc -l < "$tmp/defaults") settings); ctd.service verified"
+echo "conf/ctd.conf = defaults ($(wc -l < "$tmp/defaults") settings, each in ctd.conf.5 and ctd.8); ctd.service verified"

@@ -161,9 +161,40 @@ static void test_nat_initiator_record(void **state)
 	set_tuple(&r.tuple[CTD_DIR_REPLY], AF_INET, "192.0.2.1", "198.51.100.7", 53, 40000);
 	expect_bytes(buf, one(&cfg, &r, buf, sizeof(buf), 1),
 "000a006d6553f10200000005000000090101005d0a000001c000020104d20035110000018bcfe5687b0000018bcfe56fc30000000000000000007800000000000000020000000000000050000000000000000104000000000000000711223344c6336407c00002019c40003505");
-	cfg.nat_legacy = true;
+	cfg.nat_event = CTD_IPFIX_NATEV_LEGACY;
 	/* natEvent is the record's last byte: delete is 2 in the old codes. */
 	assert_int_equal(buf[one(&cfg, &r, buf, sizeof(buf), 1) - 1], 2);
+}
+
+/* ipfix-nat-event none: the NAT templates (257, 259) lose natEvent (one
+ * field fewer, 4 bytes less each) and the NAT record its last byte, so
+ * pmacct reads it as a flow with counters instead of a NAT event. */
+static void test_nat_event_none(void **state)
+{
+	struct ctd_ipfix_cfg cfg = { .domain = DOMAIN, .pen = 32473,
+				     .shape = CTD_IPFIX_BIFLOW,
+				     .nat_event = CTD_IPFIX_NATEV_NONE };
+	struct ctd_ipfix_msg m;
+	struct ctd_record r;
+	uint8_t buf[2048];
+	uint32_t flows;
+	size_t n;
+
+	(void)state;
+	ctd_ipfix_msg_begin(&m, buf, sizeof(buf));
+	assert_true(ctd_ipfix_msg_add_templates(&m, &cfg));
+	expect_bytes(buf, ctd_ipfix_msg_finish(&m, TIME, SEQ, DOMAIN),
+"000a01a26553f1020000000500000009000201740100001000080004000c000400070002000b0002000400010098000800990008002000020001000800020008800100080000727980020008000072790088000100ea00048001000400007ed98002000400007ed90101001400080004000c000400070002000b0002000400010098000800990008002000020001000800020008800100080000727980020008000072790088000100ea00048001000400007ed98002000400007ed900e1000400e2000400e3000200e4000201020010001b0010001c001000070002000b0002000400010098000800990008008b00020001000800020008800100080000727980020008000072790088000100ea00048001000400007ed98002000400007ed901030014001b0010001c001000070002000b0002000400010098000800990008008b00020001000800020008800100080000727980020008000072790088000100ea00048001000400007ed98002000400007ed901190010011a001000e3000200e400020003001e0104000500010090000400290008002a00080028000800a60008");
+	udp_record(&r);
+	r.status |= IPS_SRC_NAT;
+	set_tuple(&r.tuple[CTD_DIR_REPLY], AF_INET, "192.0.2.1", "198.51.100.7", 53, 40000);
+	cfg.shape = CTD_IPFIX_INITIATOR;
+	n = one(&cfg, &r, buf, sizeof(buf), 1);
+	expect_bytes(buf, n,
+"000a006c6553f10200000005000000090101005c0a000001c000020104d20035110000018bcfe5687b0000018bcfe56fc30000000000000000007800000000000000020000000000000050000000000000000104000000000000000711223344c6336407c00002019c400035");
+	assert_int_equal(ctd_ipfix_record_size(&cfg, CTD_IPFIX_TID_V4_NAT), 88);
+	assert_int_equal(ctd_ipfix_msg_count(&cfg, buf, n, &flows), 1);
+	assert_int_equal(flows, 1);
 }
 
 /* An interim record of an ICMPv6 echo in zone 3: active timeout (2). */
@@ -278,6 +309,7 @@ int main(void)
 		cmocka_unit_test(test_biflow_record),
 		cmocka_unit_test(test_uniflow_record),
 		cmocka_unit_test(test_nat_initiator_record),
+		cmocka_unit_test(test_nat_event_none),
 		cmocka_unit_test(test_v6_icmp_interim),
 		cmocka_unit_test(test_end_reasons),
 		cmocka_unit_test(test_sets_and_limits),

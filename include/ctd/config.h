@@ -12,7 +12,10 @@
 
 #include "ctd/filter.h"
 
+/* CMake passes the install's own (sysconfdir/ctd/ctd.conf). */
+#ifndef CTD_CONFIG_FILE
 #define CTD_CONFIG_FILE "/etc/ctd/ctd.conf"
+#endif
 #define CTD_CONFIG_PATH_MAX 1024
 #define CTD_CONFIG_ERR_MAX 1280
 #define CTD_CONFIG_LINE_MAX 4096     /* longest line of a config file */
@@ -51,7 +54,7 @@ struct ctd_config {
 	unsigned ipfix_mtu;
 	unsigned ipfix_template_refresh;
 	unsigned ipfix_template_messages;
-	unsigned ipfix_nat_event;  /* 0 RFC 8158, 1 legacy */
+	unsigned ipfix_nat_event;  /* enum ctd_ipfix_nat_event */
 	unsigned ipfix_pen;
 	unsigned syslog_facility;  /* syslog(3) facility number (0-23) */
 	unsigned syslog_level;     /* 0 emerg .. 7 debug */

@@ -36,11 +36,20 @@ enum {
 	CTD_IPFIX_TID__END
 };
 
+/* natEvent in NAT records: RFC 8158's NAT44 session create/delete (4/5),
+ * the older create/delete (1/2), or none: pmacct takes a record with
+ * natEvent for a NAT event and drops its counters. */
+enum ctd_ipfix_nat_event {
+	CTD_IPFIX_NATEV_RFC8158,
+	CTD_IPFIX_NATEV_LEGACY,
+	CTD_IPFIX_NATEV_NONE,
+};
+
 struct ctd_ipfix_cfg {
 	uint32_t domain;        /* observation domain id */
 	uint32_t pen;           /* enterprise number for mark and id; 0: none */
 	uint8_t shape;          /* enum ctd_ipfix_shape */
-	bool nat_legacy;        /* natEvent 1/2 instead of RFC 8158's codes */
+	uint8_t nat_event;      /* enum ctd_ipfix_nat_event */
 };
 
 /* The exporting process's reliability statistics (RFC 7011 4.3). */

@@ -1,6 +1,7 @@
 /* log: one line per message to stderr (journald picks it up under
- * systemd), and a rate gate for lines that report a counter's growth.
- * Adapters log; pure modules return errors instead. */
+ * systemd, with each line's priority), and a rate gate for lines that
+ * report a counter's growth. Adapters log; pure modules return errors
+ * instead. */
 #ifndef CTD_LOG_H
 #define CTD_LOG_H
 
@@ -9,7 +10,15 @@
 
 enum ctd_log_level { CTD_LOG_ERR, CTD_LOG_WARN, CTD_LOG_INFO, CTD_LOG_DEBUG };
 
+/* Also checks whether stderr is the journal (JOURNAL_STREAM): then each
+ * line is "<priority>message" instead of "progname: level: message". */
 void ctd_log_init(const char *progname, enum ctd_log_level max_level);
+/* True when journal_stream ("dev:inode", systemd's JOURNAL_STREAM) names
+ * the file fd is open on. */
+bool ctd_log_is_journal(const char *journal_stream, int fd);
+/* strerror(err), with how to fix it where the fix is ctd's unit (EROFS:
+ * ReadWritePaths). For messages about files ctd opens or writes. */
+const char *ctd_log_errstr(int err);
 void ctd_log(enum ctd_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

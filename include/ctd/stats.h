@@ -5,6 +5,7 @@
 #ifndef CTD_STATS_H
 #define CTD_STATS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -69,8 +70,13 @@ struct ctd_stats {
 void ctd_stats_print(const struct ctd_stats *st, FILE *f);
 /* The same as one JSON object; per-output counters under "outputs". */
 void ctd_stats_print_json(const struct ctd_stats *st, FILE *f);
-/* The Prometheus text exposition: ctd_<counter>, and
- * ctd_output_<counter>{output="name"} per output. */
+/* The Prometheus text exposition: a family per counter with HELP and
+ * TYPE, counters ending in _total and units in the names (ctd_events_total
+ * {type="new"}, ctd_netlink_rcvbuf_bytes), and ctd_output_<counter>
+ * {output="name"} per output. */
 void ctd_stats_print_prometheus(const struct ctd_stats *st, FILE *f);
+/* The HELP and TYPE lines of one family, for the report's own families. */
+void ctd_stats_prometheus_family(FILE *f, const char *name, bool gauge,
+				 const char *help);
 
 #endif

@@ -6,7 +6,9 @@
 2. ctd runs from a config file; 300 UDP flows stay alive: `ctd -s --json`
    counts 300 tracked flows and a clean health check, `ctd -l` lists
    exactly those 300 tuples (text and JSON lines), `ctd -s top` has
-   127.0.0.1 with 300 flows first.
+   127.0.0.1 with 300 flows first. A scrape of --metrics passes
+   `promtool check metrics` with no finding and has ctd_build_info,
+   process_start_time_seconds and a ctd_health_problem series per check.
 3. Access: a non-root user cannot connect (socket mode), and even with
    the mode opened up is refused by its credentials; an oversized request
    is refused; each refusal is counted. With control-group, members (by
@@ -20,6 +22,7 @@ Usage: test_ctl.py --ctd PATH
 """
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -99,27 +102,60 @@ def check_queries(ctd, ns):
     return text
 
 
+def promtool_check(body):
+    """promtool's linter on the scrape: no finding at all (HELP and TYPE
+    for every family, counters ending in _total, units in names)."""
+    if not shutil.which("promtool"):
+        raise Fail("promtool not found: install the Debian package prometheus")
+    r = subprocess.run(["promtool", "check", "metrics"], input=body,
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0 and not (r.stdout + r.stderr).strip(),
+          "promtool check metrics: exit %d\n%s" % (r.returncode, r.stdout + r.stderr))
+
+
 def check_metrics(ns):
     page = ns.run(["python3", "-c", SCRAPE, METRICS, "/metrics"])
     head, _, body = page.partition("\n\n")
     check(head.startswith("HTTP/1.0 200") and "version=0.0.4" in head,
           "metrics header: %r" % head)
-    values = {}
+    promtool_check(body)
+    values, types, helps = {}, {}, set()
     for line in body.splitlines():
-        if line.startswith("#"):
-            check(line.startswith("# TYPE ctd_") and
-                  line.split()[-1] in ("counter", "gauge"), "bad line %r" % line)
+        if line.startswith("# HELP "):
+            helps.add(line.split()[2])
+            continue
+        if line.startswith("# TYPE "):
+            _, _, family, kind = line.split()
+            check(kind in ("counter", "gauge"), "bad line %r" % line)
+            check(kind == "gauge" or family.endswith("_total"),
+                  "counter %s without _total" % family)
+            types[family] = kind
             continue
         name, value = line.rsplit(" ", 1)
+        check(name.split("{")[0] in types and name.split("{")[0] in helps,
+              "sample %r before its TYPE and HELP" % line)
         values[name] = int(value)
     # The scrape's own TCP connection is a tracked flow too.
     check(values.get("ctd_flows_tracked") in (ALIVE, ALIVE + 1) and
-          'ctd_output_delivered{output="json"}' in values and
-          "ctd_events_new" in values,
+          'ctd_output_delivered_total{output="json"}' in values and
+          values.get('ctd_events_total{type="new"}', 0) >= ALIVE and
+          values.get("ctd_netlink_rcvbuf_bytes", 0) > 0,
           "metrics: flows_tracked %s, %d series"
           % (values.get("ctd_flows_tracked"), len(values)))
+    build = [k for k in values if k.startswith("ctd_build_info{version=")]
+    check(len(build) == 1 and values[build[0]] == 1, "build info: %s" % build)
+    started = values.get("process_start_time_seconds", 0)
+    check(time.time() - 600 < started <= time.time(),
+          "process_start_time_seconds %s, now %d" % (started, time.time()))
+    # Every health check is a series; this healthy namespace has no problem.
+    health = {k: v for k, v in values.items() if k.startswith("ctd_health_problem{")}
+    check(len(health) == 7 and not any(health.values()) and
+          'ctd_health_problem{check="nf_conntrack_acct"}' in health,
+          "health series: %s" % health)
     other = ns.run(["python3", "-c", SCRAPE, METRICS, "/"])
     check(other.startswith("HTTP/1.0 404"), "GET / answered %r" % other[:40])
+    print("metrics: promtool check metrics clean on %d series in %d families"
+          % (len(values), len(types)))
 
 
 def check_access(ctd):
