@@ -6,8 +6,9 @@
  * gone. So a restart hands the socket over instead of closing it: to
  * systemd's file-descriptor store (FDSTORE=1, given back at the next
  * start through LISTEN_FDS), or across execve() to the new binary. The
- * protocols are small and documented (sd_notify(3), sd_listen_fds(3));
- * they are spoken here directly to keep libsystemd out of ctd. */
+ * protocol is small and documented (sd_listen_fds(3)); it is spoken
+ * here directly to keep libsystemd out of ctd (notify.c speaks
+ * sd_notify(3)). */
 #include <errno.h>
 #include <cap-ng.h>
 #include <fcntl.h>
@@ -94,57 +95,6 @@ int ctd_daemon_listen_fd(const char *name)
 	return fd;
 }
 
-static int notify_addr(struct sockaddr_un *sa, socklen_t *ret_len)
-{
-	const char *path = getenv("NOTIFY_SOCKET");
-	size_t len;
-
-	if (!path || !*path)
-		return 0;
-	len = strlen(path);
-	if ((path[0] != '/' && path[0] != '@') || len >= sizeof(sa->sun_path))
-		return -EINVAL;
-	memset(sa, 0, sizeof(*sa));
-	sa->sun_family = AF_UNIX;
-	memcpy(sa->sun_path, path, len);
-	if (path[0] == '@')
-		sa->sun_path[0] = '\0';   /* abstract namespace */
-	*ret_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
-	return 1;
-}
-
-int ctd_daemon_notify(const char *state, int fd)
-{
-	struct sockaddr_un sa;
-	socklen_t salen = 0;
-	struct iovec iov = { (void *)state, strlen(state) };
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} ctl;
-	struct msghdr msg = { .msg_name = &sa, .msg_iov = &iov, .msg_iovlen = 1 };
-	int r = notify_addr(&sa, &salen), s;
-
-	if (r <= 0)
-		return r;
-	msg.msg_namelen = salen;
-	if (fd >= 0) {
-		memset(&ctl, 0, sizeof(ctl));
-		msg.msg_control = ctl.buf;
-		msg.msg_controllen = sizeof(ctl.buf);
-		ctl.h.cmsg_level = SOL_SOCKET;
-		ctl.h.cmsg_type = SCM_RIGHTS;
-		ctl.h.cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(&ctl.h), &fd, sizeof(int));
-	}
-	s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (s < 0)
-		return -errno;
-	r = sendmsg(s, &msg, MSG_NOSIGNAL) < 0 ? -errno : 1;
-	close(s);
-	return r;
-}
-
 unsigned long long ctd_daemon_watchdog_usec(void)
 {
 	unsigned long v, pid;
@@ -214,10 +164,35 @@ int ctd_daemon_drop_to(uid_t uid, gid_t gid)
 	return 0;
 }
 
+static void handled_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGUSR1);
+	sigaddset(set, SIGUSR2);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+}
+
+void ctd_daemon_hold_signals(void)
+{
+	sigset_t set;
+
+	handled_signals(&set);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
+void ctd_daemon_release_signals(void)
+{
+	sigset_t set;
+
+	handled_signals(&set);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+}
+
 int ctd_daemon_reexec(char *const argv[], int fd, const char *name)
 {
 	char pid[32];
-	sigset_t none;
 
 	if (fd != LISTEN_FDS_START && dup2(fd, LISTEN_FDS_START) < 0)
 		return -errno;
@@ -229,9 +204,11 @@ int ctd_daemon_reexec(char *const argv[], int fd, const char *name)
 	    setenv("LISTEN_FDS", "1", 1) < 0 ||
 	    setenv("LISTEN_FDNAMES", name, 1) < 0)
 		return -errno;
-	/* The loop blocked the signals it watches; the new ctd starts clean. */
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* The signals ctd handles stay blocked across the exec (the mask is
+	 * inherited): one that arrives meanwhile waits, pending, until the
+	 * new ctd has its handlers, instead of killing a process that has
+	 * none yet (SIGHUP's default). */
+	ctd_daemon_hold_signals();
 	execv("/proc/self/exe", argv);
 	return -errno;
 }

@@ -26,11 +26,13 @@
 #include "ctd/listen.h"
 #include "ctd/log.h"
 #include "ctd/nlsrc.h"
+#include "ctd/notify.h"
 #include "ctd/out_file.h"
 #include "ctd/out_text.h"
 #include "ctd/output.h"
 #include "ctd/outputs.h"
 #include "ctd/reconcile_ev.h"
+#include "ctd/restart.h"
 #include "ctd/record.h"
 #include "ctd/report.h"
 #include "ctd/safefile.h"
@@ -57,7 +59,8 @@ struct ctd {
 	int64_t started_us;
 	ev_prepare flush;
 	ev_signal sigint, sigterm, sighup, sigusr1, sigusr2;
-	ev_timer status;           /* sd_notify STATUS and WATCHDOG */
+	struct ctd_notify *notify;
+	struct ctd_restart *restart;
 	int stop_signal;
 	struct ctd_alerts *alerts;
 	struct ctd_clock clock;    /* zeroed: the system clock */
@@ -106,8 +109,26 @@ static void on_messages(void *arg, const struct nlmsghdr *const *msgs,
 /* Ready means listening with the table known (reconcile decides when). */
 static void on_ready(void *arg)
 {
-	(void)arg;
-	ctd_daemon_notify("READY=1", -1);
+	struct ctd *ctd = arg;
+
+	ctd_notify_ready(ctd->notify);
+}
+
+/* The one-line summary `systemctl status` shows. */
+static void status_line(void *arg, char *buf, size_t cap)
+{
+	const struct ctd_stats *st = &((struct ctd *)arg)->stats;
+	uint64_t delivered = 0, failed = 0;
+
+	for (size_t i = 0; i < CTD_OUT_MAX && st->out_name[i]; i++) {
+		delivered += st->out[i]->delivered;
+		failed += st->out[i]->failed;
+	}
+	snprintf(buf, cap, "%llu flows tracked, %llu records delivered, "
+		 "%llu lost, %llu events",
+		 (unsigned long long)st->flows_tracked,
+		 (unsigned long long)delivered, (unsigned long long)failed,
+		 (unsigned long long)st->nl_messages);
 }
 
 /* Before the loop blocks: one write per output for the whole batch. */
@@ -129,12 +150,17 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	struct ctd *ctd = w->data;
 
 	(void)revents;
-	if (w->signum == SIGUSR2)
+	if (w->signum == SIGUSR2) {
 		log_info("SIGUSR2: restarting in place, keeping the ctnetlink socket");
-	else
+		/* Held from here to the new image's handlers: a HUP that
+		 * logrotate sends meanwhile waits instead of killing ctd. */
+		ctd_daemon_hold_signals();
+		ctd_notify_send(ctd->notify, "RELOADING=1", -1);
+	} else {
 		log_info("signal %d: shutting down", w->signum);
+		ctd_notify_send(ctd->notify, "STOPPING=1", -1);
+	}
 	ctd->stop_signal = w->signum;
-	ctd_daemon_notify("STOPPING=1", -1);
 	ev_break(loop, EVBREAK_ALL);
 }
 
@@ -197,42 +223,6 @@ static void on_usr1(struct ev_loop *loop, ev_signal *w, int revents)
 	(void)revents;
 	log_info("SIGUSR1: reopening output files");
 	ctd_deliver_reopen(ctd->deliver);
-}
-
-static void sum_outputs(const struct ctd_stats *st, uint64_t *ret_delivered,
-			uint64_t *ret_failed);
-
-/* A one-line summary for `systemctl status`, and the watchdog's ping:
- * the loop runs, or systemd restarts ctd (and the socket survives). */
-static void on_status(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct ctd *ctd = w->data;
-	uint64_t delivered, failed;
-	char msg[256];
-
-	(void)loop;
-	(void)revents;
-	sum_outputs(&ctd->stats, &delivered, &failed);
-	snprintf(msg, sizeof(msg), "WATCHDOG=1\nSTATUS=%llu flows tracked, "
-		 "%llu records delivered, %llu lost, %llu events",
-		 (unsigned long long)ctd->stats.flows_tracked,
-		 (unsigned long long)delivered, (unsigned long long)failed,
-		 (unsigned long long)ctd->stats.nl_messages);
-	ctd_daemon_notify(msg, -1);
-}
-
-static void start_status(struct ctd *ctd)
-{
-	unsigned long long wd = ctd_daemon_watchdog_usec();
-	double every = wd ? (double)wd / 2e6 : 10;
-
-	if (!getenv("NOTIFY_SOCKET"))
-		return;
-	if (every > 10)
-		every = 10;
-	ev_timer_init(&ctd->status, on_status, every, every);
-	ctd->status.data = ctd;
-	ev_timer_start(ctd->loop, &ctd->status);
 }
 
 static bool on_ctl(void *arg, const char *request, FILE *out, size_t *cursor)
@@ -349,9 +339,7 @@ static int open_nlsrc(struct ctd *ctd, const struct ctd_config *o)
 	};
 	int r;
 
-	nl.fd = ctd_daemon_listen_fd("ctnetlink");
-	if (nl.fd == -EINVAL)
-		log_warn("ignoring malformed LISTEN_FDS/LISTEN_PID");
+	nl.fd = ctd_restart_socket(ctd->restart);
 	r = ctd_nlsrc_new(&nl, &ctd->stats, on_messages, ctd, &ctd->nlsrc);
 	if (r == 0 && nl.fd >= 0)
 		log_info("took over the ctnetlink socket from the previous ctd "
@@ -359,6 +347,8 @@ static int open_nlsrc(struct ctd *ctd, const struct ctd_config *o)
 			 ctd_nlsrc_queued(ctd->nlsrc));
 	if (r < 0 && nl.fd >= 0)
 		close(nl.fd);
+	if (r == 0)
+		ctd_restart_opened(ctd->restart, ctd->nlsrc, ctd->notify);
 	return r;
 }
 
@@ -411,9 +401,13 @@ static int start(struct ctd *ctd, const struct ctd_config *o)
 	int r;
 
 	ctd->filter = ctd_config_filter(o);
-	if (!ctd->filter)
+	ctd->notify = ctd_notify_new(ctd->loop, &ctd->stats, status_line, ctd);
+	if (!ctd->filter || !ctd->notify)
 		return -ENOMEM;
-	r = open_outputs(ctd, o);
+	r = ctd_restart_begin(o->spool_dir, &ctd->owner, &ctd->stats,
+			      &ctd->restart);
+	if (r == 0)
+		r = open_outputs(ctd, o);
 	if (r < 0)
 		return r;
 	r = open_nlsrc(ctd, o);
@@ -453,6 +447,7 @@ static void run(struct ctd *ctd)
 	ev_signal_init(&ctd->sighup, on_hup, SIGHUP);
 	ctd->sighup.data = ctd;
 	ev_signal_start(ctd->loop, &ctd->sighup);
+	ctd_daemon_release_signals();
 	ctd_nlsrc_start(ctd->nlsrc, ctd->loop);
 	ctd_reconcile_ev_start(ctd->reconcile);
 	ctd->started_us = ctd_clock_read(&ctd->clock).mono_us;
@@ -461,22 +456,10 @@ static void run(struct ctd *ctd)
 	log_info("listening for conntrack events (%s mode, rcvbuf %llu bytes)",
 		 ctd->cfg->broadcast_error ? "reliable" : "lossy",
 		 (unsigned long long)ctd->stats.rcvbuf);
-	start_status(ctd);
 	ev_run(ctd->loop, 0);
 	ctd_nlsrc_stop(ctd->nlsrc, ctd->loop);
 	ctd_reconcile_ev_stop(ctd->reconcile);
-	ev_timer_stop(ctd->loop, &ctd->status);
 	ev_prepare_stop(ctd->loop, &ctd->flush);
-}
-
-static void sum_outputs(const struct ctd_stats *st, uint64_t *ret_delivered,
-			uint64_t *ret_failed)
-{
-	*ret_delivered = *ret_failed = 0;
-	for (size_t i = 0; i < CTD_OUT_MAX && st->out_name[i]; i++) {
-		*ret_delivered += st->out[i]->delivered;
-		*ret_failed += st->out[i]->failed;
-	}
 }
 
 /* Events already queued on the socket at shutdown still become records,
@@ -486,8 +469,8 @@ static void finish(struct ctd *ctd, bool verbose)
 {
 	const struct ctd_flowtable *ft;
 	unsigned n = 0;
-	uint64_t delivered, failed;
 	size_t spooled;
+	char line[256];
 
 	if (ctd->stop_signal != SIGUSR2)
 		n = ctd_nlsrc_drain(ctd->nlsrc, SHUTDOWN_DRAIN_MAX);
@@ -500,36 +483,9 @@ static void finish(struct ctd *ctd, bool verbose)
 	ctd->stats.table_bytes = ctd_flowtable_memory(ft);
 	if (verbose)
 		ctd_stats_print(&ctd->stats, stderr);
-	sum_outputs(&ctd->stats, &delivered, &failed);
-	log_info("exiting: %llu events, %llu records delivered, %llu lost, "
-		 "%llu malformed messages",
-		 (unsigned long long)ctd->stats.nl_messages,
-		 (unsigned long long)delivered, (unsigned long long)failed,
+	status_line(ctd, line, sizeof(line));
+	log_info("exiting: %s, %llu malformed messages", line,
 		 (unsigned long long)ctd->stats.parse_errors);
-}
-
-/* The kernel holds undelivered events only for a listener that
- * exists: keep the socket alive across the restart. Returns the fd to
- * pass across exec, or -1. */
-static int hand_over(struct ctd *ctd)
-{
-	int fd = ctd_nlsrc_dup_fd(ctd->nlsrc), r;
-
-	if (fd < 0) {
-		log_err("cannot keep the ctnetlink socket: %s", strerror(-fd));
-		return -1;
-	}
-	if (ctd->stop_signal == SIGUSR2)
-		return fd;
-	/* systemd keeps it when the unit sets FileDescriptorStoreMax. */
-	r = ctd_daemon_notify("FDSTORE=1\nFDNAME=ctnetlink", fd);
-	if (r == 1)
-		log_info("ctnetlink socket handed to the service manager");
-	else if (r < 0)
-		log_warn("cannot hand the ctnetlink socket to the service "
-			 "manager: %s", strerror(-r));
-	close(fd);
-	return -1;
 }
 
 static void teardown(struct ctd *ctd)
@@ -543,6 +499,8 @@ static void teardown(struct ctd *ctd)
 	ctd_engine_free(ctd->engine);
 	ctd_alerts_free(ctd->alerts);
 	ctd_nlsrc_free(ctd->nlsrc);
+	ctd_notify_free(ctd->notify);
+	ctd_restart_free(ctd->restart);
 	if (ctd->loop)
 		ev_loop_destroy(ctd->loop);
 }
@@ -622,7 +580,8 @@ int main(int argc, char **argv)
 	if (r == 0) {
 		run(&ctd);
 		finish(&ctd, cli.verbose);
-		keep_fd = hand_over(&ctd);
+		keep_fd = ctd_restart_end(ctd.restart, ctd.nlsrc,
+					  ctd.stop_signal == SIGUSR2);
 	}
 	teardown(&ctd);
 	if (keep_fd >= 0) {

@@ -79,6 +79,8 @@ static const struct counter counters[] = {
 	C(ctl_timeouts, "ctl_timeouts_total", "Control and metrics clients dropped: no whole request, or an answer not read, within 5 s."),
 	C(ctl_evicted, "ctl_evicted_total", "Silent control and metrics clients dropped to make room."),
 	C(metrics_requests, "metrics_requests_total", "Prometheus scrapes answered."),
+	C(notify_dropped, "notify_dropped_total", "Messages to the service manager dropped: it did not take them at once."),
+	G(unclean_restarts, "unclean_restarts", "1 when the previous ctd with this spool directory died without stopping."),
 };
 
 #define OOFF(field) offsetof(struct ctd_out_stats, field)

@@ -1,7 +1,7 @@
-/* daemon: ctd's side of the service manager's protocols, without
- * libsystemd: sd_notify messages (READY, STATUS, STOPPING, FDSTORE),
- * sockets passed in with LISTEN_FDS, and re-executing ctd with its
- * ctnetlink socket kept open. Owns nothing between calls. */
+/* daemon: the process side of running as a service, without
+ * libsystemd: sockets passed in with LISTEN_FDS, the user and groups,
+ * dropping privileges, and re-executing ctd with its ctnetlink socket
+ * kept open and its signals held. Owns nothing between calls. */
 #ifndef CTD_DAEMON_H
 #define CTD_DAEMON_H
 
@@ -11,10 +11,6 @@
  * one passed when names are absent; -ENOENT when none; -EINVAL when the
  * variables are malformed. Unsets the LISTEN_* variables. */
 int ctd_daemon_listen_fd(const char *name);
-
-/* Sends state to $NOTIFY_SOCKET; with fd >= 0 also passes fd (FDSTORE).
- * Returns 1 when sent, 0 when there is no service manager, or -errno. */
-int ctd_daemon_notify(const char *state, int fd);
 
 /* The service manager's watchdog interval in µs (WATCHDOG_USEC, when
  * WATCHDOG_PID is ours or unset), or 0 when there is none. */
@@ -33,6 +29,14 @@ int ctd_daemon_find_group(const char *name, gid_t *ret);
  * to it, by descriptor, when they were opened (safefile.c); nothing is
  * changed by path here. Returns 0 or -errno. */
 int ctd_daemon_drop_to(uid_t uid, gid_t gid);
+
+/* Blocks the signals ctd handles (HUP, USR1, USR2, TERM, INT): they
+ * stay pending until the loop's handlers take them, also across a
+ * re-exec. */
+void ctd_daemon_hold_signals(void);
+/* Unblocks them once the loop's handlers are in place (libev leaves the
+ * mask alone): one held across a re-exec is handled now. */
+void ctd_daemon_release_signals(void);
 
 /* Replaces the process with a fresh ctd from /proc/self/exe, handing it
  * fd as a LISTEN_FDS socket named name. Returns -errno only on failure. */

@@ -60,6 +60,9 @@ struct ctd_stats {
 	                                  * (or answer not read) within 5 s */
 	uint64_t ctl_evicted;            /* silent clients dropped to make room */
 	uint64_t metrics_requests;       /* Prometheus scrapes answered */
+	uint64_t notify_dropped;         /* sd_notify messages the service
+	                                  * manager did not take at once */
+	uint64_t unclean_restarts;       /* starts after a ctd that died */
 	uint64_t ends_remembered;        /* gauge: ended flows kept to drop
 	                                  * repeated DESTROYs */
 	const char *out_name[CTD_OUT_MAX];

@@ -301,3 +301,84 @@ class Ctd:
                 except json.JSONDecodeError as e:
                     raise Fail("line %d of %s is not JSON: %s" % (i, self.json, e))
         return out
+
+
+class Manager:
+    """Plays the service manager: owns NOTIFY_SOCKET, keeps every message
+    ctd sends and the descriptor it puts in the fd store (FDSTORE=1), as
+    systemd does, and can stop reading to fill its queue."""
+
+    def __init__(self, path):
+        import array
+        import socket
+        import threading
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.msgs, self.stored, self.fdstores = [], None, 0
+        self.lock = threading.Condition()
+        self.reading = True
+        self._array, self._socket = array, socket
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def env(self, **extra):
+        return dict(os.environ, NOTIFY_SOCKET=self.path, **extra)
+
+    def _run(self):
+        s = self._socket
+        while True:
+            with self.lock:
+                while not self.reading:
+                    self.lock.wait()
+            try:
+                data, anc, _, _ = self.sock.recvmsg(4096, s.CMSG_SPACE(16))
+            except OSError:
+                return
+            with self.lock:
+                self._take(data.decode(errors="replace"), anc)
+                self.lock.notify_all()
+
+    def _take(self, msg, anc):
+        self.msgs.append(msg)
+        for level, kind, payload in anc:
+            if level != self._socket.SOL_SOCKET or kind != self._socket.SCM_RIGHTS:
+                continue
+            fds = self._array.array("i")
+            fds.frombytes(payload[:len(payload) - len(payload) % 4])
+            for fd in fds:
+                if "FDSTORE=1" in msg and self.stored is None:
+                    self.stored = fd
+                    self.fdstores += 1
+                else:
+                    if "FDSTORE=1" in msg:
+                        self.fdstores += 1
+                    os.close(fd)
+
+    def wait(self, word, secs):
+        """The first message since `since` containing word."""
+        end = time.time() + secs
+        with self.lock:
+            while True:
+                for m in self.msgs:
+                    if word in m:
+                        return m
+                left = end - time.time()
+                check(left > 0, "ctd never sent %r to NOTIFY_SOCKET (got %s)"
+                      % (word, self.msgs[-5:]))
+                self.lock.wait(left)
+
+    def clear(self):
+        with self.lock:
+            self.msgs = []
+
+    def pause(self, paused):
+        with self.lock:
+            self.reading = not paused
+            self.lock.notify_all()
+
+    def close(self):
+        self.pause(False)
+        self.sock.close()
+        if self.stored is not None:
+            os.close(self.stored)

@@ -2,8 +2,9 @@
 """Restarting ctd loses no record and doubles none.
 
 Three ways a ctd stops while flows keep ending:
-  fdstore  Under a service manager: on SIGTERM ctd hands its ctnetlink
-           socket to the fd store (sd_notify FDSTORE=1 with SCM_RIGHTS).
+  fdstore  Under a service manager: as soon as it opens its ctnetlink
+           socket ctd puts it in the fd store (sd_notify FDSTORE=1 with
+           SCM_RIGHTS), once (not again when it came back from the store).
            This script plays systemd: it owns NOTIFY_SOCKET, takes the
            socket, and while no ctd runs at all, destroys the first set of
            flows and makes and destroys a second set. Then it starts a new
@@ -20,7 +21,6 @@ each. Every one must have exactly one record, ended by "destroy".
 
 Usage: test_restart.py --ctd PATH
 """
-import array
 import json
 import os
 import signal
@@ -55,82 +55,40 @@ def check_exactly_once(records, want, what):
     return len(seen)
 
 
-def recv_fd(sock, secs):
-    """Notify messages until FDSTORE=1; returns (messages, fd)."""
-    msgs, end = [], time.time() + secs
-    while time.time() < end:
-        sock.settimeout(max(0.1, end - time.time()))
-        try:
-            data, anc, _, _ = sock.recvmsg(4096, socket.CMSG_SPACE(4 * 4))
-        except socket.timeout:
-            break
-        msgs.append(data.decode())
-        for level, kind, payload in anc:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                fds = array.array("i")
-                fds.frombytes(payload[:len(payload) - len(payload) % 4])
-                if b"FDSTORE=1" in data:
-                    return msgs, fds[0]
-                for fd in fds:
-                    os.close(fd)
-    return msgs, None
-
-
-def wait_ready(sock, secs):
-    end = time.time() + secs
-    while time.time() < end:
-        sock.settimeout(max(0.1, end - time.time()))
-        try:
-            if b"READY=1" in sock.recv(4096):
-                return
-        except socket.timeout:
-            break
-    raise Fail("ctd never sent READY=1 to NOTIFY_SOCKET")
-
-
-def wait_watchdog(sock, secs):
-    """With WatchdogSec=2 s, pings (with a STATUS line) every second."""
-    end = time.time() + secs
-    while time.time() < end:
-        sock.settimeout(max(0.1, end - time.time()))
-        try:
-            msg = sock.recv(4096)
-        except socket.timeout:
-            break
-        if b"WATCHDOG=1" in msg and b"STATUS=" in msg:
-            return
-    raise Fail("ctd sent no WATCHDOG=1 with a STATUS line within %d s" % secs)
-
-
 def scenario_fdstore(ns, ctd_bin, tmp):
-    path = os.path.join(tmp, "notify.sock")
-    nsock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    nsock.bind(path)
-    env = dict(os.environ, NOTIFY_SOCKET=path, WATCHDOG_USEC="2000000")
+    mgr = ctdns.Manager(os.path.join(tmp, "notify.sock"))
+    env = mgr.env(WATCHDOG_USEC="2000000")
     first = Ctd(ns, ctd_bin, tmp, [], env=env, tag="fd1")
-    wait_ready(nsock, 10)
-    wait_watchdog(nsock, 5)
+    mgr.wait("FDSTORE=1", 5)
+    check(mgr.stored is not None, "ctd put no socket in the fd store")
+    ready = mgr.wait("READY=1", 10)
+    check("STATUS=" in ready, "READY came without a STATUS line: %r" % ready)
+    mgr.wait("WATCHDOG=1\nSTATUS=", 5)
     set1 = make_flows(ns, 30000, 1500)
     time.sleep(0.5)
     first.stop()
-    msgs, fd = recv_fd(nsock, 5)
-    check(fd is not None, "ctd handed no socket to the fd store: %s" % msgs)
     # No ctd runs now: these DESTROYs wait in the stored socket or in the
     # kernel, or nowhere.
     ns.run(["conntrack", "-F"])
     set2 = make_flows(ns, 32000, 1000)
     ns.run(["conntrack", "-F"])
-    second = Ctd(ns, ctd_bin, tmp, [], env=env, tag="fd2", listen_fd=fd)
-    os.close(fd)
+    mgr.clear()
+    second = Ctd(ns, ctd_bin, tmp, [], env=env, tag="fd2",
+                 listen_fd=mgr.stored)
     want = set1 | set2
     waited = second.wait_records(len(want), 60)
+    mgr.wait("READY=1", 10)
     counters = second.stop()
+    check(mgr.fdstores == 1, "the socket went to the fd store %d times"
+          % mgr.fdstores)
+    mgr.close()
     check("took over the ctnetlink socket" in second.log_text(),
           "the second ctd did not take the handed-over socket:\n"
           + second.log_text())
     n = check_exactly_once(second.records(), want, "fdstore")
     print("fdstore: %d flows, %d records exactly once (%d ended while no "
-          "ctd ran), all in %.1f s; second ctd read %d DESTROY events"
+          "ctd ran), all in %.1f s; second ctd read %d DESTROY events; the "
+          "socket was stored once, at the first start"
           % (len(want), n, len(want), waited or -1,
              counters.get("events_destroy", 0)))
 

@@ -139,7 +139,8 @@ def symlink_attacks(ns, binary, tmp, users):
          ["-o", os.path.join(tmp, "flows.json"), "--stream",
           os.path.join(udir, "s.sock")], "users other than root"),
         ("control socket", os.path.join(udir, "c.sock"),
-         ["-o", os.path.join(tmp, "flows-root.json"), "--control",
+         ["-o", os.path.join(tmp, "flows-root.json"), "--spool-dir",
+          os.path.join(tmp, "spool-root"), "--control",
           os.path.join(udir, "c.sock")], "users other than root"),
     ]
     for i, (what, path, extra, said) in enumerate(cases):
