@@ -118,12 +118,12 @@ def compare(name, got, want, reply_of, flows):
     # Every flow made: both directions counted (the reply when it had
     # packets), under the tuples ctd's record has.
     for f in flows:
-        fwd = (f[1], f[2], f[3], f[4], 6 if f[0] == "tcp" else 17)
+        fwd = (f.src, f.sport, f.dst, f.dport, 6 if f.proto == "tcp" else 17)
         check(fwd in reply_of, "%s: ctd has no record of %s" % (name, fwd))
         a, b = got.get(fwd), got.get(reply_of[fwd])
         check(a and a[0] > 0 and a[1] > 0 and b and
-              (b[0] > 0) == (f[0] == "tcp" or f[7] > 0),
-              "%s: flow %s: forward %s, reply %s" % (name, f[:5], a, b))
+              (b[0] > 0) == (f.proto == "tcp" or (f.reply_packets or 0) > 0),
+              "%s: flow %s: forward %s, reply %s" % (name, f.key, a, b))
     totals = tuple(sum(v[i] for v in got.values()) for i in (0, 1))
     check(totals == tuple(sum(v[i] for v in want.values()) for i in (0, 1)),
           "%s: totals %s differ from ctd's JSON" % (name, totals))
@@ -153,7 +153,7 @@ def run(ns, tmp, binary):
     json_got = wait_rows(os.path.join(tmp, "pmacct.json"), read_json, len(want), 30)
     col.kill()
     col.wait(timeout=10)
-    nat = sum(1 for f in flows if "nat" in f[0])
+    nat = sum(1 for f in flows if "nat" in f.tag)
     totals = compare("nfacctd CSV", csv_got, want, reply_of, flows)
     compare("nfacctd JSON", json_got, want, reply_of, flows)
     print("pmacct: %d flows (%d NATed), %d directions in nfacctd's CSV and JSON "
