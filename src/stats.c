@@ -45,7 +45,8 @@ static const struct {
 	O(spool_skipped), O(write_errors), O(bytes), O(consumers), O(refused),
 	O(lost_bytes), O(events), O(events_missed), O(events_merged),
 	O(skipped), O(acked), O(unacked), O(resent), O(reconnects),
-	O(templates),
+	O(templates), O(queue_full), O(report_timeouts), O(report_errors),
+	O(brokers), O(brokers_up), O(queue), O(rtt_us),
 };
 
 static void print_outputs(const struct ctd_stats *st, FILE *f)
@@ -83,6 +84,7 @@ static bool is_gauge(const char *name)
 		"rcvbuf", "flows_tracked", "flows_suspect", "kernel_pending",
 		"kernel_pending_peak", "table_bytes", "ends_remembered", "dying",
 		"dying_peak", "spool_size", "consumers", "unacked",
+		"brokers", "brokers_up", "queue", "rtt_us",
 	};
 
 	for (size_t i = 0; i < sizeof(gauges) / sizeof(gauges[0]); i++)
