@@ -45,6 +45,8 @@ static const struct option longopts[] = {
 	SET("ipfix-shape"), SET("ipfix-domain"), SET("ipfix-mtu"),
 	SET("ipfix-template-refresh"), SET("ipfix-template-messages"),
 	SET("ipfix-nat-event"), SET("ipfix-pen"), SET("syslog"),
+	SET("kafka"), SET("kafka-topic"), SET("kafka-key"), SET("kafka-option"),
+	SET("kafka-events"),
 	SET("syslog-facility"), SET("syslog-level"), SET("syslog-format"),
 	SET("syslog-socket"),
 	{ NULL, 0, NULL, 0 },
@@ -97,6 +99,9 @@ static void usage(FILE *f)
 "      --ipfix udp:HOST:PORT|tcp:HOST:PORT  also export IPFIX to a collector\n"
 "                           (--ipfix-shape biflow|uniflow|initiator, see\n"
 "                           ctd.conf(5) for the other ipfix-* settings)\n"
+"      --kafka HOST:PORT,...  also publish records to Kafka, at least once\n"
+"                           (--kafka-topic, --kafka-key tuple|none,\n"
+"                           --kafka-option NAME=VALUE, --kafka-events)\n"
 "      --syslog yes         also send each record to syslog (--syslog-facility,\n"
 "                           --syslog-level, --syslog-format rfc3164|rfc5424)\n"
 "      --stream-group GROUP members of GROUP may read the stream socket too\n"

@@ -33,9 +33,10 @@ enum type {
 	T_FILTER,    /* a filter criterion; min is its enum ctd_filter_key */
 	T_CHOICE,    /* one word of choices[min], stored as its index */
 	T_TARGET,    /* an IPFIX collector: udp:HOST:PORT or tcp:HOST:PORT */
+	T_OPTIONS,   /* NAME=VALUE, each line adds one; none clears them */
 };
 
-enum { C_SHAPE, C_NAT_EVENT, C_FACILITY, C_LEVEL, C_SYSLOG_FORMAT };
+enum { C_SHAPE, C_NAT_EVENT, C_FACILITY, C_LEVEL, C_SYSLOG_FORMAT, C_KAFKA_KEY };
 
 /* NULL-terminated word lists; a word's index is its stored value. */
 static const char *const choices[][25] = {
@@ -50,6 +51,7 @@ static const char *const choices[][25] = {
 	[C_LEVEL] = { "emerg", "alert", "crit", "err", "warning", "notice",
 		      "info", "debug", NULL },
 	[C_SYSLOG_FORMAT] = { "rfc3164", "rfc5424", NULL },
+	[C_KAFKA_KEY] = { "tuple", "none", NULL },
 };
 
 /* What a reload does with a changed setting: applies it to the running
@@ -86,6 +88,11 @@ static const struct setting settings[] = {
 	{ "syslog-level", T_CHOICE, F(syslog_level), C_LEVEL, 0, false, RESTART },
 	{ "syslog-format", T_CHOICE, F(syslog_format), C_SYSLOG_FORMAT, 0, false, RESTART },
 	{ "syslog-socket", T_PATH, F(syslog_socket), 0, 0, false, RESTART },
+	{ "kafka", T_PATH, F(kafka), 0, 0, true, RESTART },
+	{ "kafka-topic", T_PATH, F(kafka_topic), 0, 0, false, RESTART },
+	{ "kafka-key", T_CHOICE, F(kafka_key), C_KAFKA_KEY, 0, false, RESTART },
+	{ "kafka-option", T_OPTIONS, F(kafka_options), 0, 0, true, RESTART },
+	{ "kafka-events", T_EVENTS, F(kafka_events), 0, 0, false, RESTART },
 	{ "spool-dir", T_PATH, F(spool_dir), 0, 0, true, RESTART },
 	{ "grace", T_SECS, F(grace), 1, 86400, false, RESTART },
 	{ "dying-max", T_COUNT, F(dying_max), 1, 10000000, false, RESTART },
@@ -155,6 +162,8 @@ void ctd_config_defaults(struct ctd_config *cfg)
 	cfg->syslog_facility = 16;    /* local0 */
 	cfg->syslog_level = 6;        /* info */
 	strcpy(cfg->syslog_socket, "/dev/log");
+	strcpy(cfg->kafka_topic, "ctd-flows");
+	cfg->kafka_events = 1u << CTD_EV_DESTROY;
 }
 
 static const struct setting *find(const char *key)
@@ -285,6 +294,10 @@ static void expected(const struct setting *s, char *buf, size_t len)
 	case T_TARGET:
 		snprintf(buf, len, "udp:HOST:PORT, tcp:HOST:PORT or none");
 		break;
+	case T_OPTIONS:
+		snprintf(buf, len, "NAME=VALUE (at most %d, each under %d bytes) "
+			 "or none", CTD_CONFIG_KAFKA_OPTIONS, CTD_CONFIG_PATH_MAX);
+		break;
 	}
 }
 
@@ -338,6 +351,26 @@ static int check_target(const struct setting *s, const char *value,
 	return store_text(s, value, field);
 }
 
+/* One more NAME=VALUE line; "none" forgets the earlier ones. */
+static int add_option(const char *value, char *field)
+{
+	size_t have = strlen(field), n = strlen(value), lines = 0;
+
+	if (strcmp(value, "none") == 0) {
+		field[0] = '\0';
+		return 0;
+	}
+	for (const char *p = field; (p = strchr(p, '\n')); p++)
+		lines++;
+	if (!strchr(value, '=') || value[0] == '=' ||
+	    n >= CTD_CONFIG_PATH_MAX || lines >= CTD_CONFIG_KAFKA_OPTIONS ||
+	    have + n + 2 > CTD_CONFIG_KAFKA_OPTIONS_BYTES)
+		return -EINVAL;
+	memcpy(field + have, value, n);
+	strcpy(field + have + n, "\n");
+	return 0;
+}
+
 static int store(struct ctd_config *cfg, const struct setting *s,
 		 const char *value, char *why, size_t whylen)
 {
@@ -364,6 +397,8 @@ static int store(struct ctd_config *cfg, const struct setting *s,
 		return check_target(s, value, field, why, whylen);
 	case T_PATH:
 		return store_text(s, value, field);
+	case T_OPTIONS:
+		return add_option(value, field);
 	default:
 		break;
 	}
@@ -554,7 +589,37 @@ static void format_events(unsigned mask, char *buf, size_t len)
 				 buf[0] ? "," : "", names[i]);
 }
 
-/* A setting's value as the file would say it. */
+/* Values of secrets (sasl.password, ssl.key.password, ...client.secret)
+ * are not shown by ctd -t -v or a reload's log line. */
+static bool secret_option(const char *line, size_t name_len)
+{
+	char name[CTD_CONFIG_PATH_MAX];
+
+	snprintf(name, sizeof(name), "%.*s", (int)name_len, line);
+	return strstr(name, "password") || strstr(name, "secret");
+}
+
+/* Option number i of a T_OPTIONS field ("NAME=VALUE", secrets hidden);
+ * false past the last. */
+static bool format_option(const char *field, size_t i, char *buf, size_t len)
+{
+	size_t n, name_len;
+
+	for (; i && *field; i--)
+		field += strcspn(field, "\n") + 1;
+	if (!*field)
+		return false;
+	n = strcspn(field, "\n");
+	name_len = strcspn(field, "=");
+	if (secret_option(field, name_len))
+		snprintf(buf, len, "%.*s=(hidden)", (int)name_len, field);
+	else
+		snprintf(buf, len, "%.*s", (int)n, field);
+	return true;
+}
+
+/* A setting's value as the file would say it (of several options, the
+ * first: the diff's line says which setting changed). */
 static void format_value(const struct setting *s, const struct ctd_config *cfg,
 			 char *buf, size_t len)
 {
@@ -589,6 +654,10 @@ static void format_value(const struct setting *s, const struct ctd_config *cfg,
 	case T_FILTER:
 		snprintf(buf, len, "%s", (const char *)field);
 		break;
+	case T_OPTIONS:
+		if (!format_option(field, 0, buf, len))
+			snprintf(buf, len, "none");
+		break;
 	}
 }
 
@@ -597,8 +666,15 @@ void ctd_config_write(const struct ctd_config *cfg, FILE *f)
 	char value[CTD_CONFIG_PATH_MAX];
 
 	for (size_t i = 0; i < N_SETTINGS; i++) {
-		format_value(&settings[i], cfg, value, sizeof(value));
-		fprintf(f, "%-23s %s\n", settings[i].key, value);
+		const struct setting *s = &settings[i];
+
+		format_value(s, cfg, value, sizeof(value));
+		fprintf(f, "%-23s %s\n", s->key, value);
+		/* A list setting: one line per option. */
+		for (size_t j = 1; s->type == T_OPTIONS &&
+		     format_option((const char *)cfg + s->off, j, value,
+				   sizeof(value)); j++)
+			fprintf(f, "%-23s %s\n", s->key, value);
 	}
 }
 
@@ -617,6 +693,7 @@ static bool same_value(const struct setting *s, const struct ctd_config *a,
 	case T_LOOPBACK:
 	case T_TARGET:
 	case T_FILTER:
+	case T_OPTIONS:
 		return strcmp(fa, fb) == 0;
 	default:
 		return *(const unsigned *)fa == *(const unsigned *)fb;

@@ -4,6 +4,7 @@
 #include "ctd/config.h"
 #include "ctd/out_file.h"
 #include "ctd/out_ipfix.h"
+#include "ctd/out_kafka.h"
 #include "ctd/out_stream.h"
 #include "ctd/out_syslog.h"
 #include "ctd/outputs.h"
@@ -12,6 +13,7 @@
 const struct ctd_output_desc *const ctd_outputs[] = {
 	&ctd_out_json_desc,
 	&ctd_out_stream_desc,
+	&ctd_out_kafka_desc,
 	&ctd_out_ipfix_desc,
 	&ctd_out_ctlog_desc,
 	&ctd_out_syslog_desc,

@@ -109,10 +109,17 @@ static const struct counter out_counters[] = {
 	O(events_merged, "events_merged_total", "Pending events carried by a later record."),
 	O(skipped, "skipped_total", "Records this output does not render."),
 	O(acked, "acked_total", "IPFIX data records acknowledged (UDP: sent)."),
-	OG(unacked, "unacked", "IPFIX data records written, not acknowledged yet."),
-	O(resent, "resent_total", "IPFIX data records sent again after a reconnect."),
+	OG(unacked, "unacked", "Records written or produced, not acknowledged yet (IPFIX/TCP, Kafka)."),
+	O(resent, "resent_total", "Records sent again: after a reconnect (IPFIX) or a failed delivery report (Kafka)."),
 	O(reconnects, "reconnects_total", "IPFIX connections lost."),
 	O(templates, "templates_total", "IPFIX template messages sent."),
+	O(queue_full, "queue_full_total", "Kafka: records refused because librdkafka's queue was full."),
+	O(report_timeouts, "report_timeouts_total", "Kafka: delivery reports that timed out (record produced again)."),
+	O(report_errors, "report_errors_total", "Kafka: delivery reports with another error (record produced again)."),
+	OG(brokers, "kafka_brokers", "Kafka brokers known."),
+	OG(brokers_up, "kafka_brokers_up", "Kafka brokers connected."),
+	OG(queue, "kafka_queue", "Messages in librdkafka's queue."),
+	OG(rtt_us, "kafka_rtt_microseconds", "Kafka: the slowest broker's average round-trip time."),
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))

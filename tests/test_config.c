@@ -126,6 +126,49 @@ static void test_every_key(void **state)
 	assert_string_equal(c.record, "/tmp/rec.nl");
 }
 
+static char *written(const struct ctd_config *c);
+
+/* kafka-option adds one line per use, none forgets them, each is
+ * NAME=VALUE, the list is bounded, and ctd -t -v shows every one on its
+ * own line but never a password's value. */
+static void test_kafka_options(void **state)
+{
+	struct ctd_config c;
+	char *text, opt[32];
+
+	(void)state;
+	ctd_config_defaults(&c);
+	assert_string_equal(c.kafka_topic, "ctd-flows");
+	assert_int_equal(c.kafka_key, 0);
+	assert_int_equal(c.kafka_events, 1u << CTD_EV_DESTROY);
+	set_ok(&c, "kafka", "10.0.0.1:9092,10.0.0.2:9092");
+	set_ok(&c, "kafka-key", "none");
+	assert_int_equal(c.kafka_key, 1);
+	set_ok(&c, "kafka-option", "compression.codec=zstd");
+	set_ok(&c, "kafka-option", "sasl.password=s3cret=x");
+	assert_string_equal(c.kafka_options,
+			    "compression.codec=zstd\nsasl.password=s3cret=x\n");
+	text = written(&c);
+	assert_non_null(strstr(text, "kafka-option            compression.codec=zstd\n"
+			       "kafka-option            sasl.password=(hidden)\n"));
+	assert_null(strstr(text, "s3cret"));
+	free(text);
+	set_ok(&c, "kafka-option", "none");
+	assert_string_equal(c.kafka_options, "");
+	set_bad("kafka-option", "linger.ms",
+		"kafka-option: 'linger.ms' is not NAME=VALUE (at most 32, each "
+		"under 1024 bytes) or none");
+	set_bad("kafka-option", "=5", "kafka-option: '=5' is not NAME=VALUE "
+		"(at most 32, each under 1024 bytes) or none");
+	set_bad("kafka-key", "value", "kafka-key: 'value' is not one of: tuple none");
+	for (int i = 0; i < CTD_CONFIG_KAFKA_OPTIONS; i++) {
+		snprintf(opt, sizeof(opt), "o%d=%d", i, i);
+		set_ok(&c, "kafka-option", opt);
+	}
+	assert_int_equal(ctd_config_set(&c, "kafka-option", "one=more", err,
+					sizeof(err)), -EINVAL);
+}
+
 static void test_bad_values(void **state)
 {
 	(void)state;
@@ -270,6 +313,8 @@ static void test_written_config_reads_back(void **state)
 	set_ok(&a, "json-events", "new,update,destroy");
 	set_ok(&a, "rcvbuf", "3000");
 	set_ok(&a, "resync", "no");
+	set_ok(&a, "kafka-option", "linger.ms=20");
+	set_ok(&a, "kafka-option", "compression.codec=lz4");
 	ctd_config_write(&a, f);
 	fclose(f);
 	p = write_file(text);
@@ -348,7 +393,7 @@ static void test_diff_every_setting(void **state)
 	static const char *const values[] = {
 		"2", "/tmp/x", "yes", "no", "new", "uniflow", "legacy", "kern",
 		"debug", "rfc5424", "udp:127.0.0.1:9", "127.0.0.1:9", "tcp",
-		"2000", "600", "10.0.0.0/8", "ESTABLISHED",
+		"2000", "600", "10.0.0.0/8", "ESTABLISHED", "none", "linger.ms=5",
 	};
 	struct ctd_config a, b;
 	char *text, *key, *save, *line;
@@ -435,6 +480,7 @@ int main(void)
 		cmocka_unit_test(test_file),
 		cmocka_unit_test(test_bad_bytes),
 		cmocka_unit_test(test_written_config_reads_back),
+		cmocka_unit_test(test_kafka_options),
 		cmocka_unit_test(test_diff),
 		cmocka_unit_test(test_diff_every_setting),
 		cmocka_unit_test(test_command_line_wins),

@@ -22,6 +22,7 @@
 #include "ctd/ctevent.h"
 #include "ctd/out_file.h"
 #include "ctd/out_ipfix.h"
+#include "ctd/out_kafka.h"
 #include "ctd/out_stream.h"
 #include "ctd/out_syslog.h"
 #include "ctd/output.h"
@@ -32,8 +33,8 @@
 #define DESTROY (1u << CTD_EV_DESTROY)
 
 static const struct ctd_output_desc *const all[] = {
-	&ctd_out_json_desc, &ctd_out_stream_desc, &ctd_out_ipfix_desc,
-	&ctd_out_ctlog_desc, &ctd_out_syslog_desc,
+	&ctd_out_json_desc, &ctd_out_stream_desc, &ctd_out_kafka_desc,
+	&ctd_out_ipfix_desc, &ctd_out_ctlog_desc, &ctd_out_syslog_desc,
 };
 #define N_ALL (sizeof(all) / sizeof(all[0]))
 
@@ -99,7 +100,9 @@ static void test_enabled_by_config(void **state)
 	assert_string_equal(enabled(&c), "stream ipfix ctlog");
 	set(&c, "syslog", "yes");
 	set(&c, "output", "-");
-	assert_string_equal(enabled(&c), "json stream ipfix ctlog syslog");
+	set(&c, "kafka", "192.0.2.1:9092");
+	assert_string_equal(enabled(&c), "json stream kafka ipfix ctlog syslog");
+	set(&c, "kafka", "none");
 	set(&c, "stream", "none");
 	set(&c, "ipfix", "none");
 	set(&c, "conntrackd-log", "none");
@@ -111,6 +114,8 @@ static void test_enabled_by_config(void **state)
 	set(&c, "ipfix-shape", "uniflow");
 	set(&c, "syslog-format", "rfc5424");
 	set(&c, "stream-events", "new");
+	set(&c, "kafka-topic", "flows");
+	set(&c, "kafka-option", "linger.ms=5");
 	assert_string_equal(enabled(&c), "");
 }
 
@@ -124,6 +129,9 @@ static void test_events(void **state)
 		assert_int_equal(ctd_output_events(ctd_outputs[i], &c), DESTROY);
 	set(&c, "json-events", "new,destroy");
 	set(&c, "stream-events", "update");
+	set(&c, "kafka-events", "new,update,destroy");
+	assert_int_equal(ctd_output_events(&ctd_out_kafka_desc, &c),
+			 1u << CTD_EV_NEW | 1u << CTD_EV_UPDATE | DESTROY);
 	assert_int_equal(ctd_output_events(&ctd_out_json_desc, &c),
 			 1u << CTD_EV_NEW | DESTROY);
 	assert_int_equal(ctd_output_events(&ctd_out_stream_desc, &c),
@@ -153,7 +161,7 @@ static int setup(void **state)
 			 all[i]->name);
 	f->syslog_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	assert_true(f->syslog_fd >= 0);
-	strcpy(sa.sun_path, f->path[4]);
+	strcpy(sa.sun_path, f->path[5]);
 	assert_int_equal(bind(f->syslog_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	f->loop = ev_loop_new(EVFLAG_AUTO);
 	assert_non_null(f->loop);
@@ -182,9 +190,10 @@ static void config_all(const struct fixture *f, struct ctd_config *c)
 	set(c, "output", f->path[0]);
 	set(c, "stream", f->path[1]);
 	set(c, "ipfix", "udp:127.0.0.1:9");
-	set(c, "conntrackd-log", f->path[3]);
+	set(c, "conntrackd-log", f->path[4]);
 	set(c, "syslog", "yes");
-	set(c, "syslog-socket", f->path[4]);
+	set(c, "syslog-socket", f->path[5]);
+	set(c, "kafka", "127.0.0.1:9");
 }
 
 static void test_create_names_the_output(void **state)
@@ -205,11 +214,13 @@ static void test_create_names_the_output(void **state)
 		out->ops->free(out);
 	}
 	assert_string_equal(logcap_end(&lc),
+			    "ctd: publishing records to Kafka topic ctd-flows "
+			    "at 127.0.0.1:9\n"
 			    "ctd: exporting IPFIX (biflow records) to "
 			    "udp:127.0.0.1:9\n");
 	/* The files are where the config said. */
 	assert_int_equal(access(f->path[0], F_OK), 0);
-	assert_int_equal(access(f->path[3], F_OK), 0);
+	assert_int_equal(access(f->path[4], F_OK), 0);
 }
 
 /* What cannot open says so in the words it always used, and fails. */
@@ -219,6 +230,7 @@ static void test_create_failure_logged(void **state)
 	static const char *const want[] = {
 		"ctd: error: cannot open output /nonexistent/x: No such file or directory\n",
 		"ctd: error: cannot listen on /nonexistent/x: No such file or directory\n",
+		NULL,
 		NULL,
 		"ctd: error: cannot open conntrackd log /nonexistent/x: No such file or directory\n",
 		"ctd: error: cannot send records to syslog at /nonexistent/x: No such file or directory\n",

@@ -19,6 +19,10 @@
 #define CTD_CONFIG_PATH_MAX 1024
 #define CTD_CONFIG_ERR_MAX 1280
 #define CTD_CONFIG_LINE_MAX 4096     /* longest line of a config file */
+/* kafka-option lines kept at most, and their bytes ("NAME=VALUE\n"
+ * each, NUL after the last). */
+#define CTD_CONFIG_KAFKA_OPTIONS 32
+#define CTD_CONFIG_KAFKA_OPTIONS_BYTES 8192
 
 struct ctd_config {
 	char output[CTD_CONFIG_PATH_MAX];     /* "-" stdout, "" none */
@@ -33,6 +37,10 @@ struct ctd_config {
 	char conntrackd_log[CTD_CONFIG_PATH_MAX]; /* "" none */
 	char ipfix[CTD_CONFIG_PATH_MAX];      /* udp:HOST:PORT, tcp:..., "" none */
 	char syslog_socket[CTD_CONFIG_PATH_MAX];
+	char kafka[CTD_CONFIG_PATH_MAX];       /* bootstrap brokers, "" none */
+	char kafka_topic[CTD_CONFIG_PATH_MAX];
+	/* Every kafka-option as "NAME=VALUE\n", in the order given. */
+	char kafka_options[CTD_CONFIG_KAFKA_OPTIONS_BYTES];
 	/* Filter criteria as written ("any": none), by enum ctd_filter_key. */
 	char filter[CTD_FILTER__COUNT][CTD_CONFIG_PATH_MAX];
 	size_t rcvbuf;
@@ -59,6 +67,8 @@ struct ctd_config {
 	unsigned syslog_facility;  /* syslog(3) facility number (0-23) */
 	unsigned syslog_level;     /* 0 emerg .. 7 debug */
 	unsigned syslog_format;    /* 0 RFC 3164, 1 RFC 5424 */
+	unsigned kafka_key;        /* 0 the original tuple, 1 none */
+	unsigned kafka_events;
 	bool syslog;
 	bool broadcast_error;
 	bool resync;

@@ -35,11 +35,24 @@ struct ctd_out_stats {
 	uint64_t events_merged;  /* pending ones carried by a later record */
 	uint64_t skipped;        /* records this output does not render */
 	uint64_t acked;          /* IPFIX data records the collector's TCP
-	                          * acknowledged (UDP: sent) */
+	                          * acknowledged (UDP: sent); Kafka records
+	                          * the brokers persisted */
 	uint64_t unacked;        /* gauge: written, not acknowledged yet */
-	uint64_t resent;         /* data records sent again after a reconnect */
+	uint64_t resent;         /* data records sent again after a reconnect
+	                          * or a failed Kafka delivery: duplicates a
+	                          * collector may have got */
 	uint64_t reconnects;     /* connections lost */
 	uint64_t templates;      /* template messages sent */
+	uint64_t queue_full;     /* records refused: the Kafka producer's
+	                          * local queue was full */
+	uint64_t report_timeouts; /* Kafka delivery reports: timed out
+	                          * (message.timeout.ms); produced again */
+	uint64_t report_errors;  /* ... other failures; produced again */
+	uint64_t brokers;        /* gauge: Kafka brokers known */
+	uint64_t brokers_up;     /* gauge: ... connected */
+	uint64_t queue;          /* gauge: messages in librdkafka's queues */
+	uint64_t rtt_us;         /* gauge: slowest broker's average round
+	                          * trip (librdkafka's statistics) */
 };
 
 enum ctd_out_status {
