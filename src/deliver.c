@@ -10,6 +10,15 @@
  * delivered. An output that says it is ready again is re-sent its held
  * records at once instead of at their random times.
  *
+ * Nothing is held only in memory past a batch of events: a record an
+ * output took is final only when the output says so (settled: written,
+ * acknowledged), and until then, like every record on the dying list,
+ * it is in the output's write-ahead log (wal.c), which ctd_deliver_commit
+ * writes after each batch, before the next is read. A crash loses at most
+ * the batch being handled; what the log holds goes to the spool at the
+ * next start. Each output's flow records obey records = delivered +
+ * failed + held, failures counted by reason when they happen.
+ *
  * Time is integer monotonic microseconds from the injected clock; the
  * ev_timer only wakes the loop at the deadline computed from it, and
  * ctd_deliver_tick does the work, so a test can step the clock and call
@@ -33,21 +42,42 @@
 #include "ctd/spool.h"
 #include "ctd/stats.h"
 #include "ctd/timeutil.h"
+#include "ctd/wal.h"
 
 #define RETRY_BUDGET 1024        /* held records re-sent per output per tick */
 #define STUCK_RETRY_US 1000000   /* re-try a stuck output's writes */
 #define FINISH_TICK_US 50000
+#define TAKEN_MAX 65536          /* records taken, not final, per output */
+
+/* A record the output took, not final yet: its log sequence (0: not
+ * logged) and how it came (TAKEN_*). */
+struct taken {
+	uint64_t seq;
+	uint32_t flags;
+};
+
+enum {
+	TAKEN_RETRIED = 1u << 0,     /* from the dying list */
+	TAKEN_REPLAYED = 1u << 1,    /* from the spool */
+	TAKEN_EVENT = 1u << 2,       /* an event record: not a flow record */
+};
 
 struct dest {
 	struct ctd_output *out;
 	struct ctd_dying *dying;
 	struct ctd_spool *spool;     /* NULL: none; losses are counted */
+	struct ctd_wal *wal;         /* NULL without a spool */
 	struct ctd_out_stats *st;
 	unsigned events;             /* 1 << CTD_EV_* it takes */
 	size_t from_spool;           /* read back, not delivered yet */
+	uint64_t spool_records;      /* in the spool, not read back yet */
+	struct taken *taken;         /* a ring, in the order taken */
+	size_t taken_cap, taken_head, taken_n;
+	uint64_t settled_seen, given_up_seen;
 	bool rush;                   /* ready again: re-send held ones now */
 	bool raw_stuck;              /* spooled bytes refused: wait */
 	struct ctd_log_rate losses;  /* the "lost records" line */
+	struct ctd_log_rate wal_fails;
 };
 
 struct ctd_deliver {
@@ -142,12 +172,20 @@ static void log_losses(struct dest *t, int64_t now)
 				   "no spool to hold them");
 }
 
+/* A record given up, counted by reason (output.h). */
+static void fail(struct dest *t, uint64_t *reason, uint64_t n)
+{
+	*reason += n;
+	t->st->failed += n;
+}
+
 static bool spool_record(struct dest *t, const struct ctd_record *rec)
 {
 	if (!t->spool ||
 	    ctd_spool_append(t->spool, CTD_SPOOL_RECORD, rec, sizeof(*rec)) < 0)
 		return false;
 	t->st->spooled++;
+	t->spool_records++;
 	t->st->spool_size = ctd_spool_size(t->spool);
 	return true;
 }
@@ -157,28 +195,126 @@ static void update_gauges(struct dest *t)
 	t->st->dying = ctd_dying_count(t->dying);
 	if (t->st->dying > t->st->dying_peak)
 		t->st->dying_peak = t->st->dying;
+	t->st->held = t->taken_n + t->st->dying + t->spool_records;
 	if (t->spool) {
 		t->st->spool_size = ctd_spool_size(t->spool);
 		t->st->spool_skipped = ctd_spool_stats(t->spool)->corrupt +
 				       ctd_spool_stats(t->spool)->torn;
 	}
+	if (t->wal)
+		t->st->wal_bytes = ctd_wal_size(t->wal);
 }
 
-/* A refused record: the dying list, else the spool, else it is lost. */
+static uint64_t log_add(struct dest *t, const struct ctd_record *rec)
+{
+	return t->wal ? ctd_wal_add(t->wal, rec) : 0;
+}
+
+static void log_done(struct dest *t, uint64_t seq)
+{
+	if (seq)
+		ctd_wal_done(t->wal, seq);
+}
+
+/* A refused record: the dying list (and the log), else the spool, else
+ * it is lost. */
 static void hold(struct ctd_deliver *d, struct dest *t,
-		 const struct ctd_record *rec)
+		 const struct ctd_record *rec, uint32_t flags, uint64_t seq)
 {
 	int64_t now = mono_us(d);
 
-	t->st->deferred++;
-	if (ctd_dying_add(t->dying, rec, 0, now) == 0) {
+	if (!seq && !(flags & CTD_DYING_FROM_SPOOL))
+		seq = log_add(t, rec);
+	if (ctd_dying_add_tagged(t->dying, rec, flags, seq, now) == 0) {
 		update_gauges(t);
 		arm(d, ctd_dying_next_due(t->dying), now);
 		return;
 	}
+	log_done(t, seq);
 	if (!spool_record(t, rec))
-		t->st->failed++;
+		fail(t, &t->st->failed_spool, 1);
 	log_losses(t, now);
+}
+
+static bool taken_full(const struct dest *t)
+{
+	return t->out->ops->settled && t->taken_n >= TAKEN_MAX;
+}
+
+static int taken_grow(struct dest *t)
+{
+	size_t cap = t->taken_cap ? t->taken_cap * 2 : 256;
+	struct taken *ring = malloc(cap * sizeof(*ring));
+
+	if (!ring)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->taken_n; i++)
+		ring[i] = t->taken[(t->taken_head + i) % t->taken_cap];
+	free(t->taken);
+	t->taken = ring;
+	t->taken_cap = cap;
+	t->taken_head = 0;
+	return 0;
+}
+
+/* Counts a record final: by how it came. */
+static void count_final(struct dest *t, uint32_t flags)
+{
+	if (flags & TAKEN_EVENT) {
+		t->st->events++;
+		return;
+	}
+	t->st->delivered++;
+	if (flags & TAKEN_REPLAYED)
+		t->st->replayed++;
+	else if (flags & TAKEN_RETRIED)
+		t->st->retried++;
+}
+
+/* The output took rec: final at once, or when settled says so; until
+ * then in the log, unless it is an event record (never held). */
+static void took(struct dest *t, const struct ctd_record *rec,
+		 uint32_t flags, uint64_t seq)
+{
+	if (!t->out->ops->settled) {
+		count_final(t, flags);
+		log_done(t, seq);
+		return;
+	}
+	if (t->taken_n == t->taken_cap && taken_grow(t) < 0) {
+		/* Memory ran out: final from here on, as without a log. */
+		count_final(t, flags);
+		log_done(t, seq);
+		return;
+	}
+	if (!seq && !(flags & TAKEN_EVENT))
+		seq = log_add(t, rec);
+	t->taken[(t->taken_head + t->taken_n) % t->taken_cap] =
+		(struct taken){ seq, flags };
+	t->taken_n++;
+}
+
+/* Pops what the output made final since the last look. */
+static void settle(struct dest *t)
+{
+	uint64_t n, given;
+
+	if (!t->out->ops->settled)
+		return;
+	n = t->out->ops->settled(t->out) - t->settled_seen;
+	given = t->out->given_up - t->given_up_seen;
+	t->settled_seen += n;
+	t->given_up_seen += given;
+	for (; n && t->taken_n; n--, t->taken_n--) {
+		struct taken *k = &t->taken[t->taken_head];
+
+		log_done(t, k->seq);
+		count_final(t, k->flags);
+		t->taken_head = (t->taken_head + 1) % t->taken_cap;
+	}
+	/* Taken, then given up by the output (counted in failed_output). */
+	t->st->delivered -= given;
+	t->st->failed += given;
 }
 
 _Static_assert(CTD_EV_NEW == 0 && CTD_EV_UPDATE == 1,
@@ -193,6 +329,28 @@ static unsigned missed_of(uint8_t missed, size_t i)
 	return (missed >> (2 * i)) & 3u;
 }
 
+static void offer(struct ctd_deliver *d, struct dest *t,
+		  const struct ctd_record *rec)
+{
+	if (taken_full(t)) {
+		hold(d, t, rec, 0, 0);
+		return;
+	}
+	switch (t->out->ops->submit(t->out, rec)) {
+	case CTD_OUT_DELIVERED:
+		took(t, rec, 0, 0);
+		break;
+	case CTD_OUT_AGAIN:
+		t->st->deferred++;
+		hold(d, t, rec, 0, 0);
+		break;
+	case CTD_OUT_FAILED:
+		fail(t, &t->st->failed_render, 1);
+		log_losses(t, mono_us(d));
+		break;
+	}
+}
+
 void ctd_deliver_record(struct ctd_deliver *d, const struct ctd_record *rec)
 {
 	for (size_t i = 0; i < d->n; i++) {
@@ -200,20 +358,10 @@ void ctd_deliver_record(struct ctd_deliver *d, const struct ctd_record *rec)
 
 		if (!(t->events & 1u << CTD_EV_DESTROY))
 			continue;
+		t->st->records++;
 		t->st->events_merged +=
 			(unsigned)__builtin_popcount(missed_of(rec->missed, i));
-		switch (t->out->ops->submit(t->out, rec)) {
-		case CTD_OUT_DELIVERED:
-			t->st->delivered++;
-			break;
-		case CTD_OUT_AGAIN:
-			hold(d, t, rec);
-			break;
-		case CTD_OUT_FAILED:
-			t->st->failed++;
-			log_losses(t, mono_us(d));
-			break;
-		}
+		offer(d, t, rec);
 	}
 }
 
@@ -229,18 +377,18 @@ void ctd_deliver_event(struct ctd_deliver *d, const struct ctd_record *rec,
 		ev.events = (uint8_t)((rec->events & t->events) | pending);
 		if (!(rec->events & t->events))
 			continue;
-		switch (t->out->ops->submit(t->out, &ev)) {
+		switch (taken_full(t) ? CTD_OUT_AGAIN :
+			t->out->ops->submit(t->out, &ev)) {
 		case CTD_OUT_AGAIN:
 			t->st->events_missed += (unsigned)__builtin_popcount(
 				(unsigned)ev.events & ~pending);
 			*missed |= (uint8_t)(ev.events << (2 * i));
 			continue;
 		case CTD_OUT_DELIVERED:
-			t->st->events++;
+			took(t, &ev, TAKEN_EVENT, 0);
 			t->st->events_merged += (unsigned)__builtin_popcount(pending);
 			break;
 		case CTD_OUT_FAILED:
-			t->st->failed++;
 			break;
 		}
 		*missed &= (uint8_t)~(3u << (2 * i));
@@ -255,15 +403,25 @@ bool ctd_deliver_wants_events(const struct ctd_deliver *d)
 	return false;
 }
 
-static void delivered_held(struct dest *t, uint32_t flags)
+/* The dying list's head was taken. */
+static void took_held(struct dest *t, const struct ctd_record *rec,
+		      uint32_t flags)
 {
-	t->st->delivered++;
-	if (flags & CTD_DYING_FROM_SPOOL) {
-		t->st->replayed++;
+	uint64_t seq = ctd_dying_head_tag(t->dying);
+
+	if (flags & CTD_DYING_FROM_SPOOL)
 		t->from_spool--;
-	} else {
-		t->st->retried++;
-	}
+	took(t, rec, flags & CTD_DYING_FROM_SPOOL ? TAKEN_REPLAYED :
+		     TAKEN_RETRIED, seq);
+	ctd_dying_pop(t->dying);
+}
+
+static void failed_held(struct dest *t, uint32_t flags)
+{
+	fail(t, &t->st->failed_render, 1);
+	if (flags & CTD_DYING_FROM_SPOOL)
+		t->from_spool--;
+	log_done(t, ctd_dying_head_tag(t->dying));
 	ctd_dying_pop(t->dying);
 }
 
@@ -282,9 +440,10 @@ static void retry(struct dest *t, int64_t now, bool *ret_budget_hit)
 			*ret_budget_hit = true;
 			return;
 		}
-		switch (t->out->ops->submit(t->out, rec)) {
+		switch (taken_full(t) ? CTD_OUT_AGAIN :
+			t->out->ops->submit(t->out, rec)) {
 		case CTD_OUT_DELIVERED:
-			delivered_held(t, flags);
+			took_held(t, rec, flags);
 			break;
 		case CTD_OUT_AGAIN:
 			ctd_dying_defer(t->dying, now);
@@ -294,10 +453,7 @@ static void retry(struct dest *t, int64_t now, bool *ret_budget_hit)
 			}
 			break;
 		case CTD_OUT_FAILED:
-			t->st->failed++;
-			if (flags & CTD_DYING_FROM_SPOOL)
-				t->from_spool--;
-			ctd_dying_pop(t->dying);
+			failed_held(t, flags);
 			break;
 		}
 	}
@@ -317,6 +473,30 @@ static enum ctd_out_status replay_raw(struct dest *t, const void *data,
 	return s;
 }
 
+/* One spooled entry back: rendered bytes to the output, a record to the
+ * dying list, due now. false: stop reading for now. */
+static bool refill_one(struct ctd_deliver *d, struct dest *t,
+		       enum ctd_spool_kind kind, size_t len, int64_t now)
+{
+	if (kind == CTD_SPOOL_RAW) {
+		enum ctd_out_status s = replay_raw(t, d->scratch, len);
+
+		if (s == CTD_OUT_AGAIN) {
+			t->raw_stuck = true;
+			return false;
+		}
+		if (s == CTD_OUT_FAILED)
+			fail(t, &t->st->failed_render, 1);
+		return true;
+	}
+	if (ctd_dying_add_now(t->dying, d->scratch, CTD_DYING_FROM_SPOOL,
+			      now) < 0)
+		return false;
+	t->from_spool++;
+	t->spool_records--;
+	return true;
+}
+
 /* Reads spooled entries back while the dying list is at most half full,
  * so fresh refusals still find room. */
 static int refill(struct ctd_deliver *d, struct dest *t, int64_t now)
@@ -328,24 +508,9 @@ static int refill(struct ctd_deliver *d, struct dest *t, int64_t now)
 	while (t->spool && !t->raw_stuck &&
 	       ctd_dying_count(t->dying) < ctd_dying_max(t->dying) / 2 &&
 	       (r = ctd_spool_peek(t->spool, d->scratch, CTD_SPOOL_MAX_ENTRY,
-				   &kind, &len)) == 1) {
-		if (kind == CTD_SPOOL_RAW) {
-			enum ctd_out_status s = replay_raw(t, d->scratch, len);
-
-			if (s == CTD_OUT_AGAIN) {
-				t->raw_stuck = true;
-				break;
-			}
-			if (s == CTD_OUT_FAILED)
-				t->st->failed++;
-		} else if (ctd_dying_add_now(t->dying, d->scratch,
-					     CTD_DYING_FROM_SPOOL, now) == 0) {
-			t->from_spool++;
-		} else {
-			break;
-		}
+				   &kind, &len)) == 1 &&
+	       refill_one(d, t, kind, len, now))
 		ctd_spool_consume(t->spool);
-	}
 	if (r < 0)
 		return r;
 	if (t->spool && !t->from_spool && ctd_spool_size(t->spool) &&
@@ -358,12 +523,12 @@ static int refill(struct ctd_deliver *d, struct dest *t, int64_t now)
 static int64_t next_due(struct dest *t, int64_t now)
 {
 	int64_t due = ctd_dying_next_due(t->dying);
-	const void *p;
 
 	if (t->rush)
 		return now;
-	if ((t->spool && ctd_spool_unread(t->spool)) ||
-	    (t->out->ops->unsent && t->out->ops->unsent(t->out, &p, 0))) {
+	/* Taken but not final (a write that failed, acks to come), or
+	 * spooled bytes waiting: look again soon. */
+	if ((t->spool && ctd_spool_unread(t->spool)) || t->taken_n) {
 		int64_t later = now + STUCK_RETRY_US;
 
 		if (later < due)
@@ -383,27 +548,21 @@ static void service(struct ctd_deliver *d, struct dest *t, int64_t now,
 	t->raw_stuck = false;
 	r = refill(d, t, now);
 	if (r < 0)
-		log_err("spool %s: %s", ctd_spool_path(t->spool), ctd_log_errstr(-r));
+		log_err("spool %s: %s", ctd_spool_path(t->spool), strerror(-r));
 	update_gauges(t);
 	log_losses(t, now);
 }
 
 static bool all_delivered(struct ctd_deliver *d)
 {
-	const void *p;
-
-	for (size_t i = 0; i < d->n; i++) {
-		struct dest *t = &d->dest[i];
-
-		if (ctd_dying_count(t->dying) ||
-		    (t->out->ops->unsent && t->out->ops->unsent(t->out, &p, 0)))
+	for (size_t i = 0; i < d->n; i++)
+		if (ctd_dying_count(d->dest[i].dying) || d->dest[i].taken_n)
 			return false;
-	}
 	return true;
 }
 
-/* Services every output at now; returns when the next one is due (now
- * when one stopped at its re-send budget). */
+/* Services every output at now, then commits; returns when the next
+ * one is due (now when one stopped at its re-send budget). */
 static int64_t service_all(struct ctd_deliver *d, int64_t now,
 			   bool *ret_budget_hit)
 {
@@ -411,18 +570,48 @@ static int64_t service_all(struct ctd_deliver *d, int64_t now,
 	bool budget_hit = false;
 
 	for (size_t i = 0; i < d->n; i++) {
-		struct dest *t = &d->dest[i];
-		int64_t due;
-
 		if (d->finishing)
-			t->rush = true;
-		service(d, t, now, &budget_hit);
-		due = next_due(t, now);
+			d->dest[i].rush = true;
+		service(d, &d->dest[i], now, &budget_hit);
+	}
+	ctd_deliver_commit(d);
+	for (size_t i = 0; i < d->n; i++) {
+		int64_t due = next_due(&d->dest[i], now);
+
 		if (due < next)
 			next = due;
 	}
 	*ret_budget_hit = budget_hit;
 	return budget_hit ? now : next;
+}
+
+static void commit_log(struct dest *t, int64_t now)
+{
+	int r;
+
+	if (!t->wal || (r = ctd_wal_commit(t->wal)) == 0)
+		return;
+	t->st->wal_errors++;
+	if (ctd_log_rate_due(&t->wal_fails, t->st->wal_errors, now))
+		log_err("output %s: cannot write its write-ahead log: %s; "
+			"records it holds would not survive a crash",
+			t->out->name, ctd_log_errstr(-r));
+}
+
+void ctd_deliver_commit(struct ctd_deliver *d)
+{
+	int64_t now = 0;
+
+	for (size_t i = 0; i < d->n; i++) {
+		struct dest *t = &d->dest[i];
+
+		t->out->ops->flush(t->out);
+		settle(t);
+		if (t->wal && !now)
+			now = mono_us(d);
+		commit_log(t, now);
+		update_gauges(t);
+	}
 }
 
 int64_t ctd_deliver_tick(struct ctd_deliver *d)
@@ -442,7 +631,6 @@ static void finish_tick(struct ctd_deliver *d, struct ev_loop *loop)
 	bool budget_hit;
 
 	service_all(d, now, &budget_hit);
-	ctd_deliver_flush(d);
 	if (all_delivered(d) || now >= d->finish_deadline_us) {
 		ev_break(loop, EVBREAK_ONE);
 		return;
@@ -483,6 +671,53 @@ static void on_ready(void *arg, struct ctd_output *out)
 	}
 }
 
+/* Records already in the spool (held at the last stop) are this run's
+ * too: records = delivered + failed + held counts them. */
+static void count_spooled(struct ctd_deliver *d, struct dest *t)
+{
+	enum ctd_spool_kind kind;
+	size_t len;
+
+	while (ctd_spool_peek(t->spool, d->scratch, CTD_SPOOL_MAX_ENTRY, &kind,
+			      &len) == 1) {
+		t->spool_records += kind == CTD_SPOOL_RECORD;
+		ctd_spool_consume(t->spool);
+	}
+	ctd_spool_rewind(t->spool);
+}
+
+static int recovered(void *arg, const struct ctd_record *rec)
+{
+	struct dest *t = arg;
+
+	if (ctd_spool_append(t->spool, CTD_SPOOL_RECORD, rec, sizeof(*rec)) < 0)
+		return -EIO;
+	t->spool_records++;
+	return 0;
+}
+
+/* The log of a ctd that died: what it held goes to the spool. */
+static void open_log(struct ctd_deliver *d, struct dest *t)
+{
+	char path[CTD_SPOOL_PATH_MAX + 8];
+	int r;
+
+	snprintf(path, sizeof(path), "%s", ctd_spool_path(t->spool));
+	memcpy(path + strlen(path) - strlen(".spool"), ".wal", 5);
+	r = ctd_wal_open(path, d->cfg.owner, &t->wal);
+	if (r == 0 && (r = ctd_wal_recover(t->wal, recovered, t)) > 0)
+		log_warn("output %s: %d records a ctd that died held were in "
+			 "its write-ahead log; they follow from the spool",
+			 t->out->name, r);
+	if (r >= 0)
+		return;
+	log_err("output %s: no write-ahead log at %s (%s): records it holds "
+		"would not survive a crash", t->out->name, path,
+		ctd_safefile_strerror(r));
+	ctd_wal_free(t->wal);
+	t->wal = NULL;
+}
+
 static int open_spool(struct ctd_deliver *d, struct dest *t)
 {
 	char path[CTD_SPOOL_PATH_MAX];
@@ -501,10 +736,15 @@ static int open_spool(struct ctd_deliver *d, struct dest *t)
 		r = ctd_spool_open(path, d->cfg.owner, &t->spool);
 	if (r < 0)
 		return r;
+	count_spooled(d, t);
+	open_log(d, t);
+	t->st->carried = t->spool_records;
+	t->st->records += t->spool_records;
 	if (ctd_spool_size(t->spool))
-		log_info("output %s: replaying %llu spooled bytes from %s",
-			 t->out->name,
-			 (unsigned long long)ctd_spool_size(t->spool), path);
+		log_info("output %s: replaying %llu spooled bytes (%llu records) "
+			 "from %s", t->out->name,
+			 (unsigned long long)ctd_spool_size(t->spool),
+			 (unsigned long long)t->spool_records, path);
 	return 0;
 }
 
@@ -546,6 +786,7 @@ int ctd_deliver_add(struct ctd_deliver *d, struct ctd_output *out,
 		log_warn("output %s: no spool in %s (%s): records it cannot "
 			 "take in time will be lost", out->name,
 			 d->cfg.spool_dir, ctd_safefile_strerror(r));
+	update_gauges(t);
 	kick(d);
 	return 0;
 }
@@ -557,8 +798,7 @@ size_t ctd_deliver_count(const struct ctd_deliver *d)
 
 void ctd_deliver_flush(struct ctd_deliver *d)
 {
-	for (size_t i = 0; i < d->n; i++)
-		d->dest[i].out->ops->flush(d->dest[i].out);
+	ctd_deliver_commit(d);
 }
 
 void ctd_deliver_reopen(struct ctd_deliver *d)
@@ -583,37 +823,47 @@ void ctd_deliver_reload(struct ctd_deliver *d, const struct ctd_config *next)
 			d->dest[i].out->ops->reload(d->dest[i].out, next);
 }
 
-/* Shutdown: rendered bytes still unwritten, then every held record. The
- * part of the spool already read back is cut off first, since what of
- * it is not delivered is among the held records. */
+static int to_spool(void *arg, const struct ctd_record *rec)
+{
+	return spool_record(arg, rec) ? 0 : -EIO;
+}
+
+/* Shutdown: what an output took but did not make final is abandoned
+ * (the log has it); what the log and the dying list hold goes to the
+ * spool. Counts what not even that could keep. */
 static size_t spool_rest(struct dest *t)
 {
 	const struct ctd_record *rec;
-	const void *data;
-	size_t len, left = 0;
 	uint32_t flags;
+	size_t left = t->taken_n + ctd_dying_count(t->dying);
+	uint64_t unlogged = 0;
 
-	if (t->out->ops->unsent &&
-	    (len = t->out->ops->unsent(t->out, &data, 0)) > 0) {
-		if (t->spool && ctd_spool_append(t->spool, CTD_SPOOL_RAW,
-						 data, len) == 0) {
-			t->st->spooled_bytes += len;
-			t->out->ops->unsent(t->out, &data, 1);
-		} else {
-			log_err("output %s: %zu unwritten bytes lost",
-				t->out->name, len);
-		}
+	settle(t);
+	if (t->out->ops->abandon) {
+		t->out->ops->abandon(t->out);
+		/* Abandoned, not final: the count moves on, nothing counted. */
+		t->settled_seen = t->out->ops->settled(t->out);
+	}
+	for (; t->taken_n; t->taken_n--) {
+		unlogged += !t->taken[t->taken_head].seq;
+		t->taken_head = (t->taken_head + 1) % t->taken_cap;
 	}
 	if (t->spool && ctd_spool_drop_read(t->spool) < 0)
 		log_err("spool %s: cannot cut off the replayed part; "
 			"its records may be delivered twice",
 			ctd_spool_path(t->spool));
 	while ((rec = ctd_dying_head(t->dying, &flags))) {
-		if (!spool_record(t, rec))
-			t->st->failed++;
-		left++;
+		if (!ctd_dying_head_tag(t->dying) && !spool_record(t, rec))
+			unlogged++;
 		ctd_dying_pop(t->dying);
 	}
+	t->from_spool = 0;
+	if (t->wal && (ctd_wal_commit(t->wal) < 0 ||
+		       ctd_wal_recover(t->wal, to_spool, t) < 0))
+		log_err("output %s: its write-ahead log keeps %llu records; "
+			"they follow at the next start", t->out->name,
+			(unsigned long long)ctd_wal_live(t->wal));
+	fail(t, &t->st->failed_shutdown, unlogged);
 	update_gauges(t);
 	return left;
 }
@@ -652,6 +902,8 @@ void ctd_deliver_free(struct ctd_deliver *d)
 		t->out->ops->free(t->out);
 		ctd_dying_free(t->dying);
 		ctd_spool_free(t->spool);
+		ctd_wal_free(t->wal);
+		free(t->taken);
 	}
 	free(d->scratch);
 	free(d);

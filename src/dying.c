@@ -16,6 +16,7 @@
 
 struct slot {
 	struct ctd_record rec;
+	uint64_t tag;
 	uint32_t flags;
 	uint32_t next_free;
 };
@@ -128,7 +129,7 @@ static int64_t grace_us(struct ctd_dying *d)
 }
 
 static int add_at(struct ctd_dying *d, const struct ctd_record *rec,
-		  uint32_t flags, int64_t due)
+		  uint32_t flags, uint64_t tag, int64_t due)
 {
 	uint32_t s;
 
@@ -140,6 +141,7 @@ static int add_at(struct ctd_dying *d, const struct ctd_record *rec,
 	d->free_head = d->slots[s].next_free;
 	d->slots[s].rec = *rec;
 	d->slots[s].flags = flags;
+	d->slots[s].tag = tag;
 	d->heap[d->count] = (struct heap_node){ due, s };
 	sift_up(d, d->count++);
 	return 0;
@@ -148,18 +150,29 @@ static int add_at(struct ctd_dying *d, const struct ctd_record *rec,
 int ctd_dying_add(struct ctd_dying *d, const struct ctd_record *rec,
 		  uint32_t flags, int64_t now_us)
 {
-	return add_at(d, rec, flags, now_us + grace_us(d));
+	return add_at(d, rec, flags, 0, now_us + grace_us(d));
+}
+
+int ctd_dying_add_tagged(struct ctd_dying *d, const struct ctd_record *rec,
+			 uint32_t flags, uint64_t tag, int64_t now_us)
+{
+	return add_at(d, rec, flags, tag, now_us + grace_us(d));
 }
 
 int ctd_dying_add_now(struct ctd_dying *d, const struct ctd_record *rec,
 		      uint32_t flags, int64_t now_us)
 {
-	return add_at(d, rec, flags, now_us);
+	return add_at(d, rec, flags, 0, now_us);
 }
 
 int64_t ctd_dying_next_due(const struct ctd_dying *d)
 {
 	return d->count ? d->heap[0].due : INT64_MAX;
+}
+
+uint64_t ctd_dying_head_tag(const struct ctd_dying *d)
+{
+	return d->count ? d->slots[d->heap[0].slot].tag : 0;
 }
 
 const struct ctd_record *ctd_dying_head(const struct ctd_dying *d,

@@ -104,6 +104,8 @@ static void on_messages(void *arg, const struct nlmsghdr *const *msgs,
 	struct ctd *ctd = arg;
 
 	ctd_engine_messages(ctd->engine, msgs, n, now);
+	/* Before the next batch is read: written, or in the log. */
+	ctd_deliver_commit(ctd->deliver);
 }
 
 /* Ready means listening with the table known (reconcile decides when). */
@@ -138,7 +140,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	ctd_deliver_flush(ctd->deliver);
+	ctd_deliver_commit(ctd->deliver);
 	if (ctd->text)
 		ctd_out_text_flush(ctd->text);
 	ctd_alerts_check(ctd->alerts, &ctd->clock);

@@ -27,10 +27,13 @@
 #include "ctd/output.h"
 #include "ctd/outputs.h"
 #include "ctd/safefile.h"
+#include "ctd/settle.h"
 #include "ctd/stats.h"
 #include "ctd/wbuf.h"
 
 /* The record file's default location, the only one ctd creates. */
+/* Records in the buffer at most: about 1 MiB of short lines. */
+#define SETTLE_MAX 16384
 #define DEFAULT_OUTPUT_DIR "/var/log/ctd"
 #define DEFAULT_OUTPUT DEFAULT_OUTPUT_DIR "/flows.json"
 
@@ -43,6 +46,7 @@ struct out_file {
 	char *path;
 	struct ctd_out_file_fmt fmt;
 	struct ctd_owner owner;     /* ctd's user, also for reopens */
+	struct ctd_settle settle;   /* records by their end in the byte stream */
 };
 
 static struct out_file *to_file(struct ctd_output *out)
@@ -55,6 +59,41 @@ static int open_file(const struct out_file *j, const char *path)
 {
 	return ctd_safefile_open(path, O_WRONLY | O_CREAT | O_APPEND, 0640,
 				 CTD_SAFE_OUTPUT, &j->owner);
+}
+
+/* A crash or a full disk can leave the file ending inside a line. That
+ * line ends here, as a line of its own (counted), so the next record is
+ * never glued to it; the record it belonged to comes again from the
+ * spool, since it was not final. */
+static void complete_tail(struct out_file *j)
+{
+	struct stat st;
+	char last;
+
+	if (fstat(j->fd, &st) < 0 || !S_ISREG(st.st_mode) || !st.st_size ||
+	    pread(j->fd, &last, 1, st.st_size - 1) != 1 || last == '\n')
+		return;
+	if (write(j->fd, "\n", 1) != 1)
+		return;
+	j->base.stats.torn_lines++;
+	log_warn("%s: the last line was cut short (a crash or a full disk); "
+		 "ended it, its record follows again", j->path);
+}
+
+/* Before the file changes (rotation): a record half written ends in the
+ * old file, so the new one starts with a whole line. When even that
+ * cannot be written (the disk is full), its rest goes to the new file. */
+static void finish_line(struct out_file *j)
+{
+	uint64_t out = ctd_wbuf_total_out(j->wb);
+
+	if (!ctd_settle_inside(&j->settle, out))
+		return;
+	if (ctd_wbuf_flush_to(j->wb, ctd_settle_oldest_end(&j->settle)) == 0)
+		return;
+	j->base.stats.torn_lines++;
+	log_warn("%s: cannot end the last line before reopening; its rest "
+		 "starts the new file", j->path);
 }
 
 /* Reserves room for n bytes; NULL when the output must refuse. */
@@ -72,7 +111,7 @@ static enum ctd_out_status file_submit(struct ctd_output *out,
 	char *p = reserve(j, j->fmt.max);
 	size_t n;
 
-	if (!p)
+	if (!p || ctd_settle_pending(&j->settle) >= SETTLE_MAX)
 		return CTD_OUT_AGAIN;
 	n = j->fmt.render(j->fmt.arg, rec, p, j->fmt.max);
 	if (n == CTD_OUT_FILE_TOO_LONG)
@@ -81,7 +120,26 @@ static enum ctd_out_status file_submit(struct ctd_output *out,
 		out->stats.skipped++;
 	else
 		ctd_wbuf_commit(j->wb, n);
+	/* Final once the file has every byte up to the record's end. */
+	ctd_settle_take(&j->settle, ctd_wbuf_total_in(j->wb));
 	return CTD_OUT_DELIVERED;
+}
+
+static uint64_t file_settled(struct ctd_output *out)
+{
+	struct out_file *j = to_file(out);
+
+	return ctd_settle_advance(&j->settle, ctd_wbuf_total_out(j->wb));
+}
+
+/* Shutdown: what is not written stays unwritten (delivery's write-ahead
+ * log has the records for the spool). */
+static void file_abandon(struct ctd_output *out)
+{
+	struct out_file *j = to_file(out);
+
+	ctd_wbuf_clear(j->wb);
+	ctd_settle_abandon(&j->settle);
 }
 
 static enum ctd_out_status file_submit_raw(struct ctd_output *out,
@@ -120,18 +178,6 @@ static void file_flush(struct ctd_output *out)
 	j->failing = true;
 }
 
-static size_t file_unsent(struct ctd_output *out, const void **ret_data,
-			  int take)
-{
-	struct out_file *j = to_file(out);
-	size_t n = ctd_wbuf_pending(j->wb);
-
-	*ret_data = ctd_wbuf_data(j->wb);
-	if (take)
-		ctd_wbuf_clear(j->wb);
-	return n;
-}
-
 static int file_reopen(struct ctd_output *out)
 {
 	struct out_file *j = to_file(out);
@@ -148,6 +194,7 @@ int ctd_out_file_set_path(struct ctd_output *out, const char *path)
 	if (!j->own_fd)
 		return -EINVAL;
 	ctd_wbuf_flush(j->wb);
+	finish_line(j);
 	fd = open_file(j, path);
 	if (fd < 0)
 		return fd;
@@ -163,6 +210,8 @@ int ctd_out_file_set_path(struct ctd_output *out, const char *path)
 	close(j->fd);
 	j->fd = fd;
 	ctd_wbuf_set_fd(j->wb, fd);
+	if (!ctd_settle_inside(&j->settle, ctd_wbuf_total_out(j->wb)))
+		complete_tail(j);
 	j->failing = false;
 	log_info("%s: reopened", j->path);
 	return 0;
@@ -175,6 +224,7 @@ static void file_free(struct ctd_output *out)
 	if (!j)
 		return;
 	ctd_wbuf_free(j->wb);
+	ctd_settle_free(&j->settle);
 	if (j->fmt.free_arg)
 		j->fmt.free_arg(j->fmt.arg);
 	if (j->own_fd && j->fd >= 0)
@@ -210,7 +260,8 @@ static const struct ctd_output_ops file_ops = {
 	.submit = file_submit,
 	.submit_raw = file_submit_raw,
 	.flush = file_flush,
-	.unsent = file_unsent,
+	.settled = file_settled,
+	.abandon = file_abandon,
 	.reopen = file_reopen,
 	.reload = file_reload,
 	.free = file_free,
@@ -232,6 +283,7 @@ int ctd_out_file_new(const char *path, const struct ctd_out_file_fmt *fmt,
 	j->base.ops = &file_ops;
 	j->base.name = fmt->name;
 	j->fd = -1;
+	ctd_settle_init(&j->settle, SETTLE_MAX);
 	j->owner = owner ? *owner : CTD_OWNER_NONE;
 	j->path = strdup(is_stdout ? "stdout" : path);
 	if (!j->path) {
@@ -251,6 +303,8 @@ int ctd_out_file_new(const char *path, const struct ctd_out_file_fmt *fmt,
 		file_free(&j->base);
 		return -ENOMEM;
 	}
+	if (j->own_fd)
+		complete_tail(j);
 	ctd_wbuf_count_into(j->wb, &j->base.stats.bytes);
 	*ret = &j->base;
 	return 0;

@@ -39,6 +39,7 @@
 #include "ctd/out_ipfix.h"
 #include "ctd/output.h"
 #include "ctd/outputs.h"
+#include "ctd/settle.h"
 #include "ctd/stats.h"
 #include "ctd/timeutil.h"
 
@@ -46,6 +47,7 @@
 #define TEMPLATE_ROOM 4096
 #define TCP_MSG_MAX 16384
 #define BATCH 64
+#define SETTLE_MAX 65536          /* records not acknowledged yet */
 #define BACKOFF_MIN_US 1000000
 #define BACKOFF_MAX_US 60000000
 #define CONNECT_TIMEOUT_US 10000000
@@ -78,6 +80,9 @@ struct out_ipfix {
 	size_t msg_max;
 	uint32_t seq;               /* data records in this session */
 	struct ctd_ipfix_stats xs;  /* for the options record */
+	bool unreachable;           /* UDP: the collector refused; probing */
+	uint64_t taken, released;   /* flow records since the start */
+	struct ctd_settle settle;
 };
 
 static struct out_ipfix *to_ipfix(struct ctd_output *out)
@@ -167,10 +172,13 @@ static enum ctd_out_status ipfix_submit(struct ctd_output *out,
 
 	if (rec->events) {
 		out->stats.skipped++;
+		ctd_settle_take(&x->settle, x->taken);
 		return CTD_OUT_DELIVERED;
 	}
-	if (add_record(x, rec))
+	if (ctd_settle_pending(&x->settle) < SETTLE_MAX && add_record(x, rec)) {
+		ctd_settle_take(&x->settle, ++x->taken);
 		return CTD_OUT_DELIVERED;
+	}
 	x->refusing = true;
 	return CTD_OUT_AGAIN;
 }
@@ -219,6 +227,7 @@ static void release(struct out_ipfix *x, size_t upto)
 		ctd_ipfix_msg_count(&x->cfg.enc, x->buf + x->head, n, &flows);
 		x->base.stats.acked += flows;
 		x->base.stats.unacked -= flows;
+		x->released += flows;
 		x->xs.records += flows;
 		x->head += n;
 	}
@@ -302,7 +311,7 @@ static void disconnect(struct out_ipfix *x, const char *why, int err)
 
 /* One sendmmsg for up to BATCH messages. Returns false when the socket
  * takes no more now. */
-static bool send_batch(struct out_ipfix *x)
+static bool send_batch(struct out_ipfix *x, unsigned max)
 {
 	struct mmsghdr mm[BATCH];
 	struct iovec iov[BATCH];
@@ -310,7 +319,7 @@ static bool send_batch(struct out_ipfix *x)
 	unsigned k = 0;
 	int r;
 
-	for (; k < BATCH && off < x->len && (n = msg_len_at(x, off)); off += n) {
+	for (; k < max && off < x->len && (n = msg_len_at(x, off)); off += n) {
 		iov[k] = (struct iovec){ x->buf + off, n };
 		mm[k] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &iov[k],
 						       .msg_iovlen = 1 } };
@@ -335,13 +344,45 @@ static bool send_batch(struct out_ipfix *x)
 	return true;
 }
 
+/* A connected UDP socket learns of the collector's ICMP port
+ * unreachable (or a host unreachable) as a pending error, on loopback
+ * at once and otherwise by the next send: the datagrams sent since the
+ * last check may be gone, so they are sent again later, not counted. */
+static bool udp_refused(struct out_ipfix *x)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(x->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || !err)
+		return false;
+	note_error(x, "collector unreachable", err);
+	x->base.stats.resent += flows_in(x, x->head, x->sent);
+	x->sent = x->head;
+	x->unreachable = true;
+	x->retry_at = mono_us(x) + x->backoff_us;
+	x->backoff_us = x->backoff_us * 2 < BACKOFF_MAX_US ? x->backoff_us * 2 :
+							      BACKOFF_MAX_US;
+	return true;
+}
+
 static void send_udp(struct out_ipfix *x)
 {
-	while (x->sent < x->len && send_batch(x))
+	if (udp_refused(x) || (x->unreachable && mono_us(x) < x->retry_at))
+		return;
+	/* Probing: one datagram tells whether the collector is back. */
+	if (x->unreachable) {
+		send_batch(x, 1);
+		if (udp_refused(x))
+			return;
+		x->unreachable = false;
+		x->backoff_us = BACKOFF_MIN_US;
+	}
+	while (x->sent < x->len && send_batch(x, BATCH))
 		;
 	if (x->sent == x->len)
 		set_io(x, 0);
-	release(x, x->sent);
+	if (!udp_refused(x))
+		release(x, x->sent);
 }
 
 static void send_tcp(struct out_ipfix *x)
@@ -460,8 +501,8 @@ static void ipfix_flush(struct ctd_output *out)
 
 	finish_open(x);
 	if (!x->tcp) {
-		if (now >= x->templates_at ||
-		    x->since_templates >= x->cfg.template_messages)
+		if (!x->unreachable && (now >= x->templates_at ||
+		    x->since_templates >= x->cfg.template_messages))
 			append_templates(x);
 		send_udp(x);
 		return;
@@ -490,6 +531,7 @@ static enum ctd_out_status ipfix_submit_raw(struct ctd_output *out,
 {
 	struct out_ipfix *x = to_ipfix(out);
 	const uint8_t *p = data;
+	uint64_t flows;
 	size_t start;
 
 	for (size_t off = 0, n; off < len; off += n)
@@ -504,27 +546,34 @@ static enum ctd_out_status ipfix_submit_raw(struct ctd_output *out,
 	memcpy(x->buf + start, data, len);
 	x->len += len;
 	restamp(x, start);
-	x->base.stats.unacked += flows_in(x, start, x->len);
+	flows = flows_in(x, start, x->len);
+	x->base.stats.unacked += flows;
+	x->taken += flows;    /* no record of delivery's: no settle entry */
 	return CTD_OUT_DELIVERED;
 }
 
-static size_t ipfix_unsent(struct ctd_output *out, const void **ret_data,
-			   int take)
+/* A flow record is final once the collector's TCP acknowledged its
+ * message (UDP: the kernel took the datagram and no error came back). */
+static uint64_t ipfix_settled(struct ctd_output *out)
 {
 	struct out_ipfix *x = to_ipfix(out);
-	size_t n;
+
+	poll_acks(x);
+	return ctd_settle_advance(&x->settle, x->released);
+}
+
+/* Shutdown: nothing unacknowledged is sent any more (the records are in
+ * delivery's write-ahead log, for the spool). */
+static void ipfix_abandon(struct ctd_output *out)
+{
+	struct out_ipfix *x = to_ipfix(out);
 
 	finish_open(x);
 	poll_acks(x);
-	if (!x->tcp)
-		x->head = x->sent;
-	n = x->len - x->head;
-	*ret_data = x->buf + x->head;
-	if (take) {
-		x->head = x->sent = x->len = 0;
-		x->base.stats.unacked = 0;
-	}
-	return n;
+	x->released += flows_in(x, x->head, x->len);
+	x->head = x->sent = x->len = 0;
+	x->base.stats.unacked = 0;
+	ctd_settle_abandon(&x->settle);
 }
 
 static void ipfix_free(struct ctd_output *out)
@@ -541,6 +590,7 @@ static void ipfix_free(struct ctd_output *out)
 		close(x->fd);
 	free(x->buf);
 	free(x->target);
+	ctd_settle_free(&x->settle);
 	free(x);
 }
 
@@ -548,7 +598,8 @@ static const struct ctd_output_ops ipfix_ops = {
 	.submit = ipfix_submit,
 	.submit_raw = ipfix_submit_raw,
 	.flush = ipfix_flush,
-	.unsent = ipfix_unsent,
+	.settled = ipfix_settled,
+	.abandon = ipfix_abandon,
 	.free = ipfix_free,
 };
 
@@ -671,6 +722,7 @@ int ctd_out_ipfix_new(struct ev_loop *loop, const struct ctd_out_ipfix_cfg *cfg,
 	x->base.name = ctd_out_ipfix_desc.name;
 	x->fd = -1;
 	x->cfg = *cfg;
+	ctd_settle_init(&x->settle, SETTLE_MAX);
 	x->backoff_us = BACKOFF_MIN_US;
 	x->cap = cfg->buf_size ? cfg->buf_size : CTD_OUT_IPFIX_BUF;
 	x->xs.process_id = (uint32_t)getpid();

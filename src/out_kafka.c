@@ -7,12 +7,12 @@
  * that times out is dropped with an error report, and whatever is queued
  * at exit is gone. So every record produced stays here, in one of a
  * bounded set of slots, until its delivery report says the brokers
- * persisted it; a report with an error puts it on the re-produce ring,
- * and at shutdown the held ones are handed to the spool as one raw entry
- * (their struct ctd_record copies), which submit_raw takes back at the
- * next start. Records re-produced that way, or after an error report,
- * may already be in the topic: they are counted in resent, and each
- * message carries a de-duplication header (kafkamsg.c) for consumers.
+ * persisted it, and only then is it settled (output.h): until then
+ * delivery keeps it in its write-ahead log, so neither a shutdown nor a
+ * crash loses it. A report with an error puts it on the re-produce ring.
+ * (submit_raw still takes the raw entries of older spools.) Records
+ * re-produced may already be in the topic: they are counted in resent,
+ * and each message carries a de-duplication header (kafkamsg.c).
  *
  * librdkafka runs its own threads; ctd's side never blocks: the main
  * queue (delivery reports, statistics, errors and librdkafka's log
@@ -50,9 +50,12 @@ enum slot_state { FREE, QUEUED, FAILED_REPORT };
 
 struct slot {
 	struct ctd_record rec;
+	uint64_t seq;                 /* submit order; NO_SEQ: not delivery's */
 	uint32_t gen;                 /* bumped when freed: stale reports */
 	uint8_t state;
 };
+
+#define NO_SEQ UINT64_MAX
 
 struct out_kafka {
 	struct ctd_output base;
@@ -70,9 +73,11 @@ struct out_kafka {
 	uint32_t *free_idx;           /* stack of free slots */
 	uint32_t *ring;               /* slots to produce again, in order */
 	size_t cap, nfree, ring_head, ring_len;
-	struct ctd_record *flat;      /* held records, for the spool */
-	uint64_t changes, flat_at;    /* flat is current when equal */
-	size_t flat_n;
+	/* Reports come in any order, delivery counts settled records in
+	 * submit order: done[seq % cap] marks persisted ones, low is the
+	 * first not yet, and seqs in flight never span more than cap. */
+	uint8_t *done;
+	uint64_t next_seq, low;
 	double log_window;
 	unsigned log_lines;
 	char json[CTD_JSON_MAX];
@@ -113,17 +118,26 @@ static void release(struct out_kafka *k, uint32_t i)
 	k->slots[i].state = FREE;
 	k->slots[i].gen++;
 	k->free_idx[k->nfree++] = i;
-	k->changes++;
 	k->base.stats.unacked = held(k);
 }
 
-static uint32_t claim(struct out_kafka *k, const struct ctd_record *rec)
+/* Slot i's record is final (persisted, or given up): settled counts it
+ * once every earlier one is. */
+static void settle_slot(struct out_kafka *k, uint32_t i)
+{
+	if (k->slots[i].seq != NO_SEQ)
+		k->done[k->slots[i].seq % k->cap] = 1;
+	release(k, i);
+}
+
+static uint32_t claim(struct out_kafka *k, const struct ctd_record *rec,
+		      uint64_t seq)
 {
 	uint32_t i = k->free_idx[--k->nfree];
 
 	k->slots[i].rec = *rec;
+	k->slots[i].seq = seq;
 	k->slots[i].state = FAILED_REPORT;
-	k->changes++;
 	k->base.stats.unacked = held(k);
 	return i;
 }
@@ -200,8 +214,9 @@ static void pump(struct out_kafka *k)
 		k->ring_head = (k->ring_head + 1) % k->cap;
 		k->ring_len--;
 		if (err) {
-			k->base.stats.failed++;
-			release(k, i);
+			k->base.stats.failed_output++;
+			k->base.given_up++;
+			settle_slot(k, i);
 		} else {
 			k->base.stats.resent++;
 		}
@@ -227,7 +242,7 @@ static void on_report(rd_kafka_t *rk, const rd_kafka_message_t *m, void *arg)
 	if (!m->err &&
 	    rd_kafka_message_status(m) == RD_KAFKA_MSG_STATUS_PERSISTED) {
 		k->base.stats.acked++;
-		release(k, (uint32_t)(s - k->slots));
+		settle_slot(k, (uint32_t)(s - k->slots));
 		return;
 	}
 	if (m->err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT)
@@ -335,14 +350,16 @@ static enum ctd_out_status kafka_submit(struct ctd_output *out,
 	rd_kafka_resp_err_t err;
 	uint32_t i;
 
-	if (!k->nfree || k->ring_len) {
+	if (!k->nfree || k->ring_len || k->next_seq - k->low >= k->cap) {
 		k->refusing = true;
 		return CTD_OUT_AGAIN;
 	}
-	i = claim(k, rec);
+	i = claim(k, rec, k->next_seq);
 	err = produce(k, i);
-	if (!err)
+	if (!err) {
+		k->next_seq++;
 		return CTD_OUT_DELIVERED;
+	}
 	release(k, i);
 	if (!transient(err))
 		return CTD_OUT_FAILED;
@@ -371,7 +388,7 @@ static enum ctd_out_status kafka_submit_raw(struct ctd_output *out,
 		struct ctd_record r;
 
 		memcpy(&r, &rec[j], sizeof(r));
-		ring_push(k, claim(k, &r));
+		ring_push(k, claim(k, &r, NO_SEQ));
 	}
 	pump(k);
 	return CTD_OUT_DELIVERED;
@@ -385,41 +402,31 @@ static void kafka_flush(struct ctd_output *out)
 		pump(k);
 }
 
-static void build_flat(struct out_kafka *k)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < k->cap; i++)
-		if (k->slots[i].state != FREE)
-			k->flat[n++] = k->slots[i].rec;
-	k->flat_n = n;
-	k->flat_at = k->changes;
-}
-
-/* Every held record, produced or waiting to be produced again; take:
- * they are the spool's now, and librdkafka's copies are purged. */
-static size_t kafka_unsent(struct ctd_output *out, const void **ret_data,
-			   int take)
+static uint64_t kafka_settled(struct ctd_output *out)
 {
 	struct out_kafka *k = to_kafka(out);
-	size_t n;
 
-	if (!held(k))
-		return 0;
-	if (k->flat_at != k->changes)
-		build_flat(k);
-	*ret_data = k->flat;
-	n = k->flat_n * sizeof(*k->flat);
-	if (take) {
-		rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE |
-			       RD_KAFKA_PURGE_F_INFLIGHT |
-			       RD_KAFKA_PURGE_F_NON_BLOCKING);
-		k->ring_len = 0;
-		for (uint32_t i = 0; i < k->cap; i++)
-			if (k->slots[i].state != FREE)
-				release(k, i);
+	while (k->low < k->next_seq && k->done[k->low % k->cap]) {
+		k->done[k->low % k->cap] = 0;
+		k->low++;
 	}
-	return n;
+	return k->low;
+}
+
+/* Shutdown: librdkafka's copies are purged, nothing held is produced
+ * again (delivery's write-ahead log has the records, for the spool). */
+static void kafka_abandon(struct ctd_output *out)
+{
+	struct out_kafka *k = to_kafka(out);
+
+	rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE |
+		       RD_KAFKA_PURGE_F_INFLIGHT | RD_KAFKA_PURGE_F_NON_BLOCKING);
+	k->ring_len = 0;
+	for (uint32_t i = 0; i < k->cap; i++)
+		if (k->slots[i].state != FREE)
+			release(k, i);
+	memset(k->done, 0, k->cap);
+	k->low = k->next_seq;
 }
 
 static void kafka_free(struct ctd_output *out)
@@ -449,7 +456,7 @@ static void kafka_free(struct ctd_output *out)
 	free(k->slots);
 	free(k->free_idx);
 	free(k->ring);
-	free(k->flat);
+	free(k->done);
 	free(k);
 }
 
@@ -457,7 +464,8 @@ static const struct ctd_output_ops kafka_ops = {
 	.submit = kafka_submit,
 	.submit_raw = kafka_submit_raw,
 	.flush = kafka_flush,
-	.unsent = kafka_unsent,
+	.settled = kafka_settled,
+	.abandon = kafka_abandon,
 	.free = kafka_free,
 };
 
@@ -538,8 +546,8 @@ static int alloc_slots(struct out_kafka *k)
 	k->slots = calloc(k->cap, sizeof(*k->slots));
 	k->free_idx = calloc(k->cap, sizeof(*k->free_idx));
 	k->ring = calloc(k->cap, sizeof(*k->ring));
-	k->flat = calloc(k->cap, sizeof(*k->flat));
-	if (!k->slots || !k->free_idx || !k->ring || !k->flat)
+	k->done = calloc(k->cap, 1);
+	if (!k->slots || !k->free_idx || !k->ring || !k->done)
 		return -ENOMEM;
 	for (size_t i = 0; i < k->cap; i++)
 		k->free_idx[i] = (uint32_t)(k->cap - 1 - i);

@@ -24,9 +24,11 @@
 #include "ctd/output.h"
 #include "ctd/outputs.h"
 #include "ctd/listen.h"
+#include "ctd/settle.h"
 #include "ctd/wbuf.h"
 
 #define READER_BUF (256u << 10)
+#define SETTLE_MAX 16384         /* records not in every socket yet */
 
 struct out_stream;
 
@@ -35,6 +37,7 @@ struct reader {
 	ev_io io;
 	struct ctd_wbuf *wb;
 	struct out_stream *s;
+	uint64_t base;          /* the stream position when it connected */
 };
 
 struct out_stream {
@@ -47,6 +50,8 @@ struct out_stream {
 	gid_t group;            /* may read besides root; -1 none */
 	struct reader *rd[CTD_STREAM_MAX_READERS];
 	size_t n;
+	uint64_t pos;           /* bytes of records taken since the start */
+	struct ctd_settle settle;
 };
 
 static struct out_stream *to_stream(struct ctd_output *out)
@@ -156,6 +161,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	ctd_wbuf_count_into(r->wb, &s->base.stats.bytes);
 	r->fd = fd;
 	r->s = s;
+	r->base = s->pos;
 	ev_io_init(&r->io, on_reader, fd, EV_READ);
 	r->io.data = r;
 	ev_io_start(loop, &r->io);
@@ -180,7 +186,7 @@ static enum ctd_out_status stream_submit(struct ctd_output *out,
 	char *first;
 	size_t len;
 
-	if (!all_have_room(s)) {
+	if (!all_have_room(s) || ctd_settle_pending(&s->settle) >= SETTLE_MAX) {
 		s->refused = true;
 		return CTD_OUT_AGAIN;
 	}
@@ -193,7 +199,35 @@ static enum ctd_out_status stream_submit(struct ctd_output *out,
 		ctd_wbuf_commit(s->rd[i]->wb, len);
 	}
 	ctd_wbuf_commit(s->rd[0]->wb, len);
+	s->pos += len;
+	ctd_settle_take(&s->settle, s->pos);
 	return CTD_OUT_DELIVERED;
+}
+
+/* Final once every reader has it in its socket (the kernel keeps it for
+ * the reader even if ctd dies); a reader that left takes its unread
+ * bytes with it (lost_bytes). */
+static uint64_t stream_settled(struct ctd_output *out)
+{
+	struct out_stream *s = to_stream(out);
+	uint64_t done = s->pos;
+
+	for (size_t i = 0; i < s->n; i++) {
+		uint64_t at = s->rd[i]->base + ctd_wbuf_total_out(s->rd[i]->wb);
+
+		if (at < done)
+			done = at;
+	}
+	return ctd_settle_advance(&s->settle, done);
+}
+
+static void stream_abandon(struct ctd_output *out)
+{
+	struct out_stream *s = to_stream(out);
+
+	for (size_t i = 0; i < s->n; i++)
+		ctd_wbuf_clear(s->rd[i]->wb);
+	ctd_settle_abandon(&s->settle);
 }
 
 static void stream_flush(struct ctd_output *out)
@@ -219,12 +253,15 @@ static void stream_free(struct ctd_output *out)
 		unlink(s->path);
 	}
 	free(s->path);
+	ctd_settle_free(&s->settle);
 	free(s);
 }
 
 static const struct ctd_output_ops stream_ops = {
 	.submit = stream_submit,
 	.flush = stream_flush,
+	.settled = stream_settled,
+	.abandon = stream_abandon,
 	.free = stream_free,
 };
 
@@ -236,6 +273,7 @@ int ctd_out_stream_new(struct ev_loop *loop, const char *path, gid_t group,
 	if (!s)
 		return -ENOMEM;
 	s->base.ops = &stream_ops;
+	ctd_settle_init(&s->settle, SETTLE_MAX);
 	s->base.name = ctd_out_stream_desc.name;
 	s->loop = loop;
 	s->group = group;

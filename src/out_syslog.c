@@ -25,11 +25,13 @@
 #include "ctd/output.h"
 #include "ctd/outputs.h"
 #include "ctd/record.h"
+#include "ctd/settle.h"
 #include "ctd/stats.h"
 
 #define BUF_SIZE (256u << 10)
 #define MSG_MAX 2048
 #define BATCH 64
+#define SETTLE_MAX 16384
 
 struct out_syslog {
 	struct ctd_output base;
@@ -45,6 +47,8 @@ struct out_syslog {
 	/* Messages as [u16 length][bytes], oldest at head. */
 	uint8_t *buf;
 	size_t head, len;
+	uint64_t queued, sent;     /* messages since the start */
+	struct ctd_settle settle;
 };
 
 static struct out_syslog *to_syslog(struct ctd_output *out)
@@ -84,6 +88,7 @@ static enum ctd_out_status syslog_submit(struct ctd_output *out,
 
 	if (rec->events || rec->end_reason == CTD_END_ACTIVE) {
 		out->stats.skipped++;
+		ctd_settle_take(&s->settle, s->queued);
 		return CTD_OUT_DELIVERED;
 	}
 	if (s->len + 2 + MSG_MAX > BUF_SIZE && s->head) {
@@ -91,7 +96,8 @@ static enum ctd_out_status syslog_submit(struct ctd_output *out,
 		s->len -= s->head;
 		s->head = 0;
 	}
-	if (s->len + 2 + MSG_MAX > BUF_SIZE) {
+	if (s->len + 2 + MSG_MAX > BUF_SIZE ||
+	    ctd_settle_pending(&s->settle) >= SETTLE_MAX) {
 		s->refusing = true;
 		return CTD_OUT_AGAIN;
 	}
@@ -104,7 +110,25 @@ static enum ctd_out_status syslog_submit(struct ctd_output *out,
 	s->buf[s->len] = (uint8_t)(n >> 8);
 	s->buf[s->len + 1] = (uint8_t)n;
 	s->len += 2 + n;
+	ctd_settle_take(&s->settle, ++s->queued);
 	return CTD_OUT_DELIVERED;
+}
+
+/* A message is final once the syslog socket took it. */
+static uint64_t syslog_settled(struct ctd_output *out)
+{
+	struct out_syslog *s = to_syslog(out);
+
+	return ctd_settle_advance(&s->settle, s->sent);
+}
+
+static void syslog_abandon(struct ctd_output *out)
+{
+	struct out_syslog *s = to_syslog(out);
+
+	s->sent = s->queued;
+	s->head = s->len = 0;
+	ctd_settle_abandon(&s->settle);
 }
 
 static int reconnect(struct out_syslog *s)
@@ -163,6 +187,7 @@ static bool send_batch(struct out_syslog *s)
 		s->head += 2 + iov[i].iov_len;
 		s->base.stats.bytes += iov[i].iov_len;
 	}
+	s->sent += (uint64_t)r;
 	return true;
 }
 
@@ -203,12 +228,15 @@ static void syslog_free(struct ctd_output *out)
 		close(s->fd);
 	ctd_ctlog_free(s->fmt);
 	free(s->buf);
+	ctd_settle_free(&s->settle);
 	free(s);
 }
 
 static const struct ctd_output_ops syslog_ops = {
 	.submit = syslog_submit,
 	.flush = syslog_flush,
+	.settled = syslog_settled,
+	.abandon = syslog_abandon,
 	.free = syslog_free,
 };
 
@@ -220,6 +248,7 @@ int ctd_out_syslog_new(struct ev_loop *loop, const struct ctd_out_syslog_cfg *cf
 
 	if (!s)
 		return -ENOMEM;
+	ctd_settle_init(&s->settle, SETTLE_MAX);
 	s->base.ops = &syslog_ops;
 	s->base.name = ctd_out_syslog_desc.name;
 	s->loop = loop;

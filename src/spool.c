@@ -168,6 +168,86 @@ int ctd_spool_append(struct ctd_spool *sp, enum ctd_spool_kind kind,
 	return (int)n;
 }
 
+#define BATCH_ENTRIES 256     /* 3 iovecs each, under IOV_MAX */
+
+static void fill_entry(const struct ctd_spool_entry *e, struct entry_hdr *h,
+		       struct iovec *iov)
+{
+	uLong c = crc32(0L, Z_NULL, 0);
+
+	*h = (struct entry_hdr){ SPOOL_MAGIC, (uint16_t)e->kind, SPOOL_VERSION,
+				 (uint32_t)(e->head_len + e->body_len), 0 };
+	c = crc32(c, (const Bytef *)&h->kind, sizeof(h->kind));
+	c = crc32(c, (const Bytef *)&h->version, sizeof(h->version));
+	c = crc32(c, (const Bytef *)&h->len, sizeof(h->len));
+	/* crc32() with no buffer returns the initial value: skip empty parts. */
+	if (e->head_len)
+		c = crc32(c, (const Bytef *)e->head, (uInt)e->head_len);
+	if (e->body_len)
+		c = crc32(c, (const Bytef *)e->body, (uInt)e->body_len);
+	h->crc = (uint32_t)c;
+	iov[0] = (struct iovec){ h, sizeof(*h) };
+	iov[1] = (struct iovec){ (void *)e->head, e->head_len };
+	iov[2] = (struct iovec){ (void *)e->body, e->body_len };
+}
+
+static int write_chunk(struct ctd_spool *sp, const struct ctd_spool_entry *e,
+		       size_t n)
+{
+	struct entry_hdr h[BATCH_ENTRIES];
+	struct iovec iov[3 * BATCH_ENTRIES];
+	size_t want = 0;
+	ssize_t got;
+
+	for (size_t i = 0; i < n; i++) {
+		if (e[i].head_len + e[i].body_len > CTD_SPOOL_MAX_ENTRY)
+			return -EMSGSIZE;
+		fill_entry(&e[i], &h[i], &iov[3 * i]);
+		want += sizeof(h[i]) + e[i].head_len + e[i].body_len;
+	}
+	got = pwritev(sp->fd, iov, (int)(3 * n), (off_t)sp->size);
+	if (got != (ssize_t)want)
+		return got < 0 ? -errno : -ENOSPC;
+	sp->size += want;
+	return 0;
+}
+
+int ctd_spool_append_many(struct ctd_spool *sp,
+			  const struct ctd_spool_entry *e, size_t n)
+{
+	uint64_t start = sp->size;
+	int r = 0;
+
+	for (size_t i = 0; i < n && r == 0; i += BATCH_ENTRIES)
+		r = write_chunk(sp, e + i,
+				n - i < BATCH_ENTRIES ? n - i : BATCH_ENTRIES);
+	if (r == 0)
+		return 0;
+	/* No partial entry may stay behind a later, complete one. */
+	if (ftruncate(sp->fd, (off_t)start) == 0)
+		sp->size = start;
+	return r;
+}
+
+int ctd_spool_replace(struct ctd_spool *sp, struct ctd_spool *other)
+{
+	if (fsync(other->fd) < 0 ||
+	    renameat(other->dfd, other->name, sp->dfd, sp->name) < 0) {
+		int r = -errno;
+
+		unlinkat(other->dfd, other->name, 0);
+		ctd_spool_free(other);
+		return r;
+	}
+	close(sp->fd);
+	sp->fd = other->fd;
+	sp->size = other->size;
+	sp->read_off = sp->peeked_end = 0;
+	other->fd = -1;
+	ctd_spool_free(other);
+	return 0;
+}
+
 static int read_at(struct ctd_spool *sp, uint64_t off, void *buf, size_t len)
 {
 	ssize_t n = pread(sp->fd, buf, len, (off_t)off);
@@ -222,6 +302,23 @@ static int lost_place(struct ctd_spool *sp)
 	return 0;
 }
 
+/* Whether an entry of this kind may have this length. */
+static bool kind_fits(uint16_t kind, uint32_t len)
+{
+	switch (kind) {
+	case CTD_SPOOL_RECORD:
+		return len == sizeof(struct ctd_record);
+	case CTD_SPOOL_RAW:
+		return true;
+	case CTD_SPOOL_WAL_RECORD:
+		return len == sizeof(uint64_t) + sizeof(struct ctd_record);
+	case CTD_SPOOL_WAL_DONE:
+		return len % sizeof(uint64_t) == 0;
+	default:
+		return false;
+	}
+}
+
 int ctd_spool_peek(struct ctd_spool *sp, void *buf, size_t cap,
 		   enum ctd_spool_kind *ret_kind, size_t *ret_len)
 {
@@ -255,10 +352,7 @@ int ctd_spool_peek(struct ctd_spool *sp, void *buf, size_t cap,
 			continue;
 		}
 		/* Whole, but not for this build (an older record layout). */
-		if (h.version != SPOOL_VERSION ||
-		    (h.kind != CTD_SPOOL_RECORD && h.kind != CTD_SPOOL_RAW) ||
-		    (h.kind == CTD_SPOOL_RECORD &&
-		     h.len != sizeof(struct ctd_record))) {
+		if (h.version != SPOOL_VERSION || !kind_fits(h.kind, h.len)) {
 			sp->stats.corrupt++;
 			sp->stats.skipped_bytes += end - sp->read_off;
 			sp->read_off = end;
@@ -277,6 +371,19 @@ void ctd_spool_consume(struct ctd_spool *sp)
 	if (sp->peeked_end > sp->read_off)
 		sp->read_off = sp->peeked_end;
 	sp->peeked_end = 0;
+}
+
+void ctd_spool_rewind(struct ctd_spool *sp)
+{
+	sp->read_off = sp->peeked_end = 0;
+}
+
+int ctd_spool_truncate(struct ctd_spool *sp)
+{
+	if (ftruncate(sp->fd, 0) < 0)
+		return -errno;
+	sp->size = sp->read_off = sp->peeked_end = 0;
+	return 0;
 }
 
 int ctd_spool_reset(struct ctd_spool *sp)

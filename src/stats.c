@@ -88,16 +88,26 @@ static const struct counter counters[] = {
 #define OG(name, prom, help) { #name, OOFF(name), true, prom, NULL, help }
 
 static const struct counter out_counters[] = {
-	O(delivered, "delivered_total", "Records the output took."),
+	O(records, "records_total", "Flow records for the output: made this run plus those held at start; = delivered + failed + held."),
+	O(carried, "carried_total", "Flow records found held at start (spool, write-ahead log)."),
+	OG(held, "held", "Flow records held: taken and not final, on the dying list, or in the spool."),
+	O(delivered, "delivered_total", "Flow records final: written, sent or acknowledged."),
 	O(deferred, "deferred_total", "Records refused at first and held back."),
 	O(retried, "retried_total", "Held records delivered on a re-send."),
 	O(spooled, "spooled_total", "Records written to the spool."),
 	O(spooled_bytes, "spooled_bytes_total", "Rendered bytes written to the spool."),
 	O(replayed, "replayed_total", "Spooled records delivered."),
-	O(failed, "failed_total", "Records lost: not even the spool could take them."),
+	O(failed, "failed_total", "Flow records given up: the sum of the failed_* counters."),
 	OG(dying, "dying", "Records waiting for a re-send."),
 	OG(dying_peak, "dying_peak", "Most records waiting for a re-send."),
 	OG(spool_size, "spool_bytes", "Spool file size."),
+	O(failed_render, "failed_render_total", "Records the output can never take."),
+	O(failed_spool, "failed_spool_total", "Held records neither memory nor the spool could keep."),
+	O(failed_shutdown, "failed_shutdown_total", "Records held at exit that no file could keep."),
+	O(failed_output, "failed_output_total", "Records the output took and then gave up."),
+	OG(wal_bytes, "wal_bytes", "Write-ahead log size."),
+	O(wal_errors, "wal_errors_total", "Write-ahead log writes that failed."),
+	O(torn_lines, "torn_lines_total", "Lines found cut short (crash, full disk) and ended."),
 	O(spool_skipped, "spool_skipped_total", "Damaged spool entries skipped."),
 	O(write_errors, "write_errors_total", "Failed writes."),
 	O(bytes, "written_bytes_total", "Bytes written."),
@@ -119,7 +129,7 @@ static const struct counter out_counters[] = {
 	OG(brokers, "kafka_brokers", "Kafka brokers known."),
 	OG(brokers_up, "kafka_brokers_up", "Kafka brokers connected."),
 	OG(queue, "kafka_queue", "Messages in librdkafka's queue."),
-	OG(rtt_us, "kafka_rtt_microseconds", "Kafka: the slowest broker's average round-trip time."),
+	OG(rtt_us, "kafka_rtt_seconds", "Kafka: the slowest broker's average round-trip time."),
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -158,6 +168,20 @@ void ctd_stats_prometheus_family(FILE *f, const char *name, bool gauge,
 		gauge ? "gauge" : "counter");
 }
 
+/* ctd keeps times in microseconds; Prometheus wants seconds. */
+static void put_sample(FILE *f, const char *family, const char *output,
+		       uint64_t v)
+{
+	size_t len = strlen(family);
+
+	if (len > 8 && strcmp(family + len - 8, "_seconds") == 0)
+		fprintf(f, "%s{output=\"%s\"} %.6f\n", family, output,
+			(double)v / 1e6);
+	else
+		fprintf(f, "%s{output=\"%s\"} %llu\n", family, output,
+			(unsigned long long)v);
+}
+
 /* Counters that share a family (events by type) are adjacent. */
 void ctd_stats_print_prometheus(const struct ctd_stats *st, FILE *f)
 {
@@ -179,9 +203,8 @@ void ctd_stats_print_prometheus(const struct ctd_stats *st, FILE *f)
 		snprintf(family, sizeof(family), "ctd_output_%s", c->prom);
 		ctd_stats_prometheus_family(f, family, c->gauge, c->help);
 		for (size_t o = 0; o < CTD_OUT_MAX && st->out_name[o]; o++)
-			fprintf(f, "%s{output=\"%s\"} %llu\n", family,
-				st->out_name[o],
-				(unsigned long long)value_at(st->out[o], c->off));
+			put_sample(f, family, st->out_name[o],
+				   value_at(st->out[o], c->off));
 	}
 }
 

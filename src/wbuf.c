@@ -15,6 +15,8 @@ struct ctd_wbuf {
 	size_t head;   /* first unwritten byte */
 	size_t tail;   /* end of data */
 	uint64_t *written;   /* bytes written are added here, if set */
+	uint64_t total_in;   /* bytes committed since the start */
+	uint64_t total_out;  /* ... and written (or cleared) */
 	char *data;
 };
 
@@ -55,10 +57,32 @@ int ctd_wbuf_flush(struct ctd_wbuf *wb)
 		if (n == 0)
 			return -EAGAIN;
 		wb->head += (size_t)n;
+		wb->total_out += (uint64_t)n;
 		if (wb->written)
 			*wb->written += (uint64_t)n;
 	}
 	wb->head = wb->tail = 0;
+	return 0;
+}
+
+int ctd_wbuf_flush_to(struct ctd_wbuf *wb, uint64_t pos)
+{
+	ssize_t n;
+
+	if (pos > wb->total_in)
+		pos = wb->total_in;
+	while (wb->total_out < pos) {
+		n = write(wb->fd, wb->data + wb->head,
+			  (size_t)(pos - wb->total_out));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EAGAIN;
+		wb->head += (size_t)n;
+		wb->total_out += (uint64_t)n;
+		if (wb->written)
+			*wb->written += (uint64_t)n;
+	}
 	return 0;
 }
 
@@ -85,6 +109,17 @@ char *ctd_wbuf_reserve(struct ctd_wbuf *wb, size_t len)
 void ctd_wbuf_commit(struct ctd_wbuf *wb, size_t len)
 {
 	wb->tail += len;
+	wb->total_in += len;
+}
+
+uint64_t ctd_wbuf_total_in(const struct ctd_wbuf *wb)
+{
+	return wb->total_in;
+}
+
+uint64_t ctd_wbuf_total_out(const struct ctd_wbuf *wb)
+{
+	return wb->total_out;
 }
 
 size_t ctd_wbuf_pending(const struct ctd_wbuf *wb)
@@ -104,6 +139,7 @@ const char *ctd_wbuf_data(const struct ctd_wbuf *wb)
 
 void ctd_wbuf_clear(struct ctd_wbuf *wb)
 {
+	wb->total_out += wb->tail - wb->head;
 	wb->head = wb->tail = 0;
 }
 

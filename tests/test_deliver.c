@@ -2,8 +2,11 @@
  * fake clock: a refused record is held and re-sent at its random share
  * of the grace period, or at once when the output is ready, and is
  * delivered exactly once; over the dying list's bound records go to the
- * spool; at finish everything held, and unwritten bytes, are spooled; a
- * new instance replays the spool into its outputs before emptying it.
+ * spool; at finish everything held, and what an output took but did not
+ * make final, is spooled; a new instance replays the spool into its
+ * outputs before emptying it; after a crash (no finish) the write-ahead
+ * log brings back everything held at the last commit; every output keeps
+ * records = delivered + failed + held.
  * Nothing waits on wall time: the loop only runs timers that are due at
  * once, and the tests step the clock and call ctd_deliver_tick for the
  * rest. */
@@ -38,8 +41,9 @@ struct fake_out {
 	unsigned got[MAX_IDS];      /* records delivered, by id */
 	size_t taken;
 	uint8_t last_events;        /* of the last record taken */
-	char unsent[32];            /* bytes "accepted but not written" */
-	size_t unsent_len;
+	bool hold_back;             /* taken records are not final yet */
+	uint64_t final;             /* taken records final (settled) */
+	bool abandoned;
 	char raw[64];               /* raw bytes replayed into it */
 	size_t raw_len;
 	bool *freed;
@@ -72,21 +76,27 @@ static enum ctd_out_status fake_submit_raw(struct ctd_output *out,
 	return CTD_OUT_DELIVERED;
 }
 
+/* A flush makes everything taken final, unless the test holds back
+ * (a write that fails, acknowledgements to come). */
 static void fake_flush(struct ctd_output *out)
 {
-	(void)out;
+	struct fake_out *f = (struct fake_out *)out;
+
+	if (!f->hold_back)
+		f->final = f->taken;
 }
 
-static size_t fake_unsent(struct ctd_output *out, const void **ret_data,
-			  int take)
+static uint64_t fake_settled(struct ctd_output *out)
+{
+	return ((struct fake_out *)out)->final;
+}
+
+static void fake_abandon(struct ctd_output *out)
 {
 	struct fake_out *f = (struct fake_out *)out;
-	size_t n = f->unsent_len;
 
-	*ret_data = f->unsent;
-	if (take)
-		f->unsent_len = 0;
-	return n;
+	f->abandoned = true;
+	f->final = f->taken;
 }
 
 static void fake_free(struct ctd_output *out)
@@ -97,8 +107,12 @@ static void fake_free(struct ctd_output *out)
 }
 
 static const struct ctd_output_ops fake_ops = {
-	fake_submit, fake_submit_raw, fake_flush, fake_unsent, NULL, fake_free,
-	NULL,
+	.submit = fake_submit,
+	.submit_raw = fake_submit_raw,
+	.flush = fake_flush,
+	.settled = fake_settled,
+	.abandon = fake_abandon,
+	.free = fake_free,
 };
 
 struct fixture {
@@ -142,6 +156,8 @@ static int teardown(void **state)
 	char path[128];
 
 	snprintf(path, sizeof(path), "%s/fake.spool", fx->dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/fake.wal", fx->dir);
 	unlink(path);
 	rmdir(fx->dir);
 	ev_loop_destroy(fx->loop);
@@ -221,6 +237,16 @@ static void assert_each_once(struct fixture *fx, uint32_t from, uint32_t to)
 		assert_int_equal(fx->out.got[id], 1);
 }
 
+/* The accounting identity every output keeps at every moment. */
+static void assert_identity(const struct fake_out *f)
+{
+	const struct ctd_out_stats *st = &f->base.stats;
+
+	assert_int_equal(st->records, st->delivered + st->failed + st->held);
+	assert_int_equal(st->failed, st->failed_render + st->failed_spool +
+			 st->failed_shutdown + st->failed_output);
+}
+
 static void test_direct(void **state)
 {
 	struct fixture *fx = *state;
@@ -228,7 +254,13 @@ static void test_direct(void **state)
 
 	send_ids(d, 0, 5);
 	assert_each_once(fx, 0, 5);
+	/* Taken, final at the commit after the batch. */
+	assert_int_equal(fx->out.base.stats.delivered, 0);
+	ctd_deliver_commit(d);
 	assert_int_equal(fx->out.base.stats.delivered, 5);
+	assert_int_equal(fx->out.base.stats.records, 5);
+	assert_int_equal(fx->out.base.stats.held, 0);
+	assert_identity(&fx->out);
 	assert_int_equal(fx->out.base.stats.deferred, 0);
 	assert_ptr_equal(fx->stats.out[0], &fx->out.base.stats);
 	assert_string_equal(fx->stats.out_name[0], "fake");
@@ -273,29 +305,42 @@ static void test_bound_spool_and_replay(void **state)
 
 	/* 4 held in memory, 6 over the bound go to the spool. */
 	send_ids(d, 0, 10);
+	ctd_deliver_commit(d);
 	assert_int_equal(fx->out.base.stats.dying, 4);
 	assert_int_equal(fx->out.base.stats.spooled, 6);
 	assert_int_equal(fx->out.base.stats.failed, 0);
-	/* Shutdown while the output still refuses: the held 4 and the
-	 * unwritten bytes are spooled too. */
-	memcpy(fx->out.unsent, "{\"id\":99}\n", 10);
-	fx->out.unsent_len = 10;
-	assert_int_equal(ctd_deliver_finish(d, 0), 4);
-	assert_int_equal(fx->out.base.stats.spooled, 10);
-	assert_int_equal(fx->out.base.stats.spooled_bytes, 10);
-	assert_int_equal(fx->out.unsent_len, 0);
+	assert_int_equal(fx->out.base.stats.held, 10);
+	assert_identity(&fx->out);
+	/* The output takes the 4 again but never makes them final (its
+	 * collector does not acknowledge) before the shutdown: they go to
+	 * the spool too, from the write-ahead log. */
+	fx->out.accept = true;
+	fx->out.hold_back = true;
+	ctd_output_ready(&fx->out.base);
+	for (int i = 0; i < 20; i++)
+		ev_run(fx->loop, EVRUN_NOWAIT);
+	assert_true(fx->out.taken >= 4);
+	assert_int_equal(fx->out.base.stats.delivered, 0);
+	assert_identity(&fx->out);
+	ctd_deliver_finish(d, 0);
+	assert_true(fx->out.abandoned);
+	assert_int_equal(fx->out.base.stats.held, 10);
+	assert_int_equal(fx->out.base.stats.failed, 0);
+	assert_identity(&fx->out);
 	ctd_deliver_free(d);
 
 	/* Next start: everything comes back exactly once. */
+	memset(fx->out.got, 0, sizeof(fx->out.got));
 	d = make(fx, 4, true);
+	assert_int_equal(fx->out.base.stats.carried, 10);
 	run_until_taken(fx, 10);
 	assert_each_once(fx, 0, 10);
-	assert_int_equal(fx->out.raw_len, 10);
-	assert_memory_equal(fx->out.raw, "{\"id\":99}\n", 10);
-	assert_int_equal(fx->out.base.stats.replayed, 11);
+	assert_int_equal(fx->out.base.stats.replayed, 10);
 	for (int i = 0; i < 20 && fx->out.base.stats.spool_size; i++)
 		ev_run(fx->loop, EVRUN_NOWAIT);
 	assert_int_equal(fx->out.base.stats.spool_size, 0);
+	assert_int_equal(fx->out.base.stats.delivered, 10);
+	assert_identity(&fx->out);
 	ctd_deliver_free(d);
 
 	/* And the emptied spool gives nothing the time after. */
@@ -303,6 +348,57 @@ static void test_bound_spool_and_replay(void **state)
 	for (int i = 0; i < 20; i++)
 		ev_run(fx->loop, EVRUN_NOWAIT);
 	assert_int_equal(fx->out.taken, 0);
+	ctd_deliver_free(d);
+}
+
+/* A crash: no finish, no spooling. What was held on the dying list and
+ * what was taken but not final was in the write-ahead log after the
+ * commit, and comes back, once, from the spool at the next start. */
+static void test_crash_loses_nothing_committed(void **state)
+{
+	struct fixture *fx = *state;
+	struct ctd_deliver *d = make(fx, 10, false);
+
+	send_ids(d, 0, 3);                /* refused: dying list */
+	fx->out.accept = true;
+	fx->out.hold_back = true;
+	send_ids(d, 3, 8);                /* taken, never final */
+	ctd_deliver_commit(d);
+	assert_int_equal(fx->out.base.stats.held, 8);
+	assert_identity(&fx->out);
+	/* Gone without a word (what kill -9 leaves is the files). */
+	ctd_deliver_free(d);
+
+	memset(fx->out.got, 0, sizeof(fx->out.got));
+	d = make(fx, 10, true);
+	assert_int_equal(fx->out.base.stats.carried, 8);
+	run_until_taken(fx, 8);
+	assert_each_once(fx, 0, 8);
+	ctd_deliver_commit(d);
+	assert_int_equal(fx->out.base.stats.delivered, 8);
+	assert_identity(&fx->out);
+	ctd_deliver_free(d);
+}
+
+/* A record made final before the commit costs the log nothing. */
+static void test_final_before_commit_not_logged(void **state)
+{
+	struct fixture *fx = *state;
+	struct ctd_deliver *d = make(fx, 10, true);
+
+	send_ids(d, 0, 20);
+	ctd_deliver_commit(d);
+	assert_int_equal(fx->out.base.stats.wal_bytes, 0);
+	fx->out.hold_back = true;
+	send_ids(d, 20, 30);
+	ctd_deliver_commit(d);
+	assert_true(fx->out.base.stats.wal_bytes > 0);
+	/* All final: the log is emptied, not grown. */
+	fx->out.hold_back = false;
+	ctd_deliver_commit(d);
+	assert_int_equal(fx->out.base.stats.wal_bytes, 0);
+	assert_int_equal(fx->out.base.stats.delivered, 30);
+	assert_identity(&fx->out);
 	ctd_deliver_free(d);
 }
 
@@ -334,6 +430,7 @@ static void test_missed_event_merge(void **state)
 	assert_int_equal(missed, 0);
 	assert_int_equal(fx->out.taken, 1);
 	assert_int_equal(fx->out.last_events, 1u << CTD_EV_NEW | 1u << CTD_EV_UPDATE);
+	ctd_deliver_commit(d);
 	assert_int_equal(fx->out.base.stats.events, 1);
 	assert_int_equal(fx->out.base.stats.events_merged, 2);
 	/* A flow that ends with events pending: the final record has them. */
@@ -344,6 +441,7 @@ static void test_missed_event_merge(void **state)
 	rec.events = 0;
 	rec.missed = missed;
 	ctd_deliver_record(d, &rec);
+	ctd_deliver_commit(d);
 	assert_int_equal(fx->out.last_events, 0);
 	assert_int_equal(fx->out.base.stats.events_merged, 3);
 	assert_int_equal(fx->out.base.stats.delivered, 1);
@@ -397,17 +495,18 @@ static void test_resend_schedule(void **state)
 	ctd_deliver_free(d);
 }
 
-/* Bytes an output keeps unwritten (a stuck file or socket) get a look
- * every second even with nothing on the dying list. */
+/* Records an output took and did not make final (a stuck file or
+ * socket) get a look every second even with nothing on the dying list. */
 static void test_stuck_output_polled(void **state)
 {
 	struct fixture *fx = *state;
 	struct ctd_deliver *d = make(fx, 10, true);
 
 	assert_int_equal(step(fx, d, 0), INT64_MAX);
-	fx->out.unsent_len = 5;
+	fx->out.hold_back = true;
+	send_ids(d, 0, 1);
 	assert_int_equal(step(fx, d, 0), 1000 * MS);
-	fx->out.unsent_len = 0;
+	fx->out.hold_back = false;
 	assert_int_equal(step(fx, d, 1000 * MS), INT64_MAX);
 	ctd_deliver_free(d);
 }
@@ -434,6 +533,9 @@ static void test_no_spool_counts_losses(void **state)
 	assert_int_equal(fx->out.base.stats.failed, 3);
 	assert_int_equal(ctd_deliver_finish(d, 0), 2);
 	assert_int_equal(fx->out.base.stats.failed, 5);
+	assert_int_equal(fx->out.base.stats.failed_spool, 3);
+	assert_int_equal(fx->out.base.stats.failed_shutdown, 2);
+	assert_identity(&fx->out);
 	ctd_deliver_free(d);
 }
 
@@ -447,6 +549,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bound_spool_and_replay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missed_event_merge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_spool_counts_losses, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crash_loses_nothing_committed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_final_before_commit_not_logged, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

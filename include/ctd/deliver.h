@@ -58,7 +58,12 @@ void ctd_deliver_event(struct ctd_deliver *d, const struct ctd_record *rec,
  * re-arms the timer. Returns the monotonic µs it is next needed at
  * (INT64_MAX: nothing held). */
 int64_t ctd_deliver_tick(struct ctd_deliver *d);
-/* Once per loop iteration: every output writes what it buffered. */
+/* After each batch of events, before the next is read: every output
+ * writes what it buffered, what became final is counted, and what is
+ * still held is written to the output's write-ahead log, so a crash
+ * loses at most the batch being handled. */
+void ctd_deliver_commit(struct ctd_deliver *d);
+/* The same (kept for callers that only mean the writes). */
 void ctd_deliver_flush(struct ctd_deliver *d);
 /* SIGHUP's new configuration: each output takes what it can live (a
  * file output moves to a new path; bytes buffered follow). */

@@ -29,6 +29,10 @@ void ctd_dying_free(struct ctd_dying *d);
  * bound, -ENOMEM when the pool cannot grow. */
 int ctd_dying_add(struct ctd_dying *d, const struct ctd_record *rec,
 		  uint32_t flags, int64_t now_us);
+/* As add, with a tag the caller gets back for the head (deliver.c: the
+ * record's write-ahead log sequence); add and add_now tag 0. */
+int ctd_dying_add_tagged(struct ctd_dying *d, const struct ctd_record *rec,
+			 uint32_t flags, uint64_t tag, int64_t now_us);
 /* As add, but due now: for records that should go out at once. */
 int ctd_dying_add_now(struct ctd_dying *d, const struct ctd_record *rec,
 		      uint32_t flags, int64_t now_us);
@@ -39,6 +43,7 @@ int64_t ctd_dying_next_due(const struct ctd_dying *d);
  * the next call that changes the list. */
 const struct ctd_record *ctd_dying_head(const struct ctd_dying *d,
 					uint32_t *ret_flags);
+uint64_t ctd_dying_head_tag(const struct ctd_dying *d);
 /* The head was delivered (or spooled): forget it. */
 void ctd_dying_pop(struct ctd_dying *d);
 /* The head was refused again: due at now + random % grace. */

@@ -11,16 +11,33 @@ struct ctd_config;
 struct ctd_output;
 struct ctd_record;
 
-/* One record output's delivery, named out_<name>_<counter>. */
+/* One record output's delivery, named out_<name>_<counter>. Flow
+ * records obey records = delivered + failed + held at every moment. */
 struct ctd_out_stats {
-	uint64_t delivered;      /* records the output took */
+	uint64_t records;        /* flow records for this output: made this
+	                          * run, plus those found held at start */
+	uint64_t carried;        /* ... of them found held at start (spool,
+	                          * write-ahead log of a ctd that died) */
+	uint64_t held;           /* gauge: taken but not final, waiting on
+	                          * the dying list, or in the spool */
+	uint64_t delivered;      /* records final: written, sent, acked */
 	uint64_t deferred;       /* records it refused at first: held back */
 	uint64_t retried;        /* held records delivered on a re-send */
 	uint64_t spooled;        /* records written to the spool */
 	uint64_t spooled_bytes;  /* rendered bytes written to the spool */
 	uint64_t replayed;       /* spooled records delivered */
-	uint64_t failed;         /* records lost: refused for good, or not
-	                          * even the spool could take them */
+	uint64_t failed;         /* records given up: the sum of failed_* */
+	uint64_t failed_render;  /* ... the output can never take it */
+	uint64_t failed_spool;   /* ... held, and neither memory nor the
+	                          * spool could keep it */
+	uint64_t failed_shutdown; /* ... held at exit and not written to the
+	                          * spool or the write-ahead log */
+	uint64_t failed_output;  /* ... taken, then given up by the output
+	                          * (Kafka: a message the brokers refuse) */
+	uint64_t wal_bytes;      /* gauge: write-ahead log size */
+	uint64_t torn_lines;     /* lines found cut short (crash, full disk)
+	                          * and ended; their records came again */
+	uint64_t wal_errors;     /* write-ahead log writes that failed */
 	uint64_t dying;          /* gauge: records waiting for a re-send */
 	uint64_t dying_peak;
 	uint64_t spool_size;     /* gauge: spool file bytes */
@@ -56,7 +73,7 @@ struct ctd_out_stats {
 };
 
 enum ctd_out_status {
-	CTD_OUT_DELIVERED,   /* taken; the output answers for it now */
+	CTD_OUT_DELIVERED,   /* taken; final when settled counts it */
 	CTD_OUT_AGAIN,       /* cannot take it yet: keep it and retry */
 	CTD_OUT_FAILED,      /* can never take it (counted, not retried) */
 };
@@ -68,12 +85,17 @@ struct ctd_output_ops {
 	 * spool); NULL when the output keeps no such bytes. */
 	enum ctd_out_status (*submit_raw)(struct ctd_output *out,
 					  const void *data, size_t len);
-	/* Writes what it buffered; called once per loop iteration. */
+	/* Writes what it buffered; called after each batch of events. */
 	void (*flush)(struct ctd_output *out);
-	/* Accepted bytes not yet written, for the spool at shutdown; the
-	 * output forgets them when take is true. NULL: none ever. */
-	size_t (*unsent)(struct ctd_output *out, const void **ret_data,
-			 int take);
+	/* How many records taken (DELIVERED) since the output was made are
+	 * final, in the order taken: written to the file or socket, sent,
+	 * acknowledged by the collector or the brokers. Delivery keeps a
+	 * record in its write-ahead log until then. NULL: final when taken. */
+	uint64_t (*settled)(struct ctd_output *out);
+	/* Shutdown: forgets every taken record not final yet and never sends
+	 * it (delivery keeps its own copies in the write-ahead log, for the
+	 * spool). NULL when settled is. */
+	void (*abandon)(struct ctd_output *out);
 	/* Reopens files (SIGHUP, log rotation); NULL when nothing to do. */
 	int (*reopen)(struct ctd_output *out);
 	void (*free)(struct ctd_output *out);
@@ -86,6 +108,9 @@ struct ctd_output {
 	const struct ctd_output_ops *ops;
 	const char *name;                   /* stable: names its spool file */
 	struct ctd_out_stats stats;         /* delivery counters, shown by ctd -s */
+	/* Taken records the output gave up (counted in failed_output):
+	 * settled counts them too, delivery subtracts them. */
+	uint64_t given_up;
 	/* Set by the owner: the output calls it when it can take records
 	 * again after saying CTD_OUT_AGAIN. */
 	void (*ready)(void *arg, struct ctd_output *out);

@@ -14,6 +14,17 @@ struct ctd_spool;
 enum ctd_spool_kind {
 	CTD_SPOOL_RECORD = 1,     /* a struct ctd_record */
 	CTD_SPOOL_RAW    = 2,     /* rendered bytes the output had accepted */
+	CTD_SPOOL_WAL_RECORD = 3, /* wal.c: a uint64_t sequence, a record */
+	CTD_SPOOL_WAL_DONE = 4,   /* wal.c: sequences now final (uint64_t[]) */
+};
+
+/* One entry for ctd_spool_append_many: its payload in two parts. */
+struct ctd_spool_entry {
+	enum ctd_spool_kind kind;
+	const void *head;
+	size_t head_len;
+	const void *body;
+	size_t body_len;
 };
 
 #define CTD_SPOOL_MAX_ENTRY (2u << 20)
@@ -46,6 +57,14 @@ void ctd_spool_free(struct ctd_spool *sp);
 int ctd_spool_append(struct ctd_spool *sp, enum ctd_spool_kind kind,
 		     const void *data, size_t len);
 
+/* Appends n entries with as few writes as the iovec limit allows; all
+ * or none stay (a failure cuts the file back to where it was). */
+int ctd_spool_append_many(struct ctd_spool *sp,
+			  const struct ctd_spool_entry *e, size_t n);
+/* Moves the file at other's path over sp's (same directory), and sp
+ * takes other's descriptor and size; other is freed. */
+int ctd_spool_replace(struct ctd_spool *sp, struct ctd_spool *other);
+
 /* Reads the next unread entry into buf without consuming it. Returns 1
  * with the kind and length set, 0 at the end, or -errno. Damaged entries
  * on the way are skipped and counted. */
@@ -53,6 +72,10 @@ int ctd_spool_peek(struct ctd_spool *sp, void *buf, size_t cap,
 		   enum ctd_spool_kind *ret_kind, size_t *ret_len);
 /* The entry peek returned is taken: move past it. */
 void ctd_spool_consume(struct ctd_spool *sp);
+/* Reads from the start again. */
+void ctd_spool_rewind(struct ctd_spool *sp);
+/* Empties the file whatever was read (wal.c: everything is elsewhere). */
+int ctd_spool_truncate(struct ctd_spool *sp);
 /* Empties the file when every entry was read; the caller knows whether
  * what it read was also delivered. Returns 0 or -errno. */
 int ctd_spool_reset(struct ctd_spool *sp);

@@ -27,6 +27,12 @@ size_t ctd_wbuf_room(const struct ctd_wbuf *wb);
 /* The unwritten bytes, and forgetting them (they were saved elsewhere). */
 const char *ctd_wbuf_data(const struct ctd_wbuf *wb);
 void ctd_wbuf_clear(struct ctd_wbuf *wb);
+/* Bytes committed, and written (or cleared), since the start: a stream
+ * position for settle.h. */
+uint64_t ctd_wbuf_total_in(const struct ctd_wbuf *wb);
+uint64_t ctd_wbuf_total_out(const struct ctd_wbuf *wb);
+/* Writes up to stream position pos only; 0 when it got there. */
+int ctd_wbuf_flush_to(struct ctd_wbuf *wb, uint64_t pos);
 /* Later flushes go to fd (a reopened file); unwritten bytes follow. */
 void ctd_wbuf_set_fd(struct ctd_wbuf *wb, int fd);
 /* Every byte written from now on is added to *written. */

