@@ -110,7 +110,8 @@ static int read_dones(struct ctd_wal *w, void *buf)
 				return -ENOMEM;
 		ctd_spool_consume(w->sp);
 	}
-	qsort(w->dones, w->ndones, sizeof(*w->dones), cmp_u64);
+	if (w->ndones)
+		qsort(w->dones, w->ndones, sizeof(*w->dones), cmp_u64);
 	return r;
 }
 
@@ -134,7 +135,8 @@ static int each_live(struct ctd_wal *w, void *buf,
 			continue;
 		memcpy(&seq, buf, sizeof(seq));
 		memcpy(&rec, (char *)buf + sizeof(seq), sizeof(rec));
-		if (bsearch(&seq, w->dones, w->ndones, sizeof(seq), cmp_u64))
+		if (w->ndones &&
+		    bsearch(&seq, w->dones, w->ndones, sizeof(seq), cmp_u64))
 			continue;
 		if (seq >= w->next_seq)
 			w->next_seq = seq + 1;
