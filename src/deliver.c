@@ -76,6 +76,7 @@ struct dest {
 	uint64_t settled_seen, given_up_seen;
 	bool rush;                   /* ready again: re-send held ones now */
 	bool raw_stuck;              /* spooled bytes refused: wait */
+	bool refilled;               /* spooled records moved to the log */
 	struct ctd_log_rate losses;  /* the "lost records" line */
 	struct ctd_log_rate wal_fails;
 };
@@ -489,11 +490,15 @@ static bool refill_one(struct ctd_deliver *d, struct dest *t,
 			fail(t, &t->st->failed_render, 1);
 		return true;
 	}
+	/* From here the log keeps it; the spool marks it read at the
+	 * commit, so neither a crash nor a stop replays it twice. */
 	if (ctd_dying_add_now(t->dying, d->scratch, CTD_DYING_FROM_SPOOL,
 			      now) < 0)
 		return false;
+	ctd_dying_tag_last(t->dying, log_add(t, d->scratch));
 	t->from_spool++;
 	t->spool_records--;
+	t->refilled = true;
 	return true;
 }
 
@@ -511,12 +516,7 @@ static int refill(struct ctd_deliver *d, struct dest *t, int64_t now)
 				   &kind, &len)) == 1 &&
 	       refill_one(d, t, kind, len, now))
 		ctd_spool_consume(t->spool);
-	if (r < 0)
-		return r;
-	if (t->spool && !t->from_spool && ctd_spool_size(t->spool) &&
-	    !ctd_spool_unread(t->spool))
-		r = ctd_spool_reset(t->spool);
-	return r;
+	return r < 0 ? r : 0;
 }
 
 /* When this output next needs the timer. */
@@ -585,12 +585,36 @@ static int64_t service_all(struct ctd_deliver *d, int64_t now,
 	return budget_hit ? now : next;
 }
 
+/* After the log has the spooled records read back: the spool marks them
+ * read, and is emptied once all of it was. */
+static void spool_read_back(struct dest *t)
+{
+	if (!t->spool)
+		return;
+	if (ctd_spool_size(t->spool) && !ctd_spool_unread(t->spool))
+		ctd_spool_truncate(t->spool);
+	else if (t->refilled)
+		ctd_spool_mark_consumed(t->spool);
+	t->refilled = false;
+}
+
 static void commit_log(struct dest *t, int64_t now)
 {
 	int r;
 
-	if (!t->wal || (r = ctd_wal_commit(t->wal)) == 0)
+	/* Without a log, read-back records live only in memory: the spool
+	 * stays until all of them were delivered. */
+	if (!t->wal) {
+		if (t->spool && !t->from_spool && ctd_spool_size(t->spool) &&
+		    !ctd_spool_unread(t->spool))
+			ctd_spool_truncate(t->spool);
 		return;
+	}
+	r = ctd_wal_commit(t->wal);
+	if (r == 0) {
+		spool_read_back(t);
+		return;
+	}
 	t->st->wal_errors++;
 	if (ctd_log_rate_due(&t->wal_fails, t->st->wal_errors, now))
 		log_err("output %s: cannot write its write-ahead log: %s; "
@@ -673,17 +697,28 @@ static void on_ready(void *arg, struct ctd_output *out)
 
 /* Records already in the spool (held at the last stop) are this run's
  * too: records = delivered + failed + held counts them. */
-static void count_spooled(struct ctd_deliver *d, struct dest *t)
+static uint64_t count_records(struct ctd_deliver *d, struct dest *t)
 {
 	enum ctd_spool_kind kind;
+	uint64_t n = 0;
 	size_t len;
 
 	while (ctd_spool_peek(t->spool, d->scratch, CTD_SPOOL_MAX_ENTRY, &kind,
 			      &len) == 1) {
-		t->spool_records += kind == CTD_SPOOL_RECORD;
+		n += kind == CTD_SPOOL_RECORD;
 		ctd_spool_consume(t->spool);
 	}
-	ctd_spool_rewind(t->spool);
+	return n;
+}
+
+/* Reading starts at the last CONSUMED mark: what lies before it was
+ * read back into the write-ahead log by an earlier run. */
+static void count_spooled(struct ctd_deliver *d, struct dest *t)
+{
+	count_records(d, t);
+	ctd_spool_seek(t->spool, ctd_spool_consumed_mark(t->spool));
+	t->spool_records = count_records(d, t);
+	ctd_spool_seek(t->spool, ctd_spool_consumed_mark(t->spool));
 }
 
 static int recovered(void *arg, const struct ctd_record *rec)
@@ -848,18 +883,20 @@ static size_t spool_rest(struct dest *t)
 		unlogged += !t->taken[t->taken_head].seq;
 		t->taken_head = (t->taken_head + 1) % t->taken_cap;
 	}
-	if (t->spool && ctd_spool_drop_read(t->spool) < 0)
-		log_err("spool %s: cannot cut off the replayed part; "
-			"its records may be delivered twice",
-			ctd_spool_path(t->spool));
 	while ((rec = ctd_dying_head(t->dying, &flags))) {
 		if (!ctd_dying_head_tag(t->dying) && !spool_record(t, rec))
 			unlogged++;
 		ctd_dying_pop(t->dying);
 	}
 	t->from_spool = 0;
-	if (t->wal && (ctd_wal_commit(t->wal) < 0 ||
-		       ctd_wal_recover(t->wal, to_spool, t) < 0))
+	/* The log first (it has what was read back), then the spool drops
+	 * the part read, then the log's records join the spool. */
+	if ((!t->wal || ctd_wal_commit(t->wal) == 0) && t->spool &&
+	    ctd_spool_drop_read(t->spool) < 0)
+		log_err("spool %s: cannot cut off the replayed part; "
+			"its records may be delivered twice",
+			ctd_spool_path(t->spool));
+	if (t->wal && ctd_wal_recover(t->wal, to_spool, t) < 0)
 		log_err("output %s: its write-ahead log keeps %llu records; "
 			"they follow at the next start", t->out->name,
 			(unsigned long long)ctd_wal_live(t->wal));

@@ -33,6 +33,7 @@ struct ctd_dying {
 	size_t count;
 	size_t cap;            /* slots and heap nodes allocated */
 	uint32_t free_head;    /* UINT32_MAX: none */
+	uint32_t last_slot;    /* the slot the last add used */
 };
 
 #define NO_SLOT UINT32_MAX
@@ -142,6 +143,7 @@ static int add_at(struct ctd_dying *d, const struct ctd_record *rec,
 	d->slots[s].rec = *rec;
 	d->slots[s].flags = flags;
 	d->slots[s].tag = tag;
+	d->last_slot = s;
 	d->heap[d->count] = (struct heap_node){ due, s };
 	sift_up(d, d->count++);
 	return 0;
@@ -168,6 +170,12 @@ int ctd_dying_add_now(struct ctd_dying *d, const struct ctd_record *rec,
 int64_t ctd_dying_next_due(const struct ctd_dying *d)
 {
 	return d->count ? d->heap[0].due : INT64_MAX;
+}
+
+void ctd_dying_tag_last(struct ctd_dying *d, uint64_t tag)
+{
+	if (d->count)
+		d->slots[d->last_slot].tag = tag;
 }
 
 uint64_t ctd_dying_head_tag(const struct ctd_dying *d)

@@ -46,6 +46,7 @@ struct ctd_spool {
 	uint64_t size;
 	uint64_t read_off;
 	uint64_t peeked_end;      /* end of the entry peek returned, or 0 */
+	uint64_t consumed_mark;   /* the last CONSUMED entry's offset */
 	struct ctd_spool_stats stats;
 	char *path;
 	const char *name;         /* last component of path */
@@ -242,7 +243,7 @@ int ctd_spool_replace(struct ctd_spool *sp, struct ctd_spool *other)
 	close(sp->fd);
 	sp->fd = other->fd;
 	sp->size = other->size;
-	sp->read_off = sp->peeked_end = 0;
+	sp->read_off = sp->peeked_end = sp->consumed_mark = 0;
 	other->fd = -1;
 	ctd_spool_free(other);
 	return 0;
@@ -312,6 +313,8 @@ static bool kind_fits(uint16_t kind, uint32_t len)
 		return true;
 	case CTD_SPOOL_WAL_RECORD:
 		return len == sizeof(uint64_t) + sizeof(struct ctd_record);
+	case CTD_SPOOL_CONSUMED:
+		return len == sizeof(uint64_t);
 	case CTD_SPOOL_WAL_DONE:
 		return len % sizeof(uint64_t) == 0;
 	default:
@@ -358,12 +361,48 @@ int ctd_spool_peek(struct ctd_spool *sp, void *buf, size_t cap,
 			sp->read_off = end;
 			continue;
 		}
+		/* A mark of how far a reader got: noted, never returned. */
+		if (h.kind == CTD_SPOOL_CONSUMED) {
+			memcpy(&sp->consumed_mark, buf, sizeof(sp->consumed_mark));
+			sp->read_off = end;
+			continue;
+		}
 		sp->peeked_end = end;
 		*ret_kind = (enum ctd_spool_kind)h.kind;
 		*ret_len = h.len;
 		return 1;
 	}
 	return 0;
+}
+
+int ctd_spool_mark_consumed(struct ctd_spool *sp)
+{
+	uint64_t off = sp->read_off;
+	struct ctd_spool_entry e = { CTD_SPOOL_CONSUMED, &off, sizeof(off),
+				     NULL, 0 };
+	bool at_end = sp->read_off == sp->size;
+	int r;
+
+	if (off <= sp->consumed_mark)
+		return 0;
+	r = ctd_spool_append_many(sp, &e, 1);
+	if (r == 0) {
+		sp->consumed_mark = off;
+		if (at_end)         /* nothing to read but the mark itself */
+			sp->read_off = sp->size;
+	}
+	return r;
+}
+
+uint64_t ctd_spool_consumed_mark(const struct ctd_spool *sp)
+{
+	return sp->consumed_mark;
+}
+
+void ctd_spool_seek(struct ctd_spool *sp, uint64_t off)
+{
+	sp->read_off = off < sp->size ? off : sp->size;
+	sp->peeked_end = 0;
 }
 
 void ctd_spool_consume(struct ctd_spool *sp)
@@ -382,7 +421,7 @@ int ctd_spool_truncate(struct ctd_spool *sp)
 {
 	if (ftruncate(sp->fd, 0) < 0)
 		return -errno;
-	sp->size = sp->read_off = sp->peeked_end = 0;
+	sp->size = sp->read_off = sp->peeked_end = sp->consumed_mark = 0;
 	return 0;
 }
 
@@ -392,7 +431,7 @@ int ctd_spool_reset(struct ctd_spool *sp)
 		return -EBUSY;
 	if (ftruncate(sp->fd, 0) < 0)
 		return -errno;
-	sp->size = sp->read_off = sp->peeked_end = 0;
+	sp->size = sp->read_off = sp->peeked_end = sp->consumed_mark = 0;
 	return 0;
 }
 
@@ -468,6 +507,6 @@ int ctd_spool_drop_read(struct ctd_spool *sp)
 	close(sp->fd);
 	sp->fd = fd;
 	sp->size -= sp->read_off;
-	sp->read_off = sp->peeked_end = 0;
+	sp->read_off = sp->peeked_end = sp->consumed_mark = 0;
 	return 0;
 }

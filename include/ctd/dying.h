@@ -44,6 +44,8 @@ int64_t ctd_dying_next_due(const struct ctd_dying *d);
 const struct ctd_record *ctd_dying_head(const struct ctd_dying *d,
 					uint32_t *ret_flags);
 uint64_t ctd_dying_head_tag(const struct ctd_dying *d);
+/* Sets the tag of the record the last add held. */
+void ctd_dying_tag_last(struct ctd_dying *d, uint64_t tag);
 /* The head was delivered (or spooled): forget it. */
 void ctd_dying_pop(struct ctd_dying *d);
 /* The head was refused again: due at now + random % grace. */

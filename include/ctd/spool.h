@@ -16,6 +16,8 @@ enum ctd_spool_kind {
 	CTD_SPOOL_RAW    = 2,     /* rendered bytes the output had accepted */
 	CTD_SPOOL_WAL_RECORD = 3, /* wal.c: a uint64_t sequence, a record */
 	CTD_SPOOL_WAL_DONE = 4,   /* wal.c: sequences now final (uint64_t[]) */
+	CTD_SPOOL_CONSUMED = 5,   /* everything before this offset was read
+				   * and is kept elsewhere (never returned) */
 };
 
 /* One entry for ctd_spool_append_many: its payload in two parts. */
@@ -72,6 +74,13 @@ int ctd_spool_peek(struct ctd_spool *sp, void *buf, size_t cap,
 		   enum ctd_spool_kind *ret_kind, size_t *ret_len);
 /* The entry peek returned is taken: move past it. */
 void ctd_spool_consume(struct ctd_spool *sp);
+/* Appends a CONSUMED mark at the read position (when it moved since
+ * the last one): a reader after a crash starts there, not at 0. */
+int ctd_spool_mark_consumed(struct ctd_spool *sp);
+/* The offset the last CONSUMED entry read so far gave (0: none). */
+uint64_t ctd_spool_consumed_mark(const struct ctd_spool *sp);
+/* Reads from offset off on (an entry's start). */
+void ctd_spool_seek(struct ctd_spool *sp, uint64_t off);
 /* Reads from the start again. */
 void ctd_spool_rewind(struct ctd_spool *sp);
 /* Empties the file whatever was read (wal.c: everything is elsewhere). */

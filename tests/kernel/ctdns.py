@@ -356,7 +356,7 @@ class Manager:
                     os.close(fd)
 
     def wait(self, word, secs):
-        """The first message since `since` containing word."""
+        """The first message since the last clear() containing word."""
         end = time.time() + secs
         with self.lock:
             while True:
@@ -366,6 +366,17 @@ class Manager:
                 left = end - time.time()
                 check(left > 0, "ctd never sent %r to NOTIFY_SOCKET (got %s)"
                       % (word, self.msgs[-5:]))
+                self.lock.wait(left)
+
+    def wait_count(self, word, n, secs):
+        """Until n messages since the last clear() contain word."""
+        end = time.time() + secs
+        with self.lock:
+            while sum(word in m for m in self.msgs) < n:
+                left = end - time.time()
+                check(left > 0, "ctd sent %r %d times, not %d (got %s)"
+                      % (word, sum(word in m for m in self.msgs), n,
+                         self.msgs[-5:]))
                 self.lock.wait(left)
 
     def clear(self):
