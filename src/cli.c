@@ -77,7 +77,7 @@ static void usage(FILE *f)
 "                           past it the flow closest to expiry is evicted\n"
 "                           (its record has end_reason evicted)\n"
 "      --remember-ends N    ended flows remembered to drop DESTROYs the kernel\n"
-"                           sends again (default 65536, 0 = off)\n"
+"                           sends again (default auto: nf_conntrack_max)\n"
 "      --expiry-slack SECS  added to the kernel's timeouts before a silent flow\n"
 "                           is checked against the kernel (default 60)\n"
 "      --check-interval SECS  at most one such check dump per SECS (default 10)\n"

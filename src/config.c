@@ -68,6 +68,8 @@ struct setting {
 };
 
 #define F(field) offsetof(struct ctd_config, field)
+/* max of a T_COUNT that also takes "auto" (the bound is then 10^8). */
+#define AUTO_OK UINT64_MAX
 
 static const struct setting settings[] = {
 	{ "output", T_PATH, F(output), 0, 0, true, LIVE },
@@ -109,7 +111,7 @@ static const struct setting settings[] = {
 	{ "resync", T_BOOL, F(resync), 0, 0, false, RESTART },
 	{ "sysctl", T_BOOL, F(sysctl), 0, 0, false, RESTART },
 	{ "max-flows", T_COUNT, F(max_flows), 0, 1ULL << 30, false, RESTART },
-	{ "remember-ends", T_COUNT, F(remember_ends), 0, 10000000, false, RESTART },
+	{ "remember-ends", T_COUNT, F(remember_ends), 0, AUTO_OK, false, RESTART },
 	{ "expiry-slack", T_SECS, F(expiry_slack), 0, 86400, false, RESTART },
 	{ "check-interval", T_SECS, F(check_interval), 1, 86400, false, RESTART },
 	{ "pending-interval", T_SECS, F(pending_interval), 0, 86400, false, RESTART },
@@ -139,7 +141,7 @@ void ctd_config_defaults(struct ctd_config *cfg)
 	cfg->rcvbuf = 8u << 20;
 	cfg->rcvbuf_max = 64u << 20;
 	cfg->max_flows = 0;
-	cfg->remember_ends = 65536;
+	cfg->remember_ends = CTD_CONFIG_AUTO;
 	cfg->dying_max = 100000;
 	cfg->budget = 4096;
 	cfg->expiry_slack = 60;
@@ -265,7 +267,12 @@ static void expected(const struct setting *s, char *buf, size_t len)
 		break;
 	case T_COUNT:
 	case T_UINT:
-		snprintf(buf, len, "a number from %llu to %llu", s->min, s->max);
+		if (s->max == AUTO_OK)
+			snprintf(buf, len, "auto or a number from %llu to "
+				 "100000000", s->min);
+		else
+			snprintf(buf, len, "a number from %llu to %llu", s->min,
+				 s->max);
 		break;
 	case T_SECS:
 		snprintf(buf, len, "seconds from %llu to %llu", s->min, s->max);
@@ -402,8 +409,13 @@ static int store(struct ctd_config *cfg, const struct setting *s,
 	default:
 		break;
 	}
+	/* A count that defaults to something the kernel decides. */
+	if (s->type == T_COUNT && s->max == AUTO_OK && strcmp(value, "auto") == 0) {
+		*(size_t *)field = CTD_CONFIG_AUTO;
+		return 0;
+	}
 	if (parse_number(value, s->type == T_SIZE, &v) < 0 || v < s->min ||
-	    v > s->max)
+	    v > (s->max == AUTO_OK ? 100000000 : s->max))
 		return -EINVAL;
 	/* Its elements 1 and 2 would read as reverse octets and packets. */
 	if (s->off == F(ipfix_pen) && v == CTD_IPFIX_PEN_REVERSE) {
@@ -630,7 +642,10 @@ static void format_value(const struct setting *s, const struct ctd_config *cfg,
 		human(*(const size_t *)field, buf, len);
 		break;
 	case T_COUNT:
-		snprintf(buf, len, "%zu", *(const size_t *)field);
+		if (*(const size_t *)field == CTD_CONFIG_AUTO)
+			snprintf(buf, len, "auto");
+		else
+			snprintf(buf, len, "%zu", *(const size_t *)field);
 		break;
 	case T_UINT:
 	case T_SECS:

@@ -41,6 +41,7 @@
 #include <linux/netfilter/nf_conntrack_common.h>
 
 #include "ctd/ctevent.h"
+#include "ctd/endfilter.h"
 #include "ctd/engine.h"
 #include "ctd/fifo.h"
 #include "ctd/flowtable.h"
@@ -54,6 +55,8 @@ struct ctd_engine {
 	struct ctd_fifo suspects;      /* ordered by suspect_gen */
 	struct ctd_fifo tombstones;    /* ended flows, oldest first */
 	size_t remember_ends;          /* tombstones kept outside dumps */
+	struct ctd_endfilter *forgotten; /* ends no longer remembered */
+	struct ctd_endfilter *evicted;   /* flows evicted alive */
 	struct ctd_stats *stats;
 	struct ctd_engine_sinks sinks;
 	uint64_t started_ns;
@@ -88,6 +91,11 @@ struct ctd_engine *ctd_engine_new(const struct ctd_engine_cfg *cfg,
 	eng->started_ns = cfg->started_ns;
 	eng->want_events = cfg->want_events;
 	eng->remember_ends = cfg->remember_ends;
+	/* Covers the ends forgotten since the last remember_ends or more. */
+	eng->forgotten = ctd_endfilter_new(cfg->remember_ends > 65536 ?
+					   cfg->remember_ends : 65536);
+	eng->evicted = ctd_endfilter_new(cfg->max_flows > 65536 ?
+					 cfg->max_flows : 65536);
 	eng->active_ns = (uint64_t)cfg->active_timeout_s * 1000000000ULL;
 	return eng;
 }
@@ -98,6 +106,8 @@ void ctd_engine_free(struct ctd_engine *eng)
 		return;
 	ctd_expiry_free(eng->expiry);
 	ctd_flowtable_free(eng->flows);
+	ctd_endfilter_free(eng->forgotten);
+	ctd_endfilter_free(eng->evicted);
 	free(eng);
 }
 
@@ -126,6 +136,22 @@ static void dequeue(struct ctd_engine *eng, struct ctd_flow *f)
 	f->flags &= (uint8_t)~(CTD_FLOW_SUSPECT | CTD_FLOW_TOMBSTONE);
 }
 
+/* A flow's end leaves ctd's memory: a repeated DESTROY for it will be
+ * a possible duplicate. An evicted flow's DESTROY is still to come, and
+ * is its final record, not a repeat. */
+static void forget_key(struct ctd_engine *eng, const struct ctd_flow_key *key)
+{
+	if (eng->forgotten)
+		ctd_endfilter_add(eng->forgotten, ctd_flow_key_hash(key));
+}
+
+static void forget(struct ctd_engine *eng, struct ctd_flow *f)
+{
+	if (!(f->more & CTD_FLOW_EVICTED))
+		forget_key(eng, &f->key);
+	ctd_flowtable_remove(eng->flows, f);
+}
+
 /* Frees the oldest tombstones beyond keep; those of a running dump stay
  * until it ends (its stale entries may still come). */
 static void forget_ends(struct ctd_engine *eng, size_t keep)
@@ -137,7 +163,7 @@ static void forget_ends(struct ctd_engine *eng, size_t keep)
 		if (eng->dumping && flow_of(n)->gen == eng->gen)
 			return;
 		ctd_fifo_unlink(&eng->tombstones, &n->link);
-		ctd_flowtable_remove(eng->flows, flow_of(n));
+		forget(eng, flow_of(n));
 	}
 }
 
@@ -145,20 +171,25 @@ static void forget_ends(struct ctd_engine *eng, size_t keep)
  * (0: unknown) as a tombstone, or forget it. f may be NULL (the flow was
  * never tracked). */
 static void bury(struct ctd_engine *eng, const struct ctd_flow_key *key,
-		 struct ctd_flow *f, uint64_t kstart_ns)
+		 struct ctd_flow *f, uint64_t kstart_ns, bool evicted)
 {
 	if (f)
 		dequeue(eng, f);
-	if (!eng->dumping && !eng->remember_ends) {
+	if (!eng->dumping && !eng->remember_ends && !evicted) {
 		if (f)
-			ctd_flowtable_remove(eng->flows, f);
+			forget(eng, f);
+		else
+			forget_key(eng, key);
 		return;
 	}
 	if (!f && ctd_flowtable_insert(eng->flows, key, &f) < 0) {
 		eng->stats->tombstone_failures++;
+		forget_key(eng, key);
 		return;
 	}
 	ctd_flow_strip(eng->flows, f);
+	if (evicted)
+		f->more |= CTD_FLOW_EVICTED;
 	f->flags = CTD_FLOW_TOMBSTONE;
 	f->gen = eng->gen;
 	f->first_ns = kstart_ns;
@@ -222,8 +253,13 @@ static void finish(struct ctd_engine *eng, struct ctd_flow *f,
 
 	ctd_record_from_flow(f, reason, now->wall_ns, &rec);
 	emit(eng, &rec, f);
+	/* Remembered apart from the table: a full table keeps no tombstone
+	 * long, and the kernel's flow goes on. */
+	if (reason == CTD_END_EVICTED && eng->evicted)
+		ctd_endfilter_add(eng->evicted, ctd_flow_key_hash(&f->key));
 	bury(eng, &f->key, f,
-	     f->flags & CTD_FLOW_KERNEL_START ? f->first_ns : 0);
+	     f->flags & CTD_FLOW_KERNEL_START ? f->first_ns : 0,
+	     reason == CTD_END_EVICTED);
 }
 
 /* At the bound the flow closest to expiry makes room, so the table
@@ -287,6 +323,14 @@ static struct ctd_flow *track(struct ctd_engine *eng,
 
 	if (f && !(f->flags & CTD_FLOW_TOMBSTONE))
 		return f;
+	/* Evicted alive: the kernel's flow goes on until its DESTROY, and
+	 * ctd does not track it again (its record would be made up). */
+	if ((f && f->more & CTD_FLOW_EVICTED) ||
+	    (!f && eng->evicted &&
+	     ctd_endfilter_maybe(eng->evicted, ctd_flow_key_hash(key)))) {
+		eng->stats->events_after_evict++;
+		return NULL;
+	}
 	if (f)
 		revive(eng, f);
 	else if (!(f = insert(eng, key, now)))
@@ -372,25 +416,34 @@ static void complete(struct ctd_engine *eng, const struct ctd_flow_key *key,
 {
 	struct ctd_flow *f = ctd_flowtable_lookup(eng->flows, key);
 	struct ctd_record rec;
+	bool unknown;
 
 	if (f && f->flags & CTD_FLOW_TOMBSTONE) {
-		if (same_as_buried(eng, f, ev)) {
+		if (!(f->more & CTD_FLOW_EVICTED) && same_as_buried(eng, f, ev)) {
 			eng->stats->destroy_duplicates++;
 			return;
 		}
-		/* A new conntrack with a buried one's id and tuple. */
+		/* An evicted flow's end, or a new conntrack with a buried
+		 * one's id and tuple: the DESTROY alone makes the record. */
 		dequeue(eng, f);
 		ctd_flowtable_remove(eng->flows, f);
 		f = NULL;
 	}
-	if (!f)
+	unknown = !f;
+	if (unknown)
 		eng->stats->flows_unseen_destroy++;
 	ctd_record_from_destroy(f, ev, now->wall_ns, &rec);
 	if (ended_early(eng, f, now))
 		rec.flags |= CTD_REC_FORCED;
+	if (unknown && eng->forgotten &&
+	    ctd_endfilter_maybe(eng->forgotten, ctd_flow_key_hash(key))) {
+		/* Its end may have been recorded and forgotten since. */
+		rec.flags |= CTD_REC_DUP_UNCHECKED;
+		eng->stats->possible_duplicates++;
+	}
 	emit(eng, &rec, f);
 	bury(eng, key, f, ev->have & CTD_HAVE_TSTART ? ev->tstart_ns :
-			  kernel_start(&rec));
+			  kernel_start(&rec), false);
 	if (eng->sinks.event)
 		eng->sinks.event(eng->sinks.arg, ev, &rec, now);
 }

@@ -141,6 +141,11 @@ static uint64_t key_hash(const struct ctd_flow_key *key)
 	return mix64(h ^ tail);
 }
 
+uint64_t ctd_flow_key_hash(const struct ctd_flow_key *key)
+{
+	return key_hash(key);
+}
+
 static bool key_equal(const struct ctd_flow_key *a, const struct ctd_flow_key *b)
 {
 	return memcmp(a, b, sizeof(*a)) == 0;

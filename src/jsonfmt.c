@@ -296,6 +296,10 @@ static void put_tail(struct cursor *c, const struct ctd_record *rec)
 	put_bool(c, rec->flags & CTD_REC_NEW_SEEN);
 	PUT_KEY(c, "start_seen");
 	put_bool(c, rec->flags & CTD_REC_START_SEEN);
+	if (rec->flags & CTD_REC_DUP_UNCHECKED) {
+		PUT_KEY(c, "dup_check");
+		put_str(c, "none");
+	}
 	PUT_LIT(c, "}\n");
 }
 

@@ -371,7 +371,11 @@ static void engine_cfg(const struct ctd *ctd, const struct ctd_config *o,
 	cfg->max_flows = choose_max_flows(o);
 	cfg->slack_s = o->expiry_slack;
 	cfg->active_timeout_s = o->active_timeout;
-	cfg->remember_ends = o->remember_ends;
+	/* Auto: as many ends as the kernel may hold DESTROYs for (every
+	 * conntrack on its dying list counts in nf_conntrack_count), so one
+	 * stuck reliable listener cannot outrun ctd's memory of ends. */
+	cfg->remember_ends = o->remember_ends == CTD_CONFIG_AUTO ?
+			     cfg->max_flows : o->remember_ends;
 	cfg->started_ns = ctd_clock_read(&ctd->clock).wall_ns;
 	ctd_kernel_timeouts(PROC_NETFILTER, cfg->timeout_s);
 }

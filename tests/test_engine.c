@@ -298,6 +298,12 @@ static void test_repeated_destroy_dropped(void **state)
 		ctd_engine_event(eng, &evs[i], &test_now);
 	assert_int_equal(st.destroy_duplicates, 2);
 	assert_int_equal(s.nrecs, 6);
+	/* The 2 forgotten ones are not silent: marked and counted. */
+	assert_int_equal(st.possible_duplicates, 2);
+	assert_true(s.recs[4].flags & CTD_REC_DUP_UNCHECKED);
+	assert_true(s.recs[5].flags & CTD_REC_DUP_UNCHECKED);
+	for (size_t i = 0; i < 4; i++)
+		assert_false(s.recs[i].flags & CTD_REC_DUP_UNCHECKED);
 	ctd_engine_free(eng);
 
 	/* Off: outside dumps nothing is remembered. */
@@ -307,6 +313,7 @@ static void test_repeated_destroy_dropped(void **state)
 		ctd_engine_event(eng, &evs[i], &test_now);
 	assert_int_equal(st.destroy_duplicates, 0);
 	assert_int_equal(s.nrecs, 8);
+	assert_int_equal(st.possible_duplicates, 4);
 	ctd_engine_free(eng);
 	recording_free(&rec);
 }
@@ -370,6 +377,41 @@ static void make_event(struct ctd_event *ev, enum ctd_evtype type)
 	ev->tuple[CTD_DIR_ORIG].src[0] = 10;
 	ev->tuple[CTD_DIR_ORIG].sport = 1234;
 	ev->tuple[CTD_DIR_ORIG].dport = 53;
+}
+
+/* Evicted alive, a flow is not tracked again by its later events (its
+ * record would have made-up times and no counters); its DESTROY gives
+ * its final record, which is no duplicate. */
+static void test_evicted_at_most_once(void **state)
+{
+	struct ctd_stats st;
+	struct sink s;
+	struct ctd_engine *eng = new_engine(1, &st, &s);
+	struct ctd_event a, b;
+
+	(void)state;
+	make_event(&a, CTD_EV_NEW);
+	make_event(&b, CTD_EV_NEW);
+	b.id = 78;
+	b.tuple[CTD_DIR_ORIG].sport = 4321;
+	ctd_engine_event(eng, &a, &test_now);
+	ctd_engine_event(eng, &b, &test_now);        /* evicts a */
+	assert_int_equal(st.ends[CTD_END_EVICTED], 1);
+	for (int i = 0; i < 3; i++) {
+		a.type = CTD_EV_UPDATE;
+		ctd_engine_event(eng, &a, &test_now);
+	}
+	assert_int_equal(st.events_after_evict, 3);
+	assert_int_equal(st.ends[CTD_END_EVICTED], 1);
+	a.type = CTD_EV_DESTROY;
+	ctd_engine_event(eng, &a, &test_now);
+	assert_int_equal(s.nrecs, 2);
+	assert_int_equal(s.recs[1].end_reason, CTD_END_DESTROY);
+	assert_int_equal(s.recs[1].id, 77);
+	assert_false(s.recs[1].flags & CTD_REC_DUP_UNCHECKED);
+	assert_int_equal(st.possible_duplicates, 0);
+	assert_int_equal(st.destroy_duplicates, 0);
+	ctd_engine_free(eng);
 }
 
 /* DESTROY carries no labels: the record keeps those seen earlier. Without
@@ -732,6 +774,7 @@ int main(void)
 		cmocka_unit_test(test_missed_events_stay_on_flow),
 		cmocka_unit_test(test_repeated_destroy_dropped),
 		cmocka_unit_test(test_table_full_evicts),
+		cmocka_unit_test(test_evicted_at_most_once),
 		cmocka_unit_test(test_malformed_counted),
 		cmocka_unit_test(test_labels_and_arrival_times),
 		cmocka_unit_test(test_id_distinguishes_flows),

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "ctd/filter.h"
@@ -18,7 +19,8 @@
 #endif
 #define CTD_CONFIG_PATH_MAX 1024
 #define CTD_CONFIG_ERR_MAX 1280
-#define CTD_CONFIG_LINE_MAX 4096     /* longest line of a config file */
+#define CTD_CONFIG_LINE_MAX 4096
+#define CTD_CONFIG_AUTO SIZE_MAX     /* a count the kernel decides (auto) */     /* longest line of a config file */
 /* kafka-option lines kept at most, and their bytes ("NAME=VALUE\n"
  * each, NUL after the last). */
 #define CTD_CONFIG_KAFKA_OPTIONS 32

@@ -46,6 +46,8 @@ struct ctd_flow_cold {
 
 enum {
 	CTD_FLOW_REPLY_KNOWN  = 1u << 0,  /* the reply tuple is known */
+	CTD_FLOW_EVICTED      = 1u << 1,  /* a tombstone of a flow evicted
+	                                   * alive: its DESTROY is to come */
 };
 
 struct ctd_flow {
@@ -65,6 +67,9 @@ struct ctd_flow {
 	struct ctd_tuple *reply;
 	struct ctd_flow_cold *cold;    /* NULL until needed: ctd_flow_cold() */
 };
+
+/* The key's 64-bit hash (the table's own). */
+uint64_t ctd_flow_key_hash(const struct ctd_flow_key *key);
 
 /* The reply tuple: stored apart only when it is not the original
  * reversed. -ENOMEM leaves the flow's reply unknown. */

@@ -29,6 +29,8 @@ enum {
 	CTD_REC_START_SEEN  = 1u << 5,  /* began while ctd was listening */
 	CTD_REC_DELTA       = 1u << 6,  /* delta[] is valid */
 	CTD_REC_FORCED      = 1u << 7,  /* deleted before its timeout ran out */
+	CTD_REC_DUP_UNCHECKED = 1u << 8, /* may repeat a record whose end ctd
+	                                  * no longer remembers */
 };
 
 struct ctd_record {

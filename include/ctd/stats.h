@@ -46,6 +46,11 @@ struct ctd_stats {
 	uint64_t dump_stale;             /* dump entries for flows already ended */
 	uint64_t destroy_duplicates;     /* DESTROYs for a flow already ended */
 	uint64_t tombstone_failures;     /* ends not remembered: table full */
+	uint64_t possible_duplicates;    /* DESTROYs of flows whose end may
+	                                  * have been recorded and forgotten:
+	                                  * records marked dup_check none */
+	uint64_t events_after_evict;     /* NEW/UPDATE for a flow evicted
+	                                  * alive: not tracked again */
 	uint64_t text_dropped;           /* -f lines skipped: terminal stuck */
 	uint64_t rcvbuf;                 /* netlink receive buffer, bytes */
 	uint64_t flows_tracked;          /* gauge */
