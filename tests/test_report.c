@@ -15,6 +15,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "tmpdir.h"
+
 #include "ctd/config.h"
 #include "ctd/report.h"
 #include "ctd/output.h"
@@ -46,8 +48,7 @@ static int setup(void **state)
 	char sub[96];
 
 	assert_non_null(f);
-	strcpy(f->dir, "/tmp/ctd-report-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	tmpdir_make(f->dir, "report");
 	snprintf(sub, sizeof(sub), "%s/net", f->dir);
 	assert_int_equal(mkdir(sub, 0700), 0);
 	snprintf(sub, sizeof(sub), "%s/net/netfilter", f->dir);
@@ -75,10 +76,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char cmd[96];
 
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-	assert_int_equal(system(cmd), 0);
+	tmpdir_remove(f->dir);
 	free(f);
 	return 0;
 }

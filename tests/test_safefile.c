@@ -18,6 +18,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "tmpdir.h"
+
 #include "ctd/safefile.h"
 #include "ctd/spool.h"
 
@@ -64,8 +66,7 @@ static int setup(void **state)
 
 	assert_non_null(f);
 	assert_int_equal(geteuid(), 0);   /* chown: the suite runs as root */
-	strcpy(f->dir, "/tmp/ctd-safefile-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	tmpdir_make(f->dir, "safefile");
 	assert_int_equal(chmod(f->dir, 0755), 0);
 	snprintf(f->user_dir, sizeof(f->user_dir), "%s/user", f->dir);
 	assert_int_equal(mkdir(f->user_dir, 0700), 0);
@@ -80,10 +81,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char cmd[128];
 
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	assert_int_equal(system(cmd), 0);
+	tmpdir_remove(f->dir);
 	free(f);
 	return 0;
 }

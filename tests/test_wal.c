@@ -16,6 +16,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "tmpdir.h"
+
 #include "ctd/record.h"
 #include "ctd/wal.h"
 
@@ -31,8 +33,7 @@ static int setup(void **state)
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
-	strcpy(f->dir, "/tmp/ctd-wal-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	tmpdir_make(f->dir, "wal");
 	snprintf(f->path, sizeof(f->path), "%s/json.wal", f->dir);
 	*state = f;
 	return 0;
@@ -41,10 +42,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char cmd[128];
 
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	assert_int_equal(system(cmd), 0);
+	tmpdir_remove(f->dir);
 	free(f);
 	return 0;
 }
