@@ -367,6 +367,25 @@ static bool ended_early(const struct ctd_engine *eng, const struct ctd_flow *f,
 	       now->mono_us + 1000000 < f->exp.deadline_us - eng->slack_us;
 }
 
+/* How long the kernel's DESTROY took to become a record: its event
+ * stamp against the time of the read that brought it (the record is
+ * written before the loop waits again). */
+static void count_latency(struct ctd_engine *eng, const struct ctd_event *ev,
+			  const struct ctd_now *now)
+{
+	static const uint32_t bound_ms[] = CTD_LAT_BOUNDS_MS;
+	uint64_t ms;
+	size_t i;
+
+	if (!(ev->have & CTD_HAVE_TEVENT))
+		return;
+	ms = now->wall_ns > ev->tevent_ns ?
+	     (now->wall_ns - ev->tevent_ns + 999999) / 1000000 : 0;
+	for (i = 0; i < CTD_LAT__COUNT - 1 && ms > bound_ms[i]; i++)
+		;
+	eng->stats->latency[i]++;
+}
+
 static void complete(struct ctd_engine *eng, const struct ctd_flow_key *key,
 		     const struct ctd_event *ev, const struct ctd_now *now)
 {
@@ -385,6 +404,7 @@ static void complete(struct ctd_engine *eng, const struct ctd_flow_key *key,
 	}
 	if (!f)
 		eng->stats->flows_unseen_destroy++;
+	count_latency(eng, ev, now);
 	ctd_record_from_destroy(f, ev, now->wall_ns, &rec);
 	if (ended_early(eng, f, now))
 		rec.flags |= CTD_REC_FORCED;

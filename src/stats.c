@@ -32,6 +32,13 @@ static const struct {
 	C(flows_tracked), C(flows_suspect), C(kernel_pending),
 	C(kernel_pending_peak), C(table_bytes), C(ends_remembered), C(ctl_requests), C(ctl_refused),
 	C(ctl_timeouts), C(ctl_evicted), C(metrics_requests),
+#define L(i, name) { name, offsetof(struct ctd_stats, latency[i]) }
+	L(0, "latency_le_1ms"), L(1, "latency_le_2ms"), L(2, "latency_le_5ms"),
+	L(3, "latency_le_10ms"), L(4, "latency_le_20ms"),
+	L(5, "latency_le_50ms"), L(6, "latency_le_100ms"),
+	L(7, "latency_le_200ms"), L(8, "latency_le_500ms"),
+	L(9, "latency_le_1s"), L(10, "latency_gt_1s"),
+#undef L
 };
 
 #define O(name) { #name, offsetof(struct ctd_out_stats, name) }

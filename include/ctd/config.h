@@ -56,6 +56,7 @@ struct ctd_config {
 	unsigned syslog_facility;  /* syslog(3) facility number (0-23) */
 	unsigned syslog_level;     /* 0 emerg .. 7 debug */
 	unsigned syslog_format;    /* 0 RFC 3164, 1 RFC 5424 */
+	unsigned subscribe;        /* 0 auto (what the outputs need), 1 all */
 	bool syslog;
 	bool broadcast_error;
 	bool resync;

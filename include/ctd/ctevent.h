@@ -31,6 +31,7 @@ enum {
 	CTD_HAVE_TSTOP     = 1u << 9,
 	CTD_HAVE_LABELS    = 1u << 10,
 	CTD_HAVE_TIMEOUT   = 1u << 11,
+	CTD_HAVE_TEVENT    = 1u << 12,
 };
 
 enum ctd_dir { CTD_DIR_ORIG, CTD_DIR_REPLY, CTD_DIR__COUNT };
@@ -66,6 +67,10 @@ struct ctd_event {
 	struct ctd_counters cnt[CTD_DIR__COUNT];
 	uint64_t tstart_ns;      /* wall clock, kernel timestamp extension */
 	uint64_t tstop_ns;
+	/* Wall clock when the kernel raised the event (CTA_TIMESTAMP_EVENT,
+	 * Linux 6.7+, with the timestamp extension on): how long the event
+	 * waited, in the kernel's cache and our socket, before ctd saw it. */
+	uint64_t tevent_ns;
 	uint8_t labels[16];
 };
 

@@ -13,6 +13,13 @@
 
 #define CTD_OUT_MAX 8
 
+/* Event -> record latency buckets: the kernel's stamp on the event
+ * (CTA_TIMESTAMP_EVENT) to the wall clock of the read that brought it;
+ * the record is written before the loop sleeps again. Upper bounds in
+ * ms; the last bucket is everything above 1 s. */
+#define CTD_LAT_BOUNDS_MS { 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000 }
+#define CTD_LAT__COUNT 11
+
 struct ctd_out_stats;
 
 struct ctd_stats {
@@ -59,6 +66,7 @@ struct ctd_stats {
 	                                  * (or answer not read) within 5 s */
 	uint64_t ctl_evicted;            /* silent clients dropped to make room */
 	uint64_t metrics_requests;       /* Prometheus scrapes answered */
+	uint64_t latency[CTD_LAT__COUNT];  /* DESTROY -> record, by bucket */
 	uint64_t ends_remembered;        /* gauge: ended flows kept to drop
 	                                  * repeated DESTROYs */
 	const char *out_name[CTD_OUT_MAX];
