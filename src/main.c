@@ -278,6 +278,7 @@ static bool on_ctl(void *arg, const char *request, FILE *out, size_t *cursor)
 		.now_ns = now.wall_ns,
 		.uptime_s = (uint64_t)(now.mono_us - ctd->started_us) / 1000000,
 		.reliable = ctd->cfg->broadcast_error,
+		.live = true,
 	};
 
 	ctd->stats.table_bytes = ctd_flowtable_memory(src.flows);
