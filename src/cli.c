@@ -46,7 +46,7 @@ static const struct option longopts[] = {
 	SET("ipfix-template-refresh"), SET("ipfix-template-messages"),
 	SET("ipfix-nat-event"), SET("ipfix-pen"), SET("syslog"),
 	SET("syslog-facility"), SET("syslog-level"), SET("syslog-format"),
-	SET("syslog-socket"),
+	SET("syslog-socket"), SET("subscribe"),
 	{ NULL, 0, NULL, 0 },
 };
 

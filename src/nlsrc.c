@@ -349,6 +349,7 @@ static int read_batch(struct ctd_nlsrc *src, unsigned want)
 	int fd = mnl_socket_get_fd(src->nl);
 	int n = recvmmsg(fd, src->msgs, want, MSG_DONTWAIT, NULL);
 
+	src->stats->nl_syscalls++;
 	if (n >= 0)
 		return n;
 	if (errno == EAGAIN || errno == EWOULDBLOCK)

@@ -16,7 +16,7 @@ static const struct {
 	{ "events_new", offsetof(struct ctd_stats, events[CTD_EV_NEW]) },
 	{ "events_update", offsetof(struct ctd_stats, events[CTD_EV_UPDATE]) },
 	{ "events_destroy", offsetof(struct ctd_stats, events[CTD_EV_DESTROY]) },
-	C(nl_messages), C(nl_reads), C(nl_wakeups), C(nl_budget_hits),
+	C(nl_messages), C(nl_reads), C(nl_syscalls), C(nl_wakeups), C(nl_budget_hits),
 	C(nl_enobufs), C(nl_drops), C(nl_grows), C(nl_truncated), C(nl_errors), C(parse_errors),
 	C(parse_ignored), C(flows_created), C(flows_unseen_destroy),
 	C(flows_table_full), C(flows_nomem), C(records), C(records_filtered),

@@ -26,6 +26,7 @@ struct ctd_stats {
 	uint64_t events[CTD_EV__COUNT];  /* parsed events by type */
 	uint64_t nl_messages;            /* netlink messages received */
 	uint64_t nl_reads;               /* datagrams read */
+	uint64_t nl_syscalls;            /* recvmmsg calls (the empty last one too) */
 	uint64_t nl_wakeups;             /* socket readiness callbacks */
 	uint64_t nl_budget_hits;         /* wakeups that stopped at the budget */
 	uint64_t nl_enobufs;             /* overruns reported (lossy mode) */
