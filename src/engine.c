@@ -280,10 +280,10 @@ static struct ctd_flow *insert(struct ctd_engine *eng,
 }
 
 static struct ctd_flow *track(struct ctd_engine *eng,
-			      const struct ctd_flow_key *key,
+			      const struct ctd_flow_key *key, uint64_t hash,
 			      const struct ctd_now *now)
 {
-	struct ctd_flow *f = ctd_flowtable_lookup(eng->flows, key);
+	struct ctd_flow *f = ctd_flowtable_lookup_hashed(eng->flows, key, hash);
 
 	if (f && !(f->flags & CTD_FLOW_TOMBSTONE))
 		return f;
@@ -387,9 +387,10 @@ static void count_latency(struct ctd_engine *eng, const struct ctd_event *ev,
 }
 
 static void complete(struct ctd_engine *eng, const struct ctd_flow_key *key,
-		     const struct ctd_event *ev, const struct ctd_now *now)
+		     uint64_t hash, const struct ctd_event *ev,
+		     const struct ctd_now *now)
 {
-	struct ctd_flow *f = ctd_flowtable_lookup(eng->flows, key);
+	struct ctd_flow *f = ctd_flowtable_lookup_hashed(eng->flows, key, hash);
 	struct ctd_record rec;
 
 	if (f && f->flags & CTD_FLOW_TOMBSTONE) {
@@ -415,18 +416,18 @@ static void complete(struct ctd_engine *eng, const struct ctd_flow_key *key,
 		eng->sinks.event(eng->sinks.arg, ev, &rec, now);
 }
 
-void ctd_engine_event(struct ctd_engine *eng, const struct ctd_event *ev,
-		      const struct ctd_now *now)
+/* One event whose key and hash the caller made. */
+static void apply(struct ctd_engine *eng, const struct ctd_event *ev,
+		  const struct ctd_flow_key *key, uint64_t hash,
+		  const struct ctd_now *now)
 {
-	struct ctd_flow_key key;
 	struct ctd_flow *f;
 
 	eng->stats->events[ev->type]++;
-	ctd_flow_key_from_event(ev, &key);
 	if (ev->type == CTD_EV_DESTROY) {
-		complete(eng, &key, ev, now);
+		complete(eng, key, hash, ev, now);
 	} else {
-		f = track(eng, &key, now);
+		f = track(eng, key, hash, now);
 		if (f) {
 			refresh(eng, f, ev);
 			f->gen = eng->gen;
@@ -441,6 +442,15 @@ void ctd_engine_event(struct ctd_engine *eng, const struct ctd_event *ev,
 	update_gauges(eng);
 }
 
+void ctd_engine_event(struct ctd_engine *eng, const struct ctd_event *ev,
+		      const struct ctd_now *now)
+{
+	struct ctd_flow_key key;
+
+	ctd_flow_key_from_event(ev, &key);
+	apply(eng, ev, &key, ctd_flowtable_hash(&key), now);
+}
+
 void ctd_engine_message(struct ctd_engine *eng, const struct nlmsghdr *nlh,
 			const struct ctd_now *now)
 {
@@ -453,6 +463,7 @@ void ctd_engine_messages(struct ctd_engine *eng,
 {
 	struct ctd_event ev[32];
 	struct ctd_flow_key key[32];
+	uint64_t hash[32];
 	int r[32];
 
 	while (n) {
@@ -462,15 +473,16 @@ void ctd_engine_messages(struct ctd_engine *eng,
 			r[i] = ctd_ctevent_parse(msgs[i], &ev[i]);
 			if (r[i] == 0) {
 				ctd_flow_key_from_event(&ev[i], &key[i]);
-				ctd_flowtable_prefetch(eng->flows, &key[i], 0);
+				hash[i] = ctd_flowtable_hash(&key[i]);
+				ctd_flowtable_prefetch(eng->flows, hash[i], 0);
 			}
 		}
 		for (size_t i = 0; i < k; i++)
 			if (r[i] == 0)
-				ctd_flowtable_prefetch(eng->flows, &key[i], 1);
+				ctd_flowtable_prefetch(eng->flows, hash[i], 1);
 		for (size_t i = 0; i < k; i++) {
 			if (r[i] == 0)
-				ctd_engine_event(eng, &ev[i], now);
+				apply(eng, &ev[i], &key[i], hash[i], now);
 			else if (r[i] == -EPROTO)
 				eng->stats->parse_ignored++;
 			else
@@ -556,6 +568,7 @@ void ctd_engine_dump_entry(struct ctd_engine *eng, const struct ctd_event *ev,
 {
 	struct ctd_flow_key key;
 	struct ctd_flow *f;
+	uint64_t hash;
 	bool known;
 
 	eng->stats->dump_entries++;
@@ -564,13 +577,14 @@ void ctd_engine_dump_entry(struct ctd_engine *eng, const struct ctd_event *ev,
 	if (ev->status & IPS_DYING)
 		return;
 	ctd_flow_key_from_event(ev, &key);
-	f = ctd_flowtable_lookup(eng->flows, &key);
+	hash = ctd_flowtable_hash(&key);
+	f = ctd_flowtable_lookup_hashed(eng->flows, &key, hash);
 	if (f && f->flags & CTD_FLOW_TOMBSTONE && same_as_buried(eng, f, ev)) {
 		eng->stats->dump_stale++;
 		return;
 	}
 	known = f != NULL && !(f->flags & CTD_FLOW_TOMBSTONE);
-	f = track(eng, &key, now);
+	f = track(eng, &key, hash, now);
 	if (!f)
 		return;
 	if (!known) {
