@@ -8,7 +8,8 @@ reliable mode), ctd joins the DESTROY group alone. The test:
 1. makes flows before ctd starts (UDP with a reply, TCP connections):
    they come from the startup dump;
 2. starts ctd from a config file (subscribe auto: DESTROY only, which it
-   must log);
+   must log and /proc/net/netlink must show), after checking that -f,
+   NEW/UPDATE event records and lossy mode each join all three groups;
 3. runs a storm of UDP flows with a reply and TCP connections, and while
    it runs rewrites the config to `subscribe all`, `auto`, `all` again,
    with a SIGHUP each time (the groups change on the same socket);
@@ -82,10 +83,49 @@ def truth(ns):
     return flows
 
 
+def groups(pid):
+    """The conntrack event groups (bit 0 NEW, 1 UPDATE, 2 DESTROY) ctd's
+    ctnetlink sockets are in, as the kernel lists them."""
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            t = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if t.startswith("socket:["):
+            inodes.add(t[8:-1])
+    mask = 0
+    with open("/proc/%d/net/netlink" % pid) as f:
+        for row in f.read().splitlines()[1:]:
+            c = row.split()
+            if len(c) >= 10 and c[1] == "12" and c[9] in inodes:
+                mask |= int(c[3], 16)
+    return mask
+
+
+def wait_groups(ctd, want):
+    end = time.time() + 5
+    while groups(ctd.proc.pid) != want and time.time() < end:
+        time.sleep(0.02)
+    check(groups(ctd.proc.pid) == want, "ctd's event groups 0x%x, want 0x%x"
+          % (groups(ctd.proc.pid), want))
+
+
 def set_subscribe(ctd, conf, value):
     with open(conf, "w") as f:
         f.write("subscribe %s\n" % value)
     ctd.proc.send_signal(signal.SIGHUP)
+    wait_groups(ctd, 7 if value == "all" else 4)
+
+
+def check_needs(ns, binary, tmp):
+    """-f, event records and lossy mode each join NEW and UPDATE too."""
+    for args in (["-f"], ["--json-events", "new,destroy"],
+                 ["--no-broadcast-error"]):
+        ctd = Ctd(ns, binary, tmp, args, tag="need",
+                  json=os.path.join(tmp, "need.json"))
+        wait_groups(ctd, 7)
+        ctd.stop()
 
 
 def storm(ns, ctd, conf):
@@ -110,9 +150,11 @@ def main():
             conf = os.path.join(tmp, "ctd.conf")
             with open(conf, "w") as f:
                 f.write("subscribe auto\n")
+            check_needs(ns, args.ctd, tmp)
             ctd = Ctd(ns, args.ctd, tmp, ["-c", conf])
             check("DESTROY only" in ctd.log_text(),
                   "ctd did not subscribe to DESTROY only:\n" + ctd.log_text())
+            wait_groups(ctd, 4)
             storm(ns, ctd, conf)
             want = truth(ns)
             ns.run(["conntrack", "-F"])
