@@ -1,9 +1,10 @@
 /* livedump: one table dump on a socket of its own, read in slices.
  *
  * The kernel fills a dump's next datagram while we read the previous
- * one, so a read never waits for more than the kernel's own walk of one
- * datagram's worth of conntracks; reading `max` datagrams per call bounds
- * the time a listing takes from the loop. The socket is not the
+ * one, so a read costs the kernel's own walk of one datagram's worth of
+ * conntracks and never waits (MSG_DONTWAIT: an empty socket only means
+ * "later"); reading `max` datagrams per call bounds the time a listing
+ * takes from the loop. The socket is not the
  * engine's dump socket (reconcile_ev's): a listing must not delay an
  * expiry check, nor its entries count as the check's evidence. */
 #include <errno.h>
@@ -89,12 +90,15 @@ int ctd_livedump_read(struct ctd_livedump *d, unsigned max,
 		      ctd_livedump_fn *fn, void *arg)
 {
 	for (unsigned i = 0; i < max; i++) {
-		ssize_t n = recv(mnl_socket_get_fd(d->nl), d->buf, sizeof(d->buf), 0);
+		ssize_t n = recv(mnl_socket_get_fd(d->nl), d->buf, sizeof(d->buf),
+				 MSG_DONTWAIT);
 		const struct nlmsghdr *nlh = (const struct nlmsghdr *)d->buf;
 		int len = (int)n, r = 1;
 
+		/* The kernel fills the next datagram in our previous recv, so
+		 * an empty socket is rare; never wait for it in the loop. */
 		if (n < 0)
-			return errno == EINTR ? 1 : -errno;
+			return errno == EINTR || errno == EAGAIN ? 1 : -errno;
 		for (; r == 1 && ctd_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len))
 			r = handle(nlh, fn, arg);
 		if (r <= 0)
