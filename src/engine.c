@@ -356,12 +356,19 @@ static void flow_event(struct ctd_engine *eng, struct ctd_flow *f,
 	eng->sinks.flow_event(eng->sinks.arg, &rec, &f->missed);
 }
 
-/* A DESTROY well before the flow's timeout ran out: deleted or flushed
- * (conntrack -D/-F), not timed out. A flow whose packets refreshed its
- * timeout without an event looks timed out, never the other way. */
+/* A DESTROY before the flow's timeout ran out: deleted or flushed
+ * (conntrack -D/-F), not timed out. The kernel says so itself: a DESTROY
+ * carries the seconds left (CTA_TIMEOUT) and leaves the attribute out at
+ * 0 (6.18: present after `conntrack -F`, absent after an expiry), which
+ * also covers the flows ctd never tracked (DESTROY-only subscription).
+ * Without it, the flow's deadline here tells, when ctd tracked it: a
+ * flow whose packets refreshed its timeout without an event then looks
+ * timed out, never the other way. */
 static bool ended_early(const struct ctd_engine *eng, const struct ctd_flow *f,
-			const struct ctd_now *now)
+			const struct ctd_event *ev, const struct ctd_now *now)
 {
+	if (ev->have & CTD_HAVE_TIMEOUT)
+		return ev->timeout > 0;
 	return f && (f->flags & (CTD_FLOW_SUSPECT | CTD_FLOW_TOMBSTONE) ||
 		     ctd_expiry_linked(eng->expiry, &f->exp)) &&
 	       now->mono_us + 1000000 < f->exp.deadline_us - eng->slack_us;
@@ -407,7 +414,7 @@ static void complete(struct ctd_engine *eng, const struct ctd_flow_key *key,
 		eng->stats->flows_unseen_destroy++;
 	count_latency(eng, ev, now);
 	ctd_record_from_destroy(f, ev, now->wall_ns, &rec);
-	if (ended_early(eng, f, now))
+	if (ended_early(eng, f, ev, now))
 		rec.flags |= CTD_REC_FORCED;
 	emit(eng, &rec, f);
 	bury(eng, key, f, ev->have & CTD_HAVE_TSTART ? ev->tstart_ns :

@@ -636,6 +636,9 @@ static void test_destroy_only_records_complete(void **state)
 		assert_true(r->status & IPS_CONFIRMED);
 		assert_int_equal(r->zone, 0);
 		assert_false(r->flags & CTD_REC_NEW_SEEN);
+		/* Recorded after conntrack -F: the DESTROYs carry the
+		 * seconds left, so the end is a forced one. */
+		assert_true(r->flags & CTD_REC_FORCED);
 	}
 	r = find(&s, IPPROTO_UDP, AF_INET);
 	assert_int_equal(r->mark, 42);
@@ -656,6 +659,39 @@ static void test_destroy_only_records_complete(void **state)
 	assert_int_equal(r->tuple[CTD_DIR_ORIG].sport, 17185);
 	ctd_engine_free(eng);
 	recording_free(&rec);
+}
+
+/* A DESTROY tells a forced end by the seconds it had left (CTA_TIMEOUT,
+ * left out at 0), for flows ctd never tracked too; without it, only a
+ * tracked flow's deadline tells. */
+static void test_forced_end_from_destroy(void **state)
+{
+	struct ctd_stats st;
+	struct sink s;
+	struct ctd_engine *eng = new_engine(0, &st, &s);
+	struct ctd_event ev;
+	struct ctd_now t = at(0);
+
+	(void)state;
+	make_event(&ev, CTD_EV_DESTROY);
+	ev.have |= CTD_HAVE_TIMEOUT;
+	ev.timeout = 25;
+	ctd_engine_event(eng, &ev, &t);          /* untracked, flushed */
+	make_event(&ev, CTD_EV_DESTROY);
+	ev.id = 78;
+	ctd_engine_event(eng, &ev, &t);          /* untracked, timed out */
+	make_event(&ev, CTD_EV_NEW);
+	ev.id = 79;
+	ctd_engine_event(eng, &ev, &t);
+	make_event(&ev, CTD_EV_DESTROY);
+	ev.id = 79;
+	t = at(2);
+	ctd_engine_event(eng, &ev, &t);          /* tracked, 8 s before its timeout */
+	assert_int_equal(s.nrecs, 3);
+	assert_true(s.recs[0].flags & CTD_REC_FORCED);
+	assert_false(s.recs[1].flags & CTD_REC_FORCED);
+	assert_true(s.recs[2].flags & CTD_REC_FORCED);
+	ctd_engine_free(eng);
 }
 
 /* The kernel's event stamp against the read time gives the DESTROY's
@@ -870,6 +906,7 @@ int main(void)
 		cmocka_unit_test(test_destroy_only_dump_flow_stays_alive),
 		cmocka_unit_test(test_destroy_only_records_complete),
 		cmocka_unit_test(test_destroy_latency_counted),
+		cmocka_unit_test(test_forced_end_from_destroy),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

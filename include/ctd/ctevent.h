@@ -62,7 +62,7 @@ struct ctd_event {
 	uint32_t id;
 	uint32_t status;         /* IPS_* bits */
 	uint32_t mark;
-	uint32_t timeout;        /* seconds left, NEW/UPDATE only */
+	uint32_t timeout;        /* seconds left; in a DESTROY only when > 0 */
 	struct ctd_tuple tuple[CTD_DIR__COUNT];
 	struct ctd_counters cnt[CTD_DIR__COUNT];
 	uint64_t tstart_ns;      /* wall clock, kernel timestamp extension */
