@@ -887,7 +887,7 @@ def cost_run(lst, mode, n, gens, opts, tag):
 
 
 def cost_rows(opts, n):
-    floor = opts.floor_bin
+    floor = getattr(opts, "floor_bin", None)
     rows = {
         "none": lambda: NoListener("default"),
         "floor": lambda: FloorListener("default", floor),
