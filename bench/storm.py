@@ -24,7 +24,19 @@ for `conntrack -E -e DESTROY`, which subscribes to DESTROY only), peak RSS
 
 Usage: storm.py [--ctd PATH] [--flows N | --quick] [--only LIST]
                 [--json FILE] [--quiet SECS] [--cap SECS]
+                [--cost storm|mix] [--rounds K] [--floor PATH]
   --only: comma-separated from ctd,conntrackd,ulogd,conntrack
+  --cost: instead of the side-by-side table, the cost of a finished flow
+          and the firewall's own connection rate, K rounds (default 5) of
+          none, floor, ctd, ctd with every group, conntrackd (reliable,
+          stats mode) and, in the storm, ctd from a 2 KiB buffer; each
+          round runs them all in turn, so every ratio compares runs of the
+          same round. "storm": the UDP storm above; "mix": N TCP
+          connections + N UDP flows with a reply each (bench/mixgen.c,
+          default N 20,000), then conntrack -F. --only picks among
+          none,floor,ctd,ctd-all,ctd-2k,conntrackd. The floor is the bare
+          reliable DESTROY-only reader (--floor: its .c, built here, or a
+          binary; default ../shared/bench/floor.c next to the checkout).
 Needs root, ip, nft, conntrack, cc; conntrackd and ulogd (ulogd2, with the
 JSON output plugin: Debian ulogd2-json) for their runs. A missing tool or a
 run that fails is an error (exit 1), never a number.
@@ -697,6 +709,349 @@ def fmt_notes(results):
     return "\n".join(out)
 
 
+# ---------------------------------------------------------------- cost runs
+# The cost of a finished flow and the firewall's connection rate while a
+# listener listens: K rounds, each running every row once in a fresh
+# namespace, so ratios compare runs of the same round.
+
+class NoListener(Listener):
+    name = "none"
+    buffer = "-"
+
+    def start(self, ns, tmp):
+        self.proc = None
+
+    def stop(self, ns):
+        return 0, 0.0, False
+
+
+class FloorListener(Listener):
+    name = "floor (bare reliable reader, DESTROY only)"
+
+    def __init__(self, bufvariant, binary):
+        super().__init__(bufvariant)
+        self.binary = binary
+        self.buffer = "8 MiB"
+
+    def start(self, ns, tmp):
+        self.records_path = os.path.join(tmp, "floor.out")
+        self.proc = ns.start([self.binary, "-d", "-q", "86400", "-m", "86400"],
+                             open(self.records_path, "w"), subprocess.STDOUT)
+        wait_subscribed(self.proc, 15, "floor", self.records_path)
+
+    def destroys(self):
+        m = re.search(r"destroy (\d+)", open(self.records_path).read())
+        return int(m.group(1)) if m else 0
+
+
+class MixTally:
+    """Records per TCP connection / UDP flow of mixgen (index from the
+    source address 127.2|3.x.y)."""
+
+    def __init__(self, n):
+        self.n = n
+        self.hits = {"tcp": bytearray(n), "udp": bytearray(n)}
+        self.extra = 0
+
+    def add(self, proto, src):
+        p = src.split(".")
+        want = {"tcp": "2", "udp": "3"}.get(proto)
+        i = (int(p[2]) << 8 | int(p[3])) if len(p) == 4 and p[1] == want else -1
+        if 0 <= i < self.n:
+            h = self.hits[proto]
+            h[i] = min(255, h[i] + 1)
+        else:
+            self.extra += 1
+
+    def result(self):
+        lost = sum(h.count(0) for h in self.hits.values())
+        doubled = sum(len(h) - h.count(0) - h.count(1) for h in self.hits.values())
+        return lost, doubled
+
+
+SRC_RE = re.compile(rb"^\s*\[[^]]*\]\s*(?:\[\w+\]\s*)?(tcp|udp)\s.*?src=(127\.[23]\.\d+\.\d+) ")
+
+
+def cost_tally(lst, mode, n):
+    """(finished flows with a record, lost, doubled) for one run."""
+    flows = 2 * n if mode == "mix" else n
+    if isinstance(lst, NoListener):
+        return None, None, None
+    if isinstance(lst, FloorListener):
+        d = lst.destroys()
+        return d, max(0, flows - d), None
+    if mode == "storm":
+        t = lst.tally(n)
+        unique, doubled = t.result()
+        return t.records, n - unique, doubled
+    t = MixTally(n)
+    if isinstance(lst, CtdListener):
+        with open(lst.records_path, "rb") as f:
+            for line in f:
+                if b'"end_reason"' in line:
+                    r = json.loads(line)
+                    t.add(r.get("proto"), r.get("orig", {}).get("src", ""))
+    else:
+        with open(lst.records_path, "rb") as f:
+            for line in f:
+                m = re.search(rb"\b(tcp|udp)\b.*?src=(127\.\d+\.\d+\.\d+) ", line)
+                if m:
+                    t.add(m.group(1).decode(), m.group(2).decode())
+                else:
+                    t.extra += 1
+    lost, doubled = t.result()
+    return flows - lost, lost, doubled
+
+
+def ctd_counters(lst):
+    counters = {}
+    for line in lst.ctd.log_text().splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counters[parts[0]] = int(parts[1])
+    return counters
+
+
+LAT_BOUNDS = ["1", "2", "5", "10", "20", "50", "100", "200", "500", "1000"]
+LAT_KEYS = ["latency_le_%sms" % b if b != "1000" else "latency_le_1s"
+            for b in LAT_BOUNDS] + ["latency_gt_1s"]
+
+
+def latency_pct(counters, q):
+    """The bucket bound (ms) that holds quantile q; None without data."""
+    counts = [counters.get(k, 0) for k in LAT_KEYS]
+    total = sum(counts)
+    if not total:
+        return None
+    run = 0
+    for bound, c in zip(LAT_BOUNDS + [">1000"], counts):
+        run += c
+        if run >= q * total:
+            return bound
+    return ">1000"
+
+
+def generate(ns, mode, n, gens):
+    """Makes the traffic; returns (flows made, seconds)."""
+    if mode == "mix":
+        ns.run(["sysctl", "-qw", "net.ipv4.ip_local_port_range=10000 65000"])
+        out = ns.run([gens["mix"], str(n)], timeout=600).split()
+        check(len(out) == 3 and int(out[0]) == n and int(out[1]) == n,
+              "mixgen made %s" % out)
+        return 2 * n, float(out[2])
+    out = ns.run([gens["storm"], str(n)], timeout=600).split()
+    check(len(out) == 2 and int(out[0]) == n, "flowgen made %s flows" % out[:1])
+    return n, float(out[1])
+
+
+def cost_drain(lst, opts, t):
+    """After the flush: until the listener's CPU and records stand still."""
+    if lst.proc is None:
+        return 0.0
+    wait_cpu_idle(lst.proc.pid, opts.cap)
+    if isinstance(lst, FloorListener):
+        return time.time() - t
+    return wait_drained(lst, opts.quiet, opts.cap, t)[0]
+
+
+def cost_run(lst, mode, n, gens, opts, tag):
+    res = {"row": lst.row, "listener": lst.name}
+    with Netns(tag) as ns, tempfile.TemporaryDirectory(prefix="cost-") as tmp:
+        os.chmod(tmp, 0o755)
+        for k, v in (("nf_conntrack_acct", 1), ("nf_conntrack_timestamp", 1),
+                     ("nf_conntrack_events", 1),
+                     ("nf_conntrack_udp_timeout", 600),
+                     ("nf_conntrack_udp_timeout_stream", 600)):
+            ns.sysctl(k, v)
+        lst.start(ns, tmp)
+        time.sleep(0.3)
+        flows, secs = generate(ns, mode, n, gens)
+        res["rate"] = flows / secs
+        check(ns.conntrack_count() == flows, "the kernel tracks %d conntracks, "
+              "expected %d" % (ns.conntrack_count(), flows))
+        if lst.proc is not None:
+            wait_cpu_idle(lst.proc.pid, opts.cap)
+        t = time.time()
+        ns.run(["conntrack", "-F"], timeout=300)
+        res["drain_s"] = cost_drain(lst, opts, t)
+        rc, cpu, killed = lst.stop(ns)
+        check(rc == 0 and not killed, "%s exited with %d" % (lst.name, rc))
+        res["cpu_s"] = cpu
+        res["records"], res["lost"], res["doubled"] = cost_tally(lst, mode, n)
+        res["cpu_us_per_flow"] = cpu * 1e6 / flows if lst.proc else None
+        if isinstance(lst, CtdListener):
+            c = ctd_counters(lst)
+            res["counters"] = {k: v for k, v in c.items()
+                               if k.startswith(("nl_", "latency_", "events_"))}
+    return res
+
+
+def cost_rows(opts, n):
+    floor = getattr(opts, "floor_bin", None)
+    rows = {
+        "none": lambda: NoListener("default"),
+        "floor": lambda: FloorListener("default", floor),
+        "ctd": lambda: CtdListener("default", opts.ctd),
+        "ctd-all": lambda: CtdListener("default", opts.ctd),
+        "ctd-2k": lambda: CtdListener("2k", opts.ctd),
+        "conntrackd": lambda: ConntrackdListener("default", True, 2 * n),
+    }
+    want = [s.strip() for s in opts.only.split(",") if s.strip()]
+    for w in want:
+        check(w in rows, "unknown row %r for --cost (%s)" % (w, ",".join(rows)))
+    out = []
+    for w in want:
+        def make(w=w):
+            lst = rows[w]()
+            lst.row = w
+            if w == "ctd-all":
+                lst.args = lst.args + ["--subscribe", "all"]
+                lst.name = "ctd --subscribe all"
+            elif w == "ctd":
+                lst.name = "ctd (subscribe auto: DESTROY only)"
+            elif w == "ctd-2k":
+                lst.name = "ctd, 2 KiB start buffer"
+            elif w == "conntrackd":
+                lst.name = "conntrackd (stats, reliable)"
+            return lst
+        out.append(make)
+    return out
+
+
+def median(xs):
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
+        return None
+    k = len(xs) // 2
+    return xs[k] if len(xs) % 2 else (xs[k - 1] + xs[k]) / 2
+
+
+def per_round_ratio(results, row, base, key):
+    """Median over rounds of row's key / base's key in the same round."""
+    by = {}
+    for r in results:
+        by.setdefault(r["round"], {})[r["row"]] = r
+    ratios = []
+    for rnd in by.values():
+        a, b = rnd.get(row), rnd.get(base)
+        if a and b and a.get(key) is not None and b.get(key):
+            ratios.append(a[key] / b[key])
+    return median(ratios)
+
+
+def fmt_cost(results, mode):
+    rows = []
+    for r in results:
+        if r["row"] not in rows:
+            rows.append(r["row"])
+    head = ("| listener | CPU µs per finished flow | × floor | ÷ by conntrackd's | "
+            "connection rate /s | rate ÷ none | rate ÷ floor | lost | doubled | "
+            "events per recvmmsg / per wakeup | event→record p50 / p99 |")
+    lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        rs = [r for r in results if r["row"] == row and "error" not in r]
+        failed = [r for r in results if r["row"] == row and "error" in r]
+        if not rs:
+            lines.append("| %s | FAILED: %s |||||||||" % (row, failed[0]["error"]))
+            continue
+        cpu = median([r["cpu_us_per_flow"] for r in rs])
+        vs_floor = per_round_ratio(results, row, "floor", "cpu_us_per_flow")
+        vs_ctd = per_round_ratio(results, "conntrackd", row, "cpu_us_per_flow")
+        rate = median([r["rate"] for r in rs])
+        r_none = per_round_ratio(results, row, "none", "rate")
+        r_floor = per_round_ratio(results, row, "floor", "rate")
+        lost = [r["lost"] for r in rs if r["lost"] is not None]
+        doubled = [r["doubled"] for r in rs if r["doubled"] is not None]
+        batch, lat = "", ""
+        cs = [r["counters"] for r in rs if r.get("counters")]
+        if cs:
+            msgs = sum(c.get("nl_messages", 0) for c in cs)
+            calls = sum(c.get("nl_syscalls", 0) for c in cs)
+            wakes = sum(c.get("nl_wakeups", 0) for c in cs)
+            batch = "%.1f / %.1f" % (msgs / max(calls, 1), msgs / max(wakes, 1))
+            tot = {k: sum(c.get(k, 0) for c in cs) for k in LAT_KEYS}
+            p50, p99 = latency_pct(tot, 0.5), latency_pct(tot, 0.99)
+            if p50:
+                lat = "≤ %s / ≤ %s ms" % (p50, p99)
+        f = lambda v, fmt: fmt % v if v is not None else "—"
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            rs[0]["listener"], f(cpu, "%.2f"), f(vs_floor, "%.2f"),
+            f(vs_ctd, "%.1f"), f(rate, "%.0f"), f(r_none, "%.3f"),
+            f(r_floor, "%.3f"), max(lost) if lost else "—",
+            max(doubled) if doubled else "—", batch or "—", lat or "—"))
+    return "\n".join(lines)
+
+
+def build_floor(tmp, path):
+    if path.endswith(".c"):
+        exe = os.path.join(tmp, "floor")
+        r = subprocess.run(["cc", "-O2", "-Wall", "-o", exe, path, "-lmnl"],
+                           capture_output=True, text=True)
+        check(r.returncode == 0, "cannot compile %s:\n%s" % (path, r.stderr))
+        return exe
+    check(os.access(path, os.X_OK), "floor reader %s is missing" % path)
+    return path
+
+
+def cost_main(opts):
+    mode = opts.cost
+    n = opts.flows or (20000 if mode == "mix" else (20000 if opts.quick else 250000))
+    check(mode != "mix" or n <= 65536, "--flows for the mix: at most 65536")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="cost-gen-") as gtmp, \
+            HostSysctls(2 * n if mode == "mix" else n):
+        os.chmod(gtmp, 0o755)
+        gens = {"storm": build_flowgen(gtmp)}
+        exe = os.path.join(gtmp, "mixgen")
+        r = subprocess.run(["cc", "-O2", "-Wall", "-o", exe,
+                            os.path.join(HERE, "mixgen.c")],
+                           capture_output=True, text=True)
+        check(r.returncode == 0, "cannot compile mixgen.c:\n" + r.stderr)
+        gens["mix"] = exe
+        if "floor" in opts.only:
+            opts.floor_bin = build_floor(gtmp, opts.floor)
+        rows = cost_rows(opts, n)
+        print("kernel %s, %d CPUs; ctd %s; conntrackd %s" % (
+            os.uname().release, os.cpu_count(), version([opts.ctd, "-V"]),
+            version(["conntrackd", "-v"])))
+        print("%s: %s; %d rounds" % (mode, "%d TCP connections + %d UDP flows "
+              "with a reply each, then conntrack -F" % (n, n) if mode == "mix"
+              else "%d one-packet UDP flows, then conntrack -F" % n, opts.rounds))
+        for rnd in range(opts.rounds):
+            for i, make in enumerate(rows):
+                lst = make()
+                t = time.time()
+                try:
+                    r = cost_run(lst, mode, n, gens, opts, "c%d%d" % (rnd, i))
+                except (Fail, subprocess.TimeoutExpired, OSError, ValueError) as e:
+                    r = {"row": lst.row, "listener": lst.name,
+                         "error": str(e).splitlines()[0][:200]}
+                    log("  FAILED: %s" % e)
+                r["round"] = rnd
+                results.append(r)
+                log("[round %d] %s: rate %s/s, CPU %s µs/flow, lost %s, "
+                    "doubled %s, %.0fs" % (rnd + 1, lst.row, "%.0f" % r["rate"]
+                                           if "rate" in r else "-",
+                                           "%.2f" % r["cpu_us_per_flow"]
+                                           if r.get("cpu_us_per_flow") else "-",
+                                           r.get("lost"), r.get("doubled"),
+                                           time.time() - t))
+    print(fmt_cost(results, mode))
+    print()
+    print("CPU = user+sys of the listener (wait4 rusage) over its whole run / "
+          "finished flows; medians over rounds; ratios are medians of the "
+          "per-round ratios. Rate: flows the generator made per second while "
+          "the listener listened. Lost/doubled: the worst round. Latency: the "
+          "kernel's event stamp (CTA_TIMESTAMP_EVENT) to the read that brought "
+          "the DESTROY, ctd's buckets, all rounds pooled.")
+    if opts.json:
+        with open(opts.json, "w") as f:
+            json.dump({"mode": mode, "flows": n, "rounds": opts.rounds,
+                       "kernel": os.uname().release, "results": results}, f,
+                      indent=1)
+    return 1 if any("error" in r for r in results) else 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -716,7 +1071,27 @@ def main():
     ap.add_argument("--cap", type=float, default=None,
                     help="at most this many seconds of waiting after the flush "
                     "(default 120; --quick: 10)")
+    ap.add_argument("--cost", choices=("storm", "mix"),
+                    help="cost per finished flow and connection rate (see above)")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="--cost: rounds (default 5)")
+    ap.add_argument("--floor", default=os.path.join(os.path.dirname(ROOT), "shared",
+                                                    "bench", "floor.c"),
+                    help="--cost: the floor reader, its .c or a binary")
     opts = ap.parse_args()
+    if opts.cost:
+        if opts.only == ap.get_default("only"):
+            opts.only = ("none,floor,ctd,ctd-all,conntrackd" if opts.cost == "mix"
+                         else "none,floor,ctd,ctd-all,ctd-2k,conntrackd")
+        opts.quiet = opts.quiet if opts.quiet is not None else 2
+        opts.cap = opts.cap if opts.cap is not None else 120
+        os.environ.pop("CTD_TEST_WRAPPER", None)
+        try:
+            check(os.geteuid() == 0, "needs root (network namespaces)")
+            return cost_main(opts)
+        except Fail as e:
+            print("storm: %s" % e, file=sys.stderr)
+            return 1
     n = opts.flows or (20000 if opts.quick else 250000)
     opts.quiet = opts.quiet if opts.quiet is not None else (1.5 if opts.quick else 5)
     opts.cap = opts.cap if opts.cap is not None else (10 if opts.quick else 120)

@@ -36,7 +36,8 @@ enum type {
 	T_OPTIONS,   /* NAME=VALUE, each line adds one; none clears them */
 };
 
-enum { C_SHAPE, C_NAT_EVENT, C_FACILITY, C_LEVEL, C_SYSLOG_FORMAT, C_KAFKA_KEY };
+enum { C_SHAPE, C_NAT_EVENT, C_FACILITY, C_LEVEL, C_SYSLOG_FORMAT, C_KAFKA_KEY,
+       C_SUBSCRIBE };
 
 /* NULL-terminated word lists; a word's index is its stored value. */
 static const char *const choices[][25] = {
@@ -52,6 +53,7 @@ static const char *const choices[][25] = {
 		      "info", "debug", NULL },
 	[C_SYSLOG_FORMAT] = { "rfc3164", "rfc5424", NULL },
 	[C_KAFKA_KEY] = { "tuple", "none", NULL },
+	[C_SUBSCRIBE] = { "auto", "all", NULL },
 };
 
 /* What a reload does with a changed setting: applies it to the running
@@ -109,6 +111,7 @@ static const struct setting settings[] = {
 	{ "budget", T_UINT, F(budget), 1, 1000000, false, RESTART },
 	{ "broadcast-error", T_BOOL, F(broadcast_error), 0, 0, false, RESTART },
 	{ "resync", T_BOOL, F(resync), 0, 0, false, RESTART },
+	{ "subscribe", T_CHOICE, F(subscribe), C_SUBSCRIBE, 0, false, LIVE },
 	{ "sysctl", T_BOOL, F(sysctl), 0, 0, false, RESTART },
 	{ "max-flows", T_COUNT, F(max_flows), 0, 1ULL << 30, false, RESTART },
 	{ "remember-ends", T_COUNT, F(remember_ends), 0, AUTO_OK, false, RESTART },

@@ -6,7 +6,9 @@
  *
  * Kernel facts this relies on (net/netfilter/nf_conntrack_netlink.c):
  * only DESTROY events carry counters and timestamps; NEW and UPDATE carry
- * the timeout instead; a NEW is a CT_NEW message with NLM_F_CREATE|EXCL,
+ * the timeout instead; a DESTROY's protocol info is the TCP state alone,
+ * and it carries no labels; mark and zone are left out when 0; every
+ * event carries CTA_TIMESTAMP_EVENT on 6.7+ with nf_conntrack_timestamp; a NEW is a CT_NEW message with NLM_F_CREATE|EXCL,
  * an UPDATE one without; DESTROY is a CT_DELETE message. */
 #include <endian.h>
 #include <errno.h>
@@ -20,6 +22,12 @@
 #include <linux/netfilter/nf_conntrack_tcp.h>
 
 #include "ctd/ctevent.h"
+
+/* Newer than the uapi headers Debian 12 ships (Linux 6.7, after
+ * CTA_STATUS_MASK): the wall-clock time the kernel raised the event. */
+#ifndef CTA_TIMESTAMP_EVENT
+#define CTA_TIMESTAMP_EVENT (CTA_STATUS_MASK + 1)
+#endif
 
 /* libmnl's accessors are calls into a shared library, five or more per
  * attribute; a profile of the replay benchmark put them at a fifth of
@@ -306,6 +314,12 @@ static int parse_attr(const struct nlattr *a, struct ctd_event *ev)
 		return parse_timestamp(a, ev);
 	case CTA_PROTOINFO:
 		return parse_protoinfo(a, ev);
+	case CTA_TIMESTAMP_EVENT:
+		if (!attr_len_is(a, 8))
+			return -EBADMSG;
+		ev->tevent_ns = attr_be64(a);
+		ev->have |= CTD_HAVE_TEVENT;
+		return 0;
 	case CTA_LABELS:
 		if (!attr_len_is(a, sizeof(ev->labels)))
 			return -EBADMSG;

@@ -66,6 +66,8 @@ static void drop(struct ctd_ctl *ctl, struct client *c)
 		i++;
 	if (i < ctl->n)
 		ctl->clients[i] = ctl->clients[--ctl->n];
+	if (c->answering && c->more)
+		ctl->answer(ctl->arg, c->req, NULL, &c->cursor);
 	ev_io_stop(ctl->loop, &c->io);
 	ev_timer_stop(ctl->loop, &c->deadline);
 	close(c->fd);
@@ -119,6 +121,10 @@ static void write_some(struct ctd_ctl *ctl, struct client *c)
 				drop(ctl, c);
 				return;
 			}
+			/* Nothing yet: the socket stays writable, so the
+			 * loop calls again after its other watchers. */
+			if (c->out_len == 0 && c->more)
+				return;
 			continue;
 		}
 		n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,

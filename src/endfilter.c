@@ -1,17 +1,21 @@
-/* endfilter: a Bloom filter of 14.4 bits per key and 10 hash positions
- * (false positives ~1/1000 at capacity), the positions drawn from one
- * 64-bit key hash by double hashing (Kirsch-Mitzenmacher). */
+/* endfilter: a blocked Bloom filter: each key sets and tests its bits
+ * in one 512-bit block (one cache line), so adding or asking costs one
+ * cache miss, which matters on the DESTROY path of a storm. 20 bits per
+ * key and 10 bits per key in its block give about 1 false positive in
+ * 5,000 at capacity. Positions come from the one 64-bit key hash: the
+ * block from its high bits, the bits by double hashing. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "ctd/endfilter.h"
 
 #define HASHES 10
-#define BITS_PER_KEY 15
+#define BITS_PER_KEY 20
+#define BLOCK_WORDS 8                  /* 512 bits */
 
 struct ctd_endfilter {
 	size_t n;                /* keys per generation */
-	size_t bits;             /* bits per generation */
+	size_t blocks;           /* blocks per generation */
 	size_t added;            /* keys in the newer generation */
 	uint64_t *gen[2];        /* gen[0] the newer */
 };
@@ -23,12 +27,14 @@ struct ctd_endfilter *ctd_endfilter_new(size_t n)
 	if (!f)
 		return NULL;
 	f->n = n < 1024 ? 1024 : n;
-	f->bits = f->n * BITS_PER_KEY;
-	f->gen[0] = calloc(f->bits / 64 + 1, sizeof(uint64_t));
-	f->gen[1] = calloc(f->bits / 64 + 1, sizeof(uint64_t));
-	if (!f->gen[0] || !f->gen[1]) {
-		ctd_endfilter_free(f);
-		return NULL;
+	f->blocks = f->n * BITS_PER_KEY / (64 * BLOCK_WORDS) + 1;
+	for (int g = 0; g < 2; g++) {
+		f->gen[g] = aligned_alloc(64, f->blocks * BLOCK_WORDS * 8);
+		if (!f->gen[g]) {
+			ctd_endfilter_free(f);
+			return NULL;
+		}
+		memset(f->gen[g], 0, f->blocks * BLOCK_WORDS * 8);
 	}
 	return f;
 }
@@ -42,20 +48,28 @@ void ctd_endfilter_free(struct ctd_endfilter *f)
 	free(f);
 }
 
-static size_t pos(const struct ctd_endfilter *f, uint64_t h, unsigned i)
+static uint64_t *block(const struct ctd_endfilter *f, uint64_t *bits,
+		       uint64_t h)
 {
-	uint64_t a = h, b = (h >> 32 | h << 32) | 1;
-
-	return (size_t)((a + i * b) % f->bits);
+	return bits + (size_t)((h >> 32) % f->blocks) * BLOCK_WORDS;
 }
 
-static bool has(const uint64_t *bits, const struct ctd_endfilter *f,
-		uint64_t h)
+/* Bit i of the key's HASHES in its block. */
+static unsigned bit(uint64_t h, unsigned i)
 {
-	for (unsigned i = 0; i < HASHES; i++) {
-		size_t p = pos(f, h, i);
+	uint32_t a = (uint32_t)h, b = (uint32_t)(h >> 40) | 1;
 
-		if (!(bits[p / 64] & 1ull << (p % 64)))
+	return (a + i * b) % (64 * BLOCK_WORDS);
+}
+
+static bool has(const struct ctd_endfilter *f, uint64_t *bits, uint64_t h)
+{
+	const uint64_t *blk = block(f, bits, h);
+
+	for (unsigned i = 0; i < HASHES; i++) {
+		unsigned p = bit(h, i);
+
+		if (!(blk[p / 64] & 1ull << (p % 64)))
 			return false;
 	}
 	return true;
@@ -63,23 +77,26 @@ static bool has(const uint64_t *bits, const struct ctd_endfilter *f,
 
 void ctd_endfilter_add(struct ctd_endfilter *f, uint64_t h)
 {
+	uint64_t *blk;
+
 	if (f->added == f->n) {
 		uint64_t *old = f->gen[1];
 
-		memset(old, 0, (f->bits / 64 + 1) * sizeof(uint64_t));
+		memset(old, 0, f->blocks * BLOCK_WORDS * 8);
 		f->gen[1] = f->gen[0];
 		f->gen[0] = old;
 		f->added = 0;
 	}
+	blk = block(f, f->gen[0], h);
 	for (unsigned i = 0; i < HASHES; i++) {
-		size_t p = pos(f, h, i);
+		unsigned p = bit(h, i);
 
-		f->gen[0][p / 64] |= 1ull << (p % 64);
+		blk[p / 64] |= 1ull << (p % 64);
 	}
 	f->added++;
 }
 
 bool ctd_endfilter_maybe(const struct ctd_endfilter *f, uint64_t h)
 {
-	return has(f->gen[0], f, h) || has(f->gen[1], f, h);
+	return has(f, f->gen[0], h) || has(f, f->gen[1], h);
 }

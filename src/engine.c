@@ -142,7 +142,7 @@ static void dequeue(struct ctd_engine *eng, struct ctd_flow *f)
 static void forget_key(struct ctd_engine *eng, const struct ctd_flow_key *key)
 {
 	if (eng->forgotten)
-		ctd_endfilter_add(eng->forgotten, ctd_flow_key_hash(key));
+		ctd_endfilter_add(eng->forgotten, ctd_flowtable_hash(key));
 }
 
 static void forget(struct ctd_engine *eng, struct ctd_flow *f)
@@ -256,7 +256,7 @@ static void finish(struct ctd_engine *eng, struct ctd_flow *f,
 	/* Remembered apart from the table: a full table keeps no tombstone
 	 * long, and the kernel's flow goes on. */
 	if (reason == CTD_END_EVICTED && eng->evicted)
-		ctd_endfilter_add(eng->evicted, ctd_flow_key_hash(&f->key));
+		ctd_endfilter_add(eng->evicted, ctd_flowtable_hash(&f->key));
 	bury(eng, &f->key, f,
 	     f->flags & CTD_FLOW_KERNEL_START ? f->first_ns : 0,
 	     reason == CTD_END_EVICTED);
@@ -316,10 +316,10 @@ static struct ctd_flow *insert(struct ctd_engine *eng,
 }
 
 static struct ctd_flow *track(struct ctd_engine *eng,
-			      const struct ctd_flow_key *key,
+			      const struct ctd_flow_key *key, uint64_t hash,
 			      const struct ctd_now *now)
 {
-	struct ctd_flow *f = ctd_flowtable_lookup(eng->flows, key);
+	struct ctd_flow *f = ctd_flowtable_lookup_hashed(eng->flows, key, hash);
 
 	if (f && !(f->flags & CTD_FLOW_TOMBSTONE))
 		return f;
@@ -327,7 +327,7 @@ static struct ctd_flow *track(struct ctd_engine *eng,
 	 * ctd does not track it again (its record would be made up). */
 	if ((f && f->more & CTD_FLOW_EVICTED) ||
 	    (!f && eng->evicted &&
-	     ctd_endfilter_maybe(eng->evicted, ctd_flow_key_hash(key)))) {
+	     ctd_endfilter_maybe(eng->evicted, hash))) {
 		eng->stats->events_after_evict++;
 		return NULL;
 	}
@@ -400,21 +400,48 @@ static void flow_event(struct ctd_engine *eng, struct ctd_flow *f,
 	eng->sinks.flow_event(eng->sinks.arg, &rec, &f->missed);
 }
 
-/* A DESTROY well before the flow's timeout ran out: deleted or flushed
- * (conntrack -D/-F), not timed out. A flow whose packets refreshed its
- * timeout without an event looks timed out, never the other way. */
+/* A DESTROY before the flow's timeout ran out: deleted or flushed
+ * (conntrack -D/-F), not timed out. The kernel says so itself: a DESTROY
+ * carries the seconds left (CTA_TIMEOUT) and leaves the attribute out at
+ * 0 (6.18: present after `conntrack -F`, absent after an expiry), which
+ * also covers the flows ctd never tracked (DESTROY-only subscription).
+ * Without it, the flow's deadline here tells, when ctd tracked it: a
+ * flow whose packets refreshed its timeout without an event then looks
+ * timed out, never the other way. */
 static bool ended_early(const struct ctd_engine *eng, const struct ctd_flow *f,
-			const struct ctd_now *now)
+			const struct ctd_event *ev, const struct ctd_now *now)
 {
+	if (ev->have & CTD_HAVE_TIMEOUT)
+		return ev->timeout > 0;
 	return f && (f->flags & (CTD_FLOW_SUSPECT | CTD_FLOW_TOMBSTONE) ||
 		     ctd_expiry_linked(eng->expiry, &f->exp)) &&
 	       now->mono_us + 1000000 < f->exp.deadline_us - eng->slack_us;
 }
 
-static void complete(struct ctd_engine *eng, const struct ctd_flow_key *key,
-		     const struct ctd_event *ev, const struct ctd_now *now)
+/* How long the kernel's DESTROY took to become a record: its event
+ * stamp against the time of the read that brought it (the record is
+ * written before the loop waits again). */
+static void count_latency(struct ctd_engine *eng, const struct ctd_event *ev,
+			  const struct ctd_now *now)
 {
-	struct ctd_flow *f = ctd_flowtable_lookup(eng->flows, key);
+	static const uint32_t bound_ms[] = CTD_LAT_BOUNDS_MS;
+	uint64_t ms;
+	size_t i;
+
+	if (!(ev->have & CTD_HAVE_TEVENT))
+		return;
+	ms = now->wall_ns > ev->tevent_ns ?
+	     (now->wall_ns - ev->tevent_ns + 999999) / 1000000 : 0;
+	for (i = 0; i < CTD_LAT__COUNT - 1 && ms > bound_ms[i]; i++)
+		;
+	eng->stats->latency[i]++;
+}
+
+static void complete(struct ctd_engine *eng, const struct ctd_flow_key *key,
+		     uint64_t hash, const struct ctd_event *ev,
+		     const struct ctd_now *now)
+{
+	struct ctd_flow *f = ctd_flowtable_lookup_hashed(eng->flows, key, hash);
 	struct ctd_record rec;
 	bool unknown;
 
@@ -432,11 +459,12 @@ static void complete(struct ctd_engine *eng, const struct ctd_flow_key *key,
 	unknown = !f;
 	if (unknown)
 		eng->stats->flows_unseen_destroy++;
+	count_latency(eng, ev, now);
 	ctd_record_from_destroy(f, ev, now->wall_ns, &rec);
-	if (ended_early(eng, f, now))
+	if (ended_early(eng, f, ev, now))
 		rec.flags |= CTD_REC_FORCED;
 	if (unknown && eng->forgotten &&
-	    ctd_endfilter_maybe(eng->forgotten, ctd_flow_key_hash(key))) {
+	    ctd_endfilter_maybe(eng->forgotten, hash)) {
 		/* Its end may have been recorded and forgotten since. */
 		rec.flags |= CTD_REC_DUP_UNCHECKED;
 		eng->stats->possible_duplicates++;
@@ -448,18 +476,18 @@ static void complete(struct ctd_engine *eng, const struct ctd_flow_key *key,
 		eng->sinks.event(eng->sinks.arg, ev, &rec, now);
 }
 
-void ctd_engine_event(struct ctd_engine *eng, const struct ctd_event *ev,
-		      const struct ctd_now *now)
+/* One event whose key and hash the caller made. */
+static void apply(struct ctd_engine *eng, const struct ctd_event *ev,
+		  const struct ctd_flow_key *key, uint64_t hash,
+		  const struct ctd_now *now)
 {
-	struct ctd_flow_key key;
 	struct ctd_flow *f;
 
 	eng->stats->events[ev->type]++;
-	ctd_flow_key_from_event(ev, &key);
 	if (ev->type == CTD_EV_DESTROY) {
-		complete(eng, &key, ev, now);
+		complete(eng, key, hash, ev, now);
 	} else {
-		f = track(eng, &key, now);
+		f = track(eng, key, hash, now);
 		if (f) {
 			refresh(eng, f, ev);
 			f->gen = eng->gen;
@@ -474,6 +502,15 @@ void ctd_engine_event(struct ctd_engine *eng, const struct ctd_event *ev,
 	update_gauges(eng);
 }
 
+void ctd_engine_event(struct ctd_engine *eng, const struct ctd_event *ev,
+		      const struct ctd_now *now)
+{
+	struct ctd_flow_key key;
+
+	ctd_flow_key_from_event(ev, &key);
+	apply(eng, ev, &key, ctd_flowtable_hash(&key), now);
+}
+
 void ctd_engine_message(struct ctd_engine *eng, const struct nlmsghdr *nlh,
 			const struct ctd_now *now)
 {
@@ -486,6 +523,7 @@ void ctd_engine_messages(struct ctd_engine *eng,
 {
 	struct ctd_event ev[32];
 	struct ctd_flow_key key[32];
+	uint64_t hash[32];
 	int r[32];
 
 	while (n) {
@@ -495,15 +533,16 @@ void ctd_engine_messages(struct ctd_engine *eng,
 			r[i] = ctd_ctevent_parse(msgs[i], &ev[i]);
 			if (r[i] == 0) {
 				ctd_flow_key_from_event(&ev[i], &key[i]);
-				ctd_flowtable_prefetch(eng->flows, &key[i], 0);
+				hash[i] = ctd_flowtable_hash(&key[i]);
+				ctd_flowtable_prefetch(eng->flows, hash[i], 0);
 			}
 		}
 		for (size_t i = 0; i < k; i++)
 			if (r[i] == 0)
-				ctd_flowtable_prefetch(eng->flows, &key[i], 1);
+				ctd_flowtable_prefetch(eng->flows, hash[i], 1);
 		for (size_t i = 0; i < k; i++) {
 			if (r[i] == 0)
-				ctd_engine_event(eng, &ev[i], now);
+				apply(eng, &ev[i], &key[i], hash[i], now);
 			else if (r[i] == -EPROTO)
 				eng->stats->parse_ignored++;
 			else
@@ -589,6 +628,7 @@ void ctd_engine_dump_entry(struct ctd_engine *eng, const struct ctd_event *ev,
 {
 	struct ctd_flow_key key;
 	struct ctd_flow *f;
+	uint64_t hash;
 	bool known;
 
 	eng->stats->dump_entries++;
@@ -597,13 +637,14 @@ void ctd_engine_dump_entry(struct ctd_engine *eng, const struct ctd_event *ev,
 	if (ev->status & IPS_DYING)
 		return;
 	ctd_flow_key_from_event(ev, &key);
-	f = ctd_flowtable_lookup(eng->flows, &key);
+	hash = ctd_flowtable_hash(&key);
+	f = ctd_flowtable_lookup_hashed(eng->flows, &key, hash);
 	if (f && f->flags & CTD_FLOW_TOMBSTONE && same_as_buried(eng, f, ev)) {
 		eng->stats->dump_stale++;
 		return;
 	}
 	known = f != NULL && !(f->flags & CTD_FLOW_TOMBSTONE);
-	f = track(eng, &key, now);
+	f = track(eng, &key, hash, now);
 	if (!f)
 		return;
 	if (!known) {

@@ -68,6 +68,11 @@ struct ctd_flowtable {
 	struct ctd_flow_key miss_key;
 	size_t miss_bucket;
 	uint64_t miss_version;
+	/* The last flow a lookup found and its bucket: the remove that
+	 * often follows (a DESTROY) skips the hash. Valid while unchanged. */
+	const struct ctd_flow *hit;
+	size_t hit_bucket;
+	uint64_t hit_version;
 	uint64_t version;           /* bumped by every insert and remove */
 };
 
@@ -141,11 +146,6 @@ static uint64_t key_hash(const struct ctd_flow_key *key)
 	return mix64(h ^ tail);
 }
 
-uint64_t ctd_flow_key_hash(const struct ctd_flow_key *key)
-{
-	return key_hash(key);
-}
-
 static bool key_equal(const struct ctd_flow_key *a, const struct ctd_flow_key *b)
 {
 	return memcmp(a, b, sizeof(*a)) == 0;
@@ -202,19 +202,36 @@ static size_t bucket_of(const struct ctd_flowtable *ft,
 	return (size_t)key_hash(key) & (ft->nbuckets - 1);
 }
 
-struct ctd_flow *ctd_flowtable_lookup(struct ctd_flowtable *ft,
-				      const struct ctd_flow_key *key)
+uint64_t ctd_flowtable_hash(const struct ctd_flow_key *key)
 {
-	size_t b = bucket_of(ft, key);
+	return key_hash(key);
+}
+
+struct ctd_flow *ctd_flowtable_lookup_hashed(struct ctd_flowtable *ft,
+					     const struct ctd_flow_key *key,
+					     uint64_t hash)
+{
+	size_t b = (size_t)hash & (ft->nbuckets - 1);
 	struct ctd_flow_slot *s;
 
-	for (s = ft->buckets[b]; s; s = s->hnext)
-		if (key_equal(&s->flow.key, key))
+	for (s = ft->buckets[b]; s; s = s->hnext) {
+		if (key_equal(&s->flow.key, key)) {
+			ft->hit = &s->flow;
+			ft->hit_bucket = b;
+			ft->hit_version = ft->version + 1;
 			return &s->flow;
+		}
+	}
 	ft->miss_key = *key;
 	ft->miss_bucket = b;
 	ft->miss_version = ft->version + 1;
 	return NULL;
+}
+
+struct ctd_flow *ctd_flowtable_lookup(struct ctd_flowtable *ft,
+				      const struct ctd_flow_key *key)
+{
+	return ctd_flowtable_lookup_hashed(ft, key, key_hash(key));
 }
 
 /* Zeroed memory, on huge pages when it is big enough for them. */
@@ -315,7 +332,9 @@ int ctd_flowtable_insert(struct ctd_flowtable *ft,
 
 void ctd_flowtable_remove(struct ctd_flowtable *ft, struct ctd_flow *flow)
 {
-	struct ctd_flow_slot **pp = &ft->buckets[bucket_of(ft, &flow->key)], *s;
+	size_t b = ft->hit == flow && ft->hit_version == ft->version + 1 ?
+		   ft->hit_bucket : bucket_of(ft, &flow->key);
+	struct ctd_flow_slot **pp = &ft->buckets[b], *s;
 
 	/* Compared as flows: a pointer that is not the table's finds none. */
 	while (*pp && &(*pp)->flow != flow)
@@ -390,10 +409,10 @@ void ctd_flow_strip(struct ctd_flowtable *ft, struct ctd_flow *f)
 	f->more = 0;
 }
 
-void ctd_flowtable_prefetch(const struct ctd_flowtable *ft,
-			    const struct ctd_flow_key *key, int stage)
+void ctd_flowtable_prefetch(const struct ctd_flowtable *ft, uint64_t hash,
+			    int stage)
 {
-	struct ctd_flow_slot *const *b = &ft->buckets[bucket_of(ft, key)];
+	struct ctd_flow_slot *const *b = &ft->buckets[hash & (ft->nbuckets - 1)];
 
 	if (stage == 0)
 		__builtin_prefetch(b);

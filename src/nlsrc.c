@@ -1,6 +1,10 @@
 /* nlsrc: the ctnetlink event socket.
  *
- * Subscribes to the conntrack NEW, UPDATE and DESTROY groups. In reliable
+ * Subscribes to the conntrack DESTROY group, and to NEW and UPDATE only
+ * when something uses them: the kernel builds every event for a
+ * listener in the packet path, so each group ctd joins without need
+ * slows the firewall's connection rate. A reload changes the groups on
+ * the same socket with NETLINK_ADD/DROP_MEMBERSHIP. In reliable
  * mode NETLINK_BROADCAST_ERROR makes a failed delivery to us keep the
  * event in the kernel (missed-event cache; undelivered DESTROYs wait on
  * its dying list and are re-sent), so an overrun costs latency, not
@@ -55,6 +59,7 @@ struct ctd_nlsrc {
 	uint32_t drops;                /* SK_MEMINFO_DROPS last read */
 	bool warned_max;
 	FILE *record;
+	unsigned groups;               /* CTD_NLSRC_* joined */
 	struct mmsghdr msgs[SLOTS];
 	struct iovec iov[SLOTS];
 	struct sockaddr_nl from[SLOTS];
@@ -121,23 +126,59 @@ static bool check_drops(struct ctd_nlsrc *src)
 	return true;
 }
 
-static int subscribe(struct ctd_nlsrc *src, bool reliable, bool bind)
+unsigned ctd_nlsrc_groups(const struct ctd_nlsrc_need *need)
 {
-	int groups[] = {
-		NFNLGRP_CONNTRACK_NEW, NFNLGRP_CONNTRACK_UPDATE,
-		NFNLGRP_CONNTRACK_DESTROY,
+	if (need->all || need->event_records || need->text || need->lossy)
+		return CTD_NLSRC_ALL;
+	return CTD_NLSRC_DESTROY;
+}
+
+static int set_membership(struct ctd_nlsrc *src, unsigned bit, bool join)
+{
+	int group = bit == CTD_NLSRC_NEW ? NFNLGRP_CONNTRACK_NEW :
+		    bit == CTD_NLSRC_UPDATE ? NFNLGRP_CONNTRACK_UPDATE :
+		    NFNLGRP_CONNTRACK_DESTROY;
+
+	if (mnl_socket_setsockopt(src->nl, join ? NETLINK_ADD_MEMBERSHIP :
+				  NETLINK_DROP_MEMBERSHIP, &group,
+				  sizeof(group)) < 0)
+		return -errno;
+	if (join)
+		src->groups |= bit;
+	else
+		src->groups &= ~bit;
+	return 0;
+}
+
+int ctd_nlsrc_subscribe(struct ctd_nlsrc *src, unsigned groups)
+{
+	/* DESTROY first, left last: never a moment without it. */
+	static const unsigned order[] = {
+		CTD_NLSRC_DESTROY, CTD_NLSRC_NEW, CTD_NLSRC_UPDATE,
 	};
-	int on = 1;
-	size_t i;
+	int r = 0;
+
+	for (size_t i = 0; i < 3 && r == 0; i++)
+		if ((groups ^ src->groups) & order[i])
+			r = set_membership(src, order[i], groups & order[i]);
+	return r;
+}
+
+unsigned ctd_nlsrc_subscribed(const struct ctd_nlsrc *src)
+{
+	return src->groups;
+}
+
+static int subscribe(struct ctd_nlsrc *src, const struct ctd_nlsrc_cfg *cfg,
+		     bool bind)
+{
+	int on = 1, r;
 
 	if (bind && mnl_socket_bind(src->nl, 0, MNL_SOCKET_AUTOPID) < 0)
 		return -errno;
-	for (i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
-		if (mnl_socket_setsockopt(src->nl, NETLINK_ADD_MEMBERSHIP,
-					  &groups[i], sizeof(groups[i])) < 0)
-			return -errno;
-	if (!reliable)
-		return 0;
+	r = ctd_nlsrc_subscribe(src, cfg->groups ? cfg->groups : CTD_NLSRC_ALL);
+	if (r < 0 || !cfg->reliable)
+		return r;
 	if (mnl_socket_setsockopt(src->nl, NETLINK_BROADCAST_ERROR, &on,
 				  sizeof(on)) < 0 ||
 	    mnl_socket_setsockopt(src->nl, NETLINK_NO_ENOBUFS, &on,
@@ -203,12 +244,14 @@ static int nlsrc_open(struct ctd_nlsrc *src, const struct ctd_nlsrc_cfg *cfg)
 
 	if (cfg->fd >= 0) {
 		r = adopt(src, cfg, &rcvbuf);
+		/* The previous ctd may have joined any of them. */
+		src->groups = CTD_NLSRC_ALL;
 		if (r == 0)
-			r = subscribe(src, cfg->reliable, false);
+			r = subscribe(src, cfg, false);
 	} else {
 		src->nl = mnl_socket_open2(NETLINK_NETFILTER,
 					   SOCK_NONBLOCK | SOCK_CLOEXEC);
-		r = src->nl ? subscribe(src, cfg->reliable, true) : -errno;
+		r = src->nl ? subscribe(src, cfg, true) : -errno;
 	}
 	if (r < 0)
 		return r;
@@ -306,6 +349,7 @@ static int read_batch(struct ctd_nlsrc *src, unsigned want)
 	int fd = mnl_socket_get_fd(src->nl);
 	int n = recvmmsg(fd, src->msgs, want, MSG_DONTWAIT, NULL);
 
+	src->stats->nl_syscalls++;
 	if (n >= 0)
 		return n;
 	if (errno == EAGAIN || errno == EWOULDBLOCK)

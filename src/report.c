@@ -7,7 +7,12 @@
  * so a table that fills up is the first sign), and how many DESTROYs
  * the kernel holds for ctd. Each problem is one sentence with its fix.
  * Listings walk the flow table a slice of buckets per call, so a big
- * table is sent while the loop keeps running. */
+ * table is sent while the loop keeps running; with `live` they read a
+ * fresh kernel dump instead, a few datagrams per call, which lists every
+ * conntrack with its counters as they are now (ctd's own table knows
+ * only what its subscription and its dumps told it). A live listing's
+ * state is held through the cursor until its last slice, or until the
+ * control socket says the client left. */
 #include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -17,12 +22,14 @@
 #include "ctd/config.h"
 #include "ctd/flowtable.h"
 #include "ctd/jsonfmt.h"
+#include "ctd/livedump.h"
 #include "ctd/record.h"
 #include "ctd/report.h"
 #include "ctd/stats.h"
 #include "ctd/textfmt.h"
 
 #define BUCKETS_PER_CHUNK 4096
+#define DATAGRAMS_PER_CHUNK 4
 #define TOP_N 10
 #define PENDING_WARN 10000
 
@@ -237,6 +244,7 @@ struct talker {
 struct talkers {
 	struct talker *slot;
 	size_t mask;
+	size_t used;
 };
 
 static uint64_t addr_hash(const uint8_t *addr)
@@ -248,15 +256,43 @@ static uint64_t addr_hash(const uint8_t *addr)
 	return h;
 }
 
+/* Doubles the table (a live dump does not say its size up front). */
+static int grow(struct talkers *t)
+{
+	struct talkers n = { calloc(2 * (t->mask + 1), sizeof(*n.slot)),
+			     2 * t->mask + 1, t->used };
+
+	if (!n.slot)
+		return -1;
+	for (size_t i = 0; i <= t->mask; i++) {
+		size_t j;
+
+		if (!t->slot[i].used)
+			continue;
+		for (j = addr_hash(t->slot[i].addr) & n.mask; n.slot[j].used;
+		     j = (j + 1) & n.mask)
+			;
+		n.slot[j] = t->slot[i];
+	}
+	free(t->slot);
+	*t = n;
+	return 0;
+}
+
 static void tally(struct talkers *t, const uint8_t *addr, uint8_t family,
 		  uint64_t bytes)
 {
-	size_t i = addr_hash(addr) & t->mask;
+	size_t i;
+
+	if (t->used * 2 > t->mask && grow(t) < 0)
+		return;
+	i = addr_hash(addr) & t->mask;
 
 	while (t->slot[i].used && (t->slot[i].family != family ||
 				   memcmp(t->slot[i].addr, addr, 16)))
 		i = (i + 1) & t->mask;
 	if (!t->slot[i].used) {
+		t->used++;
 		t->slot[i].used = true;
 		t->slot[i].family = family;
 		memcpy(t->slot[i].addr, addr, 16);
@@ -345,24 +381,125 @@ static int gather(const struct ctd_flowtable *ft, struct talkers *src,
 	return 0;
 }
 
+static void print_tops(const struct talkers *s, const struct talkers *d,
+		       FILE *out, bool json)
+{
+	if (json)
+		fputc('{', out);
+	print_top(s, "sources", false, out, json, true);
+	print_top(s, "sources", true, out, json, false);
+	print_top(d, "destinations", false, out, json, false);
+	print_top(d, "destinations", true, out, json, false);
+	fputs(json ? "}\n" : "# end\n", out);
+}
+
 static void answer_top(const struct ctd_report_src *src, FILE *out, bool json)
 {
 	struct talkers s = { 0 }, d = { 0 };
 
-	if (gather(src->flows, &s, &d) < 0) {
+	if (gather(src->flows, &s, &d) < 0)
 		fputs(json ? "{\"error\":\"out of memory\"}\n" :
 			     "error: out of memory\n", out);
-	} else {
-		if (json)
-			fputc('{', out);
-		print_top(&s, "sources", false, out, json, true);
-		print_top(&s, "sources", true, out, json, false);
-		print_top(&d, "destinations", false, out, json, false);
-		print_top(&d, "destinations", true, out, json, false);
-		fputs(json ? "}\n" : "# end\n", out);
-	}
+	else
+		print_tops(&s, &d, out, json);
 	free(s.slot);
 	free(d.slot);
+}
+
+/* A live listing between slices: its dump and, for top, the tallies. */
+struct live {
+	struct ctd_livedump *dump;
+	struct talkers src, dst;
+	FILE *out;                  /* this slice's */
+	bool json, top;
+	uint64_t now_ns;
+};
+
+static void live_free(struct live *l)
+{
+	if (!l)
+		return;
+	ctd_livedump_free(l->dump);
+	free(l->src.slot);
+	free(l->dst.slot);
+	free(l);
+}
+
+static void live_entry(void *arg, const struct ctd_event *ev)
+{
+	struct live *l = arg;
+	struct ctd_record rec;
+	char line[CTD_JSON_MAX];
+	size_t len;
+
+	ctd_record_from_destroy(NULL, ev, l->now_ns, &rec);
+	rec.end_reason = CTD_END_ACTIVE;
+	if (l->top) {
+		uint64_t bytes = rec.cnt[0].bytes + rec.cnt[1].bytes;
+
+		tally(&l->src, rec.tuple[CTD_DIR_ORIG].src, rec.family, bytes);
+		tally(&l->dst, rec.tuple[CTD_DIR_ORIG].dst, rec.family, bytes);
+		return;
+	}
+	len = l->json ? ctd_jsonfmt_record(&rec, line, sizeof(line)) :
+			ctd_textfmt_flow(&rec, line, sizeof(line));
+	fwrite(line, 1, len, l->out);
+}
+
+static struct live *live_new(bool json, bool top)
+{
+	struct live *l = calloc(1, sizeof(*l));
+
+	if (!l)
+		return NULL;
+	l->json = json;
+	l->top = top;
+	l->src.mask = l->dst.mask = 255;
+	l->src.slot = calloc(256, sizeof(*l->src.slot));
+	l->dst.slot = calloc(256, sizeof(*l->dst.slot));
+	if (!l->src.slot || !l->dst.slot || ctd_livedump_open(&l->dump) < 0) {
+		live_free(l);
+		return NULL;
+	}
+	return l;
+}
+
+/* One slice of a live listing (flows or top); true while more is to
+ * come. Top writes nothing until the dump ended. */
+static bool answer_live(const struct ctd_report_src *src, FILE *out, bool json,
+			bool top, size_t *cursor)
+{
+	struct live *l = (struct live *)*cursor;
+	int r;
+
+	if (!l && !(l = live_new(json, top))) {
+		fputs(json ? "{\"error\":\"cannot read the kernel's table\"}\n" :
+			     "error: cannot read the kernel's table\n", out);
+		return false;
+	}
+	l->out = out;
+	l->now_ns = src->now_ns;
+	r = ctd_livedump_read(l->dump, DATAGRAMS_PER_CHUNK, live_entry, l);
+	if (r > 0) {
+		*cursor = (size_t)l;
+		return true;
+	}
+	if (r < 0)
+		fprintf(out, json ? "{\"error\":\"kernel dump: %s\"}\n" :
+			"error: kernel dump: %s\n", strerror(-r));
+	else if (top)
+		print_tops(&l->src, &l->dst, out, json);
+	else if (!json)
+		fputs("# end\n", out);
+	live_free(l);
+	*cursor = 0;
+	return false;
+}
+
+static bool is_live(const struct ctd_report_src *src, const char *request)
+{
+	return src->live && (strncmp(request, "flows", 5) == 0 ||
+			     strncmp(request, "top", 3) == 0);
 }
 
 bool ctd_report_answer(const struct ctd_report_src *src, const char *request,
@@ -373,12 +510,20 @@ bool ctd_report_answer(const struct ctd_report_src *src, const char *request,
 	size_t len = sp ? (size_t)(sp - request) : strlen(request);
 	bool json = sp && strcmp(sp + 1, "json") == 0;
 
+	if (!out) {                /* the client left mid-answer */
+		if (is_live(src, request))
+			live_free((struct live *)*cursor);
+		*cursor = 0;
+		return false;
+	}
 	if (len >= sizeof(what) || (sp && !json)) {
 		fputs("error: bad request\n", out);
 		return false;
 	}
 	memcpy(what, request, len);
 	what[len] = '\0';
+	if (src->live && (!strcmp(what, "flows") || !strcmp(what, "top")))
+		return answer_live(src, out, json, what[0] == 't', cursor);
 	if (strcmp(what, "flows") == 0)
 		return answer_flows(src, out, json, cursor);
 	if (strcmp(what, "metrics") == 0)

@@ -29,12 +29,17 @@ struct counter {
 #define END(name, i, label) { name, OFF(ends[i]), false, "flow_ends_total", \
 	"reason=\"" label "\"", "Final flow records by end reason." }
 
+#define LAT(i, name) { "latency_" name, OFF(latency[i]), false, \
+	"destroy_latency_total", "bucket=\"" name "\"", \
+	"DESTROY events by the time from the kernel's stamp to ctd's read." }
+
 static const struct counter counters[] = {
 	EV("events_new", CTD_EV_NEW, "new"),
 	EV("events_update", CTD_EV_UPDATE, "update"),
 	EV("events_destroy", CTD_EV_DESTROY, "destroy"),
 	C(nl_messages, "netlink_messages_total", "Netlink messages received."),
 	C(nl_reads, "netlink_reads_total", "Datagrams read from the ctnetlink socket."),
+	C(nl_syscalls, "netlink_syscalls_total", "recvmmsg calls on the ctnetlink socket."),
 	C(nl_wakeups, "netlink_wakeups_total", "Socket readiness callbacks."),
 	C(nl_budget_hits, "netlink_budget_hits_total", "Wakeups that stopped at the message budget."),
 	C(nl_enobufs, "netlink_enobufs_total", "Receive buffer overruns reported (lossy mode)."),
@@ -83,6 +88,10 @@ static const struct counter counters[] = {
 	C(metrics_requests, "metrics_requests_total", "Prometheus scrapes answered."),
 	C(notify_dropped, "notify_dropped_total", "Messages to the service manager dropped: it did not take them at once."),
 	G(unclean_restarts, "unclean_restarts", "1 when the previous ctd with this spool directory died without stopping."),
+	LAT(0, "le_1ms"), LAT(1, "le_2ms"), LAT(2, "le_5ms"), LAT(3, "le_10ms"),
+	LAT(4, "le_20ms"), LAT(5, "le_50ms"), LAT(6, "le_100ms"),
+	LAT(7, "le_200ms"), LAT(8, "le_500ms"), LAT(9, "le_1s"),
+	LAT(10, "gt_1s"),
 };
 
 #define OOFF(field) offsetof(struct ctd_out_stats, field)

@@ -386,14 +386,14 @@ static char *written(const struct ctd_config *c)
 
 /* Every setting alone, changed to the first value it takes that differs:
  * the diff names exactly it, with the line `ctd -t -v` writes for it, and
- * only output and the filter-* and ignore-* criteria are live (what the
- * reload handler applies). */
+ * only output, conntrackd-log, subscribe and the filter-* and ignore-*
+ * criteria are live (what the reload handler applies). */
 static void test_diff_every_setting(void **state)
 {
 	static const char *const values[] = {
 		"2", "/tmp/x", "yes", "no", "new", "uniflow", "legacy", "kern",
 		"debug", "rfc5424", "udp:127.0.0.1:9", "127.0.0.1:9", "tcp",
-		"2000", "600", "10.0.0.0/8", "ESTABLISHED", "none", "linger.ms=5",
+		"2000", "600", "10.0.0.0/8", "ESTABLISHED", "none", "linger.ms=5", "all",
 	};
 	struct ctd_config a, b;
 	char *text, *key, *save, *line;
@@ -421,6 +421,7 @@ static void test_diff_every_setting(void **state)
 		snprintf(want, sizeof(want), "%s=%s %s\n", key, values[i],
 			 strcmp(key, "output") == 0 ||
 			 strcmp(key, "conntrackd-log") == 0 ||
+			 strcmp(key, "subscribe") == 0 ||
 			 strncmp(key, "filter-", 7) == 0 ||
 			 strncmp(key, "ignore-", 7) == 0 ? "live" : "restart");
 		assert_string_equal(ch.text, want);

@@ -4,6 +4,7 @@
  * tests/data/README.md; damaged messages are refused without reading out
  * of bounds (run under ASan to see that). */
 #include <arpa/inet.h>
+#include <endian.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -266,6 +267,16 @@ static void test_synthetic_messages(void **state)
 	nlh = build_msg(buf, CT_TYPE(IPCTNL_MSG_CT_NEW), 0);
 	assert_int_equal(ctd_ctevent_parse(nlh, &ev), 0);
 	assert_int_equal(ev.type, CTD_EV_UPDATE);
+
+	/* The kernel's event stamp (CTA_TIMESTAMP_EVENT, 27 on 6.7+). */
+	nlh = build_msg(buf, CT_TYPE(IPCTNL_MSG_CT_DELETE), 0);
+	mnl_attr_put_u64(nlh, CTA_STATUS_MASK + 1, htobe64(1796284267329697475ULL));
+	assert_int_equal(ctd_ctevent_parse(nlh, &ev), 0);
+	assert_true(ev.have & CTD_HAVE_TEVENT);
+	assert_int_equal(ev.tevent_ns, 1796284267329697475ULL);
+	nlh = build_msg(buf, CT_TYPE(IPCTNL_MSG_CT_DELETE), 0);
+	mnl_attr_put_u32(nlh, CTA_STATUS_MASK + 1, 1);
+	assert_int_equal(ctd_ctevent_parse(nlh, &ev), -EBADMSG);
 
 	/* CTA_ID must be 4 bytes. */
 	nlh = build_msg(buf, CT_TYPE(IPCTNL_MSG_CT_DELETE), 0);

@@ -612,6 +612,166 @@ static void test_startup_dump_flow(void **state)
 	ctd_engine_free(eng);
 }
 
+/* DESTROY-only subscription: a flow learnt from the startup dump gets no
+ * event until its end. Silent past its timeout here, it is checked by a
+ * dump, which lists it: alive, never a false "expired". Its DESTROY then
+ * completes it once, with the kernel's final counters. */
+static void test_destroy_only_dump_flow_stays_alive(void **state)
+{
+	struct ctd_stats st;
+	struct sink s;
+	struct ctd_engine *eng = new_engine(0, &st, &s);
+	struct ctd_event a;
+	struct ctd_now t = at(0);
+
+	(void)state;
+	make_event(&a, CTD_EV_UPDATE);
+	a.have |= CTD_HAVE_COUNTERS | CTD_HAVE_TSTART;
+	a.cnt[CTD_DIR_ORIG].bytes = 1000;
+	a.tstart_ns = NOW_NS - 60000000000ULL;
+	ctd_engine_dump_begin(eng, false);
+	ctd_engine_dump_entry(eng, &a, &t);
+	ctd_engine_dump_end(eng, true, &t);
+	for (int64_t secs = 100; secs <= 300; secs += 100) {
+		t = at(secs);
+		ctd_engine_sweep(eng, &t, 100);
+		assert_true(ctd_engine_wants_dump(eng));
+		ctd_engine_dump_begin(eng, false);
+		ctd_engine_dump_entry(eng, &a, &t);
+		ctd_engine_dump_end(eng, true, &t);
+	}
+	assert_int_equal(s.nrecs, 0);
+	assert_int_equal(st.expiry_alive, 3);
+	a.type = CTD_EV_DESTROY;
+	a.have |= CTD_HAVE_TSTOP;
+	a.cnt[CTD_DIR_ORIG].bytes = 5000;
+	a.tstop_ns = NOW_NS + 300000000000ULL;
+	ctd_engine_event(eng, &a, &t);
+	assert_int_equal(s.nrecs, 1);
+	assert_int_equal(s.recs[0].end_reason, CTD_END_DESTROY);
+	assert_int_equal(s.recs[0].cnt[CTD_DIR_ORIG].bytes, 5000);
+	assert_true(s.recs[0].flags & CTD_REC_KERNEL_TIME);
+	assert_int_equal(s.recs[0].start_ns, NOW_NS - 60000000000ULL);
+	assert_int_equal(ctd_flowtable_count(ctd_engine_flows(eng)), 0);
+	ctd_engine_free(eng);
+}
+
+/* DESTROY-only subscription on recorded kernel messages: NAT, mark, ICMP
+ * and TCP state all come from the DESTROY alone. */
+static void test_destroy_only_records_complete(void **state)
+{
+	struct recording rec;
+	struct ctd_stats st;
+	struct sink s;
+	struct ctd_engine *eng = new_engine(0, &st, &s);
+	const struct ctd_record *r;
+
+	(void)state;
+	recording_load(&rec, "icmp-nat-mark.nl");
+	replay(eng, &rec, true);
+	assert_int_equal(s.nrecs, 4);
+	assert_int_equal(st.flows_created, 0);
+	for (size_t i = 0; i < s.nrecs; i++) {
+		r = &s.recs[i];
+		assert_true(r->flags & CTD_REC_COUNTERS);
+		assert_true(r->flags & CTD_REC_KERNEL_TIME);
+		assert_true(r->status & IPS_CONFIRMED);
+		assert_int_equal(r->zone, 0);
+		assert_false(r->flags & CTD_REC_NEW_SEEN);
+		/* Recorded after conntrack -F: the DESTROYs carry the
+		 * seconds left, so the end is a forced one. */
+		assert_true(r->flags & CTD_REC_FORCED);
+	}
+	r = find(&s, IPPROTO_UDP, AF_INET);
+	assert_int_equal(r->mark, 42);
+	assert_int_equal(r->tuple[CTD_DIR_ORIG].dport, 6000);
+	assert_int_equal(r->cnt[CTD_DIR_ORIG].bytes, 31);
+	r = find(&s, IPPROTO_TCP, AF_INET);
+	assert_int_equal(r->tuple[CTD_DIR_ORIG].dport, 9999);
+	assert_int_equal(r->tuple[CTD_DIR_REPLY].sport, 8080);
+	assert_true(r->status & IPS_DST_NAT);
+	assert_true(r->flags & CTD_REC_TCPSTATE);
+	assert_int_equal(r->tcp_state, 7);      /* TCP_CONNTRACK_TIME_WAIT */
+	assert_int_equal(r->cnt[CTD_DIR_ORIG].packets, 5);
+	assert_int_equal(r->cnt[CTD_DIR_REPLY].bytes, 164);
+	r = find(&s, IPPROTO_ICMP, AF_INET);
+	assert_int_equal(r->tuple[CTD_DIR_ORIG].sport, 4660);
+	assert_int_equal(r->cnt[CTD_DIR_REPLY].bytes, 32);
+	r = find(&s, IPPROTO_ICMPV6, AF_INET6);
+	assert_int_equal(r->tuple[CTD_DIR_ORIG].sport, 17185);
+	ctd_engine_free(eng);
+	recording_free(&rec);
+}
+
+/* A DESTROY tells a forced end by the seconds it had left (CTA_TIMEOUT,
+ * left out at 0), for flows ctd never tracked too; without it, only a
+ * tracked flow's deadline tells. */
+static void test_forced_end_from_destroy(void **state)
+{
+	struct ctd_stats st;
+	struct sink s;
+	struct ctd_engine *eng = new_engine(0, &st, &s);
+	struct ctd_event ev;
+	struct ctd_now t = at(0);
+
+	(void)state;
+	make_event(&ev, CTD_EV_DESTROY);
+	ev.have |= CTD_HAVE_TIMEOUT;
+	ev.timeout = 25;
+	ctd_engine_event(eng, &ev, &t);          /* untracked, flushed */
+	make_event(&ev, CTD_EV_DESTROY);
+	ev.id = 78;
+	ctd_engine_event(eng, &ev, &t);          /* untracked, timed out */
+	make_event(&ev, CTD_EV_NEW);
+	ev.id = 79;
+	ctd_engine_event(eng, &ev, &t);
+	make_event(&ev, CTD_EV_DESTROY);
+	ev.id = 79;
+	t = at(2);
+	ctd_engine_event(eng, &ev, &t);          /* tracked, 8 s before its timeout */
+	assert_int_equal(s.nrecs, 3);
+	assert_true(s.recs[0].flags & CTD_REC_FORCED);
+	assert_false(s.recs[1].flags & CTD_REC_FORCED);
+	assert_true(s.recs[2].flags & CTD_REC_FORCED);
+	ctd_engine_free(eng);
+}
+
+/* The kernel's event stamp against the read time gives the DESTROY's
+ * latency bucket; events without the stamp are not counted. */
+static void test_destroy_latency_counted(void **state)
+{
+	struct ctd_stats st;
+	struct sink s;
+	struct ctd_engine *eng = new_engine(0, &st, &s);
+	struct ctd_event ev;
+	uint64_t total = 0;
+
+	(void)state;
+	make_event(&ev, CTD_EV_DESTROY);
+	ctd_engine_event(eng, &ev, &test_now);
+	ev.id++;
+	ev.have |= CTD_HAVE_TEVENT;
+	ev.tevent_ns = NOW_NS - 30000000ULL;      /* 30 ms: <= 50 ms */
+	ctd_engine_event(eng, &ev, &test_now);
+	ev.id++;
+	ev.tevent_ns = NOW_NS - 1000000ULL;       /* exactly 1 ms */
+	ctd_engine_event(eng, &ev, &test_now);
+	ev.id++;
+	ev.tevent_ns = NOW_NS - 3000000000ULL;    /* 3 s */
+	ctd_engine_event(eng, &ev, &test_now);
+	ev.id++;
+	ev.tevent_ns = NOW_NS + 5000000ULL;       /* clock stepped back */
+	ctd_engine_event(eng, &ev, &test_now);
+	assert_int_equal(st.latency[5], 1);
+	assert_int_equal(st.latency[0], 2);
+	assert_int_equal(st.latency[CTD_LAT__COUNT - 1], 1);
+	for (size_t i = 0; i < CTD_LAT__COUNT; i++)
+		total += st.latency[i];
+	assert_int_equal(total, 4);
+	assert_int_equal(s.nrecs, 5);
+	ctd_engine_free(eng);
+}
+
 /* Lossy mode: after a resync dump, flows neither listed nor heard of
  * since it began are "lost"; flows created meanwhile are kept. */
 static void test_resync_marks_lost(void **state)
@@ -786,6 +946,10 @@ int main(void)
 		cmocka_unit_test(test_tombstones_during_dump),
 		cmocka_unit_test(test_interim_deltas),
 		cmocka_unit_test(test_pending_destroy_is_alive),
+		cmocka_unit_test(test_destroy_only_dump_flow_stays_alive),
+		cmocka_unit_test(test_destroy_only_records_complete),
+		cmocka_unit_test(test_destroy_latency_counted),
+		cmocka_unit_test(test_forced_end_from_destroy),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -744,10 +744,49 @@ static void test_python_parses(void **state)
 			 WEXITSTATUS(status));
 }
 
+/* ctd's IPv6 formatter writes what inet_ntop writes: zero runs of every
+ * length and place, ties, IPv4-mapped and -compatible addresses. */
+static void test_ipv6_like_inet_ntop(void **state)
+{
+	static const char *const fixed[] = {
+		"::", "::1", "1::", "::2:3", "::ffff:1.2.3.4", "::1.2.3.4",
+		"1:0:0:2:0:0:0:3", "1:0:0:2:0:0:3:4", "1:0:2:0:3:0:4:0",
+		"fe80::1", "2001:db8::ff00:42:8329", "::ffff:0:1.2.3.4",
+		"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "0:0:1::",
+	};
+	uint8_t a[16];
+	char want[INET6_ADDRSTRLEN], got[INET6_ADDRSTRLEN];
+	unsigned seed = 1;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+		assert_int_equal(inet_pton(AF_INET6, fixed[i], a), 1);
+		inet_ntop(AF_INET6, a, want, sizeof(want));
+		got[ctd_jsonfmt_ipv6(a, got)] = '\0';
+		assert_string_equal(got, want);
+	}
+	for (int n = 0; n < 200000; n++) {
+		for (int g = 0; g < 8; g++) {
+			seed = seed * 1103515245u + 12345u;
+			/* Mostly zero groups, so every run shape comes up. */
+			unsigned v = (seed >> 16) % 3 ? 0 : (seed >> 8) & 0xffff;
+
+			if ((seed >> 28) == 0)
+				v = 0xffff;
+			a[2 * g] = (uint8_t)(v >> 8);
+			a[2 * g + 1] = (uint8_t)v;
+		}
+		inet_ntop(AF_INET6, a, want, sizeof(want));
+		got[ctd_jsonfmt_ipv6(a, got)] = '\0';
+		assert_string_equal(got, want);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_exact_lines),
+		cmocka_unit_test(test_ipv6_like_inet_ntop),
 		cmocka_unit_test(test_deltas),
 		cmocka_unit_test(test_event_records),
 		cmocka_unit_test(test_icmp_type_code_split),

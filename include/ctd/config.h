@@ -71,6 +71,7 @@ struct ctd_config {
 	unsigned syslog_format;    /* 0 RFC 3164, 1 RFC 5424 */
 	unsigned kafka_key;        /* 0 the original tuple, 1 none */
 	unsigned kafka_events;
+	unsigned subscribe;        /* 0 auto (what the outputs need), 1 all */
 	bool syslog;
 	bool broadcast_error;
 	bool resync;

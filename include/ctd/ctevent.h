@@ -31,6 +31,7 @@ enum {
 	CTD_HAVE_TSTOP     = 1u << 9,
 	CTD_HAVE_LABELS    = 1u << 10,
 	CTD_HAVE_TIMEOUT   = 1u << 11,
+	CTD_HAVE_TEVENT    = 1u << 12,
 };
 
 enum ctd_dir { CTD_DIR_ORIG, CTD_DIR_REPLY, CTD_DIR__COUNT };
@@ -61,11 +62,15 @@ struct ctd_event {
 	uint32_t id;
 	uint32_t status;         /* IPS_* bits */
 	uint32_t mark;
-	uint32_t timeout;        /* seconds left, NEW/UPDATE only */
+	uint32_t timeout;        /* seconds left; in a DESTROY only when > 0 */
 	struct ctd_tuple tuple[CTD_DIR__COUNT];
 	struct ctd_counters cnt[CTD_DIR__COUNT];
 	uint64_t tstart_ns;      /* wall clock, kernel timestamp extension */
 	uint64_t tstop_ns;
+	/* Wall clock when the kernel raised the event (CTA_TIMESTAMP_EVENT,
+	 * Linux 6.7+, with the timestamp extension on): how long the event
+	 * waited, in the kernel's cache and our socket, before ctd saw it. */
+	uint64_t tevent_ns;
 	uint8_t labels[16];
 };
 

@@ -23,7 +23,10 @@ struct ev_loop;
 
 /* Writes (the next part of) the answer to request into out; *cursor is
  * 0 at first and the callback's own afterwards. Returns true when more
- * is to come, false when this part ends the answer. */
+ * is to come, false when this part ends the answer. A part may be empty
+ * (the answer is still being gathered): the next comes on the next loop
+ * iteration. When the client leaves before the end, the callback is
+ * called once more with out NULL to release what *cursor holds. */
 typedef bool ctd_ctl_answer(void *arg, const char *request, FILE *out,
 			    size_t *cursor);
 

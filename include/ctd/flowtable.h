@@ -68,9 +68,6 @@ struct ctd_flow {
 	struct ctd_flow_cold *cold;    /* NULL until needed: ctd_flow_cold() */
 };
 
-/* The key's 64-bit hash (the table's own). */
-uint64_t ctd_flow_key_hash(const struct ctd_flow_key *key);
-
 /* The reply tuple: stored apart only when it is not the original
  * reversed. -ENOMEM leaves the flow's reply unknown. */
 int ctd_flow_set_reply(struct ctd_flowtable *ft, struct ctd_flow *f,
@@ -91,6 +88,11 @@ void ctd_flow_key_from_event(const struct ctd_event *ev,
 			     struct ctd_flow_key *ret_key);
 struct ctd_flow *ctd_flowtable_lookup(struct ctd_flowtable *ft,
 				      const struct ctd_flow_key *key);
+/* The key's hash, computed once per message for the calls below. */
+uint64_t ctd_flowtable_hash(const struct ctd_flow_key *key);
+struct ctd_flow *ctd_flowtable_lookup_hashed(struct ctd_flowtable *ft,
+					     const struct ctd_flow_key *key,
+					     uint64_t hash);
 /* Inserts a zeroed flow with the given key. -ENOSPC at the bound,
  * -ENOMEM when the pool cannot grow, -EEXIST if the key is present. */
 int ctd_flowtable_insert(struct ctd_flowtable *ft,
@@ -99,10 +101,11 @@ int ctd_flowtable_insert(struct ctd_flowtable *ft,
 /* Unlinks the flow and returns it to the pool; the pointer dies here. */
 void ctd_flowtable_remove(struct ctd_flowtable *ft, struct ctd_flow *flow);
 
-/* Starts loading what a lookup of key will read: its bucket (stage 0),
- * then the first flow on it (stage 1, once the bucket has arrived). */
-void ctd_flowtable_prefetch(const struct ctd_flowtable *ft,
-			    const struct ctd_flow_key *key, int stage);
+/* Starts loading what a lookup of the key with this hash will read: its
+ * bucket (stage 0), then the first flow on it (stage 1, once the bucket
+ * has arrived). */
+void ctd_flowtable_prefetch(const struct ctd_flowtable *ft, uint64_t hash,
+			    int stage);
 
 size_t ctd_flowtable_count(const struct ctd_flowtable *ft);
 

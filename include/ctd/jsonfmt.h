@@ -4,6 +4,7 @@
 #define CTD_JSONFMT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct ctd_record;
 
@@ -18,5 +19,9 @@ size_t ctd_jsonfmt_record(const struct ctd_record *rec, char *buf, size_t cap);
 
 /* Writes s as a quoted, escaped JSON string; same return convention. */
 size_t ctd_jsonfmt_string(const char *s, char *buf, size_t cap);
+
+/* An IPv6 address as inet_ntop writes it (RFC 5952), without a NUL;
+ * out has room for INET6_ADDRSTRLEN. Returns its length. */
+size_t ctd_jsonfmt_ipv6(const uint8_t *addr, char *out);
 
 #endif

@@ -18,6 +18,28 @@ struct ctd_nlsrc;
 struct ctd_stats;
 struct ctd_now;
 
+/* ctnetlink event groups, as a mask. */
+enum {
+	CTD_NLSRC_NEW     = 1u << 0,
+	CTD_NLSRC_UPDATE  = 1u << 1,
+	CTD_NLSRC_DESTROY = 1u << 2,
+	CTD_NLSRC_ALL     = CTD_NLSRC_NEW | CTD_NLSRC_UPDATE | CTD_NLSRC_DESTROY,
+};
+
+/* What decides whether ctd needs NEW and UPDATE events. */
+struct ctd_nlsrc_need {
+	bool event_records;  /* an output takes NEW/UPDATE event records */
+	bool text;           /* -f prints NEW/UPDATE lines */
+	bool lossy;          /* no BROADCAST_ERROR: a resync can only flag
+	                      * the flows it knew of */
+	bool all;            /* `subscribe all` */
+};
+
+/* The groups to join: DESTROY always, NEW and UPDATE only when needed.
+ * A DESTROY carries all a record needs (both tuples and counters,
+ * kernel start and stop, status, mark, zone, TCP state) except labels. */
+unsigned ctd_nlsrc_groups(const struct ctd_nlsrc_need *need);
+
 struct ctd_nlsrc_cfg {
 	size_t rcvbuf;            /* initial receive buffer, bytes */
 	size_t rcvbuf_max;        /* doubled on overruns up to this */
@@ -30,6 +52,7 @@ struct ctd_nlsrc_cfg {
 	 * with the events queued in it; -1 opens a new one. */
 	int fd;
 	struct ctd_clock clock;   /* stamps each batch; zeroed: the system's */
+	unsigned groups;          /* CTD_NLSRC_*; 0: all */
 };
 
 /* Called with the messages of a batch of datagrams (at most
@@ -44,6 +67,11 @@ int ctd_nlsrc_new(const struct ctd_nlsrc_cfg *cfg, struct ctd_stats *stats,
 void ctd_nlsrc_free(struct ctd_nlsrc *src);
 void ctd_nlsrc_start(struct ctd_nlsrc *src, struct ev_loop *loop);
 void ctd_nlsrc_stop(struct ctd_nlsrc *src, struct ev_loop *loop);
+/* Joins and leaves groups on the open socket (never reopened, so the
+ * events queued in it and the DESTROYs the kernel holds for it stay).
+ * Returns 0 or -errno; on error the groups joined so far stay. */
+int ctd_nlsrc_subscribe(struct ctd_nlsrc *src, unsigned groups);
+unsigned ctd_nlsrc_subscribed(const struct ctd_nlsrc *src);
 /* A duplicate descriptor of the socket, for handing it (and the events
  * queued in it) to the next ctd; it stays open after free. */
 int ctd_nlsrc_dup_fd(struct ctd_nlsrc *src);

@@ -22,10 +22,13 @@ struct ctd_report_src {
 	uint64_t now_ns;             /* wall clock */
 	uint64_t uptime_s;
 	bool reliable;
+	/* Listings (flows, top) from a fresh kernel dump, read a few
+	 * datagrams per call, instead of ctd's flow table. */
+	bool live;
 };
 
 /* A ctd_ctl_answer: request is "stats", "flows" or "top", optionally
- * followed by " json". */
+ * followed by " json". out NULL releases what *cursor holds. */
 bool ctd_report_answer(const struct ctd_report_src *src, const char *request,
 		       FILE *out, size_t *cursor);
 

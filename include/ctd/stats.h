@@ -14,12 +14,20 @@
 
 #define CTD_OUT_MAX 8
 
+/* Event -> record latency buckets: the kernel's stamp on the event
+ * (CTA_TIMESTAMP_EVENT) to the wall clock of the read that brought it;
+ * the record is written before the loop sleeps again. Upper bounds in
+ * ms; the last bucket is everything above 1 s. */
+#define CTD_LAT_BOUNDS_MS { 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000 }
+#define CTD_LAT__COUNT 11
+
 struct ctd_out_stats;
 
 struct ctd_stats {
 	uint64_t events[CTD_EV__COUNT];  /* parsed events by type */
 	uint64_t nl_messages;            /* netlink messages received */
 	uint64_t nl_reads;               /* datagrams read */
+	uint64_t nl_syscalls;            /* recvmmsg calls (the empty last one too) */
 	uint64_t nl_wakeups;             /* socket readiness callbacks */
 	uint64_t nl_budget_hits;         /* wakeups that stopped at the budget */
 	uint64_t nl_enobufs;             /* overruns reported (lossy mode) */
@@ -68,6 +76,7 @@ struct ctd_stats {
 	uint64_t notify_dropped;         /* sd_notify messages the service
 	                                  * manager did not take at once */
 	uint64_t unclean_restarts;       /* starts after a ctd that died */
+	uint64_t latency[CTD_LAT__COUNT];  /* DESTROY -> record, by bucket */
 	uint64_t ends_remembered;        /* gauge: ended flows kept to drop
 	                                  * repeated DESTROYs */
 	const char *out_name[CTD_OUT_MAX];
