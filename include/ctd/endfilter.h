@@ -21,7 +21,7 @@ void ctd_endfilter_free(struct ctd_endfilter *f);
 
 void ctd_endfilter_add(struct ctd_endfilter *f, uint64_t key_hash);
 /* False: never added (in the last two generations). True: probably
- * added (false positives about 1 in 5,000 at capacity). */
+ * added (false positives about 1 in 50,000 at capacity). */
 bool ctd_endfilter_maybe(const struct ctd_endfilter *f, uint64_t key_hash);
 
 #endif
