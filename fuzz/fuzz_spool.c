@@ -5,6 +5,7 @@
  * restart, and every record in it is rendered by each output's renderer.
  * Invariants: the reader ends; well-formed entries written after the
  * last damage come back intact and in order; damage is counted. */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>

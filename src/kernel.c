@@ -51,7 +51,7 @@ static int write_one(const char *path)
 static bool prepare_one(const char *procdir, const char *name, bool may_set)
 {
 	char path[512];
-	long v;
+	long v = 0;
 	int r;
 
 	snprintf(path, sizeof(path), "%s/%s", procdir, name);
@@ -105,7 +105,7 @@ void ctd_kernel_timeouts(const char *procdir, uint32_t ret[CTD_TMO__COUNT])
 {
 	char path[512];
 	size_t i;
-	long v;
+	long v = 0;
 
 	for (i = 0; i < CTD_TMO__COUNT; i++) {
 		snprintf(path, sizeof(path), "%s/nf_conntrack_%s", procdir,
@@ -120,7 +120,7 @@ void ctd_kernel_timeouts(const char *procdir, uint32_t ret[CTD_TMO__COUNT])
 size_t ctd_kernel_conntrack_max(const char *procdir)
 {
 	char path[512];
-	long v;
+	long v = 0;
 
 	snprintf(path, sizeof(path), "%s/nf_conntrack_max", procdir);
 	if (read_long(path, &v) < 0 || v <= 0)
