@@ -138,9 +138,9 @@ _Static_assert(N_SETTINGS <= CTD_CONFIG_SETTINGS,
 void ctd_config_defaults(struct ctd_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	strcpy(cfg->output, "/var/log/ctd/flows.json");
+	strcpy(cfg->output, CTD_CONFIG_DEFAULT_OUTPUT);
 	strcpy(cfg->spool_dir, "/var/lib/ctd");
-	strcpy(cfg->control, "/run/ctd/ctd.sock");
+	strcpy(cfg->control, CTD_CONFIG_DEFAULT_CONTROL);
 	cfg->rcvbuf = 8u << 20;
 	cfg->rcvbuf_max = 64u << 20;
 	cfg->max_flows = 0;

@@ -13,6 +13,7 @@
 #include <ev.h>
 
 #include "ctd/alerts.h"
+#include "ctd/cfgcheck.h"
 #include "ctd/cli.h"
 #include "ctd/config.h"
 #include "ctd/ctl.h"
@@ -83,7 +84,8 @@ static void on_event(void *arg, const struct ctd_event *ev,
 	struct ctd *ctd = arg;
 
 	if (ctd->text)
-		ctd_out_text_event(ctd->text, ev, rec, now->wall_ns);
+		ctd_out_text_event(ctd->text, ctd->filter, ev, rec,
+				   now->wall_ns);
 }
 
 static void on_flow_event(void *arg, const struct ctd_record *rec,
@@ -538,16 +540,6 @@ static int drop_privileges(const struct ctd_config *cfg,
 	return r;
 }
 
-static int check_config(const struct ctd_cli *cli, const struct ctd_config *cfg)
-{
-	printf("ctd: configuration %s is OK%s\n", cli->config,
-	       cli->config_given || access(cli->config, F_OK) == 0 ? "" :
-	       " (no file: defaults)");
-	if (cli->verbose)
-		ctd_config_write(cfg, stdout);
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	static struct ctd_config cfg;
@@ -562,7 +554,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (cli.mode == CTD_CLI_CHECK)
-		return check_config(&cli, &cfg);
+		return ctd_cfgcheck_main(&cli, &cfg);
 	if (cli.mode == CTD_CLI_QUERY)
 		return ctd_ctl_query(cfg.control, cli.query, cli.json) < 0 ? 1 : 0;
 	ctd.cfg = &cfg;
@@ -574,7 +566,7 @@ int main(int argc, char **argv)
 		log_err("cannot create the event loop");
 		return 1;
 	}
-	r = find_owner(&cfg, &ctd.owner);
+	r = ctd_cfgcheck_log(&cfg) ? -EINVAL : find_owner(&cfg, &ctd.owner);
 	if (r == 0)
 		r = start(&ctd, &cfg);
 	if (r == 0)

@@ -34,8 +34,8 @@
 /* The record file's default location, the only one ctd creates. */
 /* Records in the buffer at most: about 1 MiB of short lines. */
 #define SETTLE_MAX 16384
-#define DEFAULT_OUTPUT_DIR "/var/log/ctd"
-#define DEFAULT_OUTPUT DEFAULT_OUTPUT_DIR "/flows.json"
+#define DEFAULT_OUTPUT_DIR CTD_CONFIG_DEFAULT_OUTPUT_DIR
+#define DEFAULT_OUTPUT CTD_CONFIG_DEFAULT_OUTPUT
 
 struct out_file {
 	struct ctd_output base;

@@ -16,6 +16,11 @@
 #ifndef CTD_CONFIG_FILE
 #define CTD_CONFIG_FILE "/etc/ctd/ctd.conf"
 #endif
+/* Defaults whose directory ctd creates (no other directory it makes). */
+#define CTD_CONFIG_DEFAULT_OUTPUT_DIR "/var/log/ctd"
+#define CTD_CONFIG_DEFAULT_OUTPUT CTD_CONFIG_DEFAULT_OUTPUT_DIR "/flows.json"
+#define CTD_CONFIG_DEFAULT_CONTROL_DIR "/run/ctd"
+#define CTD_CONFIG_DEFAULT_CONTROL CTD_CONFIG_DEFAULT_CONTROL_DIR "/ctd.sock"
 #define CTD_CONFIG_PATH_MAX 1024
 #define CTD_CONFIG_ERR_MAX 1280
 #define CTD_CONFIG_LINE_MAX 4096     /* longest line of a config file */
