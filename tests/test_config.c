@@ -584,6 +584,53 @@ static void test_where(void **state)
 	unlink(p);
 }
 
+/* ctd -f without -o FILE watches: nothing of the service's from the
+ * file (outputs, spool, sockets), lossy unless told; filters kept. */
+static void test_watcher(void **state)
+{
+	struct ctd_config c;
+	struct ctd_cli cli;
+	const char *p = write_file("output /tmp/svc.json\nspool-dir /tmp/sp\n"
+				   "control /tmp/c.sock\nstream /tmp/s.sock\n"
+				   "ipfix udp:127.0.0.1:4739\nsyslog yes\n"
+				   "filter-proto tcp\n");
+	char *watch[] = { "ctd", "-f", "-c", (char *)p, NULL };
+	char *reliable[] = { "ctd", "-f", "-c", (char *)p, "--broadcast-error",
+			     "yes", "-o", "-", NULL };
+	char *service[] = { "ctd", "-f", "-c", (char *)p, "-o", "/tmp/x", NULL };
+
+	(void)state;
+	optind = 1;
+	ctd_cli_parse(4, watch, &cli);
+	assert_true(ctd_cli_watcher(&cli));
+	assert_int_equal(ctd_cli_config(&cli, &c, err, sizeof(err)), 0);
+	assert_string_equal(c.output, "");
+	assert_string_equal(c.spool_dir, "");
+	assert_string_equal(c.control, "");
+	assert_string_equal(c.stream, "");
+	assert_string_equal(c.ipfix, "");
+	assert_false(c.syslog || c.broadcast_error);
+	assert_string_equal(c.filter[CTD_FILTER_PROTO], "tcp");
+
+	optind = 1;
+	ctd_cli_parse(8, reliable, &cli);
+	assert_true(ctd_cli_watcher(&cli));
+	assert_int_equal(ctd_cli_config(&cli, &c, err, sizeof(err)), 0);
+	assert_string_equal(c.output, "-");
+	assert_string_equal(c.spool_dir, "");
+	assert_true(c.broadcast_error);
+
+	optind = 1;
+	ctd_cli_parse(6, service, &cli);
+	assert_false(ctd_cli_watcher(&cli));
+	assert_int_equal(ctd_cli_config(&cli, &c, err, sizeof(err)), 0);
+	assert_string_equal(c.output, "/tmp/x");
+	assert_string_equal(c.spool_dir, "/tmp/sp");
+	assert_string_equal(c.control, "/tmp/c.sock");
+	assert_true(c.broadcast_error);
+	unlink(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -601,6 +648,7 @@ int main(void)
 		cmocka_unit_test(test_quotes),
 		cmocka_unit_test(test_duplicates),
 		cmocka_unit_test(test_where),
+		cmocka_unit_test(test_watcher),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
