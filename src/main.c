@@ -247,28 +247,34 @@ static bool on_ctl(void *arg, const char *request, FILE *out, size_t *cursor)
 	return ctd_report_answer(&src, request, out, cursor);
 }
 
-/* The control socket is a convenience: ctd runs without it. */
-static void open_ctl(struct ctd *ctd)
+/* The control socket is a convenience: ctd runs without it, but not
+ * beside a ctd that answers on it. Bound as root, before the drop. */
+static int open_ctl(struct ctd *ctd)
 {
 	const char *path = ctd->cfg->control;
+	char why[CTD_CONFIG_PATH_MAX + 128];
 	gid_t group;
 	int r;
 
 	if (!*path)
-		return;
-	if (strcmp(path, "/run/ctd/ctd.sock") == 0 &&
-	    (r = ctd_safefile_dir("/run/ctd", true, 0755, NULL)) >= 0)
+		return 0;
+	if (strcmp(path, CTD_CONFIG_DEFAULT_CONTROL) == 0 &&
+	    (r = ctd_safefile_dir(CTD_CONFIG_DEFAULT_CONTROL_DIR, true, 0755,
+				  NULL)) >= 0)
 		close(r);
-	if (ctd_daemon_find_group(ctd->cfg->control_group, &group) < 0) {
-		log_err("control-group: no group '%s'; no control socket, ctd -s "
-			"will not work", ctd->cfg->control_group);
-		return;
-	}
+	if (ctd_daemon_find_group(ctd->cfg->control_group, &group) < 0)
+		return 0;    /* cfgcheck refused it before */
 	r = ctd_ctl_new(ctd->loop, path, group, on_ctl, ctd, &ctd->stats,
 			&ctd->ctl);
-	if (r < 0)
-		log_warn("no control socket at %s: %s; ctd -s will not work",
-			 path, ctd_listen_strerror(r));
+	if (r == 0)
+		return 0;
+	ctd_listen_refusal(r, path, why, sizeof(why));
+	if (r != -EADDRINUSE) {
+		log_warn("%s; ctd -s will not work", why);
+		return 0;
+	}
+	log_err("%s", why);
+	return r;
 }
 
 /* Off by default; loopback only (config.c refuses anything else). */
@@ -430,7 +436,7 @@ static int start(struct ctd *ctd, const struct ctd_config *o)
 	r = new_reconcile(ctd, o);
 	if (r < 0)
 		log_err("cannot open the ctnetlink dump socket: %s", strerror(-r));
-	return r;
+	return r < 0 ? r : open_ctl(ctd);
 }
 
 static void run(struct ctd *ctd)
@@ -455,7 +461,6 @@ static void run(struct ctd *ctd)
 	ctd_nlsrc_start(ctd->nlsrc, ctd->loop);
 	ctd_reconcile_ev_start(ctd->reconcile);
 	ctd->started_us = ctd_clock_read(&ctd->clock).mono_us;
-	open_ctl(ctd);
 	open_metrics(ctd);
 	log_info("listening for conntrack events (%s mode, rcvbuf %llu bytes)",
 		 ctd->cfg->broadcast_error ? "reliable" : "lossy",
