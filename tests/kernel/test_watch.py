@@ -15,7 +15,8 @@ keeps them) and TCP connections (left out), then `conntrack -F`.
    running ctd by pid: with the same spool directory ("another ctd (pid
    N) is running with spool directory"), the same JSON file ("another
    ctd (pid N) is writing FILE"), the same control socket ("another ctd
-   (pid N) is listening on PATH"); the service keeps running meanwhile.
+   (pid N) is listening on PATH"); the service keeps running meanwhile,
+   and its file stays locked across a reopen (SIGUSR1).
 
 Usage: test_watch.py --ctd PATH
 """
@@ -130,6 +131,10 @@ def main(args):
         ns.run(["conntrack", "-F"])
         check(ctd.wait_records(2 * N, 30) is not None,
               "the service wrote %d of %d records" % (ctd.count_records(), 2 * N))
+        # A reopen of the same file (SIGUSR1) keeps it locked: flock
+        # locks each open, so the new descriptor must take it over.
+        os.kill(ctd.proc.pid, signal.SIGUSR1)
+        ctd.wait_log("reopened", 10)
         lines = second_services(ns, args.ctd, ctd, tmp)
         time.sleep(1)
         watcher.send_signal(signal.SIGTERM)
