@@ -63,7 +63,9 @@ static void usage(FILE *f)
 "\n"
 "  -c, --config FILE        configuration file (default " CTD_CONFIG_FILE ";\n"
 "                           optional unless given)\n"
-"  -f, --foreground         print one line per event on stdout (like conntrack -E)\n"
+"  -f, --foreground         print one line per event on stdout (like conntrack -E),\n"
+"                           filtered by filter-*; without -o FILE a watcher that\n"
+"                           runs beside the service (no file, spool or socket)\n"
 "  -v, --verbose            debug logging; print all counters at exit; with -t\n"
 "                           print the effective configuration\n"
 "\n"
@@ -197,6 +199,38 @@ void ctd_cli_parse(int argc, char **argv, struct ctd_cli *cli)
 	positional(cli, argc, argv);
 }
 
+bool ctd_cli_watcher(const struct ctd_cli *cli)
+{
+	if (!cli->foreground)
+		return false;
+	for (size_t i = 0; i < cli->n; i++)
+		if (strcmp(cli->keys[i], "output") == 0 &&
+		    strcmp(cli->values[i], "-") != 0)
+			return false;
+	return true;
+}
+
+/* A watcher shares the machine with the service: what it would write,
+ * bind or lock is the service's (its record file, other outputs, spool,
+ * sockets), so it takes none of them from the file or the defaults.
+ * And it listens in lossy mode: a reliable listener that stalls (a
+ * paused terminal, a pager) makes the kernel hold every conntrack's end
+ * for all listeners, and send the service its DESTROYs again. */
+static void watch_only(struct ctd_config *cfg)
+{
+	static const char *const off[][2] = {
+		{ "output", "none" }, { "conntrackd-log", "none" },
+		{ "stream", "none" }, { "ipfix", "none" }, { "kafka", "none" },
+		{ "syslog", "no" }, { "spool-dir", "none" },
+		{ "control", "none" }, { "metrics", "none" },
+		{ "record", "none" }, { "broadcast-error", "no" },
+	};
+	char msg[CTD_CONFIG_ERR_MAX];
+
+	for (size_t i = 0; i < sizeof(off) / sizeof(off[0]); i++)
+		ctd_config_set(cfg, off[i][0], off[i][1], msg, sizeof(msg));
+}
+
 int ctd_cli_config(const struct ctd_cli *cli, struct ctd_config *cfg,
 		   char *err, size_t errlen)
 {
@@ -207,6 +241,8 @@ int ctd_cli_config(const struct ctd_cli *cli, struct ctd_config *cfg,
 	r = ctd_config_load(cfg, cli->config, cli->config_given, err, errlen);
 	if (r < 0)
 		return r;
+	if (ctd_cli_watcher(cli))
+		watch_only(cfg);
 	for (size_t i = 0; i < cli->n; i++) {
 		r = ctd_config_set(cfg, cli->keys[i], cli->values[i], msg, sizeof(msg));
 		if (r < 0) {

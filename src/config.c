@@ -6,7 +6,9 @@
  * ctd_config_set), `ctd -t` and a reload's diff all go through it, so a
  * setting cannot be accepted in one place and rejected in another. The
  * file format is chrony's: one `key value` per line, # starts a comment,
- * unknown keys are errors. */
+ * unknown keys are errors; a value may be quoted. Each setting remembers
+ * where it was set (a line of the file or the command line), so a key
+ * set twice in the file and a check that fails later both name the line. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdint.h>
@@ -135,12 +137,15 @@ _Static_assert(CTD_FILTER_PROTO == 0 && CTD_FILTER_MARK == 7 &&
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
+_Static_assert(N_SETTINGS <= CTD_CONFIG_SETTINGS,
+	       "struct ctd_config has an origin for every setting");
+
 void ctd_config_defaults(struct ctd_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	strcpy(cfg->output, "/var/log/ctd/flows.json");
+	strcpy(cfg->output, CTD_CONFIG_DEFAULT_OUTPUT);
 	strcpy(cfg->spool_dir, "/var/lib/ctd");
-	strcpy(cfg->control, "/run/ctd/ctd.sock");
+	strcpy(cfg->control, CTD_CONFIG_DEFAULT_CONTROL);
 	cfg->rcvbuf = 8u << 20;
 	cfg->rcvbuf_max = 64u << 20;
 	cfg->max_flows = 0;
@@ -456,25 +461,54 @@ static const char *quote(const char *text, char *buf, size_t cap)
 	return buf;
 }
 
+static int unknown(const char *key, char *err, size_t errlen)
+{
+	char qk[300];
+
+	snprintf(err, errlen, "unknown setting '%s'", quote(key, qk, sizeof(qk)));
+	return -ENOENT;
+}
+
+/* s gets value, set at line (CTD_CONFIG_CMDLINE: the command line). */
+static int set_at(struct ctd_config *cfg, const struct setting *s,
+		  const char *value, unsigned line, char *err, size_t errlen)
+{
+	char want[160], qv[300];
+
+	want[0] = '\0';
+	if (store(cfg, s, value, want, sizeof(want)) == 0) {
+		cfg->line[s - settings] = line;
+		return 0;
+	}
+	if (!want[0])
+		expected(s, want, sizeof(want));
+	snprintf(err, errlen, "%s: '%s' is not %s", s->key,
+		 quote(value, qv, sizeof(qv)), want);
+	return -EINVAL;
+}
+
 int ctd_config_set(struct ctd_config *cfg, const char *key, const char *value,
 		   char *err, size_t errlen)
 {
 	const struct setting *s = find(key);
-	char want[160], qk[300], qv[300];
 
-	if (!s) {
-		snprintf(err, errlen, "unknown setting '%s'",
-			 quote(key, qk, sizeof(qk)));
-		return -ENOENT;
-	}
-	want[0] = '\0';
-	if (store(cfg, s, value, want, sizeof(want)) == 0)
-		return 0;
-	if (!want[0])
-		expected(s, want, sizeof(want));
-	snprintf(err, errlen, "%s: '%s' is not %s", key,
-		 quote(value, qv, sizeof(qv)), want);
-	return -EINVAL;
+	if (!s)
+		return unknown(key, err, errlen);
+	return set_at(cfg, s, value, CTD_CONFIG_CMDLINE, err, errlen);
+}
+
+void ctd_config_where(const struct ctd_config *cfg, const char *key,
+		      char *buf, size_t cap)
+{
+	const struct setting *s = find(key);
+	unsigned line = s ? cfg->line[s - settings] : 0;
+
+	if (line == CTD_CONFIG_CMDLINE)
+		snprintf(buf, cap, "command line: --%s", key);
+	else if (line)
+		snprintf(buf, cap, "%s:%u: %s", cfg->file, line, key);
+	else
+		snprintf(buf, cap, "%s (default)", key);
 }
 
 static char *trim(char *s)
@@ -489,11 +523,59 @@ static char *trim(char *s)
 	return s;
 }
 
-/* One line: blank, a comment, or `key value`. */
-static int load_line(struct ctd_config *cfg, char *line, char *err,
-		     size_t errlen)
+/* A quoted value ("...") in place: \" and \\ are its only escapes
+ * and nothing may follow the closing quote. Unquoted values stay as
+ * written, inner blanks included. why says what is wrong. */
+static int unquote(char *value, const char **why)
 {
-	char *key = trim(line), *value;
+	char *out = value, *p = value + 1;
+
+	if (*value != '"')
+		return 0;
+	for (; *p && *p != '"'; p++) {
+		if (*p == '\\' && p[1] != '"' && p[1] != '\\') {
+			*why = "inside quotes only \\\" and \\\\ are escapes";
+			return -EINVAL;
+		}
+		if (*p == '\\')
+			p++;
+		*out++ = *p;
+	}
+	if (!*p) {
+		*why = "unterminated quote";
+		return -EINVAL;
+	}
+	if (p[1]) {
+		*why = "text after the closing quote";
+		return -EINVAL;
+	}
+	*out = '\0';
+	return 0;
+}
+
+/* A key the file set already: an error naming both lines, but a list
+ * setting (kafka-option) adds one line each time. */
+static int set_twice(const struct ctd_config *cfg, const struct setting *s,
+		     unsigned lineno, char *err, size_t errlen)
+{
+	unsigned first = cfg->line[s - settings];
+
+	if (s->type == T_OPTIONS || !first || first == CTD_CONFIG_CMDLINE)
+		return 0;
+	snprintf(err, errlen, "%s set twice: %s:%u and %s:%u", s->key,
+		 cfg->file, first, cfg->file, lineno);
+	return -EEXIST;
+}
+
+/* One line: blank, a comment, or `key value`; err gets the whole
+ * message (file:line first). */
+static int load_line(struct ctd_config *cfg, char *line, unsigned lineno,
+		     char *err, size_t errlen)
+{
+	char *key = trim(line), *value, msg[CTD_CONFIG_ERR_MAX];
+	const struct setting *s;
+	const char *why = "missing value";
+	int r;
 
 	if (!*key || *key == '#')
 		return 0;
@@ -501,11 +583,19 @@ static int load_line(struct ctd_config *cfg, char *line, char *err,
 	if (*value)
 		*value++ = '\0';
 	value = trim(value);
-	if (!*value) {
-		snprintf(err, errlen, "%s: missing value", key);
-		return -EINVAL;
-	}
-	return ctd_config_set(cfg, key, value, err, errlen);
+	s = find(key);
+	if (!s)
+		r = unknown(key, msg, sizeof(msg));
+	else if (!*value || unquote(value, &why) < 0) {
+		snprintf(msg, sizeof(msg), "%s: %s", key, why);
+		r = -EINVAL;
+	} else if (set_twice(cfg, s, lineno, err, errlen) < 0)
+		return -EEXIST;
+	else
+		r = set_at(cfg, s, value, lineno, msg, sizeof(msg));
+	if (r < 0)
+		snprintf(err, errlen, "%s:%u: %s", cfg->file, lineno, msg);
+	return r;
 }
 
 int ctd_config_load(struct ctd_config *cfg, const char *path, bool must_exist,
@@ -569,16 +659,15 @@ int ctd_config_read(struct ctd_config *cfg, FILE *f, const char *path,
 	unsigned lineno = 0;
 	int r, bad = 0;
 
+	snprintf(cfg->file, sizeof(cfg->file), "%s", path);
 	for (;;) {
 		r = read_line(f, line, sizeof(line), &bad);
 		if (r <= 0)
 			break;
 		lineno++;
-		r = load_line(cfg, line, msg, sizeof(msg));
-		if (r < 0) {
-			snprintf(err, errlen, "%s:%u: %s", path, lineno, msg);
+		r = load_line(cfg, line, lineno, err, errlen);
+		if (r < 0)
 			return r;
-		}
 	}
 	if (r < 0) {
 		bad_line(r, bad, msg, sizeof(msg));
@@ -679,6 +768,24 @@ static void format_value(const struct setting *s, const struct ctd_config *cfg,
 	}
 }
 
+/* One `key value` line; a value with blanks or a leading quote is
+ * quoted so that it reads back the same. */
+static void write_line(FILE *f, const char *key, const char *value)
+{
+	fprintf(f, "%-23s ", key);
+	if (!strpbrk(value, " \t") && *value != '"') {
+		fprintf(f, "%s\n", value);
+		return;
+	}
+	putc('"', f);
+	for (; *value; value++) {
+		if (*value == '"' || *value == '\\')
+			putc('\\', f);
+		putc(*value, f);
+	}
+	fputs("\"\n", f);
+}
+
 void ctd_config_write(const struct ctd_config *cfg, FILE *f)
 {
 	char value[CTD_CONFIG_PATH_MAX];
@@ -687,12 +794,12 @@ void ctd_config_write(const struct ctd_config *cfg, FILE *f)
 		const struct setting *s = &settings[i];
 
 		format_value(s, cfg, value, sizeof(value));
-		fprintf(f, "%-23s %s\n", s->key, value);
+		write_line(f, s->key, value);
 		/* A list setting: one line per option. */
 		for (size_t j = 1; s->type == T_OPTIONS &&
 		     format_option((const char *)cfg + s->off, j, value,
 				   sizeof(value)); j++)
-			fprintf(f, "%-23s %s\n", s->key, value);
+			write_line(f, s->key, value);
 	}
 }
 

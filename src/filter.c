@@ -112,6 +112,18 @@ bool ctd_filter_match(const struct ctd_filter *f, const struct ctd_record *rec)
 	return !is_set(f, CTD_FILTER_MARK) || (rec->mark & f->mask) == f->mark;
 }
 
+bool ctd_filter_match_event(const struct ctd_filter *f,
+			    const struct ctd_event *ev)
+{
+	struct ctd_record rec;
+
+	if (!f->set)
+		return true;
+	/* The record a DESTROY with only these attributes would give. */
+	ctd_record_from_destroy(NULL, ev, 0, &rec);
+	return ctd_filter_match(f, &rec);
+}
+
 static int parse_u32(const char *s, unsigned long max, uint32_t *ret)
 {
 	unsigned long v;

@@ -238,6 +238,44 @@ int ctd_listen_tcp_loopback(const char *addrport)
 	return fd;
 }
 
+/* Who listens at path: the peer credentials of a connection carry
+ * the pid of the process that called listen(). 0 when nobody answers. */
+static long holder(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct ucred cred = { 0 };
+	socklen_t len = sizeof(cred);
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return 0;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	if (connect(fd, (const struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		cred.pid = 0;
+	close(fd);
+	return cred.pid;
+}
+
+const char *ctd_listen_refusal(int err, const char *path, char *buf,
+			       size_t cap)
+{
+	long pid = err == -EADDRINUSE ? holder(path) : 0;
+
+	if (err == -EADDRINUSE && pid)
+		snprintf(buf, cap, "another ctd (pid %ld) is listening on %s",
+			 pid, path);
+	else if (err == -EADDRINUSE)
+		snprintf(buf, cap, "another ctd is listening on %s", path);
+	else
+		snprintf(buf, cap, "cannot listen on %s: %s", path,
+			 ctd_listen_strerror(err));
+	return buf;
+}
+
 const char *ctd_listen_strerror(int err)
 {
 	if (err == -EACCES)

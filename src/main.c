@@ -13,6 +13,7 @@
 #include <ev.h>
 
 #include "ctd/alerts.h"
+#include "ctd/cfgcheck.h"
 #include "ctd/cli.h"
 #include "ctd/config.h"
 #include "ctd/ctl.h"
@@ -83,7 +84,8 @@ static void on_event(void *arg, const struct ctd_event *ev,
 	struct ctd *ctd = arg;
 
 	if (ctd->text)
-		ctd_out_text_event(ctd->text, ev, rec, now->wall_ns);
+		ctd_out_text_event(ctd->text, ctd->filter, ev, rec,
+				   now->wall_ns);
 }
 
 static void on_flow_event(void *arg, const struct ctd_record *rec,
@@ -277,28 +279,34 @@ static bool on_ctl(void *arg, const char *request, FILE *out, size_t *cursor)
 	return ctd_report_answer(&src, request, out, cursor);
 }
 
-/* The control socket is a convenience: ctd runs without it. */
-static void open_ctl(struct ctd *ctd)
+/* The control socket is a convenience: ctd runs without it, but not
+ * beside a ctd that answers on it. Bound as root, before the drop. */
+static int open_ctl(struct ctd *ctd)
 {
 	const char *path = ctd->cfg->control;
+	char why[CTD_CONFIG_PATH_MAX + 128];
 	gid_t group;
 	int r;
 
 	if (!*path)
-		return;
-	if (strcmp(path, "/run/ctd/ctd.sock") == 0 &&
-	    (r = ctd_safefile_dir("/run/ctd", true, 0755, NULL)) >= 0)
+		return 0;
+	if (strcmp(path, CTD_CONFIG_DEFAULT_CONTROL) == 0 &&
+	    (r = ctd_safefile_dir(CTD_CONFIG_DEFAULT_CONTROL_DIR, true, 0755,
+				  NULL)) >= 0)
 		close(r);
-	if (ctd_daemon_find_group(ctd->cfg->control_group, &group) < 0) {
-		log_err("control-group: no group '%s'; no control socket, ctd -s "
-			"will not work", ctd->cfg->control_group);
-		return;
-	}
+	if (ctd_daemon_find_group(ctd->cfg->control_group, &group) < 0)
+		return 0;    /* cfgcheck refused it before */
 	r = ctd_ctl_new(ctd->loop, path, group, on_ctl, ctd, &ctd->stats,
 			&ctd->ctl);
-	if (r < 0)
-		log_warn("no control socket at %s: %s; ctd -s will not work",
-			 path, ctd_listen_strerror(r));
+	if (r == 0)
+		return 0;
+	ctd_listen_refusal(r, path, why, sizeof(why));
+	if (r != -EADDRINUSE) {
+		log_warn("%s; ctd -s will not work", why);
+		return 0;
+	}
+	log_err("%s", why);
+	return r;
 }
 
 /* Off by default; loopback only (config.c refuses anything else). */
@@ -465,7 +473,7 @@ static int start(struct ctd *ctd, const struct ctd_config *o)
 	r = new_reconcile(ctd, o);
 	if (r < 0)
 		log_err("cannot open the ctnetlink dump socket: %s", strerror(-r));
-	return r;
+	return r < 0 ? r : open_ctl(ctd);
 }
 
 static void run(struct ctd *ctd)
@@ -490,7 +498,6 @@ static void run(struct ctd *ctd)
 	ctd_nlsrc_start(ctd->nlsrc, ctd->loop);
 	ctd_reconcile_ev_start(ctd->reconcile);
 	ctd->started_us = ctd_clock_read(&ctd->clock).mono_us;
-	open_ctl(ctd);
 	open_metrics(ctd);
 	log_info("listening for conntrack events (%s mode, %s, rcvbuf %llu bytes)",
 		 ctd->cfg->broadcast_error ? "reliable" : "lossy",
@@ -577,16 +584,6 @@ static int drop_privileges(const struct ctd_config *cfg,
 	return r;
 }
 
-static int check_config(const struct ctd_cli *cli, const struct ctd_config *cfg)
-{
-	printf("ctd: configuration %s is OK%s\n", cli->config,
-	       cli->config_given || access(cli->config, F_OK) == 0 ? "" :
-	       " (no file: defaults)");
-	if (cli->verbose)
-		ctd_config_write(cfg, stdout);
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	static struct ctd_config cfg;
@@ -601,7 +598,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (cli.mode == CTD_CLI_CHECK)
-		return check_config(&cli, &cfg);
+		return ctd_cfgcheck_main(&cli, &cfg);
 	if (cli.mode == CTD_CLI_QUERY)
 		return ctd_ctl_query(cfg.control, cli.query, cli.json) < 0 ? 1 : 0;
 	ctd.cfg = &cfg;
@@ -613,7 +610,7 @@ int main(int argc, char **argv)
 		log_err("cannot create the event loop");
 		return 1;
 	}
-	r = find_owner(&cfg, &ctd.owner);
+	r = ctd_cfgcheck_log(&cfg) ? -EINVAL : find_owner(&cfg, &ctd.owner);
 	if (r == 0)
 		r = start(&ctd, &cfg);
 	if (r == 0)

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,6 +27,7 @@
 #include "ctd/out_file.h"
 #include "ctd/output.h"
 #include "ctd/outputs.h"
+#include "ctd/runlock.h"
 #include "ctd/safefile.h"
 #include "ctd/settle.h"
 #include "ctd/stats.h"
@@ -34,8 +36,8 @@
 /* The record file's default location, the only one ctd creates. */
 /* Records in the buffer at most: about 1 MiB of short lines. */
 #define SETTLE_MAX 16384
-#define DEFAULT_OUTPUT_DIR "/var/log/ctd"
-#define DEFAULT_OUTPUT DEFAULT_OUTPUT_DIR "/flows.json"
+#define DEFAULT_OUTPUT_DIR CTD_CONFIG_DEFAULT_OUTPUT_DIR
+#define DEFAULT_OUTPUT CTD_CONFIG_DEFAULT_OUTPUT
 
 struct out_file {
 	struct ctd_output base;
@@ -54,11 +56,42 @@ static struct out_file *to_file(struct ctd_output *out)
 	return (struct out_file *)out;
 }
 
-/* Never through a link a local user made, never someone else's file. */
+/* Never through a link a local user made, never someone else's file,
+ * and never a file another ctd writes: its lines and ours would
+ * interleave, and a flow would be in it twice. */
 static int open_file(const struct out_file *j, const char *path)
 {
-	return ctd_safefile_open(path, O_WRONLY | O_CREAT | O_APPEND, 0640,
-				 CTD_SAFE_OUTPUT, &j->owner);
+	long pid;
+	int fd = ctd_safefile_open(path, O_WRONLY | O_CREAT | O_APPEND, 0640,
+				   CTD_SAFE_OUTPUT, &j->owner), r;
+
+	if (fd < 0)
+		return fd;
+	r = ctd_runlock_file(fd, &pid);
+	if (r == -EBUSY && pid)
+		log_err("another ctd (pid %ld) is writing %s", pid, path);
+	else if (r == -EBUSY)
+		log_err("another ctd is writing %s", path);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/* A reopen of the file ctd holds locked already: its lock goes first
+ * (flock locks each open, not the file), and comes back if the new
+ * one cannot be had. */
+static int reopen_file(const struct out_file *j, const char *path)
+{
+	int fd;
+
+	if (j->own_fd && j->fd >= 0)
+		flock(j->fd, LOCK_UN);
+	fd = open_file(j, path);
+	if (fd < 0 && j->own_fd && j->fd >= 0)
+		flock(j->fd, LOCK_EX | LOCK_NB);
+	return fd;
 }
 
 /* A crash or a full disk can leave the file ending inside a line. That
@@ -195,7 +228,7 @@ int ctd_out_file_set_path(struct ctd_output *out, const char *path)
 		return -EINVAL;
 	ctd_wbuf_flush(j->wb);
 	finish_line(j);
-	fd = open_file(j, path);
+	fd = reopen_file(j, path);
 	if (fd < 0)
 		return fd;
 	if (path != j->path) {
@@ -334,6 +367,8 @@ int ctd_out_json_new(const char *path, size_t buf_size,
  * the admin must look at what someone put there. */
 static void log_open_error(const char *what, const char *path, int err)
 {
+	if (err == -EBUSY)
+		return;    /* named the other ctd already */
 	if (ctd_safefile_refused(err))
 		log_err("refusing %s %s: it %s; left untouched (see ctd(8), "
 			"SECURITY)", what, path, ctd_safefile_strerror(err));

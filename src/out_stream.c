@@ -301,6 +301,7 @@ static int stream_create(struct ev_loop *loop, const struct ctd_config *cfg,
 			 const struct ctd_owner *owner, struct ctd_output **ret)
 {
 	gid_t group;
+	char why[CTD_CONFIG_PATH_MAX + 128];
 	int r = ctd_daemon_find_group(cfg->stream_group, &group);
 
 	(void)owner;    /* a socket: root's, its group stream-group's */
@@ -310,8 +311,7 @@ static int stream_create(struct ev_loop *loop, const struct ctd_config *cfg,
 	}
 	r = ctd_out_stream_new(loop, cfg->stream, group, ret);
 	if (r < 0)
-		log_err("cannot listen on %s: %s", cfg->stream,
-			ctd_listen_strerror(r));
+		log_err("%s", ctd_listen_refusal(r, cfg->stream, why, sizeof(why)));
 	return r;
 }
 

@@ -1,9 +1,11 @@
 /* out_text: buffers `ctd -f` lines and writes them once per loop
  * iteration. A line that does not fit while the terminal is stuck is
  * skipped and counted: this stream is for watching, records go to the
- * outputs. */
+ * outputs. The filter-* settings choose the lines as they choose the
+ * records: a DESTROY by its record, a NEW or UPDATE by the event. */
 #include <stdlib.h>
 
+#include "ctd/filter.h"
 #include "ctd/out_text.h"
 #include "ctd/stats.h"
 #include "ctd/textfmt.h"
@@ -38,12 +40,18 @@ void ctd_out_text_free(struct ctd_out_text *out)
 	free(out);
 }
 
-void ctd_out_text_event(struct ctd_out_text *out, const struct ctd_event *ev,
+void ctd_out_text_event(struct ctd_out_text *out,
+			const struct ctd_filter *filter,
+			const struct ctd_event *ev,
 			const struct ctd_record *rec, uint64_t now_ns)
 {
-	char *p = ctd_wbuf_reserve(out->wb, CTD_TEXT_MAX);
+	char *p;
 	size_t n;
 
+	if (rec ? !ctd_filter_match(filter, rec) :
+	    !ctd_filter_match_event(filter, ev))
+		return;
+	p = ctd_wbuf_reserve(out->wb, CTD_TEXT_MAX);
 	if (!p) {
 		out->stats->text_dropped++;
 		return;

@@ -5,13 +5,19 @@
  * directory decides, and dies with its holder, so a crashed ctd never
  * leaves a stale lock behind; the text in the file survives it and tells
  * the next ctd that the last run did not stop cleanly. The file is
- * opened as safefile.c says: the directory may belong to ctd's user. */
+ * opened as safefile.c says: the directory may belong to ctd's user.
+ * Two ctds appending to one record file would interleave and double
+ * records, so each output file is flock()ed the same way; /proc/locks
+ * names the holder for the refusal. */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "ctd/runlock.h"
@@ -107,6 +113,58 @@ int ctd_runlock_mark(struct ctd_runlock *l, enum ctd_runlock_last state)
 	else
 		snprintf(text, sizeof(text), "stopped\n");
 	return write_text(l->fd, text);
+}
+
+int ctd_runlock_file(int fd, long *ret_pid)
+{
+	struct stat st;
+
+	*ret_pid = 0;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return 0;
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	if (errno != EWOULDBLOCK)
+		return -errno;
+	*ret_pid = ctd_runlock_holder(fd);
+	return -EBUSY;
+}
+
+/* One line of /proc/locks: "1: FLOCK  ADVISORY  WRITE 1234 08:02:5678
+ * 0 EOF"; waiters' lines ("1: -> FLOCK ...") do not match. */
+static bool holds(const char *line, const struct stat *st, long *ret_pid)
+{
+	unsigned maj, min;
+	unsigned long ino;
+	long pid;
+
+	if (sscanf(line, "%*u: FLOCK %*s %*s %ld %x:%x:%lu", &pid, &maj, &min,
+		   &ino) != 4 || maj != major(st->st_dev) ||
+	    min != minor(st->st_dev) || ino != st->st_ino)
+		return false;
+	*ret_pid = pid;
+	return true;
+}
+
+long ctd_runlock_holder(int fd)
+{
+	char line[256];
+	struct stat st;
+	long pid = 0;
+	FILE *f;
+
+	if (fstat(fd, &st) < 0)
+		return 0;
+	f = fopen("/proc/locks", "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (holds(line, &st, &pid))
+			break;
+	fclose(f);
+	return pid;
 }
 
 void ctd_runlock_free(struct ctd_runlock *l)

@@ -240,12 +240,14 @@ static void test_file(void **state)
 	assert_string_equal(c.output, "/var/log/flows.json");
 	unlink(p);
 
+	ctd_config_defaults(&c);
 	p = write_file("grace 20\n\nbudget none\n");
 	assert_int_equal(ctd_config_load(&c, p, true, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, ":3: budget: 'none' is not a number from 1 to 1000000"));
 	assert_int_equal(strncmp(err, p, strlen(p)), 0);
 	unlink(p);
 
+	ctd_config_defaults(&c);
 	p = write_file("grace\n");
 	assert_int_equal(ctd_config_load(&c, p, true, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, ":1: grace: missing value"));
@@ -315,12 +317,16 @@ static void test_written_config_reads_back(void **state)
 	set_ok(&a, "resync", "no");
 	set_ok(&a, "kafka-option", "linger.ms=20");
 	set_ok(&a, "kafka-option", "compression.codec=lz4");
+	set_ok(&a, "output", "/tmp/a b \"q\" \\x.json");
+	set_ok(&a, "conntrackd-log", "\"lead");
 	ctd_config_write(&a, f);
 	fclose(f);
 	p = write_file(text);
 	ctd_config_defaults(&b);
 	assert_int_equal(ctd_config_load(&b, p, true, err, sizeof(err)), 0);
-	assert_memory_equal(&a, &b, sizeof(a));
+	/* Every setting; only where each was set differs. */
+	assert_memory_equal(&a, &b, offsetof(struct ctd_config, line));
+	assert_non_null(strstr(text, "\"/tmp/a b \\\"q\\\" \\\\x.json\"\n"));
 	unlink(p);
 	free(text);
 }
@@ -471,6 +477,161 @@ static void test_command_line_wins(void **state)
 			    "from 1 to 1000000");
 }
 
+/* The error loading a file of text gives: msg with each @ the path. */
+static void file_bad(const char *text, int want_r, const char *msg)
+{
+	struct ctd_config c;
+	const char *p = write_file(text);
+	char want[512];
+	size_t n = 0;
+
+	for (; *msg && n + strlen(p) + 1 < sizeof(want); msg++) {
+		if (*msg == '@')
+			n += (size_t)sprintf(want + n, "%s", p);
+		else
+			want[n++] = *msg;
+	}
+	want[n] = '\0';
+	ctd_config_defaults(&c);
+	assert_int_equal(ctd_config_load(&c, p, true, err, sizeof(err)), want_r);
+	if (strcmp(err, want) != 0)
+		fail_msg("%s:\n got  %s\n want %s", text, err, want);
+	unlink(p);
+}
+
+static void test_quotes(void **state)
+{
+	struct ctd_config c;
+	const char *p;
+
+	(void)state;
+	ctd_config_defaults(&c);
+	p = write_file("output \"/tmp/a b.json\"\n"
+		       "conntrackd-log \"/tmp/q\\\"x\\\\y\"\n"
+		       "stream /tmp/unquoted inner blanks\n"
+		       "kafka-topic \"\"\"\"\n");
+	assert_int_equal(ctd_config_load(&c, p, false, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, ":4: kafka-topic: text after the closing quote"));
+	unlink(p);
+	ctd_config_defaults(&c);
+	p = write_file("output \"/tmp/a b.json\"\n"
+		       "conntrackd-log \"/tmp/q\\\"x\\\\y\"\n"
+		       "stream /tmp/unquoted inner blanks\n"
+		       "grace \"7\"\n");
+	assert_int_equal(ctd_config_load(&c, p, true, err, sizeof(err)), 0);
+	assert_string_equal(c.output, "/tmp/a b.json");
+	assert_string_equal(c.conntrackd_log, "/tmp/q\"x\\y");
+	assert_string_equal(c.stream, "/tmp/unquoted inner blanks");
+	assert_int_equal(c.grace, 7);
+	unlink(p);
+
+	file_bad("grace 5\noutput \"/tmp/a b.json\n", -EINVAL,
+		 "@:2: output: unterminated quote");
+	file_bad("output \"/tmp/a\\\"\n", -EINVAL,
+		 "@:1: output: unterminated quote");
+	file_bad("output \"/tmp/a\\n\"\n", -EINVAL,
+		 "@:1: output: inside quotes only \\\" and \\\\ are escapes");
+	file_bad("grace \"\"\n", -EINVAL,
+		 "@:1: grace: '' is not seconds from 1 to 86400");
+	/* Command-line values are the shell's already: quotes are kept. */
+	set_ok(&c, "output", "\"x\"");
+	assert_string_equal(c.output, "\"x\"");
+}
+
+static void test_duplicates(void **state)
+{
+	struct ctd_config c;
+	const char *p;
+
+	(void)state;
+	file_bad("# ctd\nrcvbuf 4M\ngrace 5\n\n\n\n\n\ngrace 9\n", -EEXIST,
+		 "grace set twice: @:3 and @:9");
+	file_bad("output /a\noutput none\n", -EEXIST,
+		 "output set twice: @:1 and @:2");
+	file_bad("filter-proto tcp\nfilter-proto udp\n", -EEXIST,
+		 "filter-proto set twice: @:1 and @:2");
+	/* A list setting adds a line each time. */
+	ctd_config_defaults(&c);
+	p = write_file("kafka-option linger.ms=5\nkafka-option acks=all\n"
+		       "kafka-option client.id=x\n");
+	assert_int_equal(ctd_config_load(&c, p, true, err, sizeof(err)), 0);
+	assert_string_equal(c.kafka_options,
+			    "linger.ms=5\nacks=all\nclient.id=x\n");
+	unlink(p);
+}
+
+/* Where each setting got its value; the command line overriding the
+ * file is not a second setting but wins, and says so. */
+static void test_where(void **state)
+{
+	struct ctd_config c;
+	struct ctd_cli cli;
+	char where[1200], want[1200];
+	const char *p = write_file("rcvbuf 16M\n\ngrace 20\n");
+	char *argv[] = { "ctd", "-c", (char *)p, "--grace", "7", NULL };
+
+	(void)state;
+	optind = 1;
+	ctd_cli_parse(5, argv, &cli);
+	assert_int_equal(ctd_cli_config(&cli, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.grace, 7);
+	ctd_config_where(&c, "grace", where, sizeof(where));
+	assert_string_equal(where, "command line: --grace");
+	ctd_config_where(&c, "rcvbuf", where, sizeof(where));
+	snprintf(want, sizeof(want), "%s:1: rcvbuf", p);
+	assert_string_equal(where, want);
+	ctd_config_where(&c, "user", where, sizeof(where));
+	assert_string_equal(where, "user (default)");
+	unlink(p);
+}
+
+/* ctd -f without -o FILE watches: nothing of the service's from the
+ * file (outputs, spool, sockets), lossy unless told; filters kept. */
+static void test_watcher(void **state)
+{
+	struct ctd_config c;
+	struct ctd_cli cli;
+	const char *p = write_file("output /tmp/svc.json\nspool-dir /tmp/sp\n"
+				   "control /tmp/c.sock\nstream /tmp/s.sock\n"
+				   "ipfix udp:127.0.0.1:4739\nsyslog yes\n"
+				   "filter-proto tcp\n");
+	char *watch[] = { "ctd", "-f", "-c", (char *)p, NULL };
+	char *reliable[] = { "ctd", "-f", "-c", (char *)p, "--broadcast-error",
+			     "yes", "-o", "-", NULL };
+	char *service[] = { "ctd", "-f", "-c", (char *)p, "-o", "/tmp/x", NULL };
+
+	(void)state;
+	optind = 1;
+	ctd_cli_parse(4, watch, &cli);
+	assert_true(ctd_cli_watcher(&cli));
+	assert_int_equal(ctd_cli_config(&cli, &c, err, sizeof(err)), 0);
+	assert_string_equal(c.output, "");
+	assert_string_equal(c.spool_dir, "");
+	assert_string_equal(c.control, "");
+	assert_string_equal(c.stream, "");
+	assert_string_equal(c.ipfix, "");
+	assert_false(c.syslog || c.broadcast_error);
+	assert_string_equal(c.filter[CTD_FILTER_PROTO], "tcp");
+
+	optind = 1;
+	ctd_cli_parse(8, reliable, &cli);
+	assert_true(ctd_cli_watcher(&cli));
+	assert_int_equal(ctd_cli_config(&cli, &c, err, sizeof(err)), 0);
+	assert_string_equal(c.output, "-");
+	assert_string_equal(c.spool_dir, "");
+	assert_true(c.broadcast_error);
+
+	optind = 1;
+	ctd_cli_parse(6, service, &cli);
+	assert_false(ctd_cli_watcher(&cli));
+	assert_int_equal(ctd_cli_config(&cli, &c, err, sizeof(err)), 0);
+	assert_string_equal(c.output, "/tmp/x");
+	assert_string_equal(c.spool_dir, "/tmp/sp");
+	assert_string_equal(c.control, "/tmp/c.sock");
+	assert_true(c.broadcast_error);
+	unlink(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -485,6 +646,10 @@ int main(void)
 		cmocka_unit_test(test_diff),
 		cmocka_unit_test(test_diff_every_setting),
 		cmocka_unit_test(test_command_line_wins),
+		cmocka_unit_test(test_quotes),
+		cmocka_unit_test(test_duplicates),
+		cmocka_unit_test(test_where),
+		cmocka_unit_test(test_watcher),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 #include <linux/netfilter/nf_conntrack_tcp.h>
 
+#include "ctd/ctevent.h"
 #include "ctd/filter.h"
 #include "ctd/record.h"
 
@@ -163,6 +164,41 @@ static void test_bad_texts(void **state)
 	ctd_filter_free(f);
 }
 
+/* NEW and UPDATE events (the lines of ctd -f) by what they carry. */
+static void test_events(void **state)
+{
+	struct ctd_filter *f = ctd_filter_new();
+	struct ctd_event ev;
+
+	(void)state;
+	memset(&ev, 0, sizeof(ev));
+	ev.type = CTD_EV_NEW;
+	ev.family = AF_INET;
+	ev.proto = IPPROTO_TCP;
+	ev.zone = 3;
+	assert_int_equal(inet_pton(AF_INET, "10.1.2.3", ev.tuple[CTD_DIR_ORIG].src), 1);
+	assert_int_equal(inet_pton(AF_INET, "192.0.2.9", ev.tuple[CTD_DIR_ORIG].dst), 1);
+	assert_true(ctd_filter_match_event(f, &ev));
+	set(f, CTD_FILTER_SRC, "10.0.0.0/8");
+	set(f, CTD_FILTER_ZONE, "3");
+	assert_true(ctd_filter_match_event(f, &ev));
+	set(f, CTD_FILTER_TCP_STATE, "ESTABLISHED");
+	assert_false(ctd_filter_match_event(f, &ev));  /* no state given */
+	ev.have |= CTD_HAVE_TCPSTATE;
+	ev.tcp_state = TCP_CONNTRACK_SYN_SENT;
+	assert_false(ctd_filter_match_event(f, &ev));
+	ev.tcp_state = TCP_CONNTRACK_ESTABLISHED;
+	assert_true(ctd_filter_match_event(f, &ev));
+	set(f, CTD_FILTER_MARK, "0x10/0xf0");
+	assert_false(ctd_filter_match_event(f, &ev));
+	ev.have |= CTD_HAVE_MARK;
+	ev.mark = 0x13;
+	assert_true(ctd_filter_match_event(f, &ev));
+	set(f, CTD_FILTER_IGNORE_DST, "192.0.2.0/24");
+	assert_false(ctd_filter_match_event(f, &ev));
+	ctd_filter_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -171,6 +207,7 @@ int main(void)
 		cmocka_unit_test(test_prefixes),
 		cmocka_unit_test(test_state_zone_mark),
 		cmocka_unit_test(test_bad_texts),
+		cmocka_unit_test(test_events),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -35,8 +35,15 @@ struct ctd_cli {
  * in the options themselves (exit 2). Values are checked later. */
 void ctd_cli_parse(int argc, char **argv, struct ctd_cli *cli);
 
-/* Defaults, then the configuration file, then the command line. On
- * error err holds one line ("file:line: ..." or "--key: ..."). */
+/* Whether ctd only watches: -f without -o FILE (-o - puts the JSON
+ * records on stdout instead of the lines). A watcher prints the events
+ * and writes, binds and locks nothing of the service's (see watch_only
+ * in cli.c), so it can run beside it. */
+bool ctd_cli_watcher(const struct ctd_cli *cli);
+
+/* Defaults, then the configuration file (a watcher's without the
+ * outputs, spool, sockets and reliable mode), then the command line.
+ * On error err holds one line ("file:line: ..." or "--key: ..."). */
 int ctd_cli_config(const struct ctd_cli *cli, struct ctd_config *cfg,
 		   char *err, size_t errlen);
 

@@ -17,6 +17,11 @@
 #ifndef CTD_CONFIG_FILE
 #define CTD_CONFIG_FILE "/etc/ctd/ctd.conf"
 #endif
+/* Defaults whose directory ctd creates (no other directory it makes). */
+#define CTD_CONFIG_DEFAULT_OUTPUT_DIR "/var/log/ctd"
+#define CTD_CONFIG_DEFAULT_OUTPUT CTD_CONFIG_DEFAULT_OUTPUT_DIR "/flows.json"
+#define CTD_CONFIG_DEFAULT_CONTROL_DIR "/run/ctd"
+#define CTD_CONFIG_DEFAULT_CONTROL CTD_CONFIG_DEFAULT_CONTROL_DIR "/ctd.sock"
 #define CTD_CONFIG_PATH_MAX 1024
 #define CTD_CONFIG_ERR_MAX 1280
 #define CTD_CONFIG_LINE_MAX 4096
@@ -25,6 +30,10 @@
  * each, NUL after the last). */
 #define CTD_CONFIG_KAFKA_OPTIONS 32
 #define CTD_CONFIG_KAFKA_OPTIONS_BYTES 8192
+/* Room for every setting's origin (config.c asserts it is enough). */
+#define CTD_CONFIG_SETTINGS 64
+/* The origin of a setting given on the command line. */
+#define CTD_CONFIG_CMDLINE 0xffffffffu
 
 struct ctd_config {
 	char output[CTD_CONFIG_PATH_MAX];     /* "-" stdout, "" none */
@@ -76,15 +85,24 @@ struct ctd_config {
 	bool broadcast_error;
 	bool resync;
 	bool sysctl;
+	/* Where each setting got its value, by its place in config.c's
+	 * table: 0 the default, a line of `file`, or CTD_CONFIG_CMDLINE.
+	 * Errors found later (ctd -t's checks) name it. */
+	unsigned line[CTD_CONFIG_SETTINGS];
+	char file[CTD_CONFIG_PATH_MAX];
 };
 
 void ctd_config_defaults(struct ctd_config *cfg);
-/* One setting. Returns 0, -ENOENT for an unknown key or -EINVAL for a
- * bad value, with a message in err ("rcvbuf: 'x' is not a size ..."). */
+/* One setting, from the command line (its origin). Returns 0, -ENOENT
+ * for an unknown key or -EINVAL for a bad value, with a message in err
+ * ("rcvbuf: 'x' is not a size ..."). */
 int ctd_config_set(struct ctd_config *cfg, const char *key, const char *value,
 		   char *err, size_t errlen);
-/* Reads a file of `key value` lines (# comments). A missing file is an
- * error only when must_exist. err gets "path:line: message". */
+/* Reads a file of `key value` lines (# comments). A value may be quoted
+ * ("a b", with \" and \\ inside); a key set twice is an error naming
+ * both lines, except list settings (kafka-option), which add a line
+ * each. A missing file is an error only when must_exist. err gets
+ * "path:line: message" ("key set twice: path:3 and path:9"). */
 int ctd_config_load(struct ctd_config *cfg, const char *path, bool must_exist,
 		    char *err, size_t errlen);
 /* The same from an open stream; path only names it in errors. */
@@ -110,6 +128,10 @@ size_t ctd_config_diff(const struct ctd_config *old,
 /* The filter the settings describe (NULL when out of memory); every
  * text was checked when it was set. */
 struct ctd_filter *ctd_config_filter(const struct ctd_config *cfg);
+/* Where key got its value, to start a message about it:
+ * "path:line: key", "command line: --key" or "key (default)". */
+void ctd_config_where(const struct ctd_config *cfg, const char *key,
+		      char *buf, size_t cap);
 /* Whether key names a setting (for command-line options that map 1:1). */
 bool ctd_config_has(const char *key);
 

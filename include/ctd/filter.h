@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct ctd_event;
 struct ctd_filter;
 struct ctd_record;
 
@@ -36,6 +37,10 @@ int ctd_filter_set(struct ctd_filter *f, enum ctd_filter_key key,
 		   const char *text, char *err, size_t errlen);
 
 bool ctd_filter_match(const struct ctd_filter *f, const struct ctd_record *rec);
+/* The same for a NEW or UPDATE event (`ctd -f` lines), by what the
+ * event itself says: its tuple, zone, mark and TCP state. */
+bool ctd_filter_match_event(const struct ctd_filter *f,
+			    const struct ctd_event *ev);
 /* Whether any criterion is set. */
 bool ctd_filter_active(const struct ctd_filter *f);
 

@@ -4,6 +4,7 @@
 #define CTD_LISTEN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 /* Mode 0600, or 0660 with group unless it is (gid_t)-1. Returns the
@@ -13,6 +14,10 @@
 int ctd_listen_unix(const char *path, gid_t group);
 /* Why ctd_listen_unix refused a path, as a phrase. */
 const char *ctd_listen_strerror(int err);
+/* The same as one line in buf, naming the ctd that listens there for
+ * -EADDRINUSE ("another ctd (pid 42) is listening on PATH"). */
+const char *ctd_listen_refusal(int err, const char *path, char *buf,
+			       size_t cap);
 /* Whether the peer on a Unix socket is root or (group unless
  * (gid_t)-1) in group, primary or supplementary. */
 bool ctd_listen_peer_allowed(int fd, gid_t group);

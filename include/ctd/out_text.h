@@ -1,5 +1,6 @@
 /* out_text: the human-readable event stream of `ctd -f` on a file
- * descriptor (normally stdout). Owns its write buffer, not the fd. */
+ * descriptor (normally stdout), filtered as the records are. Owns its
+ * write buffer, not the fd. */
 #ifndef CTD_OUT_TEXT_H
 #define CTD_OUT_TEXT_H
 
@@ -7,12 +8,17 @@
 
 struct ctd_out_text;
 struct ctd_event;
+struct ctd_filter;
 struct ctd_record;
 struct ctd_stats;
 
 struct ctd_out_text *ctd_out_text_new(int fd, struct ctd_stats *stats);
 void ctd_out_text_free(struct ctd_out_text *out);
-void ctd_out_text_event(struct ctd_out_text *out, const struct ctd_event *ev,
+/* One line for ev (rec: the record a DESTROY completed, or NULL), unless
+ * filter (the filter-* settings) leaves the flow out. */
+void ctd_out_text_event(struct ctd_out_text *out,
+			const struct ctd_filter *filter,
+			const struct ctd_event *ev,
 			const struct ctd_record *rec, uint64_t now_ns);
 int ctd_out_text_flush(struct ctd_out_text *out);
 

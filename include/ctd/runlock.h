@@ -5,7 +5,8 @@
  * "running" without a lock holder knows its predecessor died (crash,
  * kill -9, OOM) and with it what the kernel held for its socket, unless
  * the socket came back from the service manager's fd store. Owns the
- * lock file's descriptor. */
+ * lock file's descriptor. The output files a ctd writes are locked the
+ * same way (ctd_runlock_file), on their own descriptors. */
 #ifndef CTD_RUNLOCK_H
 #define CTD_RUNLOCK_H
 
@@ -31,6 +32,14 @@ int ctd_runlock_take(const char *dir, const struct ctd_owner *owner,
 		     long *ret_pid);
 /* Records a clean stop ("stopped") or a re-exec ("reexec PID"). */
 int ctd_runlock_mark(struct ctd_runlock *l, enum ctd_runlock_last state);
+/* Locks the output file open on fd for this ctd alone (flock, so it
+ * ends with the descriptor): -EBUSY when another process holds it,
+ * *ret_pid its pid (0 when unknown). A file that is not regular
+ * (/dev/null, a pipe) is not locked: 0. */
+int ctd_runlock_file(int fd, long *ret_pid);
+/* Who holds a flock on fd's file, from /proc/locks; 0 when unknown. */
+long ctd_runlock_holder(int fd);
+
 /* Releases the lock (the file stays, with the last mark). */
 void ctd_runlock_free(struct ctd_runlock *l);
 

@@ -2,7 +2,10 @@
 """Operating ctd: configuration file, ctd -t, the control socket (ctd -s,
 -l, -s top, text and JSON), who may use it, and SIGHUP reloads.
 
-1. `ctd -t` accepts a good file and rejects a bad one with file:line.
+1. `ctd -t` accepts a good file and rejects a bad one with file:line,
+   also for what only the start would find (unknown user or group, a
+   socket path too long, a missing directory) and a key set twice; the
+   daemon refuses those files with the same one line.
 2. ctd runs from a config file; 300 UDP flows stay alive: `ctd -s --json`
    has a clean health check and, subscribed to DESTROY only (the
    default), tracks none of them (they began after the startup dump);
@@ -57,7 +60,7 @@ def write(path, text):
         f.write(text)
 
 
-def check_config(ctd_bin, tmp):
+def check_config(ns, ctd_bin, tmp):
     good, bad = os.path.join(tmp, "good.conf"), os.path.join(tmp, "bad.conf")
     write(good, "# test\nrcvbuf 4M\ngrace 5\n")
     write(bad, "rcvbuf 4M\n\ngrace soon\n")
@@ -72,6 +75,47 @@ def check_config(ctd_bin, tmp):
                        capture_output=True, text=True)
     check(r.returncode != 0 and "No such file" in r.stderr,
           "ctd -t on a missing file: %r" % r.stderr)
+    check_start_needs(ns, ctd_bin, tmp)
+
+
+def check_start_needs(ns, ctd_bin, tmp):
+    """What the daemon needs at start, -t checks too: each bad file gives
+    exit 1 and one line naming file:line and the setting; the daemon (in
+    the namespace, its other files in tmp) refuses the same file with the
+    same line."""
+    long_sock = os.path.join(tmp, "s" * 120)
+    cases = (
+        ("grace 5\nuser no-such-user-ctd\n", ":2: user: no such user"),
+        ("control-group no-such-group-ctd\n", ":1: control-group: no such group"),
+        ("stream %s/s.sock\nstream-group no-such-group-ctd\n" % tmp,
+         ":2: stream-group: no such group"),
+        ("\ncontrol %s\n" % long_sock, ":2: control: a Unix socket path has at most 107"),
+        ("stream %s\n" % long_sock, ":1: stream: a Unix socket path has at most 107"),
+        ("output %s/missing/flows.json\n" % tmp,
+         ":1: output: directory %s/missing does not exist" % tmp),
+        ("conntrackd-log %s/missing/ct.log\n" % tmp, ":1: conntrackd-log: directory"),
+        ("spool-dir %s/missing/spool\n" % tmp, ":1: spool-dir: directory"),
+        ("control %s/missing/c.sock\n" % tmp, ":1: control: directory"),
+        ("grace 5\n\ngrace 9\n", "grace set twice: %s:1 and %s:3"),
+        ('output "%s/a b.json\n' % tmp, ":1: output: unterminated quote"),
+    )
+    for text, want in cases:
+        path = os.path.join(tmp, "start.conf")
+        write(path, text)
+        want = want.replace("%s", path) if "twice" in want else path + want
+        own = [a for k in ("output", "spool-dir", "control") if k not in text
+               for a in ("--" + k, os.path.join(tmp, "own-" + k))]
+        for cmd in ([ctd_bin, "-t"], ns.argv(["timeout", "20", ctd_bin] + own)):
+            r = subprocess.run(cmd + ["-c", path], capture_output=True,
+                               text=True, timeout=30)
+            lines = r.stderr.strip().splitlines()
+            check(r.returncode == 1 and len(lines) == 1 and want in lines[0],
+                  "%s on %r: exit %d, %r (want %r)"
+                  % (" ".join(cmd), text, r.returncode, r.stderr, want))
+    write(path, 'output "%s/a b.json"\nuser root\n' % tmp)
+    r = subprocess.run([ctd_bin, "-t", "-v", "-c", path], capture_output=True, text=True)
+    check(r.returncode == 0 and 'output                  "%s/a b.json"' % tmp in r.stdout,
+          "ctd -t on a quoted path: %r" % (r.stdout + r.stderr))
 
 
 def sports(records):
@@ -313,7 +357,7 @@ def check_reload(ctd, ns, conf, a, b):
 
 def main(args):
     with ctdns.sandbox("ct") as (ns, tmp):
-        check_config(args.ctd, tmp)
+        check_config(ns, args.ctd, tmp)
         check_group(ns, args.ctd, tmp)
         conf = os.path.join(tmp, "ctd.conf")
         a, b = os.path.join(tmp, "a.json"), os.path.join(tmp, "b.json")

@@ -1,0 +1,28 @@
+/* cfgcheck: what a configuration needs from the system, checked before
+ * anything is opened: the user and groups it names exist, its Unix
+ * socket paths fit in sun_path, and the directories its files go into
+ * exist (or, for ctd's own defaults, can be created). `ctd -t` and the
+ * daemon's start run the same function, so a configuration -t calls OK
+ * does not stop the start on any of these. Owns nothing. */
+#ifndef CTD_CFGCHECK_H
+#define CTD_CFGCHECK_H
+
+#include <stddef.h>
+
+struct ctd_cli;
+struct ctd_config;
+
+/* One problem: a line naming the setting and where it was set
+ * ("ctd.conf:4: user: no user 'flows'"). */
+typedef void ctd_cfgcheck_fn(void *arg, const char *problem);
+
+/* Calls fn once per problem; returns how many there were. */
+size_t ctd_cfgcheck(const struct ctd_config *cfg, ctd_cfgcheck_fn *fn,
+		    void *arg);
+/* The same, each problem logged as an error (the daemon's start). */
+size_t ctd_cfgcheck_log(const struct ctd_config *cfg);
+/* `ctd -t`: the problems on stderr, or the OK line (and with -v the
+ * settings in effect) on stdout. Returns the exit status. */
+int ctd_cfgcheck_main(const struct ctd_cli *cli, const struct ctd_config *cfg);
+
+#endif

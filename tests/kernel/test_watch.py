@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""`ctd -f` watches beside the service, and a second service is refused.
+
+A service-like ctd runs with a JSON file, a spool directory and a control
+socket in the test's directory. Beside it, `ctd -f -c watch.conf` runs,
+where watch.conf names the service's very file, spool directory and
+control socket and says `filter-proto udp`. Made: UDP flows (the filter
+keeps them) and TCP connections (left out), then `conntrack -F`.
+
+1. The service's JSON file has every flow exactly once: the watcher wrote
+   nothing to it (no doubles), took no lock and no socket of the service.
+2. The watcher printed a NEW and a DESTROY line for every UDP flow and no
+   line at all for a TCP one (the filter applies to its lines).
+3. A second ctd that is not a watcher is refused with one line naming the
+   running ctd by pid: with the same spool directory ("another ctd (pid
+   N) is running with spool directory"), the same JSON file ("another
+   ctd (pid N) is writing FILE"), the same control socket ("another ctd
+   (pid N) is listening on PATH"); the service keeps running meanwhile,
+   and its file stays locked across a reopen (SIGUSR1).
+
+Usage: test_watch.py --ctd PATH
+"""
+import os
+import re
+import signal
+import subprocess
+import time
+
+import ctdns
+from ctdns import Ctd, check, flows
+
+N = 100
+LINE = re.compile(r"^\S+ (NEW|UPDATE|DESTROY)\s+(\w+)\s+127\.0\.0\.1:(\d+) ->")
+
+
+def start_watcher(ns, binary, tmp, conf):
+    out = open(os.path.join(tmp, "watch.out"), "w")
+    log_path = os.path.join(tmp, "watch.log")
+    p = ns.start([binary, "-f", "-c", conf], out, open(log_path, "w"))
+    end = time.time() + 10
+    while "listening" not in open(log_path).read():
+        check(p.poll() is None and time.time() < end,
+              "the watcher did not start:\n" + open(log_path).read())
+        time.sleep(0.05)
+    return p, log_path
+
+
+def watched(tmp):
+    """{(event, proto, sport): count} of the watcher's lines."""
+    seen = {}
+    with open(os.path.join(tmp, "watch.out")) as f:
+        for line in f:
+            m = LINE.match(line)
+            if m:
+                key = (m.group(1), m.group(2), int(m.group(3)))
+                seen[key] = seen.get(key, 0) + 1
+    return seen
+
+
+def refused(ns, binary, args, want, pid):
+    """A second ctd with args: exit 1, its only line has want and pid."""
+    r = subprocess.run(ns.argv([binary] + args), capture_output=True,
+                       text=True, timeout=30)
+    lines = r.stderr.splitlines()
+    check(r.returncode == 1 and len(lines) == 1 and want in lines[0] and
+          "(pid %d)" % pid in lines[0],
+          "second ctd %s: exit %d, wanted one line with %r and pid %d:\n%s"
+          % (" ".join(args), r.returncode, want, pid, r.stderr))
+    return lines[0]
+
+
+def check_service(ctd, udp, tcp):
+    counts = {}
+    for r in ctd.records():
+        port = r["orig"].get("sport")
+        counts[port] = counts.get(port, 0) + 1
+    made = udp | tcp
+    missing = sorted(made - set(counts))
+    doubled = sorted(p for p in made if counts[p] > 1 if p in counts)
+    check(not missing and not doubled,
+          "service file: %d flows made, %d missing %s, %d doubled %s"
+          % (len(made), len(missing), missing[:5], len(doubled), doubled[:5]))
+
+
+def check_watcher(tmp, udp, tcp):
+    seen = watched(tmp)
+    for ev in ("NEW", "DESTROY"):
+        got = {s for (e, p, s) in seen if e == ev and p == "udp"} & udp
+        check(got == udp, "watcher printed %s for %d of %d UDP flows"
+              % (ev, len(got), len(udp)))
+    leaked = sorted({s for (e, p, s) in seen if s in tcp})
+    check(not leaked, "watcher printed lines for %d filtered TCP flows: %s"
+          % (len(leaked), leaked[:5]))
+    return seen
+
+
+def second_services(ns, binary, ctd, tmp):
+    pid = ctd.proc.pid
+    other = lambda name: os.path.join(tmp, name)
+    lines = [
+        refused(ns, binary, ["-o", other("b.json"), "--spool-dir", ctd.spool,
+                             "--control", other("b.ctl")],
+                "is running with spool directory %s" % ctd.spool, pid),
+        refused(ns, binary, ["-o", ctd.json, "--spool-dir", other("spool-c"),
+                             "--control", other("c.ctl")],
+                "is writing %s" % ctd.json, pid),
+        refused(ns, binary, ["-o", other("d.json"), "--spool-dir",
+                             other("spool-d"), "--control", ctd.control],
+                "is listening on %s" % ctd.control, pid),
+    ]
+    check(ctd.proc.poll() is None, "the service died:\n" + ctd.log_text())
+    ctd.query("-s")    # its control socket still answers
+    return lines
+
+
+def main(args):
+    with ctdns.sandbox("wa") as (ns, tmp):
+        svc = os.path.join(tmp, "svc.conf")
+        with open(svc, "w") as f:
+            f.write("grace 5\n")
+        ctd = Ctd(ns, args.ctd, tmp, ["-c", svc])
+        conf = os.path.join(tmp, "watch.conf")
+        with open(conf, "w") as f:
+            f.write('output "%s"\nspool-dir %s\ncontrol %s\n'
+                    "filter-proto udp\n" % (ctd.json, ctd.spool, ctd.control))
+        watcher, watch_log = start_watcher(ns, args.ctd, tmp, conf)
+        udp = {f.sport for f in ns.traffic(
+            flows("udp", N, sport=20000, size=1, listen=False))}
+        tcp = {f.sport for f in ns.traffic(
+            flows("tcp", N, sport=23000, dport=6666))}
+        ns.run(["conntrack", "-F"])
+        check(ctd.wait_records(2 * N, 30) is not None,
+              "the service wrote %d of %d records" % (ctd.count_records(), 2 * N))
+        # A reopen of the same file (SIGUSR1) keeps it locked: flock
+        # locks each open, so the new descriptor must take it over.
+        os.kill(ctd.proc.pid, signal.SIGUSR1)
+        ctd.wait_log("reopened", 10)
+        lines = second_services(ns, args.ctd, ctd, tmp)
+        time.sleep(1)
+        watcher.send_signal(signal.SIGTERM)
+        check(watcher.wait(timeout=15) == 0, "the watcher failed:\n"
+              + open(watch_log).read())
+        ctd.stop()
+        check_service(ctd, udp, tcp)
+        seen = check_watcher(tmp, udp, tcp)
+        log = open(watch_log).read()
+        check("lossy" in log and "another ctd" not in log,
+              "watcher log:\n" + log)
+        print("watch: service file has %d flows once each; the watcher "
+              "printed %d lines, NEW and DESTROY for all %d UDP flows, none "
+              "for %d filtered TCP flows; refused:\n  %s"
+              % (2 * N, sum(seen.values()), N, N, "\n  ".join(lines)))
+
+
+if __name__ == "__main__":
+    ctdns.main(main)
