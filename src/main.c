@@ -33,6 +33,7 @@
 #include "ctd/output.h"
 #include "ctd/outputs.h"
 #include "ctd/reconcile_ev.h"
+#include "ctd/reload.h"
 #include "ctd/restart.h"
 #include "ctd/record.h"
 #include "ctd/report.h"
@@ -168,62 +169,11 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
-/* Settings a reload cannot change in a running ctd, named in the log. */
-static void report_restart_needed(void *arg, const char *key,
-				  const char *value, bool live)
+static struct ctd_reload_target reload_target(struct ctd *ctd)
 {
-	(void)arg;
-	if (!live)
-		log_warn("reload: '%-23s %s' needs a restart to take effect",
-			 key, value);
-}
-
-/* Filters change at once on reload. */
-static void apply_filter(struct ctd *ctd, const struct ctd_config *next)
-{
-	struct ctd_filter *f;
-
-	if (memcmp(next->filter, ctd->cfg->filter, sizeof(next->filter)) == 0)
-		return;
-	f = ctd_config_filter(next);
-	if (!f) {
-		log_err("reload: out of memory for the new filter; keeping the old");
-		return;
-	}
-	ctd_filter_free(ctd->filter);
-	ctd->filter = f;
-	memcpy(ctd->cfg->filter, next->filter, sizeof(next->filter));
-	log_info("reload: new filter in effect");
-}
-
-/* NEW and UPDATE only when something uses them: each group joined
- * costs the firewall's packet path an event per connection. */
-static unsigned groups_needed(const struct ctd *ctd, const struct ctd_config *o)
-{
-	struct ctd_nlsrc_need need = {
-		.event_records = ctd_deliver_wants_events(ctd->deliver),
-		.text = ctd->text != NULL,
-		.lossy = !o->broadcast_error,
-		.all = o->subscribe == 1,
-	};
-
-	return ctd_nlsrc_groups(&need);
-}
-
-static void apply_subscribe(struct ctd *ctd, const struct ctd_config *next)
-{
-	unsigned want = groups_needed(ctd, next);
-	int r;
-
-	ctd->cfg->subscribe = next->subscribe;
-	if (want == ctd_nlsrc_subscribed(ctd->nlsrc))
-		return;
-	r = ctd_nlsrc_subscribe(ctd->nlsrc, want);
-	if (r < 0)
-		log_err("reload: cannot change the event groups: %s", strerror(-r));
-	else
-		log_info("reload: now subscribed to %s", want == CTD_NLSRC_DESTROY ?
-			 "DESTROY events only" : "NEW, UPDATE and DESTROY events");
+	return (struct ctd_reload_target){ ctd->cfg, &ctd->filter,
+					   ctd->deliver, ctd->nlsrc,
+					   ctd->text != NULL };
 }
 
 /* SIGHUP: re-read the configuration; a bad one changes nothing. The
@@ -231,6 +181,7 @@ static void apply_subscribe(struct ctd *ctd, const struct ctd_config *next)
 static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	struct ctd *ctd = w->data;
+	struct ctd_reload_target target;
 	struct ctd_config next;
 	char err[CTD_CONFIG_ERR_MAX];
 
@@ -240,14 +191,8 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 		log_err("reload: %s; keeping the running configuration", err);
 		return;
 	}
-	ctd_config_diff(ctd->cfg, &next, report_restart_needed, NULL);
-	apply_filter(ctd, &next);
-	apply_subscribe(ctd, &next);
-	ctd_deliver_reload(ctd->deliver, &next);
-	strcpy(ctd->cfg->output, next.output);
-	strcpy(ctd->cfg->conntrackd_log, next.conntrackd_log);
-	log_info("SIGHUP: configuration reloaded, reopening output files");
-	ctd_deliver_reopen(ctd->deliver);
+	target = reload_target(ctd);
+	ctd_reload_apply(&target, &next);
 }
 
 static void on_usr1(struct ev_loop *loop, ev_signal *w, int revents)
@@ -372,13 +317,14 @@ static int open_outputs(struct ctd *ctd, const struct ctd_config *o)
  * own re-exec) brings the events queued while no ctd was reading. */
 static int open_nlsrc(struct ctd *ctd, const struct ctd_config *o)
 {
+	struct ctd_reload_target target = reload_target(ctd);
 	struct ctd_nlsrc_cfg nl = {
 		.rcvbuf = o->rcvbuf,
 		.rcvbuf_max = o->rcvbuf_max,
 		.reliable = o->broadcast_error,
 		.budget = o->budget,
 		.record_path = *o->record ? o->record : NULL,
-		.groups = groups_needed(ctd, o),
+		.groups = ctd_reload_groups(&target, o),
 	};
 	int r;
 

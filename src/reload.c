@@ -1,0 +1,86 @@
+/* reload: a new configuration meets running modules. Each live setting
+ * has its own step, each logged once; a step that fails keeps what runs
+ * (a filter that cannot be built, a group that cannot be joined). */
+#include <errno.h>
+#include <string.h>
+
+#include "ctd/config.h"
+#include "ctd/deliver.h"
+#include "ctd/filter.h"
+#include "ctd/log.h"
+#include "ctd/nlsrc.h"
+#include "ctd/reload.h"
+
+/* Settings a reload cannot change in a running ctd, named in the log. */
+static void restart_needed(void *arg, const char *key, const char *value,
+			   bool live)
+{
+	(void)arg;
+	if (!live)
+		log_warn("reload: '%-23s %s' needs a restart to take effect",
+			 key, value);
+}
+
+/* Filters change at once. */
+static void apply_filter(struct ctd_reload_target *t,
+			 const struct ctd_config *next)
+{
+	struct ctd_filter *f;
+
+	if (memcmp(next->filter, t->cfg->filter, sizeof(next->filter)) == 0)
+		return;
+	f = ctd_config_filter(next);
+	if (!f) {
+		log_err("reload: out of memory for the new filter; keeping the old");
+		return;
+	}
+	ctd_filter_free(*t->filter);
+	*t->filter = f;
+	memcpy(t->cfg->filter, next->filter, sizeof(next->filter));
+	log_info("reload: new filter in effect");
+}
+
+/* NEW and UPDATE only when something uses them: each group joined
+ * costs the firewall's packet path an event per connection. */
+unsigned ctd_reload_groups(const struct ctd_reload_target *t,
+			   const struct ctd_config *o)
+{
+	struct ctd_nlsrc_need need = {
+		.event_records = ctd_deliver_wants_events(t->deliver),
+		.text = t->text,
+		.lossy = !o->broadcast_error,
+		.all = o->subscribe == 1,
+	};
+
+	return ctd_nlsrc_groups(&need);
+}
+
+static void apply_subscribe(struct ctd_reload_target *t,
+			    const struct ctd_config *next)
+{
+	unsigned want = ctd_reload_groups(t, next);
+	int r;
+
+	t->cfg->subscribe = next->subscribe;
+	if (!t->nlsrc || want == ctd_nlsrc_subscribed(t->nlsrc))
+		return;
+	r = ctd_nlsrc_subscribe(t->nlsrc, want);
+	if (r < 0)
+		log_err("reload: cannot change the event groups: %s", strerror(-r));
+	else
+		log_info("reload: now subscribed to %s", want == CTD_NLSRC_DESTROY ?
+			 "DESTROY events only" : "NEW, UPDATE and DESTROY events");
+}
+
+void ctd_reload_apply(struct ctd_reload_target *t,
+		      const struct ctd_config *next)
+{
+	ctd_config_diff(t->cfg, next, restart_needed, NULL);
+	apply_filter(t, next);
+	apply_subscribe(t, next);
+	ctd_deliver_reload(t->deliver, next);
+	strcpy(t->cfg->output, next->output);
+	strcpy(t->cfg->conntrackd_log, next->conntrackd_log);
+	log_info("SIGHUP: configuration reloaded, reopening output files");
+	ctd_deliver_reopen(t->deliver);
+}

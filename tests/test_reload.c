@@ -1,0 +1,121 @@
+/* Tests for src/reload.c: a new filter replaces the running one only
+ * when it differs, settings that need a restart are named in the log,
+ * the file outputs' paths are taken over, and the groups a configuration
+ * needs follow lossy mode and subscribe. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <ev.h>
+#include <cmocka.h>
+
+#include "ctd/config.h"
+#include "ctd/deliver.h"
+#include "ctd/filter.h"
+#include "ctd/log.h"
+#include "ctd/nlsrc.h"
+#include "ctd/reload.h"
+#include "ctd/stats.h"
+#include "logcap.h"
+
+struct fixture {
+	struct ev_loop *loop;
+	struct ctd_stats st;
+	struct ctd_deliver *d;
+	struct ctd_config cfg;
+	struct ctd_filter *filter;
+	struct ctd_reload_target t;
+};
+
+static int setup(void **state)
+{
+	static struct fixture f;
+	struct ctd_deliver_cfg dc = { .grace_ms = 1000, .dying_max = 10 };
+
+	memset(&f, 0, sizeof(f));
+	f.loop = ev_loop_new(EVFLAG_AUTO);
+	assert_int_equal(ctd_deliver_new(f.loop, &dc, &f.st, &f.d), 0);
+	ctd_config_defaults(&f.cfg);
+	f.filter = ctd_config_filter(&f.cfg);
+	f.t = (struct ctd_reload_target){ &f.cfg, &f.filter, f.d, NULL, false };
+	ctd_log_init("ctd", CTD_LOG_INFO);
+	*state = &f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	ctd_deliver_free(f->d);
+	ctd_filter_free(f->filter);
+	ev_loop_destroy(f->loop);
+	return 0;
+}
+
+static void set(struct ctd_config *c, const char *key, const char *value)
+{
+	char err[256];
+
+	assert_int_equal(ctd_config_set(c, key, value, err, sizeof(err)), 0);
+}
+
+static void test_filter_and_restart_needed(void **state)
+{
+	struct fixture *f = *state;
+	struct ctd_filter *before = f->filter;
+	struct ctd_config next = f->cfg;
+	struct logcap lc;
+	const char *text;
+
+	/* The same settings: nothing changes, nothing is said but the line. */
+	logcap_begin(&lc);
+	ctd_reload_apply(&f->t, &next);
+	assert_string_equal(logcap_end(&lc), "ctd: SIGHUP: configuration "
+			    "reloaded, reopening output files\n");
+	assert_ptr_equal(f->filter, before);
+
+	set(&next, "filter-proto", "tcp");
+	set(&next, "grace", "30");
+	set(&next, "output", "/tmp/elsewhere.json");
+	logcap_begin(&lc);
+	ctd_reload_apply(&f->t, &next);
+	text = logcap_end(&lc);
+	assert_non_null(strstr(text, "reload: 'grace                   30' "
+				     "needs a restart"));
+	assert_non_null(strstr(text, "reload: new filter in effect"));
+	assert_null(strstr(text, "'output"));
+	assert_ptr_not_equal(f->filter, before);
+	assert_string_equal(f->cfg.filter[0], "tcp");
+	assert_string_equal(f->cfg.output, "/tmp/elsewhere.json");
+	assert_int_equal(f->cfg.grace, 15);      /* not live: unchanged */
+}
+
+static void test_groups(void **state)
+{
+	struct fixture *f = *state;
+	struct ctd_config c = f->cfg;
+
+	assert_int_equal(ctd_reload_groups(&f->t, &c), CTD_NLSRC_DESTROY);
+	set(&c, "subscribe", "all");
+	assert_int_not_equal(ctd_reload_groups(&f->t, &c), CTD_NLSRC_DESTROY);
+	c = f->cfg;
+	set(&c, "broadcast-error", "no");
+	assert_int_not_equal(ctd_reload_groups(&f->t, &c), CTD_NLSRC_DESTROY);
+	f->t.text = true;
+	assert_int_not_equal(ctd_reload_groups(&f->t, &f->cfg),
+			     CTD_NLSRC_DESTROY);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_filter_and_restart_needed,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_groups, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
