@@ -54,10 +54,11 @@ static struct out_file *to_file(struct ctd_output *out)
 	return (struct out_file *)out;
 }
 
-/* Never through a link a local user made, never someone else's file. */
+/* Never through a link a local user made, never someone else's file.
+ * Readable too: complete_tail reads the last byte. */
 static int open_file(const struct out_file *j, const char *path)
 {
-	return ctd_safefile_open(path, O_WRONLY | O_CREAT | O_APPEND, 0640,
+	return ctd_safefile_open(path, O_RDWR | O_CREAT | O_APPEND, 0640,
 				 CTD_SAFE_OUTPUT, &j->owner);
 }
 
