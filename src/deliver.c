@@ -71,6 +71,7 @@ struct dest {
 	unsigned events;             /* 1 << CTD_EV_* it takes */
 	size_t from_spool;           /* read back, not delivered yet */
 	uint64_t spool_records;      /* in the spool, not read back yet */
+	uint64_t wal_kept;           /* at exit: left in the log alone */
 	struct taken *taken;         /* a ring, in the order taken */
 	size_t taken_cap, taken_head, taken_n;
 	uint64_t settled_seen, given_up_seen;
@@ -196,7 +197,8 @@ static void update_gauges(struct dest *t)
 	t->st->dying = ctd_dying_count(t->dying);
 	if (t->st->dying > t->st->dying_peak)
 		t->st->dying_peak = t->st->dying;
-	t->st->held = t->taken_n + t->st->dying + t->spool_records;
+	t->st->held = t->taken_n + t->st->dying + t->spool_records +
+		      t->wal_kept;
 	if (t->spool) {
 		t->st->spool_size = ctd_spool_size(t->spool);
 		t->st->spool_skipped = ctd_spool_stats(t->spool)->corrupt +
@@ -863,9 +865,35 @@ static int to_spool(void *arg, const struct ctd_record *rec)
 	return spool_record(arg, rec) ? 0 : -EIO;
 }
 
+/* The log's records join the spool, all or none: a spool that fills up
+ * part-way is cut back and the log keeps them for the next start (a
+ * record in both would come twice). Returns the records kept in the log
+ * alone. */
+static uint64_t wal_to_spool(struct dest *t)
+{
+	uint64_t size = t->spool ? ctd_spool_size(t->spool) : 0;
+	uint64_t before = t->spool_records;
+
+	if (ctd_wal_recover(t->wal, to_spool, t) >= 0)
+		return 0;
+	if (t->spool && t->spool_records > before) {
+		if (ctd_spool_cut(t->spool, size) < 0)
+			log_err("spool %s: cannot cut off what the write-ahead "
+				"log keeps too; those records may come twice",
+				ctd_spool_path(t->spool));
+		else
+			t->spool_records = before;
+	}
+	log_err("output %s: its write-ahead log keeps %llu records; "
+		"they follow at the next start", t->out->name,
+		(unsigned long long)ctd_wal_live(t->wal));
+	return ctd_wal_live(t->wal);
+}
+
 /* Shutdown: what an output took but did not make final is abandoned
  * (the log has it); what the log and the dying list hold goes to the
- * spool. Counts what not even that could keep. */
+ * spool. Counts what not even that could keep: records never logged,
+ * and those of a log batch the disk refused. */
 static size_t spool_rest(struct dest *t)
 {
 	const struct ctd_record *rec;
@@ -891,15 +919,14 @@ static size_t spool_rest(struct dest *t)
 	t->from_spool = 0;
 	/* The log first (it has what was read back), then the spool drops
 	 * the part read, then the log's records join the spool. */
-	if ((!t->wal || ctd_wal_commit(t->wal) == 0) && t->spool &&
-	    ctd_spool_drop_read(t->spool) < 0)
+	if (t->wal && ctd_wal_commit(t->wal) < 0)
+		unlogged += ctd_wal_pending(t->wal);
+	else if (t->spool && ctd_spool_drop_read(t->spool) < 0)
 		log_err("spool %s: cannot cut off the replayed part; "
 			"its records may be delivered twice",
 			ctd_spool_path(t->spool));
-	if (t->wal && ctd_wal_recover(t->wal, to_spool, t) < 0)
-		log_err("output %s: its write-ahead log keeps %llu records; "
-			"they follow at the next start", t->out->name,
-			(unsigned long long)ctd_wal_live(t->wal));
+	if (t->wal)
+		t->wal_kept = wal_to_spool(t);
 	fail(t, &t->st->failed_shutdown, unlogged);
 	update_gauges(t);
 	return left;

@@ -58,11 +58,12 @@ static struct out_file *to_file(struct ctd_output *out)
 
 /* Never through a link a local user made, never someone else's file,
  * and never a file another ctd writes: its lines and ours would
- * interleave, and a flow would be in it twice. */
+ * interleave, and a flow would be in it twice. Readable too:
+ * complete_tail reads the last byte. */
 static int open_file(const struct out_file *j, const char *path)
 {
 	long pid;
-	int fd = ctd_safefile_open(path, O_WRONLY | O_CREAT | O_APPEND, 0640,
+	int fd = ctd_safefile_open(path, O_RDWR | O_CREAT | O_APPEND, 0640,
 				   CTD_SAFE_OUTPUT, &j->owner), r;
 
 	if (fd < 0)

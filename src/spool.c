@@ -230,6 +230,16 @@ int ctd_spool_append_many(struct ctd_spool *sp,
 	return r;
 }
 
+int ctd_spool_cut(struct ctd_spool *sp, uint64_t size)
+{
+	if (size > sp->size || size < sp->read_off)
+		return -EINVAL;
+	if (ftruncate(sp->fd, (off_t)size) < 0)
+		return -errno;
+	sp->size = size;
+	return 0;
+}
+
 int ctd_spool_replace(struct ctd_spool *sp, struct ctd_spool *other)
 {
 	if (fsync(other->fd) < 0 ||

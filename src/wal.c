@@ -316,6 +316,15 @@ uint64_t ctd_wal_live(const struct ctd_wal *w)
 	return w->live;
 }
 
+uint64_t ctd_wal_pending(const struct ctd_wal *w)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < w->nbatch; i++)
+		n += !w->batch[i].done;
+	return n;
+}
+
 uint64_t ctd_wal_size(const struct ctd_wal *w)
 {
 	return ctd_spool_size(w->sp);

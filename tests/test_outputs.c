@@ -223,6 +223,32 @@ static void test_create_names_the_output(void **state)
 	assert_int_equal(access(f->path[4], F_OK), 0);
 }
 
+/* A file a crash or a full disk left inside a line: opening it ends
+ * that line on its own, counted, so the next record starts a line. */
+static void test_torn_tail_ended(void **state)
+{
+	struct fixture *f = *state;
+	static const char torn[] = "{\"v\":1}\n{\"v\":1,\"ty";
+	struct ctd_output *out = NULL;
+	struct logcap lc;
+	char buf[64] = "";
+	FILE *fp = fopen(f->path[0], "w");
+
+	assert_non_null(fp);
+	fputs(torn, fp);
+	fclose(fp);
+	logcap_begin(&lc);
+	assert_int_equal(ctd_out_json_new(f->path[0], 0, NULL, &out), 0);
+	assert_non_null(strstr(logcap_end(&lc), "the last line was cut short"));
+	assert_int_equal(out->stats.torn_lines, 1);
+	out->ops->free(out);
+	fp = fopen(f->path[0], "r");
+	assert_non_null(fp);
+	assert_int_equal(fread(buf, 1, sizeof(buf) - 1, fp), strlen(torn) + 1);
+	fclose(fp);
+	assert_string_equal(buf, "{\"v\":1}\n{\"v\":1,\"ty\n");
+}
+
 /* What cannot open says so in the words it always used, and fails. */
 static void test_create_failure_logged(void **state)
 {
@@ -264,6 +290,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_create_names_the_output,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_failure_logged,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_torn_tail_ended,
 						setup, teardown),
 	};
 

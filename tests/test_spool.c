@@ -2,7 +2,8 @@
  * and raw bytes come back in order across a reopen; a torn tail (crash
  * mid-write) and a damaged entry are skipped and counted while intact
  * entries still come back; the file is emptied only when all was read;
- * dropping the read part keeps exactly the unread rest. */
+ * dropping the read part keeps exactly the unread rest; a cut undoes
+ * appends. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -263,6 +264,29 @@ static void test_append_failure_leaves_no_partial_entry(void **state)
 
 /* The name deliver.c opens and the privilege drop hands over: exactly
  * dir/name.spool, and refused rather than cut when it does not fit. */
+/* Appends cut back (shutdown undoing a move that did not fit) leave the
+ * entries before them whole; a cut below what was read is refused. */
+static void test_cut_undoes_appends(void **state)
+{
+	struct fixture *f = *state;
+	struct ctd_spool *sp = open_spool(f);
+	uint64_t size;
+
+	append_records(sp, 1, 4);
+	size = ctd_spool_size(sp);
+	append_records(sp, 4, 9);
+	assert_int_equal(ctd_spool_cut(sp, size), 0);
+	assert_int_equal(ctd_spool_size(sp), size);
+	ctd_spool_free(sp);
+	sp = open_spool(f);
+	for (uint32_t id = 1; id < 4; id++)
+		expect_record(f, sp, id);
+	expect_end(f, sp);
+	assert_int_equal(ctd_spool_cut(sp, 0), -EINVAL);
+	assert_int_equal(ctd_spool_cut(sp, size + 1), -EINVAL);
+	ctd_spool_free(sp);
+}
+
 static void test_build_path(void **state)
 {
 	char buf[32], small[16];
@@ -288,6 +312,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_drop_read_keeps_unread, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_append_failure_leaves_no_partial_entry,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cut_undoes_appends, setup, teardown),
 		cmocka_unit_test(test_build_path),
 	};
 

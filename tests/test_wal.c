@@ -96,6 +96,28 @@ static void test_final_before_commit(void **state)
 	ctd_wal_free(w);
 }
 
+/* Pending: added, not done, not written (what a failed commit at exit
+ * loses); a commit writes them and they are live instead. */
+static void test_pending_until_commit(void **state)
+{
+	struct fixture *f = *state;
+	struct ctd_wal *w;
+	uint64_t seq[3];
+
+	assert_int_equal(ctd_wal_open(f->path, NULL, &w), 0);
+	for (uint32_t i = 0; i < 3; i++) {
+		struct ctd_record r = rec(i);
+
+		seq[i] = ctd_wal_add(w, &r);
+	}
+	ctd_wal_done(w, seq[1]);
+	assert_int_equal(ctd_wal_pending(w), 2);
+	assert_int_equal(ctd_wal_commit(w), 0);
+	assert_int_equal(ctd_wal_pending(w), 0);
+	assert_int_equal(ctd_wal_live(w), 2);
+	ctd_wal_free(w);
+}
+
 static void test_held_come_back_once(void **state)
 {
 	struct fixture *f = *state;
@@ -199,6 +221,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+		T(test_pending_until_commit),
 		T(test_final_before_commit),
 		T(test_held_come_back_once),
 		T(test_emptied_when_nothing_live),

@@ -19,7 +19,8 @@ struct ctd_out_stats {
 	uint64_t carried;        /* ... of them found held at start (spool,
 	                          * write-ahead log of a ctd that died) */
 	uint64_t held;           /* gauge: taken but not final, waiting on
-	                          * the dying list, or in the spool */
+	                          * the dying list, or in the spool (at
+	                          * exit also: in the write-ahead log) */
 	uint64_t delivered;      /* records final: written, sent, acked */
 	uint64_t deferred;       /* records it refused at first: held back */
 	uint64_t retried;        /* held records delivered on a re-send */

@@ -63,6 +63,9 @@ int ctd_spool_append(struct ctd_spool *sp, enum ctd_spool_kind kind,
  * or none stay (a failure cuts the file back to where it was). */
 int ctd_spool_append_many(struct ctd_spool *sp,
 			  const struct ctd_spool_entry *e, size_t n);
+/* Cuts the file back to size, where it ended before appends this run
+ * made (undoes them; size must not be below the read position). */
+int ctd_spool_cut(struct ctd_spool *sp, uint64_t size);
 /* Moves the file at other's path over sp's (same directory), and sp
  * takes other's descriptor and size; other is freed. */
 int ctd_spool_replace(struct ctd_spool *sp, struct ctd_spool *other);

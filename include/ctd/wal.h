@@ -41,6 +41,8 @@ int ctd_wal_commit(struct ctd_wal *w);
 
 /* Records in the log (written, not done) and the file's size. */
 uint64_t ctd_wal_live(const struct ctd_wal *w);
+/* Records added, not done and not written yet (a commit failed). */
+uint64_t ctd_wal_pending(const struct ctd_wal *w);
 uint64_t ctd_wal_size(const struct ctd_wal *w);
 
 #endif

@@ -34,6 +34,30 @@ def check(cond, msg):
         raise Fail(msg)
 
 
+def identity(counters, name, made=None, held=0):
+    """Output `name`'s flow records obey records = delivered + failed +
+    held (failed = the sum of its reasons), with `held` held now (0 at the
+    end of a test; a ctd stopped with records spooled holds them); with `made`,
+    the records this run made (records less those carried over from a
+    previous run's spool or write-ahead log) are exactly that many.
+    Returns the output's counters without the out_<name>_ prefix."""
+    pre = "out_%s_" % name
+    c = {k[len(pre):]: v for k, v in counters.items() if k.startswith(pre)}
+    check("records" in c, "no counters for output %s" % name)
+    reasons = sum(c.get("failed_" + r, 0)
+                  for r in ("render", "spool", "shutdown", "output"))
+    check(c["records"] == c["delivered"] + c["failed"] + c["held"] and
+          c["failed"] == reasons and c["held"] == held,
+          "%s: records %d != delivered %d + failed %d (by reason %d) + "
+          "held %d, or held not %d" % (name, c["records"], c["delivered"],
+                                       c["failed"], reasons, c["held"], held))
+    if made is not None:
+        check(c["records"] - c["carried"] == made,
+              "%s: %d records (%d carried over) for %d flows made"
+              % (name, c["records"], c["carried"], made))
+    return c
+
+
 def main(test, arguments=None):
     """Every test's main(): parses --ctd (and what `arguments` adds to the
     parser), runs test(args); a Fail prints "FAIL: reason" and exits 1."""

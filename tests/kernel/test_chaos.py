@@ -82,16 +82,6 @@ def judge(what, seen, want, kills):
     return len(missing)
 
 
-def identity(counters, name):
-    c = {k[len("out_%s_" % name):]: v for k, v in counters.items()
-         if k.startswith("out_%s_" % name)}
-    check(c["records"] == c["delivered"] + c["failed"] + c["held"] and
-          c["held"] == 0,
-          "%s: records %d != delivered %d + failed %d + held %d"
-          % (name, c["records"], c["delivered"], c["failed"], c["held"]))
-    return c
-
-
 def start(ns, binary, tmp, mgr, tag, extra, fd=None):
     args = ["-b", "32K", "--rcvbuf-max", "32K"] + extra
     return Ctd(ns, binary, tmp, args, env=mgr.env(), tag=tag, listen_fd=fd,
@@ -161,7 +151,7 @@ def scenario_kills(ns, binary, tmp, rounds):
                                 if r.get("destinationTransportPort") == "5555")
     ilost = judge("ipfix", iseen, want, rounds)
     for name in ("json", "stream", "ipfix"):
-        identity(counters, name)
+        ctdns.identity(counters, name)
     print("kills: %d flows, %d SIGKILLs with the socket from the fd store; "
           "lost json %d, stream %d, ipfix %d (bound %d), none doubled; %d "
           "lines cut short and ended; %d records came back from write-ahead "

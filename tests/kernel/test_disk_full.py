@@ -71,11 +71,13 @@ def run(ctd_bin, ns, tmp, disk):
           "expected write errors and held records: %s"
           % {k: v for k, v in counters.items() if k.startswith("out_json")})
     check(counters.get("out_json_failed") == 0, "records lost")
+    ctdns.identity(counters, "json", FLOWS)
     print("disk full: %d flows; file stuck at %d bytes, %d write errors, "
           "%d records held back; after freeing space all %d in the file "
-          "exactly once within %.1f s"
+          "exactly once within %.1f s; records %d = delivered %d, held 0"
           % (FLOWS, full_size, counters["out_json_write_errors"],
-             counters["out_json_deferred"], len(counts), waited or -1))
+             counters["out_json_deferred"], len(counts), waited or -1,
+             counters["out_json_records"], counters["out_json_delivered"]))
 
 
 def main(args):

@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 
-from ctdns import Ctd, Fail, Netns, check
+from ctdns import Ctd, Fail, Netns, check, identity
 
 TOPIC = "ctd-flows"
 OUTAGE_S = 60
@@ -175,16 +175,30 @@ def run(ns, args, tmp):
     make_flows(ns, BASE + FIRST, SECOND)
     check(ctd.wait_records(before + SECOND, 60) is not None, "JSON records missing")
     c1 = ctd.stop()
+    # ctd's connections to the brokers that ended are flows too.
+    made = len(ctd.records())
+    check(made >= FIRST + SECOND, "%d records in the file" % made)
+    identity(c1, "json", made)
+    k1 = identity(c1, "kafka", made, held=c1["out_kafka_held"])
+    check(k1["held"] == k1["spooled"], "held %d at exit, spooled %d"
+          % (k1["held"], k1["spooled"]))
     check(c1["out_kafka_spooled"] + c1["out_kafka_spooled_bytes"] > 0,
           "nothing spooled at SIGTERM with every broker down")
     mock.cmd("up")
     ctd = Ctd(ns, args.ctd, tmp, kafka, tag="ctd2")
     wait_for(ctd, "the spool delivered", settled, 120)
     c2 = ctd.stop()
+    k2 = identity(c2, "kafka", 0)
+    check(k2["carried"] == k1["held"], "the next ctd carried %d of %d held"
+          % (k2["carried"], k1["held"]))
     print("restart: %d flows; at SIGTERM spooled %d records + %d bytes of held "
-          "ones; next ctd replayed %d, resent %d"
+          "ones; next ctd replayed %d, resent %d; identity: first ctd records "
+          "%d = delivered %d + failed %d + held %d, next carried %d = "
+          "delivered %d, held 0"
           % (SECOND, c1["out_kafka_spooled"], c1["out_kafka_spooled_bytes"],
-             c2["out_kafka_replayed"], c2["out_kafka_resent"]))
+             c2["out_kafka_replayed"], c2["out_kafka_resent"], k1["records"],
+             k1["delivered"], k1["failed"], k1["held"], k2["carried"],
+             k2["delivered"]))
 
     flows, n, dup = verify(consume(ns, mock.bootstrap), ctd.records())
     print("kafka: %d flows, %d messages, %d duplicates (%.2f %%)"

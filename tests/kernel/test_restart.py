@@ -66,7 +66,7 @@ def scenario_fdstore(ns, ctd_bin, tmp):
     mgr.wait("WATCHDOG=1\nSTATUS=", 5)
     set1 = make_flows(ns, 30000, 1500)
     time.sleep(0.5)
-    first.stop()
+    ctdns.identity(first.stop(), "json", 0)
     # No ctd runs now: these DESTROYs wait in the stored socket or in the
     # kernel, or nowhere.
     ns.run(["conntrack", "-F"])
@@ -79,6 +79,7 @@ def scenario_fdstore(ns, ctd_bin, tmp):
     waited = second.wait_records(len(want), 60)
     mgr.wait("READY=1", 10)
     counters = second.stop()
+    ctdns.identity(counters, "json", len(want))
     check(mgr.fdstores == 1, "the socket went to the fd store %d times"
           % mgr.fdstores)
     mgr.close()
@@ -105,14 +106,15 @@ def scenario_reexec(ns, ctd_bin, tmp):
     want = set1 | set2
     waited = ctd.wait_records(len(want), 60)
     check(ctd.proc.poll() is None, "ctd is gone after SIGUSR2")
-    ctd.stop()
+    c = ctdns.identity(ctd.stop(), "json")
     log = ctd.log_text()
     check(log.count("listening for conntrack events") == 2 and
           "took over the ctnetlink socket" in log,
           "ctd did not restart in place:\n" + log)
     n = check_exactly_once(ctd.records(), want, "reexec")
-    print("reexec: %d flows, %d records exactly once, all in %.1f s"
-          % (len(want), n, waited or -1))
+    print("reexec: %d flows, %d records exactly once, all in %.1f s; after "
+          "the re-exec records %d = delivered %d, held 0"
+          % (len(want), n, waited or -1, c["records"], c["delivered"]))
 
 
 def read_stream(path, n, secs):
@@ -147,6 +149,8 @@ def scenario_spool(ns, ctd_bin, tmp):
           "records not spooled at SIGTERM: delivered %s spooled %s, "
           "spool %d bytes" % (c1.get("out_stream_delivered"),
                               c1.get("out_stream_spooled"), size))
+    ctdns.identity(c1, "json", len(want))
+    ctdns.identity(c1, "stream", len(want), held=len(want))
     second = Ctd(ns, ctd_bin, tmp, args, tag="sp2")
     records = read_stream(sock, len(want), 30)
     c2 = second.stop()
@@ -154,9 +158,16 @@ def scenario_spool(ns, ctd_bin, tmp):
     check(c2.get("out_stream_replayed") == len(want),
           "replayed %s of %d" % (c2.get("out_stream_replayed"), len(want)))
     check(os.path.getsize(spool) == 0, "spool not emptied after replay")
+    s2 = ctdns.identity(c2, "stream", 0)
+    check(s2["carried"] == len(want), "the second ctd carried %d of %d"
+          % (s2["carried"], len(want)))
     print("spool: %d records held at SIGTERM, spooled (%d bytes, %d per "
-          "record), replayed to the next reader exactly once: %d"
-          % (len(want), size, size // len(want), n))
+          "record), replayed to the next reader exactly once: %d; first ctd "
+          "records %d = delivered %d + held %d, second carried %d = "
+          "delivered %d, held 0"
+          % (len(want), size, size // len(want), n, c1["out_stream_records"],
+             c1["out_stream_delivered"], c1["out_stream_held"],
+             s2["carried"], s2["delivered"]))
 
 
 def main(args):

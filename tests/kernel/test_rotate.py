@@ -76,9 +76,11 @@ def main(args):
               % (len(want), len(missing), missing[:5], len(doubled), doubled[:5]))
         check(counters.get("out_json_failed") == 0, "records lost: %s"
               % counters.get("out_json_failed"))
+        c = ctdns.identity(counters, "json", len(want))
         sizes = [sum(1 for _ in open(p, "rb")) for p in rotated + [ctd.json]]
         print("rotate: %d flows over %d rotations, each recorded exactly "
-              "once; records per file %s" % (len(want), BATCHES, sizes))
+              "once; records per file %s; records %d = delivered %d, held 0"
+              % (len(want), BATCHES, sizes, c["records"], c["delivered"]))
 
 
 if __name__ == "__main__":

@@ -105,11 +105,16 @@ def main(args):
               counters.get("out_json_failed") == 0,
               "records lost: stream %s json %s"
               % (counters.get("out_stream_failed"), counters.get("out_json_failed")))
+        for name in ("stream", "json"):
+            ctdns.identity(counters, name, FLOWS + LATER)
         print("stream: %d flows while the reader paused %d s: %d received "
               "exactly once (%d held back, peak %d on the dying list); "
-              "%d flows while no reader was connected: %d received once"
+              "%d flows while no reader was connected: %d received once; "
+              "identity: records %d = delivered %d + failed 0 + held 0"
               % (FLOWS, PAUSE_S, got, deferred,
-                 counters.get("out_stream_dying_peak", 0), LATER, got2))
+                 counters.get("out_stream_dying_peak", 0), LATER, got2,
+                 counters["out_stream_records"],
+                 counters["out_stream_delivered"]))
 
 
 if __name__ == "__main__":
