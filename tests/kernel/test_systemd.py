@@ -15,10 +15,11 @@ The test drives the container from the host: systemctl and journalctl
 through `nsenter -a` into the container's leader (systemd-run -M needs a
 registered machine), traffic.py and conntrack through `nsenter -n` into
 its network namespace, flows.json read through the root directory. Four
-steps, each with flows ending meanwhile: a bulk of UDP flows is made,
-then paced flows are made while `conntrack -F` runs after every 100 of
-them (the first flush ends the bulk), and a quarter of the way through
-the paced flows the step's action runs:
+steps, each with flows ending meanwhile: 10,000 UDP flows are made,
+then 6,000 more at 2,000 a second with `conntrack -F` after every 100 of
+them; the step's action runs as soon as the first flush (which ends the
+first 10,000) has returned, so ctd is reading their DESTROYs when it
+comes and flows keep ending for 3 s after:
 
   restart  `systemctl restart ctd`: a new ctd takes the ctnetlink socket
            from the fd store ("took over the ctnetlink socket").
@@ -45,6 +46,7 @@ Usage: test_systemd.py --ctd PATH --build BUILD_DIR
 """
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -333,8 +335,9 @@ def step(c, root, name, n):
     paced = ctdns.Traffic(c.net, flows(
         "udp", PACED, src=src, sport=20000 + BULK, size=1, listen=False,
         rate=RATE, every=EVERY, run=["conntrack", "-F"]))
-    while paced.progress() not in (None, PACED // 4):
-        pass
+    # The first flush ends the bulk: the action comes while ctd reads
+    # its DESTROYs, and paced flows keep ending for 3 s after.
+    check(paced.progress() == EVERY, "traffic.py made no flows")
     poller = Poller(c)
     poller.start()
     took = act(c, name)
@@ -362,12 +365,14 @@ def step(c, root, name, n):
     journal = c.journal("--after-cursor", cursor)
     ctd_log = c.journal("--after-cursor", cursor, "-u", "ctd")
     check_unit(name, before, after, states, journal, ctd_log)
+    queued = re.findall(r"took over the ctnetlink socket .*\((\d+) bytes", ctd_log)
     return ("%-7s %5d flows ended meanwhile, %d records, %d missing, 0 doubled;"
-            " action %.2f s; MainPID %s -> %s, NRestarts %s -> %s, fd store %s;"
-            " states seen: %s"
+            " action %.2f s; MainPID %s -> %s, NRestarts %s -> %s, fd store %s,"
+            " socket taken over with %s bytes queued; states seen: %s"
             % (name, len(want), len(seen), len(missing), took,
                before["MainPID"], after["MainPID"], before["NRestarts"],
-               after["NRestarts"], after["NFileDescriptorStore"], ", ".join(states)))
+               after["NRestarts"], after["NFileDescriptorStore"],
+               "+".join(queued) or "no", ", ".join(states)))
 
 
 def check_unit(name, before, after, states, journal, ctd_log):
@@ -412,7 +417,7 @@ def check_priorities(c):
           "info lines shown at priority warning:\n" + warnings)
     check("listening for conntrack events" in c.journal("-u", "ctd", "-p", "info"),
           "ctd's info lines are not in the journal")
-    return sum(1 for l in warnings.splitlines() if l.strip())
+    return [l for l in warnings.splitlines() if l.strip()]
 
 
 def test(args):
@@ -441,7 +446,9 @@ def test(args):
         finally:
             c.stop()
     print("  journalctl -u ctd -p warning: %d lines, the unclean restart among "
-          "them, no info line; no 'Cannot store more fds'" % nwarn)
+          "them, no info line; no 'Cannot store more fds':" % len(nwarn))
+    for line in nwarn:
+        print("    " + line)
 
 
 def arguments(ap):
