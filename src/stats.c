@@ -25,6 +25,7 @@ static const struct {
 	{ "ends_evicted", offsetof(struct ctd_stats, ends[CTD_END_EVICTED]) },
 	{ "ends_lost", offsetof(struct ctd_stats, ends[CTD_END_LOST]) },
 	{ "interim_records", offsetof(struct ctd_stats, ends[CTD_END_ACTIVE]) },
+	{ "ends_netns_gone", offsetof(struct ctd_stats, ends[CTD_END_NETNS_GONE]) },
 	C(resyncs),
 	C(expiry_suspects), C(expiry_alive), C(dumps), C(dump_failures),
 	C(dump_entries), C(dump_new_flows), C(dump_stale),
@@ -32,6 +33,8 @@ static const struct {
 	C(flows_tracked), C(flows_suspect), C(kernel_pending),
 	C(kernel_pending_peak), C(table_bytes), C(ends_remembered), C(ctl_requests), C(ctl_refused),
 	C(ctl_timeouts), C(ctl_evicted), C(metrics_requests),
+	C(netns_watched), C(netns_added), C(netns_gone), C(netns_flushed),
+	C(netns_errors), C(netns_dump_counters), C(netns_foreign),
 };
 
 #define O(name) { #name, offsetof(struct ctd_out_stats, name) }

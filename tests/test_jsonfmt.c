@@ -430,7 +430,7 @@ static void test_end_reasons(void **state)
 	static const char *const names[] = {
 		[CTD_END_DESTROY] = "destroy", [CTD_END_EXPIRED] = "expired",
 		[CTD_END_EVICTED] = "evicted", [CTD_END_LOST] = "lost",
-		[CTD_END_ACTIVE] = "active",
+		[CTD_END_ACTIVE] = "active", [CTD_END_NETNS_GONE] = "netns_gone",
 	};
 	struct ctd_record r;
 	char want[64], *got;

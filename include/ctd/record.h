@@ -11,12 +11,17 @@
 
 struct ctd_flow;
 
+/* Long enough for OpenStack's qrouter-<uuid> and CNI's cni-<uuid>;
+ * longer names are shown as "nsid:N". */
+#define CTD_NETNS_NAME_MAX 48
+
 enum ctd_end_reason {
 	CTD_END_DESTROY,   /* the kernel reported the end */
 	CTD_END_EXPIRED,   /* timed out here and gone from the kernel's table */
 	CTD_END_EVICTED,   /* pushed out of a full table */
 	CTD_END_LOST,      /* its DESTROY was lost (lossy mode), found by a resync */
 	CTD_END_ACTIVE,    /* not an end: interim record of a long flow */
+	CTD_END_NETNS_GONE, /* its network namespace was deleted */
 	CTD_END__COUNT
 };
 
@@ -29,6 +34,9 @@ enum {
 	CTD_REC_START_SEEN  = 1u << 5,  /* began while ctd was listening */
 	CTD_REC_DELTA       = 1u << 6,  /* delta[] is valid */
 	CTD_REC_FORCED      = 1u << 7,  /* deleted before its timeout ran out */
+	/* Ended without a word from the kernel, counters from the last
+	 * table dump (a namespace gone before ctd could flush it). */
+	CTD_REC_DUMP_COUNTERS = 1u << 8,
 };
 
 struct ctd_record {
@@ -54,6 +62,11 @@ struct ctd_record {
 	uint64_t start_ns;             /* wall clock */
 	uint64_t end_ns;
 	uint8_t labels[16];
+	int32_t nsid;                  /* CTD_NSID_SELF: ctd's namespace */
+	/* The namespace's name (/run/netns), filled in by whoever knows it
+	 * (netns.c) before the record goes out; empty: "nsid:N". By value,
+	 * so a spooled record keeps it after the namespace is gone. */
+	char netns[CTD_NETNS_NAME_MAX];
 };
 
 /* flow may be NULL (a DESTROY for a flow ctd never saw); now_ns is the
