@@ -101,6 +101,7 @@ static const struct setting settings[] = {
 	{ "broadcast-error", T_BOOL, F(broadcast_error), 0, 0, false, RESTART },
 	{ "resync", T_BOOL, F(resync), 0, 0, false, RESTART },
 	{ "sysctl", T_BOOL, F(sysctl), 0, 0, false, RESTART },
+	{ "netns", T_PATH, F(netns), 0, 0, false, RESTART },
 	{ "max-flows", T_COUNT, F(max_flows), 0, 1ULL << 30, false, RESTART },
 	{ "remember-ends", T_COUNT, F(remember_ends), 0, 10000000, false, RESTART },
 	{ "expiry-slack", T_SECS, F(expiry_slack), 0, 86400, false, RESTART },
@@ -155,6 +156,7 @@ void ctd_config_defaults(struct ctd_config *cfg)
 	cfg->syslog_facility = 16;    /* local0 */
 	cfg->syslog_level = 6;        /* info */
 	strcpy(cfg->syslog_socket, "/dev/log");
+	strcpy(cfg->netns, "self");
 }
 
 static const struct setting *find(const char *key)

@@ -4,6 +4,7 @@
  * (labels) or what a lossy path left out. Arrival times stand in for the
  * kernel's timestamps only when the timestamp extension was off. */
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "ctd/flowtable.h"
@@ -135,4 +136,16 @@ const char *ctd_end_reason_name(enum ctd_end_reason reason)
 	};
 
 	return (unsigned)reason < CTD_END__COUNT ? names[reason] : "unknown";
+}
+
+void ctd_record_netns_label(const struct ctd_record *rec, char *buf, size_t len)
+{
+	if (!len)
+		return;
+	if (rec->nsid == CTD_NSID_SELF)
+		buf[0] = '\0';
+	else if (rec->netns[0])
+		snprintf(buf, len, "%.*s", (int)sizeof(rec->netns), rec->netns);
+	else
+		snprintf(buf, len, "nsid:%ld", (long)rec->nsid);
 }

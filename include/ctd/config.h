@@ -30,6 +30,9 @@ struct ctd_config {
 	char conntrackd_log[CTD_CONFIG_PATH_MAX]; /* "" none */
 	char ipfix[CTD_CONFIG_PATH_MAX];      /* udp:HOST:PORT, tcp:..., "" none */
 	char syslog_socket[CTD_CONFIG_PATH_MAX];
+	/* Network namespaces watched besides ctd's own: "self" none, "all",
+	 * or a comma-separated list of /run/netns names. */
+	char netns[CTD_CONFIG_PATH_MAX];
 	/* Filter criteria as written ("any": none), by enum ctd_filter_key. */
 	char filter[CTD_FILTER__COUNT][CTD_CONFIG_PATH_MAX];
 	size_t rcvbuf;

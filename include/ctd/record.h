@@ -5,6 +5,7 @@
 #define CTD_RECORD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "ctd/ctevent.h"
@@ -85,5 +86,8 @@ void ctd_record_from_flow(const struct ctd_flow *flow,
 void ctd_record_set_delta(struct ctd_record *rec, const struct ctd_flow *flow);
 
 const char *ctd_end_reason_name(enum ctd_end_reason reason);
+/* The record's namespace as outputs show it: its name, "nsid:N" when it
+ * has none, "" for ctd's own. */
+void ctd_record_netns_label(const struct ctd_record *rec, char *buf, size_t len);
 
 #endif
