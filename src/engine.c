@@ -660,16 +660,16 @@ static size_t gone_flow(struct ctd_engine *eng, struct ctd_flow *f,
 {
 	struct ctd_record rec;
 
+	bool buried = f->flags & CTD_FLOW_TOMBSTONE;
+
 	dequeue(eng, f);
-	if (f->flags & CTD_FLOW_TOMBSTONE) {
-		ctd_flowtable_remove(eng->flows, f);
-		return 0;
+	if (!buried) {
+		ctd_record_from_flow(f, CTD_END_NETNS_GONE, now->wall_ns, &rec);
+		rec.flags |= CTD_REC_DUMP_COUNTERS;
+		emit(eng, &rec, f);
 	}
-	ctd_record_from_flow(f, CTD_END_NETNS_GONE, now->wall_ns, &rec);
-	rec.flags |= CTD_REC_DUMP_COUNTERS;
-	emit(eng, &rec, f);
 	ctd_flowtable_remove(eng->flows, f);
-	return 1;
+	return buried ? 0 : 1;
 }
 
 static void not_going(struct ctd_engine *eng, int32_t nsid)
