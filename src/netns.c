@@ -10,8 +10,9 @@
  * lives while anyone holds it: ctd holds each one it watches (its fd and
  * the dump socket inside), so once /run/netns loses the name it flushes
  * the table from inside (the kernel then sends every DESTROY with final
- * counters), waits for the namespace's dying list to empty, at most
- * GOING_MAX_S, and lets go. A namespace that processes still use is not
+ * counters), waits for the namespace's dying list to empty (what a small
+ * receive buffer could not take the kernel re-sends at its own pace),
+ * GOING_IDLE_S without progress or GOING_MAX_S at most, and lets go. A namespace that processes still use is not
  * flushed: ctd lets go at once and its flows end when the kernel reports
  * the namespace gone (RTM_DELNSID), from the last dump's counters.
  *
@@ -23,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +52,8 @@
 #include "ctd/stats.h"
 
 #define PROC_NETFILTER "/proc/sys/net/netfilter"
-#define GOING_MAX_S 2
+#define GOING_IDLE_S 2         /* let go after this long without progress */
+#define GOING_MAX_S 10         /* ... and after this long in any case */
 #define GOING_POLL_S 0.05
 #define RESCAN_S 0.05
 #define RESCAN_TRIES 20
@@ -359,36 +362,34 @@ static void unmounted(struct ctd_netns_watch *w, struct ctd_netns *e,
 	}
 	w->cfg.stats->netns_flushed++;
 	e->state = CTD_NETNS_GOING;
-	e->deadline_us = now->mono_us + GOING_MAX_S * 1000000LL;
+	e->deadline_us = now->mono_us + GOING_IDLE_S * 1000000LL;
+	e->cap_us = now->mono_us + GOING_MAX_S * 1000000LL;
+	e->pending = SIZE_MAX;
 	ev_timer_again(w->loop, &w->going);
 }
 
-/* Whether the namespace's dying list is empty: every DESTROY of the
- * flush delivered. A dump's first datagram is ready when send returns. */
-static bool dying_empty(int sock, char *buf, size_t len)
+/* How many DESTROYs the namespace's dying list still holds for us (0:
+ * every one of the flush delivered, or the list cannot be read). The
+ * kernel fills each datagram of a dump as the previous one is read. */
+static size_t dying_count(int sock, char *buf, size_t len)
 {
-	const struct nlmsghdr *nlh = (const struct nlmsghdr *)buf;
+	size_t count = 0;
+	bool done = false;
 	ssize_t n;
-	bool empty;
 
 	if (ct_request(sock, IPCTNL_MSG_CT_GET_DYING, NLM_F_DUMP) < 0)
-		return true;
-	n = recv(sock, buf, len, MSG_DONTWAIT);
-	empty = n < (ssize_t)sizeof(*nlh) || nlh->nlmsg_type == NLMSG_DONE ||
-		nlh->nlmsg_type == NLMSG_ERROR;
-	while (n > 0 && !empty) {     /* read the rest of this dump away */
+		return 0;
+	while (!done && (n = recv(sock, buf, len, MSG_DONTWAIT)) > 0) {
+		const struct nlmsghdr *nlh = (const struct nlmsghdr *)buf;
 		int left = (int)n;
-		bool done = false;
 
-		for (; ctd_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left))
+		for (; ctd_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left)) {
 			done = done || nlh->nlmsg_type == NLMSG_DONE ||
 			       nlh->nlmsg_type == NLMSG_ERROR;
-		if (done)
-			break;
-		n = recv(sock, buf, len, MSG_DONTWAIT);
-		nlh = (const struct nlmsghdr *)buf;
+			count += !done;
+		}
 	}
-	return empty;
+	return count;
 }
 
 static void on_going(struct ev_loop *loop, ev_timer *t, int revents)
@@ -403,8 +404,14 @@ static void on_going(struct ev_loop *loop, ev_timer *t, int revents)
 	while ((e = ctd_netnstab_next(w->tab, &pos))) {
 		if (e->state != CTD_NETNS_GOING)
 			continue;
-		if (now.mono_us >= e->deadline_us ||
-		    dying_empty(e->flush_fd, w->buf, sizeof(w->buf)))
+		size_t held = dying_count(e->flush_fd, w->buf, sizeof(w->buf));
+
+		/* Progress (the kernel re-sends as ctd reads) buys time. */
+		if (held < e->pending && e->deadline_us < e->cap_us)
+			e->deadline_us = now.mono_us + GOING_IDLE_S * 1000000LL;
+		e->pending = held;
+		if (!held || now.mono_us >= e->deadline_us ||
+		    now.mono_us >= e->cap_us)
 			forget(w, e, &now);
 		else
 			left = true;

@@ -28,7 +28,8 @@ struct ctd_netns {
 	int fd;                       /* the namespace (netns.c's), or -1 */
 	int flush_fd;                 /* its dying-list probe while going */
 	uint64_t dev, ino;            /* identity of the namespace file */
-	int64_t deadline_us;          /* GOING: let go at the latest then */
+	int64_t deadline_us;          /* GOING: let go then without progress */
+	int64_t cap_us;               /* ... and then in any case */
 	uint64_t records;             /* records from it */
 	uint64_t pending;             /* its dying list at the last gauge */
 	int dump_err;                 /* its part of the last dump round */
