@@ -36,7 +36,7 @@ static const struct option longopts[] = {
 	SET("shutdown-timeout"), SET("control"), SET("control-group"), SET("metrics"), SET("user"),
 	SET("rcvbuf"),
 	SET("rcvbuf-max"), SET("budget"), SET("broadcast-error"),
-	SET("resync"), SET("sysctl"), SET("max-flows"), SET("remember-ends"),
+	SET("resync"), SET("sysctl"), SET("netns"), SET("max-flows"), SET("remember-ends"),
 	SET("expiry-slack"), SET("check-interval"), SET("pending-interval"),
 	SET("active-timeout"), SET("record"), SET("filter-proto"),
 	SET("filter-src"), SET("filter-dst"), SET("ignore-src"),
@@ -91,6 +91,8 @@ static void usage(FILE *f)
 "                           counters from table dumps every SECS/2 (default 1800,\n"
 "                           0 = off)\n"
 "      --no-sysctl          leave nf_conntrack_events/acct/timestamp alone\n"
+"      --netns all|NAME,... also watch these network namespaces (/run/netns;\n"
+"                           default self: only ctd's own)\n"
 "      --record FILE        also write every raw netlink datagram to FILE\n"
 "      --stream PATH        also serve records as JSON lines on a Unix socket\n"
 "      --json-events LIST   what the JSON file gets: new,update,destroy\n"

@@ -115,6 +115,7 @@ static const struct setting settings[] = {
 	{ "resync", T_BOOL, F(resync), 0, 0, false, RESTART },
 	{ "subscribe", T_CHOICE, F(subscribe), C_SUBSCRIBE, 0, false, LIVE },
 	{ "sysctl", T_BOOL, F(sysctl), 0, 0, false, RESTART },
+	{ "netns", T_PATH, F(netns), 0, 0, false, RESTART },
 	{ "max-flows", T_COUNT, F(max_flows), 0, 1ULL << 30, false, RESTART },
 	{ "remember-ends", T_COUNT, F(remember_ends), 0, AUTO_OK, false, RESTART },
 	{ "expiry-slack", T_SECS, F(expiry_slack), 0, 86400, false, RESTART },
@@ -174,6 +175,7 @@ void ctd_config_defaults(struct ctd_config *cfg)
 	strcpy(cfg->syslog_socket, "/dev/log");
 	strcpy(cfg->kafka_topic, "ctd-flows");
 	cfg->kafka_events = 1u << CTD_EV_DESTROY;
+	strcpy(cfg->netns, "self");
 }
 
 static const struct setting *find(const char *key)

@@ -359,6 +359,7 @@ int ctd_ctevent_parse(const struct nlmsghdr *nlh, struct ctd_event *ret_ev)
 	if (nlh->nlmsg_len < MNL_NLMSG_HDRLEN + sizeof(*nfg))
 		return -EBADMSG;
 	memset(ret_ev, 0, sizeof(*ret_ev));
+	ret_ev->nsid = CTD_NSID_SELF;
 	ret_ev->type = (uint8_t)type;
 	nfg = mnl_nlmsg_get_payload(nlh);
 	if (nfg->nfgen_family != AF_INET && nfg->nfgen_family != AF_INET6)

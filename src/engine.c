@@ -52,7 +52,7 @@
 struct ctd_engine {
 	struct ctd_flowtable *flows;
 	struct ctd_expiry *expiry;
-	struct ctd_fifo suspects;      /* ordered by suspect_gen */
+	struct ctd_fifo suspects;      /* ordered by the deciding dump */
 	struct ctd_fifo tombstones;    /* ended flows, oldest first */
 	size_t remember_ends;          /* tombstones kept outside dumps */
 	struct ctd_endfilter *forgotten; /* ends no longer remembered */
@@ -66,6 +66,8 @@ struct ctd_engine {
 	uint32_t gen;                  /* the dump running or last run */
 	bool dumping;
 	bool resync;                   /* the running dump is a resync */
+	size_t ngoing;                 /* namespaces being flushed */
+	int32_t going[CTD_ENGINE_GOING_MAX];
 };
 
 #define flow_of(node) \
@@ -413,9 +415,17 @@ static bool ended_early(const struct ctd_engine *eng, const struct ctd_flow *f,
 {
 	if (ev->have & CTD_HAVE_TIMEOUT)
 		return ev->timeout > 0;
-	return f && (f->flags & (CTD_FLOW_SUSPECT | CTD_FLOW_TOMBSTONE) ||
+	return f && (f->flags & CTD_FLOW_TOMBSTONE ||
 		     ctd_expiry_linked(eng->expiry, &f->exp)) &&
 	       now->mono_us + 1000000 < f->exp.deadline_us - eng->slack_us;
+}
+
+static bool is_going(const struct ctd_engine *eng, int32_t nsid)
+{
+	for (size_t i = 0; i < eng->ngoing; i++)
+		if (eng->going[i] == nsid)
+			return true;
+	return false;
 }
 
 /* How long the kernel's DESTROY took to become a record: its event
@@ -469,6 +479,8 @@ static void complete(struct ctd_engine *eng, const struct ctd_flow_key *key,
 		rec.flags |= CTD_REC_DUP_UNCHECKED;
 		eng->stats->possible_duplicates++;
 	}
+	if (eng->ngoing && is_going(eng, ev->nsid))
+		rec.end_reason = CTD_END_NETNS_GONE;
 	emit(eng, &rec, f);
 	bury(eng, key, f, ev->have & CTD_HAVE_TSTART ? ev->tstart_ns :
 			  kernel_start(&rec), false);
@@ -521,6 +533,14 @@ void ctd_engine_messages(struct ctd_engine *eng,
 			 const struct nlmsghdr *const *msgs, size_t n,
 			 const struct ctd_now *now)
 {
+	ctd_engine_messages_ns(eng, msgs, NULL, n, now);
+}
+
+void ctd_engine_messages_ns(struct ctd_engine *eng,
+			    const struct nlmsghdr *const *msgs,
+			    const int32_t *nsids, size_t n,
+			    const struct ctd_now *now)
+{
 	struct ctd_event ev[32];
 	struct ctd_flow_key key[32];
 	uint64_t hash[32];
@@ -532,6 +552,8 @@ void ctd_engine_messages(struct ctd_engine *eng,
 		for (size_t i = 0; i < k; i++) {
 			r[i] = ctd_ctevent_parse(msgs[i], &ev[i]);
 			if (r[i] == 0) {
+				if (nsids)
+					ev[i].nsid = nsids[i];
 				ctd_flow_key_from_event(&ev[i], &key[i]);
 				hash[i] = ctd_flowtable_hash(&key[i]);
 				ctd_flowtable_prefetch(eng->flows, hash[i], 0);
@@ -549,6 +571,8 @@ void ctd_engine_messages(struct ctd_engine *eng,
 				eng->stats->parse_errors++;
 		}
 		msgs += k;
+		if (nsids)
+			nsids += k;
 		n -= k;
 	}
 }
@@ -559,7 +583,7 @@ static void to_suspects(void *arg, struct ctd_expiry_node *node)
 	struct ctd_flow *f = flow_of(node);
 
 	/* Decided by the next dump to begin, never by one under way. */
-	f->suspect_gen = eng->gen + 1;
+	f->exp.deadline_us = (int64_t)eng->gen + 1;   /* see flowtable.h */
 	f->flags |= CTD_FLOW_SUSPECT;
 	ctd_fifo_append(&eng->suspects, &node->link);
 	eng->stats->expiry_suspects++;
@@ -701,7 +725,7 @@ void ctd_engine_dump_end(struct ctd_engine *eng, bool ok,
 	if (resync)
 		sweep_unlisted(eng, now);
 	while ((n = ctd_expiry_node_of(eng->suspects.head)) &&
-	       flow_of(n)->suspect_gen <= eng->gen) {
+	       (uint32_t)flow_of(n)->exp.deadline_us <= eng->gen) {
 		struct ctd_flow *f = flow_of(n);
 
 		if (f->gen == eng->gen) {
@@ -712,4 +736,59 @@ void ctd_engine_dump_end(struct ctd_engine *eng, bool ok,
 		}
 	}
 	update_gauges(eng);
+}
+
+int ctd_engine_netns_going(struct ctd_engine *eng, int32_t nsid)
+{
+	if (is_going(eng, nsid))
+		return 0;
+	if (eng->ngoing == CTD_ENGINE_GOING_MAX)
+		return -ENOSPC;
+	eng->going[eng->ngoing++] = nsid;
+	return 0;
+}
+
+/* One flow of a gone namespace; returns 1 when it made a record. */
+static size_t gone_flow(struct ctd_engine *eng, struct ctd_flow *f,
+			const struct ctd_now *now)
+{
+	struct ctd_record rec;
+
+	bool buried = f->flags & CTD_FLOW_TOMBSTONE;
+
+	dequeue(eng, f);
+	if (!buried) {
+		ctd_record_from_flow(f, CTD_END_NETNS_GONE, now->wall_ns, &rec);
+		rec.flags |= CTD_REC_DUMP_COUNTERS;
+		emit(eng, &rec, f);
+	}
+	ctd_flowtable_remove(eng->flows, f);
+	return buried ? 0 : 1;
+}
+
+static void not_going(struct ctd_engine *eng, int32_t nsid)
+{
+	for (size_t i = 0; i < eng->ngoing; i++)
+		if (eng->going[i] == nsid) {
+			eng->going[i] = eng->going[--eng->ngoing];
+			return;
+		}
+}
+
+/* Tombstones of the namespace go too: its nsid may be given to the
+ * next namespace, whose conntracks must not look like repeats. */
+size_t ctd_engine_netns_gone(struct ctd_engine *eng, int32_t nsid,
+			     const struct ctd_now *now)
+{
+	struct ctd_flowtable_iter it = { 0 };
+	const struct ctd_flow *cf;
+	size_t n = 0;
+
+	not_going(eng, nsid);
+	/* The walk has read the next link before a flow is removed. */
+	while ((cf = ctd_flowtable_next(eng->flows, &it)))
+		if (cf->key.nsid == nsid)
+			n += gone_flow(eng, (struct ctd_flow *)cf, now);
+	update_gauges(eng);
+	return n;
 }

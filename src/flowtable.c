@@ -76,7 +76,7 @@ struct ctd_flowtable {
 	uint64_t version;           /* bumped by every insert and remove */
 };
 
-_Static_assert(sizeof(struct ctd_flow_key) == 44,
+_Static_assert(sizeof(struct ctd_flow_key) == 48,
 	       "flow keys are hashed and compared as bytes: no padding");
 
 static void *part_get(struct part_pool *p)
@@ -132,7 +132,6 @@ static uint64_t key_hash(const struct ctd_flow_key *key)
 {
 	const unsigned char *p = (const unsigned char *)key;
 	uint64_t h = 0x9e3779b97f4a7c15ULL, w;
-	uint32_t tail;
 	size_t i;
 
 	/* One multiply per word and one full mix at the end: the words
@@ -142,8 +141,7 @@ static uint64_t key_hash(const struct ctd_flow_key *key)
 		h = (h ^ w) * 0x100000001b3ULL;
 		h ^= h >> 29;
 	}
-	memcpy(&tail, p + i, 4);
-	return mix64(h ^ tail);
+	return mix64(h);
 }
 
 static bool key_equal(const struct ctd_flow_key *a, const struct ctd_flow_key *b)
@@ -194,6 +192,7 @@ void ctd_flow_key_from_event(const struct ctd_event *ev,
 	ret_key->zone = ev->zone;
 	ret_key->family = ev->family;
 	ret_key->proto = ev->proto;
+	ret_key->nsid = ev->nsid;
 }
 
 static size_t bucket_of(const struct ctd_flowtable *ft,

@@ -323,6 +323,24 @@ static void put_head(struct cursor *c, const struct ctd_record *rec)
 	put_tuple(c, rec, CTD_DIR_REPLY);
 }
 
+/* Absent for ctd's own namespace; names are any bytes but '/'. */
+static void put_netns(struct cursor *c, const struct ctd_record *rec)
+{
+	char label[CTD_NETNS_NAME_MAX];
+
+	if (rec->nsid != CTD_NSID_SELF) {
+		ctd_record_netns_label(rec, label, sizeof(label));
+		PUT_KEY(c, "netns");
+		put(c, "\"", 1);
+		put_escaped(c, label);
+		put(c, "\"", 1);
+	}
+	if (rec->flags & CTD_REC_DUMP_COUNTERS) {
+		PUT_KEY(c, "counters_from");
+		put_str(c, "last_dump");
+	}
+}
+
 static void put_tail(struct cursor *c, const struct ctd_record *rec)
 {
 	const char *state;
@@ -348,6 +366,7 @@ static void put_tail(struct cursor *c, const struct ctd_record *rec)
 	put_u64(c, rec->mark);
 	PUT_KEY(c, "zone");
 	put_u64(c, rec->zone);
+	put_netns(c, rec);
 	PUT_KEY(c, "new_seen");
 	put_bool(c, rec->flags & CTD_REC_NEW_SEEN);
 	PUT_KEY(c, "start_seen");

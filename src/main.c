@@ -26,6 +26,8 @@
 #include "ctd/kernel.h"
 #include "ctd/listen.h"
 #include "ctd/log.h"
+#include "ctd/netns.h"
+#include "ctd/netnstab.h"
 #include "ctd/nlsrc.h"
 #include "ctd/notify.h"
 #include "ctd/out_file.h"
@@ -52,6 +54,7 @@ struct ctd {
 	struct ctd_deliver *deliver;
 	struct ctd_out_text *text;
 	struct ctd_reconcile_ev *reconcile;
+	struct ctd_netns_watch *netns;   /* NULL: `netns self` */
 	struct ctd_config *cfg;
 	const struct ctd_cli *cli;
 	struct ctd_ctl *ctl;
@@ -68,10 +71,25 @@ struct ctd {
 	struct ctd_clock clock;    /* zeroed: the system clock */
 };
 
+/* A record of another namespace gets its name (a copy: the engine's is
+ * const). */
+static const struct ctd_record *named(struct ctd *ctd,
+				      const struct ctd_record *rec,
+				      struct ctd_record *copy)
+{
+	if (!ctd->netns || rec->nsid == CTD_NSID_SELF)
+		return rec;
+	*copy = *rec;
+	ctd_netns_name(ctd->netns, copy);
+	return copy;
+}
+
 static void on_record(void *arg, const struct ctd_record *rec)
 {
 	struct ctd *ctd = arg;
+	struct ctd_record copy;
 
+	rec = named(ctd, rec, &copy);
 	if (!ctd_filter_match(ctd->filter, rec)) {
 		ctd->stats.records_filtered++;
 		return;
@@ -83,17 +101,26 @@ static void on_event(void *arg, const struct ctd_event *ev,
 		     const struct ctd_record *rec, const struct ctd_now *now)
 {
 	struct ctd *ctd = arg;
+	struct ctd_record copy;
 
-	if (ctd->text)
-		ctd_out_text_event(ctd->text, ctd->filter, ev, rec,
-				   now->wall_ns);
+	if (!ctd->text)
+		return;
+	if (rec && ctd->netns && rec->nsid != CTD_NSID_SELF) {
+		copy = *rec;
+		ctd_netnstab_label(ctd_netns_table(ctd->netns), rec->nsid,
+				   copy.netns, sizeof(copy.netns));
+		rec = &copy;
+	}
+	ctd_out_text_event(ctd->text, ctd->filter, ev, rec, now->wall_ns);
 }
 
 static void on_flow_event(void *arg, const struct ctd_record *rec,
 			  uint8_t *missed)
 {
 	struct ctd *ctd = arg;
+	struct ctd_record copy;
 
+	rec = named(ctd, rec, &copy);
 	if (!ctd_filter_match(ctd->filter, rec)) {
 		ctd->stats.records_filtered++;
 		return;
@@ -105,10 +132,27 @@ static void on_messages(void *arg, const struct nlmsghdr *const *msgs,
 			size_t n, const struct ctd_now *now)
 {
 	struct ctd *ctd = arg;
+	const int32_t *nsids = ctd_nlsrc_batch_nsids(ctd->nlsrc);
+	const struct nlmsghdr *kept[CTD_NLSRC_BATCH];
+	int32_t kept_nsids[CTD_NLSRC_BATCH];
 
+	if (nsids && ctd->netns) {
+		n = ctd_netns_admit(ctd->netns, msgs, nsids, n, kept, kept_nsids);
+		ctd_engine_messages_ns(ctd->engine, kept, kept_nsids, n, now);
+		return;
+	}
 	ctd_engine_messages(ctd->engine, msgs, n, now);
 	/* Before the next batch is read: written, or in the log. */
 	ctd_deliver_commit(ctd->deliver);
+}
+
+static void on_dump_part(void *arg, enum ctd_dump_kind kind, int32_t nsid,
+			 int err, size_t entries)
+{
+	struct ctd *ctd = arg;
+
+	if (ctd->netns)
+		ctd_netns_dump_part(ctd->netns, kind, nsid, err, entries);
 }
 
 /* Ready means listening with the table known (reconcile decides when). */
@@ -325,6 +369,7 @@ static int open_nlsrc(struct ctd *ctd, const struct ctd_config *o)
 		.budget = o->budget,
 		.record_path = *o->record ? o->record : NULL,
 		.groups = ctd_reload_groups(&target, o),
+		.all_netns = ctd_netnstab_enabled(o->netns),
 	};
 	int r;
 
@@ -382,9 +427,31 @@ static int new_reconcile(struct ctd *ctd, const struct ctd_config *o)
 		.stats = &ctd->stats,
 		.ready = on_ready,
 		.arg = ctd,
+		.part = on_dump_part,
+		.part_arg = ctd,
 	};
 
 	return ctd_reconcile_ev_new(ctd->loop, &rc, &ctd->reconcile);
+}
+
+static int open_netns(struct ctd *ctd, const struct ctd_config *o)
+{
+	struct ctd_netns_cfg nc = {
+		.spec = o->netns,
+		.run_dir = "/run/netns",
+		.sysctl = o->sysctl,
+		.engine = ctd->engine,
+		.nlsrc = ctd->nlsrc,
+		.dump = ctd_reconcile_ev_dump(ctd->reconcile),
+		.stats = &ctd->stats,
+		.clock = ctd->clock,
+	};
+	int r = ctd_netns_new(ctd->loop, &nc, &ctd->netns);
+
+	if (r < 0)
+		log_err("netns %s: %s", o->netns, r == -EINVAL ?
+			"not 'self', 'all' nor a list of names" : strerror(-r));
+	return r;
 }
 
 static int start(struct ctd *ctd, const struct ctd_config *o)
@@ -419,6 +486,8 @@ static int start(struct ctd *ctd, const struct ctd_config *o)
 	r = new_reconcile(ctd, o);
 	if (r < 0)
 		log_err("cannot open the ctnetlink dump socket: %s", strerror(-r));
+	if (r == 0 && ctd_netnstab_enabled(o->netns))
+		r = open_netns(ctd, o);
 	return r < 0 ? r : open_ctl(ctd);
 }
 
@@ -442,6 +511,8 @@ static void run(struct ctd *ctd)
 	ev_signal_start(ctd->loop, &ctd->sighup);
 	ctd_daemon_release_signals();
 	ctd_nlsrc_start(ctd->nlsrc, ctd->loop);
+	if (ctd->netns)
+		ctd_netns_start(ctd->netns);
 	ctd_reconcile_ev_start(ctd->reconcile);
 	ctd->started_us = ctd_clock_read(&ctd->clock).mono_us;
 	open_metrics(ctd);
@@ -453,6 +524,8 @@ static void run(struct ctd *ctd)
 	ev_run(ctd->loop, 0);
 	ctd_nlsrc_stop(ctd->nlsrc, ctd->loop);
 	ctd_reconcile_ev_stop(ctd->reconcile);
+	if (ctd->netns)
+		ctd_netns_stop(ctd->netns);
 	ev_prepare_stop(ctd->loop, &ctd->flush);
 }
 
@@ -489,6 +562,7 @@ static void teardown(struct ctd *ctd)
 	ctd_ctl_free(ctd->metrics);
 	ctd_out_text_free(ctd->text);
 	ctd_deliver_free(ctd->deliver);
+	ctd_netns_free(ctd->netns);
 	ctd_reconcile_ev_free(ctd->reconcile);
 	ctd_engine_free(ctd->engine);
 	ctd_alerts_free(ctd->alerts);

@@ -15,7 +15,10 @@
  * Reads use recvmmsg into a fixed ring of slots: one syscall per batch of
  * events, no allocation per event. A wakeup handles at most `budget`
  * messages so a storm cannot starve the loop's other watchers; libev's
- * level-triggered io watcher calls us again on the next iteration. */
+ * level-triggered io watcher calls us again on the next iteration.
+ * With all_netns the socket also hears every namespace that has an nsid
+ * here (NETLINK_LISTEN_ALL_NSID); the kernel names each datagram's source
+ * in a control message, kept per message beside the batch. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -28,6 +31,7 @@
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 
+#include "ctd/ctevent.h"
 #include "ctd/log.h"
 #include "ctd/nlsrc.h"
 #include "ctd/stats.h"
@@ -63,10 +67,19 @@ struct ctd_nlsrc {
 	struct mmsghdr msgs[SLOTS];
 	struct iovec iov[SLOTS];
 	struct sockaddr_nl from[SLOTS];
+	/* The source namespace's nsid, with all_netns (af_netlink.c puts
+	 * it in a SOL_NETLINK/NETLINK_LISTEN_ALL_NSID control message; none
+	 * for ctd's own namespace). */
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl[SLOTS];
+	bool all_netns;
 	char (*bufs)[SLOT_SIZE];
 	/* Messages of the datagrams just read, handed on together so the
 	 * engine can fetch their flows ahead of use. */
 	const struct nlmsghdr *batch[CTD_NLSRC_BATCH];
+	int32_t nsids[CTD_NLSRC_BATCH];
 	size_t nbatch;
 };
 
@@ -177,8 +190,14 @@ static int subscribe(struct ctd_nlsrc *src, const struct ctd_nlsrc_cfg *cfg,
 	if (bind && mnl_socket_bind(src->nl, 0, MNL_SOCKET_AUTOPID) < 0)
 		return -errno;
 	r = ctd_nlsrc_subscribe(src, cfg->groups ? cfg->groups : CTD_NLSRC_ALL);
-	if (r < 0 || !cfg->reliable)
+	if (r < 0)
 		return r;
+	if (src->all_netns &&
+	    mnl_socket_setsockopt(src->nl, NETLINK_LISTEN_ALL_NSID, &on,
+				  sizeof(on)) < 0)
+		return -errno;
+	if (!cfg->reliable)
+		return 0;
 	if (mnl_socket_setsockopt(src->nl, NETLINK_BROADCAST_ERROR, &on,
 				  sizeof(on)) < 0 ||
 	    mnl_socket_setsockopt(src->nl, NETLINK_NO_ENOBUFS, &on,
@@ -200,7 +219,33 @@ static void setup_slots(struct ctd_nlsrc *src)
 			.msg_iov = &src->iov[i],
 			.msg_iovlen = 1,
 		};
+		if (src->all_netns) {
+			src->msgs[i].msg_hdr.msg_control = src->ctl[i].buf;
+			src->msgs[i].msg_hdr.msg_controllen = sizeof(src->ctl[i].buf);
+		}
 	}
+}
+
+/* The nsid the kernel put on datagram i; CTD_NSID_SELF without one. */
+static int32_t datagram_nsid(struct ctd_nlsrc *src, size_t i)
+{
+	struct msghdr *mh = &src->msgs[i].msg_hdr;
+	struct cmsghdr *c;
+	int32_t nsid = CTD_NSID_SELF;
+
+	if (!src->all_netns)
+		return nsid;
+	for (c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c))
+		if (c->cmsg_level == SOL_NETLINK &&
+		    c->cmsg_type == NETLINK_LISTEN_ALL_NSID &&
+		    c->cmsg_len == CMSG_LEN(sizeof(int)))
+			memcpy(&nsid, CMSG_DATA(c), sizeof(nsid));
+	return nsid;
+}
+
+const int32_t *ctd_nlsrc_batch_nsids(const struct ctd_nlsrc *src)
+{
+	return src->all_netns ? src->nsids : NULL;
 }
 
 static int open_record(struct ctd_nlsrc *src, const char *path)
@@ -282,6 +327,7 @@ int ctd_nlsrc_new(const struct ctd_nlsrc_cfg *cfg, struct ctd_stats *stats,
 	src->arg = arg;
 	src->clock = cfg->clock;
 	src->budget = cfg->budget ? cfg->budget : 1;
+	src->all_netns = cfg->all_netns;
 	setup_slots(src);
 	r = nlsrc_open(src, cfg);
 	if (r < 0) {
@@ -311,6 +357,7 @@ static unsigned collect_datagram(struct ctd_nlsrc *src, size_t i,
 {
 	const struct nlmsghdr *nlh = (const struct nlmsghdr *)src->bufs[i];
 	int len = (int)src->msgs[i].msg_len;
+	int32_t nsid = datagram_nsid(src, i);
 	unsigned n = 0;
 
 	if (src->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
@@ -327,6 +374,7 @@ static unsigned collect_datagram(struct ctd_nlsrc *src, size_t i,
 			src->cb(src->arg, src->batch, src->nbatch, now);
 			src->nbatch = 0;
 		}
+		src->nsids[src->nbatch] = nsid;
 		src->batch[src->nbatch++] = nlh;
 		n++;
 	}
@@ -340,6 +388,8 @@ static void reset_slots(struct ctd_nlsrc *src, unsigned count)
 	for (i = 0; i < count; i++) {
 		src->msgs[i].msg_hdr.msg_namelen = sizeof(src->from[i]);
 		src->msgs[i].msg_hdr.msg_flags = 0;
+		if (src->all_netns)
+			src->msgs[i].msg_hdr.msg_controllen = sizeof(src->ctl[i].buf);
 	}
 }
 

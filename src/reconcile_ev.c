@@ -35,13 +35,15 @@ static void on_dump_entry(void *arg, enum ctd_dump_kind kind,
 			  const struct ctd_event *ev, const struct ctd_now *now);
 static void on_dump_done(void *arg, enum ctd_dump_kind kind, int err,
 			 size_t entries, const struct ctd_now *now);
+static void on_dump_part(void *arg, enum ctd_dump_kind kind, int32_t nsid,
+			 int err, size_t entries);
 
 int ctd_reconcile_ev_new(struct ev_loop *loop,
 			 const struct ctd_reconcile_ev_cfg *cfg,
 			 struct ctd_reconcile_ev **ret)
 {
 	struct ctd_reconcile_ev *r = calloc(1, sizeof(*r));
-	struct ctd_ctdump_ops ops = { on_dump_entry, on_dump_done, r };
+	struct ctd_ctdump_ops ops = { on_dump_entry, on_dump_done, on_dump_part, r };
 	int err;
 
 	if (!r)
@@ -60,6 +62,11 @@ int ctd_reconcile_ev_new(struct ev_loop *loop,
 	}
 	*ret = r;
 	return 0;
+}
+
+struct ctd_ctdump *ctd_reconcile_ev_dump(struct ctd_reconcile_ev *r)
+{
+	return r->dump;
 }
 
 void ctd_reconcile_ev_free(struct ctd_reconcile_ev *r)
@@ -157,6 +164,15 @@ static void on_dump_entry(void *arg, enum ctd_dump_kind kind,
 		ctd_engine_dump_entry(r->cfg.engine, ev, now);
 	else if (ctd_reconcile_checking(r->rc))
 		ctd_engine_dump_pending(r->cfg.engine, ev);
+}
+
+static void on_dump_part(void *arg, enum ctd_dump_kind kind, int32_t nsid,
+			 int err, size_t entries)
+{
+	struct ctd_reconcile_ev *r = arg;
+
+	if (r->cfg.part)
+		r->cfg.part(r->cfg.part_arg, kind, nsid, err, entries);
 }
 
 static void log_done(enum ctd_dump_kind kind, int err, size_t entries,

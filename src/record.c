@@ -4,6 +4,7 @@
  * (labels) or what a lossy path left out. Arrival times stand in for the
  * kernel's timestamps only when the timestamp extension was off. */
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "ctd/flowtable.h"
@@ -65,6 +66,7 @@ void ctd_record_from_destroy(const struct ctd_flow *flow,
 	rec->family = ev->family;
 	rec->proto = ev->proto;
 	rec->zone = ev->zone;
+	rec->nsid = ev->nsid;
 	rec->id = ev->id;
 	rec->tuple[CTD_DIR_ORIG] = ev->tuple[CTD_DIR_ORIG];
 	if (ev->have & CTD_HAVE_REPLY)
@@ -92,6 +94,7 @@ void ctd_record_from_flow(const struct ctd_flow *flow,
 	rec->family = flow->key.family;
 	rec->proto = flow->key.proto;
 	rec->zone = flow->key.zone;
+	rec->nsid = flow->key.nsid;
 	rec->id = flow->key.id;
 	rec->tuple[CTD_DIR_ORIG] = flow->key.orig;
 	ctd_flow_reply(flow, &rec->tuple[CTD_DIR_REPLY]);
@@ -129,7 +132,20 @@ const char *ctd_end_reason_name(enum ctd_end_reason reason)
 		[CTD_END_EVICTED] = "evicted",
 		[CTD_END_LOST] = "lost",
 		[CTD_END_ACTIVE] = "active",
+		[CTD_END_NETNS_GONE] = "netns_gone",
 	};
 
 	return (unsigned)reason < CTD_END__COUNT ? names[reason] : "unknown";
+}
+
+void ctd_record_netns_label(const struct ctd_record *rec, char *buf, size_t len)
+{
+	if (!len)
+		return;
+	if (rec->nsid == CTD_NSID_SELF)
+		buf[0] = '\0';
+	else if (rec->netns[0])
+		snprintf(buf, len, "%.*s", (int)sizeof(rec->netns), rec->netns);
+	else
+		snprintf(buf, len, "nsid:%ld", (long)rec->nsid);
 }

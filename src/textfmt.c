@@ -88,6 +88,14 @@ static void add_end(struct line *l, const struct ctd_record *rec,
 		    (unsigned long long)rec->cnt[CTD_DIR_REPLY].bytes);
 }
 
+static void add_netns(struct line *l, const struct ctd_record *rec)
+{
+	char label[CTD_NETNS_NAME_MAX];
+
+	ctd_record_netns_label(rec, label, sizeof(label));
+	add(l, " netns=%s", label);
+}
+
 size_t ctd_textfmt_event(const struct ctd_event *ev,
 			 const struct ctd_record *rec, uint64_t now_ns,
 			 char *buf, size_t cap)
@@ -114,6 +122,10 @@ size_t ctd_textfmt_event(const struct ctd_event *ev,
 		add(&l, " %s", state);
 	if (rec)
 		add_end(&l, rec, "dur");
+	if (rec && rec->nsid != CTD_NSID_SELF)
+		add_netns(&l, rec);
+	else if (ev->nsid != CTD_NSID_SELF)
+		add(&l, " netns=nsid:%ld", (long)ev->nsid);
 	add(&l, " id=%u\n", ev->id);
 	return l.overflow ? 0 : l.len;
 }
@@ -137,6 +149,9 @@ size_t ctd_textfmt_flow(const struct ctd_record *rec, char *buf, size_t cap)
 	if (state)
 		add(&l, " %s", state);
 	add_end(&l, rec, "age");
-	add(&l, " mark=%u zone=%u id=%u\n", rec->mark, rec->zone, rec->id);
+	add(&l, " mark=%u zone=%u", rec->mark, rec->zone);
+	if (rec->nsid != CTD_NSID_SELF)
+		add_netns(&l, rec);
+	add(&l, " id=%u\n", rec->id);
 	return l.overflow ? 0 : l.len;
 }

@@ -467,6 +467,51 @@ static void test_id_distinguishes_flows(void **state)
 	ctd_engine_free(eng);
 }
 
+/* The same conntrack in two namespaces is two flows. A namespace going
+ * away: its flushed DESTROYs end as netns_gone with the kernel's word,
+ * the flows still tracked then end from what ctd knew (said so), ended
+ * ones are not reported again, and the other namespace is untouched. */
+static void test_netns_gone(void **state)
+{
+	struct ctd_stats st;
+	struct sink s;
+	struct ctd_engine *eng = new_engine(0, &st, &s);
+	struct ctd_event ev;
+
+	(void)state;
+	for (int32_t ns = 0; ns < 2; ns++) {
+		for (uint32_t id = 1; id <= 2; id++) {
+			make_event(&ev, CTD_EV_NEW);
+			ev.nsid = ns;
+			ev.id = id;
+			ctd_engine_event(eng, &ev, &test_now);
+		}
+	}
+	assert_int_equal(ctd_flowtable_count(ctd_engine_flows(eng)), 4);
+	assert_int_equal(ctd_engine_netns_going(eng, 1), 0);
+	make_event(&ev, CTD_EV_DESTROY);
+	ev.nsid = 1;
+	ev.id = 1;
+	ctd_engine_event(eng, &ev, &test_now);
+	assert_int_equal(s.nrecs, 1);
+	assert_int_equal(s.recs[0].end_reason, CTD_END_NETNS_GONE);
+	assert_int_equal(s.recs[0].nsid, 1);
+	assert_false(s.recs[0].flags & CTD_REC_DUMP_COUNTERS);
+	assert_int_equal(ctd_engine_netns_gone(eng, 1, &test_now), 1);
+	assert_int_equal(s.nrecs, 2);
+	assert_int_equal(s.recs[1].id, 2);
+	assert_int_equal(s.recs[1].end_reason, CTD_END_NETNS_GONE);
+	assert_true(s.recs[1].flags & CTD_REC_DUMP_COUNTERS);
+	assert_int_equal(st.ends[CTD_END_NETNS_GONE], 2);
+	/* Namespace 0 keeps both flows; its DESTROYs are ordinary again. */
+	assert_int_equal(ctd_flowtable_count(ctd_engine_flows(eng)), 2);
+	ev.nsid = 0;
+	ctd_engine_event(eng, &ev, &test_now);
+	assert_int_equal(s.recs[2].end_reason, CTD_END_DESTROY);
+	assert_int_equal(s.recs[2].nsid, 0);
+	ctd_engine_free(eng);
+}
+
 static struct ctd_now at(int64_t secs)
 {
 	return (struct ctd_now){ secs * 1000000, NOW_NS + (uint64_t)secs * 1000000000ULL };
@@ -938,6 +983,7 @@ int main(void)
 		cmocka_unit_test(test_malformed_counted),
 		cmocka_unit_test(test_labels_and_arrival_times),
 		cmocka_unit_test(test_id_distinguishes_flows),
+		cmocka_unit_test(test_netns_gone),
 		cmocka_unit_test(test_expiry_checked_by_dump),
 		cmocka_unit_test(test_suspect_during_dump_waits),
 		cmocka_unit_test(test_event_clears_suspect_and_dying_skipped),

@@ -512,8 +512,9 @@ static void test_remove_foreign_flow_is_harmless(void **state)
 }
 
 /* The key takes the event's id, zone, family, protocol and original
- * tuple, and nothing else: two events of one flow that differ in reply
- * tuple, status, mark or counters map to the same key. */
+ * tuple, zone and namespace, and nothing else: two events of one flow
+ * that differ in reply tuple, status, mark or counters map to the same
+ * key; the same conntrack in another namespace does not. */
 static void test_key_from_event(void **state)
 {
 	struct ctd_event ev, ev2;
@@ -526,6 +527,7 @@ static void test_key_from_event(void **state)
 	ev.proto = IPPROTO_TCP;
 	ev.id = 42;
 	ev.zone = 9;
+	ev.nsid = 7;
 	for (i = 0; i < 16; i++) {
 		ev.tuple[CTD_DIR_ORIG].src[i] = (uint8_t)i;
 		ev.tuple[CTD_DIR_ORIG].dst[i] = (uint8_t)(0x80 + i);
@@ -540,6 +542,7 @@ static void test_key_from_event(void **state)
 	want.zone = 9;
 	want.family = AF_INET6;
 	want.proto = IPPROTO_TCP;
+	want.nsid = 7;
 	assert_memory_equal(&k, &want, sizeof(want));
 
 	ev2 = ev;
@@ -551,6 +554,10 @@ static void test_key_from_event(void **state)
 	ev2.cnt[CTD_DIR_ORIG].bytes ^= 1;
 	ctd_flow_key_from_event(&ev2, &k2);
 	assert_memory_equal(&k2, &k, sizeof(k));
+
+	ev2.nsid = CTD_NSID_SELF;
+	ctd_flow_key_from_event(&ev2, &k2);
+	assert_memory_not_equal(&k2, &k, sizeof(k));
 }
 
 int main(void)

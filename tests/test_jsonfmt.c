@@ -45,6 +45,7 @@ static void set_tuple(struct ctd_tuple *t, int family, const char *src,
 static void udp4(struct ctd_record *r)
 {
 	memset(r, 0, sizeof(*r));
+	r->nsid = CTD_NSID_SELF;
 	r->flags = CTD_REC_COUNTERS | CTD_REC_KERNEL_TIME | CTD_REC_NEW_SEEN |
 		   CTD_REC_START_SEEN;
 	r->family = AF_INET;
@@ -82,6 +83,7 @@ static const char udp4_line[] =
 static void tcp6(struct ctd_record *r)
 {
 	memset(r, 0, sizeof(*r));
+	r->nsid = CTD_NSID_SELF;
 	r->flags = CTD_REC_TCPSTATE;
 	r->end_reason = CTD_END_EXPIRED;
 	r->family = AF_INET6;
@@ -117,6 +119,7 @@ static const char tcp6_line[] =
 static void icmp4(struct ctd_record *r)
 {
 	memset(r, 0, sizeof(*r));
+	r->nsid = CTD_NSID_SELF;
 	r->flags = CTD_REC_COUNTERS | CTD_REC_KERNEL_TIME | CTD_REC_NEW_SEEN;
 	r->family = AF_INET;
 	r->proto = IPPROTO_ICMP;
@@ -150,6 +153,7 @@ static const char icmp4_line[] =
 static void icmp6(struct ctd_record *r)
 {
 	memset(r, 0, sizeof(*r));
+	r->nsid = CTD_NSID_SELF;
 	r->flags = CTD_REC_START_SEEN;
 	r->end_reason = CTD_END_LOST;
 	r->family = AF_INET6;
@@ -184,6 +188,7 @@ static const char icmp6_line[] =
 static void gre4(struct ctd_record *r)
 {
 	memset(r, 0, sizeof(*r));
+	r->nsid = CTD_NSID_SELF;
 	r->flags = CTD_REC_NEW_SEEN;
 	r->end_reason = CTD_END_EVICTED;
 	r->family = AF_INET;
@@ -249,6 +254,7 @@ static void worst_case(struct ctd_record *r)
 	size_t d;
 
 	memset(r, 0, sizeof(*r));
+	r->nsid = CTD_NSID_SELF;
 	r->flags = UINT32_MAX;
 	r->end_reason = CTD_END_EXPIRED;
 	r->family = AF_INET6;
@@ -430,7 +436,7 @@ static void test_end_reasons(void **state)
 	static const char *const names[] = {
 		[CTD_END_DESTROY] = "destroy", [CTD_END_EXPIRED] = "expired",
 		[CTD_END_EVICTED] = "evicted", [CTD_END_LOST] = "lost",
-		[CTD_END_ACTIVE] = "active",
+		[CTD_END_ACTIVE] = "active", [CTD_END_NETNS_GONE] = "netns_gone",
 	};
 	struct ctd_record r;
 	char want[64], *got;
@@ -445,6 +451,31 @@ static void test_end_reasons(void **state)
 		assert_has(got, want);
 		free(got);
 	}
+}
+
+/* Another namespace's record names it (escaped), or gives its nsid;
+ * ctd's own has no "netns"; counters from a dump say so. */
+static void test_netns(void **state)
+{
+	struct ctd_record r;
+	char *got;
+
+	(void)state;
+	udp4(&r);
+	got = render(&r);
+	assert_null(strstr(got, "\"netns\""));
+	free(got);
+	r.nsid = 3;
+	got = render(&r);
+	assert_has(got, ",\"zone\":3,\"netns\":\"nsid:3\",\"new_seen\"");
+	free(got);
+	strcpy(r.netns, "qrouter-\"x\"");
+	r.end_reason = CTD_END_NETNS_GONE;
+	r.flags |= CTD_REC_DUMP_COUNTERS;
+	got = render(&r);
+	assert_has(got, "\"end_reason\":\"netns_gone\"");
+	assert_has(got, "\"netns\":\"qrouter-\\\"x\\\"\",\"counters_from\":\"last_dump\"");
+	free(got);
 }
 
 /* Each status bit has the kernel's name and position. */
@@ -792,6 +823,7 @@ int main(void)
 		cmocka_unit_test(test_icmp_type_code_split),
 		cmocka_unit_test(test_proto_names_and_numbers),
 		cmocka_unit_test(test_end_reasons),
+		cmocka_unit_test(test_netns),
 		cmocka_unit_test(test_status_bits),
 		cmocka_unit_test(test_tcp_state_flag),
 		cmocka_unit_test(test_worst_case_fits),

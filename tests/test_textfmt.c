@@ -26,6 +26,7 @@ static void event(struct ctd_event *ev, enum ctd_evtype type, uint8_t proto,
 		  int family, const char *a, const char *b)
 {
 	memset(ev, 0, sizeof(*ev));
+	ev->nsid = CTD_NSID_SELF;
 	ev->type = (uint8_t)type;
 	ev->family = (uint8_t)family;
 	ev->proto = proto;
@@ -55,6 +56,7 @@ static void icmp_event(struct ctd_event *ev, uint8_t proto, int family,
 static void record(struct ctd_record *rec, uint64_t dur_ns)
 {
 	memset(rec, 0, sizeof(*rec));
+	rec->nsid = CTD_NSID_SELF;
 	rec->flags = CTD_REC_COUNTERS;
 	rec->start_ns = NOW_NS - dur_ns;
 	rec->end_ns = NOW_NS;

@@ -52,6 +52,9 @@ struct ctd_config {
 	char kafka_topic[CTD_CONFIG_PATH_MAX];
 	/* Every kafka-option as "NAME=VALUE\n", in the order given. */
 	char kafka_options[CTD_CONFIG_KAFKA_OPTIONS_BYTES];
+	/* Network namespaces watched besides ctd's own: "self" none, "all",
+	 * or a comma-separated list of /run/netns names. */
+	char netns[CTD_CONFIG_PATH_MAX];
 	/* Filter criteria as written ("any": none), by enum ctd_filter_key. */
 	char filter[CTD_FILTER__COUNT][CTD_CONFIG_PATH_MAX];
 	size_t rcvbuf;

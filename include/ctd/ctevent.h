@@ -72,7 +72,13 @@ struct ctd_event {
 	 * waited, in the kernel's cache and our socket, before ctd saw it. */
 	uint64_t tevent_ns;
 	uint8_t labels[16];
+	/* The namespace the event came from, as ctd's namespace numbers
+	 * it (nsid); CTD_NSID_SELF for ctd's own. Parsing sets SELF; the
+	 * socket that read the message knows better and overwrites it. */
+	int32_t nsid;
 };
+
+#define CTD_NSID_SELF (-1)
 
 /* Parses a ctnetlink conntrack message. Returns 0, -EPROTO for a message
  * that is not a conntrack event, or -EBADMSG for a malformed one. */

@@ -64,6 +64,24 @@ void ctd_engine_message(struct ctd_engine *eng, const struct nlmsghdr *nlh,
 void ctd_engine_messages(struct ctd_engine *eng,
 			 const struct nlmsghdr *const *msgs, size_t n,
 			 const struct ctd_now *now);
+/* The same with the namespace each message came from (nsids[i]; NULL:
+ * all from ctd's own). */
+void ctd_engine_messages_ns(struct ctd_engine *eng,
+			    const struct nlmsghdr *const *msgs,
+			    const int32_t *nsids, size_t n,
+			    const struct ctd_now *now);
+
+/* A watched namespace is going: DESTROYs from it (the flush ctd makes
+ * before letting go) end as "netns_gone". -ENOSPC when
+ * CTD_ENGINE_GOING_MAX namespaces are already going. */
+#define CTD_ENGINE_GOING_MAX 16
+int ctd_engine_netns_going(struct ctd_engine *eng, int32_t nsid);
+/* The namespace is gone: every flow of it still tracked ends as
+ * "netns_gone" with the last counters a dump gave (CTD_REC_DUMP_COUNTERS),
+ * and its going mark is cleared. O(flows): once per namespace. Returns
+ * the number of such records. */
+size_t ctd_engine_netns_gone(struct ctd_engine *eng, int32_t nsid,
+			     const struct ctd_now *now);
 
 /* Moves up to budget timed-out flows to the suspect queue. Returns the
  * next deadline (monotonic µs; now when the budget ran out). */

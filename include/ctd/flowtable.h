@@ -1,5 +1,6 @@
 /* flowtable: the flows ctd currently tracks, keyed by conntrack id,
- * original tuple and zone. Owns every struct ctd_flow and the hash links
+ * original tuple, zone and network namespace (ids and tuples repeat
+ * across namespaces). Owns every struct ctd_flow and the hash links
  * between them (private to flowtable.c; others walk the table with
  * ctd_flowtable_next); flows come from a slab pool so the event path
  * never calls malloc once the pool is warm. Pure: no clock, no I/O. */
@@ -21,6 +22,7 @@ struct ctd_flow_key {
 	uint16_t zone;
 	uint8_t family;
 	uint8_t proto;
+	int32_t nsid;                  /* CTD_NSID_SELF: ctd's namespace */
 };
 
 enum {
@@ -50,13 +52,16 @@ enum {
 	                                   * alive: its DESTROY is to come */
 };
 
+/* A suspect's expiry deadline has passed and is not read again: its
+ * exp.deadline_us holds the generation of the dump that decides it
+ * (ctd_flow_suspect_gen), which keeps the flow at 128 bytes with the
+ * namespace in its key. */
 struct ctd_flow {
 	struct ctd_expiry_node exp;    /* expiry list, or the suspect queue */
 	struct ctd_flow_key key;
 	uint32_t status;
 	uint32_t mark;
 	uint32_t gen;                  /* the last dump that listed the flow */
-	uint32_t suspect_gen;          /* the dump that decides a suspect */
 	uint8_t tcp_state;
 	uint8_t flags;                 /* CTD_FLOW_* */
 	uint8_t missed;                /* events outputs could not take yet */

@@ -53,6 +53,9 @@ struct ctd_nlsrc_cfg {
 	int fd;
 	struct ctd_clock clock;   /* stamps each batch; zeroed: the system's */
 	unsigned groups;          /* CTD_NLSRC_*; 0: all */
+	/* NETLINK_LISTEN_ALL_NSID: events of every namespace that has an
+	 * nsid in ours, each with that nsid (ctd_nlsrc_batch_nsids). */
+	bool all_netns;
 };
 
 /* Called with the messages of a batch of datagrams (at most
@@ -61,6 +64,10 @@ struct ctd_nlsrc_cfg {
 #define CTD_NLSRC_BATCH 256
 typedef void ctd_nlsrc_cb(void *arg, const struct nlmsghdr *const *msgs,
 			  size_t n, const struct ctd_now *now);
+
+/* During the callback: the namespace of each message of the batch
+ * (CTD_NSID_SELF for ctd's own), or NULL without all_netns. */
+const int32_t *ctd_nlsrc_batch_nsids(const struct ctd_nlsrc *src);
 
 int ctd_nlsrc_new(const struct ctd_nlsrc_cfg *cfg, struct ctd_stats *stats,
 		  ctd_nlsrc_cb *cb, void *arg, struct ctd_nlsrc **ret);

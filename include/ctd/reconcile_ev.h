@@ -22,6 +22,10 @@ struct ctd_reconcile_ev_cfg {
 	void (*ready)(void *arg);    /* the start-up dump ended: READY=1 */
 	void *arg;
 	struct ctd_clock clock;      /* zeroed: the system clock */
+	/* Optional: one namespace's part of a dump round ended (ctdump.h). */
+	void (*part)(void *arg, enum ctd_dump_kind kind, int32_t nsid, int err,
+		     size_t entries);
+	void *part_arg;
 };
 
 /* Opens the dump socket; -errno when it cannot. */
@@ -29,6 +33,8 @@ int ctd_reconcile_ev_new(struct ev_loop *loop,
 			 const struct ctd_reconcile_ev_cfg *cfg,
 			 struct ctd_reconcile_ev **ret);
 void ctd_reconcile_ev_free(struct ctd_reconcile_ev *r);
+/* The dump socket set, for netns.c to add namespaces' sockets to. */
+struct ctd_ctdump *ctd_reconcile_ev_dump(struct ctd_reconcile_ev *r);
 /* Starts the timers and the start-up table dump. */
 void ctd_reconcile_ev_start(struct ctd_reconcile_ev *r);
 void ctd_reconcile_ev_stop(struct ctd_reconcile_ev *r);

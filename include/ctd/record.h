@@ -5,11 +5,16 @@
 #define CTD_RECORD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "ctd/ctevent.h"
 
 struct ctd_flow;
+
+/* Long enough for OpenStack's qrouter-<uuid> and CNI's cni-<uuid>;
+ * longer names are shown as "nsid:N". */
+#define CTD_NETNS_NAME_MAX 48
 
 enum ctd_end_reason {
 	CTD_END_DESTROY,   /* the kernel reported the end */
@@ -17,6 +22,7 @@ enum ctd_end_reason {
 	CTD_END_EVICTED,   /* pushed out of a full table */
 	CTD_END_LOST,      /* its DESTROY was lost (lossy mode), found by a resync */
 	CTD_END_ACTIVE,    /* not an end: interim record of a long flow */
+	CTD_END_NETNS_GONE, /* its network namespace was deleted */
 	CTD_END__COUNT
 };
 
@@ -31,6 +37,9 @@ enum {
 	CTD_REC_FORCED      = 1u << 7,  /* deleted before its timeout ran out */
 	CTD_REC_DUP_UNCHECKED = 1u << 8, /* may repeat a record whose end ctd
 	                                  * no longer remembers */
+	/* Ended without a word from the kernel, counters from the last
+	 * table dump (a namespace gone before ctd could flush it). */
+	CTD_REC_DUMP_COUNTERS = 1u << 9,
 };
 
 struct ctd_record {
@@ -56,6 +65,11 @@ struct ctd_record {
 	uint64_t start_ns;             /* wall clock */
 	uint64_t end_ns;
 	uint8_t labels[16];
+	int32_t nsid;                  /* CTD_NSID_SELF: ctd's namespace */
+	/* The namespace's name (/run/netns), filled in by whoever knows it
+	 * (netns.c) before the record goes out; empty: "nsid:N". By value,
+	 * so a spooled record keeps it after the namespace is gone. */
+	char netns[CTD_NETNS_NAME_MAX];
 };
 
 /* flow may be NULL (a DESTROY for a flow ctd never saw); now_ns is the
@@ -74,5 +88,8 @@ void ctd_record_from_flow(const struct ctd_flow *flow,
 void ctd_record_set_delta(struct ctd_record *rec, const struct ctd_flow *flow);
 
 const char *ctd_end_reason_name(enum ctd_end_reason reason);
+/* The record's namespace as outputs show it: its name, "nsid:N" when it
+ * has none, "" for ctd's own. */
+void ctd_record_netns_label(const struct ctd_record *rec, char *buf, size_t len);
 
 #endif

@@ -79,6 +79,15 @@ struct ctd_stats {
 	uint64_t latency[CTD_LAT__COUNT];  /* DESTROY -> record, by bucket */
 	uint64_t ends_remembered;        /* gauge: ended flows kept to drop
 	                                  * repeated DESTROYs */
+	uint64_t netns_watched;          /* gauge: namespaces besides ctd's own */
+	uint64_t netns_added;            /* namespaces taken under watch */
+	uint64_t netns_gone;             /* watched namespaces that disappeared */
+	uint64_t netns_flushed;          /* ... whose table ctd flushed first */
+	uint64_t netns_errors;           /* namespaces ctd could not enter, number
+	                                  * or dump (logged) */
+	uint64_t netns_dump_counters;    /* netns_gone records with the last
+	                                  * dump's counters, not the kernel's */
+	uint64_t netns_foreign;          /* events from namespaces not watched */
 	const char *out_name[CTD_OUT_MAX];
 	struct ctd_out_stats *out[CTD_OUT_MAX];   /* owned by the outputs */
 };
