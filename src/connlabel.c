@@ -153,6 +153,19 @@ int ctd_connlabel_system(struct ctd_connlabel **ret, const char **ret_path,
 	return 0;
 }
 
+struct ctd_connlabel *ctd_connlabel_open(bool on)
+{
+	struct ctd_connlabel *m = NULL;
+	const char *path;
+	size_t skipped;
+
+	if (!on)
+		return NULL;
+	if (ctd_connlabel_system(&m, &path, &skipped) < 0)
+		m = ctd_connlabel_new();
+	return m;
+}
+
 const char *ctd_connlabel_name(const struct ctd_connlabel *m, unsigned bit)
 {
 	if (!m || bit >= CTD_CONNLABEL_BITS || !*m->name[bit])

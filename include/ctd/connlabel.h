@@ -44,6 +44,12 @@ int ctd_connlabel_load(struct ctd_connlabel *m, const char *path,
 int ctd_connlabel_system(struct ctd_connlabel **ret, const char **ret_path,
 			 size_t *ret_skipped);
 
+/* What an output renders labels with: NULL when on is false (no
+ * labels), else the system's table, or an empty one when it cannot be
+ * read (the caller that logs said why: ctd_connlabel_system). NULL too
+ * when out of memory. */
+struct ctd_connlabel *ctd_connlabel_open(bool on);
+
 /* bit's name, or NULL when it has none. */
 const char *ctd_connlabel_name(const struct ctd_connlabel *m, unsigned bit);
 size_t ctd_connlabel_count(const struct ctd_connlabel *m);
