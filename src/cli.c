@@ -48,7 +48,7 @@ static const struct option longopts[] = {
 	SET("kafka"), SET("kafka-topic"), SET("kafka-key"), SET("kafka-option"),
 	SET("kafka-events"),
 	SET("syslog-facility"), SET("syslog-level"), SET("syslog-format"),
-	SET("syslog-socket"), SET("subscribe"),
+	SET("syslog-socket"), SET("subscribe"), SET("record-labels"),
 	{ NULL, 0, NULL, 0 },
 };
 

@@ -114,6 +114,7 @@ static const struct setting settings[] = {
 	{ "broadcast-error", T_BOOL, F(broadcast_error), 0, 0, false, RESTART },
 	{ "resync", T_BOOL, F(resync), 0, 0, false, RESTART },
 	{ "subscribe", T_CHOICE, F(subscribe), C_SUBSCRIBE, 0, false, LIVE },
+	{ "record-labels", T_BOOL, F(record_labels), 0, 0, false, LIVE },
 	{ "sysctl", T_BOOL, F(sysctl), 0, 0, false, RESTART },
 	{ "netns", T_PATH, F(netns), 0, 0, false, RESTART },
 	{ "max-flows", T_COUNT, F(max_flows), 0, 1ULL << 30, false, RESTART },

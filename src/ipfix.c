@@ -17,7 +17,7 @@ enum kind {
 	K_SRC4, K_DST4, K_SRC6, K_DST6, K_SPORT, K_DPORT, K_PROTO, K_ICMP,
 	K_START, K_END, K_OCT, K_PKT, K_ROCT, K_RPKT, K_REASON, K_VRF,
 	K_MARK, K_CTID, K_NSRC4, K_NDST4, K_NSRC6, K_NDST6, K_NSPORT,
-	K_NDPORT, K_NATEV,
+	K_NDPORT, K_NATEV, K_LABELS,
 };
 
 struct ie {
@@ -30,8 +30,9 @@ struct ie {
 #define FIELDS_MAX 32
 #define PEN_SELF 1u    /* stands for the configured enterprise number */
 
-/* Enterprise-specific element ids under the configured number. */
-enum { IE_CT_MARK = 1, IE_CT_ID = 2 };
+/* Enterprise-specific element ids under the configured number
+ * (docs/outputs.md): ctMark, ctId, ctLabels. */
+enum { IE_CT_MARK = 1, IE_CT_ID = 2, IE_CT_LABELS = 3 };
 
 static const struct ie ie_addr4[] = {
 	{ 8, 4, 0, K_SRC4 }, { 12, 4, 0, K_DST4 },
@@ -61,6 +62,7 @@ static const struct ie ie_tail[] = {
 static const struct ie ie_own[] = {
 	{ IE_CT_MARK, 4, PEN_SELF, K_MARK }, { IE_CT_ID, 4, PEN_SELF, K_CTID },
 };
+static const struct ie ie_labels = { IE_CT_LABELS, 16, PEN_SELF, K_LABELS };
 static const struct ie ie_nat4[] = {
 	{ 225, 4, 0, K_NSRC4 }, { 226, 4, 0, K_NDST4 },
 };
@@ -102,6 +104,8 @@ static size_t fields(const struct ctd_ipfix_cfg *cfg, uint16_t tid,
 	n = append(f, n, ie_tail, N(ie_tail));
 	if (cfg->pen)
 		n = append(f, n, ie_own, N(ie_own));
+	if (cfg->pen && cfg->labels)
+		n = append(f, n, &ie_labels, 1);
 	if (nat) {
 		n = append(f, n, v6 ? ie_nat6 : ie_nat4, 2);
 		n = append(f, n, ie_napt, N(ie_napt));
@@ -311,6 +315,21 @@ static uint8_t nat_event(const struct ctd_ipfix_cfg *cfg,
 	return create ? 4 : 5;
 }
 
+/* ctLabels: the 128 label bits as one big-endian number, label N its
+ * 2^N (octet 15 - N / 8, bit N % 8). ctnetlink gives host-order 32-bit
+ * words, lowest first: they go last word first. */
+static uint8_t *put_labels(uint8_t *p, const struct ctd_record *rec)
+{
+	for (int w = 3; w >= 0; w--) {
+		uint32_t v = 0;
+
+		if (rec->flags & CTD_REC_LABELS)
+			memcpy(&v, rec->labels + 4 * w, sizeof(v));
+		p = put32(p, v);
+	}
+	return p;
+}
+
 static uint8_t *put_field(uint8_t *p, const struct ie *f,
 			  const struct ctd_ipfix_cfg *cfg,
 			  const struct ctd_record *rec, const struct view *v)
@@ -344,6 +363,7 @@ static uint8_t *put_field(uint8_t *p, const struct ie *f,
 	case K_MARK: return put32(p, rec->mark);
 	case K_CTID: return put32(p, rec->id);
 	case K_NATEV: return put8(p, nat_event(cfg, rec));
+	case K_LABELS: return put_labels(p, rec);
 	}
 	return p;
 }

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <string.h>
 
+#include "ctd/connlabel.h"
 #include "ctd/jsonfmt.h"
 #include "ctd/record.h"
 #include "ctd/timeutil.h"
@@ -375,16 +376,56 @@ static void put_tail(struct cursor *c, const struct ctd_record *rec)
 		PUT_KEY(c, "dup_check");
 		put_str(c, "none");
 	}
-	PUT_LIT(c, "}\n");
 }
 
-size_t ctd_jsonfmt_record(const struct ctd_record *rec, char *buf, size_t cap)
+/* Names are plain (connlabel.c keeps only letters, digits, space and
+ * '-'); a bit without one is its number, a string too, so the array
+ * has one type. */
+static void put_labels(struct cursor *c, const struct ctd_record *rec,
+		       const struct ctd_connlabel *names)
+{
+	bool first = true;
+
+	if (!names || !(rec->flags & CTD_REC_LABELS) ||
+	    !ctd_connlabel_any(rec->labels))
+		return;
+	PUT_KEY(c, "labels");
+	put(c, "[", 1);
+	for (unsigned b = 0; b < CTD_CONNLABEL_BITS; b++) {
+		const char *name = ctd_connlabel_name(names, b);
+
+		if (!ctd_connlabel_test(rec->labels, b))
+			continue;
+		if (!first)
+			put(c, ",", 1);
+		first = false;
+		if (name) {
+			put_str(c, name);
+			continue;
+		}
+		put(c, "\"", 1);
+		put_u64(c, b);
+		put(c, "\"", 1);
+	}
+	put(c, "]", 1);
+}
+
+size_t ctd_jsonfmt_record_labels(const struct ctd_record *rec,
+				 const struct ctd_connlabel *names,
+				 char *buf, size_t cap)
 {
 	struct cursor c = { buf, buf + cap, false };
 
 	put_head(&c, rec);
 	put_tail(&c, rec);
+	put_labels(&c, rec, names);
+	PUT_LIT(&c, "}\n");
 	return c.overflow ? 0 : (size_t)(c.p - buf);
+}
+
+size_t ctd_jsonfmt_record(const struct ctd_record *rec, char *buf, size_t cap)
+{
+	return ctd_jsonfmt_record_labels(rec, NULL, buf, cap);
 }
 
 size_t ctd_jsonfmt_string(const char *s, char *buf, size_t cap)

@@ -521,6 +521,7 @@ static void run(struct ctd *ctd)
 		 ctd_nlsrc_subscribed(ctd->nlsrc) == CTD_NLSRC_DESTROY ?
 		 "DESTROY only" : "NEW, UPDATE and DESTROY",
 		 (unsigned long long)ctd->stats.rcvbuf);
+	ctd_reload_log_labels(ctd->cfg);
 	ev_run(ctd->loop, 0);
 	ctd_nlsrc_stop(ctd->nlsrc, ctd->loop);
 	ctd_reconcile_ev_stop(ctd->reconcile);

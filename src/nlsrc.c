@@ -141,7 +141,8 @@ static bool check_drops(struct ctd_nlsrc *src)
 
 unsigned ctd_nlsrc_groups(const struct ctd_nlsrc_need *need)
 {
-	if (need->all || need->event_records || need->text || need->lossy)
+	if (need->all || need->event_records || need->text || need->lossy ||
+	    need->labels)
 		return CTD_NLSRC_ALL;
 	return CTD_NLSRC_DESTROY;
 }

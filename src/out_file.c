@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "ctd/config.h"
+#include "ctd/connlabel.h"
 #include "ctd/ctevent.h"
 #include "ctd/ctlogfmt.h"
 #include "ctd/jsonfmt.h"
@@ -274,6 +275,8 @@ static void file_reload(struct ctd_output *out, const struct ctd_config *next)
 	const char *want;
 	int r;
 
+	if (j->fmt.reload_arg)
+		j->fmt.reload_arg(j->fmt.arg, next);
 	if (j->fmt.path_setting == CTD_OUT_FILE_FIXED)
 		return;
 	want = (const char *)next + j->fmt.path_setting;
@@ -344,24 +347,58 @@ int ctd_out_file_new(const char *path, const struct ctd_out_file_fmt *fmt,
 	return 0;
 }
 
+/* The JSON format's arg: the label names while record-labels is on
+ * (NULL: off), replaced on each reload so an edited connlabel.conf
+ * takes effect with it. */
+struct json_arg {
+	struct ctd_connlabel *names;
+};
+
 static size_t render_json(void *arg, const struct ctd_record *rec, char *buf,
 			  size_t cap)
 {
-	size_t n = ctd_jsonfmt_record(rec, buf, cap);
+	const struct json_arg *a = arg;
+	size_t n = ctd_jsonfmt_record_labels(rec, a->names, buf, cap);
 
-	(void)arg;
 	return n ? n : CTD_OUT_FILE_TOO_LONG;
+}
+
+static void json_free_arg(void *arg)
+{
+	struct json_arg *a = arg;
+
+	ctd_connlabel_free(a->names);
+	free(a);
+}
+
+static void json_reload_arg(void *arg, const struct ctd_config *next)
+{
+	struct json_arg *a = arg;
+
+	ctd_connlabel_free(a->names);
+	a->names = ctd_connlabel_open(next->record_labels);
+}
+
+static int json_new(const char *path, size_t buf_size, bool labels,
+		    const struct ctd_owner *owner, struct ctd_output **ret)
+{
+	struct ctd_out_file_fmt json = {
+		ctd_out_json_desc.name, render_json, NULL, json_free_arg,
+		json_reload_arg, CTD_JSON_MAX, offsetof(struct ctd_config, output)
+	};
+	struct json_arg *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return -ENOMEM;
+	a->names = ctd_connlabel_open(labels);
+	json.arg = a;
+	return ctd_out_file_new(path, &json, buf_size, owner, ret);
 }
 
 int ctd_out_json_new(const char *path, size_t buf_size,
 		     const struct ctd_owner *owner, struct ctd_output **ret)
 {
-	const struct ctd_out_file_fmt json = {
-		ctd_out_json_desc.name, render_json, NULL, NULL, CTD_JSON_MAX,
-		offsetof(struct ctd_config, output)
-	};
-
-	return ctd_out_file_new(path, &json, buf_size, owner, ret);
+	return json_new(path, buf_size, false, owner, ret);
 }
 
 /* A path that is there but not safe to write as root is named as such:
@@ -398,7 +435,7 @@ static int json_create(struct ev_loop *loop, const struct ctd_config *cfg,
 		else
 			close(r);
 	}
-	r = ctd_out_json_new(path, 0, owner, ret);
+	r = json_new(path, 0, cfg->record_labels, owner, ret);
 	if (r < 0)
 		log_open_error("output", path, r);
 	return r;
@@ -422,7 +459,7 @@ static int ctlog_create(struct ev_loop *loop, const struct ctd_config *cfg,
 {
 	struct ctd_out_file_fmt fmt = {
 		ctd_out_ctlog_desc.name, ctd_ctlog_line, NULL, ctd_ctlog_free,
-		CTD_CTLOG_MAX, offsetof(struct ctd_config, conntrackd_log)
+		NULL, CTD_CTLOG_MAX, offsetof(struct ctd_config, conntrackd_log)
 	};
 	int r;
 

@@ -594,6 +594,18 @@ static void ipfix_free(struct ctd_output *out)
 	free(x);
 }
 
+/* The templates a collector has are the ones sent at the start:
+ * changing them live would need withdrawals (TCP) or fresh ids (UDP),
+ * so ctLabels comes or goes at a restart. */
+static void ipfix_reload(struct ctd_output *out, const struct ctd_config *next)
+{
+	struct out_ipfix *x = to_ipfix(out);
+
+	if (next->record_labels != x->cfg.enc.labels)
+		log_warn("reload: record-labels in IPFIX records needs a "
+			 "restart (the templates stay as they are)");
+}
+
 static const struct ctd_output_ops ipfix_ops = {
 	.submit = ipfix_submit,
 	.submit_raw = ipfix_submit_raw,
@@ -601,6 +613,7 @@ static const struct ctd_output_ops ipfix_ops = {
 	.settled = ipfix_settled,
 	.abandon = ipfix_abandon,
 	.free = ipfix_free,
+	.reload = ipfix_reload,
 };
 
 /* "udp:HOST:PORT": host may be [v6]; returns the parts in place. */
@@ -756,6 +769,7 @@ static int ipfix_create(struct ev_loop *loop, const struct ctd_config *cfg,
 			.pen = cfg->ipfix_pen,
 			.shape = (uint8_t)cfg->ipfix_shape,
 			.nat_event = (uint8_t)cfg->ipfix_nat_event,
+			.labels = cfg->record_labels,
 		},
 		.mtu = cfg->ipfix_mtu,
 		.template_interval = cfg->ipfix_template_refresh,

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "ctd/config.h"
+#include "ctd/connlabel.h"
 #include "ctd/ctevent.h"
 #include "ctd/jsonfmt.h"
 #include "ctd/kafkamsg.h"
@@ -80,6 +81,7 @@ struct out_kafka {
 	uint64_t next_seq, low;
 	double log_window;
 	unsigned log_lines;
+	struct ctd_connlabel *names;  /* record-labels; NULL: off */
 	char json[CTD_JSON_MAX];
 };
 
@@ -160,7 +162,8 @@ static rd_kafka_resp_err_t produce(struct out_kafka *k, uint32_t i)
 	const struct ctd_record *rec = &k->slots[i].rec;
 	char key[CTD_KAFKAMSG_KEY_MAX];
 	size_t klen = k->key_tuple ? ctd_kafkamsg_key(rec, key, sizeof(key)) : 0;
-	size_t len = ctd_jsonfmt_record(rec, k->json, sizeof(k->json));
+	size_t len = ctd_jsonfmt_record_labels(rec, k->names, k->json,
+					       sizeof(k->json));
 	rd_kafka_headers_t *h;
 	rd_kafka_resp_err_t err;
 
@@ -457,7 +460,18 @@ static void kafka_free(struct ctd_output *out)
 	free(k->free_idx);
 	free(k->ring);
 	free(k->done);
+	ctd_connlabel_free(k->names);
 	free(k);
+}
+
+/* record-labels and connlabel.conf, as the file output takes them;
+ * messages produced again after a failure get the new rendering. */
+static void kafka_reload(struct ctd_output *out, const struct ctd_config *next)
+{
+	struct out_kafka *k = to_kafka(out);
+
+	ctd_connlabel_free(k->names);
+	k->names = ctd_connlabel_open(next->record_labels);
 }
 
 static const struct ctd_output_ops kafka_ops = {
@@ -467,6 +481,7 @@ static const struct ctd_output_ops kafka_ops = {
 	.settled = kafka_settled,
 	.abandon = kafka_abandon,
 	.free = kafka_free,
+	.reload = kafka_reload,
 };
 
 static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value)
@@ -646,6 +661,7 @@ static int kafka_create(struct ev_loop *loop, const struct ctd_config *cfg,
 			strerror(-r));
 		return r;
 	}
+	kafka_reload(*ret, cfg);
 	log_info("publishing records to Kafka topic %s at %s", cfg->kafka_topic,
 		 cfg->kafka);
 	return 0;

@@ -17,6 +17,7 @@
 #include <ev.h>
 
 #include "ctd/config.h"
+#include "ctd/connlabel.h"
 #include "ctd/daemon.h"
 #include "ctd/jsonfmt.h"
 #include "ctd/log.h"
@@ -52,6 +53,7 @@ struct out_stream {
 	size_t n;
 	uint64_t pos;           /* bytes of records taken since the start */
 	struct ctd_settle settle;
+	struct ctd_connlabel *names;  /* record-labels; NULL: off */
 };
 
 static struct out_stream *to_stream(struct ctd_output *out)
@@ -191,7 +193,7 @@ static enum ctd_out_status stream_submit(struct ctd_output *out,
 		return CTD_OUT_AGAIN;
 	}
 	first = ctd_wbuf_reserve(s->rd[0]->wb, CTD_JSON_MAX);
-	len = ctd_jsonfmt_record(rec, first, CTD_JSON_MAX);
+	len = ctd_jsonfmt_record_labels(rec, s->names, first, CTD_JSON_MAX);
 	if (!len)
 		return CTD_OUT_FAILED;
 	for (size_t i = 1; i < s->n; i++) {
@@ -254,7 +256,17 @@ static void stream_free(struct ctd_output *out)
 	}
 	free(s->path);
 	ctd_settle_free(&s->settle);
+	ctd_connlabel_free(s->names);
 	free(s);
+}
+
+/* record-labels and connlabel.conf, as the file output takes them. */
+static void stream_reload(struct ctd_output *out, const struct ctd_config *next)
+{
+	struct out_stream *s = to_stream(out);
+
+	ctd_connlabel_free(s->names);
+	s->names = ctd_connlabel_open(next->record_labels);
 }
 
 static const struct ctd_output_ops stream_ops = {
@@ -263,6 +275,7 @@ static const struct ctd_output_ops stream_ops = {
 	.settled = stream_settled,
 	.abandon = stream_abandon,
 	.free = stream_free,
+	.reload = stream_reload,
 };
 
 int ctd_out_stream_new(struct ev_loop *loop, const char *path, gid_t group,
@@ -312,6 +325,8 @@ static int stream_create(struct ev_loop *loop, const struct ctd_config *cfg,
 	r = ctd_out_stream_new(loop, cfg->stream, group, ret);
 	if (r < 0)
 		log_err("%s", ctd_listen_refusal(r, cfg->stream, why, sizeof(why)));
+	else
+		stream_reload(*ret, cfg);
 	return r;
 }
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ctd/config.h"
+#include "ctd/connlabel.h"
 #include "ctd/deliver.h"
 #include "ctd/filter.h"
 #include "ctd/log.h"
@@ -50,6 +51,7 @@ unsigned ctd_reload_groups(const struct ctd_reload_target *t,
 		.text = t->text,
 		.lossy = !o->broadcast_error,
 		.all = o->subscribe == 1,
+		.labels = o->record_labels,
 	};
 
 	return ctd_nlsrc_groups(&need);
@@ -62,6 +64,7 @@ static void apply_subscribe(struct ctd_reload_target *t,
 	int r;
 
 	t->cfg->subscribe = next->subscribe;
+	t->cfg->record_labels = next->record_labels;
 	if (!t->nlsrc || want == ctd_nlsrc_subscribed(t->nlsrc))
 		return;
 	r = ctd_nlsrc_subscribe(t->nlsrc, want);
@@ -72,12 +75,35 @@ static void apply_subscribe(struct ctd_reload_target *t,
 			 "DESTROY events only" : "NEW, UPDATE and DESTROY events");
 }
 
+void ctd_reload_log_labels(const struct ctd_config *o)
+{
+	struct ctd_connlabel *m = NULL;
+	const char *path;
+	size_t skipped;
+	int r;
+
+	if (!o->record_labels)
+		return;
+	r = ctd_connlabel_system(&m, &path, &skipped);
+	if (r < 0)
+		log_warn("record-labels: cannot read connlabel.conf: %s; labels "
+			 "shown by bit number", strerror(-r));
+	else if (!path)
+		log_info("record-labels: no connlabel.conf; labels shown by bit "
+			 "number");
+	else
+		log_info("record-labels: %zu label names from %s (%zu lines "
+			 "not used)", ctd_connlabel_count(m), path, skipped);
+	ctd_connlabel_free(m);
+}
+
 void ctd_reload_apply(struct ctd_reload_target *t,
 		      const struct ctd_config *next)
 {
 	ctd_config_diff(t->cfg, next, restart_needed, NULL);
 	apply_filter(t, next);
 	apply_subscribe(t, next);
+	ctd_reload_log_labels(next);
 	ctd_deliver_reload(t->deliver, next);
 	strcpy(t->cfg->output, next->output);
 	strcpy(t->cfg->conntrackd_log, next->conntrackd_log);

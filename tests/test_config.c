@@ -392,8 +392,8 @@ static char *written(const struct ctd_config *c)
 
 /* Every setting alone, changed to the first value it takes that differs:
  * the diff names exactly it, with the line `ctd -t -v` writes for it, and
- * only output, conntrackd-log, subscribe and the filter-* and ignore-*
- * criteria are live (what the reload handler applies). */
+ * only output, conntrackd-log, subscribe, record-labels and the filter-*
+ * and ignore-* criteria are live (what the reload handler applies). */
 static void test_diff_every_setting(void **state)
 {
 	static const char *const values[] = {
@@ -428,6 +428,7 @@ static void test_diff_every_setting(void **state)
 			 strcmp(key, "output") == 0 ||
 			 strcmp(key, "conntrackd-log") == 0 ||
 			 strcmp(key, "subscribe") == 0 ||
+			 strcmp(key, "record-labels") == 0 ||
 			 strncmp(key, "filter-", 7) == 0 ||
 			 strncmp(key, "ignore-", 7) == 0 ? "live" : "restart");
 		assert_string_equal(ch.text, want);

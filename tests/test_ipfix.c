@@ -197,6 +197,50 @@ static void test_nat_event_none(void **state)
 	assert_int_equal(flows, 1);
 }
 
+/* record-labels: ctLabels (enterprise element 3, 16 octets) follows
+ * ctMark and ctId in every data template, and carries labels 1, 5, 100
+ * and 127 as the big-endian number 2^1 + 2^5 + 2^100 + 2^127; no
+ * enterprise number, no element. */
+static void test_labels(void **state)
+{
+	struct ctd_ipfix_cfg cfg = { .domain = DOMAIN, .pen = 32473,
+				     .shape = CTD_IPFIX_BIFLOW, .labels = true };
+	static const unsigned bits[] = { 1, 5, 100, 127 };
+	struct ctd_ipfix_msg m;
+	struct ctd_record r;
+	uint8_t buf[2048];
+	uint32_t flows;
+	size_t n;
+
+	(void)state;
+	ctd_ipfix_msg_begin(&m, buf, sizeof(buf));
+	assert_true(ctd_ipfix_msg_add_templates(&m, &cfg));
+	expect_bytes(buf, ctd_ipfix_msg_finish(&m, TIME, SEQ, DOMAIN),
+"000a01ca6553f10200000005000000090002019c0100001100080004000c000400070002000b0002000400010098000800990008002000020001000800020008800100080000727980020008000072790088000100ea00048001000400007ed98002000400007ed98003001000007ed90101001600080004000c000400070002000b0002000400010098000800990008002000020001000800020008800100080000727980020008000072790088000100ea00048001000400007ed98002000400007ed98003001000007ed900e1000400e2000400e3000200e4000200e6000101020011001b0010001c001000070002000b0002000400010098000800990008008b00020001000800020008800100080000727980020008000072790088000100ea00048001000400007ed98002000400007ed98003001000007ed901030016001b0010001c001000070002000b0002000400010098000800990008008b00020001000800020008800100080000727980020008000072790088000100ea00048001000400007ed98002000400007ed98003001000007ed901190010011a001000e3000200e4000200e600010003001e0104000500010090000400290008002a00080028000800a60008");
+	udp_record(&r);
+	r.flags |= CTD_REC_LABELS;
+	for (size_t i = 0; i < sizeof(bits) / sizeof(bits[0]); i++) {
+		uint32_t w;
+
+		/* ctnetlink's layout: host-order 32-bit words. */
+		memcpy(&w, r.labels + bits[i] / 32 * 4, sizeof(w));
+		w |= 1u << (bits[i] % 32);
+		memcpy(r.labels + bits[i] / 32 * 4, &w, sizeof(w));
+	}
+	n = one(&cfg, &r, buf, sizeof(buf), 1);
+	expect_bytes(buf, n,
+"000a00706553f1020000000500000009010000600a000001c000020104d20035110000018bcfe5687b0000018bcfe56fc3000000000000000000780000000000000002000000000000005000000000000000010400000000000000071122334480000010000000000000000000000022");
+	assert_int_equal(ctd_ipfix_record_size(&cfg, CTD_IPFIX_TID_V4), 92);
+	assert_int_equal(ctd_ipfix_msg_count(&cfg, buf, n, &flows), 1);
+	/* A record without labels: sixteen zero octets. */
+	r.flags &= ~(uint32_t)CTD_REC_LABELS;
+	n = one(&cfg, &r, buf, sizeof(buf), 1);
+	for (size_t i = n - 16; i < n; i++)
+		assert_int_equal(buf[i], 0);
+	cfg.pen = 0;
+	assert_int_equal(ctd_ipfix_record_size(&cfg, CTD_IPFIX_TID_V4), 68);
+}
+
 /* An interim record of an ICMPv6 echo in zone 3: active timeout (2). */
 static void test_v6_icmp_interim(void **state)
 {
@@ -310,6 +354,7 @@ int main(void)
 		cmocka_unit_test(test_uniflow_record),
 		cmocka_unit_test(test_nat_initiator_record),
 		cmocka_unit_test(test_nat_event_none),
+		cmocka_unit_test(test_labels),
 		cmocka_unit_test(test_v6_icmp_interim),
 		cmocka_unit_test(test_end_reasons),
 		cmocka_unit_test(test_sets_and_limits),

@@ -18,6 +18,7 @@
 #include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/nf_conntrack_tcp.h>
 
+#include "ctd/connlabel.h"
 #include "ctd/jsonfmt.h"
 #include "ctd/record.h"
 
@@ -752,6 +753,124 @@ static int run_checker(const char *script)
 	return pclose(p);
 }
 
+/* ---- record-labels ---- */
+
+/* Sets label bit b as ctnetlink carries it (host-order 32-bit words). */
+static void set_label(struct ctd_record *r, unsigned b)
+{
+	uint32_t w;
+
+	memcpy(&w, r->labels + b / 32 * 4, sizeof(w));
+	w |= 1u << (b % 32);
+	memcpy(r->labels + b / 32 * 4, &w, sizeof(w));
+	r->flags |= CTD_REC_LABELS;
+}
+
+static struct ctd_connlabel *names_from(const char *text)
+{
+	struct ctd_connlabel *m = ctd_connlabel_new();
+	FILE *f = fmemopen((void *)text, strlen(text), "r");
+
+	assert_non_null(m);
+	assert_non_null(f);
+	assert_int_equal(ctd_connlabel_read(m, f), 0);
+	fclose(f);
+	return m;
+}
+
+/* Renders with names into a CTD_JSON_MAX buffer, NUL-terminated. */
+static size_t render_labels(const struct ctd_record *r,
+			    const struct ctd_connlabel *names, char *buf)
+{
+	size_t n = ctd_jsonfmt_record_labels(r, names, buf, CTD_JSON_MAX - 1);
+
+	assert_true(n > 0);
+	buf[n] = '\0';
+	return n;
+}
+
+/* The plain line with ,"labels":[...] before its closing brace. */
+static void assert_labels(const struct ctd_record *r,
+			  const struct ctd_connlabel *names, const char *tail)
+{
+	char *plain = render(r), got[CTD_JSON_MAX], want[CTD_JSON_MAX];
+	size_t n = strlen(plain);
+
+	assert_true(n > 2);
+	snprintf(want, sizeof(want), "%.*s%s}\n", (int)(n - 2), plain, tail);
+	render_labels(r, names, got);
+	if (strcmp(got, want) != 0)
+		fail_msg("got  %s want %s", got, want);
+	free(plain);
+}
+
+/* Names where connlabel.conf has them, bit numbers (strings) where not,
+ * in bit order; a record without labels, or record-labels off (no
+ * table), renders as before. */
+static void test_labels(void **state)
+{
+	struct ctd_connlabel *names = names_from("1 web\n100 blocked\n");
+	struct ctd_connlabel *none = ctd_connlabel_new();
+	struct ctd_record r;
+
+	(void)state;
+	udp4(&r);
+	assert_labels(&r, names, "");
+	set_label(&r, 100);
+	set_label(&r, 1);
+	set_label(&r, 5);
+	set_label(&r, 127);
+	assert_labels(&r, names, ",\"labels\":[\"web\",\"5\",\"blocked\",\"127\"]");
+	assert_labels(&r, none, ",\"labels\":[\"1\",\"5\",\"100\",\"127\"]");
+	assert_labels(&r, NULL, "");
+	r.flags &= ~(uint32_t)CTD_REC_LABELS;
+	assert_labels(&r, names, "");
+	/* The kernel sends an all-zero bitmap once a label was cleared. */
+	udp4(&r);
+	r.flags |= CTD_REC_LABELS;
+	assert_labels(&r, names, "");
+	tcp6(&r);
+	set_label(&r, 0);
+	r.events = 1u << CTD_EV_NEW;
+	assert_labels(&r, none, ",\"labels\":[\"0\"]");
+	ctd_connlabel_free(names);
+	ctd_connlabel_free(none);
+}
+
+/* Every bit set, each named with the longest name kept: the line still
+ * fits CTD_JSON_MAX, and no cap short of it writes past the buffer. */
+static void test_labels_worst_case(void **state)
+{
+	char text[CTD_CONNLABEL_BITS * (CTD_CONNLABEL_NAME_MAX + 8)] = "";
+	char line[CTD_JSON_MAX], *buf;
+	struct ctd_connlabel *names;
+	struct ctd_record r;
+	size_t len;
+
+	(void)state;
+	for (unsigned b = 0; b < CTD_CONNLABEL_BITS; b++)
+		snprintf(text + strlen(text), sizeof(text) - strlen(text),
+			 "%u %0*u\n", b, CTD_CONNLABEL_NAME_MAX, b);
+	names = names_from(text);
+	assert_int_equal(ctd_connlabel_count(names), CTD_CONNLABEL_BITS);
+	worst_case(&r);
+	for (unsigned b = 0; b < CTD_CONNLABEL_BITS; b++)
+		set_label(&r, b);
+	len = render_labels(&r, names, line);
+	print_message("worst-case line with labels: %zu of %d bytes\n", len,
+		      CTD_JSON_MAX);
+	assert_int_equal(line[len - 1], '\n');
+	buf = malloc(len + GUARD);
+	assert_non_null(buf);
+	for (size_t cap = 0; cap < len; cap++) {
+		memset(buf, CANARY, len + GUARD);
+		assert_int_equal(ctd_jsonfmt_record_labels(&r, names, buf, cap), 0);
+		assert_guard_intact(buf, cap, len + GUARD);
+	}
+	free(buf);
+	ctd_connlabel_free(names);
+}
+
 /* A missing python3 fails the test: it must not pass by doing nothing. */
 static void test_python_parses(void **state)
 {
@@ -832,6 +951,8 @@ int main(void)
 		cmocka_unit_test(test_string_every_control_char),
 		cmocka_unit_test(test_string_bounds),
 		cmocka_unit_test(test_python_parses),
+		cmocka_unit_test(test_labels),
+		cmocka_unit_test(test_labels_worst_case),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -24,7 +24,9 @@ static void test_each_need_joins_all(void **state)
 		{ .text = true },
 		{ .lossy = true },
 		{ .all = true },
-		{ .event_records = true, .text = true, .lossy = true, .all = true },
+		{ .labels = true },
+		{ .event_records = true, .text = true, .lossy = true, .all = true,
+		  .labels = true },
 	};
 
 	(void)state;
@@ -36,10 +38,10 @@ static void test_each_need_joins_all(void **state)
 static void test_destroy_always(void **state)
 {
 	(void)state;
-	for (unsigned bits = 0; bits < 16; bits++) {
+	for (unsigned bits = 0; bits < 32; bits++) {
 		struct ctd_nlsrc_need need = {
 			.event_records = bits & 1, .text = bits & 2,
-			.lossy = bits & 4, .all = bits & 8,
+			.lossy = bits & 4, .all = bits & 8, .labels = bits & 16,
 		};
 
 		assert_true(ctd_nlsrc_groups(&need) & CTD_NLSRC_DESTROY);

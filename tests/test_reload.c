@@ -109,12 +109,38 @@ static void test_groups(void **state)
 			     CTD_NLSRC_DESTROY);
 }
 
+/* Labels come with NEW and UPDATE only: record-labels joins them, and
+ * a reload that turns it on or off changes the running configuration
+ * (the socket's groups follow it: nlsrc NULL here, kernel_subscribe). */
+static void test_labels_need_events(void **state)
+{
+	struct fixture *f = *state;
+	struct ctd_config next = f->cfg;
+	struct logcap lc;
+
+	set(&next, "record-labels", "yes");
+	assert_int_equal(ctd_reload_groups(&f->t, &next), CTD_NLSRC_ALL);
+	logcap_begin(&lc);
+	ctd_reload_apply(&f->t, &next);
+	assert_non_null(strstr(logcap_end(&lc), "record-labels: "));
+	assert_true(f->cfg.record_labels);
+	assert_int_equal(ctd_reload_groups(&f->t, f->t.cfg), CTD_NLSRC_ALL);
+	set(&next, "record-labels", "no");
+	logcap_begin(&lc);
+	ctd_reload_apply(&f->t, &next);
+	assert_null(strstr(logcap_end(&lc), "record-labels"));
+	assert_false(f->cfg.record_labels);
+	assert_int_equal(ctd_reload_groups(&f->t, f->t.cfg), CTD_NLSRC_DESTROY);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_filter_and_restart_needed,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_groups, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_labels_need_events, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

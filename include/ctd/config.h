@@ -88,6 +88,7 @@ struct ctd_config {
 	bool broadcast_error;
 	bool resync;
 	bool sysctl;
+	bool record_labels;        /* conntrack labels in JSON and IPFIX */
 	/* Where each setting got its value, by its place in config.c's
 	 * table: 0 the default, a line of `file`, or CTD_CONFIG_CMDLINE.
 	 * Errors found later (ctd -t's checks) name it. */
@@ -118,8 +119,8 @@ void ctd_config_write(const struct ctd_config *cfg, FILE *f);
 
 /* A setting that differs: its key, its new value as the file would say
  * it, and whether a reload applies it to a running ctd (live) or it
- * needs a restart. Live today: output and the filter-* and ignore-*
- * criteria. */
+ * needs a restart. Live today: output, conntrackd-log, subscribe,
+ * record-labels and the filter-* and ignore-* criteria. */
 typedef void ctd_config_change_fn(void *arg, const char *key,
 				  const char *value, bool live);
 /* Calls fn (when not NULL) for each setting whose value differs between

@@ -50,6 +50,7 @@ struct ctd_ipfix_cfg {
 	uint32_t pen;           /* enterprise number for mark and id; 0: none */
 	uint8_t shape;          /* enum ctd_ipfix_shape */
 	uint8_t nat_event;      /* enum ctd_ipfix_nat_event */
+	bool labels;            /* record-labels: ctLabels too (under pen) */
 };
 
 /* The exporting process's reliability statistics (RFC 7011 4.3). */

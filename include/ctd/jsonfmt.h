@@ -6,16 +6,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct ctd_connlabel;
 struct ctd_record;
 
-/* Room for the longest line ctd_jsonfmt_record() can produce, newline
- * included (1,089 bytes today: IPv6, every status bit, 64-bit counters and
- * deltas; test_jsonfmt checks it fits). */
-#define CTD_JSON_MAX 2048
+/* Room for the longest line ctd_jsonfmt_record_labels() can produce,
+ * newline included (5,599 bytes today: IPv6, every status bit, 64-bit
+ * counters and deltas, all 128 labels named with 32 characters;
+ * test_jsonfmt checks it fits). */
+#define CTD_JSON_MAX 8192
 
 /* Returns the length written (newline included, not NUL-terminated),
  * or 0 when cap is too small. */
 size_t ctd_jsonfmt_record(const struct ctd_record *rec, char *buf, size_t cap);
+/* The same with the record's conntrack labels (record-labels) when it
+ * has any: "labels":[...], each a name from names or, for a bit names
+ * does not name, its number as a decimal string. names NULL: no labels
+ * (as ctd_jsonfmt_record). */
+size_t ctd_jsonfmt_record_labels(const struct ctd_record *rec,
+				 const struct ctd_connlabel *names,
+				 char *buf, size_t cap);
 
 /* Writes s as a quoted, escaped JSON string; same return convention. */
 size_t ctd_jsonfmt_string(const char *s, char *buf, size_t cap);

@@ -33,11 +33,14 @@ struct ctd_nlsrc_need {
 	bool lossy;          /* no BROADCAST_ERROR: a resync can only flag
 	                      * the flows it knew of */
 	bool all;            /* `subscribe all` */
+	bool labels;         /* record-labels: labels come with NEW and
+	                      * UPDATE only */
 };
 
 /* The groups to join: DESTROY always, NEW and UPDATE only when needed.
  * A DESTROY carries all a record needs (both tuples and counters,
- * kernel start and stop, status, mark, zone, TCP state) except labels. */
+ * kernel start and stop, status, mark, zone, TCP state) except labels:
+ * records that show them need the other two. */
 unsigned ctd_nlsrc_groups(const struct ctd_nlsrc_need *need);
 
 struct ctd_nlsrc_cfg {

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct ctd_config;
 struct ctd_output;
 struct ctd_owner;
 struct ctd_output_desc;
@@ -28,6 +29,8 @@ struct ctd_out_file_fmt {
 	ctd_out_file_render *render;
 	void *arg;
 	void (*free_arg)(void *arg);  /* may be NULL */
+	/* A reload's new configuration for arg; may be NULL. */
+	void (*reload_arg)(void *arg, const struct ctd_config *next);
 	size_t max;                   /* longest rendering */
 	/* offsetof in struct ctd_config of the setting naming the file, so
 	 * a reload can move it; CTD_OUT_FILE_FIXED: it cannot move. */
@@ -43,7 +46,7 @@ struct ctd_out_file_fmt {
 int ctd_out_file_new(const char *path, const struct ctd_out_file_fmt *fmt,
 		     size_t buf_size, const struct ctd_owner *owner,
 		     struct ctd_output **ret);
-/* JSON lines (jsonfmt), named "json". */
+/* JSON lines (jsonfmt), named "json", without labels. */
 int ctd_out_json_new(const char *path, size_t buf_size,
 		     const struct ctd_owner *owner, struct ctd_output **ret);
 

@@ -24,6 +24,9 @@ struct ctd_reload_target {
 /* The event groups the configuration needs (nlsrc.h CTD_NLSRC_*). */
 unsigned ctd_reload_groups(const struct ctd_reload_target *t,
 			   const struct ctd_config *o);
+/* Logs once where record-labels takes the label names from (the start
+ * and each reload; the outputs read the same file without a word). */
+void ctd_reload_log_labels(const struct ctd_config *o);
 /* Applies next (already checked) and reopens the outputs' files. */
 void ctd_reload_apply(struct ctd_reload_target *t,
 		      const struct ctd_config *next);
