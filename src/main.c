@@ -266,7 +266,9 @@ static bool on_ctl(void *arg, const char *request, FILE *out, size_t *cursor)
 		.now_ns = now.wall_ns,
 		.uptime_s = (uint64_t)(now.mono_us - ctd->started_us) / 1000000,
 		.reliable = ctd->cfg->broadcast_error,
-		.live = true,
+		/* A live dump reads ctd's own namespace only. */
+		.live = !ctd->netns,
+		.netns = ctd->netns ? ctd_netns_table(ctd->netns) : NULL,
 	};
 
 	ctd->stats.table_bytes = ctd_flowtable_memory(src.flows);
