@@ -238,7 +238,7 @@ static void netns_metrics(const struct ctd_report_src *src, FILE *out)
 		const char *family, *help;
 		bool gauge;
 	} fam[] = {
-		{ "ctd_netns_records_total", "Records from the network namespace.", false },
+		{ "ctd_netns_records_total", "Records made from the network namespace's flows (the filtered ones too).", false },
 		{ "ctd_netns_pending_destroys", "DESTROY events the kernel holds for ctd in the namespace (its dying list at the last poll).", true },
 		{ "ctd_netns_going", "1 while ctd sees a deleted namespace out (flushed, its DESTROYs awaited).", true },
 	};
