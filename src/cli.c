@@ -41,7 +41,8 @@ static const struct option longopts[] = {
 	SET("active-timeout"), SET("record"), SET("filter-proto"),
 	SET("filter-src"), SET("filter-dst"), SET("ignore-src"),
 	SET("ignore-dst"), SET("filter-tcp-state"), SET("filter-zone"),
-	SET("filter-mark"), SET("conntrackd-log"), SET("ipfix"),
+	SET("filter-mark"), SET("filter-netns"), SET("ignore-netns"),
+	SET("conntrackd-log"), SET("ipfix"),
 	SET("ipfix-shape"), SET("ipfix-domain"), SET("ipfix-mtu"),
 	SET("ipfix-template-refresh"), SET("ipfix-template-messages"),
 	SET("ipfix-nat-event"), SET("ipfix-pen"), SET("syslog"),
@@ -132,6 +133,9 @@ static void usage(FILE *f)
 "      --filter-tcp-state LIST  TCP flows only in these states (ESTABLISHED,...)\n"
 "      --filter-zone LIST   only these conntrack zones\n"
 "      --filter-mark M[/MASK]  only flows whose mark & MASK == M\n"
+"      --filter-netns LIST  only flows of these network namespaces (names;\n"
+"                           self: ctd's own; nsid:N: one without a name)\n"
+"      --ignore-netns LIST  no flows of these network namespaces\n"
 "  -h, --help               this text\n"
 "  -V, --version            print the version\n"
 "\nSignals: TERM/INT stop, HUP reloads the configuration and reopens output\n"

@@ -132,10 +132,12 @@ static const struct setting settings[] = {
 	{ "filter-tcp-state", T_FILTER, F(filter[5]), CTD_FILTER_TCP_STATE, 0, false, LIVE },
 	{ "filter-zone", T_FILTER, F(filter[6]), CTD_FILTER_ZONE, 0, false, LIVE },
 	{ "filter-mark", T_FILTER, F(filter[7]), CTD_FILTER_MARK, 0, false, LIVE },
+	{ "filter-netns", T_FILTER, F(filter[8]), CTD_FILTER_NETNS, 0, false, LIVE },
+	{ "ignore-netns", T_FILTER, F(filter[9]), CTD_FILTER_IGNORE_NETNS, 0, false, LIVE },
 };
 
 _Static_assert(CTD_FILTER_PROTO == 0 && CTD_FILTER_MARK == 7 &&
-	       CTD_FILTER__COUNT == 8, "filter settings follow the enum");
+	       CTD_FILTER_IGNORE_NETNS == 9 && CTD_FILTER__COUNT == 10, "filter settings follow the enum");
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 

@@ -4,7 +4,9 @@
  * protocol in the set; original source in a "src" prefix (when any) and
  * in no "ignore-src" prefix; the same for the destination; for TCP, the
  * state the record carries in the set; zone in the set; mark & mask ==
- * value. Addresses are compared as the kernel keys them: IPv4 in the
+ * value; the namespace's name (as records show it: the /run/netns name,
+ * "nsid:N" without one, "self" for ctd's own) in the "netns" list and
+ * not in the "ignore-netns" one. Addresses are compared as the kernel keys them: IPv4 in the
  * first 4 bytes of a 16-byte field, so a prefix matches only its own
  * family. */
 #include <arpa/inet.h>
@@ -31,6 +33,11 @@ struct prefixes {
 	size_t n;
 };
 
+struct names {
+	char name[CTD_FILTER_MAX_NETNS][CTD_NETNS_NAME_MAX];
+	size_t n;
+};
+
 struct ctd_filter {
 	uint32_t set;            /* 1 << enum ctd_filter_key */
 	uint8_t proto[32];       /* bitmap */
@@ -39,6 +46,7 @@ struct ctd_filter {
 	uint16_t zones[CTD_FILTER_MAX_ZONES];
 	size_t nzones;
 	uint32_t mark, mask;
+	struct names netns, ignore_netns;
 };
 
 struct ctd_filter *ctd_filter_new(void)
@@ -89,6 +97,29 @@ static bool zone_ok(const struct ctd_filter *f, uint16_t zone)
 	return false;
 }
 
+static bool in_names(const struct names *ns, const char *name)
+{
+	for (size_t i = 0; i < ns->n; i++)
+		if (strcmp(ns->name[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* Only when a netns criterion is set: the label costs a copy. */
+static bool netns_ok(const struct ctd_filter *f, const struct ctd_record *rec)
+{
+	char label[CTD_NETNS_NAME_MAX];
+
+	if (!f->netns.n && !f->ignore_netns.n)
+		return true;
+	if (rec->nsid == CTD_NSID_SELF)
+		strcpy(label, CTD_FILTER_NETNS_SELF);
+	else
+		ctd_record_netns_label(rec, label, sizeof(label));
+	return (!is_set(f, CTD_FILTER_NETNS) || in_names(&f->netns, label)) &&
+	       !in_names(&f->ignore_netns, label);
+}
+
 bool ctd_filter_match(const struct ctd_filter *f, const struct ctd_record *rec)
 {
 	const struct ctd_tuple *o = &rec->tuple[CTD_DIR_ORIG];
@@ -107,13 +138,14 @@ bool ctd_filter_match(const struct ctd_filter *f, const struct ctd_record *rec)
 	    (!(rec->flags & CTD_REC_TCPSTATE) || rec->tcp_state >= 16 ||
 	     !(f->tcp_states & 1u << rec->tcp_state)))
 		return false;
-	if (is_set(f, CTD_FILTER_ZONE) && !zone_ok(f, rec->zone))
+	if ((is_set(f, CTD_FILTER_ZONE) && !zone_ok(f, rec->zone)) ||
+	    !netns_ok(f, rec))
 		return false;
 	return !is_set(f, CTD_FILTER_MARK) || (rec->mark & f->mask) == f->mark;
 }
 
 bool ctd_filter_match_event(const struct ctd_filter *f,
-			    const struct ctd_event *ev)
+			    const struct ctd_event *ev, const char *netns)
 {
 	struct ctd_record rec;
 
@@ -121,6 +153,7 @@ bool ctd_filter_match_event(const struct ctd_filter *f,
 		return true;
 	/* The record a DESTROY with only these attributes would give. */
 	ctd_record_from_destroy(NULL, ev, 0, &rec);
+	snprintf(rec.netns, sizeof(rec.netns), "%s", netns ? netns : "");
 	return ctd_filter_match(f, &rec);
 }
 
@@ -207,6 +240,17 @@ static int parse_zone(struct ctd_filter *f, const char *tok)
 	return 0;
 }
 
+/* A name as records show it: /run/netns names are at most
+ * CTD_NETNS_NAME_MAX - 1 bytes there (longer ones show as "nsid:N"). */
+static int parse_name(struct names *ns, const char *tok)
+{
+	if (ns->n == CTD_FILTER_MAX_NETNS || strlen(tok) >= CTD_NETNS_NAME_MAX ||
+	    strchr(tok, '/') || !strcmp(tok, ".") || !strcmp(tok, ".."))
+		return -EINVAL;
+	strcpy(ns->name[ns->n++], tok);
+	return 0;
+}
+
 static int parse_mark(struct ctd_filter *f, const char *text)
 {
 	char value[32];
@@ -236,6 +280,8 @@ static int parse_token(struct ctd_filter *f, enum ctd_filter_key key,
 	case CTD_FILTER_IGNORE_DST: return parse_prefix(&f->ignore_dst, tok);
 	case CTD_FILTER_TCP_STATE: return parse_state(f, tok);
 	case CTD_FILTER_ZONE: return parse_zone(f, tok);
+	case CTD_FILTER_NETNS: return parse_name(&f->netns, tok);
+	case CTD_FILTER_IGNORE_NETNS: return parse_name(&f->ignore_netns, tok);
 	default: return -EINVAL;
 	}
 }
@@ -250,6 +296,8 @@ static void clear(struct ctd_filter *f, enum ctd_filter_key key)
 	case CTD_FILTER_IGNORE_DST: f->ignore_dst.n = 0; break;
 	case CTD_FILTER_TCP_STATE: f->tcp_states = 0; break;
 	case CTD_FILTER_ZONE: f->nzones = 0; break;
+	case CTD_FILTER_NETNS: f->netns.n = 0; break;
+	case CTD_FILTER_IGNORE_NETNS: f->ignore_netns.n = 0; break;
 	default: f->mark = f->mask = 0; break;
 	}
 	f->set &= ~(1u << key);
@@ -264,6 +312,10 @@ static const char *const expected[CTD_FILTER__COUNT] = {
 	[CTD_FILTER_TCP_STATE] = "TCP states (ESTABLISHED,TIME_WAIT,CLOSE,...)",
 	[CTD_FILTER_ZONE] = "up to 64 zone numbers (0,7)",
 	[CTD_FILTER_MARK] = "a mark and optional mask (0x10/0xf0)",
+	[CTD_FILTER_NETNS] = "up to 64 namespace names of at most 47 bytes "
+			     "(self,qrouter-1,nsid:7)",
+	[CTD_FILTER_IGNORE_NETNS] = "up to 64 namespace names of at most 47 "
+				    "bytes (self,qrouter-1,nsid:7)",
 };
 
 /* Each comma-separated token adds to the criterion; none is an error. */

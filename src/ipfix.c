@@ -434,6 +434,16 @@ size_t ctd_ipfix_msg_finish(struct ctd_ipfix_msg *m, uint32_t export_time,
 	return m->len;
 }
 
+uint32_t ctd_ipfix_domain(const struct ctd_ipfix_cfg *cfg, int32_t nsid)
+{
+	return nsid < 0 ? cfg->domain : cfg->domain + (uint32_t)nsid + 1u;
+}
+
+uint32_t ctd_ipfix_msg_domain(const uint8_t *msg)
+{
+	return (uint32_t)get16(msg + 12) << 16 | get16(msg + 14);
+}
+
 void ctd_ipfix_msg_restamp(uint8_t *msg, uint32_t export_time, uint32_t seq)
 {
 	put32(msg + 4, export_time);

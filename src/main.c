@@ -102,16 +102,21 @@ static void on_event(void *arg, const struct ctd_event *ev,
 {
 	struct ctd *ctd = arg;
 	struct ctd_record copy;
+	char netns[CTD_NETNS_NAME_MAX] = "";
 
 	if (!ctd->text)
 		return;
+	if (ctd->netns && ev->nsid != CTD_NSID_SELF)
+		ctd_netnstab_label(ctd_netns_table(ctd->netns), ev->nsid,
+				   netns, sizeof(netns));
 	if (rec && ctd->netns && rec->nsid != CTD_NSID_SELF) {
 		copy = *rec;
 		ctd_netnstab_label(ctd_netns_table(ctd->netns), rec->nsid,
 				   copy.netns, sizeof(copy.netns));
 		rec = &copy;
 	}
-	ctd_out_text_event(ctd->text, ctd->filter, ev, rec, now->wall_ns);
+	ctd_out_text_event(ctd->text, ctd->filter, ev, rec, netns,
+			   now->wall_ns);
 }
 
 static void on_flow_event(void *arg, const struct ctd_record *rec,
@@ -261,7 +266,9 @@ static bool on_ctl(void *arg, const char *request, FILE *out, size_t *cursor)
 		.now_ns = now.wall_ns,
 		.uptime_s = (uint64_t)(now.mono_us - ctd->started_us) / 1000000,
 		.reliable = ctd->cfg->broadcast_error,
-		.live = true,
+		/* A live dump reads ctd's own namespace only. */
+		.live = !ctd->netns,
+		.netns = ctd->netns ? ctd_netns_table(ctd->netns) : NULL,
 	};
 
 	ctd->stats.table_bytes = ctd_flowtable_memory(src.flows);

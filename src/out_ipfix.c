@@ -18,6 +18,14 @@
  * template_messages messages, each time with the exporter's reliability
  * statistics. A datagram is done once the kernel took it.
  *
+ * Namespaces: each is an observation domain of its own (ipfix.h), and
+ * RFC 7011 scopes templates and sequence numbers to the domain. A
+ * message holds one domain's records, so the open message is closed
+ * when the next record is of another domain (records of namespaces
+ * that interleave make smaller messages); a domain gets its templates
+ * before its first data message, again with every UDP refresh and on
+ * every new TCP connection, where the room they need is kept free.
+ *
  * Deadlines (reconnect, connect timeout, template refresh) are integer
  * monotonic microseconds from the injected clock, and export times its
  * wall clock; the one-second ev_timer only makes sure they are looked at. */
@@ -43,8 +51,10 @@
 #include "ctd/stats.h"
 #include "ctd/timeutil.h"
 
-/* Room kept free so the templates always fit before resent data. */
+/* Room kept free so the templates always fit before resent data: the
+ * first domain's with the statistics, and each further one's. */
 #define TEMPLATE_ROOM 4096
+#define DOMAIN_TEMPLATE_ROOM 2048
 #define TCP_MSG_MAX 16384
 #define BATCH 64
 #define SETTLE_MAX 65536          /* records not acknowledged yet */
@@ -53,6 +63,14 @@
 #define CONNECT_TIMEOUT_US 10000000
 
 enum state { DOWN, CONNECTING, UP };
+
+/* An observation domain in use: a namespace's, or one a replayed
+ * message names. */
+struct domain {
+	uint32_t id;
+	uint32_t seq;               /* data records in this session */
+	bool templated;             /* its templates are in the buffer */
+};
 
 struct out_ipfix {
 	struct ctd_output base;
@@ -75,10 +93,13 @@ struct out_ipfix {
 	size_t cap, head, sent, len;
 	struct ctd_ipfix_msg msg;
 	bool open;
+	bool templates_msg;         /* the open message is templates */
 	bool refusing;              /* said AGAIN: call ready when room */
 	bool failing;               /* in an error streak: logged already */
 	size_t msg_max;
-	uint32_t seq;               /* data records in this session */
+	struct domain *doms;        /* [0]: cfg.enc.domain */
+	size_t ndoms, doms_cap;
+	size_t cur;                 /* the open message's domain */
 	struct ctd_ipfix_stats xs;  /* for the options record */
 	bool unreachable;           /* UDP: the collector refused; probing */
 	uint64_t taken, released;   /* flow records since the start */
@@ -114,11 +135,12 @@ static void finish_open(struct out_ipfix *x)
 	if (!x->open)
 		return;
 	x->open = false;
-	if (!x->msg.records)
+	if (!x->msg.records && !x->templates_msg)
 		return;
-	n = ctd_ipfix_msg_finish(&x->msg, export_time(x), x->seq,
-				 x->cfg.enc.domain);
-	x->seq += x->msg.records;
+	x->templates_msg = false;
+	n = ctd_ipfix_msg_finish(&x->msg, export_time(x), x->doms[x->cur].seq,
+				 x->doms[x->cur].id);
+	x->doms[x->cur].seq += x->msg.records;
 	x->len += n;
 	x->base.stats.unacked += x->msg.flow_records;
 	x->xs.messages++;
@@ -135,11 +157,43 @@ static void compact(struct out_ipfix *x)
 	x->head = 0;
 }
 
-/* Starts a message after len when there is room for one of at least
- * need bytes; the last TEMPLATE_ROOM bytes stay for templates. */
-static bool begin(struct out_ipfix *x, size_t need, bool templates)
+/* The domain's slot, added when new (-1 when out of memory). A linear
+ * search, only when the domain changes: domains are namespaces. */
+static ssize_t domain_slot(struct out_ipfix *x, uint32_t id)
 {
-	size_t limit = x->cap - (templates ? 0 : TEMPLATE_ROOM), room;
+	struct domain *d;
+
+	if (x->doms[x->cur].id == id)
+		return (ssize_t)x->cur;
+	for (size_t i = 0; i < x->ndoms; i++)
+		if (x->doms[i].id == id)
+			return (ssize_t)i;
+	if (x->ndoms == x->doms_cap) {
+		d = realloc(x->doms, 2 * x->doms_cap * sizeof(*d));
+		if (!d)
+			return -1;
+		x->doms = d;
+		x->doms_cap *= 2;
+	}
+	x->doms[x->ndoms] = (struct domain){ id, 0, false };
+	return (ssize_t)x->ndoms++;
+}
+
+static size_t template_room(const struct out_ipfix *x)
+{
+	return TEMPLATE_ROOM + (x->ndoms - 1) * DOMAIN_TEMPLATE_ROOM;
+}
+
+/* Starts a message of domain slot dom after len when there is room for
+ * one of at least need bytes; the room templates need stays free. */
+static bool begin(struct out_ipfix *x, size_t dom, size_t need,
+		  bool templates)
+{
+	size_t keep = templates ? 0 : template_room(x), room, limit;
+
+	if (keep >= x->cap)
+		return false;
+	limit = x->cap - keep;
 
 	if (x->len + need > limit)
 		compact(x);
@@ -149,19 +203,40 @@ static bool begin(struct out_ipfix *x, size_t need, bool templates)
 	ctd_ipfix_msg_begin(&x->msg, x->buf + x->len,
 			    room < x->msg_max ? room : x->msg_max);
 	x->open = true;
+	x->cur = dom;
 	return true;
+}
+
+static bool append_templates(struct out_ipfix *x, size_t dom);
+
+/* The open message takes records of domain slot dom from here on: one
+ * of another domain is closed, and a domain's first data message comes
+ * after its templates. */
+static bool switch_domain(struct out_ipfix *x, uint32_t id, size_t need)
+{
+	ssize_t dom;
+
+	if (x->open && x->doms[x->cur].id == id)
+		return true;
+	finish_open(x);
+	dom = domain_slot(x, id);
+	if (dom < 0 || (!x->doms[dom].templated &&
+			!append_templates(x, (size_t)dom)))
+		return false;
+	return begin(x, (size_t)dom, need, false);
 }
 
 static bool add_record(struct out_ipfix *x, const struct ctd_record *rec)
 {
 	size_t need = CTD_IPFIX_HDR + 4 + 2 * 160;
+	uint32_t id = ctd_ipfix_domain(&x->cfg.enc, rec->nsid);
 
-	if (!x->open && !begin(x, need, false))
+	if (!switch_domain(x, id, need))
 		return false;
 	if (ctd_ipfix_msg_add_record(&x->msg, &x->cfg.enc, rec))
 		return true;
 	finish_open(x);
-	return begin(x, need, false) &&
+	return begin(x, x->cur, need, false) &&
 	       ctd_ipfix_msg_add_record(&x->msg, &x->cfg.enc, rec);
 }
 
@@ -183,37 +258,77 @@ static enum ctd_out_status ipfix_submit(struct ctd_output *out,
 	return CTD_OUT_AGAIN;
 }
 
-/* A template message (with the statistics) after the complete ones. */
-static bool append_templates(struct out_ipfix *x)
+/* A template message of domain slot dom after the complete ones; the
+ * first domain's carries the statistics. */
+static bool append_templates(struct out_ipfix *x, size_t dom)
 {
 	finish_open(x);
 	x->xs.not_sent = x->base.stats.failed;
-	if (!begin(x, 2048, true))
+	if (!begin(x, dom, 2048, true))
 		return false;
+	x->templates_msg = true;
 	if (!ctd_ipfix_msg_add_templates(&x->msg, &x->cfg.enc) ||
-	    !ctd_ipfix_msg_add_stats(&x->msg, &x->xs)) {
-		x->open = false;
+	    (dom == 0 && !ctd_ipfix_msg_add_stats(&x->msg, &x->xs))) {
+		x->open = x->templates_msg = false;
 		return false;
 	}
 	finish_open(x);
+	x->doms[dom].templated = true;
 	x->base.stats.templates++;
+	return true;
+}
+
+/* Every domain's templates: the UDP refresh, a new TCP session. */
+static bool append_all_templates(struct out_ipfix *x)
+{
+	for (size_t i = 0; i < x->ndoms; i++)
+		if (!append_templates(x, i))
+			return false;
 	x->since_templates = 0;
 	x->templates_at = mono_us(x) +
 			  (int64_t)x->cfg.template_interval * 1000000;
 	return true;
 }
 
-/* Numbers the messages in [from, len) anew from the session's count. */
+/* Numbers the messages in [from, len) anew from their domains' counts
+ * in the session. */
 static void restamp(struct out_ipfix *x, size_t from)
 {
 	uint32_t flows;
 
 	for (size_t off = from, n; off < x->len && (n = msg_len_at(x, off));
 	     off += n) {
-		ctd_ipfix_msg_restamp(x->buf + off, export_time(x), x->seq);
-		x->seq += ctd_ipfix_msg_count(&x->cfg.enc, x->buf + off, n,
-					      &flows);
+		ssize_t d = domain_slot(x, ctd_ipfix_msg_domain(x->buf + off));
+		struct domain *dom = &x->doms[d < 0 ? 0 : d];
+
+		ctd_ipfix_msg_restamp(x->buf + off, export_time(x), dom->seq);
+		dom->seq += ctd_ipfix_msg_count(&x->cfg.enc, x->buf + off, n,
+						&flows);
 	}
+}
+
+static void reverse(uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n / 2; i++) {
+		uint8_t t = p[i];
+
+		p[i] = p[n - 1 - i];
+		p[n - 1 - i] = t;
+	}
+}
+
+/* [0, mid) and [mid, len) swap places, in place. */
+static void rotate(uint8_t *p, size_t mid, size_t len)
+{
+	reverse(p, mid);
+	reverse(p + mid, len - mid);
+	reverse(p, len);
+}
+
+static void new_session(struct out_ipfix *x)
+{
+	for (size_t i = 0; i < x->ndoms; i++)
+		x->doms[i].seq = 0, x->doms[i].templated = false;
 }
 
 /* Whole messages before byte `upto` are done: they leave the buffer. */
@@ -419,17 +534,17 @@ static void connected(struct out_ipfix *x)
 	finish_open(x);
 	compact(x);
 	old_head = x->len;
-	x->seq = 0;
-	if (!append_templates(x)) {
+	/* Every domain ctd knows: those of what waits are among them. */
+	new_session(x);
+	if (!append_all_templates(x)) {
 		disconnect(x, "no room for templates", ENOSPC);
 		return;
 	}
-	/* Rotate the template message to the front. */
+	/* The template messages go to the front. */
 	tlen = x->len - old_head;
-	memmove(x->buf + x->cap - tlen, x->buf + old_head, tlen);
-	memmove(x->buf + tlen, x->buf, old_head);
-	memcpy(x->buf, x->buf + x->cap - tlen, tlen);
-	x->seq = 0;
+	rotate(x->buf, old_head, x->len);
+	for (size_t i = 0; i < x->ndoms; i++)
+		x->doms[i].seq = 0;
 	restamp(x, 0);
 	again = x->len > tlen;
 	x->state = UP;
@@ -503,7 +618,7 @@ static void ipfix_flush(struct ctd_output *out)
 	if (!x->tcp) {
 		if (!x->unreachable && (now >= x->templates_at ||
 		    x->since_templates >= x->cfg.template_messages))
-			append_templates(x);
+			append_all_templates(x);
 		send_udp(x);
 		return;
 	}
@@ -526,6 +641,21 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
 	ipfix_flush(&x->base);
 }
 
+/* Replayed messages name their domains: those without templates in
+ * this session get them first. */
+static bool raw_templates(struct out_ipfix *x, const uint8_t *p, size_t len)
+{
+	for (size_t off = 0, n; off < len; off += n) {
+		ssize_t d = domain_slot(x, ctd_ipfix_msg_domain(p + off));
+
+		n = ctd_ipfix_msg_len(p + off, len - off);
+		if (d < 0 || (!x->doms[d].templated &&
+			      !append_templates(x, (size_t)d)))
+			return false;
+	}
+	return true;
+}
+
 static enum ctd_out_status ipfix_submit_raw(struct ctd_output *out,
 					    const void *data, size_t len)
 {
@@ -538,6 +668,8 @@ static enum ctd_out_status ipfix_submit_raw(struct ctd_output *out,
 		if (!(n = ctd_ipfix_msg_len(p + off, len - off)) || off + n > len)
 			return CTD_OUT_FAILED;
 	finish_open(x);
+	if (!raw_templates(x, p, len))
+		return CTD_OUT_AGAIN;
 	if (x->len + len + TEMPLATE_ROOM > x->cap)
 		compact(x);
 	if (x->len + len + TEMPLATE_ROOM > x->cap)
@@ -589,6 +721,7 @@ static void ipfix_free(struct ctd_output *out)
 	if (x->fd >= 0)
 		close(x->fd);
 	free(x->buf);
+	free(x->doms);
 	free(x->target);
 	ctd_settle_free(&x->settle);
 	free(x);
@@ -698,7 +831,7 @@ static int open_udp(struct out_ipfix *x)
 		return -errno;
 	x->msg_max = x->cfg.mtu > iphdr + 8 + 512 ? x->cfg.mtu - iphdr - 8 : 512;
 	x->state = UP;
-	append_templates(x);
+	append_all_templates(x);
 	return 0;
 }
 
@@ -740,10 +873,16 @@ int ctd_out_ipfix_new(struct ev_loop *loop, const struct ctd_out_ipfix_cfg *cfg,
 	x->cap = cfg->buf_size ? cfg->buf_size : CTD_OUT_IPFIX_BUF;
 	x->xs.process_id = (uint32_t)getpid();
 	x->target = strdup(cfg->target);
-	if (!x->target) {
+	x->doms = calloc(4, sizeof(*x->doms));
+	x->doms_cap = 4;
+	x->ndoms = 1;
+	if (!x->target || !x->doms) {
+		free(x->doms);
+		free(x->target);
 		free(x);
 		return -ENOMEM;
 	}
+	x->doms[0].id = cfg->enc.domain;
 	x->loop = loop;
 	r = setup(x);
 	if (r < 0) {

@@ -43,20 +43,21 @@ void ctd_out_text_free(struct ctd_out_text *out)
 void ctd_out_text_event(struct ctd_out_text *out,
 			const struct ctd_filter *filter,
 			const struct ctd_event *ev,
-			const struct ctd_record *rec, uint64_t now_ns)
+			const struct ctd_record *rec, const char *netns,
+			uint64_t now_ns)
 {
 	char *p;
 	size_t n;
 
 	if (rec ? !ctd_filter_match(filter, rec) :
-	    !ctd_filter_match_event(filter, ev))
+	    !ctd_filter_match_event(filter, ev, netns))
 		return;
 	p = ctd_wbuf_reserve(out->wb, CTD_TEXT_MAX);
 	if (!p) {
 		out->stats->text_dropped++;
 		return;
 	}
-	n = ctd_textfmt_event(ev, rec, now_ns, p, CTD_TEXT_MAX);
+	n = ctd_textfmt_event(ev, rec, netns, now_ns, p, CTD_TEXT_MAX);
 	ctd_wbuf_commit(out->wb, n);
 }
 

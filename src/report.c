@@ -23,6 +23,7 @@
 #include "ctd/flowtable.h"
 #include "ctd/jsonfmt.h"
 #include "ctd/livedump.h"
+#include "ctd/netnstab.h"
 #include "ctd/record.h"
 #include "ctd/report.h"
 #include "ctd/stats.h"
@@ -60,6 +61,38 @@ struct findings {
 	unsigned n;   /* problems found */
 };
 
+/* A Prometheus label value: backslash, quote and newline escaped. */
+static void put_label(FILE *out, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			fputc('\\', out);
+		if (*s == '\n')
+			fputs("\\n", out);
+		else
+			fputc(*s, out);
+	}
+}
+
+/* What records call the namespace (so filter-netns takes the same). */
+static const char *netns_label(const struct ctd_report_src *src,
+			       const struct ctd_netns *e, char *buf)
+{
+	ctd_netnstab_label(src->netns, e->nsid, buf, CTD_NETNS_NAME_MAX);
+	return buf;
+}
+
+static void prom_sample(FILE *out, const char *family, const char *check,
+			const char *netns, unsigned long long v)
+{
+	fprintf(out, "%s{", family);
+	if (check)
+		fprintf(out, "check=\"%s\",", check);
+	fputs("netns=\"", out);
+	put_label(out, netns);
+	fprintf(out, "\"} %llu\n", v);
+}
+
 static void finding(struct findings *fd, const char *check, bool bad,
 		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
@@ -81,8 +114,12 @@ static void finding(struct findings *fd, const char *check, bool bad,
 	if (fd->fmt == FMT_JSON) {
 		char esc[1100];
 
-		if (!ctd_jsonfmt_string(msg, esc, sizeof(esc)))
-			strcpy(esc, "\"(too long)\"");
+		/* ctd_jsonfmt_string does not terminate the string. */
+		size_t n = ctd_jsonfmt_string(msg, esc, sizeof(esc) - 1);
+
+		if (!n)
+			n = strlen(strcpy(esc, "\"(too long)\""));
+		esc[n] = '\0';
 		fprintf(fd->out, "%s%s", fd->n ? "," : "", esc);
 	} else {
 		fprintf(fd->out, "  - %s\n", msg);
@@ -142,13 +179,44 @@ static void check_buffer(const struct ctd_report_src *src, struct findings *fd)
 		"no): events lost in overruns are gone; set broadcast-error yes");
 }
 
+/* A namespace's findings: its last dump and its dying list. Its
+ * sysctls are set (or warned about) when ctd takes it under watch. */
+static void check_netns(const struct ctd_report_src *src,
+			const struct ctd_netns *e, struct findings *fd)
+{
+	char name[CTD_NETNS_NAME_MAX];
+	bool dump = e->dump_err != 0;
+	bool pending = e->state == CTD_NETNS_WATCHED &&
+		       e->pending >= PENDING_WARN;
+
+	netns_label(src, e, name);
+	if (fd->fmt == FMT_PROM) {
+		prom_sample(fd->out, "ctd_health_problem", "netns_dump", name, dump);
+		prom_sample(fd->out, "ctd_health_problem", "netns_pending", name,
+			    pending);
+		fd->n += dump + pending;
+		return;
+	}
+	finding(fd, "netns_dump", dump, "network namespace %s (nsid %d): its "
+		"last table dump failed (%s): its flows go unchecked; see the "
+		"log", name, (int)e->nsid, strerror(-e->dump_err));
+	finding(fd, "netns_pending", pending, "network namespace %s (nsid %d): "
+		"the kernel holds %llu DESTROY events for ctd there: raise "
+		"rcvbuf-max or budget", name, (int)e->nsid,
+		(unsigned long long)e->pending);
+}
+
 static unsigned health(const struct ctd_report_src *src, FILE *out, enum fmt fmt)
 {
 	struct findings fd = { out, fmt, 0 };
+	const struct ctd_netns *e;
+	size_t pos = 0;
 
 	check_sysctls(src, &fd);
 	check_table(src, &fd);
 	check_buffer(src, &fd);
+	while (src->netns && (e = ctd_netnstab_next(src->netns, &pos)))
+		check_netns(src, e, &fd);
 	return fd.n;
 }
 
@@ -156,6 +224,72 @@ unsigned ctd_report_health(const struct ctd_report_src *src, FILE *out,
 			   bool json)
 {
 	return health(src, out, json ? FMT_JSON : FMT_TEXT);
+}
+
+static const char *state_name(const struct ctd_netns *e)
+{
+	return e->state == CTD_NETNS_GOING ? "going" : "watched";
+}
+
+/* A family per per-namespace figure, a sample per namespace. */
+static void netns_metrics(const struct ctd_report_src *src, FILE *out)
+{
+	static const struct {
+		const char *family, *help;
+		bool gauge;
+	} fam[] = {
+		{ "ctd_netns_records_total", "Records made from the network namespace's flows (the filtered ones too).", false },
+		{ "ctd_netns_pending_destroys", "DESTROY events the kernel holds for ctd in the namespace (its dying list at the last poll).", true },
+		{ "ctd_netns_going", "1 while ctd sees a deleted namespace out (flushed, its DESTROYs awaited).", true },
+	};
+	const struct ctd_netns *e;
+	char name[CTD_NETNS_NAME_MAX];
+
+	for (size_t i = 0; i < sizeof(fam) / sizeof(fam[0]); i++) {
+		size_t pos = 0;
+
+		ctd_stats_prometheus_family(out, fam[i].family, fam[i].gauge,
+					    fam[i].help);
+		while ((e = ctd_netnstab_next(src->netns, &pos)))
+			prom_sample(out, fam[i].family, NULL, netns_label(src, e, name),
+				    i == 0 ? e->records : i == 1 ?
+				    (e->pending == SIZE_MAX ? 0 : e->pending) :
+				    e->state == CTD_NETNS_GOING);
+	}
+}
+
+/* ctd -s: a line per namespace (text) or an array (JSON). */
+static void print_netns(const struct ctd_report_src *src, FILE *out, bool json)
+{
+	const struct ctd_netns *e;
+	char name[CTD_NETNS_NAME_MAX], esc[6 * CTD_NETNS_NAME_MAX + 8];
+	size_t pos = 0, n;
+	bool first = true;
+
+	fputs(json ? ",\"namespaces\":[" : "namespaces:\n", out);
+	while ((e = ctd_netnstab_next(src->netns, &pos))) {
+		unsigned long long pending = e->pending == SIZE_MAX ? 0 : e->pending;
+
+		netns_label(src, e, name);
+		if (!json) {
+			fprintf(out, "  %-24s nsid %-5d %-7s records %llu pending %llu%s%s\n",
+				name, (int)e->nsid, state_name(e),
+				(unsigned long long)e->records, pending,
+				e->dump_err ? " dump_error " : "",
+				e->dump_err ? strerror(-e->dump_err) : "");
+			continue;
+		}
+		n = ctd_jsonfmt_string(name, esc, sizeof(esc));
+		fprintf(out, "%s{\"name\":%.*s,\"nsid\":%d,\"state\":\"%s\","
+			"\"records\":%llu,\"pending\":%llu,\"dump_error\":",
+			first ? "" : ",", (int)n, esc, (int)e->nsid, state_name(e),
+			(unsigned long long)e->records, pending);
+		fprintf(out, e->dump_err ? "\"%s\"}" : "null}",
+			strerror(-e->dump_err));
+		first = false;
+	}
+	if (json)
+		fputc(']', out);
 }
 
 /* The counters, then what a Prometheus setup expects of any exporter:
@@ -174,6 +308,8 @@ static void answer_metrics(const struct ctd_report_src *src, FILE *out)
 				    "1 when the health check (ctd -s) finds "
 				    "this problem, with its fix.");
 	health(src, out, FMT_PROM);
+	if (src->netns)
+		netns_metrics(src, out);
 }
 
 static void answer_stats(const struct ctd_report_src *src, FILE *out, bool json)
@@ -188,6 +324,8 @@ static void answer_stats(const struct ctd_report_src *src, FILE *out, bool json)
 		ctd_report_health(src, out, true);
 		fputs("],\"counters\":", out);
 		ctd_stats_print_json(src->stats, out);
+		if (src->netns)
+			print_netns(src, out, true);
 		fputs("}\n", out);
 		return;
 	}
@@ -200,6 +338,8 @@ static void answer_stats(const struct ctd_report_src *src, FILE *out, bool json)
 		fputs("  ok\n", out);
 	fputs("counters:\n", out);
 	ctd_stats_print(src->stats, out);
+	if (src->netns)
+		print_netns(src, out, false);
 	fputs("# end\n", out);
 }
 
@@ -221,6 +361,9 @@ static bool answer_flows(const struct ctd_report_src *src, FILE *out,
 		if (f->flags & CTD_FLOW_TOMBSTONE)
 			continue;
 		ctd_record_from_flow(f, CTD_END_ACTIVE, src->now_ns, &rec);
+		if (src->netns && rec.nsid != CTD_NSID_SELF)
+			ctd_netnstab_label(src->netns, rec.nsid, rec.netns,
+					   sizeof(rec.netns));
 		len = json ? ctd_jsonfmt_record(&rec, line, sizeof(line)) :
 			     ctd_textfmt_flow(&rec, line, sizeof(line));
 		fwrite(line, 1, len, out);

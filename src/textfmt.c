@@ -97,8 +97,8 @@ static void add_netns(struct line *l, const struct ctd_record *rec)
 }
 
 size_t ctd_textfmt_event(const struct ctd_event *ev,
-			 const struct ctd_record *rec, uint64_t now_ns,
-			 char *buf, size_t cap)
+			 const struct ctd_record *rec, const char *netns,
+			 uint64_t now_ns, char *buf, size_t cap)
 {
 	struct line l = { buf, cap, 0, false };
 	const char *proto = ctd_proto_name(ev->proto);
@@ -124,6 +124,8 @@ size_t ctd_textfmt_event(const struct ctd_event *ev,
 		add_end(&l, rec, "dur");
 	if (rec && rec->nsid != CTD_NSID_SELF)
 		add_netns(&l, rec);
+	else if (ev->nsid != CTD_NSID_SELF && netns && *netns)
+		add(&l, " netns=%s", netns);
 	else if (ev->nsid != CTD_NSID_SELF)
 		add(&l, " netns=nsid:%ld", (long)ev->nsid);
 	add(&l, " id=%u\n", ev->id);

@@ -1,6 +1,6 @@
 /* Tests for src/filter.c: each criterion alone (protocol, prefixes to
  * keep and to ignore in both families and at odd prefix lengths, TCP
- * state, zone, mark/mask), all together, "any" clearing one, and the
+ * state, zone, mark/mask, network namespace), all together, "any" clearing one, and the
  * texts it refuses. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <cmocka.h>
@@ -178,24 +179,90 @@ static void test_events(void **state)
 	ev.zone = 3;
 	assert_int_equal(inet_pton(AF_INET, "10.1.2.3", ev.tuple[CTD_DIR_ORIG].src), 1);
 	assert_int_equal(inet_pton(AF_INET, "192.0.2.9", ev.tuple[CTD_DIR_ORIG].dst), 1);
-	assert_true(ctd_filter_match_event(f, &ev));
+	assert_true(ctd_filter_match_event(f, &ev, NULL));
 	set(f, CTD_FILTER_SRC, "10.0.0.0/8");
 	set(f, CTD_FILTER_ZONE, "3");
-	assert_true(ctd_filter_match_event(f, &ev));
+	assert_true(ctd_filter_match_event(f, &ev, NULL));
 	set(f, CTD_FILTER_TCP_STATE, "ESTABLISHED");
-	assert_false(ctd_filter_match_event(f, &ev));  /* no state given */
+	assert_false(ctd_filter_match_event(f, &ev, NULL));  /* no state given */
 	ev.have |= CTD_HAVE_TCPSTATE;
 	ev.tcp_state = TCP_CONNTRACK_SYN_SENT;
-	assert_false(ctd_filter_match_event(f, &ev));
+	assert_false(ctd_filter_match_event(f, &ev, NULL));
 	ev.tcp_state = TCP_CONNTRACK_ESTABLISHED;
-	assert_true(ctd_filter_match_event(f, &ev));
+	assert_true(ctd_filter_match_event(f, &ev, NULL));
 	set(f, CTD_FILTER_MARK, "0x10/0xf0");
-	assert_false(ctd_filter_match_event(f, &ev));
+	assert_false(ctd_filter_match_event(f, &ev, NULL));
 	ev.have |= CTD_HAVE_MARK;
 	ev.mark = 0x13;
-	assert_true(ctd_filter_match_event(f, &ev));
+	assert_true(ctd_filter_match_event(f, &ev, NULL));
 	set(f, CTD_FILTER_IGNORE_DST, "192.0.2.0/24");
-	assert_false(ctd_filter_match_event(f, &ev));
+	assert_false(ctd_filter_match_event(f, &ev, NULL));
+	ctd_filter_free(f);
+}
+
+/* Namespaces by the name records show: "self" for ctd's own, the
+ * /run/netns name, "nsid:N" for one without a name. */
+static void test_netns(void **state)
+{
+	struct ctd_filter *f = ctd_filter_new();
+	struct ctd_record own = rec(AF_INET, IPPROTO_UDP, "10.0.0.1", "10.0.0.2");
+	struct ctd_record red = own, anon = own;
+	struct ctd_event ev;
+
+	(void)state;
+	own.nsid = CTD_NSID_SELF;
+	red.nsid = 3;
+	strcpy(red.netns, "red");
+	anon.nsid = 7;
+	set(f, CTD_FILTER_NETNS, "red,self");
+	assert_true(ctd_filter_active(f));
+	assert_true(ctd_filter_match(f, &own));
+	assert_true(ctd_filter_match(f, &red));
+	assert_false(ctd_filter_match(f, &anon));
+	set(f, CTD_FILTER_NETNS, "nsid:7");
+	assert_false(ctd_filter_match(f, &red));
+	assert_true(ctd_filter_match(f, &anon));
+	set(f, CTD_FILTER_NETNS, "any");
+	set(f, CTD_FILTER_IGNORE_NETNS, "self,red");
+	assert_false(ctd_filter_match(f, &own));
+	assert_false(ctd_filter_match(f, &red));
+	assert_true(ctd_filter_match(f, &anon));
+	/* ctd -f: the event's namespace by the name it is given. */
+	memset(&ev, 0, sizeof(ev));
+	ev.type = CTD_EV_NEW;
+	ev.family = AF_INET;
+	ev.proto = IPPROTO_UDP;
+	ev.nsid = 3;
+	assert_false(ctd_filter_match_event(f, &ev, "red"));
+	assert_true(ctd_filter_match_event(f, &ev, "blue"));
+	assert_true(ctd_filter_match_event(f, &ev, NULL));    /* nsid:3 */
+	ev.nsid = CTD_NSID_SELF;
+	assert_false(ctd_filter_match_event(f, &ev, NULL));
+	ctd_filter_free(f);
+}
+
+static void test_netns_bad(void **state)
+{
+	static const char *const bad[] = {
+		"", ",", "a/b", "..", ".",
+		"a-name-longer-than-the-47-bytes-records-can-carry",
+	};
+	struct ctd_filter *f = ctd_filter_new();
+	char many[1024] = "n0";
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(ctd_filter_set(f, CTD_FILTER_NETNS, bad[i], err,
+						sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "namespace names"));
+	for (int i = 1; i <= 64; i++)    /* 65 names: one too many */
+		snprintf(many + strlen(many), sizeof(many) - strlen(many),
+			 ",n%d", i);
+	assert_int_equal(ctd_filter_set(f, CTD_FILTER_IGNORE_NETNS, many, err,
+					sizeof(err)), -EINVAL);
+	*strrchr(many, ',') = '\0';
+	set(f, CTD_FILTER_IGNORE_NETNS, many);
+	assert_true(ctd_filter_active(f));
 	ctd_filter_free(f);
 }
 
@@ -208,6 +275,8 @@ int main(void)
 		cmocka_unit_test(test_state_zone_mark),
 		cmocka_unit_test(test_bad_texts),
 		cmocka_unit_test(test_events),
+		cmocka_unit_test(test_netns),
+		cmocka_unit_test(test_netns_bad),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

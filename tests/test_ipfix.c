@@ -346,6 +346,34 @@ static void test_shape_names(void **state)
 	assert_string_equal(ctd_ipfix_shape_name(CTD_IPFIX_INITIATOR), "initiator");
 }
 
+/* A record of another namespace goes out in that namespace's own
+ * observation domain: ipfix-domain + nsid + 1 in the header (nsid 3:
+ * 9 + 4 = 13), the record itself as in ctd's own namespace. */
+static void test_netns_domain(void **state)
+{
+	struct ctd_ipfix_cfg cfg = { .domain = DOMAIN, .shape = CTD_IPFIX_BIFLOW };
+	struct ctd_ipfix_cfg top = { .domain = UINT32_MAX };
+	struct ctd_ipfix_msg m;
+	struct ctd_record r;
+	uint8_t buf[512];
+	size_t n;
+
+	(void)state;
+	udp_record(&r);
+	r.nsid = 3;
+	strcpy(r.netns, "red");
+	ctd_ipfix_msg_begin(&m, buf, sizeof(buf));
+	assert_int_equal(ctd_ipfix_msg_add_record(&m, &cfg, &r), 1);
+	n = ctd_ipfix_msg_finish(&m, TIME, SEQ, ctd_ipfix_domain(&cfg, r.nsid));
+	expect_bytes(buf, n,
+"000a00586553f10200000005" "0000000d" "01000048" "0a000001c000020104d20035110000018bcfe5687b0000018bcfe56fc3000000000000000000780000000000000002000000000000005000000000000000010400000000");
+	assert_int_equal(ctd_ipfix_msg_domain(buf), 13);
+	assert_int_equal(ctd_ipfix_domain(&cfg, CTD_NSID_SELF), DOMAIN);
+	assert_int_equal(ctd_ipfix_domain(&cfg, 0), DOMAIN + 1);
+	assert_int_equal(ctd_ipfix_domain(&top, CTD_NSID_SELF), UINT32_MAX);
+	assert_int_equal(ctd_ipfix_domain(&top, 0), 0);    /* modulo 2^32 */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -359,6 +387,7 @@ int main(void)
 		cmocka_unit_test(test_end_reasons),
 		cmocka_unit_test(test_sets_and_limits),
 		cmocka_unit_test(test_shape_names),
+		cmocka_unit_test(test_netns_domain),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

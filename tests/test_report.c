@@ -4,6 +4,7 @@
  * that is 1 exactly when `ctd -s` lists the problem (sysctls read from a
  * fake /proc/sys). promtool itself runs on a real scrape in
  * tests/kernel/test_ctl.py. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +19,7 @@
 #include "tmpdir.h"
 
 #include "ctd/config.h"
+#include "ctd/netnstab.h"
 #include "ctd/report.h"
 #include "ctd/output.h"
 #include "ctd/stats.h"
@@ -162,11 +164,86 @@ static void test_health_series(void **state)
 	free(text);
 }
 
+/* Watched namespaces: a line each in ctd -s, an object each in its
+ * JSON, samples labelled netns="NAME" in the metrics, and their
+ * problems in the health check. */
+static void test_netns(void **state)
+{
+	struct fixture *f = *state;
+	struct ctd_netnstab *t = ctd_netnstab_new("all");
+	struct ctd_netns *red, *anon;
+	char *text, *json, *page;
+
+	assert_non_null(t);
+	assert_int_equal(ctd_netnstab_add(t, 0, "red", &red), 0);
+	assert_int_equal(ctd_netnstab_add(t, 5, "", &anon), 0);
+	red->records = 17;
+	red->pending = 20000;
+	anon->state = CTD_NETNS_GOING;
+	anon->dump_err = -EPERM;
+	anon->records = 3;
+	f->src.netns = t;
+	text = answer(f, "stats");
+	json = answer(f, "stats json");
+	page = answer(f, "metrics");
+	assert_non_null(strstr(text, "\nnamespaces:\n  red                      "
+			       "nsid 0     watched records 17 pending 20000\n"));
+	assert_non_null(strstr(text, "\n  nsid:5                   nsid 5     "
+			       "going   records 3 pending 0 dump_error "));
+	assert_non_null(strstr(text, "network namespace red (nsid 0): the kernel "
+			       "holds 20000 DESTROY events"));
+	assert_non_null(strstr(text, "network namespace nsid:5 (nsid 5): its last "
+			       "table dump failed"));
+	assert_non_null(strstr(json, ",\"namespaces\":[{\"name\":\"red\",\"nsid\":0,"
+			       "\"state\":\"watched\",\"records\":17,\"pending\":20000,"
+			       "\"dump_error\":null},{\"name\":\"nsid:5\",\"nsid\":5,"
+			       "\"state\":\"going\",\"records\":3,\"pending\":0,"
+			       "\"dump_error\":\"Operation not permitted\"}]}\n"));
+	assert_non_null(strstr(page, "\nctd_netns_records_total{netns=\"red\"} 17\n"));
+	assert_non_null(strstr(page, "\nctd_netns_records_total{netns=\"nsid:5\"} 3\n"));
+	assert_non_null(strstr(page, "\nctd_netns_pending_destroys{netns=\"red\"} 20000\n"));
+	assert_non_null(strstr(page, "\nctd_netns_going{netns=\"nsid:5\"} 1\n"));
+	assert_non_null(strstr(page, "\nctd_health_problem{check=\"netns_pending\","
+			       "netns=\"red\"} 1\n"));
+	assert_non_null(strstr(page, "\nctd_health_problem{check=\"netns_dump\","
+			       "netns=\"nsid:5\"} 1\n"));
+	assert_non_null(strstr(page, "\nctd_health_problem{check=\"netns_dump\","
+			       "netns=\"red\"} 0\n"));
+	check_families(page);
+	free(text);
+	free(json);
+	free(page);
+	/* Without namespaces nothing of this shows. */
+	f->src.netns = NULL;
+	text = answer(f, "stats");
+	assert_null(strstr(text, "namespaces:"));
+	free(text);
+	ctd_netnstab_free(t);
+}
+
+/* A quote, backslash or newline in a name cannot break the exposition. */
+static void test_netns_label_escaped(void **state)
+{
+	struct fixture *f = *state;
+	struct ctd_netnstab *t = ctd_netnstab_new("all");
+	struct ctd_netns *e;
+	char *page;
+
+	assert_int_equal(ctd_netnstab_add(t, 1, "a\"b\\c\nd", &e), 0);
+	f->src.netns = t;
+	page = answer(f, "metrics");
+	assert_non_null(strstr(page, "\nctd_netns_records_total{netns=\"a\\\"b\\\\c\\nd\"} 0\n"));
+	free(page);
+	ctd_netnstab_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_metrics_families, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_health_series, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_netns, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_netns_label_escaped, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -68,7 +68,7 @@ static void check_at(const struct ctd_event *ev, const struct ctd_record *rec,
 		     uint64_t now_ns, const char *want)
 {
 	char buf[CTD_TEXT_MAX];
-	size_t n = ctd_textfmt_event(ev, rec, now_ns, buf, sizeof(buf));
+	size_t n = ctd_textfmt_event(ev, rec, NULL, now_ns, buf, sizeof(buf));
 
 	if (n != strlen(want) || memcmp(buf, want, n) != 0)
 		fail_msg("\n got  %.*s want %s", (int)n, buf, want);
@@ -247,7 +247,7 @@ static void check_bounds(const struct ctd_event *ev,
 			 const struct ctd_record *rec)
 {
 	char full[CTD_TEXT_MAX], *buf;
-	size_t len = ctd_textfmt_event(ev, rec, NOW_NS, full, sizeof(full));
+	size_t len = ctd_textfmt_event(ev, rec, NULL, NOW_NS, full, sizeof(full));
 	size_t cap, n;
 
 	assert_true(len > 0);
@@ -255,21 +255,21 @@ static void check_bounds(const struct ctd_event *ev,
 		buf = malloc(cap + GUARD);
 		assert_non_null(buf);
 		memset(buf, CANARY, cap + GUARD);
-		assert_int_equal(ctd_textfmt_event(ev, rec, NOW_NS, buf, cap), 0);
+		assert_int_equal(ctd_textfmt_event(ev, rec, NULL, NOW_NS, buf, cap), 0);
 		assert_guard_intact(buf, cap, cap + GUARD);
 		free(buf);
 	}
 	buf = malloc(len + GUARD);
 	assert_non_null(buf);
 	memset(buf, CANARY, len + GUARD);
-	n = ctd_textfmt_event(ev, rec, NOW_NS, buf, len);
+	n = ctd_textfmt_event(ev, rec, NULL, NOW_NS, buf, len);
 	assert_true(n == 0 || (n == len && memcmp(buf, full, len) == 0));
 	assert_guard_intact(buf, len, len + GUARD);
 	free(buf);
 	buf = malloc(len + 1 + GUARD);
 	assert_non_null(buf);
 	memset(buf, CANARY, len + 1 + GUARD);
-	assert_int_equal(ctd_textfmt_event(ev, rec, NOW_NS, buf, len + 1), len);
+	assert_int_equal(ctd_textfmt_event(ev, rec, NULL, NOW_NS, buf, len + 1), len);
 	assert_memory_equal(buf, full, len);
 	assert_guard_intact(buf, len + 1, len + 1 + GUARD);
 	free(buf);
@@ -317,12 +317,43 @@ static void test_worst_case_fits(void **state)
 		rec.flags = CTD_REC_COUNTERS;
 		rec.end_ns = UINT64_MAX;
 		memset(rec.cnt, 0xff, sizeof(rec.cnt));
-		n = ctd_textfmt_event(&ev, &rec, NOW_NS, buf, sizeof(buf));
+		n = ctd_textfmt_event(&ev, &rec, NULL, NOW_NS, buf, sizeof(buf));
 		assert_true(n > 0);
 		assert_non_null(strstr(buf, " nat "));
 		print_message("worst-case %s line: %zu of %d bytes\n",
 			      i ? "icmpv6" : "udplite", n, CTD_TEXT_MAX);
 	}
+}
+
+/* Another namespace's events: its name when ctd knows one, else nsid:N. */
+static void test_netns(void **state)
+{
+	struct ctd_event ev;
+	struct ctd_record rec;
+	char buf[CTD_TEXT_MAX];
+	size_t n;
+
+	(void)state;
+	event(&ev, CTD_EV_NEW, IPPROTO_UDP, AF_INET, "10.0.0.1", "10.0.0.2");
+	ev.nsid = 4;
+	n = ctd_textfmt_event(&ev, NULL, "qrouter-1", NOW_NS, buf, sizeof(buf));
+	assert_string_equal(buf, "16:00:00.123Z NEW       udp  10.0.0.1:40000 -> "
+			    "10.0.0.2:53 netns=qrouter-1 id=99\n");
+	assert_int_equal(n, strlen(buf));
+	ctd_textfmt_event(&ev, NULL, NULL, NOW_NS, buf, sizeof(buf));
+	assert_non_null(strstr(buf, " netns=nsid:4 id=99\n"));
+	ctd_textfmt_event(&ev, NULL, "", NOW_NS, buf, sizeof(buf));
+	assert_non_null(strstr(buf, " netns=nsid:4 id=99\n"));
+	/* A DESTROY: the record's name wins. */
+	record(&rec, 1000000000);
+	rec.nsid = 4;
+	strcpy(rec.netns, "blue");
+	ev.type = CTD_EV_DESTROY;
+	ctd_textfmt_event(&ev, &rec, "qrouter-1", NOW_NS, buf, sizeof(buf));
+	assert_non_null(strstr(buf, " netns=blue id=99\n"));
+	ev.nsid = rec.nsid = CTD_NSID_SELF;
+	ctd_textfmt_event(&ev, NULL, "ignored", NOW_NS, buf, sizeof(buf));
+	assert_null(strstr(buf, "netns="));
 }
 
 int main(void)
@@ -337,6 +368,7 @@ int main(void)
 		cmocka_unit_test(test_portless_protocols),
 		cmocka_unit_test(test_small_cap),
 		cmocka_unit_test(test_worst_case_fits),
+		cmocka_unit_test(test_netns),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

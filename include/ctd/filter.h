@@ -1,5 +1,6 @@
 /* filter: which flows get records, by protocol, source and destination
- * prefix (to keep or to ignore), TCP state, zone and mark/mask. Compiled
+ * prefix (to keep or to ignore), TCP state, zone, mark/mask and network
+ * namespace (to keep or to ignore). Compiled
  * from the filter settings' text once; matching a record is a few bit
  * tests and at most CTD_FILTER_MAX_PREFIXES prefix compares. Pure. */
 #ifndef CTD_FILTER_H
@@ -14,6 +15,9 @@ struct ctd_record;
 
 #define CTD_FILTER_MAX_PREFIXES 64
 #define CTD_FILTER_MAX_ZONES 64
+#define CTD_FILTER_MAX_NETNS 64
+/* The name filter-netns and ignore-netns give ctd's own namespace. */
+#define CTD_FILTER_NETNS_SELF "self"
 
 enum ctd_filter_key {
 	CTD_FILTER_PROTO,        /* "tcp,udp,47" */
@@ -24,6 +28,8 @@ enum ctd_filter_key {
 	CTD_FILTER_TCP_STATE,    /* "ESTABLISHED,TIME_WAIT" */
 	CTD_FILTER_ZONE,         /* "0,7" */
 	CTD_FILTER_MARK,         /* "0x10/0xf0" */
+	CTD_FILTER_NETNS,        /* "self,qrouter-1,nsid:7": keep only */
+	CTD_FILTER_IGNORE_NETNS, /* drop these */
 	CTD_FILTER__COUNT
 };
 
@@ -38,9 +44,10 @@ int ctd_filter_set(struct ctd_filter *f, enum ctd_filter_key key,
 
 bool ctd_filter_match(const struct ctd_filter *f, const struct ctd_record *rec);
 /* The same for a NEW or UPDATE event (`ctd -f` lines), by what the
- * event itself says: its tuple, zone, mark and TCP state. */
+ * event itself says: its tuple, zone, mark and TCP state; netns is the
+ * name of the event's namespace (NULL or "": "nsid:N"). */
 bool ctd_filter_match_event(const struct ctd_filter *f,
-			    const struct ctd_event *ev);
+			    const struct ctd_event *ev, const char *netns);
 /* Whether any criterion is set. */
 bool ctd_filter_active(const struct ctd_filter *f);
 

@@ -46,7 +46,7 @@ enum ctd_ipfix_nat_event {
 };
 
 struct ctd_ipfix_cfg {
-	uint32_t domain;        /* observation domain id */
+	uint32_t domain;        /* observation domain id (ctd's namespace) */
 	uint32_t pen;           /* enterprise number for mark and id; 0: none */
 	uint8_t shape;          /* enum ctd_ipfix_shape */
 	uint8_t nat_event;      /* enum ctd_ipfix_nat_event */
@@ -91,6 +91,13 @@ size_t ctd_ipfix_msg_finish(struct ctd_ipfix_msg *m, uint32_t export_time,
 
 /* Bytes one record takes in a data set (all data records of a shape). */
 size_t ctd_ipfix_record_size(const struct ctd_ipfix_cfg *cfg, uint16_t tid);
+/* The observation domain of a record of namespace nsid: each namespace
+ * is a domain of its own (RFC 7011 templates and sequence numbers are
+ * per domain), cfg->domain + nsid + 1, modulo 2^32; ctd's own namespace
+ * (CTD_NSID_SELF) is cfg->domain. */
+uint32_t ctd_ipfix_domain(const struct ctd_ipfix_cfg *cfg, int32_t nsid);
+/* The observation domain a message header names. */
+uint32_t ctd_ipfix_msg_domain(const uint8_t *msg);
 /* For messages already built: rewrites the export time and sequence
  * number in a message's header, and counts its flow data records. */
 void ctd_ipfix_msg_restamp(uint8_t *msg, uint32_t export_time, uint32_t seq);

@@ -14,12 +14,14 @@ struct ctd_stats;
 
 struct ctd_out_text *ctd_out_text_new(int fd, struct ctd_stats *stats);
 void ctd_out_text_free(struct ctd_out_text *out);
-/* One line for ev (rec: the record a DESTROY completed, or NULL), unless
- * filter (the filter-* settings) leaves the flow out. */
+/* One line for ev (rec: the record a DESTROY completed, or NULL; netns:
+ * the name of ev's namespace, or NULL), unless filter (the filter-*
+ * settings) leaves the flow out. */
 void ctd_out_text_event(struct ctd_out_text *out,
 			const struct ctd_filter *filter,
 			const struct ctd_event *ev,
-			const struct ctd_record *rec, uint64_t now_ns);
+			const struct ctd_record *rec, const char *netns,
+			uint64_t now_ns);
 int ctd_out_text_flush(struct ctd_out_text *out);
 
 #endif

@@ -1,6 +1,7 @@
 /* report: what the control socket answers: counters and a health check
  * of the kernel side (`ctd -s`), the tracked flows (`ctd -l`) and the
- * top talkers (`ctd -s top`), as text or JSON. Reads the state it is
+ * top talkers (`ctd -s top`), as text or JSON, and each watched network
+ * namespace's health and counters. Reads the state it is
  * given and /proc; owns nothing. */
 #ifndef CTD_REPORT_H
 #define CTD_REPORT_H
@@ -12,12 +13,16 @@
 
 struct ctd_config;
 struct ctd_flowtable;
+struct ctd_netnstab;
 struct ctd_stats;
 
 struct ctd_report_src {
 	const struct ctd_stats *stats;
 	const struct ctd_flowtable *flows;
 	const struct ctd_config *cfg;
+	/* The other namespaces watched (`netns`), or NULL: their lines in
+	 * stats and metrics, their names in listings. */
+	const struct ctd_netnstab *netns;
 	const char *proc_sys;        /* "/proc/sys", or a test directory */
 	uint64_t now_ns;             /* wall clock */
 	uint64_t uptime_s;

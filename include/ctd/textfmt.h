@@ -11,13 +11,15 @@ struct ctd_record;
 
 #define CTD_TEXT_MAX 512
 
-/* rec is NULL unless the event completed a flow. Returns the length
+/* rec is NULL unless the event completed a flow; netns names the
+ * event's namespace when it is not ctd's own (NULL or "": "nsid:N").
+ * Returns the length
  * written (newline included), or 0 when cap is too small; the line is
  * built with a trailing NUL, so cap must exceed the length by one.
  * CTD_TEXT_MAX always suffices. */
 size_t ctd_textfmt_event(const struct ctd_event *ev,
-			 const struct ctd_record *rec, uint64_t now_ns,
-			 char *buf, size_t cap);
+			 const struct ctd_record *rec, const char *netns,
+			 uint64_t now_ns, char *buf, size_t cap);
 
 /* A tracked flow for `ctd -l`: the same tuple syntax, its age so far
  * (rec->end_ns is now) and the counters last known. */

@@ -14,18 +14,56 @@ and its packet count; the parent's own flows have records without
 "netns". Then one child with live flows is deleted: each of its flows
 ends as netns_gone with the kernel's counters.
 
+ctd runs with --filter-netns listing ctd's own namespace ("self") and
+every child but one, nc1: nc1's flows get no record and are counted in
+records_filtered. ctd also exports IPFIX over UDP to a collector in the
+parent: every namespace's records come in their own observation domain
+(ipfix-domain + nsid + 1; the parent's: ipfix-domain), each domain's
+templates before its first data, a message never mixing domains; the
+source ports in each child's domain are that child's flows. `ctd -s`
+has a line per namespace with its records, and a metrics scrape passes
+`promtool check metrics` with ctd_netns_records_total{netns=...}.
+
 Usage: test_netns.py --ctd PATH
 """
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 
 from ctdns import Ctd, Fail, Netns, check
+from ipfixtool import split_messages
 
 FLOWS, BASE, CHILDREN, LATE = 300, 20000, 10, 2
+FILTERED = "ctdnc1-%d" % os.getpid()     # Netns("nc1").name
+DOMAIN, IPFIX_PORT, METRICS = 40, 4739, "127.0.0.1:9477"
+
+COLLECTOR = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 24)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+with open(sys.argv[2], "wb", buffering=0) as f:
+    while True:
+        f.write(s.recv(65535))
+"""
+
+SCRAPE = r"""
+import socket, sys
+host, port = sys.argv[1].rsplit(":", 1)
+c = socket.create_connection((host, int(port)), timeout=10)
+c.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+data = b""
+while True:
+    b = c.recv(65536)
+    if not b:
+        break
+    data += b
+sys.stdout.write(data.decode())
+"""
 
 GEN = r"""
 import socket, sys
@@ -80,13 +118,114 @@ def check_records(recs, name, reason):
                   name, p, r["orig"].get("packets"), (p - BASE) % 3 + 1))
 
 
+def ipfix_domains(path):
+    """{domain: [source ports of its data records]}, checking that each
+    domain's templates come before its data."""
+    msgs, rest = split_messages(open(path, "rb").read())
+    check(not rest, "a cut-short IPFIX datagram")
+    sizes, ports = {}, {}
+    for m in msgs:
+        dom, off = int.from_bytes(m[12:16], "big"), 16
+        while off + 4 <= len(m):
+            sid = int.from_bytes(m[off:off + 2], "big")
+            slen = int.from_bytes(m[off + 2:off + 4], "big")
+            body = m[off + 4:off + slen]
+            off += slen
+            if sid == 2:
+                parse_templates(body, dom, sizes)
+            elif sid >= 256 and sid != 260:
+                check((dom, sid) in sizes, "domain %d: data of template %d "
+                      "before its template" % (dom, sid))
+                size, sport_at = sizes[(dom, sid)]
+                for r in range(0, len(body) - size + 1, size):
+                    ports.setdefault(dom, []).append(int.from_bytes(
+                        body[r + sport_at:r + sport_at + 2], "big"))
+    return ports
+
+
+def parse_templates(body, dom, sizes):
+    """Record size and offset of sourceTransportPort (7) per template."""
+    off = 0
+    while off + 4 <= len(body):
+        tid = int.from_bytes(body[off:off + 2], "big")
+        n = int.from_bytes(body[off + 2:off + 4], "big")
+        off += 4
+        size, sport_at = 0, None
+        for _ in range(n):
+            ie = int.from_bytes(body[off:off + 2], "big")
+            ln = int.from_bytes(body[off + 2:off + 4], "big")
+            off += 8 if ie & 0x8000 else 4
+            if ie == 7:
+                sport_at = size
+            size += ln
+        sizes[(dom, tid)] = (size, sport_at)
+
+
+def check_ipfix(path, nsids, kids_names):
+    ports = ipfix_domains(path)
+    flows = set(range(BASE, BASE + FLOWS))
+    for name, nsid in nsids.items():
+        dom = DOMAIN + nsid + 1
+        got = [p for p in ports.get(dom, []) if p in flows]
+        want = 0 if name == FILTERED else FLOWS
+        check(len(got) == want and len(set(got)) == want,
+              "IPFIX domain %d (%s): %d records of its flows, want %d"
+              % (dom, name, len(got), want))
+    own = [p for p in ports.get(DOMAIN, []) if p in flows]
+    check(len(own) == FLOWS, "IPFIX domain %d (ctd's own): %d records"
+          % (DOMAIN, len(own)))
+    return len(ports)
+
+
+def check_stats(ctd, kids):
+    text = ctd.query("-s")
+    check("\nnamespaces:\n" in text, "ctd -s has no namespaces section")
+    for k in kids:    # records made there, the filtered ones too
+        want = FLOWS
+        line = [l for l in text.splitlines() if l.split()[:1] == [k.name]]
+        check(line and " records %d " % want in line[0] + " ",
+              "ctd -s line for %s: %s (want records %d)" % (k.name, line, want))
+    nsids = {}
+    for l in text.splitlines():
+        f = l.split()
+        if len(f) > 2 and f[1] == "nsid" and f[0].startswith("ctdnc"):
+            nsids[f[0]] = int(f[2])
+    return nsids
+
+
+def check_metrics(ns, kids):
+    page = ns.run(["python3", "-c", SCRAPE, METRICS])
+    head, _, body = page.replace("\r\n", "\n").partition("\n\n")
+    check(head.startswith("HTTP/1.0 200") and "ctd_build_info" in body,
+          "metrics scrape: %r" % page[:200])
+    if not shutil.which("promtool"):
+        raise Fail("promtool not found: install the Debian package prometheus")
+    r = subprocess.run(["promtool", "check", "metrics"], input=body,
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0 and not (r.stdout + r.stderr).strip(),
+          "promtool check metrics: %s" % (r.stdout + r.stderr))
+    for k in kids:
+        want = FLOWS
+        check('ctd_netns_records_total{netns="%s"} %d\n' % (k.name, want)
+              in body, "no ctd_netns_records_total %d for %s" % (want, k.name))
+
+
 def run(ctd_bin):
     kids = []
     try:
         with Netns("np") as parent, tempfile.TemporaryDirectory() as tmp:
             kids = [child(i) for i in range(CHILDREN - LATE)]
-            ctd = Ctd(parent, ctd_bin, tmp, ["--netns", "all", "--rcvbuf",
-                                             "2048", "--rcvbuf-max", "2048"])
+            dump = os.path.join(tmp, "ipfix.bin")
+            coll = subprocess.Popen(parent.argv(
+                ["python3", "-c", COLLECTOR, str(IPFIX_PORT), dump]))
+            keep = ",".join(["self"] + [
+                n for n in ("ctdnc%d-%d" % (i, os.getpid())
+                            for i in range(CHILDREN)) if n != FILTERED])
+            ctd = Ctd(parent, ctd_bin, tmp, [
+                "--netns", "all", "--rcvbuf", "2048", "--rcvbuf-max", "2048",
+                "--filter-netns", keep, "--metrics", METRICS,
+                "--ipfix", "udp:127.0.0.1:%d" % IPFIX_PORT,
+                "--ipfix-domain", str(DOMAIN)])
             kids += [child(i) for i in range(CHILDREN - LATE, CHILDREN)]
             end = time.time() + 10
             while time.time() < end and any(
@@ -106,19 +245,36 @@ def run(ctd_bin):
                 p.wait(timeout=60)
             for ns in kids[4:-1] + [parent]:
                 ns.run("conntrack -F 2>/dev/null")
+            want = FLOWS * (CHILDREN + 1 - 1)    # nc1 filtered
+            ctd.wait_records(want - FLOWS, 120)
+            time.sleep(1)
+            nsids = check_stats(ctd, kids[:-1])
+            check_metrics(parent, kids[:-1])
             gone = kids.pop()
+            nsids[gone.name] = [int(l.split("nsid ")[1].split(")")[0])
+                                for l in ctd.log_text().splitlines()
+                                if "watching network namespace %s " % gone.name
+                                in l][0]
             for p in gone.procs:
                 p.wait()
             subprocess.run(["ip", "netns", "del", gone.name], check=True)
-            want = FLOWS * (CHILDREN + 1)
             waited = ctd.wait_records(want, 120)
             time.sleep(1)
             counters = ctd.stop()
+            coll.kill()
+            coll.wait()
             print("".join(l + "\n" for l in ctd.log_text().splitlines()
                           if "gone" in l or "netns" in l))
             recs = ctd.records()
             for k in kids:
-                check_records(recs, k.name, "destroy")
+                if k.name != FILTERED:
+                    check_records(recs, k.name, "destroy")
+            check(not [r for r in recs if r.get("netns") == FILTERED],
+                  "records of %s, which filter-netns leaves out" % FILTERED)
+            check(counters.get("records_filtered", 0) >= FLOWS,
+                  "records_filtered %s, want at least %d"
+                  % (counters.get("records_filtered"), FLOWS))
+            domains = check_ipfix(dump, nsids, [k.name for k in kids])
             check_records(recs, gone.name, "netns_gone")
             check_records(recs, None, "destroy")
             check(counters.get("ends_netns_gone") == FLOWS and
@@ -131,9 +287,12 @@ def run(ctd_bin):
                   "the 2 KiB buffer grew")
             print("netns: %d namespaces (%d made after start), %d records, "
                   "every flow once with its namespace; %d netns_gone; "
-                  "%d socket drops re-sent by the kernel (%.1f s)"
+                  "%d socket drops re-sent by the kernel (%.1f s); %s left "
+                  "out by filter-netns (%d records_filtered); IPFIX in %d "
+                  "observation domains"
                   % (CHILDREN, LATE, len(recs), FLOWS,
-                     counters.get("nl_drops", 0), waited or -1))
+                     counters.get("nl_drops", 0), waited or -1, FILTERED,
+                     counters.get("records_filtered", 0), domains))
     finally:
         for k in kids:
             k.__exit__(None, None, None)
