@@ -17,7 +17,6 @@
 #include "ctd/cli.h"
 #include "ctd/config.h"
 #include "ctd/ctl.h"
-#include "ctd/ctevent.h"
 #include "ctd/daemon.h"
 #include "ctd/deliver.h"
 #include "ctd/engine.h"
@@ -30,14 +29,13 @@
 #include "ctd/netnstab.h"
 #include "ctd/nlsrc.h"
 #include "ctd/notify.h"
-#include "ctd/out_file.h"
 #include "ctd/out_text.h"
 #include "ctd/output.h"
 #include "ctd/outputs.h"
 #include "ctd/reconcile_ev.h"
 #include "ctd/reload.h"
 #include "ctd/restart.h"
-#include "ctd/record.h"
+#include "ctd/route.h"
 #include "ctd/report.h"
 #include "ctd/safefile.h"
 #include "ctd/stats.h"
@@ -69,69 +67,8 @@ struct ctd {
 	int stop_signal;
 	struct ctd_alerts *alerts;
 	struct ctd_clock clock;    /* zeroed: the system clock */
+	struct ctd_route route;    /* the engine's sinks */
 };
-
-/* A record of another namespace gets its name (a copy: the engine's is
- * const). */
-static const struct ctd_record *named(struct ctd *ctd,
-				      const struct ctd_record *rec,
-				      struct ctd_record *copy)
-{
-	if (!ctd->netns || rec->nsid == CTD_NSID_SELF)
-		return rec;
-	*copy = *rec;
-	ctd_netns_name(ctd->netns, copy);
-	return copy;
-}
-
-static void on_record(void *arg, const struct ctd_record *rec)
-{
-	struct ctd *ctd = arg;
-	struct ctd_record copy;
-
-	rec = named(ctd, rec, &copy);
-	if (!ctd_filter_match(ctd->filter, rec)) {
-		ctd->stats.records_filtered++;
-		return;
-	}
-	ctd_deliver_record(ctd->deliver, rec);
-}
-
-static void on_event(void *arg, const struct ctd_event *ev,
-		     const struct ctd_record *rec, const struct ctd_now *now)
-{
-	struct ctd *ctd = arg;
-	struct ctd_record copy;
-	char netns[CTD_NETNS_NAME_MAX] = "";
-
-	if (!ctd->text)
-		return;
-	if (ctd->netns && ev->nsid != CTD_NSID_SELF)
-		ctd_netnstab_label(ctd_netns_table(ctd->netns), ev->nsid,
-				   netns, sizeof(netns));
-	if (rec && ctd->netns && rec->nsid != CTD_NSID_SELF) {
-		copy = *rec;
-		ctd_netnstab_label(ctd_netns_table(ctd->netns), rec->nsid,
-				   copy.netns, sizeof(copy.netns));
-		rec = &copy;
-	}
-	ctd_out_text_event(ctd->text, ctd->filter, ev, rec, netns,
-			   now->wall_ns);
-}
-
-static void on_flow_event(void *arg, const struct ctd_record *rec,
-			  uint8_t *missed)
-{
-	struct ctd *ctd = arg;
-	struct ctd_record copy;
-
-	rec = named(ctd, rec, &copy);
-	if (!ctd_filter_match(ctd->filter, rec)) {
-		ctd->stats.records_filtered++;
-		return;
-	}
-	ctd_deliver_event(ctd->deliver, rec, missed);
-}
 
 static void on_messages(void *arg, const struct nlmsghdr *const *msgs,
 			size_t n, const struct ctd_now *now)
@@ -463,7 +400,8 @@ static int open_netns(struct ctd *ctd, const struct ctd_config *o)
 
 static int start(struct ctd *ctd, const struct ctd_config *o)
 {
-	struct ctd_engine_sinks sinks = { on_record, on_event, on_flow_event, ctd };
+	struct ctd_engine_sinks sinks = { ctd_route_record, ctd_route_event,
+					  ctd_route_flow_event, &ctd->route };
 	struct ctd_engine_cfg cfg;
 	int r;
 
@@ -477,6 +415,8 @@ static int start(struct ctd *ctd, const struct ctd_config *o)
 		r = open_outputs(ctd, o);
 	if (r < 0)
 		return r;
+	ctd->route = (struct ctd_route){ &ctd->filter, ctd->deliver, ctd->text,
+					 NULL, &ctd->stats };
 	r = open_nlsrc(ctd, o);
 	if (r < 0) {
 		log_err("cannot open the ctnetlink socket: %s%s", strerror(-r),
@@ -495,6 +435,7 @@ static int start(struct ctd *ctd, const struct ctd_config *o)
 		log_err("cannot open the ctnetlink dump socket: %s", strerror(-r));
 	if (r == 0 && ctd_netnstab_enabled(o->netns))
 		r = open_netns(ctd, o);
+	ctd->route.netns = ctd->netns;
 	return r < 0 ? r : open_ctl(ctd);
 }
 
