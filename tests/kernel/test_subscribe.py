@@ -146,6 +146,10 @@ def main():
         with Netns("sub") as ns, tempfile.TemporaryDirectory() as tmp:
             ns.sysctl("nf_conntrack_acct", 1)
             ns.sysctl("nf_conntrack_timestamp", 1)
+            # Events for the flows made before ctd whether or not some
+            # listener elsewhere exists (events=2 decides by that, at the
+            # conntrack's creation: test_startup's subject, not this).
+            ns.sysctl("nf_conntrack_events", 1)
             ns.run(["python3", "-c", GEN, "1000", str(BEFORE), "0"])
             conf = os.path.join(tmp, "ctd.conf")
             with open(conf, "w") as f:
