@@ -157,7 +157,7 @@ def run(ns, args, tmp):
     mock.cmd("down")
     make_flows(ns, BASE, FIRST)
     check(ctd.wait_records(FIRST, 60) is not None, "JSON records missing")
-    time.sleep(OUTAGE_S)
+    time.sleep(args.outage)
     held = stats(ctd)
     check(held["out_kafka_acked"] < FIRST // 10,
           "%d acknowledged while every broker was down" % held["out_kafka_acked"])
@@ -165,7 +165,7 @@ def run(ns, args, tmp):
     st = wait_for(ctd, "every record acknowledged", settled, 120)
     print("outage: %d flows, %d s down; held %d produced + %d waiting; after: acked "
           "%d, resent %d, report timeouts %d, errors %d, queue full %d"
-          % (FIRST, OUTAGE_S, held["out_kafka_unacked"], held["out_kafka_dying"],
+          % (FIRST, args.outage, held["out_kafka_unacked"], held["out_kafka_dying"],
              st["out_kafka_acked"], st["out_kafka_resent"],
              st["out_kafka_report_timeouts"], st["out_kafka_report_errors"],
              st["out_kafka_queue_full"]))
@@ -213,6 +213,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ctd", required=True)
     ap.add_argument("--mock", required=True)
+    ap.add_argument("--outage", type=int, default=OUTAGE_S,
+                    help="seconds the brokers stay down (default 60)")
     args = ap.parse_args()
     try:
         check(subprocess.run(["sh", "-c", "command -v kcat"],
