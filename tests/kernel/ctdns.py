@@ -316,6 +316,25 @@ class Ctd:
               % (" ".join(args), r.returncode, r.stderr.strip()))
         return r.stdout
 
+    def stats(self):
+        """ctd -s: every counter of the running ctd."""
+        return {p[0]: int(p[1]) for p in (l.split() for l in
+                                          self.query("-s").splitlines())
+                if len(p) == 2 and p[1].isdigit()}
+
+    def wait_stats(self, what, cond, secs, show="out_"):
+        """Polls ctd -s until cond(counters); fails naming what it waited
+        for, with the counters starting with show."""
+        end = time.time() + secs
+        while True:
+            st = self.stats()
+            if cond(st):
+                return st
+            if time.time() > end:
+                raise Fail("ctd never had %s: %s" % (what, {
+                    k: v for k, v in st.items() if k.startswith(show)}))
+            time.sleep(0.25)
+
     def records(self):
         out = []
         with open(self.json) as f:

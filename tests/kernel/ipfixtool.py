@@ -3,9 +3,41 @@ libfixbuf's ipfixDump and Wireshark's tshark. Nothing here decodes IPFIX
 itself beyond splitting a byte stream at message boundaries."""
 import os
 import re
+import signal
 import subprocess
 
 from ctdns import Fail, check
+
+# A bare UDP collector: the datagrams, back to back, are an IPFIX file.
+_SINK = r"""
+import signal, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+out = open(sys.argv[2], "wb")
+def stop(*_):
+    out.close(); sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+print("ready", flush=True)
+while True:
+    out.write(s.recv(65535)); out.flush()
+"""
+
+
+class UdpSink:
+    """A collector on 127.0.0.1:port inside ns, writing to path; bound
+    before the constructor returns, so no datagram of the test is early."""
+
+    def __init__(self, ns, port, path):
+        self.path = path
+        self.proc = ns.start(["python3", "-c", _SINK, str(port), path],
+                             subprocess.PIPE, subprocess.DEVNULL, text=True)
+        check(self.proc.stdout.readline().strip() == "ready",
+              "UDP collector on port %d did not start" % port)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=10)
 
 
 def split_messages(data):

@@ -226,9 +226,7 @@ def shape_run(ns, tmp, binary, shape, port):
     sub = os.path.join(tmp, shape)
     os.mkdir(sub)
     sink = os.path.join(sub, "recv.ipfix")
-    recv = ns.start(["python3", "-c", RECV, str(port), sink],
-                    subprocess.DEVNULL, subprocess.DEVNULL)
-    time.sleep(0.5)
+    recv = ipfixtool.UdpSink(ns, port, sink)
     ctd = Ctd(ns, binary, sub, ["--ipfix", "udp:127.0.0.1:%d" % port,
                                 "--ipfix-shape", shape, "--ipfix-mtu", "1500"])
     flows = gen(ns, 40000 + port % 1000 * 20, 150, 50, 0, 0)
@@ -236,26 +234,9 @@ def shape_run(ns, tmp, binary, shape, port):
     check(ctd.wait_records(len(flows), 60) is not None, "%s: records missing" % shape)
     time.sleep(1)
     ctd.stop()
-    recv.send_signal(signal.SIGTERM)
-    recv.wait(timeout=10)
+    recv.stop()
     msgs, ndata, _ = check_fixbuf(flows, sink, shape)
     return len(flows), ndata, os.path.getsize(sink), msgs
-
-
-# A bare UDP sink: the datagrams, back to back, are an IPFIX file.
-RECV = r"""
-import signal, socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-s.bind(("127.0.0.1", int(sys.argv[1])))
-out = open(sys.argv[2], "wb")
-def stop(*_):
-    out.close(); sys.exit(0)
-signal.signal(signal.SIGTERM, stop)
-while True:
-    d = s.recv(65535)
-    out.write(d); out.flush()
-"""
 
 
 def main(args):

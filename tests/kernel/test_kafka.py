@@ -73,23 +73,6 @@ def make_flows(ns, base, n):
     ns.run(["conntrack", "-F"])
 
 
-def stats(ctd):
-    out = ctd.query("-s")
-    return {p[0]: int(p[1]) for p in (l.split() for l in out.splitlines())
-            if len(p) == 2 and p[1].isdigit()}
-
-
-def wait_for(ctd, what, cond, secs):
-    end = time.time() + secs
-    while time.time() < end:
-        st = stats(ctd)
-        if cond(st):
-            return st
-        time.sleep(0.5)
-    raise Fail("ctd never had %s: %s" % (what, {k: v for k, v in st.items()
-                                               if k.startswith("out_kafka")}))
-
-
 def settled(st):
     return st["out_kafka_unacked"] == 0 and st["out_kafka_dying"] == 0 and \
         st["out_kafka_spool_size"] == 0
@@ -152,17 +135,19 @@ def run(ns, args, tmp):
     mock = Mock(ns, args.mock)
     kafka = ["--kafka", mock.bootstrap, "--shutdown-timeout", "3"]
     ctd = Ctd(ns, args.ctd, tmp, kafka)
-    wait_for(ctd, "a broker up", lambda s: s["out_kafka_brokers_up"] >= 1, 20)
+    ctd.wait_stats("a broker up", lambda s: s["out_kafka_brokers_up"] >= 1,
+                   20, show="out_kafka")
 
     mock.cmd("down")
     make_flows(ns, BASE, FIRST)
     check(ctd.wait_records(FIRST, 60) is not None, "JSON records missing")
     time.sleep(args.outage)
-    held = stats(ctd)
+    held = ctd.stats()
     check(held["out_kafka_acked"] < FIRST // 10,
           "%d acknowledged while every broker was down" % held["out_kafka_acked"])
     mock.cmd("up")
-    st = wait_for(ctd, "every record acknowledged", settled, 120)
+    st = ctd.wait_stats("every record acknowledged", settled, 120,
+                        show="out_kafka")
     print("outage: %d flows, %d s down; held %d produced + %d waiting; after: acked "
           "%d, resent %d, report timeouts %d, errors %d, queue full %d"
           % (FIRST, args.outage, held["out_kafka_unacked"], held["out_kafka_dying"],
@@ -186,7 +171,7 @@ def run(ns, args, tmp):
           "nothing spooled at SIGTERM with every broker down")
     mock.cmd("up")
     ctd = Ctd(ns, args.ctd, tmp, kafka, tag="ctd2")
-    wait_for(ctd, "the spool delivered", settled, 120)
+    ctd.wait_stats("the spool delivered", settled, 120, show="out_kafka")
     c2 = ctd.stop()
     k2 = identity(c2, "kafka", 0)
     check(k2["carried"] == k1["held"], "the next ctd carried %d of %d held"

@@ -27,6 +27,7 @@ import time
 
 import ctdns
 from ctdns import Ctd, check
+import ipfixtool
 
 CONF_DIR = "/etc/xtables"
 CONF = CONF_DIR + "/connlabel.conf"
@@ -43,21 +44,6 @@ WANT = {"web": (["web", "64", "100"], (5, 64, 100)),
         "plain": (None, ())}
 PORT = {"web": 5555, "vpn": 5557, "plain": 5556}
 IPFIX_PORT = 4750
-
-# A bare UDP sink: the datagrams, back to back, are an IPFIX file.
-RECV = r"""
-import signal, socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-s.bind(("127.0.0.1", int(sys.argv[1])))
-out = open(sys.argv[2], "wb")
-def stop(*_):
-    out.close(); sys.exit(0)
-signal.signal(signal.SIGTERM, stop)
-while True:
-    out.write(s.recv(65535)); out.flush()
-"""
-
 
 def gen(ns, base, n):
     """n flows of each kind, each with one reply."""
@@ -124,9 +110,7 @@ def check_ipfix(flows, path):
 
 def exported(ns, tmp, binary, n):
     sink = os.path.join(tmp, "recv.ipfix")
-    recv = ns.start(["python3", "-c", RECV, str(IPFIX_PORT), sink],
-                    subprocess.DEVNULL, subprocess.DEVNULL)
-    time.sleep(0.5)
+    recv = ipfixtool.UdpSink(ns, IPFIX_PORT, sink)
     ctd = Ctd(ns, binary, tmp, ["--record-labels", "yes", "--ipfix",
                                 "udp:127.0.0.1:%d" % IPFIX_PORT,
                                 "--ipfix-pen", "32473", "--ipfix-mtu", "1500"])
@@ -136,8 +120,7 @@ def exported(ns, tmp, binary, n):
     check(ctd.wait_records(len(flows), 60) is not None, "records missing")
     time.sleep(1)
     ctd.stop()
-    recv.send_signal(signal.SIGTERM)
-    recv.wait(timeout=10)
+    recv.stop()
     check_json(ctd, flows, True)
     return len(flows), check_ipfix(flows, sink)
 

@@ -43,12 +43,11 @@ Usage: test_losses.py --ctd PATH [--closed SECS]
 import collections
 import json
 import os
-import signal
 import subprocess
 import time
 
 import ctdns
-from ctdns import Ctd, Fail, check, flows, identity
+from ctdns import Ctd, check, flows, identity
 import ipfixtool
 
 PORT = 4739
@@ -56,24 +55,6 @@ CLOSED_S, UDP_FLOWS = 10, 2000
 DISK_FLOWS = 3000
 REMEMBER, REMEMBER_FLOWS = 500, 5000
 MAX_FLOWS, EVICT_FLOWS = 1000, 5000
-
-
-def stats(ctd):
-    """ctd -s: every counter of the running ctd."""
-    return {p[0]: int(p[1]) for p in (l.split() for l in
-                                      ctd.query("-s").splitlines())
-            if len(p) == 2 and p[1].isdigit()}
-
-
-def wait_for(ctd, what, cond, secs):
-    end = time.time() + secs
-    while time.time() < end:
-        st = stats(ctd)
-        if cond(st):
-            return st
-        time.sleep(0.25)
-    raise Fail("ctd never had %s: %s" % (what, {k: v for k, v in st.items()
-                                               if k.startswith("out_")}))
 
 
 def sports(records, base, n):
@@ -87,22 +68,6 @@ def sports(records, base, n):
     return seen
 
 
-# A bare UDP collector: the datagrams, back to back, are an IPFIX file.
-RECV = r"""
-import signal, socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-s.bind(("127.0.0.1", int(sys.argv[1])))
-out = open(sys.argv[2], "wb")
-def stop(*_):
-    out.close(); sys.exit(0)
-signal.signal(signal.SIGTERM, stop)
-print("ready", flush=True)
-while True:
-    out.write(s.recv(65535)); out.flush()
-"""
-
-
 def scenario_udp_closed(ns, binary, tmp, closed_s):
     base = 20000
     ctd = Ctd(ns, binary, tmp, ["--ipfix", "udp:127.0.0.1:%d" % PORT],
@@ -114,7 +79,7 @@ def scenario_udp_closed(ns, binary, tmp, closed_s):
     time.sleep(max(0, closed_s - (time.time() - t0)))
     # ctd's own flow to the collector's port ends in the flush too.
     made = len(ctd.records())
-    down = stats(ctd)
+    down = ctd.stats()
     check(down["out_ipfix_delivered"] == 0 and
           down["out_ipfix_held"] == made and
           down["out_ipfix_write_errors"] > 0,
@@ -122,18 +87,15 @@ def scenario_udp_closed(ns, binary, tmp, closed_s):
           % (down["out_ipfix_delivered"], down["out_ipfix_held"], made,
              down["out_ipfix_write_errors"]))
     sink = os.path.join(tmp, "udp.ipfix")
-    col = ns.start(["python3", "-c", RECV, str(PORT), sink], subprocess.PIPE,
-                   subprocess.DEVNULL, text=True)
-    check(col.stdout.readline().strip() == "ready", "collector did not start")
+    col = ipfixtool.UdpSink(ns, PORT, sink)
     t1 = time.time()
-    wait_for(ctd, "every record delivered",
+    ctd.wait_stats("every record delivered",
              lambda s: s["out_ipfix_held"] == 0 and
              s["out_ipfix_delivered"] >= made, 90)
     caught_up = time.time() - t1
     time.sleep(0.5)
     counters = ctd.stop()
-    col.send_signal(signal.SIGTERM)
-    col.wait(timeout=10)
+    col.stop()
     recs, (nmsg, ndata, _), _ = ipfixtool.ipfixdump(sink)
     got = collections.Counter()
     for r in recs:
@@ -194,7 +156,7 @@ def disks_full(ns, binary, tmp, disk, spool, base):
     ctd = Ctd(ns, binary, tmp, args, json=path, tag="df1")
     want = {f.sport for f in ns.traffic(flows("udp", DISK_FLOWS, sport=base))}
     ns.run(["conntrack", "-F"])
-    wait_for(ctd, "every DESTROY taken",
+    ctd.wait_stats("every DESTROY taken",
              lambda s: s["out_json_records"] >= DISK_FLOWS, 30)
     time.sleep(1)
     c1 = ctd.stop()
@@ -209,7 +171,7 @@ def disks_full(ns, binary, tmp, disk, spool, base):
     mount(["-o", "remount,size=16m", disk])
     mount(["-o", "remount,size=16m", spool])
     ctd = Ctd(ns, binary, tmp, args, json=path, tag="df2")
-    wait_for(ctd, "the held records back",
+    ctd.wait_stats("the held records back",
              lambda s: s["out_json_held"] == 0 and s["out_json_spool_size"] == 0,
              30)
     c2 = ctd.stop()
@@ -334,17 +296,17 @@ def scenario_evictions(ns, binary, tmp):
                            text=True)
     ns.procs.append(gen)
     check(gen.stdout.readline().strip() == "sent", "the generator failed")
-    wait_for(ctd, "every NEW", lambda s: s["events_new"] >= EVICT_FLOWS, 30)
+    ctd.wait_stats("every NEW", lambda s: s["events_new"] >= EVICT_FLOWS, 30)
     gen.stdin.write("reply\n")
     gen.stdin.flush()
     check(gen.stdout.readline().strip() == "replied", "the generator failed")
-    wait_for(ctd, "every UPDATE",
+    ctd.wait_stats("every UPDATE",
              lambda s: s["events_update"] >= EVICT_FLOWS, 30)
     ns.run(["conntrack", "-F"])
     gen.stdin.write("done\n")
     gen.stdin.close()
     gen.wait(timeout=10)
-    wait_for(ctd, "every DESTROY",
+    ctd.wait_stats("every DESTROY",
              lambda s: s["events_destroy"] >= EVICT_FLOWS, 30)
     time.sleep(1)
     counters = ctd.stop()
