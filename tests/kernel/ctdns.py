@@ -224,6 +224,38 @@ class Traffic:
             os.unlink(self.truth)
 
 
+# A second reliable DESTROY listener with a 1 KiB buffer that never reads:
+# each DESTROY that does not fit stays on the kernel's dying list and is
+# broadcast again, to every listener, until this socket closes.
+_SLOW = r"""
+import socket, sys
+s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)  # NETLINK_NETFILTER
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+s.bind((0, 1 << 2))                                        # NFNLGRP_CONNTRACK_DESTROY
+s.setsockopt(270, 4, 1)                                    # NETLINK_BROADCAST_ERROR
+print("ready", flush=True)
+sys.stdin.readline()
+s.close()
+"""
+
+
+class SlowListener:
+    """Makes the kernel re-send DESTROYs in ns while it is open."""
+
+    def __init__(self, ns):
+        self.proc = subprocess.Popen(ns.argv(["python3", "-c", _SLOW]),
+                                     stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        ns.procs.append(self.proc)
+        check(self.proc.stdout.readline().strip() == "ready",
+              "the slow listener did not start")
+
+    def close(self):
+        self.proc.stdin.write("close\n")
+        self.proc.stdin.flush()
+        check(self.proc.wait(timeout=10) == 0, "the slow listener failed")
+
+
 class Ctd:
     """ctd running in a namespace, with its stderr log and JSON output."""
 

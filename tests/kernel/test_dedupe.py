@@ -15,7 +15,6 @@ Ground truth: UDP flows 127.0.0.1:(base+i) -> 127.0.0.1:5555.
 
 Usage: test_dedupe.py --ctd PATH
 """
-import subprocess
 import time
 
 import ctdns
@@ -23,34 +22,15 @@ from ctdns import Ctd, check, flows
 
 FLOWS, BASE = 2000, 30000
 
-# Runs in the namespace: the slow listener, closed when stdin says so.
-SLOW = r"""
-import socket, sys
-s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)  # NETLINK_NETFILTER
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
-s.bind((0, 1 << 2))                                        # NFNLGRP_CONNTRACK_DESTROY
-s.setsockopt(270, 4, 1)                                    # NETLINK_BROADCAST_ERROR
-print("ready", flush=True)
-sys.stdin.readline()
-s.close()
-"""
-
 
 def main(args):
     with ctdns.sandbox("dd") as (ns, tmp):
         ctd = Ctd(ns, args.ctd, tmp, [])
-        slow = subprocess.Popen(ns.argv(["python3", "-c", SLOW]),
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                text=True)
-        ns.procs.append(slow)
-        check(slow.stdout.readline().strip() == "ready",
-              "the slow listener did not start")
+        slow = ctdns.SlowListener(ns)
         want = {f.sport for f in ns.traffic(flows("udp", FLOWS, sport=BASE))}
         ns.run(["conntrack", "-F"])
         time.sleep(3)
-        slow.stdin.write("close\n")
-        slow.stdin.flush()
-        check(slow.wait(timeout=10) == 0, "the slow listener failed")
+        slow.close()
         waited = ctd.wait_records(FLOWS, 60)
         time.sleep(1)
         counters = ctd.stop()

@@ -202,36 +202,16 @@ def disks_full(ns, binary, tmp, disk, spool, base):
              j1["torn_lines"] + j2["torn_lines"]))
 
 
-# Runs in the namespace: the slow listener, closed when stdin says so.
-SLOW = r"""
-import socket, sys
-s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)  # NETLINK_NETFILTER
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
-s.bind((0, 1 << 2))                                        # NFNLGRP_CONNTRACK_DESTROY
-s.setsockopt(270, 4, 1)                                    # NETLINK_BROADCAST_ERROR
-print("ready", flush=True)
-sys.stdin.readline()
-s.close()
-"""
-
-
 def scenario_remember(ns, binary, tmp):
     base = 40000
     ctd = Ctd(ns, binary, tmp, ["--remember-ends", str(REMEMBER)],
               tag="rem", json=os.path.join(tmp, "rem.json"))
-    slow = subprocess.Popen(ns.argv(["python3", "-c", SLOW]),
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True)
-    ns.procs.append(slow)
-    check(slow.stdout.readline().strip() == "ready",
-          "the slow listener did not start")
+    slow = ctdns.SlowListener(ns)
     want = {f.sport for f in ns.traffic(flows("udp", REMEMBER_FLOWS,
                                               sport=base))}
     ns.run(["conntrack", "-F"])
     time.sleep(5)
-    slow.stdin.write("close\n")
-    slow.stdin.flush()
-    check(slow.wait(timeout=10) == 0, "the slow listener failed")
+    slow.close()
     check(ctd.wait_records(REMEMBER_FLOWS, 60) is not None, "records missing")
     time.sleep(1)
     counters = ctd.stop()
