@@ -240,25 +240,6 @@ int ctd_spool_cut(struct ctd_spool *sp, uint64_t size)
 	return 0;
 }
 
-int ctd_spool_replace(struct ctd_spool *sp, struct ctd_spool *other)
-{
-	if (fsync(other->fd) < 0 ||
-	    renameat(other->dfd, other->name, sp->dfd, sp->name) < 0) {
-		int r = -errno;
-
-		unlinkat(other->dfd, other->name, 0);
-		ctd_spool_free(other);
-		return r;
-	}
-	close(sp->fd);
-	sp->fd = other->fd;
-	sp->size = other->size;
-	sp->read_off = sp->peeked_end = sp->consumed_mark = 0;
-	other->fd = -1;
-	ctd_spool_free(other);
-	return 0;
-}
-
 static int read_at(struct ctd_spool *sp, uint64_t off, void *buf, size_t len)
 {
 	ssize_t n = pread(sp->fd, buf, len, (off_t)off);
@@ -495,28 +476,42 @@ static int open_tmp(struct ctd_spool *sp, char *tmp, size_t cap)
 				   0600, CTD_SAFE_REGULAR, &sp->owner);
 }
 
-int ctd_spool_drop_read(struct ctd_spool *sp)
+int ctd_spool_rewrite(struct ctd_spool *sp,
+		      int (*fill)(void *arg, struct ctd_spool *into), void *arg)
 {
+	struct ctd_spool into = { .fd = -1, .dfd = sp->dfd,
+				  .owner = sp->owner };
 	char tmp[4096];
-	int fd, r;
+	int r;
 
-	if (!sp->read_off)
-		return 0;
-	fd = open_tmp(sp, tmp, sizeof(tmp));
-	if (fd < 0)
-		return fd;
-	r = copy_range(sp->fd, sp->read_off, sp->size - sp->read_off, fd);
-	if (r == 0 && (fsync(fd) < 0 ||
+	into.fd = open_tmp(sp, tmp, sizeof(tmp));
+	if (into.fd < 0)
+		return into.fd;
+	r = fill(arg, &into);
+	if (r >= 0 && (fsync(into.fd) < 0 ||
 		       renameat(sp->dfd, tmp, sp->dfd, sp->name) < 0))
 		r = -errno;
 	if (r < 0) {
-		close(fd);
+		close(into.fd);
 		unlinkat(sp->dfd, tmp, 0);
 		return r;
 	}
 	close(sp->fd);
-	sp->fd = fd;
-	sp->size -= sp->read_off;
+	sp->fd = into.fd;
+	sp->size = into.size;
 	sp->read_off = sp->peeked_end = sp->consumed_mark = 0;
 	return 0;
+}
+
+static int copy_unread(void *arg, struct ctd_spool *into)
+{
+	struct ctd_spool *sp = arg;
+
+	into->size = sp->size - sp->read_off;
+	return copy_range(sp->fd, sp->read_off, into->size, into->fd);
+}
+
+int ctd_spool_drop_read(struct ctd_spool *sp)
+{
+	return sp->read_off ? ctd_spool_rewrite(sp, copy_unread, sp) : 0;
 }

@@ -28,8 +28,6 @@ struct pending {
 
 struct ctd_wal {
 	struct ctd_spool *sp;
-	char *path;
-	struct ctd_owner owner;      /* for a rewritten file */
 	uint64_t next_seq;
 	uint64_t live;               /* written, not done */
 	struct pending *batch;       /* added since the last commit */
@@ -44,12 +42,9 @@ int ctd_wal_open(const char *path, const struct ctd_owner *owner,
 	struct ctd_wal *w = calloc(1, sizeof(*w));
 	int r;
 
-	if (!w || !(w->path = strdup(path))) {
-		free(w);
+	if (!w)
 		return -ENOMEM;
-	}
 	w->next_seq = 1;
-	w->owner = owner ? *owner : CTD_OWNER_NONE;
 	r = ctd_spool_open(path, owner, &w->sp);
 	if (r < 0) {
 		ctd_wal_free(w);
@@ -66,7 +61,6 @@ void ctd_wal_free(struct ctd_wal *w)
 	ctd_spool_free(w->sp);
 	free(w->batch);
 	free(w->dones);
-	free(w->path);
 	free(w);
 }
 
@@ -265,26 +259,15 @@ static int rewrite_one(void *arg, uint64_t seq, const struct ctd_record *rec)
 	return ctd_spool_append_many(arg, &e, 1);
 }
 
+static int refill(void *arg, struct ctd_spool *into)
+{
+	return scan(arg, rewrite_one, into);
+}
+
 /* Mostly done: the live records alone go to a new file. */
 static int compact(struct ctd_wal *w)
 {
-	char tmp[CTD_SPOOL_PATH_MAX + 8];
-	struct ctd_spool *nsp;
-	int r;
-
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.new", w->path) >= sizeof(tmp))
-		return -ENAMETOOLONG;
-	unlink(tmp);
-	r = ctd_spool_open(tmp, &w->owner, &nsp);
-	if (r < 0)
-		return r;
-	r = scan(w, rewrite_one, nsp);
-	if (r < 0) {
-		unlink(tmp);
-		ctd_spool_free(nsp);
-		return r;
-	}
-	return ctd_spool_replace(w->sp, nsp);
+	return ctd_spool_rewrite(w->sp, refill, w);
 }
 
 int ctd_wal_commit(struct ctd_wal *w)

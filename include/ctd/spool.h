@@ -66,9 +66,13 @@ int ctd_spool_append_many(struct ctd_spool *sp,
 /* Cuts the file back to size, where it ended before appends this run
  * made (undoes them; size must not be below the read position). */
 int ctd_spool_cut(struct ctd_spool *sp, uint64_t size);
-/* Moves the file at other's path over sp's (same directory), and sp
- * takes other's descriptor and size; other is freed. */
-int ctd_spool_replace(struct ctd_spool *sp, struct ctd_spool *other);
+/* Replaces the whole file: fill appends the new content to into, a
+ * fresh file made with O_EXCL in the spool's directory, which is then
+ * renamed over the spool (read position back to 0). If fill returns a
+ * negative errno or the rename fails, the spool stays as it was and
+ * that error is returned. */
+int ctd_spool_rewrite(struct ctd_spool *sp,
+		      int (*fill)(void *arg, struct ctd_spool *into), void *arg);
 
 /* Reads the next unread entry into buf without consuming it. Returns 1
  * with the kind and length set, 0 at the end, or -errno. Damaged entries
