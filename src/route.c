@@ -24,17 +24,27 @@ static const struct ctd_record *named(const struct ctd_route *r,
 	return copy;
 }
 
+/* The record as the outputs see it (named), or NULL when the filter
+ * drops it (counted). */
+static const struct ctd_record *passed(struct ctd_route *r,
+				       const struct ctd_record *rec,
+				       struct ctd_record *copy)
+{
+	rec = named(r, rec, copy);
+	if (ctd_filter_match(*r->filter, rec))
+		return rec;
+	r->stats->records_filtered++;
+	return NULL;
+}
+
 void ctd_route_record(void *arg, const struct ctd_record *rec)
 {
 	struct ctd_route *r = arg;
 	struct ctd_record copy;
 
-	rec = named(r, rec, &copy);
-	if (!ctd_filter_match(*r->filter, rec)) {
-		r->stats->records_filtered++;
-		return;
-	}
-	ctd_deliver_record(r->deliver, rec);
+	rec = passed(r, rec, &copy);
+	if (rec)
+		ctd_deliver_record(r->deliver, rec);
 }
 
 void ctd_route_event(void *arg, const struct ctd_event *ev,
@@ -61,11 +71,8 @@ void ctd_route_flow_event(void *arg, const struct ctd_record *rec,
 	struct ctd_route *r = arg;
 	struct ctd_record copy;
 
-	rec = named(r, rec, &copy);
-	if (!ctd_filter_match(*r->filter, rec)) {
-		r->stats->records_filtered++;
-		return;
-	}
-	ctd_deliver_event(r->deliver, rec, missed);
+	rec = passed(r, rec, &copy);
+	if (rec)
+		ctd_deliver_event(r->deliver, rec, missed);
 }
 
