@@ -37,6 +37,7 @@
 #include "ctd/dying.h"
 #include "ctd/log.h"
 #include "ctd/output.h"
+#include "ctd/readback.h"
 #include "ctd/record.h"
 #include "ctd/safefile.h"
 #include "ctd/spool.h"
@@ -69,7 +70,7 @@ struct dest {
 	struct ctd_wal *wal;         /* NULL without a spool */
 	struct ctd_out_stats *st;
 	unsigned events;             /* 1 << CTD_EV_* it takes */
-	size_t from_spool;           /* read back, not delivered yet */
+	struct ctd_readback *rb;     /* read back from the spool, not final */
 	uint64_t spool_records;      /* in the spool, not read back yet */
 	uint64_t wal_kept;           /* at exit: left in the log alone */
 	struct taken *taken;         /* a ring, in the order taken */
@@ -77,7 +78,6 @@ struct dest {
 	uint64_t settled_seen, given_up_seen;
 	bool rush;                   /* ready again: re-send held ones now */
 	bool raw_stuck;              /* spooled bytes refused: wait */
-	bool refilled;               /* spooled records moved to the log */
 	struct ctd_log_rate losses;  /* the "lost records" line */
 	struct ctd_log_rate wal_fails;
 };
@@ -213,27 +213,31 @@ static uint64_t log_add(struct dest *t, const struct ctd_record *rec)
 	return t->wal ? ctd_wal_add(t->wal, rec) : 0;
 }
 
-static void log_done(struct dest *t, uint64_t seq)
+/* A held record is final (delivered or given up). One read back from
+ * the spool is tagged with its read-back token: the spool's mark may
+ * pass it now. Any other is tagged with its log sequence (0: none). */
+static void release(struct dest *t, bool replayed, uint64_t tag)
 {
-	if (seq)
-		ctd_wal_done(t->wal, seq);
+	if (replayed)
+		ctd_readback_final(t->rb, tag);
+	else if (tag)
+		ctd_wal_done(t->wal, tag);
 }
 
 /* A refused record: the dying list (and the log), else the spool, else
  * it is lost. */
 static void hold(struct ctd_deliver *d, struct dest *t,
-		 const struct ctd_record *rec, uint32_t flags, uint64_t seq)
+		 const struct ctd_record *rec)
 {
 	int64_t now = mono_us(d);
+	uint64_t seq = log_add(t, rec);
 
-	if (!seq && !(flags & CTD_DYING_FROM_SPOOL))
-		seq = log_add(t, rec);
-	if (ctd_dying_add_tagged(t->dying, rec, flags, seq, now) == 0) {
+	if (ctd_dying_add_tagged(t->dying, rec, 0, seq, now) == 0) {
 		update_gauges(t);
 		arm(d, ctd_dying_next_due(t->dying), now);
 		return;
 	}
-	log_done(t, seq);
+	release(t, false, seq);
 	if (!spool_record(t, rec))
 		fail(t, &t->st->failed_spool, 1);
 	log_losses(t, now);
@@ -281,13 +285,13 @@ static void took(struct dest *t, const struct ctd_record *rec,
 {
 	if (!t->out->ops->settled) {
 		count_final(t, flags);
-		log_done(t, seq);
+		release(t, flags & TAKEN_REPLAYED, seq);
 		return;
 	}
 	if (t->taken_n == t->taken_cap && taken_grow(t) < 0) {
 		/* Memory ran out: final from here on, as without a log. */
 		count_final(t, flags);
-		log_done(t, seq);
+		release(t, flags & TAKEN_REPLAYED, seq);
 		return;
 	}
 	if (!seq && !(flags & TAKEN_EVENT))
@@ -311,7 +315,7 @@ static void settle(struct dest *t)
 	for (; n && t->taken_n; n--, t->taken_n--) {
 		struct taken *k = &t->taken[t->taken_head];
 
-		log_done(t, k->seq);
+		release(t, k->flags & TAKEN_REPLAYED, k->seq);
 		count_final(t, k->flags);
 		t->taken_head = (t->taken_head + 1) % t->taken_cap;
 	}
@@ -336,7 +340,7 @@ static void offer(struct ctd_deliver *d, struct dest *t,
 		  const struct ctd_record *rec)
 {
 	if (taken_full(t)) {
-		hold(d, t, rec, 0, 0);
+		hold(d, t, rec);
 		return;
 	}
 	switch (t->out->ops->submit(t->out, rec)) {
@@ -345,7 +349,7 @@ static void offer(struct ctd_deliver *d, struct dest *t,
 		break;
 	case CTD_OUT_AGAIN:
 		t->st->deferred++;
-		hold(d, t, rec, 0, 0);
+		hold(d, t, rec);
 		break;
 	case CTD_OUT_FAILED:
 		fail(t, &t->st->failed_render, 1);
@@ -412,8 +416,6 @@ static void took_held(struct dest *t, const struct ctd_record *rec,
 {
 	uint64_t seq = ctd_dying_head_tag(t->dying);
 
-	if (flags & CTD_DYING_FROM_SPOOL)
-		t->from_spool--;
 	took(t, rec, flags & CTD_DYING_FROM_SPOOL ? TAKEN_REPLAYED :
 		     TAKEN_RETRIED, seq);
 	ctd_dying_pop(t->dying);
@@ -422,9 +424,7 @@ static void took_held(struct dest *t, const struct ctd_record *rec,
 static void failed_held(struct dest *t, uint32_t flags)
 {
 	fail(t, &t->st->failed_render, 1);
-	if (flags & CTD_DYING_FROM_SPOOL)
-		t->from_spool--;
-	log_done(t, ctd_dying_head_tag(t->dying));
+	release(t, flags & CTD_DYING_FROM_SPOOL, ctd_dying_head_tag(t->dying));
 	ctd_dying_pop(t->dying);
 }
 
@@ -476,31 +476,45 @@ static enum ctd_out_status replay_raw(struct dest *t, const void *data,
 	return s;
 }
 
-/* One spooled entry back: rendered bytes to the output, a record to the
- * dying list, due now. false: stop reading for now. */
+/* Spooled rendered bytes back to the output: final once it took them
+ * (or never can). false: stop reading for now. */
+static bool refill_raw(struct ctd_deliver *d, struct dest *t, size_t len)
+{
+	enum ctd_out_status s = replay_raw(t, d->scratch, len);
+
+	if (s == CTD_OUT_AGAIN) {
+		t->raw_stuck = true;
+		return false;
+	}
+	if (s == CTD_OUT_FAILED)
+		fail(t, &t->st->failed_render, 1);
+	/* Without a slot, the next entry's end covers this one's. */
+	ctd_readback_final(t->rb, ctd_readback_add(t->rb,
+					ctd_spool_peeked_end(t->spool)));
+	return true;
+}
+
+/* One spooled entry back: a record goes to the dying list, due now. It
+ * stays in the spool, past the mark, until it is final, so a crash
+ * replays it and a stop leaves it there; never in the log too. false:
+ * stop reading for now. */
 static bool refill_one(struct ctd_deliver *d, struct dest *t,
 		       enum ctd_spool_kind kind, size_t len, int64_t now)
 {
-	if (kind == CTD_SPOOL_RAW) {
-		enum ctd_out_status s = replay_raw(t, d->scratch, len);
+	uint64_t token;
 
-		if (s == CTD_OUT_AGAIN) {
-			t->raw_stuck = true;
-			return false;
-		}
-		if (s == CTD_OUT_FAILED)
-			fail(t, &t->st->failed_render, 1);
-		return true;
-	}
-	/* From here the log keeps it; the spool marks it read at the
-	 * commit, so neither a crash nor a stop replays it twice. */
-	if (ctd_dying_add_now(t->dying, d->scratch, CTD_DYING_FROM_SPOOL,
-			      now) < 0)
+	if (kind == CTD_SPOOL_RAW)
+		return refill_raw(d, t, len);
+	token = ctd_readback_add(t->rb, ctd_spool_peeked_end(t->spool));
+	if (!token)
 		return false;
-	ctd_dying_tag_last(t->dying, log_add(t, d->scratch));
-	t->from_spool++;
+	if (ctd_dying_add_now(t->dying, d->scratch, CTD_DYING_FROM_SPOOL,
+			      now) < 0) {
+		ctd_readback_cancel_last(t->rb);
+		return false;
+	}
+	ctd_dying_tag_last(t->dying, token);
 	t->spool_records--;
-	t->refilled = true;
 	return true;
 }
 
@@ -587,36 +601,30 @@ static int64_t service_all(struct ctd_deliver *d, int64_t now,
 	return budget_hit ? now : next;
 }
 
-/* After the log has the spooled records read back: the spool marks them
- * read, and is emptied once all of it was. */
-static void spool_read_back(struct dest *t)
+/* The spool's mark moves over the read-back records that are final
+ * (a failed write is tried again at the next commit); the file is
+ * emptied once all of it was read back and is final. */
+static void commit_spool(struct dest *t)
 {
-	if (!t->spool)
+	if (!t->spool || !ctd_spool_size(t->spool))
 		return;
-	if (ctd_spool_size(t->spool) && !ctd_spool_unread(t->spool))
-		ctd_spool_truncate(t->spool);
-	else if (t->refilled)
-		ctd_spool_mark_consumed(t->spool);
-	t->refilled = false;
+	if (!ctd_spool_unread(t->spool) && !ctd_readback_pending(t->rb)) {
+		if (ctd_spool_truncate(t->spool) == 0)
+			ctd_readback_restart(t->rb, 0);
+		return;
+	}
+	ctd_spool_mark_consumed(t->spool, ctd_readback_final_end(t->rb));
 }
 
 static void commit_log(struct dest *t, int64_t now)
 {
 	int r;
 
-	/* Without a log, read-back records live only in memory: the spool
-	 * stays until all of them were delivered. */
-	if (!t->wal) {
-		if (t->spool && !t->from_spool && ctd_spool_size(t->spool) &&
-		    !ctd_spool_unread(t->spool))
-			ctd_spool_truncate(t->spool);
+	if (!t->wal)
 		return;
-	}
 	r = ctd_wal_commit(t->wal);
-	if (r == 0) {
-		spool_read_back(t);
+	if (r == 0)
 		return;
-	}
 	t->st->wal_errors++;
 	if (ctd_log_rate_due(&t->wal_fails, t->st->wal_errors, now))
 		log_err("output %s: cannot write its write-ahead log: %s; "
@@ -636,6 +644,7 @@ void ctd_deliver_commit(struct ctd_deliver *d)
 		if (t->wal && !now)
 			now = mono_us(d);
 		commit_log(t, now);
+		commit_spool(t);
 		update_gauges(t);
 	}
 }
@@ -714,7 +723,7 @@ static uint64_t count_records(struct ctd_deliver *d, struct dest *t)
 }
 
 /* Reading starts at the last CONSUMED mark: what lies before it was
- * read back into the write-ahead log by an earlier run. */
+ * read back and made final by an earlier run. */
 static void count_spooled(struct ctd_deliver *d, struct dest *t)
 {
 	count_records(d, t);
@@ -733,8 +742,27 @@ static int recovered(void *arg, const struct ctd_record *rec)
 	return 0;
 }
 
-/* The log of a ctd that died: what it held goes to the spool. */
-static void open_log(struct ctd_deliver *d, struct dest *t)
+/* A move of the log into the spool that a crash (or a full disk) cut
+ * short left part of it appended to the spool: that part goes, the log
+ * still has all of it. */
+static int undo_recovery(struct dest *t)
+{
+	uint64_t token;
+	int r = ctd_wal_interrupted(t->wal, &token);
+
+	if (r <= 0 || token >= ctd_spool_size(t->spool))
+		return r;
+	log_warn("output %s: moving its write-ahead log to the spool was cut "
+		 "short; the %llu bytes it had moved are moved again",
+		 t->out->name,
+		 (unsigned long long)(ctd_spool_size(t->spool) - token));
+	return ctd_spool_cut(t->spool, token);
+}
+
+/* Returns 0 with the log open, or < 0 without it (and without the
+ * spool when a cut-short move cannot be undone: what this run spooled
+ * would be cut off with it). */
+static int open_log(struct ctd_deliver *d, struct dest *t)
 {
 	char path[CTD_SPOOL_PATH_MAX + 8];
 	int r;
@@ -742,17 +770,49 @@ static void open_log(struct ctd_deliver *d, struct dest *t)
 	snprintf(path, sizeof(path), "%s", ctd_spool_path(t->spool));
 	memcpy(path + strlen(path) - strlen(".spool"), ".wal", 5);
 	r = ctd_wal_open(path, d->cfg.owner, &t->wal);
-	if (r == 0 && (r = ctd_wal_recover(t->wal, recovered, t)) > 0)
+	if (r < 0) {
+		log_err("output %s: no write-ahead log at %s (%s): records it "
+			"holds would not survive a crash", t->out->name, path,
+			ctd_safefile_strerror(r));
+		return r;
+	}
+	r = undo_recovery(t);
+	if (r >= 0)
+		return 0;
+	log_err("output %s: cannot undo a cut-short move of %s to the spool "
+		"(%s); no spool this run", t->out->name, path,
+		ctd_log_errstr(-r));
+	ctd_wal_free(t->wal);
+	t->wal = NULL;
+	ctd_spool_free(t->spool);
+	t->spool = NULL;
+	return r;
+}
+
+/* The log of a ctd that died: what it held goes to the spool, once. If
+ * that fails, the log keeps it for the next start, which cuts off what
+ * the spool got: this run then spools nothing (it would be cut off too). */
+static void recover_log(struct dest *t)
+{
+	uint64_t size = ctd_spool_size(t->spool), before = t->spool_records;
+	int r = ctd_wal_recover(t->wal, size, recovered, t);
+
+	if (r > 0)
 		log_warn("output %s: %d records a ctd that died held were in "
 			 "its write-ahead log; they follow from the spool",
 			 t->out->name, r);
 	if (r >= 0)
 		return;
-	log_err("output %s: no write-ahead log at %s (%s): records it holds "
-		"would not survive a crash", t->out->name, path,
-		ctd_safefile_strerror(r));
+	log_err("output %s: cannot move its write-ahead log to the spool (%s); "
+		"it keeps them for the next start, and records this run "
+		"cannot deliver in time will be lost", t->out->name,
+		ctd_log_errstr(-r));
+	if (ctd_spool_cut(t->spool, size) == 0)
+		t->spool_records = before;
 	ctd_wal_free(t->wal);
 	t->wal = NULL;
+	ctd_spool_free(t->spool);
+	t->spool = NULL;
 }
 
 static int open_spool(struct ctd_deliver *d, struct dest *t)
@@ -773,11 +833,18 @@ static int open_spool(struct ctd_deliver *d, struct dest *t)
 		r = ctd_spool_open(path, d->cfg.owner, &t->spool);
 	if (r < 0)
 		return r;
+	r = open_log(d, t);
+	if (!t->spool)
+		return 0;
 	count_spooled(d, t);
-	open_log(d, t);
+	t->rb = ctd_readback_new(ctd_spool_consumed_mark(t->spool));
+	if (!t->rb)
+		return -ENOMEM;
+	if (r == 0)
+		recover_log(t);
 	t->st->carried = t->spool_records;
 	t->st->records += t->spool_records;
-	if (ctd_spool_size(t->spool))
+	if (t->spool && ctd_spool_size(t->spool))
 		log_info("output %s: replaying %llu spooled bytes (%llu records) "
 			 "from %s", t->out->name,
 			 (unsigned long long)ctd_spool_size(t->spool),
@@ -866,34 +933,49 @@ static int to_spool(void *arg, const struct ctd_record *rec)
 }
 
 /* The log's records join the spool, all or none: a spool that fills up
- * part-way is cut back and the log keeps them for the next start (a
- * record in both would come twice). Returns the records kept in the log
- * alone. */
+ * part-way is cut back and the log keeps them for the next start (which
+ * cuts again, should this cut fail: a record in both would come twice).
+ * Returns the records kept in the log alone. */
 static uint64_t wal_to_spool(struct dest *t)
 {
-	uint64_t size = t->spool ? ctd_spool_size(t->spool) : 0;
+	uint64_t size = ctd_spool_size(t->spool);
 	uint64_t before = t->spool_records;
 
-	if (ctd_wal_recover(t->wal, to_spool, t) >= 0)
+	if (ctd_wal_recover(t->wal, size, to_spool, t) >= 0)
 		return 0;
-	if (t->spool && t->spool_records > before) {
-		if (ctd_spool_cut(t->spool, size) < 0)
-			log_err("spool %s: cannot cut off what the write-ahead "
-				"log keeps too; those records may come twice",
-				ctd_spool_path(t->spool));
-		else
-			t->spool_records = before;
-	}
+	ctd_spool_cut(t->spool, size);
+	t->spool_records = before;
 	log_err("output %s: its write-ahead log keeps %llu records; "
 		"they follow at the next start", t->out->name,
 		(unsigned long long)ctd_wal_live(t->wal));
 	return ctd_wal_live(t->wal);
 }
 
-/* Shutdown: what an output took but did not make final is abandoned
- * (the log has it); what the log and the dying list hold goes to the
- * spool. Counts what not even that could keep: records never logged,
- * and those of a log batch the disk refused. */
+/* Shutdown, for a record an output took but did not make final (it is
+ * abandoned): one read back stays in the spool past the mark, one in
+ * the log goes there with the log; the rest is lost. */
+static uint64_t leave_taken(struct dest *t, const struct taken *k)
+{
+	if (k->flags & TAKEN_REPLAYED)
+		t->spool_records++;
+	return !k->seq && !(k->flags & TAKEN_EVENT);
+}
+
+/* The same for a record on the dying list, which the spool may take. */
+static uint64_t leave_held(struct dest *t, const struct ctd_record *rec,
+			   uint32_t flags)
+{
+	if (flags & CTD_DYING_FROM_SPOOL)
+		t->spool_records++;
+	else if (!ctd_dying_head_tag(t->dying))
+		return !spool_record(t, rec);
+	return 0;
+}
+
+/* Shutdown: what the output took but did not make final is abandoned,
+ * and what the log and the dying list hold goes to the spool. Counts
+ * what not even that could keep: records never logged, and those of a
+ * log batch the disk refused. */
 static size_t spool_rest(struct dest *t)
 {
 	const struct ctd_record *rec;
@@ -908,23 +990,16 @@ static size_t spool_rest(struct dest *t)
 		t->settled_seen = t->out->ops->settled(t->out);
 	}
 	for (; t->taken_n; t->taken_n--) {
-		unlogged += !t->taken[t->taken_head].seq;
+		unlogged += leave_taken(t, &t->taken[t->taken_head]);
 		t->taken_head = (t->taken_head + 1) % t->taken_cap;
 	}
 	while ((rec = ctd_dying_head(t->dying, &flags))) {
-		if (!ctd_dying_head_tag(t->dying) && !spool_record(t, rec))
-			unlogged++;
+		unlogged += leave_held(t, rec, flags);
 		ctd_dying_pop(t->dying);
 	}
-	t->from_spool = 0;
-	/* The log first (it has what was read back), then the spool drops
-	 * the part read, then the log's records join the spool. */
 	if (t->wal && ctd_wal_commit(t->wal) < 0)
 		unlogged += ctd_wal_pending(t->wal);
-	else if (t->spool && ctd_spool_drop_read(t->spool) < 0)
-		log_err("spool %s: cannot cut off the replayed part; "
-			"its records may be delivered twice",
-			ctd_spool_path(t->spool));
+	commit_spool(t);
 	if (t->wal)
 		t->wal_kept = wal_to_spool(t);
 	fail(t, &t->st->failed_shutdown, unlogged);
@@ -967,6 +1042,7 @@ void ctd_deliver_free(struct ctd_deliver *d)
 		ctd_dying_free(t->dying);
 		ctd_spool_free(t->spool);
 		ctd_wal_free(t->wal);
+		ctd_readback_free(t->rb);
 		free(t->taken);
 	}
 	free(d->scratch);

@@ -305,6 +305,7 @@ static bool kind_fits(uint16_t kind, uint32_t len)
 	case CTD_SPOOL_WAL_RECORD:
 		return len == sizeof(uint64_t) + sizeof(struct ctd_record);
 	case CTD_SPOOL_CONSUMED:
+	case CTD_SPOOL_WAL_ABSORB:
 		return len == sizeof(uint64_t);
 	case CTD_SPOOL_WAL_DONE:
 		return len % sizeof(uint64_t) == 0;
@@ -366,9 +367,8 @@ int ctd_spool_peek(struct ctd_spool *sp, void *buf, size_t cap,
 	return 0;
 }
 
-int ctd_spool_mark_consumed(struct ctd_spool *sp)
+int ctd_spool_mark_consumed(struct ctd_spool *sp, uint64_t off)
 {
-	uint64_t off = sp->read_off;
 	struct ctd_spool_entry e = { CTD_SPOOL_CONSUMED, &off, sizeof(off),
 				     NULL, 0 };
 	bool at_end = sp->read_off == sp->size;
@@ -376,6 +376,8 @@ int ctd_spool_mark_consumed(struct ctd_spool *sp)
 
 	if (off <= sp->consumed_mark)
 		return 0;
+	if (off > sp->size)
+		return -EINVAL;
 	r = ctd_spool_append_many(sp, &e, 1);
 	if (r == 0) {
 		sp->consumed_mark = off;
@@ -394,6 +396,11 @@ void ctd_spool_seek(struct ctd_spool *sp, uint64_t off)
 {
 	sp->read_off = off < sp->size ? off : sp->size;
 	sp->peeked_end = 0;
+}
+
+uint64_t ctd_spool_peeked_end(const struct ctd_spool *sp)
+{
+	return sp->peeked_end;
 }
 
 void ctd_spool_consume(struct ctd_spool *sp)
@@ -446,24 +453,6 @@ const char *ctd_spool_path(const struct ctd_spool *sp)
 	return sp->path;
 }
 
-static int copy_range(int from, uint64_t off, uint64_t len, int to)
-{
-	char buf[65536];
-
-	while (len) {
-		size_t want = len < sizeof(buf) ? (size_t)len : sizeof(buf);
-		ssize_t n = pread(from, buf, want, (off_t)off);
-
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		if (write(to, buf, (size_t)n) != n)
-			return -errno ? -errno : -ENOSPC;
-		off += (uint64_t)n;
-		len -= (uint64_t)n;
-	}
-	return 0;
-}
-
 /* The rewrite goes to a new file beside the spool, made with O_EXCL
  * relative to the directory's descriptor, then renamed over it. */
 static int open_tmp(struct ctd_spool *sp, char *tmp, size_t cap)
@@ -501,17 +490,4 @@ int ctd_spool_rewrite(struct ctd_spool *sp,
 	sp->size = into.size;
 	sp->read_off = sp->peeked_end = sp->consumed_mark = 0;
 	return 0;
-}
-
-static int copy_unread(void *arg, struct ctd_spool *into)
-{
-	struct ctd_spool *sp = arg;
-
-	into->size = sp->size - sp->read_off;
-	return copy_range(sp->fd, sp->read_off, into->size, into->fd);
-}
-
-int ctd_spool_drop_read(struct ctd_spool *sp)
-{
-	return sp->read_off ? ctd_spool_rewrite(sp, copy_unread, sp) : 0;
 }

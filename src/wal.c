@@ -174,7 +174,29 @@ static int recover_one(void *arg, uint64_t seq, const struct ctd_record *rec)
 	return ra->fn(ra->arg, rec);
 }
 
-int ctd_wal_recover(struct ctd_wal *w,
+int ctd_wal_interrupted(struct ctd_wal *w, uint64_t *ret_token)
+{
+	void *buf = malloc(CTD_SPOOL_MAX_ENTRY);
+	enum ctd_spool_kind kind;
+	size_t len;
+	int r, found = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	ctd_spool_rewind(w->sp);
+	while ((r = ctd_spool_peek(w->sp, buf, CTD_SPOOL_MAX_ENTRY, &kind,
+				   &len)) == 1) {
+		if (kind == CTD_SPOOL_WAL_ABSORB) {
+			memcpy(ret_token, buf, sizeof(*ret_token));
+			found = 1;
+		}
+		ctd_spool_consume(w->sp);
+	}
+	free(buf);
+	return r < 0 ? r : found;
+}
+
+int ctd_wal_recover(struct ctd_wal *w, uint64_t token,
 		    int (*fn)(void *arg, const struct ctd_record *rec),
 		    void *arg)
 {
@@ -183,6 +205,12 @@ int ctd_wal_recover(struct ctd_wal *w,
 
 	if (!ctd_spool_size(w->sp))
 		return 0;
+	/* Before anything goes elsewhere: a crash from here on leaves the
+	 * log as it was plus this note, so the next start can undo what
+	 * this recovery did and do it again, once. */
+	n = ctd_spool_append(w->sp, CTD_SPOOL_WAL_ABSORB, &token, sizeof(token));
+	if (n < 0)
+		return n;
 	n = scan(w, recover_one, &ra);
 	if (n < 0)
 		return n;

@@ -5,8 +5,10 @@
  * spool; at finish everything held, and what an output took but did not
  * make final, is spooled; a new instance replays the spool into its
  * outputs before emptying it; after a crash (no finish) the write-ahead
- * log brings back everything held at the last commit; every output keeps
- * records = delivered + failed + held.
+ * log brings back everything held at the last commit; a crash while the
+ * spool is read back replays exactly what was not final; a crash while
+ * the log moves to the spool is undone at the next start; every output
+ * keeps records = delivered + failed + held.
  * Nothing waits on wall time: the loop only runs timers that are due at
  * once, and the tests step the clock and call ctd_deliver_tick for the
  * rest. */
@@ -27,7 +29,9 @@
 #include "ctd/deliver.h"
 #include "ctd/output.h"
 #include "ctd/record.h"
+#include "ctd/spool.h"
 #include "ctd/stats.h"
+#include "ctd/wal.h"
 #include "fake_clock.h"
 #include "logcap.h"
 
@@ -38,6 +42,7 @@
 struct fake_out {
 	struct ctd_output base;
 	bool accept;
+	size_t limit;               /* takes no more than this (0: any) */
 	unsigned got[MAX_IDS];      /* records delivered, by id */
 	size_t taken;
 	uint8_t last_events;        /* of the last record taken */
@@ -54,7 +59,7 @@ static enum ctd_out_status fake_submit(struct ctd_output *out,
 {
 	struct fake_out *f = (struct fake_out *)out;
 
-	if (!f->accept)
+	if (!f->accept || (f->limit && f->taken >= f->limit))
 		return CTD_OUT_AGAIN;
 	assert_true(rec->id < MAX_IDS);
 	f->got[rec->id]++;
@@ -380,6 +385,108 @@ static void test_crash_loses_nothing_committed(void **state)
 	ctd_deliver_free(d);
 }
 
+/* Ten records in the spool, from a run whose output took none. */
+static void spool_ten(struct fixture *fx)
+{
+	struct ctd_deliver *d = make(fx, 4, false);
+
+	send_ids(d, 0, 10);
+	ctd_deliver_finish(d, 0);
+	ctd_deliver_free(d);
+	memset(fx->out.got, 0, sizeof(fx->out.got));
+}
+
+/* A crash while the spool is read back: what the output made final
+ * before it is not replayed, what it took without making final and what
+ * was not read yet is, once. */
+static void test_crash_during_read_back(void **state)
+{
+	struct fixture *fx = *state;
+	struct ctd_deliver *d;
+	unsigned final[MAX_IDS];
+
+	spool_ten(fx);
+	d = make(fx, 4, true);
+	fx->out.limit = 5;
+	for (int i = 0; i < 20; i++)
+		ev_run(fx->loop, EVRUN_NOWAIT);
+	ctd_deliver_commit(d);
+	assert_int_equal(fx->out.base.stats.delivered, 5);
+	memcpy(final, fx->out.got, sizeof(final));
+	fx->out.hold_back = true;          /* two more taken, never final */
+	fx->out.limit = 7;
+	ctd_output_ready(&fx->out.base);
+	for (int i = 0; i < 20; i++)
+		ev_run(fx->loop, EVRUN_NOWAIT);
+	ctd_deliver_commit(d);
+	assert_int_equal(fx->out.taken, 7);
+	assert_identity(&fx->out);
+	ctd_deliver_free(d);               /* kill -9 */
+
+	d = make(fx, 4, true);
+	assert_int_equal(fx->out.base.stats.carried, 5);
+	run_until_taken(fx, 5);
+	for (uint32_t id = 0; id < 10; id++)
+		assert_int_equal(fx->out.got[id] + final[id], 1);
+	for (int i = 0; i < 20 && fx->out.base.stats.spool_size; i++)
+		ev_run(fx->loop, EVRUN_NOWAIT);
+	assert_int_equal(fx->out.base.stats.spool_size, 0);
+	assert_identity(&fx->out);
+	ctd_deliver_free(d);
+}
+
+static int append_until_three(void *arg, const struct ctd_record *rec)
+{
+	struct ctd_spool *sp = arg;
+	static int n;
+
+	if (++n > 3)
+		return -EIO;
+	return ctd_spool_append(sp, CTD_SPOOL_RECORD, rec, sizeof(*rec));
+}
+
+/* A crash while the next start moved the log to the spool (simulated:
+ * the move stops after three records, as a kill would stop it): the
+ * start after that cuts those three off and moves all eight again. */
+static void test_crash_during_log_recovery(void **state)
+{
+	struct fixture *fx = *state;
+	struct ctd_deliver *d = make(fx, 10, false);
+	struct ctd_spool *sp;
+	struct ctd_wal *w;
+	char path[128];
+
+	send_ids(d, 0, 3);
+	fx->out.accept = true;
+	fx->out.hold_back = true;
+	send_ids(d, 3, 8);
+	ctd_deliver_commit(d);
+	ctd_deliver_free(d);               /* kill -9: eight in the log */
+
+	snprintf(path, sizeof(path), "%s/fake.spool", fx->dir);
+	assert_int_equal(ctd_spool_open(path, NULL, &sp), 0);
+	snprintf(path, sizeof(path), "%s/fake.wal", fx->dir);
+	assert_int_equal(ctd_wal_open(path, NULL, &w), 0);
+	assert_int_equal(ctd_wal_recover(w, ctd_spool_size(sp),
+					 append_until_three, sp), -EIO);
+	assert_true(ctd_spool_size(sp) > 0);
+	ctd_wal_free(w);
+	ctd_spool_free(sp);                /* kill -9 mid-move */
+
+	memset(fx->out.got, 0, sizeof(fx->out.got));
+	d = make(fx, 10, true);
+	assert_int_equal(fx->out.base.stats.carried, 8);
+	run_until_taken(fx, 8);
+	assert_each_once(fx, 0, 8);
+	for (int i = 0; i < 20; i++)
+		ev_run(fx->loop, EVRUN_NOWAIT);
+	assert_int_equal(fx->out.taken, 8);
+	ctd_deliver_commit(d);
+	assert_int_equal(fx->out.base.stats.delivered, 8);
+	assert_identity(&fx->out);
+	ctd_deliver_free(d);
+}
+
 /* A record made final before the commit costs the log nothing. */
 static void test_final_before_commit_not_logged(void **state)
 {
@@ -551,6 +658,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_spool_counts_losses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_loses_nothing_committed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_final_before_commit_not_logged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crash_during_read_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crash_during_log_recovery, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

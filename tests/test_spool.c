@@ -2,8 +2,8 @@
  * and raw bytes come back in order across a reopen; a torn tail (crash
  * mid-write) and a damaged entry are skipped and counted while intact
  * entries still come back; the file is emptied only when all was read;
- * dropping the read part keeps exactly the unread rest; a cut undoes
- * appends. */
+ * a CONSUMED mark at an offset is where a reader after a crash starts;
+ * a cut undoes appends. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -229,20 +229,34 @@ static void test_damaged_entries(void **state)
 	ctd_spool_free(sp);
 }
 
-static void test_drop_read_keeps_unread(void **state)
+/* A CONSUMED mark below the read position (the part final so far): a
+ * reader after a crash starts there; a mark never moves back, nor past
+ * the end. */
+static void test_mark_consumed_at_offset(void **state)
 {
 	struct fixture *f = *state;
 	struct ctd_spool *sp = open_spool(f);
+	uint64_t entry = ENTRY_HDR + sizeof(struct ctd_record), two;
 
-	append_records(sp, 0, 6);
+	append_records(sp, 0, 5);
 	expect_record(f, sp, 0);
-	expect_record(f, sp, 1);
-	assert_int_equal(ctd_spool_drop_read(sp), 0);
-	assert_int_equal(ctd_spool_size(sp), 4 * (ENTRY_HDR + sizeof(struct ctd_record)));
-	append_records(sp, 6, 7);
+	two = ctd_spool_size(sp) - ctd_spool_unread(sp) + entry;
+	assert_int_equal(ctd_spool_peek(sp, f->buf, sizeof(f->buf),
+					 &(enum ctd_spool_kind){0}, &(size_t){0}), 1);
+	assert_int_equal(ctd_spool_peeked_end(sp), two);
+	ctd_spool_consume(sp);
+	expect_record(f, sp, 2);
+	assert_int_equal(ctd_spool_mark_consumed(sp, two), 0);
+	assert_int_equal(ctd_spool_mark_consumed(sp, entry), 0);
+	assert_int_equal(ctd_spool_mark_consumed(sp, 1u << 30), -EINVAL);
 	ctd_spool_free(sp);
 	sp = open_spool(f);
-	for (uint32_t id = 2; id < 7; id++)
+	while (ctd_spool_peek(sp, f->buf, sizeof(f->buf), &(enum ctd_spool_kind){0},
+			      &(size_t){0}) == 1)
+		ctd_spool_consume(sp);
+	assert_int_equal(ctd_spool_consumed_mark(sp), two);
+	ctd_spool_seek(sp, two);
+	for (uint32_t id = 2; id < 5; id++)
 		expect_record(f, sp, id);
 	expect_end(f, sp);
 	ctd_spool_free(sp);
@@ -309,7 +323,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_round_trip_across_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_entries, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_drop_read_keeps_unread, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mark_consumed_at_offset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_append_failure_leaves_no_partial_entry,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cut_undoes_appends, setup, teardown),

@@ -3,7 +3,9 @@
  * in the file and come back from recover, once, unless marked done; a
  * log with nothing live is emptied; a failed write keeps everything for
  * the next commit; a log that is mostly done is rewritten with only the
- * live records; a torn tail (crash mid-write) is skipped. */
+ * live records; a torn tail (crash mid-write) is skipped; a recovery
+ * cut short says so, with its token, and the next one brings every live
+ * record back again. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -77,7 +79,7 @@ static unsigned recover_now(struct fixture *f)
 	memset(f->got, 0, sizeof(f->got));
 	f->n = 0;
 	assert_int_equal(ctd_wal_open(f->path, NULL, &w), 0);
-	assert_true(ctd_wal_recover(w, collect, f) >= 0);
+	assert_true(ctd_wal_recover(w, 7, collect, f) >= 0);
 	assert_int_equal(ctd_wal_size(w), 0);
 	ctd_wal_free(w);
 	return f->n;
@@ -217,6 +219,48 @@ static void test_torn_tail_skipped(void **state)
 	assert_int_equal(recover_now(f), 2);
 }
 
+static int fail_after_two(void *arg, const struct ctd_record *r)
+{
+	struct fixture *f = arg;
+
+	if (f->n == 2)
+		return -EIO;
+	return collect(arg, r);
+}
+
+/* What a crash in the middle of a recovery leaves: the log unchanged
+ * but for the note with the token. */
+static void test_interrupted_recovery(void **state)
+{
+	struct fixture *f = *state;
+	struct ctd_wal *w;
+	uint64_t token = 0;
+
+	assert_int_equal(ctd_wal_open(f->path, NULL, &w), 0);
+	for (uint32_t i = 0; i < 5; i++) {
+		struct ctd_record r = rec(i);
+
+		ctd_wal_add(w, &r);
+	}
+	assert_int_equal(ctd_wal_commit(w), 0);
+	ctd_wal_free(w);
+
+	assert_int_equal(ctd_wal_open(f->path, NULL, &w), 0);
+	assert_int_equal(ctd_wal_interrupted(w, &token), 0);
+	assert_int_equal(ctd_wal_recover(w, 4242, fail_after_two, f), -EIO);
+	assert_int_equal(f->n, 2);
+	assert_true(ctd_wal_size(w) > 0);
+	ctd_wal_free(w);
+
+	assert_int_equal(ctd_wal_open(f->path, NULL, &w), 0);
+	assert_int_equal(ctd_wal_interrupted(w, &token), 1);
+	assert_int_equal(token, 4242);
+	ctd_wal_free(w);
+	assert_int_equal(recover_now(f), 5);
+	for (uint32_t i = 0; i < 5; i++)
+		assert_int_equal(f->got[i], 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -227,6 +271,7 @@ int main(void)
 		T(test_emptied_when_nothing_live),
 		T(test_compacted),
 		T(test_torn_tail_skipped),
+		T(test_interrupted_recovery),
 #undef T
 	};
 

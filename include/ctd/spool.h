@@ -18,6 +18,7 @@ enum ctd_spool_kind {
 	CTD_SPOOL_WAL_DONE = 4,   /* wal.c: sequences now final (uint64_t[]) */
 	CTD_SPOOL_CONSUMED = 5,   /* everything before this offset was read
 				   * and is kept elsewhere (never returned) */
+	CTD_SPOOL_WAL_ABSORB = 6, /* wal.c: a recovery began (a uint64_t token) */
 };
 
 /* One entry for ctd_spool_append_many: its payload in two parts. */
@@ -79,11 +80,15 @@ int ctd_spool_rewrite(struct ctd_spool *sp,
  * on the way are skipped and counted. */
 int ctd_spool_peek(struct ctd_spool *sp, void *buf, size_t cap,
 		   enum ctd_spool_kind *ret_kind, size_t *ret_len);
+/* The offset just past the entry peek returned. */
+uint64_t ctd_spool_peeked_end(const struct ctd_spool *sp);
 /* The entry peek returned is taken: move past it. */
 void ctd_spool_consume(struct ctd_spool *sp);
-/* Appends a CONSUMED mark at the read position (when it moved since
- * the last one): a reader after a crash starts there, not at 0. */
-int ctd_spool_mark_consumed(struct ctd_spool *sp);
+/* Appends a CONSUMED mark saying everything before off (an entry's
+ * boundary, at most the size) is read and kept or delivered elsewhere,
+ * when off is past the last mark: a reader after a crash starts there,
+ * not at 0. */
+int ctd_spool_mark_consumed(struct ctd_spool *sp, uint64_t off);
 /* The offset the last CONSUMED entry read so far gave (0: none). */
 uint64_t ctd_spool_consumed_mark(const struct ctd_spool *sp);
 /* Reads from offset off on (an entry's start). */
@@ -95,10 +100,6 @@ int ctd_spool_truncate(struct ctd_spool *sp);
 /* Empties the file when every entry was read; the caller knows whether
  * what it read was also delivered. Returns 0 or -errno. */
 int ctd_spool_reset(struct ctd_spool *sp);
-
-/* Cuts off the part already read, keeping the unread rest (written to a
- * new file, then renamed over the old one). */
-int ctd_spool_drop_read(struct ctd_spool *sp);
 
 uint64_t ctd_spool_size(const struct ctd_spool *sp);
 uint64_t ctd_spool_unread(const struct ctd_spool *sp);

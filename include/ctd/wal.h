@@ -22,10 +22,16 @@ int ctd_wal_open(const char *path, const struct ctd_owner *owner,
 		 struct ctd_wal **ret);
 void ctd_wal_free(struct ctd_wal *w);
 
-/* Calls fn for each live record a previous run left, then empties the
- * log; nothing is emptied when fn fails (returns < 0). Returns the number
- * of records, or -errno. Only right after open. */
-int ctd_wal_recover(struct ctd_wal *w,
+/* Whether a recovery was cut short (a crash, or fn failed): returns 1
+ * with the token that recovery was given, 0 when none was, or -errno.
+ * The caller undoes what fn did up to then (deliver.c: cuts the spool
+ * back to the token, its size then) before recovering again. */
+int ctd_wal_interrupted(struct ctd_wal *w, uint64_t *ret_token);
+/* Notes token in the log, calls fn for each live record (a previous
+ * run's, or this one's at shutdown), then empties the log; nothing is
+ * emptied when fn fails (returns < 0). Returns the number of records,
+ * or -errno. */
+int ctd_wal_recover(struct ctd_wal *w, uint64_t token,
 		    int (*fn)(void *arg, const struct ctd_record *rec),
 		    void *arg);
 
