@@ -355,7 +355,11 @@ int ctd_spool_peek(struct ctd_spool *sp, void *buf, size_t cap,
 		}
 		/* A mark of how far a reader got: noted, never returned. */
 		if (h.kind == CTD_SPOOL_CONSUMED) {
-			memcpy(&sp->consumed_mark, buf, sizeof(sp->consumed_mark));
+			uint64_t mark;
+
+			memcpy(&mark, buf, sizeof(mark));
+			if (mark > sp->consumed_mark)
+				sp->consumed_mark = mark;
 			sp->read_off = end;
 			continue;
 		}
