@@ -146,11 +146,10 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
 		/* Held from here to the new image's handlers: a HUP that
 		 * logrotate sends meanwhile waits instead of killing ctd. */
 		ctd_daemon_hold_signals();
-		ctd_notify_send(ctd->notify, "RELOADING=1", -1);
 	} else {
 		log_info("signal %d: shutting down", w->signum);
-		ctd_notify_send(ctd->notify, "STOPPING=1", -1);
 	}
+	ctd_notify_stopping(ctd->notify, w->signum == SIGUSR2);
 	ctd->stop_signal = w->signum;
 	ev_break(loop, EVBREAK_ALL);
 }

@@ -4,7 +4,9 @@
  * manager that stopped reading (its queue full) would freeze the loop,
  * with it the watchdog and SIGTERM; so the socket is non-blocking and a
  * message that does not fit is dropped and counted. STATUS goes out with
- * READY (not 10 s later) and then with each watchdog ping. */
+ * READY (not 10 s later) and then with each watchdog ping. READY alone
+ * is never given up: a manager that does not hear it would kill ctd at
+ * its start timeout, so it rides along every RETRY_S until taken. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -17,10 +19,12 @@
 #include <ev.h>
 
 #include "ctd/daemon.h"
+#include "ctd/log.h"
 #include "ctd/notify.h"
 #include "ctd/stats.h"
 
 #define STATUS_MAX_S 10.0
+#define RETRY_S 0.1
 
 struct ctd_notify {
 	struct ev_loop *loop;
@@ -29,6 +33,9 @@ struct ctd_notify {
 	struct sockaddr_un sa;
 	socklen_t salen;
 	ev_timer status;
+	double every;                /* the status timer's interval */
+	bool ready_unsent;           /* READY=1 not taken yet */
+	bool stopping;               /* said STOPPING=1 or RELOADING=1 */
 	ctd_notify_status_fn *status_fn;
 	void *arg;
 };
@@ -123,14 +130,31 @@ int ctd_notify_send(struct ctd_notify *n, const char *state, int fd)
 	return -errno;
 }
 
-static void send_status(struct ctd_notify *n, const char *prefix)
+static int send_status(struct ctd_notify *n, const char *prefix)
 {
 	char msg[512];
-	int len = snprintf(msg, sizeof(msg), "%sSTATUS=", prefix);
+	int len = snprintf(msg, sizeof(msg), "%s%sSTATUS=",
+			   n->ready_unsent ? "READY=1\n" : "", prefix);
 
 	if (len > 0 && (size_t)len < sizeof(msg))
 		n->status_fn(n->arg, msg + len, sizeof(msg) - (size_t)len);
-	ctd_notify_send(n, msg, -1);
+	return ctd_notify_send(n, msg, -1);
+}
+
+/* Sends the status (with READY until it was taken), the timer running
+ * every RETRY_S while READY waits, else at the status interval. */
+static void status_now(struct ctd_notify *n, const char *prefix)
+{
+	bool was_unsent = n->ready_unsent;
+	int r = send_status(n, prefix);
+
+	if (r == 1)
+		n->ready_unsent = false;
+	else if (was_unsent && n->status.repeat != RETRY_S)
+		log_warn("the service manager did not take READY=1 (%s); "
+			 "sending it again every %.1f s", strerror(-r), RETRY_S);
+	n->status.repeat = n->ready_unsent ? RETRY_S : n->every;
+	ev_timer_again(n->loop, &n->status);
 }
 
 /* The watchdog's ping: the loop runs, or the manager restarts ctd (and
@@ -139,20 +163,27 @@ static void on_status(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	(void)loop;
 	(void)revents;
-	send_status(w->data, "WATCHDOG=1\n");
+	status_now(w->data, "WATCHDOG=1\n");
 }
 
 void ctd_notify_ready(struct ctd_notify *n)
 {
 	unsigned long long wd = ctd_daemon_watchdog_usec();
-	double every = wd ? (double)wd / 2e6 : STATUS_MAX_S;
 
-	if (n->fd < 0)
+	if (n->fd < 0 || n->stopping)
 		return;
-	send_status(n, "READY=1\n");
-	if (every > STATUS_MAX_S)
-		every = STATUS_MAX_S;
-	ev_timer_init(&n->status, on_status, every, every);
+	n->every = wd ? (double)wd / 2e6 : STATUS_MAX_S;
+	if (n->every > STATUS_MAX_S)
+		n->every = STATUS_MAX_S;
+	n->ready_unsent = true;
+	ev_timer_init(&n->status, on_status, 0, n->every);
 	n->status.data = n;
-	ev_timer_start(n->loop, &n->status);
+	status_now(n, "");
+}
+
+void ctd_notify_stopping(struct ctd_notify *n, int reexec)
+{
+	n->stopping = true;
+	n->ready_unsent = false;
+	ctd_notify_send(n, reexec ? "RELOADING=1" : "STOPPING=1", -1);
 }

@@ -1,7 +1,8 @@
 /* Tests for src/notify.c against a real datagram socket standing in for
  * the service manager: nothing is sent without NOTIFY_SOCKET; READY goes
- * with a STATUS line; and a manager that stops reading costs ctd nothing but a count: sends never
- * block and what does not fit is dropped and counted. */
+ * with a STATUS line; a manager that stops reading costs ctd nothing but
+ * a count: sends never block and what does not fit is dropped and
+ * counted; but READY=1 is sent again until the manager takes it. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -85,11 +86,93 @@ static void test_ready_and_full_queue(void **state)
 	tmpdir_remove(dir);
 }
 
+/* Reads datagrams until one contains word (the loop turning meanwhile,
+ * at most about 2 s); returns how many were read. */
+static int read_until(struct ev_loop *loop, int mfd, const char *word)
+{
+	char buf[512];
+
+	for (int i = 0, n = 0; i < 40; i++) {
+		ssize_t len;
+
+		while ((len = recv(mfd, buf, sizeof(buf) - 1, MSG_DONTWAIT)) > 0) {
+			buf[len] = '\0';
+			n++;
+			if (strstr(buf, word))
+				return n;
+		}
+		ev_run(loop, EVRUN_ONCE);
+	}
+	fail_msg("never got %s", word);
+	return -1;
+}
+
+/* READY=1 into a full queue: dropped and counted like any message, but
+ * sent again (with STATUS) until taken, then never again. */
+static void test_ready_sent_again(void **state)
+{
+	char dir[TMPDIR_MAX], path[128];
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct ctd_stats st = { 0 };
+	struct ctd_notify *n;
+	int mfd, queued = 0;
+
+	(void)state;
+	tmpdir_make(dir, "notify");
+	mfd = manager(dir, path, sizeof(path));
+	setenv("NOTIFY_SOCKET", path, 1);
+	n = ctd_notify_new(loop, &st, status, NULL);
+	while (ctd_notify_send(n, "WATCHDOG=1", -1) == 1)
+		queued++;
+	ctd_notify_ready(n);
+	assert_int_equal(st.notify_dropped, 2);
+	/* The manager reads again: the queued pings, then READY. */
+	assert_int_equal(read_until(loop, mfd, "READY=1\nWATCHDOG=1\nSTATUS=all good"),
+			 queued + 1);
+	ev_run(loop, EVRUN_NOWAIT);
+	assert_int_equal(recv(mfd, path, sizeof(path), MSG_DONTWAIT), -1);
+	ctd_notify_free(n);
+	ev_loop_destroy(loop);
+	close(mfd);
+	unsetenv("NOTIFY_SOCKET");
+	tmpdir_remove(dir);
+}
+
+/* A re-exec says RELOADING=1, and a dump that ends while the old image
+ * delivers what it holds does not make it say READY=1 after that. */
+static void test_no_ready_once_stopping(void **state)
+{
+	char dir[TMPDIR_MAX], path[128], buf[64];
+	struct ctd_stats st = { 0 };
+	struct ctd_notify *n;
+	ssize_t len;
+	int mfd;
+
+	(void)state;
+	tmpdir_make(dir, "notify");
+	mfd = manager(dir, path, sizeof(path));
+	setenv("NOTIFY_SOCKET", path, 1);
+	n = ctd_notify_new(EV_DEFAULT, &st, status, NULL);
+	ctd_notify_stopping(n, 1);
+	len = recv(mfd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+	assert_int_equal(len, strlen("RELOADING=1"));
+	buf[len] = '\0';
+	assert_string_equal(buf, "RELOADING=1");
+	ctd_notify_ready(n);
+	assert_int_equal(recv(mfd, buf, sizeof(buf), MSG_DONTWAIT), -1);
+	ctd_notify_free(n);
+	close(mfd);
+	unsetenv("NOTIFY_SOCKET");
+	tmpdir_remove(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_no_manager),
 		cmocka_unit_test(test_ready_and_full_queue),
+		cmocka_unit_test(test_ready_sent_again),
+		cmocka_unit_test(test_no_ready_once_stopping),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

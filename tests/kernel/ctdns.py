@@ -443,15 +443,23 @@ class Manager:
                       % (word, self.msgs[-5:]))
                 self.lock.wait(left)
 
-    def wait_count(self, word, n, secs):
-        """Until n messages since the last clear() contain word."""
+    STATES = ("READY=1", "RELOADING=1", "STOPPING=1")
+
+    def _last_state(self):
+        said = [m for m in self.msgs if any(s in m for s in self.STATES)]
+        return said[-1] if said else ""
+
+    def wait_reloaded(self, n, secs):
+        """Until n re-execs since the last clear() said RELOADING=1 and
+        the last state said since is READY=1 (a ctd that re-executes again
+        before it was ready never says READY=1; its successor does)."""
         end = time.time() + secs
         with self.lock:
-            while sum(word in m for m in self.msgs) < n:
+            while (sum("RELOADING=1" in m for m in self.msgs) < n or
+                   "READY=1" not in self._last_state()):
                 left = end - time.time()
-                check(left > 0, "ctd sent %r %d times, not %d (got %s)"
-                      % (word, sum(word in m for m in self.msgs), n,
-                         self.msgs[-5:]))
+                check(left > 0, "expected %d RELOADING=1 and READY=1 last "
+                      "(got %s)" % (n, self.msgs[-6:]))
                 self.lock.wait(left)
 
     def clear(self):
