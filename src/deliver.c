@@ -4,9 +4,9 @@
  * output that refuses a record (full disk, slow reader, collector down)
  * gets it again after random % grace, like the kernel's dying list; the
  * list is bounded, and what does not fit goes to that output's spool on
- * disk, as does everything still held at shutdown. Spooled data is read
- * back at start before new records can pile up behind it, and whenever
- * the dying list has room, and the file is emptied once all of it was
+ * disk, as does everything still held at shutdown. Spooled data is
+ * replayed in its order whenever the output takes it, staying in the
+ * spool until final, and the file is emptied once all of it was
  * delivered. An output that says it is ready again is re-sent its held
  * records at once instead of at their random times.
  *
@@ -77,7 +77,7 @@ struct dest {
 	size_t taken_cap, taken_head, taken_n;
 	uint64_t settled_seen, given_up_seen;
 	bool rush;                   /* ready again: re-send held ones now */
-	bool raw_stuck;              /* spooled bytes refused: wait */
+	bool replay_stuck;           /* a spooled entry refused: wait */
 	struct ctd_log_rate losses;  /* the "lost records" line */
 	struct ctd_log_rate wal_fails;
 };
@@ -411,20 +411,18 @@ bool ctd_deliver_wants_events(const struct ctd_deliver *d)
 }
 
 /* The dying list's head was taken. */
-static void took_held(struct dest *t, const struct ctd_record *rec,
-		      uint32_t flags)
+static void took_held(struct dest *t, const struct ctd_record *rec)
 {
 	uint64_t seq = ctd_dying_head_tag(t->dying);
 
-	took(t, rec, flags & CTD_DYING_FROM_SPOOL ? TAKEN_REPLAYED :
-		     TAKEN_RETRIED, seq);
+	took(t, rec, TAKEN_RETRIED, seq);
 	ctd_dying_pop(t->dying);
 }
 
-static void failed_held(struct dest *t, uint32_t flags)
+static void failed_held(struct dest *t)
 {
 	fail(t, &t->st->failed_render, 1);
-	release(t, flags & CTD_DYING_FROM_SPOOL, ctd_dying_head_tag(t->dying));
+	release(t, false, ctd_dying_head_tag(t->dying));
 	ctd_dying_pop(t->dying);
 }
 
@@ -434,10 +432,9 @@ static void failed_held(struct dest *t, uint32_t flags)
 static void retry(struct dest *t, int64_t now, bool *ret_budget_hit)
 {
 	const struct ctd_record *rec;
-	uint32_t flags;
 	unsigned budget = RETRY_BUDGET;
 
-	while ((rec = ctd_dying_head(t->dying, &flags)) &&
+	while ((rec = ctd_dying_head(t->dying, NULL)) &&
 	       (t->rush || ctd_dying_next_due(t->dying) <= now)) {
 		if (!budget--) {
 			*ret_budget_hit = true;
@@ -446,7 +443,7 @@ static void retry(struct dest *t, int64_t now, bool *ret_budget_hit)
 		switch (taken_full(t) ? CTD_OUT_AGAIN :
 			t->out->ops->submit(t->out, rec)) {
 		case CTD_OUT_DELIVERED:
-			took_held(t, rec, flags);
+			took_held(t, rec);
 			break;
 		case CTD_OUT_AGAIN:
 			ctd_dying_defer(t->dying, now);
@@ -456,7 +453,7 @@ static void retry(struct dest *t, int64_t now, bool *ret_budget_hit)
 			}
 			break;
 		case CTD_OUT_FAILED:
-			failed_held(t, flags);
+			failed_held(t);
 			break;
 		}
 	}
@@ -483,7 +480,7 @@ static bool refill_raw(struct ctd_deliver *d, struct dest *t, size_t len)
 	enum ctd_out_status s = replay_raw(t, d->scratch, len);
 
 	if (s == CTD_OUT_AGAIN) {
-		t->raw_stuck = true;
+		t->replay_stuck = true;
 		return false;
 	}
 	if (s == CTD_OUT_FAILED)
@@ -494,44 +491,58 @@ static bool refill_raw(struct ctd_deliver *d, struct dest *t, size_t len)
 	return true;
 }
 
-/* One spooled entry back: a record goes to the dying list, due now. It
- * stays in the spool, past the mark, until it is final, so a crash
- * replays it and a stop leaves it there; never in the log too. false:
- * stop reading for now. */
-static bool refill_one(struct ctd_deliver *d, struct dest *t,
-		       enum ctd_spool_kind kind, size_t len, int64_t now)
+/* One spooled record back to the output, in the spool's order, so it
+ * becomes final in that order too (taken records settle first in, first
+ * out) and the spool's mark follows close behind: a crash repeats at
+ * most what became final since the last commit. It stays in the spool
+ * until final, never in the log too. false: refused; stop for now. */
+static bool refill_record(struct ctd_deliver *d, struct dest *t)
 {
-	uint64_t token;
+	const struct ctd_record *rec = d->scratch;
+	uint64_t token = ctd_readback_add(t->rb,
+					  ctd_spool_peeked_end(t->spool));
 
-	if (kind == CTD_SPOOL_RAW)
-		return refill_raw(d, t, len);
-	token = ctd_readback_add(t->rb, ctd_spool_peeked_end(t->spool));
 	if (!token)
 		return false;
-	if (ctd_dying_add_now(t->dying, d->scratch, CTD_DYING_FROM_SPOOL,
-			      now) < 0) {
+	switch (taken_full(t) ? CTD_OUT_AGAIN : t->out->ops->submit(t->out, rec)) {
+	case CTD_OUT_AGAIN:
 		ctd_readback_cancel_last(t->rb);
+		t->replay_stuck = true;
 		return false;
+	case CTD_OUT_FAILED:
+		fail(t, &t->st->failed_render, 1);
+		ctd_readback_final(t->rb, token);
+		break;
+	case CTD_OUT_DELIVERED:
+		took(t, rec, TAKEN_REPLAYED, token);
+		break;
 	}
-	ctd_dying_tag_last(t->dying, token);
 	t->spool_records--;
 	return true;
 }
 
-/* Reads spooled entries back while the dying list is at most half full,
- * so fresh refusals still find room. */
-static int refill(struct ctd_deliver *d, struct dest *t, int64_t now)
+/* Replays spooled entries while the output takes them, up to the
+ * budget per tick. */
+static int refill(struct ctd_deliver *d, struct dest *t,
+		  bool *ret_budget_hit)
 {
 	enum ctd_spool_kind kind;
+	unsigned budget = RETRY_BUDGET;
 	size_t len;
 	int r = 0;
 
-	while (t->spool && !t->raw_stuck &&
-	       ctd_dying_count(t->dying) < ctd_dying_max(t->dying) / 2 &&
+	while (t->spool && !t->replay_stuck &&
 	       (r = ctd_spool_peek(t->spool, d->scratch, CTD_SPOOL_MAX_ENTRY,
-				   &kind, &len)) == 1 &&
-	       refill_one(d, t, kind, len, now))
+				   &kind, &len)) == 1) {
+		if (!budget--) {
+			*ret_budget_hit = true;
+			break;
+		}
+		if (!(kind == CTD_SPOOL_RAW ? refill_raw(d, t, len) :
+					      refill_record(d, t)))
+			break;
 		ctd_spool_consume(t->spool);
+	}
 	return r < 0 ? r : 0;
 }
 
@@ -561,8 +572,8 @@ static void service(struct ctd_deliver *d, struct dest *t, int64_t now,
 	retry(t, now, ret_budget_hit);
 	if (d->finishing)
 		return;
-	t->raw_stuck = false;
-	r = refill(d, t, now);
+	t->replay_stuck = false;
+	r = refill(d, t, ret_budget_hit);
 	if (r < 0)
 		log_err("spool %s: %s", ctd_spool_path(t->spool), strerror(-r));
 	update_gauges(t);
@@ -699,7 +710,8 @@ static void on_ready(void *arg, struct ctd_output *out)
 	for (size_t i = 0; i < d->n; i++) {
 		if (d->dest[i].out != out)
 			continue;
-		if (!ctd_dying_count(d->dest[i].dying))
+		if (!ctd_dying_count(d->dest[i].dying) &&
+		    !(d->dest[i].spool && ctd_spool_unread(d->dest[i].spool)))
 			return;
 		d->dest[i].rush = true;
 		kick(d);
@@ -962,12 +974,9 @@ static uint64_t leave_taken(struct dest *t, const struct taken *k)
 }
 
 /* The same for a record on the dying list, which the spool may take. */
-static uint64_t leave_held(struct dest *t, const struct ctd_record *rec,
-			   uint32_t flags)
+static uint64_t leave_held(struct dest *t, const struct ctd_record *rec)
 {
-	if (flags & CTD_DYING_FROM_SPOOL)
-		t->spool_records++;
-	else if (!ctd_dying_head_tag(t->dying))
+	if (!ctd_dying_head_tag(t->dying))
 		return !spool_record(t, rec);
 	return 0;
 }
@@ -979,7 +988,6 @@ static uint64_t leave_held(struct dest *t, const struct ctd_record *rec,
 static size_t spool_rest(struct dest *t)
 {
 	const struct ctd_record *rec;
-	uint32_t flags;
 	size_t left = t->taken_n + ctd_dying_count(t->dying);
 	uint64_t unlogged = 0;
 
@@ -993,8 +1001,8 @@ static size_t spool_rest(struct dest *t)
 		unlogged += leave_taken(t, &t->taken[t->taken_head]);
 		t->taken_head = (t->taken_head + 1) % t->taken_cap;
 	}
-	while ((rec = ctd_dying_head(t->dying, &flags))) {
-		unlogged += leave_held(t, rec, flags);
+	while ((rec = ctd_dying_head(t->dying, NULL))) {
+		unlogged += leave_held(t, rec);
 		ctd_dying_pop(t->dying);
 	}
 	if (t->wal && ctd_wal_commit(t->wal) < 0)

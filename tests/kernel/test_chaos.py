@@ -15,6 +15,12 @@ manager that stops listening. The suite plays the service manager
            line glued to another (a line cut short by a kill is ended on
            its own and counted in torn_lines); the last ctd's counters
            must obey records = delivered + failed + held with held 0.
+  replay   10,000 records spooled for a stream output nobody read; the
+           next ctd replays them to a slow reader and is killed with
+           SIGKILL half-way; the one after replays the rest to a fast
+           reader. Both readers together: every flow exactly once (a
+           line the kill cut short is sent again whole), and the last
+           ctd's counters obey the identity.
   signals  Ten times: SIGUSR2 (re-exec), then within 2 ms SIGHUP, SIGUSR1
            or SIGUSR2, with flows ending meanwhile: ctd survives each (same
            pid, answers ctd -s), sends RELOADING=1 and READY=1, never
@@ -52,6 +58,23 @@ with open(sys.argv[2], "wb") as f:
         f.write(d)
         f.flush()
 """
+
+
+SLOW_READER = r"""
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(sys.argv[1])
+with open(sys.argv[2], "wb") as f:
+    while True:
+        d = s.recv(16384)
+        if not d:
+            break
+        f.write(d)
+        f.flush()
+        time.sleep(0.01)
+"""
+REPLAYED = 10000
 
 
 def sports_of_json(path):
@@ -160,6 +183,49 @@ def scenario_kills(ns, binary, tmp, rounds):
              counters["out_stream_carried"] + counters["out_ipfix_carried"]))
 
 
+def read_with(ns, reader, stream, out):
+    return ns.start(["python3", "-c", reader, stream, out],
+                    subprocess.DEVNULL, subprocess.DEVNULL)
+
+
+def scenario_replay(ns, binary, tmp):
+    stream = os.path.join(tmp, "r.sock")
+    args = ["--stream", stream, "--shutdown-timeout", "0"]
+    ctd = Ctd(ns, binary, tmp, args, tag="r0", json=os.path.join(tmp, "r.json"))
+    made = ns.traffic(flows("udp", REPLAYED, sport=51000, size=1,
+                            listen=False))
+    want = {f.sport for f in made}
+    ns.run(["conntrack", "-F"])
+    ctd.wait_stats("every record held for the stream",
+                   lambda c: c["out_stream_held"] >= len(want), 60)
+    ctd.stop()
+    ctd = Ctd(ns, binary, tmp, args, tag="r1", json=os.path.join(tmp, "r.json"))
+    outs = [os.path.join(tmp, "r1.stream"), os.path.join(tmp, "r2.stream")]
+    reader = read_with(ns, SLOW_READER, stream, outs[0])
+    time.sleep(random.Random(os.getpid()).uniform(0.3, 0.8))
+    ctd.proc.send_signal(signal.SIGKILL)
+    ctd.proc.wait(timeout=10)
+    reader.wait(timeout=10)
+    first, torn = sports_of_json(outs[0])
+    check(0 < sum(first.values()) < len(want) and torn <= 1,
+          "the kill did not come during the replay: %d of %d records read, "
+          "%d lines broken" % (sum(first.values()), len(want), torn))
+    ctd = Ctd(ns, binary, tmp, args, tag="r2", json=os.path.join(tmp, "r.json"))
+    reader = read_with(ns, READER, stream, outs[1])
+    wait_stable(lambda: os.path.getsize(outs[1]) if os.path.exists(outs[1])
+                else 0, 60)
+    counters = ctd.stop()
+    reader.wait(timeout=20)
+    second, broken = sports_of_json(outs[1])
+    check(broken == 0, "%d lines of the second reader are not JSON" % broken)
+    judge("replay", first + second, want, 0)
+    c = ctdns.identity(counters, "stream")
+    print("replay: %d records spooled; killed after %d reached a slow reader "
+          "(%d line cut short); the next ctd carried %d and sent the rest: "
+          "every flow exactly once" % (len(want), sum(first.values()), torn,
+                                       c["carried"]))
+
+
 def scenario_signals(ns, binary, tmp):
     mgr = ctdns.Manager(os.path.join(tmp, "notify2.sock"))
     ctd = Ctd(ns, binary, tmp, [], env=mgr.env(), tag="sig",
@@ -223,6 +289,7 @@ def scenario_notify(ns, binary, tmp):
 def main(args):
     with ctdns.sandbox("ch") as (ns, tmp):
         scenario_kills(ns, args.ctd, tmp, args.rounds)
+        scenario_replay(ns, args.ctd, tmp)
         scenario_signals(ns, args.ctd, tmp)
         scenario_notify(ns, args.ctd, tmp)
 
