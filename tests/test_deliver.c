@@ -44,6 +44,7 @@ struct fake_out {
 	bool accept;
 	size_t limit;               /* takes no more than this (0: any) */
 	unsigned got[MAX_IDS];      /* records delivered, by id */
+	uint32_t order[MAX_IDS];    /* ids in the order taken */
 	size_t taken;
 	uint8_t last_events;        /* of the last record taken */
 	bool hold_back;             /* taken records are not final yet */
@@ -63,6 +64,8 @@ static enum ctd_out_status fake_submit(struct ctd_output *out,
 		return CTD_OUT_AGAIN;
 	assert_true(rec->id < MAX_IDS);
 	f->got[rec->id]++;
+	if (f->taken < MAX_IDS)
+		f->order[f->taken] = rec->id;
 	f->taken++;
 	f->last_events = rec->events;
 	return CTD_OUT_DELIVERED;
@@ -396,9 +399,9 @@ static void spool_ten(struct fixture *fx)
 	memset(fx->out.got, 0, sizeof(fx->out.got));
 }
 
-/* A crash while the spool is read back: what the output made final
- * before it is not replayed, what it took without making final and what
- * was not read yet is, once. */
+/* A crash while the spool is read back: replayed in the spool's order,
+ * what the output made final before it is not replayed again, what it
+ * took without making final and what was not read yet is, once. */
 static void test_crash_during_read_back(void **state)
 {
 	struct fixture *fx = *state;
@@ -421,11 +424,16 @@ static void test_crash_during_read_back(void **state)
 	ctd_deliver_commit(d);
 	assert_int_equal(fx->out.taken, 7);
 	assert_identity(&fx->out);
+	/* In the spool's order (the four held at the stop went last). */
+	for (uint32_t i = 0; i < 7; i++)
+		assert_int_equal(fx->out.order[i], (i + 4) % 10);
 	ctd_deliver_free(d);               /* kill -9 */
 
 	d = make(fx, 4, true);
 	assert_int_equal(fx->out.base.stats.carried, 5);
 	run_until_taken(fx, 5);
+	for (uint32_t i = 0; i < 5; i++)
+		assert_int_equal(fx->out.order[i], (i + 9) % 10);
 	for (uint32_t id = 0; id < 10; id++)
 		assert_int_equal(fx->out.got[id] + final[id], 1);
 	for (int i = 0; i < 20 && fx->out.base.stats.spool_size; i++)
