@@ -2,7 +2,8 @@
  * the service manager: nothing is sent without NOTIFY_SOCKET; READY goes
  * with a STATUS line; a manager that stops reading costs ctd nothing but
  * a count: sends never block and what does not fit is dropped and
- * counted; but READY=1 is sent again until the manager takes it. */
+ * counted; but READY=1 is sent again every 0.1 s until the manager
+ * takes it, and then with each status ping, never after RELOADING. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -108,7 +109,7 @@ static int read_until(struct ev_loop *loop, int mfd, const char *word)
 }
 
 /* READY=1 into a full queue: dropped and counted like any message, but
- * sent again (with STATUS) until taken, then never again. */
+ * sent again (with STATUS) until taken; then the quick retries stop. */
 static void test_ready_sent_again(void **state)
 {
 	char dir[TMPDIR_MAX], path[128];

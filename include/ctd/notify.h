@@ -28,8 +28,8 @@ int ctd_notify_active(const struct ctd_notify *n);
  * -EAGAIN dropped (counted), or -errno. */
 int ctd_notify_send(struct ctd_notify *n, const char *state, int fd);
 /* READY=1 with the current STATUS (again every 0.1 s until the manager
- * takes it), then STATUS and WATCHDOG=1 every min(10 s, half the
- * watchdog interval). */
+ * takes it), then READY=1, STATUS and WATCHDOG=1 every min(10 s, half
+ * the watchdog interval). */
 void ctd_notify_ready(struct ctd_notify *n);
 /* RELOADING=1 (a re-exec follows) or STOPPING=1; READY is not said after
  * it (a start-up dump may end while a stopping ctd delivers). */

@@ -391,6 +391,7 @@ class Manager:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(path)
         self.msgs, self.stored, self.fdstores = [], None, 0
+        self.all = []       # (time, message), never cleared
         self.lock = threading.Condition()
         self.reading = True
         self._array, self._socket = array, socket
@@ -416,6 +417,7 @@ class Manager:
 
     def _take(self, msg, anc):
         self.msgs.append(msg)
+        self.all.append((time.time(), msg[:20]))
         for level, kind, payload in anc:
             if level != self._socket.SOL_SOCKET or kind != self._socket.SCM_RIGHTS:
                 continue
@@ -445,6 +447,10 @@ class Manager:
 
     STATES = ("READY=1", "RELOADING=1", "STOPPING=1")
 
+    def count(self, word):
+        with self.lock:
+            return sum(word in m for m in self.msgs)
+
     def _last_state(self):
         said = [m for m in self.msgs if any(s in m for s in self.STATES)]
         return said[-1] if said else ""
@@ -459,7 +465,9 @@ class Manager:
                    "READY=1" not in self._last_state()):
                 left = end - time.time()
                 check(left > 0, "expected %d RELOADING=1 and READY=1 last "
-                      "(got %s)" % (n, self.msgs[-6:]))
+                      "(got %s; all %s; reader alive %s)"
+                      % (n, self.msgs[-6:], self.all[-6:],
+                         self.thread.is_alive()))
                 self.lock.wait(left)
 
     def clear(self):

@@ -231,7 +231,7 @@ def scenario_signals(ns, binary, tmp):
     ctd = Ctd(ns, binary, tmp, [], env=mgr.env(), tag="sig",
               json=os.path.join(tmp, "sig.json"))
     mgr.wait("READY=1", 20)
-    pid, want = ctd.proc.pid, set()
+    pid, want, merged = ctd.proc.pid, set(), 0
     rnd = random.Random(pid)
     for i in range(10):
         made = ns.traffic(flows("udp", 100, sport=40000 + 100 * i, size=1,
@@ -244,7 +244,13 @@ def scenario_signals(ns, binary, tmp):
         time.sleep(rnd.uniform(0.001, 0.002))
         os.kill(pid, second)
         try:
-            mgr.wait_reloaded(2 if second == signal.SIGUSR2 else 1, 20)
+            mgr.wait_reloaded(1, 20)
+            if second == signal.SIGUSR2:
+                # Two USR2 before ctd's loop took the first are one
+                # request (the signal is pending once): one re-exec or two.
+                time.sleep(1)
+                merged += mgr.count("RELOADING=1") == 1
+                mgr.wait_reloaded(mgr.count("RELOADING=1"), 20)
         except ctdns.Fail as e:
             raise ctdns.Fail("round %d (USR2, then %s): %s; ctd's log ends:\n%s"
                              % (i, second.name, e, ctd.log_text()[-1500:]))
@@ -260,9 +266,9 @@ def scenario_signals(ns, binary, tmp):
     check(broken == 0, "%d lines are not JSON" % broken)
     judge("signals", seen, want, 0)
     print("signals: 10 re-execs each followed within 2 ms by HUP/USR1/USR2; "
-          "same pid throughout, RELOADING=1 then READY=1 each time; %d flows, "
-          "%d records exactly once (%.1f s)"
-          % (len(want), sum(seen.values()), waited or -1))
+          "same pid throughout, RELOADING=1 then READY=1 each time (%d "
+          "USR2 pairs were one re-exec); %d flows, %d records exactly once "
+          "(%.1f s)" % (merged, len(want), sum(seen.values()), waited or -1))
 
 
 def scenario_notify(ns, binary, tmp):
