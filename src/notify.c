@@ -9,7 +9,7 @@
  * its start timeout, so it rides along every RETRY_S until a send
  * succeeds, and then with every ping (saying it again changes nothing
  * for the manager; a datagram it never got is said again: the chaos
- * test saw one READY=1 that sendmsg took vanish, 3 times in 80 runs). */
+ * test saw a READY=1 that sendmsg took vanish, twice in 40 runs). */
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
