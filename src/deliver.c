@@ -232,7 +232,7 @@ static void hold(struct ctd_deliver *d, struct dest *t,
 	int64_t now = mono_us(d);
 	uint64_t seq = log_add(t, rec);
 
-	if (ctd_dying_add_tagged(t->dying, rec, 0, seq, now) == 0) {
+	if (ctd_dying_add(t->dying, rec, seq, now) == 0) {
 		update_gauges(t);
 		arm(d, ctd_dying_next_due(t->dying), now);
 		return;
@@ -434,7 +434,7 @@ static void retry(struct dest *t, int64_t now, bool *ret_budget_hit)
 	const struct ctd_record *rec;
 	unsigned budget = RETRY_BUDGET;
 
-	while ((rec = ctd_dying_head(t->dying, NULL)) &&
+	while ((rec = ctd_dying_head(t->dying)) &&
 	       (t->rush || ctd_dying_next_due(t->dying) <= now)) {
 		if (!budget--) {
 			*ret_budget_hit = true;
@@ -1001,7 +1001,7 @@ static size_t spool_rest(struct dest *t)
 		unlogged += leave_taken(t, &t->taken[t->taken_head]);
 		t->taken_head = (t->taken_head + 1) % t->taken_cap;
 	}
-	while ((rec = ctd_dying_head(t->dying, NULL))) {
+	while ((rec = ctd_dying_head(t->dying))) {
 		unlogged += leave_held(t, rec);
 		ctd_dying_pop(t->dying);
 	}

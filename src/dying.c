@@ -17,7 +17,6 @@
 struct slot {
 	struct ctd_record rec;
 	uint64_t tag;
-	uint32_t flags;
 	uint32_t next_free;
 };
 
@@ -33,7 +32,6 @@ struct ctd_dying {
 	size_t count;
 	size_t cap;            /* slots and heap nodes allocated */
 	uint32_t free_head;    /* UINT32_MAX: none */
-	uint32_t last_slot;    /* the slot the last add used */
 };
 
 #define NO_SLOT UINT32_MAX
@@ -129,9 +127,10 @@ static int64_t grace_us(struct ctd_dying *d)
 	return (int64_t)(r % d->cfg.grace_ms) * 1000;
 }
 
-static int add_at(struct ctd_dying *d, const struct ctd_record *rec,
-		  uint32_t flags, uint64_t tag, int64_t due)
+int ctd_dying_add(struct ctd_dying *d, const struct ctd_record *rec,
+		  uint64_t tag, int64_t now_us)
 {
+	int64_t due = now_us + grace_us(d);
 	uint32_t s;
 
 	if (d->count >= d->cfg.max)
@@ -141,30 +140,10 @@ static int add_at(struct ctd_dying *d, const struct ctd_record *rec,
 	s = d->free_head;
 	d->free_head = d->slots[s].next_free;
 	d->slots[s].rec = *rec;
-	d->slots[s].flags = flags;
 	d->slots[s].tag = tag;
-	d->last_slot = s;
 	d->heap[d->count] = (struct heap_node){ due, s };
 	sift_up(d, d->count++);
 	return 0;
-}
-
-int ctd_dying_add(struct ctd_dying *d, const struct ctd_record *rec,
-		  uint32_t flags, int64_t now_us)
-{
-	return add_at(d, rec, flags, 0, now_us + grace_us(d));
-}
-
-int ctd_dying_add_tagged(struct ctd_dying *d, const struct ctd_record *rec,
-			 uint32_t flags, uint64_t tag, int64_t now_us)
-{
-	return add_at(d, rec, flags, tag, now_us + grace_us(d));
-}
-
-int ctd_dying_add_now(struct ctd_dying *d, const struct ctd_record *rec,
-		      uint32_t flags, int64_t now_us)
-{
-	return add_at(d, rec, flags, 0, now_us);
 }
 
 int64_t ctd_dying_next_due(const struct ctd_dying *d)
@@ -172,28 +151,14 @@ int64_t ctd_dying_next_due(const struct ctd_dying *d)
 	return d->count ? d->heap[0].due : INT64_MAX;
 }
 
-void ctd_dying_tag_last(struct ctd_dying *d, uint64_t tag)
-{
-	if (d->count)
-		d->slots[d->last_slot].tag = tag;
-}
-
 uint64_t ctd_dying_head_tag(const struct ctd_dying *d)
 {
 	return d->count ? d->slots[d->heap[0].slot].tag : 0;
 }
 
-const struct ctd_record *ctd_dying_head(const struct ctd_dying *d,
-					uint32_t *ret_flags)
+const struct ctd_record *ctd_dying_head(const struct ctd_dying *d)
 {
-	const struct slot *s;
-
-	if (!d->count)
-		return NULL;
-	s = &d->slots[d->heap[0].slot];
-	if (ret_flags)
-		*ret_flags = s->flags;
-	return &s->rec;
+	return d->count ? &d->slots[d->heap[0].slot].rec : NULL;
 }
 
 void ctd_dying_pop(struct ctd_dying *d)

@@ -1,7 +1,7 @@
 /* Tests for src/dying.c with an injected clock and random source: every
  * re-send falls in [now, now + grace), records come out in due order,
- * a refused head is rescheduled, the bound is honoured, and records are
- * copied (the caller's buffer may change after add). */
+ * a refused head is rescheduled with its tag, the bound is honoured, and
+ * records are copied (the caller's buffer may change after add). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -86,7 +86,7 @@ static void test_many_within_window_in_due_order(void **state)
 		assert_int_equal(ctd_dying_add(d, &rec, 0, now), 0);
 	}
 	assert_int_equal(ctd_dying_count(d), 2000);
-	while ((head = ctd_dying_head(d, NULL))) {
+	while ((head = ctd_dying_head(d))) {
 		int64_t due = ctd_dying_next_due(d);
 
 		assert_true(due >= now && due < now + 15000000);
@@ -107,21 +107,20 @@ static void test_defer_reschedules_head(void **state)
 	struct rng r = { { 100, 200, 5000 }, 0, 3, 1 };
 	struct ctd_dying *d = make(&r, 15000, 10);
 	struct ctd_record a = rec_with_id(1), b = rec_with_id(2);
-	uint32_t flags = 0;
 
 	(void)state;
-	assert_int_equal(ctd_dying_add(d, &a, CTD_DYING_FROM_SPOOL, 0), 0);
+	assert_int_equal(ctd_dying_add(d, &a, 41, 0), 0);
 	assert_int_equal(ctd_dying_add(d, &b, 0, 0), 0);
-	assert_int_equal(ctd_dying_head(d, &flags)->id, 1);
-	assert_int_equal(flags, CTD_DYING_FROM_SPOOL);
+	assert_int_equal(ctd_dying_head(d)->id, 1);
+	assert_int_equal(ctd_dying_head_tag(d), 41);
 	/* Refused at t = 1 s: due again at 1 s + 5 s, behind b (0.2 s). */
 	ctd_dying_defer(d, 1000000);
-	assert_int_equal(ctd_dying_head(d, &flags)->id, 2);
-	assert_int_equal(flags, 0);
+	assert_int_equal(ctd_dying_head(d)->id, 2);
+	assert_int_equal(ctd_dying_head_tag(d), 0);
 	assert_int_equal(ctd_dying_next_due(d), 200000);
 	ctd_dying_pop(d);
-	assert_int_equal(ctd_dying_head(d, &flags)->id, 1);
-	assert_int_equal(flags, CTD_DYING_FROM_SPOOL);
+	assert_int_equal(ctd_dying_head(d)->id, 1);
+	assert_int_equal(ctd_dying_head_tag(d), 41);
 	assert_int_equal(ctd_dying_next_due(d), 6000000);
 	ctd_dying_free(d);
 }
@@ -134,11 +133,11 @@ static void test_bound_and_copy(void **state)
 
 	(void)state;
 	for (int i = 0; i < 3; i++)
-		assert_int_equal(ctd_dying_add_now(d, &rec, 0, 10), 0);
+		assert_int_equal(ctd_dying_add(d, &rec, 0, 10), 0);
 	assert_int_equal(ctd_dying_add(d, &rec, 0, 10), -ENOSPC);
 	assert_int_equal(ctd_dying_count(d), 3);
 	rec.id = 77;   /* the list holds its own copies */
-	assert_int_equal(ctd_dying_head(d, NULL)->id, 9);
+	assert_int_equal(ctd_dying_head(d)->id, 9);
 	ctd_dying_pop(d);
 	assert_int_equal(ctd_dying_add(d, &rec, 0, 10), 0);
 	assert_int_equal(ctd_dying_count(d), 3);
@@ -152,7 +151,7 @@ static void test_empty(void **state)
 	struct ctd_record rec = rec_with_id(1);
 
 	(void)state;
-	assert_null(ctd_dying_head(d, NULL));
+	assert_null(ctd_dying_head(d));
 	ctd_dying_pop(d);
 	ctd_dying_defer(d, 0);
 	assert_int_equal(ctd_dying_add(d, &rec, 0, 0), -ENOSPC);

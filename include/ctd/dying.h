@@ -18,34 +18,21 @@ struct ctd_dying_cfg {
 	void *random_arg;
 };
 
-enum {
-	CTD_DYING_FROM_SPOOL = 1u << 0,     /* came back from the spool */
-};
-
 struct ctd_dying *ctd_dying_new(const struct ctd_dying_cfg *cfg);
 void ctd_dying_free(struct ctd_dying *d);
 
-/* Holds a copy of rec, due at now + random % grace. -ENOSPC at the
- * bound, -ENOMEM when the pool cannot grow. */
+/* Holds a copy of rec, due at now + random % grace, with a tag the
+ * caller gets back for the head (deliver.c: the record's write-ahead log
+ * sequence). -ENOSPC at the bound, -ENOMEM when the pool cannot grow. */
 int ctd_dying_add(struct ctd_dying *d, const struct ctd_record *rec,
-		  uint32_t flags, int64_t now_us);
-/* As add, with a tag the caller gets back for the head (deliver.c: the
- * record's write-ahead log sequence); add and add_now tag 0. */
-int ctd_dying_add_tagged(struct ctd_dying *d, const struct ctd_record *rec,
-			 uint32_t flags, uint64_t tag, int64_t now_us);
-/* As add, but due now: for records that should go out at once. */
-int ctd_dying_add_now(struct ctd_dying *d, const struct ctd_record *rec,
-		      uint32_t flags, int64_t now_us);
+		  uint64_t tag, int64_t now_us);
 
 /* The earliest due time (monotonic µs), INT64_MAX when empty. */
 int64_t ctd_dying_next_due(const struct ctd_dying *d);
 /* The record with the earliest due time, or NULL when empty; valid until
  * the next call that changes the list. */
-const struct ctd_record *ctd_dying_head(const struct ctd_dying *d,
-					uint32_t *ret_flags);
+const struct ctd_record *ctd_dying_head(const struct ctd_dying *d);
 uint64_t ctd_dying_head_tag(const struct ctd_dying *d);
-/* Sets the tag of the record the last add held. */
-void ctd_dying_tag_last(struct ctd_dying *d, uint64_t tag);
 /* The head was delivered (or spooled): forget it. */
 void ctd_dying_pop(struct ctd_dying *d);
 /* The head was refused again: due at now + random % grace. */
