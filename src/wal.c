@@ -176,11 +176,14 @@ static int recover_one(void *arg, uint64_t seq, const struct ctd_record *rec)
 
 int ctd_wal_interrupted(struct ctd_wal *w, uint64_t *ret_token)
 {
-	void *buf = malloc(CTD_SPOOL_MAX_ENTRY);
 	enum ctd_spool_kind kind;
 	size_t len;
 	int r, found = 0;
+	void *buf;
 
+	if (!ctd_spool_size(w->sp))      /* a clean stop left it empty */
+		return 0;
+	buf = malloc(CTD_SPOOL_MAX_ENTRY);
 	if (!buf)
 		return -ENOMEM;
 	ctd_spool_rewind(w->sp);

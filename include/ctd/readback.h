@@ -1,10 +1,12 @@
 /* readback: how far an output's spool is final. Records read back from
  * the spool stay there (past its CONSUMED mark) until the output made
- * them final, in whatever order that happens (the dying list re-sends at
- * random times, a collector acknowledges late); the mark may only move
- * over a stretch in which every record is final, so a crash replays the
- * rest once and nothing twice. Pure; owns a ring of the read-back
- * records' end offsets in read order, which grows as needed. */
+ * them final; the mark may only move over a stretch in which every
+ * record is final, so a crash replays the rest once and nothing twice.
+ * Replay goes in file order and taken records settle first in, first
+ * out, so they normally become final in read order; one made final at
+ * once because the taken ring could not grow is the exception, hence a
+ * final flag per entry rather than a count. Pure; owns a ring of the
+ * read-back records' end offsets in read order, which grows as needed. */
 #ifndef CTD_READBACK_H
 #define CTD_READBACK_H
 
