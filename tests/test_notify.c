@@ -28,16 +28,51 @@ static void status(void *arg, char *buf, size_t cap)
 	snprintf(buf, cap, "all good");
 }
 
-static int manager(const char *dir, char *path, size_t cap)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+/* The service manager's socket, named by NOTIFY_SOCKET. */
+struct manager {
+	char dir[TMPDIR_MAX];
+	char path[128];
+	int fd;
+	struct ctd_stats st;
+};
 
-	snprintf(path, cap, "%s/notify", dir);
-	strcpy(sa.sun_path, path);
-	assert_true(fd >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	return fd;
+static int manager_setup(void **state)
+{
+	struct manager *m = calloc(1, sizeof(*m));
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	assert_non_null(m);
+	tmpdir_make(m->dir, "notify");
+	snprintf(m->path, sizeof(m->path), "%s/notify", m->dir);
+	strcpy(sa.sun_path, m->path);
+	m->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(m->fd >= 0);
+	assert_int_equal(bind(m->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	setenv("NOTIFY_SOCKET", m->path, 1);
+	*state = m;
+	return 0;
+}
+
+static int manager_teardown(void **state)
+{
+	struct manager *m = *state;
+
+	close(m->fd);
+	unsetenv("NOTIFY_SOCKET");
+	tmpdir_remove(m->dir);
+	free(m);
+	return 0;
+}
+
+/* The next datagram, which must be there now. */
+static void expect_msg(struct manager *m, const char *want)
+{
+	char buf[512];
+	ssize_t len = recv(m->fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+
+	assert_true(len > 0);
+	buf[len] = '\0';
+	assert_string_equal(buf, want);
 }
 
 static void test_no_manager(void **state)
@@ -55,23 +90,14 @@ static void test_no_manager(void **state)
 
 static void test_ready_and_full_queue(void **state)
 {
-	char dir[TMPDIR_MAX], path[128], buf[512];
-	struct ctd_stats st = { 0 };
+	struct manager *m = *state;
 	struct ctd_notify *n;
-	int mfd, sent = 0, dropped = 0;
-	ssize_t len;
+	int sent = 0, dropped = 0;
 
-	(void)state;
-	tmpdir_make(dir, "notify");
-	mfd = manager(dir, path, sizeof(path));
-	setenv("NOTIFY_SOCKET", path, 1);
-	n = ctd_notify_new(EV_DEFAULT, &st, status, NULL);
+	n = ctd_notify_new(EV_DEFAULT, &m->st, status, NULL);
 	assert_true(ctd_notify_active(n));
 	ctd_notify_ready(n);
-	len = recv(mfd, buf, sizeof(buf) - 1, 0);
-	assert_true(len > 0);
-	buf[len] = '\0';
-	assert_string_equal(buf, "READY=1\nSTATUS=all good");
+	expect_msg(m, "READY=1\nSTATUS=all good");
 	/* Nobody reads: the queue fills, then sends are dropped, never wait. */
 	for (int i = 0; i < 1000; i++) {
 		int r = ctd_notify_send(n, "WATCHDOG=1", -1);
@@ -80,11 +106,8 @@ static void test_ready_and_full_queue(void **state)
 		dropped += r == -EAGAIN;
 	}
 	assert_true(sent > 0 && dropped > 0);
-	assert_int_equal(st.notify_dropped, (uint64_t)dropped);
+	assert_int_equal(m->st.notify_dropped, (uint64_t)dropped);
 	ctd_notify_free(n);
-	close(mfd);
-	unsetenv("NOTIFY_SOCKET");
-	tmpdir_remove(dir);
 }
 
 /* Reads datagrams until one contains word (the loop turning meanwhile,
@@ -112,68 +135,51 @@ static int read_until(struct ev_loop *loop, int mfd, const char *word)
  * sent again (with STATUS) until taken; then the quick retries stop. */
 static void test_ready_sent_again(void **state)
 {
-	char dir[TMPDIR_MAX], path[128];
+	struct manager *m = *state;
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-	struct ctd_stats st = { 0 };
 	struct ctd_notify *n;
-	int mfd, queued = 0;
+	int queued = 0;
+	char buf[64];
 
-	(void)state;
-	tmpdir_make(dir, "notify");
-	mfd = manager(dir, path, sizeof(path));
-	setenv("NOTIFY_SOCKET", path, 1);
-	n = ctd_notify_new(loop, &st, status, NULL);
+	n = ctd_notify_new(loop, &m->st, status, NULL);
 	while (ctd_notify_send(n, "WATCHDOG=1", -1) == 1)
 		queued++;
 	ctd_notify_ready(n);
-	assert_int_equal(st.notify_dropped, 2);
+	assert_int_equal(m->st.notify_dropped, 2);
 	/* The manager reads again: the queued pings, then READY. */
-	assert_int_equal(read_until(loop, mfd, "READY=1\nWATCHDOG=1\nSTATUS=all good"),
+	assert_int_equal(read_until(loop, m->fd,
+				    "READY=1\nWATCHDOG=1\nSTATUS=all good"),
 			 queued + 1);
 	ev_run(loop, EVRUN_NOWAIT);
-	assert_int_equal(recv(mfd, path, sizeof(path), MSG_DONTWAIT), -1);
+	assert_int_equal(recv(m->fd, buf, sizeof(buf), MSG_DONTWAIT), -1);
 	ctd_notify_free(n);
 	ev_loop_destroy(loop);
-	close(mfd);
-	unsetenv("NOTIFY_SOCKET");
-	tmpdir_remove(dir);
 }
 
 /* A re-exec says RELOADING=1, and a dump that ends while the old image
  * delivers what it holds does not make it say READY=1 after that. */
 static void test_no_ready_once_stopping(void **state)
 {
-	char dir[TMPDIR_MAX], path[128], buf[64];
-	struct ctd_stats st = { 0 };
+	struct manager *m = *state;
 	struct ctd_notify *n;
-	ssize_t len;
-	int mfd;
+	char buf[64];
 
-	(void)state;
-	tmpdir_make(dir, "notify");
-	mfd = manager(dir, path, sizeof(path));
-	setenv("NOTIFY_SOCKET", path, 1);
-	n = ctd_notify_new(EV_DEFAULT, &st, status, NULL);
+	n = ctd_notify_new(EV_DEFAULT, &m->st, status, NULL);
 	ctd_notify_stopping(n, 1);
-	len = recv(mfd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
-	assert_int_equal(len, strlen("RELOADING=1"));
-	buf[len] = '\0';
-	assert_string_equal(buf, "RELOADING=1");
+	expect_msg(m, "RELOADING=1");
 	ctd_notify_ready(n);
-	assert_int_equal(recv(mfd, buf, sizeof(buf), MSG_DONTWAIT), -1);
+	assert_int_equal(recv(m->fd, buf, sizeof(buf), MSG_DONTWAIT), -1);
 	ctd_notify_free(n);
-	close(mfd);
-	unsetenv("NOTIFY_SOCKET");
-	tmpdir_remove(dir);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_no_manager),
-		cmocka_unit_test(test_ready_and_full_queue),
-		cmocka_unit_test(test_ready_sent_again),
-		cmocka_unit_test(test_no_ready_once_stopping),
+#define M(fn) cmocka_unit_test_setup_teardown(fn, manager_setup, manager_teardown)
+		M(test_ready_and_full_queue),
+		M(test_ready_sent_again),
+		M(test_no_ready_once_stopping),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
