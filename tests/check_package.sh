@@ -29,6 +29,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Build-Depends names the package of every pkg-config module and library
+# CMakeLists.txt asks for, so the package builds on a clean Debian 12, not
+# only where the developer's host already had them.
+bdeps=$(sed -n '/^Build-Depends:/,/^[A-Z]/p' "$src/debian/control")
+for pc in $(sed -n 's/^pkg_check_modules([A-Z]* REQUIRED IMPORTED_TARGET \([^ )]*\)).*/\1/p' \
+		"$src/CMakeLists.txt"); do
+	pkg=$(dpkg -S "/$pc.pc" 2>/dev/null | grep "/pkgconfig/$pc.pc" | head -1 | cut -d: -f1)
+	[ -n "$pkg" ] || fail "no installed package ships $pc.pc"
+	echo "$bdeps" | grep -qw "$pkg" || fail "debian/control Build-Depends lacks $pkg ($pc)"
+done
+echo "$bdeps" | grep -qw libev-dev || fail "debian/control Build-Depends lacks libev-dev"
+
 # Build from the files git knows (committed or not), not the build trees.
 rm -rf "$work"
 mkdir -p "$work/src"
