@@ -35,7 +35,7 @@ trap cleanup EXIT
 bdeps=$(sed -n '/^Build-Depends:/,/^[A-Z]/p' "$src/debian/control")
 for pc in $(sed -n 's/^pkg_check_modules([A-Z]* REQUIRED IMPORTED_TARGET \([^ )]*\)).*/\1/p' \
 		"$src/CMakeLists.txt"); do
-	pkg=$(dpkg -S "/$pc.pc" 2>/dev/null | grep "/pkgconfig/$pc.pc" | head -1 | cut -d: -f1)
+	pkg=$(dpkg -S "$pc.pc" 2>/dev/null | grep "/pkgconfig/$pc.pc$" | head -1 | cut -d: -f1)
 	[ -n "$pkg" ] || fail "no installed package ships $pc.pc"
 	echo "$bdeps" | grep -qw "$pkg" || fail "debian/control Build-Depends lacks $pkg ($pc)"
 done
