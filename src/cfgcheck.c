@@ -131,6 +131,18 @@ static void check_paths(struct check *c)
 		check_dir(c, "record", o->record, false);
 }
 
+/* Hysteresis needs a gap: equal marks would flip the mode every tick. */
+static void check_pressure(struct check *c)
+{
+	char high[32];
+
+	if (c->cfg->kernel_pressure_low < c->cfg->kernel_pressure_high)
+		return;
+	snprintf(high, sizeof(high), "%u", c->cfg->kernel_pressure_high);
+	problem(c, "kernel-pressure-low",
+		"must be below kernel-pressure-high, which is ", high);
+}
+
 size_t ctd_cfgcheck(const struct ctd_config *cfg, ctd_cfgcheck_fn *fn,
 		    void *arg)
 {
@@ -144,6 +156,7 @@ size_t ctd_cfgcheck(const struct ctd_config *cfg, ctd_cfgcheck_fn *fn,
 	if (cfg->syslog)
 		check_socket(&c, "syslog-socket", cfg->syslog_socket);
 	check_paths(&c);
+	check_pressure(&c);
 	return c.problems;
 }
 
@@ -170,6 +183,10 @@ int ctd_cfgcheck_main(const struct ctd_cli *cli, const struct ctd_config *cfg)
 	printf("ctd: configuration %s is OK%s\n", cli->config,
 	       cli->config_given || access(cli->config, F_OK) == 0 ? "" :
 	       " (no file: defaults)");
+	if (cfg->broadcast_error && cfg->kernel_pressure == 1)
+		printf("ctd: note: kernel-pressure hold: a stopped or slow ctd "
+		       "keeps conntracks in the kernel's table until it reads "
+		       "their DESTROY; a full table drops new connections\n");
 	if (cli->verbose)
 		ctd_config_write(cfg, stdout);
 	return 0;

@@ -36,7 +36,8 @@ static const struct option longopts[] = {
 	SET("shutdown-timeout"), SET("control"), SET("control-group"), SET("metrics"), SET("user"),
 	SET("rcvbuf"),
 	SET("rcvbuf-max"), SET("budget"), SET("broadcast-error"),
-	SET("resync"), SET("sysctl"), SET("netns"), SET("max-flows"), SET("remember-ends"),
+	SET("resync"), SET("kernel-pressure"), SET("kernel-pressure-high"),
+	SET("kernel-pressure-low"), SET("sysctl"), SET("netns"), SET("max-flows"), SET("remember-ends"),
 	SET("expiry-slack"), SET("check-interval"), SET("pending-interval"),
 	SET("active-timeout"), SET("record"), SET("filter-proto"),
 	SET("filter-src"), SET("filter-dst"), SET("ignore-src"),
@@ -84,8 +85,14 @@ static void usage(FILE *f)
 "      --expiry-slack SECS  added to the kernel's timeouts before a silent flow\n"
 "                           is checked against the kernel (default 60)\n"
 "      --check-interval SECS  at most one such check dump per SECS (default 10)\n"
-"      --pending-interval SECS  poll the kernel's undelivered DESTROYs (default 10,\n"
-"                           0 = off)\n"
+"      --pending-interval SECS  count the kernel's undelivered DESTROYs by\n"
+"                           walking its dying list (a costly walk; default 0 = off)\n"
+"      --kernel-pressure fail-open|hold  when the conntrack table fills while\n"
+"                           ctd is behind: stop holding DESTROYs, counting what\n"
+"                           is lost (default fail-open), or hold them at the\n"
+"                           firewall's risk\n"
+"      --kernel-pressure-high PCT  table fill that fails open (default 85)\n"
+"      --kernel-pressure-low PCT   reliable again under this fill (default 70)\n"
 "      --no-broadcast-error lossy mode: do not ask the kernel to keep undelivered events\n"
 "      --no-resync          lossy mode: do not resync the table after overruns\n"
 "      --active-timeout SECS  interim records for flows older than SECS, with\n"

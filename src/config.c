@@ -39,7 +39,7 @@ enum type {
 };
 
 enum { C_SHAPE, C_NAT_EVENT, C_FACILITY, C_LEVEL, C_SYSLOG_FORMAT, C_KAFKA_KEY,
-       C_SUBSCRIBE };
+       C_SUBSCRIBE, C_PRESSURE };
 
 /* NULL-terminated word lists; a word's index is its stored value. */
 static const char *const choices[][25] = {
@@ -56,6 +56,7 @@ static const char *const choices[][25] = {
 	[C_SYSLOG_FORMAT] = { "rfc3164", "rfc5424", NULL },
 	[C_KAFKA_KEY] = { "tuple", "none", NULL },
 	[C_SUBSCRIBE] = { "auto", "all", NULL },
+	[C_PRESSURE] = { "fail-open", "hold", NULL },
 };
 
 /* What a reload does with a changed setting: applies it to the running
@@ -113,6 +114,9 @@ static const struct setting settings[] = {
 	{ "budget", T_UINT, F(budget), 1, 1000000, false, RESTART },
 	{ "broadcast-error", T_BOOL, F(broadcast_error), 0, 0, false, RESTART },
 	{ "resync", T_BOOL, F(resync), 0, 0, false, RESTART },
+	{ "kernel-pressure", T_CHOICE, F(kernel_pressure), C_PRESSURE, 0, false, RESTART },
+	{ "kernel-pressure-high", T_UINT, F(kernel_pressure_high), 2, 100, false, RESTART },
+	{ "kernel-pressure-low", T_UINT, F(kernel_pressure_low), 1, 99, false, RESTART },
 	{ "subscribe", T_CHOICE, F(subscribe), C_SUBSCRIBE, 0, false, LIVE },
 	{ "record-labels", T_BOOL, F(record_labels), 0, 0, false, LIVE },
 	{ "sysctl", T_BOOL, F(sysctl), 0, 0, false, RESTART },
@@ -158,7 +162,9 @@ void ctd_config_defaults(struct ctd_config *cfg)
 	cfg->budget = 4096;
 	cfg->expiry_slack = 60;
 	cfg->check_interval = 10;
-	cfg->pending_interval = 10;
+	cfg->pending_interval = 0;
+	cfg->kernel_pressure_high = 85;
+	cfg->kernel_pressure_low = 70;
 	cfg->active_timeout = 1800;
 	cfg->grace = 15;
 	cfg->shutdown_timeout = 5;

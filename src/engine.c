@@ -445,6 +445,7 @@ static void count_latency(struct ctd_engine *eng, const struct ctd_event *ev,
 	for (i = 0; i < CTD_LAT__COUNT - 1 && ms > bound_ms[i]; i++)
 		;
 	eng->stats->latency[i]++;
+	eng->stats->kernel_lag_ms = ms;
 }
 
 static void complete(struct ctd_engine *eng, const struct ctd_flow_key *key,

@@ -22,6 +22,7 @@
 #include "ctd/engine.h"
 #include "ctd/filter.h"
 #include "ctd/flowtable.h"
+#include "ctd/guard.h"
 #include "ctd/kernel.h"
 #include "ctd/listen.h"
 #include "ctd/log.h"
@@ -68,6 +69,8 @@ struct ctd {
 	struct ctd_alerts *alerts;
 	struct ctd_clock clock;    /* zeroed: the system clock */
 	struct ctd_route route;    /* the engine's sinks */
+	struct ctd_guard *guard;   /* NULL: lossy mode, or it could not start */
+	ev_child guard_child;
 };
 
 static void on_messages(void *arg, const struct nlmsghdr *const *msgs,
@@ -122,6 +125,30 @@ static void status_line(void *arg, char *buf, size_t cap)
 		 (unsigned long long)st->nl_messages);
 }
 
+/* ctd's progress to the guard, the governor's state into the counters. */
+static void sync_guard(struct ctd *ctd)
+{
+	struct ctd_stats *st = &ctd->stats;
+	struct ctd_guard_view v;
+
+	if (!ctd->guard)
+		return;
+	ctd_guard_publish(ctd->guard, st->nl_messages,
+			  (int64_t)st->kernel_lag_ms * 1000);
+	ctd_guard_view(ctd->guard, &v);
+	st->kernel_failed_open = v.st.open;
+	st->kernel_open_since = v.since_wall_s;
+	st->kernel_fail_opens = v.st.fail_opens;
+	st->kernel_rearms = v.st.rearms;
+	st->kernel_lost = v.st.lost;
+	st->kernel_released = v.st.released;
+	st->kernel_table_count = v.count;
+	st->kernel_table_max = v.max;
+	st->kernel_table_peak_pct = v.st.peak_pct;
+	st->kernel_cause = v.st.cause;
+	st->guard_running = v.running;
+}
+
 /* Before the loop blocks: one write per output for the whole batch. */
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 {
@@ -129,6 +156,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	sync_guard(ctd);
 	ctd_deliver_commit(ctd->deliver);
 	if (ctd->text)
 		ctd_out_text_flush(ctd->text);
@@ -438,6 +466,58 @@ static int start(struct ctd *ctd, const struct ctd_config *o)
 	return r < 0 ? r : open_ctl(ctd);
 }
 
+static void on_guard_exit(struct ev_loop *loop, ev_child *w, int revents)
+{
+	struct ctd *ctd = w->data;
+
+	(void)revents;
+	ev_child_stop(loop, w);
+	ctd_guard_exited(ctd->guard);
+	log_err("the kernel-pressure guard (pid %d) exited (status %d): a "
+		"stopped ctd can now fill the conntrack table", w->rpid,
+		w->rstatus);
+}
+
+/* After the privilege drop: the guard never runs as root. */
+static void start_guard(struct ctd *ctd)
+{
+	const struct ctd_config *o = ctd->cfg;
+	struct ctd_guard_cfg gc = {
+		.pressure = {
+			.hold = o->kernel_pressure == 1,
+			.high_pct = o->kernel_pressure_high,
+			.low_pct = o->kernel_pressure_low,
+			.lag_us = 1000000,
+			.min_open_us = 2000000,
+		},
+		.sock_fd = ctd_nlsrc_dup_fd(ctd->nlsrc),
+		.procdir = PROC_NETFILTER,
+		.tick_us = 100000,
+	};
+	int r;
+
+	if (!o->broadcast_error || gc.sock_fd < 0)
+		return;
+	r = ctd_guard_start(&gc, &ctd->guard);
+	close(gc.sock_fd);
+	if (r < 0) {
+		log_err("cannot start the kernel-pressure guard: %s; a stopped "
+			"ctd can fill the conntrack table", strerror(-r));
+		return;
+	}
+	ev_child_init(&ctd->guard_child, on_guard_exit, ctd_guard_pid(ctd->guard), 0);
+	ctd->guard_child.data = ctd;
+	ev_child_start(ctd->loop, &ctd->guard_child);
+}
+
+static void stop_guard(struct ctd *ctd)
+{
+	ev_child_stop(ctd->loop, &ctd->guard_child);
+	sync_guard(ctd);
+	ctd_guard_stop(ctd->guard);
+	ctd->guard = NULL;
+}
+
 static void run(struct ctd *ctd)
 {
 	ev_prepare_init(&ctd->flush, on_prepare);
@@ -469,7 +549,9 @@ static void run(struct ctd *ctd)
 		 "DESTROY only" : "NEW, UPDATE and DESTROY",
 		 (unsigned long long)ctd->stats.rcvbuf);
 	ctd_reload_log_labels(ctd->cfg);
+	start_guard(ctd);
 	ev_run(ctd->loop, 0);
+	stop_guard(ctd);
 	ctd_nlsrc_stop(ctd->nlsrc, ctd->loop);
 	ctd_reconcile_ev_stop(ctd->reconcile);
 	if (ctd->netns)

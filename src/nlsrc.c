@@ -107,8 +107,9 @@ static void grow_rcvbuf(struct ctd_nlsrc *src)
 	if (want <= src->rcvbuf) {
 		if (!src->warned_max)
 			log_warn("netlink receive buffer at its maximum (%zu bytes) "
-				 "and still overrunning; raise --rcvbuf-max",
-				 src->rcvbuf_max);
+				 "and still overrunning: ctd reads slower than "
+				 "events come (its CPU); a bigger --rcvbuf-max "
+				 "only delays that", src->rcvbuf_max);
 		src->warned_max = true;
 		return;
 	}

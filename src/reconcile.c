@@ -27,6 +27,7 @@ struct ctd_reconcile {
 	int64_t armed_us;          /* the deadline poll last returned */
 	int64_t last_check_us;     /* the last table dump began */
 	uint64_t enobufs_seen;     /* stats->nl_enobufs at the last prepare */
+	uint64_t rearms_seen;      /* stats->kernel_rearms: a fail-open ended */
 	bool running;              /* a dump runs (started, not done) */
 	bool startup;              /* no table dump has ended yet */
 	bool check_dying;          /* the running dying dump ends a check */
@@ -149,8 +150,12 @@ bool ctd_reconcile_checking(const struct ctd_reconcile *rc)
 
 bool ctd_reconcile_prepare(struct ctd_reconcile *rc, int64_t engine_deadline)
 {
-	if (rc->stats->nl_enobufs != rc->enobufs_seen) {
+	/* Events lost to an overrun in lossy mode, or while the kernel
+	 * pressure governor had failed open. */
+	if (rc->stats->nl_enobufs != rc->enobufs_seen ||
+	    rc->stats->kernel_rearms != rc->rearms_seen) {
 		rc->enobufs_seen = rc->stats->nl_enobufs;
+		rc->rearms_seen = rc->stats->kernel_rearms;
 		rc->resync_pending = rc->cfg.resync;
 	}
 	/* Events may have queued a flow with a deadline before the armed

@@ -24,6 +24,7 @@
 #include "ctd/jsonfmt.h"
 #include "ctd/livedump.h"
 #include "ctd/netnstab.h"
+#include "ctd/pressure.h"
 #include "ctd/record.h"
 #include "ctd/report.h"
 #include "ctd/stats.h"
@@ -149,14 +150,56 @@ static void check_sysctls(const struct ctd_report_src *src, struct findings *fd)
 	}
 }
 
+/* What to do about a table ctd is holding up, by cause. */
+static const char *pressure_advice(uint64_t cause)
+{
+	if (cause == CTD_PRESSURE_STALLED)
+		return "ctd read nothing (stopped, hung or frozen)";
+	return "ctd reads slower than flows end: give it more CPU (its "
+	       "cgroup's cpu.max, CPUQuota=) or less to do (subscribe auto, "
+	       "fewer outputs)";
+}
+
+/* Firewall first: say who fills the table and what ctd did about it. */
+static void check_pressure(const struct ctd_report_src *src, struct findings *fd)
+{
+	const struct ctd_stats *st = src->stats;
+	bool hold = src->cfg->kernel_pressure == 1;
+
+	finding(fd, "kernel_pressure", st->kernel_failed_open,
+		"failed open since %llu (unix time): the conntrack table reached "
+		"%llu%% full because %s; the kernel stops holding DESTROY events "
+		"for ctd and %llu were lost so far (kernel_lost); reliable mode "
+		"returns by itself under %u%% with ctd caught up",
+		(unsigned long long)st->kernel_open_since,
+		(unsigned long long)st->kernel_table_peak_pct,
+		pressure_advice(st->kernel_cause),
+		(unsigned long long)st->kernel_lost,
+		src->cfg->kernel_pressure_low);
+	finding(fd, "kernel_pressure_hold", hold && src->reliable &&
+		(st->kernel_cause == CTD_PRESSURE_SLOW ||
+		 st->kernel_cause == CTD_PRESSURE_STALLED),
+		"kernel-pressure hold: the conntrack table is past %u%% full and "
+		"%s; when it fills the firewall drops new connections",
+		src->cfg->kernel_pressure_high, pressure_advice(st->kernel_cause));
+}
+
 static void check_table(const struct ctd_report_src *src, struct findings *fd)
 {
 	long count = read_long(src, "net/netfilter/nf_conntrack_count");
 	long max = read_long(src, "net/netfilter/nf_conntrack_max");
+	bool ours = src->stats->kernel_failed_open ||
+		    src->stats->kernel_cause == CTD_PRESSURE_SLOW ||
+		    src->stats->kernel_cause == CTD_PRESSURE_STALLED;
 
-	finding(fd, "table_full", count >= 0 && max > 0 && count * 10 >= max * 8,
-		"the conntrack table is %ld%% full (%ld of %ld): new connections "
-		"will be dropped when it fills; raise net.netfilter.nf_conntrack_max",
+	/* When ctd holds it up, check_pressure says so: a bigger table
+	 * would only fill later. */
+	finding(fd, "table_full", !ours && count >= 0 && max > 0 &&
+		count * 10 >= max * 8,
+		"the conntrack table is %ld%% full (%ld of %ld) while ctd keeps "
+		"up: live flows or another reliable listener that does not read "
+		"(see /proc/net/netlink, Drops) fill it; new connections will be "
+		"dropped when it fills; raise net.netfilter.nf_conntrack_max",
 		max > 0 ? count * 100 / max : 0, count, max);
 }
 
@@ -172,9 +215,11 @@ static void check_buffer(const struct ctd_report_src *src, struct findings *fd)
 		"(now %ld)", (unsigned long long)st->rcvbuf / 2,
 		src->cfg->rcvbuf, rmem_max);
 	finding(fd, "kernel_pending", st->kernel_pending >= PENDING_WARN,
-		"the kernel holds %llu DESTROY events for ctd: it is reading "
-		"slower than flows end; raise rcvbuf-max (now %zu) or budget",
-		(unsigned long long)st->kernel_pending, src->cfg->rcvbuf_max);
+		"the kernel holds %llu DESTROY events for its listeners (its "
+		"dying list): if ctd is behind (kernel_lag_ms %llu), give it "
+		"CPU; rcvbuf-max (now %zu) only delays it",
+		(unsigned long long)st->kernel_pending,
+		(unsigned long long)st->kernel_lag_ms, src->cfg->rcvbuf_max);
 	finding(fd, "lossy_mode", !src->reliable, "lossy mode (broadcast-error "
 		"no): events lost in overruns are gone; set broadcast-error yes");
 }
@@ -214,6 +259,7 @@ static unsigned health(const struct ctd_report_src *src, FILE *out, enum fmt fmt
 
 	check_sysctls(src, &fd);
 	check_table(src, &fd);
+	check_pressure(src, &fd);
 	check_buffer(src, &fd);
 	while (src->netns && (e = ctd_netnstab_next(src->netns, &pos)))
 		check_netns(src, e, &fd);

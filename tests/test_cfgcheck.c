@@ -1,7 +1,7 @@
 /* Tests for src/cfgcheck.c against real users, groups and directories:
  * the defaults pass; an unknown user or group, a socket path too long
- * for sun_path and a missing directory are each one problem naming the
- * setting and where it was set. */
+ * for sun_path, a missing directory and kernel-pressure marks without a
+ * gap are each one problem naming the setting and where it was set. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -87,6 +87,12 @@ static void test_each_problem_named(void **state)
 	assert_int_equal(check(&c, &p), 1);
 	assert_non_null(strstr(p.text[0], "output"));
 	assert_non_null(strstr(p.text[0], "/nonexistent-ctd-dir"));
+
+	set(&c, "output", "/tmp/flows.json");
+	set(&c, "kernel-pressure-low", "85");
+	assert_int_equal(check(&c, &p), 1);
+	assert_non_null(strstr(p.text[0], "kernel-pressure-low"));
+	assert_non_null(strstr(p.text[0], "kernel-pressure-high, which is 85"));
 }
 
 int main(void)

@@ -31,7 +31,7 @@
 #define CTD_CONFIG_KAFKA_OPTIONS 32
 #define CTD_CONFIG_KAFKA_OPTIONS_BYTES 8192
 /* Room for every setting's origin (config.c asserts it is enough). */
-#define CTD_CONFIG_SETTINGS 64
+#define CTD_CONFIG_SETTINGS 80
 /* The origin of a setting given on the command line. */
 #define CTD_CONFIG_CMDLINE 0xffffffffu
 
@@ -84,6 +84,9 @@ struct ctd_config {
 	unsigned kafka_key;        /* 0 the original tuple, 1 none */
 	unsigned kafka_events;
 	unsigned subscribe;        /* 0 auto (what the outputs need), 1 all */
+	unsigned kernel_pressure;  /* 0 fail-open, 1 hold */
+	unsigned kernel_pressure_high;  /* table fill, percent */
+	unsigned kernel_pressure_low;
 	bool syslog;
 	bool broadcast_error;
 	bool resync;
