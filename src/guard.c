@@ -11,9 +11,12 @@
  * of ctd's (a spool lock held by a child would outlive ctd), ignores the
  * signals a terminal or a reload sends, and when ctd is gone (a crash:
  * the service manager then sends SIGTERM, or the parent changes) it
- * fails open before it exits, since nobody will read the socket that
- * the fd store may keep. ctd stops it with SIGKILL at an orderly exit
- * and before a re-exec: the flag then stays as the governor left it. */
+ * exits at once, so the restart does not wait for it, failing open first
+ * if the table is already past the low mark: the socket may wait in the
+ * fd store through a restart loop with nobody watching. Below that mark
+ * the next ctd takes the socket over reliable, with its own guard. ctd
+ * stops it with SIGKILL at an orderly exit and before a re-exec: the
+ * flag then stays as the governor left it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -195,8 +198,10 @@ static void orphaned(struct guard_page *page, struct ctd_pressure *p)
 
 	read_gauges(page, &g);
 	if (act == CTD_PRESSURE_FAIL_OPEN && set_reliable(0) == 0)
-		log_warn("kernel pressure: ctd is gone; failing open so the "
-			 "kernel holds nothing for a socket nobody reads");
+		log_warn("kernel pressure: ctd is gone with the conntrack table "
+			 "%llu%% full; failing open so the kernel holds nothing "
+			 "for a socket nobody reads until the next ctd",
+			 (unsigned long long)ctd_pressure_state(p)->fill_pct);
 	publish(page, p, &g, act != CTD_PRESSURE_KEEP);
 	_exit(0);
 }

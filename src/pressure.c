@@ -144,10 +144,15 @@ void ctd_pressure_rearmed(struct ctd_pressure *p, uint32_t drops)
 	p->last.drops = drops;
 }
 
+/* A restart after a crash keeps reliable mode (the next ctd takes the
+ * socket from the fd store, with what queued in it) unless the table
+ * is already past the low mark: then nobody may watch it fill until the
+ * next ctd's guard runs. */
 enum ctd_pressure_action ctd_pressure_orphaned(struct ctd_pressure *p,
 					       int64_t now_us)
 {
-	if (p->st.open || p->cfg.hold)
+	if (p->st.open || p->cfg.hold || !p->have_last ||
+	    p->last.count * 100 < p->last.max * p->cfg.low_pct)
 		return CTD_PRESSURE_KEEP;
 	p->st.cause = CTD_PRESSURE_STALLED;
 	return fail_open(p, p->last.count, now_us);

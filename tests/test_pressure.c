@@ -279,12 +279,18 @@ static void test_late_events_block_rearm_stale_lag_does_not(void **unused)
 	ctd_pressure_free(f.p);
 }
 
-static void test_orphaned_fails_open_once(void **unused)
+static void test_orphaned_fails_open_past_low_mark(void **unused)
 {
 	struct fake f;
 
 	(void)unused;
 	make(&f, false);
+	assert_int_equal(ctd_pressure_orphaned(f.p, f.now), CTD_PRESSURE_KEEP);
+	fill(&f, 69);
+	tick(&f);
+	/* A crash with room in the table: the next ctd takes over. */
+	assert_int_equal(ctd_pressure_orphaned(f.p, f.now), CTD_PRESSURE_KEEP);
+	fill(&f, 71);
 	tick(&f);
 	assert_int_equal(ctd_pressure_orphaned(f.p, f.now), CTD_PRESSURE_FAIL_OPEN);
 	assert_int_equal(state(&f)->cause, CTD_PRESSURE_STALLED);
@@ -322,7 +328,7 @@ int main(void)
 		cmocka_unit_test(test_no_rearm_while_socket_full),
 		cmocka_unit_test(test_rearm_after_min_time_under_low_mark),
 		cmocka_unit_test(test_late_events_block_rearm_stale_lag_does_not),
-		cmocka_unit_test(test_orphaned_fails_open_once),
+		cmocka_unit_test(test_orphaned_fails_open_past_low_mark),
 		cmocka_unit_test(test_unknown_max_never_acts),
 	};
 

@@ -73,8 +73,8 @@ enum ctd_pressure_action ctd_pressure_step(struct ctd_pressure *p,
 /* After re-arming: the socket's drop count read once the flag was set,
  * so drops between the tick's reading and the flag count as lost. */
 void ctd_pressure_rearmed(struct ctd_pressure *p, uint32_t drops);
-/* The reader is gone for good (ctd died, nobody will read): fail open
- * unless holding. */
+/* ctd died: fail open when the last tick found the table past the low
+ * mark (and not holding); else stay reliable for the next ctd. */
 enum ctd_pressure_action ctd_pressure_orphaned(struct ctd_pressure *p,
 					       int64_t now_us);
 const struct ctd_pressure_state *ctd_pressure_state(const struct ctd_pressure *p);
