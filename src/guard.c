@@ -32,6 +32,7 @@
 #include <sys/wait.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
+#include <cap-ng.h>
 
 #include "ctd/guard.h"
 #include "ctd/log.h"
@@ -163,6 +164,7 @@ static void apply(struct ctd_pressure *p, enum ctd_pressure_action act,
 	int r;
 
 	if (act == CTD_PRESSURE_FAIL_OPEN) {
+		ctd_pressure_opening(p, read_drops());
 		r = set_reliable(0);
 		if (r < 0)
 			log_err("kernel pressure: cannot fail open: %s", strerror(-r));
@@ -259,10 +261,21 @@ static void child_signals(void)
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 }
 
+/* Clearing the flag of a socket it holds and reading sysctls need no
+ * privilege: the guard keeps none, even when ctd runs as root. */
+static void drop_all(void)
+{
+	capng_clear(CAPNG_SELECT_BOTH);
+	if (capng_apply(CAPNG_SELECT_BOTH) < 0 ||
+	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		_exit(1);
+}
+
 static void child(struct guard_page *page, const struct ctd_guard_cfg *cfg,
 		  int fds[3], pid_t parent)
 {
 	child_signals();
+	drop_all();
 	if (getppid() != parent)
 		_exit(0);
 	if (place_fds(fds) < 0)

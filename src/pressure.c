@@ -13,9 +13,10 @@
  * filled by live flows or by another stuck listener is not ours to
  * free: the cause says so and the mode stays.
  *
- * The drop count is read before clearing the flag and after setting it
- * again, so a drop at either edge is counted lost: an over-count by the
- * few events of that instant, never a silent loss. */
+ * The drop count is read just before clearing the flag and just after
+ * setting it again, so a drop at either edge is counted lost: at most an
+ * over-count by what the kernel drops during one setsockopt, never a
+ * silent loss. */
 #include <stdlib.h>
 
 #include "ctd/pressure.h"
@@ -136,6 +137,11 @@ enum ctd_pressure_action ctd_pressure_step(struct ctd_pressure *p,
 	p->last = *g;
 	p->have_last = true;
 	return act;
+}
+
+void ctd_pressure_opening(struct ctd_pressure *p, uint32_t drops)
+{
+	p->last.drops = drops;
 }
 
 void ctd_pressure_rearmed(struct ctd_pressure *p, uint32_t drops)

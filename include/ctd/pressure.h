@@ -70,6 +70,10 @@ void ctd_pressure_free(struct ctd_pressure *p);
 enum ctd_pressure_action ctd_pressure_step(struct ctd_pressure *p,
 					   const struct ctd_pressure_gauges *g,
 					   int64_t now_us);
+/* Before failing open: the socket's drop count read just before the flag
+ * is cleared, so only drops from there on count as lost (drops since the
+ * tick's reading were failed deliveries the kernel still holds). */
+void ctd_pressure_opening(struct ctd_pressure *p, uint32_t drops);
 /* After re-arming: the socket's drop count read once the flag was set,
  * so drops between the tick's reading and the flag count as lost. */
 void ctd_pressure_rearmed(struct ctd_pressure *p, uint32_t drops);
