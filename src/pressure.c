@@ -28,6 +28,7 @@ struct ctd_pressure {
 	bool have_last;
 	bool measure_release;      /* the first tick after failing open */
 	uint64_t count_at_open;
+	int64_t moved_us;          /* when the reader's progress last moved */
 };
 
 struct ctd_pressure *ctd_pressure_new(const struct ctd_pressure_cfg *cfg)
@@ -71,12 +72,16 @@ static bool behind(const struct ctd_pressure *p,
 	       late(p, g);
 }
 
+/* Stalled: events wait and nothing was read for as long as the lag
+ * bound. A reader starved by a CPU quota runs in slices a tick apart,
+ * so one quiet tick alone says nothing. */
 static enum ctd_pressure_cause classify(const struct ctd_pressure *p,
-					const struct ctd_pressure_gauges *g)
+					const struct ctd_pressure_gauges *g,
+					int64_t now_us)
 {
 	if (!g->max || g->count * 100 < g->max * p->cfg.high_pct)
 		return CTD_PRESSURE_NONE;
-	if (!moved(p, g) && g->rmem > 0)
+	if (g->rmem > 0 && now_us - p->moved_us >= p->cfg.lag_us)
 		return CTD_PRESSURE_STALLED;
 	return behind(p, g) ? CTD_PRESSURE_SLOW : CTD_PRESSURE_OTHER;
 }
@@ -125,7 +130,9 @@ enum ctd_pressure_action ctd_pressure_step(struct ctd_pressure *p,
 {
 	enum ctd_pressure_action act = CTD_PRESSURE_KEEP;
 
-	p->st.cause = classify(p, g);
+	if (moved(p, g))
+		p->moved_us = now_us;
+	p->st.cause = classify(p, g, now_us);
 	p->st.fill_pct = g->max ? g->count * 100 / g->max : 0;
 	if (p->st.fill_pct > p->st.peak_pct)
 		p->st.peak_pct = p->st.fill_pct;

@@ -94,8 +94,10 @@ static void test_stalled_reader_fails_open(void **unused)
 
 	(void)unused;
 	make(&f, false);
-	stall(&f);
-	tick(&f);
+	for (int i = 0; i < 10; i++) {      /* stopped for a second */
+		stall(&f);
+		assert_int_equal(tick(&f), CTD_PRESSURE_KEEP);
+	}
 	fill(&f, 86);
 	stall(&f);
 	assert_int_equal(tick(&f), CTD_PRESSURE_FAIL_OPEN);
@@ -120,6 +122,23 @@ static void test_slow_reader_fails_open(void **unused)
 	f.g.rmem = RCVBUF / 2;     /* half full, no overrun yet */
 	assert_int_equal(tick(&f), CTD_PRESSURE_FAIL_OPEN);
 	assert_int_equal(state(&f)->cause, CTD_PRESSURE_SLOW);
+	ctd_pressure_free(f.p);
+}
+
+/* A CPU quota lets ctd run one slice in three ticks: slow, not stalled. */
+static void test_starved_reader_is_slow(void **unused)
+{
+	struct fake f;
+
+	(void)unused;
+	make(&f, true);
+	fill(&f, 95);
+	for (int i = 0; i < 30; i++) {
+		f.g.progress += i % 3 == 0 ? 4096 : 0;
+		f.g.rmem = RCVBUF;
+		tick(&f);
+		assert_int_equal(state(&f)->cause, CTD_PRESSURE_SLOW);
+	}
 	ctd_pressure_free(f.p);
 }
 
@@ -323,6 +342,7 @@ int main(void)
 		cmocka_unit_test(test_quiet_below_the_mark),
 		cmocka_unit_test(test_stalled_reader_fails_open),
 		cmocka_unit_test(test_slow_reader_fails_open),
+		cmocka_unit_test(test_starved_reader_is_slow),
 		cmocka_unit_test(test_old_events_mean_slow),
 		cmocka_unit_test(test_full_table_not_ctds_doing),
 		cmocka_unit_test(test_hold_never_fails_open),
