@@ -227,6 +227,8 @@ static bool on_ctl(void *arg, const char *request, FILE *out, size_t *cursor)
 		.flows = ctd_engine_flows(ctd->engine),
 		.cfg = ctd->cfg,
 		.proc_sys = "/proc/sys",
+		.proc_netlink = "/proc/net/netlink",
+		.nl_portid = ctd_nlsrc_portid(ctd->nlsrc),
 		.now_ns = now.wall_ns,
 		.uptime_s = (uint64_t)(now.mono_us - ctd->started_us) / 1000000,
 		.reliable = ctd->cfg->broadcast_error,

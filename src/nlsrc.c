@@ -499,6 +499,11 @@ int ctd_nlsrc_dup_fd(struct ctd_nlsrc *src)
 	return fd < 0 ? -errno : fd;
 }
 
+uint32_t ctd_nlsrc_portid(const struct ctd_nlsrc *src)
+{
+	return mnl_socket_get_portid(src->nl);
+}
+
 int ctd_nlsrc_queued(const struct ctd_nlsrc *src)
 {
 	uint32_t mem[SK_MEMINFO_VARS];

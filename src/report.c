@@ -24,6 +24,7 @@
 #include "ctd/jsonfmt.h"
 #include "ctd/livedump.h"
 #include "ctd/netnstab.h"
+#include "ctd/nlpeers.h"
 #include "ctd/pressure.h"
 #include "ctd/record.h"
 #include "ctd/report.h"
@@ -184,8 +185,28 @@ static void check_pressure(const struct ctd_report_src *src, struct findings *fd
 		src->cfg->kernel_pressure_high, pressure_advice(st->kernel_cause));
 }
 
+/* The listener that is not ctd and holds DESTROYs, in a few words. */
+static void name_suspect(const struct ctd_report_src *src, char *buf, size_t cap)
+{
+	struct ctd_nlpeer p;
+	FILE *f = src->proc_netlink ? fopen(src->proc_netlink, "re") : NULL;
+	int r = f ? ctd_nlpeers_stuck(f, src->nl_portid, &p) : 0;
+
+	if (f)
+		fclose(f);
+	if (r == 1)
+		snprintf(buf, cap, "the ctnetlink listener on netlink port %u "
+			 "(socket inode %lu; the port is its process's pid for "
+			 "its first socket) has %u bytes unread and %u drops",
+			 p.portid, p.inode, p.rmem, p.drops);
+	else
+		snprintf(buf, cap, "live flows or another reliable listener "
+			 "that does not read (see /proc/net/netlink, Drops)");
+}
+
 static void check_table(const struct ctd_report_src *src, struct findings *fd)
 {
+	char who[256] = "";
 	long count = read_long(src, "net/netfilter/nf_conntrack_count");
 	long max = read_long(src, "net/netfilter/nf_conntrack_max");
 	bool ours = src->stats->kernel_failed_open ||
@@ -194,13 +215,15 @@ static void check_table(const struct ctd_report_src *src, struct findings *fd)
 
 	/* When ctd holds it up, check_pressure says so: a bigger table
 	 * would only fill later. */
-	finding(fd, "table_full", !ours && count >= 0 && max > 0 &&
-		count * 10 >= max * 8,
+	bool full = !ours && count >= 0 && max > 0 && count * 10 >= max * 8;
+
+	if (full && fd->fmt != FMT_PROM)
+		name_suspect(src, who, sizeof(who));
+	finding(fd, "table_full", full,
 		"the conntrack table is %ld%% full (%ld of %ld) while ctd keeps "
-		"up: live flows or another reliable listener that does not read "
-		"(see /proc/net/netlink, Drops) fill it; new connections will be "
-		"dropped when it fills; raise net.netfilter.nf_conntrack_max",
-		max > 0 ? count * 100 / max : 0, count, max);
+		"up: %s; new connections will be dropped when it fills; raise "
+		"net.netfilter.nf_conntrack_max, or make that listener read",
+		max > 0 ? count * 100 / max : 0, count, max, who);
 }
 
 static void check_buffer(const struct ctd_report_src *src, struct findings *fd)

@@ -22,6 +22,7 @@
 #include "ctd/netnstab.h"
 #include "ctd/report.h"
 #include "ctd/output.h"
+#include "ctd/pressure.h"
 #include "ctd/stats.h"
 
 struct fixture {
@@ -164,6 +165,72 @@ static void test_health_series(void **state)
 	free(text);
 }
 
+/* Firewall first: failed open, the health line says since when, why
+ * and how much was lost; the table's size is not blamed. */
+static void test_health_failed_open(void **state)
+{
+	struct fixture *f = *state;
+	char *text, *page;
+
+	put(f, "net/netfilter/nf_conntrack_count", 900);
+	f->st.kernel_failed_open = 1;
+	f->st.kernel_open_since = 1800000000;
+	f->st.kernel_table_peak_pct = 86;
+	f->st.kernel_lost = 4321;
+	f->st.kernel_cause = CTD_PRESSURE_SLOW;
+	text = answer(f, "stats");
+	page = answer(f, "metrics");
+	assert_non_null(strstr(text, "failed open since 1800000000 (unix time): "
+			       "the conntrack table reached 86% full because ctd "
+			       "reads slower than flows end: give it more CPU"));
+	assert_non_null(strstr(text, "4321 were lost so far (kernel_lost)"));
+	assert_null(strstr(text, "raise net.netfilter.nf_conntrack_max"));
+	assert_non_null(strstr(page, "\nctd_health_problem{check=\"kernel_pressure\"} 1\n"));
+	assert_non_null(strstr(page, "\nctd_health_problem{check=\"table_full\"} 0\n"));
+	assert_non_null(strstr(page, "\nctd_kernel_lost_total 4321\n"));
+	free(text);
+	free(page);
+}
+
+/* kernel-pressure hold: the risk is named while ctd is behind. */
+static void test_health_hold(void **state)
+{
+	struct fixture *f = *state;
+	char *text;
+
+	f->cfg.kernel_pressure = 1;
+	f->st.kernel_cause = CTD_PRESSURE_STALLED;
+	text = answer(f, "stats");
+	assert_non_null(strstr(text, "kernel-pressure hold: the conntrack table "
+			       "is past 85% full and ctd read nothing"));
+	free(text);
+}
+
+/* A full table ctd does not hold up: the listener that does is named. */
+static void test_health_names_stuck_listener(void **state)
+{
+	struct fixture *f = *state;
+	char path[160], *text;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/netlink", f->dir);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs("sk               Eth Pid        Groups   Rmem     Wmem     Dump  Locks    Drops    Inode\n"
+	      "000000002a1b3c4d 12  4242       00000004 212992   0        0     2        840      31337   \n"
+	      "000000002a1b3c4f 12  100        00000004 0        0        0     2        0        31339   \n", fp);
+	fclose(fp);
+	f->src.proc_netlink = path;
+	f->src.nl_portid = 100;
+	put(f, "net/netfilter/nf_conntrack_count", 950);
+	f->st.kernel_cause = CTD_PRESSURE_OTHER;
+	text = answer(f, "stats");
+	assert_non_null(strstr(text, "95% full (950 of 1000) while ctd keeps up: "
+			       "the ctnetlink listener on netlink port 4242"));
+	assert_non_null(strstr(text, "212992 bytes unread and 840 drops"));
+	free(text);
+}
+
 /* Watched namespaces: a line each in ctd -s, an object each in its
  * JSON, samples labelled netns="NAME" in the metrics, and their
  * problems in the health check. */
@@ -242,6 +309,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_metrics_families, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_health_series, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_health_failed_open, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_health_hold, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_health_names_stuck_listener, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_netns, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_netns_label_escaped, setup, teardown),
 	};

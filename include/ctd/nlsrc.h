@@ -85,6 +85,8 @@ unsigned ctd_nlsrc_subscribed(const struct ctd_nlsrc *src);
 /* A duplicate descriptor of the socket, for handing it (and the events
  * queued in it) to the next ctd; it stays open after free. */
 int ctd_nlsrc_dup_fd(struct ctd_nlsrc *src);
+/* The socket's netlink port (its line in /proc/net/netlink). */
+uint32_t ctd_nlsrc_portid(const struct ctd_nlsrc *src);
 /* Bytes of events waiting in the socket, or -errno. */
 int ctd_nlsrc_queued(const struct ctd_nlsrc *src);
 /* Reads until the socket is empty or budget messages were handled.

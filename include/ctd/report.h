@@ -24,6 +24,10 @@ struct ctd_report_src {
 	 * stats and metrics, their names in listings. */
 	const struct ctd_netnstab *netns;
 	const char *proc_sys;        /* "/proc/sys", or a test directory */
+	/* "/proc/net/netlink" (or a test file) and ctd's own port there:
+	 * health names a stuck listener that is not ctd; NULL: never. */
+	const char *proc_netlink;
+	uint32_t nl_portid;
 	uint64_t now_ns;             /* wall clock */
 	uint64_t uptime_s;
 	bool reliable;
