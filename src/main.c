@@ -118,10 +118,13 @@ static void status_line(void *arg, char *buf, size_t cap)
 		delivered += st->out[i]->delivered;
 		failed += st->out[i]->failed;
 	}
-	snprintf(buf, cap, "%llu flows tracked, %llu records delivered, "
-		 "%llu lost, %llu events",
+	snprintf(buf, cap, "%s%llu flows tracked, %llu records delivered, "
+		 "%llu lost, %llu lost in the kernel while failed open, "
+		 "%llu events",
+		 st->kernel_failed_open ? "FAILED OPEN (kernel pressure): " : "",
 		 (unsigned long long)st->flows_tracked,
 		 (unsigned long long)delivered, (unsigned long long)failed,
+		 (unsigned long long)st->kernel_lost,
 		 (unsigned long long)st->nl_messages);
 }
 
@@ -394,6 +397,7 @@ static int new_reconcile(struct ctd *ctd, const struct ctd_config *o)
 			.active_timeout_us = (int64_t)o->active_timeout * 1000000,
 			.reliable = o->broadcast_error,
 			.resync = o->resync,
+			.dying_walk_max = 5000,
 		},
 		.engine = ctd->engine,
 		.nlsrc = ctd->nlsrc,

@@ -91,6 +91,8 @@ static const struct counter counters[] = {
 	G(kernel_table_peak_pct, "kernel_table_peak_percent", "Fullest the conntrack table was seen, percent."),
 	G(kernel_lag_ms, "kernel_lag_milliseconds", "Age of the newest DESTROY event ctd read, by the kernel's stamp."),
 	G(kernel_cause, "kernel_pressure_cause", "Why the table is past the high mark: 0 it is not, 1 ctd too slow, 2 ctd stalled, 3 not ctd."),
+	G(kernel_held_est, "kernel_held_conntracks", "nf_conntrack_count minus the conntracks the last table dump listed: about what the kernel holds on its dying list."),
+	C(dying_walks_skipped, "dying_walks_skipped_total", "Table checks left undecided: too many held to walk the dying list."),
 	G(guard_running, "guard_running", "1 while the kernel-pressure guard process lives."),
 	G(table_bytes, "table_bytes", "Flow table memory."),
 	G(ends_remembered, "ends_remembered", "Ended flows kept to drop repeated DESTROYs."),

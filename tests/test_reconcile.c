@@ -42,6 +42,7 @@ static void make(struct fake *f, bool reliable, bool resync)
 		.active_timeout_us = 30 * SEC,
 		.reliable = reliable,
 		.resync = resync,
+		.dying_walk_max = 5000,
 	};
 
 	memset(f, 0, sizeof(*f));
@@ -283,6 +284,32 @@ static void test_dying_dump_before_verdict_when_reliable(void **state)
 	ctd_reconcile_free(f.rc);
 }
 
+/* 20,000 more counted than listed: the quadratic walk is skipped and
+ * the dump decides nothing; the estimate is kept. */
+static void test_no_dying_walk_when_much_is_held(void **state)
+{
+	struct fake f;
+
+	(void)state;
+	make(&f, true, true);
+	f.stats.kernel_table_count = 20100;
+	apply(&f, ctd_reconcile_startup(f.rc));
+	finish(&f, 0, 100);
+	assert_int_equal(f.ready, 1);
+	assert_int_equal(f.dyings, 0);
+	assert_int_equal(f.judged, 1);
+	assert_false(f.judged_ok);
+	assert_int_equal(f.stats.kernel_held_est, 20000);
+	assert_int_equal(f.stats.dying_walks_skipped, 1);
+	/* Little held: the walk decides again. */
+	f.stats.kernel_table_count = 150;
+	apply(&f, ctd_reconcile_tick(f.rc, CTD_RECONCILE_COUNTERS));
+	finish(&f, 0, 100);
+	assert_int_equal(f.stats.kernel_held_est, 50);
+	assert_int_equal(f.starts, CTD_RECONCILE_CHECK_DYING);
+	ctd_reconcile_free(f.rc);
+}
+
 static void test_gauge_dump_is_no_check(void **state)
 {
 	struct fake f;
@@ -496,6 +523,7 @@ int main(void)
 		cmocka_unit_test(test_counters_tick_resyncs_when_pending),
 		cmocka_unit_test(test_check_respects_interval),
 		cmocka_unit_test(test_dying_dump_before_verdict_when_reliable),
+		cmocka_unit_test(test_no_dying_walk_when_much_is_held),
 		cmocka_unit_test(test_gauge_dump_is_no_check),
 		cmocka_unit_test(test_check_dying_start_fails_table_decides),
 		cmocka_unit_test(test_busy_and_failed_starts_change_nothing),

@@ -24,6 +24,10 @@ struct ctd_reconcile_cfg {
 	int64_t active_timeout_us;   /* interim records; 0: none */
 	bool reliable;               /* the kernel holds DESTROYs for us */
 	bool resync;                 /* a table dump after lost events */
+	/* No dying-list walk before a verdict when about this many are held
+	 * (nf_conntrack_count, in stats, minus what the table dump listed):
+	 * the walk is quadratic. */
+	uint64_t dying_walk_max;
 };
 
 /* Actions, a bitmask: at most one dump start per answer. The caller does
@@ -49,7 +53,9 @@ enum ctd_reconcile_timer {
 	CTD_RECONCILE_TIMER__COUNT
 };
 
-/* stats: kernel_pending and its peak are written here, nl_enobufs read. */
+/* stats: kernel_pending and its peak, kernel_held_est and
+ * dying_walks_skipped are written here; nl_enobufs, kernel_rearms and
+ * kernel_table_count read. */
 struct ctd_reconcile *ctd_reconcile_new(const struct ctd_reconcile_cfg *cfg,
 					struct ctd_stats *stats);
 void ctd_reconcile_free(struct ctd_reconcile *rc);

@@ -79,6 +79,9 @@ struct ctd_stats {
 	uint64_t kernel_lag_ms;           /* gauge: age of the newest DESTROY */
 	uint64_t guard_running;           /* gauge: 1 while the guard lives */
 	uint64_t kernel_cause;            /* gauge: enum ctd_pressure_cause */
+	uint64_t kernel_held_est;         /* gauge: count minus the last table
+	                                  * dump: about what the kernel holds */
+	uint64_t dying_walks_skipped;     /* verdicts without the dying walk */
 	uint64_t table_bytes;            /* gauge: flow table memory */
 	uint64_t ctl_requests;           /* control-socket requests answered */
 	uint64_t ctl_refused;            /* ... refused: not root nor in the
