@@ -35,6 +35,8 @@ struct ctd_reconcile {
 	int64_t last_check_us;     /* the last table dump began */
 	uint64_t enobufs_seen;     /* stats->nl_enobufs at the last prepare */
 	uint64_t rearms_seen;      /* stats->kernel_rearms: a fail-open ended */
+	uint64_t opens_seen;       /* stats->kernel_fail_opens */
+	bool learn_pending;        /* failed open: learn the live flows */
 	bool running;              /* a dump runs (started, not done) */
 	bool startup;              /* no table dump has ended yet */
 	bool check_dying;          /* the running dying dump ends a check */
@@ -101,6 +103,7 @@ unsigned ctd_reconcile_started(struct ctd_reconcile *rc, unsigned starts,
 	if (starts & CTD_RECONCILE_TABLE) {
 		rc->last_check_us = now_us;
 		rc->resync_pending = false;
+		rc->learn_pending = false;
 	}
 	rc->check_dying = (starts & CTD_RECONCILE_CHECK_DYING) != 0;
 	return 0;
@@ -173,9 +176,17 @@ bool ctd_reconcile_prepare(struct ctd_reconcile *rc, int64_t engine_deadline)
 		rc->rearms_seen = rc->stats->kernel_rearms;
 		rc->resync_pending = rc->cfg.resync;
 	}
+	/* Failed open: DESTROYs may be dropped from now on. A table dump
+	 * now teaches the engine the live flows, so the resync at the rearm
+	 * can end those it did not hear end as lost, with their counters. */
+	if (rc->stats->kernel_fail_opens != rc->opens_seen) {
+		rc->opens_seen = rc->stats->kernel_fail_opens;
+		rc->learn_pending = rc->cfg.resync;
+	}
 	/* Events may have queued a flow with a deadline before the armed
 	 * one (a class with a shorter timeout). */
-	return rc->resync_pending || engine_deadline < rc->armed_us;
+	return rc->resync_pending || rc->learn_pending ||
+	       engine_deadline < rc->armed_us;
 }
 
 unsigned ctd_reconcile_poll(struct ctd_reconcile *rc, int64_t now_us,
@@ -187,7 +198,8 @@ unsigned ctd_reconcile_poll(struct ctd_reconcile *rc, int64_t now_us,
 
 	*ret_deadline = engine_deadline;
 	if (!rc->running) {
-		if (rc->resync_pending || (wants_dump && now_us >= due))
+		if (rc->resync_pending || rc->learn_pending ||
+		    (wants_dump && now_us >= due))
 			acts = table_dump(rc);
 		else if (wants_dump && due < engine_deadline)
 			*ret_deadline = due;

@@ -286,6 +286,29 @@ static void test_dying_dump_before_verdict_when_reliable(void **state)
 
 /* 20,000 more counted than listed: the quadratic walk is skipped and
  * the dump decides nothing; the estimate is kept. */
+/* Failing open: a plain table dump learns the live flows; the rearm:
+ * a resync ends those not listed as lost. */
+static void test_fail_open_learns_rearm_resyncs(void **state)
+{
+	struct fake f;
+
+	(void)state;
+	make(&f, true, true);
+	boot(&f);
+	f.stats.kernel_fail_opens = 1;
+	assert_true(ctd_reconcile_prepare(f.rc, INT64_MAX));
+	poll_at(&f, INT64_MAX, false);
+	assert_int_equal(f.starts, CTD_RECONCILE_TABLE);
+	finish(&f, 0, 10);
+	finish(&f, 0, 0);
+	assert_false(ctd_reconcile_prepare(f.rc, INT64_MAX));
+	f.stats.kernel_rearms = 1;
+	assert_true(ctd_reconcile_prepare(f.rc, INT64_MAX));
+	poll_at(&f, INT64_MAX, false);
+	assert_int_equal(f.starts, CTD_RECONCILE_TABLE | CTD_RECONCILE_RESYNC);
+	ctd_reconcile_free(f.rc);
+}
+
 static void test_no_dying_walk_when_much_is_held(void **state)
 {
 	struct fake f;
@@ -523,6 +546,7 @@ int main(void)
 		cmocka_unit_test(test_counters_tick_resyncs_when_pending),
 		cmocka_unit_test(test_check_respects_interval),
 		cmocka_unit_test(test_dying_dump_before_verdict_when_reliable),
+		cmocka_unit_test(test_fail_open_learns_rearm_resyncs),
 		cmocka_unit_test(test_no_dying_walk_when_much_is_held),
 		cmocka_unit_test(test_gauge_dump_is_no_check),
 		cmocka_unit_test(test_check_dying_start_fails_table_decides),

@@ -80,8 +80,9 @@ unsigned ctd_reconcile_done(struct ctd_reconcile *rc, enum ctd_dump_kind kind,
 bool ctd_reconcile_checking(const struct ctd_reconcile *rc);
 
 /* Before the loop blocks: true when poll is due now, because events were
- * lost (stats->nl_enobufs or kernel_rearms grew) or the engine's next
- * deadline moved before the armed one. */
+ * lost (stats->nl_enobufs or kernel_rearms grew), may be lost from now
+ * on (kernel_fail_opens grew: a dump learns the live flows), or the
+ * engine's next deadline moved before the armed one. */
 bool ctd_reconcile_prepare(struct ctd_reconcile *rc, int64_t engine_deadline);
 /* Given the engine's next deadline and whether suspects wait for a dump:
  * the table dump due now, if any, and in ret_deadline the earliest of the
