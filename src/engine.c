@@ -537,6 +537,15 @@ void ctd_engine_messages(struct ctd_engine *eng,
 	ctd_engine_messages_ns(eng, msgs, NULL, n, now);
 }
 
+/* A DESTROY of a flow ctd has no trace of asks the filter of forgotten
+ * ends; with DESTROY-only subscription that is nearly every one. */
+static void prefetch_forgotten(const struct ctd_engine *eng,
+			       const struct ctd_event *ev, uint64_t hash)
+{
+	if (ev->type == CTD_EV_DESTROY && eng->forgotten)
+		ctd_endfilter_prefetch(eng->forgotten, hash);
+}
+
 void ctd_engine_messages_ns(struct ctd_engine *eng,
 			    const struct nlmsghdr *const *msgs,
 			    const int32_t *nsids, size_t n,
@@ -558,6 +567,7 @@ void ctd_engine_messages_ns(struct ctd_engine *eng,
 				ctd_flow_key_from_event(&ev[i], &key[i]);
 				hash[i] = ctd_flowtable_hash(&key[i]);
 				ctd_flowtable_prefetch(eng->flows, hash[i], 0);
+				prefetch_forgotten(eng, &ev[i], hash[i]);
 			}
 		}
 		for (size_t i = 0; i < k; i++)

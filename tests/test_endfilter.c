@@ -1,6 +1,6 @@
 /* Tests for src/endfilter.c: no false negatives for the last n keys
- * added, a false-positive rate near the design's 1/50000 at capacity, and
- * keys two generations old forgotten. */
+ * added, a false-positive rate near the design's 1/50000 at capacity,
+ * keys two generations old forgotten, and the turn of a generation. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -52,11 +52,35 @@ static void test_generations(void **state)
 	ctd_endfilter_free(f);
 }
 
+/* Around a generation's turn: the newer one full, then empty again
+ * while the older one holds every key. An empty filter knows nothing. */
+static void test_turn(void **state)
+{
+	struct ctd_endfilter *f = ctd_endfilter_new(1024);
+
+	(void)state;
+	for (uint64_t i = 0; i < 1000; i++) {
+		ctd_endfilter_prefetch(f, key(i));
+		assert_false(ctd_endfilter_maybe(f, key(i)));
+	}
+	for (uint64_t i = 0; i < 1024; i++)
+		ctd_endfilter_add(f, key(i));
+	for (uint64_t i = 0; i < 1024; i++)
+		assert_true(ctd_endfilter_maybe(f, key(i)));
+	ctd_endfilter_add(f, key(1024));
+	for (uint64_t i = 0; i <= 1024; i++) {
+		ctd_endfilter_prefetch(f, key(i));
+		assert_true(ctd_endfilter_maybe(f, key(i)));
+	}
+	ctd_endfilter_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_members_and_strangers),
 		cmocka_unit_test(test_generations),
+		cmocka_unit_test(test_turn),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

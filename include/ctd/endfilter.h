@@ -23,5 +23,8 @@ void ctd_endfilter_add(struct ctd_endfilter *f, uint64_t key_hash);
 /* False: never added (in the last two generations). True: probably
  * added (false positives about 1 in 50,000 at capacity). */
 bool ctd_endfilter_maybe(const struct ctd_endfilter *f, uint64_t key_hash);
+/* Starts fetching what maybe will read for key_hash: a batch asks this
+ * for each of its keys before it asks maybe for any. */
+void ctd_endfilter_prefetch(const struct ctd_endfilter *f, uint64_t key_hash);
 
 #endif
