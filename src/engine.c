@@ -445,7 +445,8 @@ static void count_latency(struct ctd_engine *eng, const struct ctd_event *ev,
 	for (i = 0; i < CTD_LAT__COUNT - 1 && ms > bound_ms[i]; i++)
 		;
 	eng->stats->latency[i]++;
-	eng->stats->kernel_lag_ms = ms;
+	eng->stats->kernel_lag_us = now->wall_ns > ev->tevent_ns ?
+				    (now->wall_ns - ev->tevent_ns) / 1000 : 0;
 }
 
 static void complete(struct ctd_engine *eng, const struct ctd_flow_key *key,

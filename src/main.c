@@ -137,10 +137,10 @@ static void sync_guard(struct ctd *ctd)
 	if (!ctd->guard)
 		return;
 	ctd_guard_publish(ctd->guard, st->nl_messages,
-			  (int64_t)st->kernel_lag_ms * 1000);
+			  (int64_t)st->kernel_lag_us);
 	ctd_guard_view(ctd->guard, &v);
 	st->kernel_failed_open = v.st.open;
-	st->kernel_open_since = v.since_wall_s;
+	st->kernel_open_since_us = v.since_wall_s * 1000000;
 	st->kernel_fail_opens = v.st.fail_opens;
 	st->kernel_rearms = v.st.rearms;
 	st->kernel_lost = v.st.lost;

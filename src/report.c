@@ -172,7 +172,7 @@ static void check_pressure(const struct ctd_report_src *src, struct findings *fd
 		"%llu%% full because %s; the kernel stops holding DESTROY events "
 		"for ctd and %llu were lost so far (kernel_lost); reliable mode "
 		"returns by itself under %u%% with ctd caught up",
-		(unsigned long long)st->kernel_open_since,
+		(unsigned long long)(st->kernel_open_since_us / 1000000),
 		(unsigned long long)st->kernel_table_peak_pct,
 		pressure_advice(st->kernel_cause),
 		(unsigned long long)st->kernel_lost,
@@ -239,10 +239,10 @@ static void check_buffer(const struct ctd_report_src *src, struct findings *fd)
 		src->cfg->rcvbuf, rmem_max);
 	finding(fd, "kernel_pending", st->kernel_pending >= PENDING_WARN,
 		"the kernel holds %llu DESTROY events for its listeners (its "
-		"dying list): if ctd is behind (kernel_lag_ms %llu), give it "
-		"CPU; rcvbuf-max (now %zu) only delays it",
+		"dying list): if ctd is behind (its newest DESTROY was %.1f s "
+		"old), give it CPU; rcvbuf-max (now %zu) only delays it",
 		(unsigned long long)st->kernel_pending,
-		(unsigned long long)st->kernel_lag_ms, src->cfg->rcvbuf_max);
+		(double)st->kernel_lag_us / 1e6, src->cfg->rcvbuf_max);
 	finding(fd, "lossy_mode", !src->reliable, "lossy mode (broadcast-error "
 		"no): events lost in overruns are gone; set broadcast-error yes");
 }

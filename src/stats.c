@@ -81,7 +81,7 @@ static const struct counter counters[] = {
 	G(kernel_pending, "kernel_pending_destroys", "DESTROY events the kernel holds for ctd."),
 	G(kernel_pending_peak, "kernel_pending_destroys_peak", "Most DESTROY events the kernel held for ctd."),
 	G(kernel_failed_open, "kernel_failed_open", "1 while ctd has failed open: the kernel does not hold DESTROY events for it."),
-	G(kernel_open_since, "kernel_mode_since_seconds", "Unix time the reliable/failed-open mode last changed; 0 never."),
+	G(kernel_open_since_us, "kernel_mode_since_seconds", "Unix time the reliable/failed-open mode last changed; 0 never."),
 	C(kernel_fail_opens, "kernel_fail_opens_total", "Times ctd failed open to spare the conntrack table."),
 	C(kernel_rearms, "kernel_rearms_total", "Times reliable mode came back by itself."),
 	C(kernel_lost, "kernel_lost_total", "Events the kernel dropped for ctd while failed open: flow records lost."),
@@ -89,7 +89,7 @@ static const struct counter counters[] = {
 	G(kernel_table_count, "kernel_table_conntracks", "nf_conntrack_count of ctd's namespace."),
 	G(kernel_table_max, "kernel_table_max_conntracks", "nf_conntrack_max."),
 	G(kernel_table_peak_pct, "kernel_table_peak_percent", "Fullest the conntrack table was seen, percent."),
-	G(kernel_lag_ms, "kernel_lag_milliseconds", "Age of the newest DESTROY event ctd read, by the kernel's stamp."),
+	G(kernel_lag_us, "kernel_lag_seconds", "Age of the newest DESTROY event ctd read, by the kernel's stamp."),
 	G(kernel_cause, "kernel_pressure_cause", "Why the table is past the high mark: 0 it is not, 1 ctd too slow, 2 ctd stalled, 3 not ctd."),
 	G(kernel_held_est, "kernel_held_conntracks", "nf_conntrack_count minus the conntracks the last table dump listed: about what the kernel holds on its dying list."),
 	C(dying_walks_skipped, "dying_walks_skipped_total", "Table checks left undecided: too many held to walk the dying list."),
@@ -201,13 +201,18 @@ void ctd_stats_prometheus_family(FILE *f, const char *name, bool gauge,
 		gauge ? "gauge" : "counter");
 }
 
+static bool has_suffix(const char *s, const char *suffix)
+{
+	size_t len = strlen(s), n = strlen(suffix);
+
+	return len > n && strcmp(s + len - n, suffix) == 0;
+}
+
 /* ctd keeps times in microseconds; Prometheus wants seconds. */
 static void put_sample(FILE *f, const char *family, const char *output,
 		       uint64_t v)
 {
-	size_t len = strlen(family);
-
-	if (len > 8 && strcmp(family + len - 8, "_seconds") == 0)
+	if (has_suffix(family, "_seconds"))
 		fprintf(f, "%s{output=\"%s\"} %.6f\n", family, output,
 			(double)v / 1e6);
 	else
@@ -226,9 +231,13 @@ void ctd_stats_print_prometheus(const struct ctd_stats *st, FILE *f)
 		snprintf(family, sizeof(family), "ctd_%s", c->prom);
 		if (!i || strcmp(c->prom, counters[i - 1].prom) != 0)
 			ctd_stats_prometheus_family(f, family, c->gauge, c->help);
-		fprintf(f, "%s%s%s%s %llu\n", family, c->label ? "{" : "",
-			c->label ? c->label : "", c->label ? "}" : "",
-			(unsigned long long)value_at(st, c->off));
+		if (has_suffix(family, "_seconds"))
+			fprintf(f, "%s %.6f\n", family,
+				(double)value_at(st, c->off) / 1e6);
+		else
+			fprintf(f, "%s%s%s%s %llu\n", family, c->label ? "{" : "",
+				c->label ? c->label : "", c->label ? "}" : "",
+				(unsigned long long)value_at(st, c->off));
 	}
 	for (size_t i = 0; i < N(out_counters); i++) {
 		const struct counter *c = &out_counters[i];

@@ -174,7 +174,7 @@ static void test_health_failed_open(void **state)
 
 	put(f, "net/netfilter/nf_conntrack_count", 900);
 	f->st.kernel_failed_open = 1;
-	f->st.kernel_open_since = 1800000000;
+	f->st.kernel_open_since_us = 1800000000ULL * 1000000;
 	f->st.kernel_table_peak_pct = 86;
 	f->st.kernel_lost = 4321;
 	f->st.kernel_cause = CTD_PRESSURE_SLOW;

@@ -67,7 +67,7 @@ struct ctd_stats {
 	uint64_t kernel_pending_peak;
 	/* The kernel-pressure governor (guard.c), copied from its page. */
 	uint64_t kernel_failed_open;      /* gauge: 1 while failed open */
-	uint64_t kernel_open_since;       /* gauge: wall s of the last change */
+	uint64_t kernel_open_since_us;    /* gauge: wall µs of the last change */
 	uint64_t kernel_fail_opens;       /* times it failed open */
 	uint64_t kernel_rearms;           /* times reliable mode came back */
 	uint64_t kernel_lost;             /* events the kernel dropped for ctd
@@ -76,7 +76,7 @@ struct ctd_stats {
 	uint64_t kernel_table_count;      /* gauge: nf_conntrack_count */
 	uint64_t kernel_table_max;        /* gauge: nf_conntrack_max */
 	uint64_t kernel_table_peak_pct;   /* gauge: fullest seen, percent */
-	uint64_t kernel_lag_ms;           /* gauge: age of the newest DESTROY */
+	uint64_t kernel_lag_us;           /* gauge: age of the newest DESTROY */
 	uint64_t guard_running;           /* gauge: 1 while the guard lives */
 	uint64_t kernel_cause;            /* gauge: enum ctd_pressure_cause */
 	uint64_t kernel_held_est;         /* gauge: count minus the last table
