@@ -14,7 +14,7 @@
 struct ctd_alerts {
 	const struct ctd_stats *st;
 	size_t max_flows;
-	struct ctd_log_rate evictions, bad_netlink, bad_ctl, slow_ctl;
+	struct ctd_log_rate evictions, bad_netlink, bad_ctl, slow_ctl, resent;
 	struct ctd_log_rate bad_spool[CTD_OUT_MAX];
 };
 
@@ -86,5 +86,12 @@ void ctd_alerts_check(struct ctd_alerts *a, const struct ctd_clock *clock)
 	       "control socket and metrics",
 	       "clients dropped: no whole request in time, or idle while "
 	       "others waited (ctl_timeouts, ctl_evicted)");
+	/* With one reliable listener the kernel never sends a DESTROY twice
+	 * (measured): repeats mean another one is full, and while it stays
+	 * full the kernel holds those conntracks in the table. */
+	growth(&a->resent, st->destroy_duplicates, clock, "ctnetlink",
+	       "DESTROY events received again (destroy_duplicates): another "
+	       "reliable listener does not read, so the kernel re-sends them "
+	       "and keeps their conntracks in the table; ctd -s names it");
 	spools(a, clock);
 }

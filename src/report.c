@@ -185,16 +185,22 @@ static void check_pressure(const struct ctd_report_src *src, struct findings *fd
 		src->cfg->kernel_pressure_high, pressure_advice(st->kernel_cause));
 }
 
+static int find_suspect(const struct ctd_report_src *src, struct ctd_nlpeer *ret)
+{
+	FILE *f = src->proc_netlink ? fopen(src->proc_netlink, "re") : NULL;
+	int r = f ? ctd_nlpeers_stuck(f, src->nl_portid, ret) : 0;
+
+	if (f)
+		fclose(f);
+	return r;
+}
+
 /* The listener that is not ctd and holds DESTROYs, in a few words. */
 static void name_suspect(const struct ctd_report_src *src, char *buf, size_t cap)
 {
 	struct ctd_nlpeer p;
-	FILE *f = src->proc_netlink ? fopen(src->proc_netlink, "re") : NULL;
-	int r = f ? ctd_nlpeers_stuck(f, src->nl_portid, &p) : 0;
 
-	if (f)
-		fclose(f);
-	if (r == 1)
+	if (find_suspect(src, &p) == 1)
 		snprintf(buf, cap, "the ctnetlink listener on netlink port %u "
 			 "(socket inode %lu; the port is its process's pid for "
 			 "its first socket) has %u bytes unread and %u drops",
@@ -202,6 +208,25 @@ static void name_suspect(const struct ctd_report_src *src, char *buf, size_t cap
 	else
 		snprintf(buf, cap, "live flows or another reliable listener "
 			 "that does not read (see /proc/net/netlink, Drops)");
+}
+
+/* DESTROYs sent again and a DESTROY listener with drops and a queue:
+ * it holds conntracks in the table (and sends ctd repeats) while full. */
+static void check_other_listener(const struct ctd_report_src *src,
+				 struct findings *fd)
+{
+	struct ctd_nlpeer p = { 0 };
+	bool bad = src->stats->destroy_duplicates > 0 && fd->fmt != FMT_PROM &&
+		   find_suspect(src, &p) == 1;
+
+	finding(fd, "other_listener", bad, "another ctnetlink DESTROY "
+		"listener does not read: netlink port %u (socket inode %lu; the "
+		"port is its process's pid for its first socket), %u bytes "
+		"unread, %u drops; if it asked for reliable delivery the kernel "
+		"keeps every conntrack it could not tell it in the table and "
+		"sends ctd the DESTROYs again (destroy_duplicates %llu)",
+		p.portid, p.inode, p.rmem, p.drops,
+		(unsigned long long)src->stats->destroy_duplicates);
 }
 
 static void check_table(const struct ctd_report_src *src, struct findings *fd)
@@ -283,6 +308,7 @@ static unsigned health(const struct ctd_report_src *src, FILE *out, enum fmt fmt
 	check_sysctls(src, &fd);
 	check_table(src, &fd);
 	check_pressure(src, &fd);
+	check_other_listener(src, &fd);
 	check_buffer(src, &fd);
 	while (src->netns && (e = ctd_netnstab_next(src->netns, &pos)))
 		check_netns(src, e, &fd);

@@ -228,6 +228,14 @@ static void test_health_names_stuck_listener(void **state)
 	assert_non_null(strstr(text, "95% full (950 of 1000) while ctd keeps up: "
 			       "the ctnetlink listener on netlink port 4242"));
 	assert_non_null(strstr(text, "212992 bytes unread and 840 drops"));
+	assert_null(strstr(text, "another ctnetlink DESTROY listener"));
+	free(text);
+	/* The DESTROYs it makes the kernel send again point at it too. */
+	f->st.destroy_duplicates = 63;
+	text = answer(f, "stats");
+	assert_non_null(strstr(text, "another ctnetlink DESTROY listener does not "
+			       "read: netlink port 4242 (socket inode 31337"));
+	assert_non_null(strstr(text, "(destroy_duplicates 63)"));
 	free(text);
 }
 

@@ -233,7 +233,7 @@ s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)  # NETLINK_NETFILTER
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
 s.bind((0, 1 << 2))                                        # NFNLGRP_CONNTRACK_DESTROY
 s.setsockopt(270, 4, 1)                                    # NETLINK_BROADCAST_ERROR
-print("ready", flush=True)
+print("ready", s.getsockname()[0], flush=True)
 sys.stdin.readline()
 s.close()
 """
@@ -247,8 +247,10 @@ class SlowListener:
                                      stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True)
         ns.procs.append(self.proc)
-        check(self.proc.stdout.readline().strip() == "ready",
+        ready = self.proc.stdout.readline().split()
+        check(len(ready) == 2 and ready[0] == "ready",
               "the slow listener did not start")
+        self.portid = int(ready[1])     # its line in /proc/net/netlink
 
     def close(self):
         self.proc.stdin.write("close\n")

@@ -30,6 +30,13 @@ def main(args):
         want = {f.sport for f in ns.traffic(flows("udp", FLOWS, sport=BASE))}
         ns.run(["conntrack", "-F"])
         time.sleep(3)
+        # Health names the listener that holds them, the log says why.
+        health = ctd.query("-s")
+        check("netlink port %d " % slow.portid in health,
+              "health does not name the stuck listener (port %d):\n%s"
+              % (slow.portid, health))
+        check("another reliable listener does not read" in ctd.log_text(),
+              "no log line about the DESTROYs sent again")
         slow.close()
         waited = ctd.wait_records(FLOWS, 60)
         time.sleep(1)
