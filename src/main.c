@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <ev.h>
 
@@ -44,6 +45,7 @@
 
 #define PROC_NETFILTER "/proc/sys/net/netfilter"
 #define SHUTDOWN_DRAIN_MAX 1000000
+#define SHUTDOWN_HELD_US 1000000
 
 struct ctd {
 	struct ev_loop *loop;
@@ -565,6 +567,26 @@ static void run(struct ctd *ctd)
 	ev_prepare_stop(ctd->loop, &ctd->flush);
 }
 
+/* What the kernel still holds for ctd (its DESTROYs that did not fit)
+ * comes again within 10 ms of room in the socket, for as long as any is
+ * held: read until three such periods bring nothing, at most a second.
+ * Closing the socket earlier would make the kernel free them unread. */
+static unsigned drain_held(struct ctd *ctd)
+{
+	const struct timespec retry = { 0, 12 * 1000 * 1000 };
+	int64_t end = ctd_clock_read(&ctd->clock).mono_us + SHUTDOWN_HELD_US;
+	unsigned n = 0, got, quiet = 0;
+
+	while (quiet < 3 && ctd_clock_read(&ctd->clock).mono_us < end) {
+		got = ctd_nlsrc_drain(ctd->nlsrc, SHUTDOWN_DRAIN_MAX);
+		n += got;
+		quiet = got ? 0 : quiet + 1;
+		if (!got)
+			nanosleep(&retry, NULL);
+	}
+	return n;
+}
+
 /* Events already queued on the socket at shutdown still become records,
  * unless ctd re-executes and the new process reads them; what the
  * outputs cannot take in time goes to the spool. */
@@ -576,7 +598,7 @@ static void finish(struct ctd *ctd, bool verbose)
 	char line[256];
 
 	if (ctd->stop_signal != SIGUSR2)
-		n = ctd_nlsrc_drain(ctd->nlsrc, SHUTDOWN_DRAIN_MAX);
+		n = drain_held(ctd);
 	if (n)
 		log_info("handled %u queued messages before exit", n);
 	spooled = ctd_deliver_finish(ctd->deliver, ctd->cfg->shutdown_timeout);

@@ -26,6 +26,13 @@
               in possible_duplicates. Every flow has a record; every
               record beyond a flow's first has the mark (no unmarked
               double), and records = flows + possible_duplicates.
+  held_stop   ctd with a 64 KiB buffer that may not grow is SIGSTOPped
+              while HELD_FLOWS flows end (`conntrack -F`): the kernel holds
+              most of their DESTROYs on its dying list. Then SIGCONT and at
+              once SIGTERM: ctd reads until the kernel has re-sent them all
+              (it does so every 10 ms while any is held) before it closes
+              the socket, which would free them unread. Every flow exactly
+              once, the table empty, and the identity with held 0.
   evictions   --max-flows 1000 and EVICT_FLOWS live UDP flows (one
               datagram each): ctd evicts flows alive to make room. Then
               each flow gets a reply (an UPDATE event: SEEN_REPLY) and
@@ -43,6 +50,7 @@ Usage: test_losses.py --ctd PATH [--closed SECS]
 import collections
 import json
 import os
+import signal
 import subprocess
 import time
 
@@ -243,6 +251,38 @@ def scenario_remember(ns, binary, tmp):
              marked, dups, doubled, c["records"], c["delivered"]))
 
 
+HELD_FLOWS = 5000
+
+
+def scenario_held_stop(ns, binary, tmp):
+    base = 20000
+    ctd = Ctd(ns, binary, tmp, ["--rcvbuf", "64k", "--rcvbuf-max", "64k"],
+              tag="held", json=os.path.join(tmp, "held.json"))
+    ctd.proc.send_signal(signal.SIGSTOP)
+    try:
+        want = {f.sport for f in ns.traffic(flows("udp", HELD_FLOWS,
+                                                  sport=base))}
+        ns.run(["conntrack", "-F"])
+        time.sleep(1.5)
+        held = ns.conntrack_count()
+    finally:
+        ctd.proc.send_signal(signal.SIGCONT)
+    check(held > HELD_FLOWS // 2, "only %d conntracks held after the flush: "
+          "the test proves nothing" % held)
+    counters = ctd.stop()
+    seen = sports(ctd.records(), base, HELD_FLOWS)
+    missing = sorted(want - set(seen))
+    doubled = sorted(p for p, rs in seen.items() if len(rs) > 1)
+    check(not missing and not doubled, "%d flows without a record %s, %d "
+          "doubled" % (len(missing), missing[:5], len(doubled)))
+    check(ns.conntrack_count() == 0, "the kernel still holds %d conntracks"
+          % ns.conntrack_count())
+    c = identity(counters, "json", HELD_FLOWS)
+    print("held_stop: %d flows, %d held by the kernel at SIGTERM: every flow "
+          "recorded once before exit; records %d = delivered %d"
+          % (HELD_FLOWS, held, c["records"], c["delivered"]))
+
+
 # Runs in the namespace: one datagram from each of n client ports, then
 # (on a line on stdin) one reply to each, from the server's socket.
 LIVE = r"""
@@ -328,6 +368,7 @@ def scenario_evictions(ns, binary, tmp):
 
 
 SCENARIOS = {"udp_closed": scenario_udp_closed,
+             "held_stop": scenario_held_stop,
              "disks_full": scenario_disks_full,
              "remember": scenario_remember,
              "evictions": scenario_evictions}
