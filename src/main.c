@@ -541,7 +541,12 @@ static void run(struct ctd *ctd)
 	ev_signal_start(ctd->loop, &ctd->sigusr1);
 	ev_signal_start(ctd->loop, &ctd->sigint);
 	ev_signal_start(ctd->loop, &ctd->sigterm);
-	ev_signal_init(&ctd->sighup, on_hup, SIGHUP);
+	/* A watcher in a terminal: SIGHUP is the terminal going away (a
+	 * dropped SSH session), not a reload; staying would leave an orphan
+	 * subscribed for good. */
+	ev_signal_init(&ctd->sighup, ctd->cli->foreground &&
+		       (isatty(STDIN_FILENO) || isatty(STDOUT_FILENO)) ?
+		       on_stop_signal : on_hup, SIGHUP);
 	ctd->sighup.data = ctd;
 	ev_signal_start(ctd->loop, &ctd->sighup);
 	ctd_daemon_release_signals();

@@ -17,10 +17,13 @@ keeps them) and TCP connections (left out), then `conntrack -F`.
    ctd (pid N) is writing FILE"), the same control socket ("another ctd
    (pid N) is listening on PATH"); the service keeps running meanwhile,
    and its file stays locked across a reopen (SIGUSR1).
+4. A watcher whose standard input is a terminal stops on SIGHUP (the
+   terminal went away) instead of reloading: exit 0 within 5 s.
 
 Usage: test_watch.py --ctd PATH
 """
 import os
+import pty
 import re
 import signal
 import subprocess
@@ -43,6 +46,31 @@ def start_watcher(ns, binary, tmp, conf):
               "the watcher did not start:\n" + open(log_path).read())
         time.sleep(0.05)
     return p, log_path
+
+
+def hangup(ns, binary, tmp, conf):
+    """A watcher started from a terminal (a pty on stdin) ends on SIGHUP."""
+    master, slave = pty.openpty()
+    try:
+        out = open(os.path.join(tmp, "tty.out"), "w")
+        log_path = os.path.join(tmp, "tty.log")
+        p = ns.start([binary, "-f", "-c", conf], out, open(log_path, "w"),
+                     stdin=slave)
+        end = time.time() + 10
+        while "listening" not in open(log_path).read():
+            check(p.poll() is None and time.time() < end,
+                  "the tty watcher did not start:\n" + open(log_path).read())
+            time.sleep(0.05)
+        p.send_signal(signal.SIGHUP)
+        try:
+            rc = p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            raise ctdns.Fail("a watcher in a terminal survived SIGHUP:\n"
+                             + open(log_path).read())
+        check(rc == 0, "the tty watcher exited %d" % rc)
+    finally:
+        os.close(master)
+        os.close(slave)
 
 
 def watched(tmp):
@@ -140,6 +168,7 @@ def main(args):
         watcher.send_signal(signal.SIGTERM)
         check(watcher.wait(timeout=15) == 0, "the watcher failed:\n"
               + open(watch_log).read())
+        hangup(ns, args.ctd, tmp, conf)
         ctd.stop()
         check_service(ctd, udp, tcp)
         seen = check_watcher(tmp, udp, tcp)
