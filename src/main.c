@@ -86,10 +86,11 @@ static void on_messages(void *arg, const struct nlmsghdr *const *msgs,
 	if (nsids && ctd->netns) {
 		n = ctd_netns_admit(ctd->netns, msgs, nsids, n, kept, kept_nsids);
 		ctd_engine_messages_ns(ctd->engine, kept, kept_nsids, n, now);
-		return;
+	} else {
+		ctd_engine_messages(ctd->engine, msgs, n, now);
 	}
-	ctd_engine_messages(ctd->engine, msgs, n, now);
-	/* Before the next batch is read: written, or in the log. */
+	/* Before the next batch is read: written, or in the log. With
+	 * netns too, or a crash could lose a whole wakeup's budget. */
 	ctd_deliver_commit(ctd->deliver);
 }
 
