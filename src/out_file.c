@@ -7,7 +7,11 @@
  * records instead of losing them. While a write streak fails, submit
  * does not retry the write itself: the loop's flush and the delivery
  * timer do, once per turn. Reopen (SIGHUP) moves the buffered bytes to
- * the new file, so log rotation loses nothing either. The two file
+ * the new file, so log rotation loses nothing either. A file deleted or
+ * moved away without a signal is noticed at the next flush (at most
+ * every CHECK_GONE_NS) and opened again by its path; what was written
+ * into a deleted file since the last look is copied into the new one,
+ * so a record is never final in a file nobody can read. The two file
  * outputs of the table (outputs.h), the JSON record file and the
  * conntrackd log, are defined at the end. */
 #include <errno.h>
@@ -17,6 +21,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ctd/config.h"
@@ -37,6 +42,8 @@
 /* The record file's default location, the only one ctd creates. */
 /* Records in the buffer at most: about 1 MiB of short lines. */
 #define SETTLE_MAX 16384
+/* Between looks at whether the file is still at its path. */
+#define CHECK_GONE_NS 100000000LL
 #define DEFAULT_OUTPUT_DIR CTD_CONFIG_DEFAULT_OUTPUT_DIR
 #define DEFAULT_OUTPUT CTD_CONFIG_DEFAULT_OUTPUT
 
@@ -50,6 +57,8 @@ struct out_file {
 	struct ctd_out_file_fmt fmt;
 	struct ctd_owner owner;     /* ctd's user, also for reopens */
 	struct ctd_settle settle;   /* records by their end in the byte stream */
+	off_t seen_size;            /* size at the last look that found it */
+	int64_t seen_ns;            /* when (CLOCK_MONOTONIC_COARSE) */
 };
 
 static struct out_file *to_file(struct ctd_output *out)
@@ -193,11 +202,14 @@ static enum ctd_out_status file_submit_raw(struct ctd_output *out,
 	return CTD_OUT_DELIVERED;
 }
 
+static void check_gone(struct out_file *j);
+
 static void file_flush(struct ctd_output *out)
 {
 	struct out_file *j = to_file(out);
 	int r = ctd_wbuf_flush(j->wb);
 
+	check_gone(j);
 	if (r == 0 || r == -EAGAIN) {
 		if (j->failing)
 			log_info("%s: writing again", j->path);
@@ -211,6 +223,81 @@ static void file_flush(struct ctd_output *out)
 		log_err("%s: write failed: %s; holding records until it "
 			"works again", j->path, ctd_log_errstr(-r));
 	j->failing = true;
+}
+
+/* Bytes [from, to) of the deleted file at old into the new file. */
+static void recover(struct out_file *j, int old, off_t from, off_t to)
+{
+	char buf[65536];
+	ssize_t n;
+
+	while (from < to) {
+		size_t want = (size_t)(to - from) < sizeof(buf) ?
+			      (size_t)(to - from) : sizeof(buf);
+
+		n = pread(old, buf, want, from);
+		if (n <= 0 || write(j->fd, buf, (size_t)n) != n) {
+			j->base.stats.write_errors++;
+			log_err("%s: cannot copy what the deleted file held: %s",
+				j->path, n < 0 ? strerror(errno) : "short");
+			return;
+		}
+		from += n;
+		j->base.stats.recovered_bytes += (uint64_t)n;
+	}
+}
+
+/* Opens the path again; the deleted file's unread tail comes along. */
+static void reopen_gone(struct out_file *j, const struct stat *held)
+{
+	int old = dup(j->fd), r;
+	off_t from = j->seen_size;
+
+	j->base.stats.gone++;
+	log_warn("%s was %s while ctd wrote it; opening it again", j->path,
+		 held->st_nlink ? "moved or replaced" : "deleted");
+	r = ctd_out_file_set_path(&j->base, j->path);
+	if (r < 0)
+		log_err("%s: cannot open it again: %s", j->path,
+			ctd_safefile_strerror(r));
+	else if (!held->st_nlink && old >= 0)
+		recover(j, old, from, held->st_size);
+	if (old >= 0)
+		close(old);
+}
+
+static int64_t coarse_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void note_size(struct out_file *j)
+{
+	struct stat st;
+
+	if (fstat(j->fd, &st) == 0)
+		j->seen_size = st.st_size;
+}
+
+/* Still the file at the path? Two syscalls, at most every 100 ms. */
+static void check_gone(struct out_file *j)
+{
+	struct stat held, at;
+	int64_t now = coarse_ns();
+
+	if (!j->own_fd || now - j->seen_ns < CHECK_GONE_NS ||
+	    fstat(j->fd, &held) < 0)
+		return;
+	j->seen_ns = now;
+	if (held.st_nlink && stat(j->path, &at) == 0 &&
+	    at.st_ino == held.st_ino && at.st_dev == held.st_dev) {
+		j->seen_size = held.st_size;
+		return;
+	}
+	reopen_gone(j, &held);
 }
 
 static int file_reopen(struct ctd_output *out)
@@ -247,6 +334,7 @@ int ctd_out_file_set_path(struct ctd_output *out, const char *path)
 	ctd_wbuf_set_fd(j->wb, fd);
 	if (!ctd_settle_inside(&j->settle, ctd_wbuf_total_out(j->wb)))
 		complete_tail(j);
+	note_size(j);
 	j->failing = false;
 	log_info("%s: reopened", j->path);
 	return 0;
@@ -340,8 +428,10 @@ int ctd_out_file_new(const char *path, const struct ctd_out_file_fmt *fmt,
 		file_free(&j->base);
 		return -ENOMEM;
 	}
-	if (j->own_fd)
+	if (j->own_fd) {
 		complete_tail(j);
+		note_size(j);
+	}
 	ctd_wbuf_count_into(j->wb, &j->base.stats.bytes);
 	*ret = &j->base;
 	return 0;

@@ -144,6 +144,8 @@ static const struct counter out_counters[] = {
 	O(spool_skipped, "spool_skipped_total", "Damaged spool entries skipped."),
 	O(write_errors, "write_errors_total", "Failed writes."),
 	O(bytes, "written_bytes_total", "Bytes written."),
+	O(gone, "files_gone_total", "Times the file was found deleted or moved away and opened again by its path."),
+	O(recovered_bytes, "recovered_bytes_total", "Bytes written into a file after it was deleted, copied into the new one."),
 	OG(consumers, "consumers", "Connected stream readers."),
 	O(refused, "refused_total", "Stream readers refused: too many."),
 	O(lost_bytes, "lost_bytes_total", "Unread bytes of stream readers that went away."),

@@ -45,6 +45,8 @@ struct ctd_out_stats {
 	uint64_t spool_skipped;  /* damaged spool entries skipped */
 	uint64_t write_errors;   /* failed writes */
 	uint64_t bytes;          /* bytes written */
+	uint64_t gone;           /* files found deleted or moved, reopened */
+	uint64_t recovered_bytes; /* bytes a deleted file took, copied anew */
 	uint64_t consumers;      /* gauge: connected readers (stream) */
 	uint64_t refused;        /* readers refused: too many (stream) */
 	uint64_t lost_bytes;     /* unread bytes of readers that went away */
