@@ -105,6 +105,11 @@ def gone(args):
             if act == "rm":
                 os.unlink(ctd.json)
             elif act == "mv":
+                # ctd makes the file again at its first write after the rm
+                end = time.time() + 10
+                while not os.path.exists(ctd.json):
+                    check(time.time() < end, "no new file after the rm")
+                    time.sleep(0.005)
                 os.rename(ctd.json, moved)
             check(flush.wait(timeout=30) == 0, "conntrack -F failed")
             time.sleep(0.5)
