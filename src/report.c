@@ -268,6 +268,11 @@ static void check_buffer(const struct ctd_report_src *src, struct findings *fd)
 		"old), give it CPU; rcvbuf-max (now %zu) only delays it",
 		(unsigned long long)st->kernel_pending,
 		(double)st->kernel_lag_us / 1e6, src->cfg->rcvbuf_max);
+	finding(fd, "spool_degraded", st->spool_degraded, "no spool: the spool "
+		"directory %s could not be locked at start (see the log); "
+		"records an output cannot take in time are lost, counted in "
+		"failed; make it writable by ctd and restart",
+		src->cfg->spool_dir);
 	finding(fd, "lossy_mode", !src->reliable, "lossy mode (broadcast-error "
 		"no): events lost in overruns are gone; set broadcast-error yes");
 }

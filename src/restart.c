@@ -34,13 +34,22 @@ static int take_lock(struct ctd_restart *r, const char *dir,
 	long pid;
 	int err = ctd_runlock_take(dir, owner, &r->lock, &last, &pid);
 
-	if (err == -EBUSY)
+	if (err == -EBUSY) {
 		log_err("another ctd (pid %ld) is running with spool directory "
 			"%s; refusing to start", pid, dir);
-	else if (err < 0)
-		log_err("cannot lock %s/ctd.lock: %s", dir,
-			ctd_safefile_strerror(err));
-	else if (last == CTD_LAST_UNCLEAN) {
+		return err;
+	}
+	/* Refusing to start would lose every record under a restart loop;
+	 * without a spool only what cannot be delivered at once is lost,
+	 * counted. */
+	if (err < 0) {
+		r->st->spool_degraded = 1;
+		log_err("cannot lock %s/ctd.lock: %s; running without a spool: "
+			"records an output cannot take in time are lost (counted)",
+			dir, ctd_safefile_strerror(err));
+		return 0;
+	}
+	if (last == CTD_LAST_UNCLEAN) {
 		r->st->unclean_restarts = 1;
 		r->dead_pid = pid;
 	}
@@ -65,6 +74,11 @@ int ctd_restart_begin(const char *spool_dir, const struct ctd_owner *owner,
 	if (r->fd < 0)
 		r->fd = -1;
 	return err;
+}
+
+bool ctd_restart_spool_ok(const struct ctd_restart *r)
+{
+	return r->lock != NULL;
 }
 
 int ctd_restart_socket(struct ctd_restart *r)

@@ -102,6 +102,7 @@ static const struct counter counters[] = {
 	C(ctl_evicted, "ctl_evicted_total", "Silent control and metrics clients dropped to make room."),
 	C(metrics_requests, "metrics_requests_total", "Prometheus scrapes answered."),
 	C(notify_dropped, "notify_dropped_total", "Messages to the service manager dropped: it did not take them at once."),
+	G(spool_degraded, "spool_degraded", "1 when the spool directory could not be locked at start: running without a spool."),
 	G(unclean_restarts, "unclean_restarts", "1 when the previous ctd with this spool directory died without stopping."),
 	G(netns_watched, "netns_watched", "Network namespaces watched besides ctd's own."),
 	C(netns_added, "netns_added_total", "Network namespaces taken under watch."),

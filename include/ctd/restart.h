@@ -17,9 +17,13 @@ struct ctd_restart;
 struct ctd_stats;
 
 /* Takes the lock in spool_dir (none when ""); -EBUSY (logged) when
- * another ctd runs there. */
+ * another ctd runs there. A directory that cannot hold the lock (read
+ * only, missing, not ctd's) is a degraded start: 0, logged, and
+ * ctd_restart_spool_ok says no. */
 int ctd_restart_begin(const char *spool_dir, const struct ctd_owner *owner,
 		      struct ctd_stats *st, struct ctd_restart **ret);
+/* Whether the spool directory may be used (its lock is ours). */
+bool ctd_restart_spool_ok(const struct ctd_restart *r);
 /* The ctnetlink socket handed in, or -1. */
 int ctd_restart_socket(struct ctd_restart *r);
 /* The socket is open: a new one goes to the fd store; a death is told. */

@@ -202,7 +202,7 @@ def check_metrics(ns):
           "process_start_time_seconds %s, now %d" % (started, time.time()))
     # Every health check is a series; this healthy namespace has no problem.
     health = {k: v for k, v in values.items() if k.startswith("ctd_health_problem{")}
-    check(len(health) == 10 and not any(health.values()) and
+    check(len(health) == 11 and not any(health.values()) and
           'ctd_health_problem{check="nf_conntrack_acct"}' in health,
           "health series: %s" % health)
     other = ns.run(["python3", "-c", SCRAPE, METRICS, "/"])

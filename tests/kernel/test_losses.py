@@ -33,6 +33,11 @@
               (it does so every 10 ms while any is held) before it closes
               the socket, which would free them unread. Every flow exactly
               once, the table empty, and the identity with held 0.
+  ro_spool    The spool directory on a read-only tmpfs at start: ctd
+              starts degraded instead of not at all (a restart loop under
+              systemd, every record lost): one log line, health says
+              spool_degraded, RO_FLOWS flows each recorded once, the
+              identity with held 0.
   evictions   --max-flows 1000 and EVICT_FLOWS live UDP flows (one
               datagram each): ctd evicts flows alive to make room. Then
               each flow gets a reply (an UPDATE event: SEEN_REPLY) and
@@ -283,6 +288,38 @@ def scenario_held_stop(ns, binary, tmp):
           % (HELD_FLOWS, held, c["records"], c["delivered"]))
 
 
+RO_FLOWS = 1000
+
+
+def scenario_ro_spool(ns, binary, tmp):
+    base = 25000
+    spool = os.path.join(tmp, "spool")
+    os.makedirs(spool, exist_ok=True)
+    mount(["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", spool])
+    try:
+        ctd = Ctd(ns, binary, tmp, [], tag="ro", json=os.path.join(tmp, "ro.json"))
+        check("running without a spool" in ctd.log_text(),
+              "no line about the spool:\n" + ctd.log_text())
+        health = ctd.query("-s")
+        check("no spool: the spool directory" in health,
+              "health does not say spool_degraded:\n" + health)
+        want = {f.sport for f in ns.traffic(flows("udp", RO_FLOWS, sport=base))}
+        ns.run(["conntrack", "-F"])
+        check(ctd.wait_records(RO_FLOWS, 30) is not None, "records missing")
+        counters = ctd.stop()
+    finally:
+        subprocess.run(["umount", spool])
+    seen = sports(ctd.records(), base, RO_FLOWS)
+    check(set(seen) == want and all(len(r) == 1 for r in seen.values()),
+          "%d of %d flows recorded once" % (len(seen), RO_FLOWS))
+    check(counters.get("spool_degraded") == 1, "spool_degraded %s"
+          % counters.get("spool_degraded"))
+    c = identity(counters, "json", RO_FLOWS)
+    print("ro_spool: read-only spool directory at start: ran degraded, %d "
+          "flows recorded once; records %d = delivered %d, held 0"
+          % (RO_FLOWS, c["records"], c["delivered"]))
+
+
 # Runs in the namespace: one datagram from each of n client ports, then
 # (on a line on stdin) one reply to each, from the server's socket.
 LIVE = r"""
@@ -369,6 +406,7 @@ def scenario_evictions(ns, binary, tmp):
 
 SCENARIOS = {"udp_closed": scenario_udp_closed,
              "held_stop": scenario_held_stop,
+             "ro_spool": scenario_ro_spool,
              "disks_full": scenario_disks_full,
              "remember": scenario_remember,
              "evictions": scenario_evictions}
