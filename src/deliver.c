@@ -932,11 +932,14 @@ void ctd_deliver_reopen(struct ctd_deliver *d)
 	}
 }
 
-void ctd_deliver_reload(struct ctd_deliver *d, const struct ctd_config *next)
+int ctd_deliver_reload(struct ctd_deliver *d, const struct ctd_config *next)
 {
-	for (size_t i = 0; i < d->n; i++)
+	int r = 0;
+
+	for (size_t i = 0; i < d->n && r == 0; i++)
 		if (d->dest[i].out->ops->reload)
-			d->dest[i].out->ops->reload(d->dest[i].out, next);
+			r = d->dest[i].out->ops->reload(d->dest[i].out, next);
+	return r;
 }
 
 static int to_spool(void *arg, const struct ctd_record *rec)

@@ -195,6 +195,12 @@ static struct ctd_reload_target reload_target(struct ctd *ctd)
 					   ctd->text != NULL };
 }
 
+static void reload_problem(void *arg, const char *line)
+{
+	(void)arg;
+	log_err("reload: %s", line);
+}
+
 /* SIGHUP: re-read the configuration; a bad one changes nothing. The
  * record file may move; every output reopens its files. */
 static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
@@ -208,6 +214,12 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 	(void)revents;
 	if (ctd_cli_config(ctd->cli, &next, err, sizeof(err)) < 0) {
 		log_err("reload: %s; keeping the running configuration", err);
+		return;
+	}
+	/* ctd -t's checks (a missing directory, an unknown user): a file
+	 * that passes them is not applied half. */
+	if (ctd_cfgcheck(&next, reload_problem, NULL)) {
+		log_err("reload: keeping the running configuration");
 		return;
 	}
 	target = reload_target(ctd);

@@ -356,29 +356,36 @@ static void file_free(struct ctd_output *out)
 	free(j);
 }
 
-/* A moved path takes effect at once; to or from stdout needs a restart. */
-static void file_reload(struct ctd_output *out, const struct ctd_config *next)
+/* A moved path takes effect at once (opened first: a path that cannot
+ * be opened changes nothing); to or from stdout needs a restart. */
+static int follow_path(struct out_file *j, const char *want)
 {
-	struct out_file *j = to_file(out);
-	const char *want;
 	int r;
 
-	if (j->fmt.reload_arg)
-		j->fmt.reload_arg(j->fmt.arg, next);
-	if (j->fmt.path_setting == CTD_OUT_FILE_FIXED)
-		return;
-	want = (const char *)next + j->fmt.path_setting;
 	if (strcmp(want, j->own_fd ? j->path : "-") == 0)
-		return;
+		return 0;
 	if (!j->own_fd || !*want || strcmp(want, "-") == 0) {
-		log_warn("reload: output %s to %s needs a restart", out->name,
-			 *want ? want : "none");
-		return;
+		log_warn("reload: output %s to %s needs a restart",
+			 j->base.name, *want ? want : "none");
+		return 0;
 	}
-	r = ctd_out_file_set_path(out, want);
+	r = ctd_out_file_set_path(&j->base, want);
 	if (r < 0)
-		log_err("reload: cannot open %s: %s; still writing to %s", want,
-			ctd_safefile_strerror(r), j->path);
+		log_err("reload: cannot open %s: %s; still writing to %s",
+			want, ctd_safefile_strerror(r), j->path);
+	return r;
+}
+
+static int file_reload(struct ctd_output *out, const struct ctd_config *next)
+{
+	struct out_file *j = to_file(out);
+	int r = 0;
+
+	if (j->fmt.path_setting != CTD_OUT_FILE_FIXED)
+		r = follow_path(j, (const char *)next + j->fmt.path_setting);
+	if (r == 0 && j->fmt.reload_arg)
+		j->fmt.reload_arg(j->fmt.arg, next);
+	return r;
 }
 
 static const struct ctd_output_ops file_ops = {

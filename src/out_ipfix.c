@@ -730,13 +730,14 @@ static void ipfix_free(struct ctd_output *out)
 /* The templates a collector has are the ones sent at the start:
  * changing them live would need withdrawals (TCP) or fresh ids (UDP),
  * so ctLabels comes or goes at a restart. */
-static void ipfix_reload(struct ctd_output *out, const struct ctd_config *next)
+static int ipfix_reload(struct ctd_output *out, const struct ctd_config *next)
 {
 	struct out_ipfix *x = to_ipfix(out);
 
 	if (next->record_labels != x->cfg.enc.labels)
 		log_warn("reload: record-labels in IPFIX records needs a "
 			 "restart (the templates stay as they are)");
+	return 0;
 }
 
 static const struct ctd_output_ops ipfix_ops = {

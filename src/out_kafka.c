@@ -466,12 +466,13 @@ static void kafka_free(struct ctd_output *out)
 
 /* record-labels and connlabel.conf, as the file output takes them;
  * messages produced again after a failure get the new rendering. */
-static void kafka_reload(struct ctd_output *out, const struct ctd_config *next)
+static int kafka_reload(struct ctd_output *out, const struct ctd_config *next)
 {
 	struct out_kafka *k = to_kafka(out);
 
 	ctd_connlabel_free(k->names);
 	k->names = ctd_connlabel_open(next->record_labels);
+	return 0;
 }
 
 static const struct ctd_output_ops kafka_ops = {

@@ -261,12 +261,13 @@ static void stream_free(struct ctd_output *out)
 }
 
 /* record-labels and connlabel.conf, as the file output takes them. */
-static void stream_reload(struct ctd_output *out, const struct ctd_config *next)
+static int stream_reload(struct ctd_output *out, const struct ctd_config *next)
 {
 	struct out_stream *s = to_stream(out);
 
 	ctd_connlabel_free(s->names);
 	s->names = ctd_connlabel_open(next->record_labels);
+	return 0;
 }
 
 static const struct ctd_output_ops stream_ops = {

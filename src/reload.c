@@ -1,6 +1,9 @@
 /* reload: a new configuration meets running modules. Each live setting
  * has its own step, each logged once; a step that fails keeps what runs
- * (a filter that cannot be built, a group that cannot be joined). */
+ * (a filter that cannot be built, a group that cannot be joined). The
+ * outputs go first: a new path that cannot be opened leaves the whole
+ * running configuration in force, not a new filter beside an old file
+ * (main.c has run ctd -t's checks on it before). */
 #include <errno.h>
 #include <string.h>
 
@@ -97,16 +100,23 @@ void ctd_reload_log_labels(const struct ctd_config *o)
 	ctd_connlabel_free(m);
 }
 
-void ctd_reload_apply(struct ctd_reload_target *t,
-		      const struct ctd_config *next)
+int ctd_reload_apply(struct ctd_reload_target *t,
+		     const struct ctd_config *next)
 {
+	int r = ctd_deliver_reload(t->deliver, next);
+
+	if (r < 0) {
+		log_err("reload: the new configuration is not applied; the "
+			"running one stays in force");
+		return r;
+	}
 	ctd_config_diff(t->cfg, next, restart_needed, NULL);
 	apply_filter(t, next);
 	apply_subscribe(t, next);
 	ctd_reload_log_labels(next);
-	ctd_deliver_reload(t->deliver, next);
 	strcpy(t->cfg->output, next->output);
 	strcpy(t->cfg->conntrackd_log, next->conntrackd_log);
 	log_info("SIGHUP: configuration reloaded, reopening output files");
 	ctd_deliver_reopen(t->deliver);
+	return 0;
 }

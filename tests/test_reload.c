@@ -1,7 +1,8 @@
 /* Tests for src/reload.c: a new filter replaces the running one only
  * when it differs, settings that need a restart are named in the log,
- * the file outputs' paths are taken over, and the groups a configuration
- * needs follow lossy mode and subscribe. */
+ * the file outputs' paths are taken over, a path that cannot be opened
+ * leaves the whole running configuration in force, and the groups a
+ * configuration needs follow lossy mode and subscribe. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,9 +17,12 @@
 #include "ctd/filter.h"
 #include "ctd/log.h"
 #include "ctd/nlsrc.h"
+#include "ctd/out_file.h"
+#include "ctd/output.h"
 #include "ctd/reload.h"
 #include "ctd/stats.h"
 #include "logcap.h"
+#include "tmpdir.h"
 
 struct fixture {
 	struct ev_loop *loop;
@@ -93,6 +97,40 @@ static void test_filter_and_restart_needed(void **state)
 	assert_int_equal(f->cfg.grace, 15);      /* not live: unchanged */
 }
 
+/* A new output path that cannot be opened: the new filter does not
+ * take effect either, the file stays, the log says so. */
+static void test_all_or_nothing(void **state)
+{
+	struct fixture *f = *state;
+	struct ctd_filter *before = f->filter;
+	struct ctd_config next = f->cfg;
+	struct ctd_output *out;
+	struct logcap lc;
+	char dir[64], path[96];
+	const char *text;
+
+	tmpdir_make(dir, "reload");
+	snprintf(path, sizeof(path), "%s/flows.json", dir);
+	assert_int_equal(ctd_out_json_new(path, 0, NULL, &out), 0);
+	assert_int_equal(ctd_deliver_add(f->d, out, 0), 0);
+	set(&f->cfg, "output", path);
+	next = f->cfg;
+	set(&next, "filter-proto", "tcp");
+	set(&next, "output", "/nonexistent-ctd-dir/flows.json");
+	logcap_begin(&lc);
+	assert_true(ctd_reload_apply(&f->t, &next) < 0);
+	text = logcap_end(&lc);
+	assert_non_null(strstr(text, "cannot open /nonexistent-ctd-dir/flows.json"));
+	assert_non_null(strstr(text, "the new configuration is not applied"));
+	assert_null(strstr(text, "configuration reloaded"));
+	assert_ptr_equal(f->filter, before);
+	assert_string_equal(f->cfg.filter[0], "any");
+	assert_string_equal(f->cfg.output, path);
+	ctd_deliver_free(f->d);
+	f->d = NULL;
+	tmpdir_remove(dir);
+}
+
 static void test_groups(void **state)
 {
 	struct fixture *f = *state;
@@ -138,6 +176,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_filter_and_restart_needed,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_all_or_nothing, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_groups, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_labels_need_events, setup,
 						teardown),

@@ -67,7 +67,7 @@ void ctd_deliver_commit(struct ctd_deliver *d);
 void ctd_deliver_flush(struct ctd_deliver *d);
 /* SIGHUP's new configuration: each output takes what it can live (a
  * file output moves to a new path; bytes buffered follow). */
-void ctd_deliver_reload(struct ctd_deliver *d, const struct ctd_config *next);
+int ctd_deliver_reload(struct ctd_deliver *d, const struct ctd_config *next);
 /* SIGHUP: outputs reopen their files; nothing buffered is lost. */
 void ctd_deliver_reopen(struct ctd_deliver *d);
 

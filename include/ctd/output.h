@@ -103,8 +103,10 @@ struct ctd_output_ops {
 	int (*reopen)(struct ctd_output *out);
 	void (*free)(struct ctd_output *out);
 	/* A reloaded configuration: takes what may change live (a file
-	 * output's path) and logs what needs a restart. NULL: nothing. */
-	void (*reload)(struct ctd_output *out, const struct ctd_config *next);
+	 * output's path) and logs what needs a restart. Returns 0, or
+	 * -errno (logged) when what it had to change could not be, and
+	 * then changed nothing. NULL: nothing. */
+	int (*reload)(struct ctd_output *out, const struct ctd_config *next);
 };
 
 struct ctd_output {

@@ -27,8 +27,10 @@ unsigned ctd_reload_groups(const struct ctd_reload_target *t,
 /* Logs once where record-labels takes the label names from (the start
  * and each reload; the outputs read the same file without a word). */
 void ctd_reload_log_labels(const struct ctd_config *o);
-/* Applies next (already checked) and reopens the outputs' files. */
-void ctd_reload_apply(struct ctd_reload_target *t,
-		      const struct ctd_config *next);
+/* Applies next (already checked) and reopens the outputs' files.
+ * Returns 0, or -errno when an output could not take it: then nothing
+ * of next is in force (logged). */
+int ctd_reload_apply(struct ctd_reload_target *t,
+		     const struct ctd_config *next);
 
 #endif
