@@ -13,6 +13,7 @@
 #include "ctd/filter.h"
 #include "ctd/log.h"
 #include "ctd/nlsrc.h"
+#include "ctd/outputs.h"
 #include "ctd/reload.h"
 
 /* Settings a reload cannot change in a running ctd, named in the log. */
@@ -23,6 +24,20 @@ static void restart_needed(void *arg, const char *key, const char *value,
 	if (!live)
 		log_warn("reload: '%-23s %s' needs a restart to take effect",
 			 key, value);
+}
+
+/* An output turned on or off needs a restart (a file output moved to
+ * another path does not): said, not silently ignored. */
+static void outputs_switched(const struct ctd_config *old,
+			     const struct ctd_config *next)
+{
+	for (size_t i = 0; ctd_outputs[i]; i++) {
+		bool was = ctd_outputs[i]->enabled(old);
+
+		if (was != ctd_outputs[i]->enabled(next))
+			log_warn("reload: turning output %s %s needs a restart",
+				 ctd_outputs[i]->name, was ? "off" : "on");
+	}
 }
 
 /* Filters change at once. */
@@ -111,6 +126,7 @@ int ctd_reload_apply(struct ctd_reload_target *t,
 		return r;
 	}
 	ctd_config_diff(t->cfg, next, restart_needed, NULL);
+	outputs_switched(t->cfg, next);
 	apply_filter(t, next);
 	apply_subscribe(t, next);
 	ctd_reload_log_labels(next);

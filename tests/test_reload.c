@@ -91,6 +91,7 @@ static void test_filter_and_restart_needed(void **state)
 				     "needs a restart"));
 	assert_non_null(strstr(text, "reload: new filter in effect"));
 	assert_null(strstr(text, "'output"));
+	assert_null(strstr(text, "turning output"));
 	assert_ptr_not_equal(f->filter, before);
 	assert_string_equal(f->cfg.filter[0], "tcp");
 	assert_string_equal(f->cfg.output, "/tmp/elsewhere.json");
@@ -129,6 +130,23 @@ static void test_all_or_nothing(void **state)
 	ctd_deliver_free(f->d);
 	f->d = NULL;
 	tmpdir_remove(dir);
+}
+
+/* An output the new configuration turns on or off is named. */
+static void test_output_switched_named(void **state)
+{
+	struct fixture *f = *state;
+	struct ctd_config next = f->cfg;
+	struct logcap lc;
+	const char *text;
+
+	set(&next, "conntrackd-log", "/tmp/ctd-stats.log");
+	set(&next, "output", "none");
+	logcap_begin(&lc);
+	assert_int_equal(ctd_reload_apply(&f->t, &next), 0);
+	text = logcap_end(&lc);
+	assert_non_null(strstr(text, "turning output ctlog on needs a restart"));
+	assert_non_null(strstr(text, "turning output json off needs a restart"));
 }
 
 static void test_groups(void **state)
@@ -178,6 +196,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_all_or_nothing, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_output_switched_named,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_groups, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_labels_need_events, setup,
 						teardown),
