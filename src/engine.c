@@ -447,6 +447,7 @@ static void count_latency(struct ctd_engine *eng, const struct ctd_event *ev,
 	eng->stats->latency[i]++;
 	eng->stats->kernel_lag_us = now->wall_ns > ev->tevent_ns ?
 				    (now->wall_ns - ev->tevent_ns) / 1000 : 0;
+	eng->stats->latency_sum_us += eng->stats->kernel_lag_us;
 }
 
 static void complete(struct ctd_engine *eng, const struct ctd_flow_key *key,

@@ -29,9 +29,8 @@ struct counter {
 #define END(name, i, label) { name, OFF(ends[i]), false, "flow_ends_total", \
 	"reason=\"" label "\"", "Final flow records by end reason." }
 
-#define LAT(i, name) { "latency_" name, OFF(latency[i]), false, \
-	"destroy_latency_total", "bucket=\"" name "\"", \
-	"DESTROY events by the time from the kernel's stamp to ctd's read." }
+/* In ctd -s per bucket; in the metrics one histogram (print_latency). */
+#define LAT(i, name) { "latency_" name, OFF(latency[i]), false, NULL, NULL, NULL }
 
 static const struct counter counters[] = {
 	EV("events_new", CTD_EV_NEW, "new"),
@@ -223,6 +222,30 @@ static void put_sample(FILE *f, const char *family, const char *output,
 			(unsigned long long)v);
 }
 
+/* DESTROY latency as a Prometheus histogram: cumulative buckets in
+ * seconds, +Inf, sum and count, so histogram_quantile works. */
+static void print_latency(const struct ctd_stats *st, FILE *f)
+{
+	static const uint32_t bound_ms[] = CTD_LAT_BOUNDS_MS;
+	uint64_t sum = 0;
+
+	fputs("# HELP ctd_destroy_latency_seconds Time from the kernel's stamp "
+	      "on a DESTROY event to ctd's read.\n"
+	      "# TYPE ctd_destroy_latency_seconds histogram\n", f);
+	for (size_t i = 0; i < CTD_LAT__COUNT; i++) {
+		sum += st->latency[i];
+		if (i < CTD_LAT__COUNT - 1)
+			fprintf(f, "ctd_destroy_latency_seconds_bucket{le=\"%g\"} "
+				"%llu\n", bound_ms[i] / 1000.0,
+				(unsigned long long)sum);
+	}
+	fprintf(f, "ctd_destroy_latency_seconds_bucket{le=\"+Inf\"} %llu\n"
+		"ctd_destroy_latency_seconds_sum %.6f\n"
+		"ctd_destroy_latency_seconds_count %llu\n",
+		(unsigned long long)sum, (double)st->latency_sum_us / 1e6,
+		(unsigned long long)sum);
+}
+
 /* Counters that share a family (events by type) are adjacent. */
 void ctd_stats_print_prometheus(const struct ctd_stats *st, FILE *f)
 {
@@ -231,8 +254,11 @@ void ctd_stats_print_prometheus(const struct ctd_stats *st, FILE *f)
 	for (size_t i = 0; i < N(counters); i++) {
 		const struct counter *c = &counters[i];
 
+		if (!c->prom)
+			continue;
 		snprintf(family, sizeof(family), "ctd_%s", c->prom);
-		if (!i || strcmp(c->prom, counters[i - 1].prom) != 0)
+		if (!i || !counters[i - 1].prom ||
+		    strcmp(c->prom, counters[i - 1].prom) != 0)
 			ctd_stats_prometheus_family(f, family, c->gauge, c->help);
 		if (has_suffix(family, "_seconds"))
 			fprintf(f, "%s %.6f\n", family,
@@ -242,6 +268,7 @@ void ctd_stats_print_prometheus(const struct ctd_stats *st, FILE *f)
 				c->label ? c->label : "", c->label ? "}" : "",
 				(unsigned long long)value_at(st, c->off));
 	}
+	print_latency(st, f);
 	for (size_t i = 0; i < N(out_counters); i++) {
 		const struct counter *c = &out_counters[i];
 

@@ -53,4 +53,20 @@ out=$(systemd-analyze verify --man=no "$tmp/ctd.service" 2>&1) || {
 	exit 1
 }
 [ -z "$out" ] || { echo "FAIL: systemd-analyze verify warned: $out"; exit 1; }
+# The shipped alert rules load, and every series they name is one ctd has.
+command -v promtool >/dev/null || {
+	echo "FAIL: promtool is missing (apt-get install prometheus)"
+	exit 1
+}
+rules=$src/docs/prometheus-alerts.yml
+promtool check rules "$rules" >/dev/null || { promtool check rules "$rules"; exit 1; }
+for series in $(grep -v '^ *#' "$rules" | grep -o 'ctd_[a-z_]*' | sort -u); do
+	name=${series#ctd_}
+	name=${name#output_}
+	name=${name%_bucket}
+	grep -rqF "$name" "$src/src" || {
+		echo "FAIL: $rules names $series, which ctd does not export"
+		exit 1
+	}
+done
 echo "conf/ctd.conf = defaults ($(wc -l < "$tmp/defaults") settings, each in ctd.conf.5 and ctd.8); ctd.service verified"

@@ -63,6 +63,10 @@ static int setup(void **state)
 	put(f, "net/netfilter/nf_conntrack_max", 1000);
 	ctd_config_defaults(&f->cfg);
 	f->st.events[CTD_EV_NEW] = 42;
+	f->st.latency[0] = 3;                 /* <= 1 ms */
+	f->st.latency[2] = 2;                 /* <= 5 ms */
+	f->st.latency[CTD_LAT__COUNT - 1] = 1; /* > 1 s */
+	f->st.latency_sum_us = 2500000;
 	f->st.rcvbuf = 2 * f->cfg.rcvbuf;
 	f->json.bytes = 1234;
 	f->st.out_name[0] = "json";
@@ -118,8 +122,13 @@ static unsigned check_families(char *page)
 			assert_string_equal(name, family);
 			if (strcmp(kind, "counter") == 0)
 				assert_string_equal(family + strlen(family) - 6, "_total");
-			else
+			else if (strcmp(kind, "histogram") != 0)
 				assert_string_equal(kind, "gauge");
+		} else if (strcmp(kind, "histogram") == 0) {
+			assert_memory_equal(line, family, strlen(family));
+			assert_true(strncmp(line + strlen(family), "_bucket{le=", 11) == 0 ||
+				    strncmp(line + strlen(family), "_sum ", 5) == 0 ||
+				    strncmp(line + strlen(family), "_count ", 7) == 0);
 		} else {
 			assert_int_equal(n, strlen(family));
 			assert_memory_equal(line, family, n);
@@ -134,6 +143,14 @@ static void test_metrics_families(void **state)
 	char *page = answer(f, "metrics");
 
 	assert_non_null(strstr(page, "\nctd_events_total{type=\"new\"} 42\n"));
+	/* Cumulative buckets, +Inf, sum in seconds, count. */
+	assert_non_null(strstr(page, "\nctd_destroy_latency_seconds_bucket{le=\"0.001\"} 3\n"
+			       "ctd_destroy_latency_seconds_bucket{le=\"0.002\"} 3\n"
+			       "ctd_destroy_latency_seconds_bucket{le=\"0.005\"} 5\n"));
+	assert_non_null(strstr(page, "\nctd_destroy_latency_seconds_bucket{le=\"1\"} 5\n"
+			       "ctd_destroy_latency_seconds_bucket{le=\"+Inf\"} 6\n"
+			       "ctd_destroy_latency_seconds_sum 2.500000\n"
+			       "ctd_destroy_latency_seconds_count 6\n"));
 	assert_non_null(strstr(page, "\nctd_output_written_bytes_total{output=\"json\"} 1234\n"));
 	assert_non_null(strstr(page, "# TYPE ctd_netlink_rcvbuf_bytes gauge\n"));
 	assert_non_null(strstr(page, "\nctd_build_info{version=\"" CTD_VERSION "\"} 1\n"));

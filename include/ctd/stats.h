@@ -95,6 +95,7 @@ struct ctd_stats {
 	uint64_t unclean_restarts;       /* starts after a ctd that died */
 	uint64_t spool_degraded;         /* gauge: the spool directory is unusable */
 	uint64_t latency[CTD_LAT__COUNT];  /* DESTROY -> record, by bucket */
+	uint64_t latency_sum_us;          /* ... all of them added up */
 	uint64_t ends_remembered;        /* gauge: ended flows kept to drop
 	                                  * repeated DESTROYs */
 	uint64_t netns_watched;          /* gauge: namespaces besides ctd's own */

@@ -26,6 +26,7 @@
 Usage: test_ctl.py --ctd PATH
 """
 import json
+import re
 import os
 import shutil
 import signal
@@ -179,13 +180,16 @@ def check_metrics(ns):
             continue
         if line.startswith("# TYPE "):
             _, _, family, kind = line.split()
-            check(kind in ("counter", "gauge"), "bad line %r" % line)
-            check(kind == "gauge" or family.endswith("_total"),
+            check(kind in ("counter", "gauge", "histogram"), "bad line %r" % line)
+            check(kind != "counter" or family.endswith("_total"),
                   "counter %s without _total" % family)
             types[family] = kind
             continue
         name, value = line.rsplit(" ", 1)
-        check(name.split("{")[0] in types and name.split("{")[0] in helps,
+        family = re.sub(r"_(bucket|sum|count)$", "", name.split("{")[0])
+        if types.get(family) != "histogram":
+            family = name.split("{")[0]
+        check(family in types and family in helps,
               "sample %r before its TYPE and HELP" % line)
         values[name] = float(value) if "." in value else int(value)
     # DESTROY only: the live flows began after the startup dump.
@@ -195,6 +199,11 @@ def check_metrics(ns):
           values.get("ctd_netlink_rcvbuf_bytes", 0) > 0,
           "metrics: flows_tracked %s, %d series"
           % (values.get("ctd_flows_tracked"), len(values)))
+    # The DESTROY latency is a histogram histogram_quantile can use.
+    check(values.get('ctd_destroy_latency_seconds_bucket{le="+Inf"}') ==
+          values.get("ctd_destroy_latency_seconds_count") and
+          "ctd_destroy_latency_seconds_sum" in values,
+          "no DESTROY latency histogram")
     build = [k for k in values if k.startswith("ctd_build_info{version=")]
     check(len(build) == 1 and values[build[0]] == 1, "build info: %s" % build)
     started = values.get("process_start_time_seconds", 0)
