@@ -96,163 +96,6 @@ SETTLE_S, REARM_S = 240, 90
 SLACK = 0.001
 CGROOT = "/sys/fs/cgroup"
 
-# One-packet UDP flows START..START+COUNT-1 at RATE flows/s (0: as fast as
-# one socket goes), for at most SECS seconds (0: no limit). Flow i goes
-# from 127.0.0.1:7000 to 127.(1 + i/65536).(i/256 % 256).(i % 256):7777,
-# loopback only. A socket bound to :7777 takes the packets and is never
-# read (no ICMP errors). A send refused by the firewall (EPERM: the
-# conntrack table is full) made no flow: it is skipped and reported as a
-# range "F first end" (end exclusive); ENOBUFS/EAGAIN are retried (at most
-# MAX_RETRY times in a row); any other error ends the run (exit 1). Last
-# line: "S sent failed seconds".
-GEN_C = r"""
-#define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
-
-#define BATCH 64
-#define MAX_INDEX (200L * 65536)
-#define MAX_RETRY 100000
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-int main(int argc, char **argv)
-{
-	static struct sockaddr_in dst[BATCH];
-	static struct mmsghdr msgs[BATCH];
-	struct iovec iov;
-	struct sockaddr_in a;
-	char payload = 'x';
-	long start, count, i, end, sent = 0, failed = 0, fail_from = -1, retries = 0;
-	double rate, secs, t0, t;
-	int one = 1, rcv, snd, small = 4096;
-
-	if (argc != 5) {
-		fprintf(stderr, "usage: pgen START COUNT RATE SECS\n");
-		return 2;
-	}
-	start = atol(argv[1]);
-	count = atol(argv[2]);
-	rate = atof(argv[3]);
-	secs = atof(argv[4]);
-	end = start + count;
-	if (start < 0 || count < 0 || end > MAX_INDEX) {
-		fprintf(stderr, "pgen: flows must stay below %ld\n", MAX_INDEX);
-		return 2;
-	}
-	rcv = socket(AF_INET, SOCK_DGRAM, 0);
-	snd = socket(AF_INET, SOCK_DGRAM, 0);
-	if (rcv < 0 || snd < 0) {
-		perror("pgen: socket");
-		return 1;
-	}
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_port = htons(7777);
-	a.sin_addr.s_addr = htonl(INADDR_ANY);
-	setsockopt(rcv, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-	setsockopt(rcv, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(rcv, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		perror("pgen: bind :7777");
-		return 1;
-	}
-	a.sin_port = htons(7000);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	setsockopt(snd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(snd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		perror("pgen: bind 127.0.0.1:7000");
-		return 1;
-	}
-	iov.iov_base = &payload;
-	iov.iov_len = 1;
-	t0 = now();
-	i = start;
-	while (i < end) {
-		int k, batch = end - i < BATCH ? (int)(end - i) : BATCH, n;
-
-		t = now();
-		if (secs > 0 && t - t0 >= secs)
-			break;
-		if (rate > 0) {
-			double due = t0 + (i - start) / rate;
-
-			if (due > t) {
-				struct timespec ts;
-				double d = due - t;
-
-				ts.tv_sec = (time_t)d;
-				ts.tv_nsec = (long)((d - ts.tv_sec) * 1e9);
-				nanosleep(&ts, NULL);
-			}
-			/* at most a batch ahead of the pace */
-			k = (int)((now() - t0) * rate - (i - start)) + 1;
-			if (k < batch)
-				batch = k < 1 ? 1 : k;
-		}
-		for (k = 0; k < batch; k++) {
-			long j = i + k;
-
-			dst[k].sin_family = AF_INET;
-			dst[k].sin_port = htons(7777);
-			dst[k].sin_addr.s_addr = htonl((127u << 24) |
-				((unsigned)(1 + (j >> 16)) << 16) |
-				((unsigned)((j >> 8) & 255) << 8) | (unsigned)(j & 255));
-			memset(&msgs[k].msg_hdr, 0, sizeof(msgs[k].msg_hdr));
-			msgs[k].msg_hdr.msg_name = &dst[k];
-			msgs[k].msg_hdr.msg_namelen = sizeof(dst[k]);
-			msgs[k].msg_hdr.msg_iov = &iov;
-			msgs[k].msg_hdr.msg_iovlen = 1;
-		}
-		n = sendmmsg(snd, msgs, batch, 0);
-		if (n > 0) {
-			if (fail_from >= 0) {
-				printf("F %ld %ld\n", fail_from, i);
-				fail_from = -1;
-			}
-			retries = 0;
-			sent += n;
-			i += n;
-			continue;
-		}
-		if (errno == EPERM) {
-			if (fail_from < 0)
-				fail_from = i;
-			failed++;
-			i++;
-			continue;
-		}
-		if ((errno == ENOBUFS || errno == EAGAIN || errno == EINTR) &&
-		    ++retries < MAX_RETRY) {
-			usleep(100);
-			continue;
-		}
-		fprintf(stderr, "pgen: send of flow %ld failed: %s\n", i, strerror(errno));
-		if (fail_from >= 0)
-			printf("F %ld %ld\n", fail_from, i);
-		printf("S %ld %ld %.6f\n", sent, failed, now() - t0);
-		return 1;
-	}
-	if (fail_from >= 0)
-		printf("F %ld %ld\n", fail_from, i);
-	printf("S %ld %ld %.6f\n", sent, failed, now() - t0);
-	/* what was not attempted (deadline) is the caller's: i is the end */
-	printf("E %ld\n", i);
-	return 0;
-}
-"""
 
 # The monitor, inside the namespace: a TCP listener on 127.0.0.1:PORT, a
 # probe connect to it every INTERVAL s from 127.0.0.1:BASE+n (failed if
@@ -358,11 +201,16 @@ def ct_stats(ns):
     return tot
 
 
+# The generator: bench/flowgen.c with START COUNT RATE SECS (see there):
+# refused sends are reported as ranges, so they are not counted as flows.
+FLOWGEN = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.dirname(os.path.abspath(__file__)))), "bench", "flowgen.c")
+
+
 def build_gen(tmp):
-    src, exe = os.path.join(tmp, "pgen.c"), os.path.join(tmp, "pgen")
-    with open(src, "w") as f:
-        f.write(GEN_C)
-    r = subprocess.run(["cc", "-O2", "-Wall", "-o", exe, src],
+    exe = os.path.join(tmp, "flowgen")
+    r = subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", exe,
+                        FLOWGEN],
                        capture_output=True, text=True)
     check(r.returncode == 0, "cannot compile the generator:\n" + r.stderr)
     return exe
