@@ -21,7 +21,6 @@
 #include "ctd/ctevent.h"
 #include "ctd/listen.h"
 #include "ctd/ipfix.h"
-#include "ctd/out_ipfix.h"
 
 enum type {
 	T_SIZE,      /* size_t, k/M/G suffixes */
@@ -368,7 +367,7 @@ static int check_target(const struct setting *s, const char *value,
 			char *field, char *why, size_t whylen)
 {
 	const char *bad = strcmp(value, "none") == 0 ? NULL :
-			  ctd_out_ipfix_check_target(value);
+			  ctd_ipfix_check_target(value);
 
 	if (bad) {
 		snprintf(why, whylen, "udp:HOST:PORT or tcp:HOST:PORT (%s)", bad);

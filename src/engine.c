@@ -49,6 +49,10 @@
 #include "ctd/stats.h"
 #include "ctd/timeutil.h"
 
+_Static_assert(CTD_EV__COUNT == CTD_STATS_EVTYPES &&
+	       CTD_END__COUNT == CTD_STATS_END_REASONS,
+	       "stats.h counts events and records by these enums");
+
 struct ctd_engine {
 	struct ctd_flowtable *flows;
 	struct ctd_expiry *expiry;

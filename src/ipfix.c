@@ -8,6 +8,7 @@
 #include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/nf_conntrack_tcp.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ctd/ipfix.h"
@@ -505,4 +506,45 @@ enum ctd_ipfix_shape ctd_ipfix_shape_parse(const char *s, bool *ret_ok)
 const char *ctd_ipfix_shape_name(enum ctd_ipfix_shape shape)
 {
 	return shape < CTD_IPFIX_SHAPE__COUNT ? shape_names[shape] : "?";
+}
+
+const char *ctd_ipfix_split_target(char *s, bool *ret_tcp, char **ret_host,
+				char **ret_port)
+{
+	char *host, *port;
+
+	if (strncmp(s, "udp:", 4) != 0 && strncmp(s, "tcp:", 4) != 0)
+		return "expected udp:HOST:PORT or tcp:HOST:PORT";
+	*ret_tcp = s[0] == 't';
+	host = s + 4;
+	if (*host == '[') {
+		port = strchr(host, ']');
+		if (!port || port[1] != ':')
+			return "an IPv6 address goes in brackets: [::1]:4739";
+		*port = '\0';
+		host++;
+		port += 2;
+	} else {
+		port = strrchr(host, ':');
+		if (!port)
+			return "no port (the IANA port is 4739)";
+		*port++ = '\0';
+	}
+	if (!*host || !*port || strspn(port, "0123456789") != strlen(port) ||
+	    atoi(port) < 1 || atoi(port) > 65535)
+		return "port must be 1-65535";
+	*ret_host = host;
+	*ret_port = port;
+	return NULL;
+}
+
+const char *ctd_ipfix_check_target(const char *target)
+{
+	char copy[512], *host, *port;
+	bool tcp;
+
+	if (strlen(target) >= sizeof(copy))
+		return "too long";
+	strcpy(copy, target);
+	return ctd_ipfix_split_target(copy, &tcp, &host, &port);
 }

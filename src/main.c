@@ -24,7 +24,7 @@
 #include "ctd/filter.h"
 #include "ctd/flowtable.h"
 #include "ctd/guard.h"
-#include "ctd/kernel.h"
+#include "ctd/sysctl.h"
 #include "ctd/listen.h"
 #include "ctd/log.h"
 #include "ctd/netns.h"
@@ -384,7 +384,7 @@ static size_t choose_max_flows(const struct ctd_config *o)
 
 	if (o->max_flows)
 		return o->max_flows;
-	kmax = ctd_kernel_conntrack_max(PROC_NETFILTER);
+	kmax = ctd_sysctl_conntrack_max(PROC_NETFILTER);
 	return kmax ? kmax : 262144;
 }
 
@@ -401,7 +401,7 @@ static void engine_cfg(const struct ctd *ctd, const struct ctd_config *o,
 	cfg->remember_ends = o->remember_ends == CTD_CONFIG_AUTO ?
 			     cfg->max_flows : o->remember_ends;
 	cfg->started_ns = ctd_clock_read(&ctd->clock).wall_ns;
-	ctd_kernel_timeouts(PROC_NETFILTER, cfg->timeout_s);
+	ctd_sysctl_timeouts(PROC_NETFILTER, cfg->timeout_s);
 }
 
 static int new_reconcile(struct ctd *ctd, const struct ctd_config *o)
@@ -472,7 +472,7 @@ static int start(struct ctd *ctd, const struct ctd_config *o)
 			r == -EPERM ? " (ctd needs CAP_NET_ADMIN)" : "");
 		return r;
 	}
-	ctd_kernel_prepare(PROC_NETFILTER, o->sysctl);
+	ctd_sysctl_prepare(PROC_NETFILTER, o->sysctl);
 	engine_cfg(ctd, o, &cfg);
 	cfg.want_events = ctd_deliver_wants_events(ctd->deliver);
 	ctd->engine = ctd_engine_new(&cfg, &ctd->stats, &sinks);

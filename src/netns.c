@@ -43,7 +43,7 @@
 
 #include "ctd/ctevent.h"
 #include "ctd/engine.h"
-#include "ctd/kernel.h"
+#include "ctd/sysctl.h"
 #include "ctd/log.h"
 #include "ctd/netns.h"
 #include "ctd/netnstab.h"
@@ -168,7 +168,7 @@ static int set_up_inside(struct ctd_netns_watch *w, struct ctd_netns *e)
 
 	if (r < 0)
 		return r;
-	ctd_kernel_prepare(PROC_NETFILTER, w->cfg.sysctl);
+	ctd_sysctl_prepare(PROC_NETFILTER, w->cfg.sysctl);
 	sock = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC,
 		      NETLINK_NETFILTER);
 	r = sock < 0 ? -errno : 0;

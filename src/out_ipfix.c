@@ -47,6 +47,7 @@
 #include "ctd/out_ipfix.h"
 #include "ctd/output.h"
 #include "ctd/outputs.h"
+#include "ctd/record.h"
 #include "ctd/settle.h"
 #include "ctd/stats.h"
 #include "ctd/timeutil.h"
@@ -750,48 +751,6 @@ static const struct ctd_output_ops ipfix_ops = {
 	.reload = ipfix_reload,
 };
 
-/* "udp:HOST:PORT": host may be [v6]; returns the parts in place. */
-static const char *split_target(char *s, bool *ret_tcp, char **ret_host,
-				char **ret_port)
-{
-	char *host, *port;
-
-	if (strncmp(s, "udp:", 4) != 0 && strncmp(s, "tcp:", 4) != 0)
-		return "expected udp:HOST:PORT or tcp:HOST:PORT";
-	*ret_tcp = s[0] == 't';
-	host = s + 4;
-	if (*host == '[') {
-		port = strchr(host, ']');
-		if (!port || port[1] != ':')
-			return "an IPv6 address goes in brackets: [::1]:4739";
-		*port = '\0';
-		host++;
-		port += 2;
-	} else {
-		port = strrchr(host, ':');
-		if (!port)
-			return "no port (the IANA port is 4739)";
-		*port++ = '\0';
-	}
-	if (!*host || !*port || strspn(port, "0123456789") != strlen(port) ||
-	    atoi(port) < 1 || atoi(port) > 65535)
-		return "port must be 1-65535";
-	*ret_host = host;
-	*ret_port = port;
-	return NULL;
-}
-
-const char *ctd_out_ipfix_check_target(const char *target)
-{
-	char copy[512], *host, *port;
-	bool tcp;
-
-	if (strlen(target) >= sizeof(copy))
-		return "too long";
-	strcpy(copy, target);
-	return split_target(copy, &tcp, &host, &port);
-}
-
 static int resolve(struct out_ipfix *x, const char *target)
 {
 	struct addrinfo hints = { .ai_flags = AI_NUMERICSERV }, *ai;
@@ -802,7 +761,7 @@ static int resolve(struct out_ipfix *x, const char *target)
 	if (strlen(target) >= sizeof(copy))
 		return -EINVAL;
 	strcpy(copy, target);
-	why = split_target(copy, &x->tcp, &host, &port);
+	why = ctd_ipfix_split_target(copy, &x->tcp, &host, &port);
 	if (why) {
 		log_err("ipfix %s: %s", target, why);
 		return -EINVAL;

@@ -5,7 +5,9 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "ctd/ctevent.h"
 #include "ctd/output.h"
+#include "ctd/record.h"
 #include "ctd/stats.h"
 
 /* name: the ctd -s and JSON key. prom: the Prometheus family (after

@@ -19,6 +19,7 @@
 #include "tmpdir.h"
 
 #include "ctd/config.h"
+#include "ctd/ctevent.h"
 #include "ctd/netnstab.h"
 #include "ctd/report.h"
 #include "ctd/output.h"

@@ -29,10 +29,6 @@ struct ctd_out_ipfix_cfg {
 	struct ctd_clock clock;        /* zeroed: the system clock */
 };
 
-/* Checks a target's syntax without resolving it; NULL when good, else
- * what is wrong. */
-const char *ctd_out_ipfix_check_target(const char *target);
-
 /* Resolves the host (once, here) and opens the socket; TCP connects in
  * the background and keeps reconnecting. */
 int ctd_out_ipfix_new(struct ev_loop *loop, const struct ctd_out_ipfix_cfg *cfg,

@@ -9,9 +9,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "ctd/ctevent.h"
-#include "ctd/record.h"
-
+/* Sizes of the enums the counters are kept by, so this header needs
+ * none of their modules (engine.c checks they match). */
+#define CTD_STATS_EVTYPES 3        /* enum ctd_evtype (ctevent.h) */
+#define CTD_STATS_END_REASONS 6    /* enum ctd_end_reason (record.h) */
 #define CTD_OUT_MAX 8
 
 /* Event -> record latency buckets: the kernel's stamp on the event
@@ -24,7 +25,7 @@
 struct ctd_out_stats;
 
 struct ctd_stats {
-	uint64_t events[CTD_EV__COUNT];  /* parsed events by type */
+	uint64_t events[CTD_STATS_EVTYPES];  /* parsed events by type */
 	uint64_t nl_messages;            /* netlink messages received */
 	uint64_t nl_reads;               /* datagrams read */
 	uint64_t nl_syscalls;            /* recvmmsg calls (the empty last one too) */
@@ -43,7 +44,7 @@ struct ctd_stats {
 	uint64_t flows_nomem;            /* flows not tracked: out of memory */
 	uint64_t records;                /* completed-flow records produced */
 	uint64_t records_filtered;       /* records the filter settings left out */
-	uint64_t ends[CTD_END__COUNT];   /* records by end_reason */
+	uint64_t ends[CTD_STATS_END_REASONS]; /* records by end_reason */
 	uint64_t expiry_suspects;        /* flows that timed out here */
 	uint64_t expiry_alive;           /* ... that a dump showed alive */
 	uint64_t dumps;                  /* table dumps begun */

@@ -1,4 +1,4 @@
-/* kernel: makes the namespace's conntrack report what flow accounting
+/* sysctl: makes the namespace's conntrack report what flow accounting
  * needs. acct and timestamp are off by default and apply only to
  * conntracks created after they are set; nf_conntrack_events=2 ("auto",
  * the default on many 6.x kernels) leaves conntracks created while no
@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ctd/kernel.h"
+#include "ctd/sysctl.h"
 #include "ctd/log.h"
 
 static const char *const wanted[] = {
@@ -79,7 +79,7 @@ static bool prepare_one(const char *procdir, const char *name, bool may_set)
 	return true;
 }
 
-int ctd_kernel_prepare(const char *procdir, bool may_set)
+int ctd_sysctl_prepare(const char *procdir, bool may_set)
 {
 	size_t i;
 	int missing = 0;
@@ -101,7 +101,7 @@ static const uint32_t default_timeout[CTD_TMO__COUNT] = {
 	[CTD_TMO_GRE] = 180, [CTD_TMO_GENERIC] = 600,
 };
 
-void ctd_kernel_timeouts(const char *procdir, uint32_t ret[CTD_TMO__COUNT])
+void ctd_sysctl_timeouts(const char *procdir, uint32_t ret[CTD_TMO__COUNT])
 {
 	char path[512];
 	size_t i;
@@ -117,7 +117,7 @@ void ctd_kernel_timeouts(const char *procdir, uint32_t ret[CTD_TMO__COUNT])
 	}
 }
 
-size_t ctd_kernel_conntrack_max(const char *procdir)
+size_t ctd_sysctl_conntrack_max(const char *procdir)
 {
 	char path[512];
 	long v = 0;
