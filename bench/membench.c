@@ -13,11 +13,11 @@
 #include <unistd.h>
 #include <linux/netfilter/nf_conntrack_common.h>
 
-#include "ctd/ctevent.h"
-#include "ctd/engine.h"
-#include "ctd/flowtable.h"
-#include "ctd/stats.h"
-#include "ctd/timeutil.h"
+#include "ctd/base/stats.h"
+#include "ctd/base/timeutil.h"
+#include "ctd/flows/engine.h"
+#include "ctd/flows/flowtable.h"
+#include "ctd/kernel/ctevent.h"
 
 static long rss_kib(void)
 {

@@ -32,14 +32,14 @@
 #include <ev.h>
 #include <libmnl/libmnl.h>
 
-#include "ctd/ctevent.h"
-#include "ctd/deliver.h"
-#include "ctd/engine.h"
-#include "ctd/kernel.h"
-#include "ctd/out_file.h"
-#include "ctd/output.h"
-#include "ctd/stats.h"
-#include "ctd/timeutil.h"
+#include "ctd/base/stats.h"
+#include "ctd/base/timeutil.h"
+#include "ctd/delivery/deliver.h"
+#include "ctd/flows/engine.h"
+#include "ctd/flows/sysctl.h"
+#include "ctd/kernel/ctevent.h"
+#include "ctd/outputs/out_file.h"
+#include "ctd/outputs/output.h"
 
 #define BATCH 64          /* datagrams per recvmmsg in nlsrc.c */
 #define FLUSH_EVERY 4096  /* ctd's default budget per wakeup */
@@ -303,7 +303,7 @@ int main(int argc, char **argv)
 		struct run r;
 
 		memset(&stats, 0, sizeof(stats));
-		ctd_kernel_timeouts("/proc/sys/net/netfilter", ec.timeout_s);
+		ctd_sysctl_timeouts("/proc/sys/net/netfilter", ec.timeout_s);
 		ec.started_ns = ctd_now_read().wall_ns;
 		if (!loop || ctd_deliver_new(loop, &dc, &stats, &d) < 0 ||
 		    ctd_out_json_new(out_path, 0, NULL, &out) < 0 ||

@@ -9,13 +9,13 @@
 #include <string.h>
 #include <libmnl/libmnl.h>
 
-#include "ctd/ctevent.h"
-#include "ctd/engine.h"
-#include "ctd/flowtable.h"
-#include "ctd/nlsrc.h"
-#include "ctd/record.h"
-#include "ctd/stats.h"
-#include "ctd/timeutil.h"
+#include "ctd/base/stats.h"
+#include "ctd/base/timeutil.h"
+#include "ctd/flows/engine.h"
+#include "ctd/flows/flowtable.h"
+#include "ctd/flows/record.h"
+#include "ctd/kernel/ctevent.h"
+#include "ctd/kernel/nlsrc.h"
 #include "render.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -7,11 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctd/config.h"
-#include "ctd/ctl.h"
-#include "ctd/flowtable.h"
-#include "ctd/report.h"
-#include "ctd/stats.h"
+#include "ctd/base/stats.h"
+#include "ctd/config/config.h"
+#include "ctd/control/ctl.h"
+#include "ctd/control/report.h"
+#include "ctd/flows/flowtable.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

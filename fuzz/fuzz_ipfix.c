@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctd/ipfix.h"
-#include "ctd/record.h"
+#include "ctd/flows/record.h"
+#include "ctd/format/ipfix.h"
 #include "ipfix_decode.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

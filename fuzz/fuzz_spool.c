@@ -13,8 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ctd/record.h"
-#include "ctd/spool.h"
+#include "ctd/delivery/spool.h"
+#include "ctd/flows/record.h"
 #include "render.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

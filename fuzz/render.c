@@ -2,11 +2,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "ctd/ctlogfmt.h"
-#include "ctd/ipfix.h"
-#include "ctd/jsonfmt.h"
-#include "ctd/record.h"
-#include "ctd/textfmt.h"
+#include "ctd/flows/record.h"
+#include "ctd/format/ctlogfmt.h"
+#include "ctd/format/ipfix.h"
+#include "ctd/format/jsonfmt.h"
+#include "ctd/format/textfmt.h"
 #include "render.h"
 
 void fuzz_render_record(const struct ctd_record *rec)

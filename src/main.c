@@ -13,35 +13,36 @@
 #include <unistd.h>
 #include <ev.h>
 
-#include "ctd/alerts.h"
-#include "ctd/cfgcheck.h"
-#include "ctd/cli.h"
-#include "ctd/config.h"
-#include "ctd/ctl.h"
-#include "ctd/daemon.h"
-#include "ctd/deliver.h"
-#include "ctd/engine.h"
-#include "ctd/filter.h"
-#include "ctd/flowtable.h"
-#include "ctd/guard.h"
-#include "ctd/sysctl.h"
-#include "ctd/listen.h"
-#include "ctd/log.h"
-#include "ctd/netns.h"
-#include "ctd/netnstab.h"
-#include "ctd/nlsrc.h"
-#include "ctd/notify.h"
-#include "ctd/out_text.h"
-#include "ctd/output.h"
-#include "ctd/outputs.h"
-#include "ctd/reconcile_ev.h"
+#include "ctd/base/listen.h"
+#include "ctd/base/log.h"
+#include "ctd/base/safefile.h"
+#include "ctd/base/stats.h"
+#include "ctd/base/timeutil.h"
+#include "ctd/config/cfgcheck.h"
+#include "ctd/config/cli.h"
+#include "ctd/config/config.h"
+#include "ctd/control/alerts.h"
+#include "ctd/control/counters.h"
+#include "ctd/control/ctl.h"
+#include "ctd/control/report.h"
+#include "ctd/delivery/deliver.h"
+#include "ctd/flows/engine.h"
+#include "ctd/flows/filter.h"
+#include "ctd/flows/flowtable.h"
+#include "ctd/flows/sysctl.h"
+#include "ctd/kernel/guard.h"
+#include "ctd/kernel/nlsrc.h"
+#include "ctd/outputs/out_text.h"
+#include "ctd/outputs/output.h"
+#include "ctd/outputs/outputs.h"
 #include "ctd/reload.h"
-#include "ctd/restart.h"
 #include "ctd/route.h"
-#include "ctd/report.h"
-#include "ctd/safefile.h"
-#include "ctd/stats.h"
-#include "ctd/timeutil.h"
+#include "ctd/service/daemon.h"
+#include "ctd/service/notify.h"
+#include "ctd/service/restart.h"
+#include "ctd/sync/netns.h"
+#include "ctd/sync/netnstab.h"
+#include "ctd/sync/reconcile_ev.h"
 
 #define PROC_NETFILTER "/proc/sys/net/netfilter"
 #define SHUTDOWN_DRAIN_MAX 1000000
@@ -626,7 +627,7 @@ static void finish(struct ctd *ctd, bool verbose)
 	ft = ctd_engine_flows(ctd->engine);
 	ctd->stats.table_bytes = ctd_flowtable_memory(ft);
 	if (verbose)
-		ctd_stats_print(&ctd->stats, stderr);
+		ctd_counters_print(&ctd->stats, stderr);
 	status_line(ctd, line, sizeof(line));
 	log_info("exiting: %s, %llu malformed messages", line,
 		 (unsigned long long)ctd->stats.parse_errors);

@@ -7,13 +7,13 @@
 #include <errno.h>
 #include <string.h>
 
-#include "ctd/config.h"
-#include "ctd/connlabel.h"
-#include "ctd/deliver.h"
-#include "ctd/filter.h"
-#include "ctd/log.h"
-#include "ctd/nlsrc.h"
-#include "ctd/outputs.h"
+#include "ctd/base/log.h"
+#include "ctd/config/config.h"
+#include "ctd/delivery/deliver.h"
+#include "ctd/flows/filter.h"
+#include "ctd/kernel/connlabel.h"
+#include "ctd/kernel/nlsrc.h"
+#include "ctd/outputs/outputs.h"
 #include "ctd/reload.h"
 
 /* Settings a reload cannot change in a running ctd, named in the log. */

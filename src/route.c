@@ -3,15 +3,15 @@
  * filter, then delivery; events to the -f lines. */
 #include <stddef.h>
 
-#include "ctd/deliver.h"
-#include "ctd/filter.h"
-#include "ctd/netns.h"
-#include "ctd/netnstab.h"
-#include "ctd/out_text.h"
-#include "ctd/record.h"
+#include "ctd/base/stats.h"
+#include "ctd/base/timeutil.h"
+#include "ctd/delivery/deliver.h"
+#include "ctd/flows/filter.h"
+#include "ctd/flows/record.h"
+#include "ctd/outputs/out_text.h"
 #include "ctd/route.h"
-#include "ctd/stats.h"
-#include "ctd/timeutil.h"
+#include "ctd/sync/netns.h"
+#include "ctd/sync/netnstab.h"
 
 static const struct ctd_record *named(const struct ctd_route *r,
 				      const struct ctd_record *rec,

@@ -12,15 +12,15 @@
 #include <ev.h>
 #include <cmocka.h>
 
-#include "ctd/config.h"
-#include "ctd/deliver.h"
-#include "ctd/filter.h"
-#include "ctd/log.h"
-#include "ctd/nlsrc.h"
-#include "ctd/out_file.h"
-#include "ctd/output.h"
+#include "ctd/base/log.h"
+#include "ctd/base/stats.h"
+#include "ctd/config/config.h"
+#include "ctd/delivery/deliver.h"
+#include "ctd/flows/filter.h"
+#include "ctd/kernel/nlsrc.h"
+#include "ctd/outputs/out_file.h"
+#include "ctd/outputs/output.h"
 #include "ctd/reload.h"
-#include "ctd/stats.h"
 #include "logcap.h"
 #include "tmpdir.h"
 

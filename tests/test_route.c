@@ -10,14 +10,14 @@
 #include <ev.h>
 #include <cmocka.h>
 
-#include "ctd/ctevent.h"
-#include "ctd/deliver.h"
-#include "ctd/filter.h"
-#include "ctd/netnstab.h"
-#include "ctd/output.h"
-#include "ctd/record.h"
+#include "ctd/base/stats.h"
+#include "ctd/delivery/deliver.h"
+#include "ctd/flows/filter.h"
+#include "ctd/flows/record.h"
+#include "ctd/kernel/ctevent.h"
+#include "ctd/outputs/output.h"
 #include "ctd/route.h"
-#include "ctd/stats.h"
+#include "ctd/sync/netnstab.h"
 
 struct fake_out {
 	struct ctd_output base;

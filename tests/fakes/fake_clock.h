@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include "ctd/timeutil.h"
+#include "ctd/base/timeutil.h"
 
 struct fake_clock {
 	struct ctd_now now;

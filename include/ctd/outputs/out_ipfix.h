@@ -1,0 +1,40 @@
+/* out_ipfix: exports records to an IPFIX collector over UDP or TCP.
+ * Owns the socket, a buffer of encoded messages and its loop watchers.
+ * Over TCP a message stays in the buffer until the collector's TCP has
+ * acknowledged it (SIOCOUTQ) and is sent again after a reconnect; over
+ * UDP a message is done once sent. A full buffer refuses records, which
+ * then wait on the dying list. */
+#ifndef CTD_OUT_IPFIX_H
+#define CTD_OUT_IPFIX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "ctd/base/timeutil.h"
+#include "ctd/format/ipfix.h"
+
+struct ctd_output;
+struct ctd_output_desc;
+struct ev_loop;
+
+#define CTD_OUT_IPFIX_BUF (4u << 20)
+
+struct ctd_out_ipfix_cfg {
+	const char *target;            /* "udp:HOST:PORT" or "tcp:HOST:PORT" */
+	struct ctd_ipfix_cfg enc;
+	unsigned mtu;                  /* UDP: path MTU the messages fit */
+	unsigned template_interval;    /* UDP: re-send templates (seconds) */
+	unsigned template_messages;    /* UDP: ... and after this many messages */
+	size_t buf_size;               /* 0: CTD_OUT_IPFIX_BUF */
+	struct ctd_clock clock;        /* zeroed: the system clock */
+};
+
+/* Resolves the host (once, here) and opens the socket; TCP connects in
+ * the background and keeps reconnecting. */
+int ctd_out_ipfix_new(struct ev_loop *loop, const struct ctd_out_ipfix_cfg *cfg,
+		      struct ctd_output **ret);
+
+/* The table's row (outputs.h): `ipfix` and the ipfix-* settings. */
+extern const struct ctd_output_desc ctd_out_ipfix_desc;
+
+#endif

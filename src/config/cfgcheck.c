@@ -1,0 +1,193 @@
+/* cfgcheck: the start-up checks a configuration must pass, in one place
+ * for `ctd -t` and the daemon.
+ *
+ * The parser (config.c) knows each value's syntax; what it cannot know
+ * is whether the system agrees: a `user` or group that does not exist,
+ * a socket path longer than sun_path, a file in a directory that is not
+ * there. Found at start, each of these stopped ctd or left it running
+ * without a control socket while `ctd -t` had said OK. Every problem is
+ * one line naming the setting and where it was set. The lookups read
+ * the user and group databases and stat directories: nothing here
+ * creates, opens or changes anything. */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "ctd/base/log.h"
+#include "ctd/base/safefile.h"
+#include "ctd/config/cfgcheck.h"
+#include "ctd/config/cli.h"
+#include "ctd/config/config.h"
+#include "ctd/service/daemon.h"
+
+#define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path))
+
+struct check {
+	const struct ctd_config *cfg;
+	ctd_cfgcheck_fn *fn;
+	void *arg;
+	size_t problems;
+};
+
+static void problem(struct check *c, const char *key, const char *what,
+		    const char *value)
+{
+	char where[CTD_CONFIG_PATH_MAX + 64], line[3 * CTD_CONFIG_PATH_MAX];
+
+	ctd_config_where(c->cfg, key, where, sizeof(where));
+	snprintf(line, sizeof(line), "%s: %s%s", where, what, value);
+	c->fn(c->arg, line);
+	c->problems++;
+}
+
+static void check_user(struct check *c)
+{
+	struct ctd_owner owner;
+	int r = ctd_daemon_find_user(c->cfg->user, &owner);
+
+	if (r == -ESRCH)
+		problem(c, "user", "no such user: ", c->cfg->user);
+	else if (r < 0)
+		problem(c, "user", "cannot look it up: ", strerror(-r));
+}
+
+/* A group matters only where its socket is set. */
+static void check_group(struct check *c, const char *key, const char *name,
+			const char *socket)
+{
+	gid_t gid;
+
+	if (*socket && ctd_daemon_find_group(name, &gid) < 0)
+		problem(c, key, "no such group: ", name);
+}
+
+static void check_socket(struct check *c, const char *key, const char *path)
+{
+	char what[96];
+
+	if (strlen(path) < SUN_PATH_MAX)
+		return;
+	snprintf(what, sizeof(what), "a Unix socket path has at most %zu "
+		 "bytes, this one %zu: ", SUN_PATH_MAX - 1, strlen(path));
+	problem(c, key, what, path);
+}
+
+/* path's directory exists; with creatable it is a default directory
+ * ctd makes itself (/var/log/ctd, /run/ctd), so its parent must. */
+static void check_dir(struct check *c, const char *key, const char *path,
+		      bool creatable)
+{
+	char dir[CTD_CONFIG_PATH_MAX], what[CTD_CONFIG_PATH_MAX + 64];
+	const char *name;
+	struct stat st;
+	int r;
+
+	if (ctd_safefile_split(path, dir, sizeof(dir), &name) < 0) {
+		problem(c, key, "not a file name: ", path);
+		return;
+	}
+	r = stat(dir, &st) < 0 ? -errno : S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+	if (r == 0)
+		return;
+	if (creatable) {
+		check_dir(c, key, dir, false);
+		return;
+	}
+	snprintf(what, sizeof(what), "directory %s %s, for ", dir,
+		 r == -ENOENT ? "does not exist" : r == -ENOTDIR ?
+		 "is not a directory" : strerror(-r));
+	problem(c, key, what, path);
+}
+
+static bool is(const char *path, const char *dflt)
+{
+	return strcmp(path, dflt) == 0;
+}
+
+static void check_paths(struct check *c)
+{
+	const struct ctd_config *o = c->cfg;
+
+	if (*o->output && !is(o->output, "-"))
+		check_dir(c, "output", o->output,
+			  is(o->output, CTD_CONFIG_DEFAULT_OUTPUT));
+	if (*o->conntrackd_log)
+		check_dir(c, "conntrackd-log", o->conntrackd_log, false);
+	if (*o->output && is(o->output, o->conntrackd_log))
+		problem(c, "conntrackd-log", "the same file as output: ",
+			o->output);
+	if (*o->spool_dir)
+		check_dir(c, "spool-dir", o->spool_dir, false);
+	if (*o->control)
+		check_dir(c, "control", o->control,
+			  is(o->control, CTD_CONFIG_DEFAULT_CONTROL));
+	if (*o->stream)
+		check_dir(c, "stream", o->stream, false);
+	if (*o->record)
+		check_dir(c, "record", o->record, false);
+}
+
+/* Hysteresis needs a gap: equal marks would flip the mode every tick. */
+static void check_pressure(struct check *c)
+{
+	char high[32];
+
+	if (c->cfg->kernel_pressure_low < c->cfg->kernel_pressure_high)
+		return;
+	snprintf(high, sizeof(high), "%u", c->cfg->kernel_pressure_high);
+	problem(c, "kernel-pressure-low",
+		"must be below kernel-pressure-high, which is ", high);
+}
+
+size_t ctd_cfgcheck(const struct ctd_config *cfg, ctd_cfgcheck_fn *fn,
+		    void *arg)
+{
+	struct check c = { cfg, fn, arg, 0 };
+
+	check_user(&c);
+	check_group(&c, "control-group", cfg->control_group, cfg->control);
+	check_group(&c, "stream-group", cfg->stream_group, cfg->stream);
+	check_socket(&c, "control", cfg->control);
+	check_socket(&c, "stream", cfg->stream);
+	if (cfg->syslog)
+		check_socket(&c, "syslog-socket", cfg->syslog_socket);
+	check_paths(&c);
+	check_pressure(&c);
+	return c.problems;
+}
+
+static void log_problem(void *arg, const char *line)
+{
+	(void)arg;
+	log_err("%s", line);
+}
+
+size_t ctd_cfgcheck_log(const struct ctd_config *cfg)
+{
+	return ctd_cfgcheck(cfg, log_problem, NULL);
+}
+
+static void print_problem(void *arg, const char *line)
+{
+	fprintf(arg, "ctd: %s\n", line);
+}
+
+int ctd_cfgcheck_main(const struct ctd_cli *cli, const struct ctd_config *cfg)
+{
+	if (ctd_cfgcheck(cfg, print_problem, stderr))
+		return 1;
+	printf("ctd: configuration %s is OK%s\n", cli->config,
+	       cli->config_given || access(cli->config, F_OK) == 0 ? "" :
+	       " (no file: defaults)");
+	if (cfg->broadcast_error && cfg->kernel_pressure == 1)
+		printf("ctd: note: kernel-pressure hold: a stopped or slow ctd "
+		       "keeps conntracks in the kernel's table until it reads "
+		       "their DESTROY; a full table drops new connections\n");
+	if (cli->verbose)
+		ctd_config_write(cfg, stdout);
+	return 0;
+}

@@ -1,0 +1,268 @@
+/* cli: argv -> struct ctd_cli, and the configuration it asks for.
+ *
+ * Every setting's long option is generated from its config key, so the
+ * two cannot drift apart; the --no-* switches are the boolean settings
+ * spelled the way conntrack users expect. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctd/config/cli.h"
+#include "ctd/config/config.h"
+
+enum {
+	OPT_SET = 256, OPT_JSON, OPT_NO_BCERR, OPT_NO_RESYNC, OPT_NO_SYSCTL,
+};
+
+#define SET(name) { name, required_argument, NULL, OPT_SET }
+
+static const struct option longopts[] = {
+	{ "foreground", no_argument, NULL, 'f' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "config", required_argument, NULL, 'c' },
+	{ "test", no_argument, NULL, 't' },
+	{ "stats", no_argument, NULL, 's' },
+	{ "list", no_argument, NULL, 'l' },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ "no-broadcast-error", no_argument, NULL, OPT_NO_BCERR },
+	{ "no-resync", no_argument, NULL, OPT_NO_RESYNC },
+	{ "no-sysctl", no_argument, NULL, OPT_NO_SYSCTL },
+	SET("output"), SET("json-events"), SET("stream"), SET("stream-events"),
+	SET("stream-group"),
+	SET("spool-dir"), SET("grace"), SET("dying-max"),
+	SET("shutdown-timeout"), SET("control"), SET("control-group"), SET("metrics"), SET("user"),
+	SET("rcvbuf"),
+	SET("rcvbuf-max"), SET("budget"), SET("broadcast-error"),
+	SET("resync"), SET("kernel-pressure"), SET("kernel-pressure-high"),
+	SET("kernel-pressure-low"), SET("sysctl"), SET("netns"), SET("max-flows"), SET("remember-ends"),
+	SET("expiry-slack"), SET("check-interval"), SET("pending-interval"),
+	SET("active-timeout"), SET("record"), SET("filter-proto"),
+	SET("filter-src"), SET("filter-dst"), SET("ignore-src"),
+	SET("ignore-dst"), SET("filter-tcp-state"), SET("filter-zone"),
+	SET("filter-mark"), SET("filter-netns"), SET("ignore-netns"),
+	SET("conntrackd-log"), SET("ipfix"),
+	SET("ipfix-shape"), SET("ipfix-domain"), SET("ipfix-mtu"),
+	SET("ipfix-template-refresh"), SET("ipfix-template-messages"),
+	SET("ipfix-nat-event"), SET("ipfix-pen"), SET("syslog"),
+	SET("kafka"), SET("kafka-topic"), SET("kafka-key"), SET("kafka-option"),
+	SET("kafka-events"),
+	SET("syslog-facility"), SET("syslog-level"), SET("syslog-format"),
+	SET("syslog-socket"), SET("subscribe"), SET("record-labels"),
+	{ NULL, 0, NULL, 0 },
+};
+
+static void usage(FILE *f)
+{
+	fputs(
+"Usage: ctd [options]             run (a daemon; -f to watch in a terminal)\n"
+"       ctd -t [-c FILE]          check the configuration\n"
+"       ctd -s [top] | -l [--json] ask the running ctd (counters, health,\n"
+"                                 top talkers; tracked flows)\n"
+"Turns the kernel's connection-tracking events into flow records.\n"
+"\n"
+"  -c, --config FILE        configuration file (default " CTD_CONFIG_FILE ";\n"
+"                           optional unless given)\n"
+"  -f, --foreground         print one line per event on stdout (like conntrack -E),\n"
+"                           filtered by filter-*; without -o FILE a watcher that\n"
+"                           runs beside the service (no file, spool or socket)\n"
+"  -v, --verbose            debug logging; print all counters at exit; with -t\n"
+"                           print the effective configuration\n"
+"\n"
+"Every setting of ctd.conf(5) is also an option, e.g.:\n"
+"  -o, --output FILE        JSON-lines record file (default /var/log/ctd/flows.json;\n"
+"                           '-' for stdout, 'none' for no file)\n"
+"  -b, --rcvbuf SIZE        netlink receive buffer (default 8M; k/M/G suffixes)\n"
+"      --rcvbuf-max SIZE    grow the buffer on overruns up to SIZE (default 64M)\n"
+"      --budget N           netlink messages handled per loop wakeup (default 4096)\n"
+"      --max-flows N        flows tracked at most (default net.netfilter.nf_conntrack_max);\n"
+"                           past it the flow closest to expiry is evicted\n"
+"                           (its record has end_reason evicted)\n"
+"      --remember-ends N    ended flows remembered to drop DESTROYs the kernel\n"
+"                           sends again (default auto: nf_conntrack_max)\n"
+"      --expiry-slack SECS  added to the kernel's timeouts before a silent flow\n"
+"                           is checked against the kernel (default 60)\n"
+"      --check-interval SECS  at most one such check dump per SECS (default 10)\n"
+"      --pending-interval SECS  count the kernel's undelivered DESTROYs by\n"
+"                           walking its dying list (a costly walk; default 0 = off)\n"
+"      --kernel-pressure fail-open|hold  when the conntrack table fills while\n"
+"                           ctd is behind: stop holding DESTROYs, counting what\n"
+"                           is lost (default fail-open), or hold them at the\n"
+"                           firewall's risk\n"
+"      --kernel-pressure-high PCT  table fill that fails open (default 85)\n"
+"      --kernel-pressure-low PCT   reliable again under this fill (default 70)\n"
+"      --no-broadcast-error lossy mode: do not ask the kernel to keep undelivered events\n"
+"      --no-resync          lossy mode: do not resync the table after overruns\n"
+"      --active-timeout SECS  interim records for flows older than SECS, with\n"
+"                           counters from table dumps every SECS/2 (default 1800,\n"
+"                           0 = off)\n"
+"      --no-sysctl          leave nf_conntrack_events/acct/timestamp alone\n"
+"      --netns all|NAME,... also watch these network namespaces (/run/netns;\n"
+"                           default self: only ctd's own)\n"
+"      --record FILE        also write every raw netlink datagram to FILE\n"
+"      --stream PATH        also serve records as JSON lines on a Unix socket\n"
+"      --json-events LIST   what the JSON file gets: new,update,destroy\n"
+"                           (default destroy: one record per flow)\n"
+"      --stream-events LIST the same for --stream (default destroy)\n"
+"      --conntrackd-log FILE  also log ended flows in conntrackd's LogFile\n"
+"                           format (stats mode), for existing parsers\n"
+"      --ipfix udp:HOST:PORT|tcp:HOST:PORT  also export IPFIX to a collector\n"
+"                           (--ipfix-shape biflow|uniflow|initiator, see\n"
+"                           ctd.conf(5) for the other ipfix-* settings)\n"
+"      --kafka HOST:PORT,...  also publish records to Kafka, at least once\n"
+"                           (--kafka-topic, --kafka-key tuple|none,\n"
+"                           --kafka-option NAME=VALUE, --kafka-events)\n"
+"      --syslog yes         also send each record to syslog (--syslog-facility,\n"
+"                           --syslog-level, --syslog-format rfc3164|rfc5424)\n"
+"      --stream-group GROUP members of GROUP may read the stream socket too\n"
+"                           (default none: root only)\n"
+"      --spool-dir DIR      undelivered records survive restarts here\n"
+"                           (default /var/lib/ctd; 'none' = no spool)\n"
+"      --grace SECS         re-send a refused record within SECS (default 15)\n"
+"      --dying-max N        records held in memory per output before the\n"
+"                           spool (default 100000)\n"
+"      --shutdown-timeout SECS  time to deliver held records at exit (default 5)\n"
+"      --control PATH       control socket for ctd -s/-l (default /run/ctd/ctd.sock;\n"
+"                           'none' = off)\n"
+"      --control-group GROUP  members of GROUP may use it too (default none:\n"
+"                           root only)\n"
+"      --metrics ADDR:PORT  Prometheus /metrics on a loopback address, e.g.\n"
+"                           127.0.0.1:9477 (default none)\n"
+"      --user NAME          after opening everything, run as NAME with only\n"
+"                           CAP_NET_ADMIN (when started as root; default none)\n"
+"      --filter-proto LIST  record only these protocols (tcp,udp,47; default any)\n"
+"      --filter-src LIST    only flows from these prefixes (10.0.0.0/8,2001:db8::/32)\n"
+"      --filter-dst LIST    only flows to these prefixes\n"
+"      --ignore-src LIST    no flows from these prefixes\n"
+"      --ignore-dst LIST    no flows to these prefixes\n"
+"      --filter-tcp-state LIST  TCP flows only in these states (ESTABLISHED,...)\n"
+"      --filter-zone LIST   only these conntrack zones\n"
+"      --filter-mark M[/MASK]  only flows whose mark & MASK == M\n"
+"      --filter-netns LIST  only flows of these network namespaces (names;\n"
+"                           self: ctd's own; nsid:N: one without a name)\n"
+"      --ignore-netns LIST  no flows of these network namespaces\n"
+"  -h, --help               this text\n"
+"  -V, --version            print the version\n"
+"\nSignals: TERM/INT stop, HUP reloads the configuration and reopens output\n"
+"files, USR1 only reopens them (logrotate), USR2 restarts ctd in place\n"
+"keeping its ctnetlink socket (no event lost). See ctd(8) and ctd.conf(5).\n", f);
+}
+
+static void add(struct ctd_cli *cli, const char *key, const char *value)
+{
+	if (cli->n == CTD_CLI_MAX_SETTINGS) {
+		fprintf(stderr, "ctd: too many options\n");
+		exit(2);
+	}
+	cli->keys[cli->n] = key;
+	cli->values[cli->n++] = value;
+}
+
+static void query(struct ctd_cli *cli, const char *what)
+{
+	cli->mode = CTD_CLI_QUERY;
+	cli->query = what;
+}
+
+/* The one positional argument: `ctd -s top`. */
+static void positional(struct ctd_cli *cli, int argc, char **argv)
+{
+	if (optind < argc && cli->mode == CTD_CLI_QUERY &&
+	    strcmp(cli->query, "stats") == 0 && strcmp(argv[optind], "top") == 0) {
+		cli->query = "top";
+		optind++;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ctd: unexpected argument '%s' (see ctd --help)\n",
+			argv[optind]);
+		exit(2);
+	}
+}
+
+void ctd_cli_parse(int argc, char **argv, struct ctd_cli *cli)
+{
+	int c, idx;
+
+	memset(cli, 0, sizeof(*cli));
+	cli->config = CTD_CONFIG_FILE;
+	while ((c = getopt_long(argc, argv, "fvc:tslo:b:hV", longopts, &idx)) != -1) {
+		switch (c) {
+		case 'f': cli->foreground = true; break;
+		case 'v': cli->verbose = true; break;
+		case 'c': cli->config = optarg; cli->config_given = true; break;
+		case 't': cli->mode = CTD_CLI_CHECK; break;
+		case 's': query(cli, "stats"); break;
+		case 'l': query(cli, "flows"); break;
+		case OPT_JSON: cli->json = true; break;
+		case 'o': add(cli, "output", optarg); break;
+		case 'b': add(cli, "rcvbuf", optarg); break;
+		case OPT_NO_BCERR: add(cli, "broadcast-error", "no"); break;
+		case OPT_NO_RESYNC: add(cli, "resync", "no"); break;
+		case OPT_NO_SYSCTL: add(cli, "sysctl", "no"); break;
+		case OPT_SET: add(cli, longopts[idx].name, optarg); break;
+		case 'h': usage(stdout); exit(0);
+		case 'V': printf("ctd %s\n", CTD_VERSION); exit(0);
+		default:
+			fprintf(stderr, "Try 'ctd --help'.\n");
+			exit(2);
+		}
+	}
+	positional(cli, argc, argv);
+}
+
+bool ctd_cli_watcher(const struct ctd_cli *cli)
+{
+	if (!cli->foreground)
+		return false;
+	for (size_t i = 0; i < cli->n; i++)
+		if (strcmp(cli->keys[i], "output") == 0 &&
+		    strcmp(cli->values[i], "-") != 0)
+			return false;
+	return true;
+}
+
+/* A watcher shares the machine with the service: what it would write,
+ * bind or lock is the service's (its record file, other outputs, spool,
+ * sockets), so it takes none of them from the file or the defaults.
+ * And it listens in lossy mode: a reliable listener that stalls (a
+ * paused terminal, a pager) makes the kernel hold every conntrack's end
+ * for all listeners, and send the service its DESTROYs again. */
+static void watch_only(struct ctd_config *cfg)
+{
+	static const char *const off[][2] = {
+		{ "output", "none" }, { "conntrackd-log", "none" },
+		{ "stream", "none" }, { "ipfix", "none" }, { "kafka", "none" },
+		{ "syslog", "no" }, { "spool-dir", "none" },
+		{ "control", "none" }, { "metrics", "none" },
+		{ "record", "none" }, { "broadcast-error", "no" },
+	};
+	char msg[CTD_CONFIG_ERR_MAX];
+
+	for (size_t i = 0; i < sizeof(off) / sizeof(off[0]); i++)
+		ctd_config_set(cfg, off[i][0], off[i][1], msg, sizeof(msg));
+}
+
+int ctd_cli_config(const struct ctd_cli *cli, struct ctd_config *cfg,
+		   char *err, size_t errlen)
+{
+	char msg[CTD_CONFIG_ERR_MAX];
+	int r;
+
+	ctd_config_defaults(cfg);
+	r = ctd_config_load(cfg, cli->config, cli->config_given, err, errlen);
+	if (r < 0)
+		return r;
+	if (ctd_cli_watcher(cli))
+		watch_only(cfg);
+	for (size_t i = 0; i < cli->n; i++) {
+		r = ctd_config_set(cfg, cli->keys[i], cli->values[i], msg, sizeof(msg));
+		if (r < 0) {
+			snprintf(err, errlen, "command line: --%s", msg);
+			return r;
+		}
+	}
+	ctd_config_finish(cfg);
+	return 0;
+}

@@ -1,0 +1,305 @@
+/* counters: prints the counter struct. The tables below are the one place a
+ * counter gets its public names: the ctd -s/JSON key and the Prometheus
+ * family with its type and help text. */
+#include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "ctd/base/stats.h"
+#include "ctd/control/counters.h"
+#include "ctd/flows/record.h"
+#include "ctd/kernel/ctevent.h"
+#include "ctd/outputs/output.h"
+
+/* name: the ctd -s and JSON key. prom: the Prometheus family (after
+ * "ctd_"), with its unit and, for counters, "_total" as the exposition
+ * guidelines want; label: the sample's label inside the family, for
+ * counters that are one quantity split by kind. */
+struct counter {
+	const char *name;
+	size_t off;
+	bool gauge;
+	const char *prom;
+	const char *label;
+	const char *help;
+};
+
+#define OFF(field) offsetof(struct ctd_stats, field)
+#define C(name, prom, help) { #name, OFF(name), false, prom, NULL, help }
+#define G(name, prom, help) { #name, OFF(name), true, prom, NULL, help }
+#define EV(name, i, label) { name, OFF(events[i]), false, "events_total", \
+	"type=\"" label "\"", "Conntrack events parsed, by type." }
+#define END(name, i, label) { name, OFF(ends[i]), false, "flow_ends_total", \
+	"reason=\"" label "\"", "Final flow records by end reason." }
+
+/* In ctd -s per bucket; in the metrics one histogram (print_latency). */
+#define LAT(i, name) { "latency_" name, OFF(latency[i]), false, NULL, NULL, NULL }
+
+static const struct counter counters[] = {
+	EV("events_new", CTD_EV_NEW, "new"),
+	EV("events_update", CTD_EV_UPDATE, "update"),
+	EV("events_destroy", CTD_EV_DESTROY, "destroy"),
+	C(nl_messages, "netlink_messages_total", "Netlink messages received."),
+	C(nl_reads, "netlink_reads_total", "Datagrams read from the ctnetlink socket."),
+	C(nl_syscalls, "netlink_syscalls_total", "recvmmsg calls on the ctnetlink socket."),
+	C(nl_wakeups, "netlink_wakeups_total", "Socket readiness callbacks."),
+	C(nl_budget_hits, "netlink_budget_hits_total", "Wakeups that stopped at the message budget."),
+	C(nl_enobufs, "netlink_enobufs_total", "Receive buffer overruns reported (lossy mode)."),
+	C(nl_drops, "netlink_drops_total", "Events the ctnetlink socket dropped."),
+	C(nl_grows, "netlink_rcvbuf_grows_total", "Receive buffer doublings."),
+	C(nl_truncated, "netlink_truncated_total", "Datagrams larger than a receive slot."),
+	C(nl_errors, "netlink_errors_total", "Other receive errors."),
+	C(parse_errors, "parse_errors_total", "Malformed conntrack messages."),
+	C(parse_ignored, "parse_ignored_total", "Netlink messages that are not conntrack events."),
+	C(flows_created, "flows_created_total", "Flows added to the table."),
+	C(flows_unseen_destroy, "flows_unseen_destroy_total", "DESTROY events for a flow never seen."),
+	C(flows_table_full, "flows_table_full_total", "Flows not tracked: table at max-flows, nothing to evict."),
+	C(flows_nomem, "flows_nomem_total", "Flows not tracked: out of memory."),
+	C(records, "records_total", "Completed-flow records produced."),
+	C(records_filtered, "records_filtered_total", "Records the filter settings left out."),
+	END("ends_destroy", CTD_END_DESTROY, "destroy"),
+	END("ends_expired", CTD_END_EXPIRED, "expired"),
+	END("ends_evicted", CTD_END_EVICTED, "evicted"),
+	END("ends_lost", CTD_END_LOST, "lost"),
+	END("ends_netns_gone", CTD_END_NETNS_GONE, "netns_gone"),
+	{ "interim_records", OFF(ends[CTD_END_ACTIVE]), false, "interim_records_total",
+	  NULL, "Interim records of long flows." },
+	C(resyncs, "resyncs_total", "Table dumps to resync after lost events."),
+	C(expiry_suspects, "expiry_suspects_total", "Flows silent past their kernel timeout."),
+	C(expiry_alive, "expiry_alive_total", "Silent flows a dump showed alive."),
+	C(dumps, "dumps_total", "Conntrack table dumps begun."),
+	C(dump_failures, "dump_failures_total", "Conntrack table dumps that failed."),
+	C(dump_entries, "dump_entries_total", "Conntracks listed by dumps."),
+	C(dump_new_flows, "dump_new_flows_total", "Flows first learnt from a dump."),
+	C(dump_stale, "dump_stale_total", "Dump entries for flows already ended."),
+	C(destroy_duplicates, "destroy_duplicates_total", "Repeated DESTROY events dropped."),
+	C(tombstone_failures, "tombstone_failures_total", "Flow ends not remembered: the table was full."),
+	C(possible_duplicates, "possible_duplicates_total", "DESTROYs of flows whose end may have been recorded and forgotten (records say dup_check none)."),
+	C(events_after_evict, "events_after_evict_total", "Events for flows evicted alive: not tracked again until their DESTROY."),
+	C(text_dropped, "text_dropped_total", "Foreground event lines skipped: terminal stuck."),
+	G(rcvbuf, "netlink_rcvbuf_bytes", "Netlink receive buffer as the kernel reports it."),
+	G(flows_tracked, "flows_tracked", "Flows in the table."),
+	G(flows_suspect, "flows_suspect", "Flows waiting for a dump to confirm their end."),
+	G(kernel_pending, "kernel_pending_destroys", "DESTROY events the kernel holds for ctd."),
+	G(kernel_pending_peak, "kernel_pending_destroys_peak", "Most DESTROY events the kernel held for ctd."),
+	G(kernel_failed_open, "kernel_failed_open", "1 while ctd has failed open: the kernel does not hold DESTROY events for it."),
+	G(kernel_open_since_us, "kernel_mode_since_seconds", "Unix time the reliable/failed-open mode last changed; 0 never."),
+	C(kernel_fail_opens, "kernel_fail_opens_total", "Times ctd failed open to spare the conntrack table."),
+	C(kernel_rearms, "kernel_rearms_total", "Times reliable mode came back by itself."),
+	C(kernel_lost, "kernel_lost_total", "Events the kernel dropped for ctd while failed open: flow records lost."),
+	G(kernel_released, "kernel_released_conntracks", "Conntracks the kernel freed when ctd last failed open."),
+	G(kernel_table_count, "kernel_table_conntracks", "nf_conntrack_count of ctd's namespace."),
+	G(kernel_table_max, "kernel_table_max_conntracks", "nf_conntrack_max."),
+	G(kernel_table_peak_pct, "kernel_table_peak_percent", "Fullest the conntrack table was seen, percent."),
+	G(kernel_lag_us, "kernel_lag_seconds", "Age of the newest DESTROY event ctd read, by the kernel's stamp."),
+	G(kernel_cause, "kernel_pressure_cause", "Why the table is past the high mark: 0 it is not, 1 ctd too slow, 2 ctd stalled, 3 not ctd."),
+	G(kernel_held_est, "kernel_held_conntracks", "nf_conntrack_count minus the conntracks the last table dump listed: about what the kernel holds on its dying list."),
+	C(dying_walks_skipped, "dying_walks_skipped_total", "Table checks left undecided: too many held to walk the dying list."),
+	G(guard_running, "guard_running", "1 while the kernel-pressure guard process lives."),
+	G(table_bytes, "table_bytes", "Flow table memory."),
+	G(ends_remembered, "ends_remembered", "Ended flows kept to drop repeated DESTROYs."),
+	C(ctl_requests, "ctl_requests_total", "Control-socket requests answered."),
+	C(ctl_refused, "ctl_refused_total", "Control-socket peers and requests refused."),
+	C(ctl_timeouts, "ctl_timeouts_total", "Control and metrics clients dropped: no whole request, or an answer not read, within 5 s."),
+	C(ctl_evicted, "ctl_evicted_total", "Silent control and metrics clients dropped to make room."),
+	C(metrics_requests, "metrics_requests_total", "Prometheus scrapes answered."),
+	C(notify_dropped, "notify_dropped_total", "Messages to the service manager dropped: it did not take them at once."),
+	G(spool_degraded, "spool_degraded", "1 when the spool directory could not be locked at start: running without a spool."),
+	G(unclean_restarts, "unclean_restarts", "1 when the previous ctd with this spool directory died without stopping."),
+	G(netns_watched, "netns_watched", "Network namespaces watched besides ctd's own."),
+	C(netns_added, "netns_added_total", "Network namespaces taken under watch."),
+	C(netns_gone, "netns_gone_total", "Watched network namespaces that disappeared."),
+	C(netns_flushed, "netns_flushed_total", "... whose table ctd flushed before letting go."),
+	C(netns_errors, "netns_errors_total", "Network namespaces ctd could not enter or set up."),
+	C(netns_dump_counters, "netns_dump_counters_total", "netns_gone records with the last dump's counters."),
+	C(netns_foreign, "netns_foreign_total", "Events from namespaces not watched (dropped)."),
+	LAT(0, "le_1ms"), LAT(1, "le_2ms"), LAT(2, "le_5ms"), LAT(3, "le_10ms"),
+	LAT(4, "le_20ms"), LAT(5, "le_50ms"), LAT(6, "le_100ms"),
+	LAT(7, "le_200ms"), LAT(8, "le_500ms"), LAT(9, "le_1s"),
+	LAT(10, "gt_1s"),
+};
+
+#define OOFF(field) offsetof(struct ctd_out_stats, field)
+#define O(name, prom, help) { #name, OOFF(name), false, prom, NULL, help }
+#define OG(name, prom, help) { #name, OOFF(name), true, prom, NULL, help }
+
+static const struct counter out_counters[] = {
+	O(records, "records_total", "Flow records for the output: made this run plus those held at start; = delivered + failed + held."),
+	O(carried, "carried_total", "Flow records found held at start (spool, write-ahead log)."),
+	OG(held, "held", "Flow records held: taken and not final, on the dying list, or in the spool."),
+	O(delivered, "delivered_total", "Flow records final: written, sent or acknowledged."),
+	O(deferred, "deferred_total", "Records refused at first and held back."),
+	O(retried, "retried_total", "Held records delivered on a re-send."),
+	O(spooled, "spooled_total", "Records written to the spool."),
+	O(spooled_bytes, "spooled_bytes_total", "Rendered bytes written to the spool."),
+	O(replayed, "replayed_total", "Spooled records delivered."),
+	O(failed, "failed_total", "Flow records given up: the sum of the failed_* counters."),
+	OG(dying, "dying", "Records waiting for a re-send."),
+	OG(dying_peak, "dying_peak", "Most records waiting for a re-send."),
+	OG(spool_size, "spool_bytes", "Spool file size."),
+	O(failed_render, "failed_render_total", "Records the output can never take."),
+	O(failed_spool, "failed_spool_total", "Held records neither memory nor the spool could keep."),
+	O(failed_shutdown, "failed_shutdown_total", "Records held at exit that no file could keep."),
+	O(failed_output, "failed_output_total", "Records the output took and then gave up."),
+	OG(wal_bytes, "wal_bytes", "Write-ahead log size."),
+	O(wal_errors, "wal_errors_total", "Write-ahead log writes that failed."),
+	O(torn_lines, "torn_lines_total", "Lines found cut short (crash, full disk) and ended."),
+	O(spool_skipped, "spool_skipped_total", "Damaged spool entries skipped."),
+	O(write_errors, "write_errors_total", "Failed writes."),
+	O(bytes, "written_bytes_total", "Bytes written."),
+	O(gone, "files_gone_total", "Times the file was found deleted or moved away and opened again by its path."),
+	O(recovered_bytes, "recovered_bytes_total", "Bytes written into a file after it was deleted, copied into the new one."),
+	OG(consumers, "consumers", "Connected stream readers."),
+	O(refused, "refused_total", "Stream readers refused: too many."),
+	O(lost_bytes, "lost_bytes_total", "Unread bytes of stream readers that went away."),
+	O(events, "events_total", "NEW/UPDATE event records taken."),
+	O(events_missed, "events_missed_total", "Event records refused, left pending on the flow."),
+	O(events_merged, "events_merged_total", "Pending events carried by a later record."),
+	O(skipped, "skipped_total", "Records this output does not render."),
+	O(acked, "acked_total", "IPFIX data records acknowledged (UDP: sent)."),
+	OG(unacked, "unacked", "Records written or produced, not acknowledged yet (IPFIX/TCP, Kafka)."),
+	O(resent, "resent_total", "Records sent again: after a reconnect (IPFIX) or a failed delivery report (Kafka)."),
+	O(reconnects, "reconnects_total", "IPFIX connections lost."),
+	O(templates, "templates_total", "IPFIX template messages sent."),
+	O(queue_full, "queue_full_total", "Kafka: records refused because librdkafka's queue was full."),
+	O(report_timeouts, "report_timeouts_total", "Kafka: delivery reports that timed out (record produced again)."),
+	O(report_errors, "report_errors_total", "Kafka: delivery reports with another error (record produced again)."),
+	OG(brokers, "kafka_brokers", "Kafka brokers known."),
+	OG(brokers_up, "kafka_brokers_up", "Kafka brokers connected."),
+	OG(queue, "kafka_queue", "Messages in librdkafka's queue."),
+	OG(rtt_us, "kafka_rtt_seconds", "Kafka: the slowest broker's average round-trip time."),
+};
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+static uint64_t value_at(const void *base, size_t off)
+{
+	return *(const uint64_t *)(const void *)((const char *)base + off);
+}
+
+static void print_outputs(const struct ctd_stats *st, FILE *f)
+{
+	for (size_t o = 0; o < CTD_OUT_MAX && st->out_name[o]; o++) {
+		for (size_t i = 0; i < N(out_counters); i++) {
+			fprintf(f, "out_%s_%-*s %llu\n", st->out_name[o],
+				(int)(17 - strlen(st->out_name[o])),
+				out_counters[i].name, (unsigned long long)
+				value_at(st->out[o], out_counters[i].off));
+		}
+	}
+}
+
+void ctd_counters_print(const struct ctd_stats *st, FILE *f)
+{
+	size_t i;
+
+	for (i = 0; i < N(counters); i++)
+		fprintf(f, "%-22s %llu\n", counters[i].name,
+			(unsigned long long)value_at(st, counters[i].off));
+	print_outputs(st, f);
+}
+
+void ctd_counters_prometheus_family(FILE *f, const char *name, bool gauge,
+				 const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
+		gauge ? "gauge" : "counter");
+}
+
+static bool has_suffix(const char *s, const char *suffix)
+{
+	size_t len = strlen(s), n = strlen(suffix);
+
+	return len > n && strcmp(s + len - n, suffix) == 0;
+}
+
+/* ctd keeps times in microseconds; Prometheus wants seconds. */
+static void put_sample(FILE *f, const char *family, const char *output,
+		       uint64_t v)
+{
+	if (has_suffix(family, "_seconds"))
+		fprintf(f, "%s{output=\"%s\"} %.6f\n", family, output,
+			(double)v / 1e6);
+	else
+		fprintf(f, "%s{output=\"%s\"} %llu\n", family, output,
+			(unsigned long long)v);
+}
+
+/* DESTROY latency as a Prometheus histogram: cumulative buckets in
+ * seconds, +Inf, sum and count, so histogram_quantile works. */
+static void print_latency(const struct ctd_stats *st, FILE *f)
+{
+	static const uint32_t bound_ms[] = CTD_LAT_BOUNDS_MS;
+	uint64_t sum = 0;
+
+	fputs("# HELP ctd_destroy_latency_seconds Time from the kernel's stamp "
+	      "on a DESTROY event to ctd's read.\n"
+	      "# TYPE ctd_destroy_latency_seconds histogram\n", f);
+	for (size_t i = 0; i < CTD_LAT__COUNT; i++) {
+		sum += st->latency[i];
+		if (i < CTD_LAT__COUNT - 1)
+			fprintf(f, "ctd_destroy_latency_seconds_bucket{le=\"%g\"} "
+				"%llu\n", bound_ms[i] / 1000.0,
+				(unsigned long long)sum);
+	}
+	fprintf(f, "ctd_destroy_latency_seconds_bucket{le=\"+Inf\"} %llu\n"
+		"ctd_destroy_latency_seconds_sum %.6f\n"
+		"ctd_destroy_latency_seconds_count %llu\n",
+		(unsigned long long)sum, (double)st->latency_sum_us / 1e6,
+		(unsigned long long)sum);
+}
+
+/* Counters that share a family (events by type) are adjacent. */
+void ctd_counters_print_prometheus(const struct ctd_stats *st, FILE *f)
+{
+	char family[80];
+
+	for (size_t i = 0; i < N(counters); i++) {
+		const struct counter *c = &counters[i];
+
+		if (!c->prom)
+			continue;
+		snprintf(family, sizeof(family), "ctd_%s", c->prom);
+		if (!i || !counters[i - 1].prom ||
+		    strcmp(c->prom, counters[i - 1].prom) != 0)
+			ctd_counters_prometheus_family(f, family, c->gauge, c->help);
+		if (has_suffix(family, "_seconds"))
+			fprintf(f, "%s %.6f\n", family,
+				(double)value_at(st, c->off) / 1e6);
+		else
+			fprintf(f, "%s%s%s%s %llu\n", family, c->label ? "{" : "",
+				c->label ? c->label : "", c->label ? "}" : "",
+				(unsigned long long)value_at(st, c->off));
+	}
+	print_latency(st, f);
+	for (size_t i = 0; i < N(out_counters); i++) {
+		const struct counter *c = &out_counters[i];
+
+		snprintf(family, sizeof(family), "ctd_output_%s", c->prom);
+		ctd_counters_prometheus_family(f, family, c->gauge, c->help);
+		for (size_t o = 0; o < CTD_OUT_MAX && st->out_name[o]; o++)
+			put_sample(f, family, st->out_name[o],
+				   value_at(st->out[o], c->off));
+	}
+}
+
+void ctd_counters_print_json(const struct ctd_stats *st, FILE *f)
+{
+	size_t i, o;
+
+	fputc('{', f);
+	for (i = 0; i < N(counters); i++)
+		fprintf(f, "%s\"%s\":%llu", i ? "," : "", counters[i].name,
+			(unsigned long long)value_at(st, counters[i].off));
+	fputs(",\"outputs\":{", f);
+	for (o = 0; o < CTD_OUT_MAX && st->out_name[o]; o++) {
+		fprintf(f, "%s\"%s\":{", o ? "," : "", st->out_name[o]);
+		for (i = 0; i < N(out_counters); i++)
+			fprintf(f, "%s\"%s\":%llu", i ? "," : "",
+				out_counters[i].name,
+				(unsigned long long)value_at(st->out[o],
+							     out_counters[i].off));
+		fputc('}', f);
+	}
+	fputs("}}", f);
+}

@@ -1,0 +1,193 @@
+/* dying: the records one output could not take, waiting for a re-send.
+ *
+ * The kernel re-sends undelivered DESTROY events from its dying list
+ * after random % grace so that many held events do not come back in one
+ * burst against a listener that is still slow; the same spread is kept
+ * here against a slow output. Due times are random, not FIFO, so they
+ * live in a binary min-heap of (due, slot) pairs: 16-byte moves, while
+ * the records stay put in a slot array with a free list. */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctd/delivery/dying.h"
+#include "ctd/flows/record.h"
+
+struct slot {
+	struct ctd_record rec;
+	uint64_t tag;
+	uint32_t next_free;
+};
+
+struct heap_node {
+	int64_t due;
+	uint32_t slot;
+};
+
+struct ctd_dying {
+	struct ctd_dying_cfg cfg;
+	struct slot *slots;
+	struct heap_node *heap;
+	size_t count;
+	size_t cap;            /* slots and heap nodes allocated */
+	uint32_t free_head;    /* UINT32_MAX: none */
+};
+
+#define NO_SLOT UINT32_MAX
+
+struct ctd_dying *ctd_dying_new(const struct ctd_dying_cfg *cfg)
+{
+	struct ctd_dying *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return NULL;
+	d->cfg = *cfg;
+	if (!d->cfg.grace_ms)
+		d->cfg.grace_ms = 1;
+	if (d->cfg.max > NO_SLOT - 1)
+		d->cfg.max = NO_SLOT - 1;
+	d->free_head = NO_SLOT;
+	return d;
+}
+
+void ctd_dying_free(struct ctd_dying *d)
+{
+	if (!d)
+		return;
+	free(d->slots);
+	free(d->heap);
+	free(d);
+}
+
+static int grow(struct ctd_dying *d)
+{
+	size_t cap = d->cap ? d->cap * 2 : 64;
+	struct slot *slots;
+	struct heap_node *heap;
+
+	if (cap > d->cfg.max)
+		cap = d->cfg.max;
+	slots = realloc(d->slots, cap * sizeof(*slots));
+	if (!slots)
+		return -ENOMEM;
+	d->slots = slots;
+	heap = realloc(d->heap, cap * sizeof(*heap));
+	if (!heap)
+		return -ENOMEM;
+	d->heap = heap;
+	for (size_t i = cap; i-- > d->cap;) {
+		slots[i].next_free = d->free_head;
+		d->free_head = (uint32_t)i;
+	}
+	d->cap = cap;
+	return 0;
+}
+
+static void swap(struct heap_node *a, struct heap_node *b)
+{
+	struct heap_node t = *a;
+
+	*a = *b;
+	*b = t;
+}
+
+static void sift_up(struct ctd_dying *d, size_t i)
+{
+	while (i > 0) {
+		size_t parent = (i - 1) / 2;
+
+		if (d->heap[parent].due <= d->heap[i].due)
+			return;
+		swap(&d->heap[parent], &d->heap[i]);
+		i = parent;
+	}
+}
+
+static void sift_down(struct ctd_dying *d, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, min = i;
+
+		if (l < d->count && d->heap[l].due < d->heap[min].due)
+			min = l;
+		if (r < d->count && d->heap[r].due < d->heap[min].due)
+			min = r;
+		if (min == i)
+			return;
+		swap(&d->heap[min], &d->heap[i]);
+		i = min;
+	}
+}
+
+static int64_t grace_us(struct ctd_dying *d)
+{
+	uint32_t r = d->cfg.random(d->cfg.random_arg);
+
+	return (int64_t)(r % d->cfg.grace_ms) * 1000;
+}
+
+int ctd_dying_add(struct ctd_dying *d, const struct ctd_record *rec,
+		  uint64_t tag, int64_t now_us)
+{
+	int64_t due = now_us + grace_us(d);
+	uint32_t s;
+
+	if (d->count >= d->cfg.max)
+		return -ENOSPC;
+	if (d->free_head == NO_SLOT && grow(d) < 0)
+		return -ENOMEM;
+	s = d->free_head;
+	d->free_head = d->slots[s].next_free;
+	d->slots[s].rec = *rec;
+	d->slots[s].tag = tag;
+	d->heap[d->count] = (struct heap_node){ due, s };
+	sift_up(d, d->count++);
+	return 0;
+}
+
+int64_t ctd_dying_next_due(const struct ctd_dying *d)
+{
+	return d->count ? d->heap[0].due : INT64_MAX;
+}
+
+uint64_t ctd_dying_head_tag(const struct ctd_dying *d)
+{
+	return d->count ? d->slots[d->heap[0].slot].tag : 0;
+}
+
+const struct ctd_record *ctd_dying_head(const struct ctd_dying *d)
+{
+	return d->count ? &d->slots[d->heap[0].slot].rec : NULL;
+}
+
+void ctd_dying_pop(struct ctd_dying *d)
+{
+	uint32_t s;
+
+	if (!d->count)
+		return;
+	s = d->heap[0].slot;
+	d->slots[s].next_free = d->free_head;
+	d->free_head = s;
+	d->heap[0] = d->heap[--d->count];
+	sift_down(d, 0);
+}
+
+void ctd_dying_defer(struct ctd_dying *d, int64_t now_us)
+{
+	if (!d->count)
+		return;
+	d->heap[0].due = now_us + grace_us(d);
+	sift_down(d, 0);
+}
+
+size_t ctd_dying_count(const struct ctd_dying *d)
+{
+	return d->count;
+}
+
+size_t ctd_dying_max(const struct ctd_dying *d)
+{
+	return d->cfg.max;
+}

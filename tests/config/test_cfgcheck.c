@@ -1,0 +1,106 @@
+/* Tests for src/cfgcheck.c against real users, groups and directories:
+ * the defaults pass; an unknown user or group, a socket path too long
+ * for sun_path, a missing directory and kernel-pressure marks without a
+ * gap are each one problem naming the setting and where it was set. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "ctd/config/cfgcheck.h"
+#include "ctd/config/config.h"
+
+struct problems {
+	size_t n;
+	char text[8][512];
+};
+
+static void note(void *arg, const char *problem)
+{
+	struct problems *p = arg;
+
+	if (p->n < 8)
+		snprintf(p->text[p->n], sizeof(p->text[0]), "%s", problem);
+	p->n++;
+}
+
+static void set(struct ctd_config *c, const char *key, const char *value)
+{
+	char err[256];
+
+	assert_int_equal(ctd_config_set(c, key, value, err, sizeof(err)), 0);
+}
+
+static size_t check(const struct ctd_config *c, struct problems *p)
+{
+	memset(p, 0, sizeof(*p));
+	return ctd_cfgcheck(c, note, p);
+}
+
+static void test_defaults_pass(void **state)
+{
+	struct ctd_config c;
+	struct problems p;
+
+	(void)state;
+	ctd_config_defaults(&c);
+	set(&c, "output", "/tmp/flows.json");
+	set(&c, "spool-dir", "/tmp/ctd-spool");
+	set(&c, "control", "/tmp/ctd.sock");
+	assert_int_equal(check(&c, &p), 0);
+}
+
+static void test_each_problem_named(void **state)
+{
+	struct ctd_config c;
+	struct problems p;
+	char longpath[200];
+
+	(void)state;
+	ctd_config_defaults(&c);
+	set(&c, "output", "/tmp/flows.json");
+	set(&c, "spool-dir", "/tmp/ctd-spool");
+	set(&c, "control", "/tmp/ctd.sock");
+	set(&c, "user", "no-such-user-ctd");
+	assert_int_equal(check(&c, &p), 1);
+	assert_non_null(strstr(p.text[0], "user"));
+	assert_non_null(strstr(p.text[0], "no-such-user-ctd"));
+
+	set(&c, "user", "none");
+	set(&c, "control-group", "no-such-group-ctd");
+	assert_int_equal(check(&c, &p), 1);
+	assert_non_null(strstr(p.text[0], "control-group"));
+
+	set(&c, "control-group", "none");
+	memset(longpath, 'a', sizeof(longpath) - 1);
+	longpath[0] = '/';
+	longpath[sizeof(longpath) - 1] = '\0';
+	set(&c, "stream", longpath);
+	assert_int_equal(check(&c, &p), 1);
+	assert_non_null(strstr(p.text[0], "stream"));
+
+	set(&c, "stream", "none");
+	set(&c, "output", "/nonexistent-ctd-dir/flows.json");
+	assert_int_equal(check(&c, &p), 1);
+	assert_non_null(strstr(p.text[0], "output"));
+	assert_non_null(strstr(p.text[0], "/nonexistent-ctd-dir"));
+
+	set(&c, "output", "/tmp/flows.json");
+	set(&c, "kernel-pressure-low", "85");
+	assert_int_equal(check(&c, &p), 1);
+	assert_non_null(strstr(p.text[0], "kernel-pressure-low"));
+	assert_non_null(strstr(p.text[0], "kernel-pressure-high, which is 85"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults_pass),
+		cmocka_unit_test(test_each_problem_named),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
