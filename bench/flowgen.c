@@ -1,6 +1,6 @@
 /* flowgen: one-packet UDP flows, as fast as one socket can send them or
  * at a set rate: the storm generator of bench/storm.py and of the
- * kernel-pressure test (tests/kernel/test_pressure.py).
+ * kernel-pressure test (tests/integration/test_pressure.py).
  *
  * Flow i goes from 127.0.0.1:7000 to 127.(1 + i/65536).(i/256 % 256).(i % 256)
  * port 7777 with a 1-byte payload, so every 5-tuple is distinct and known.

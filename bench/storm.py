@@ -54,8 +54,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.dont_write_bytecode = True      # leave no __pycache__ in tests/kernel
-sys.path.insert(0, os.path.join(ROOT, "tests", "kernel"))
+sys.dont_write_bytecode = True      # leave no __pycache__ in tests/integration
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 from ctdns import Ctd, Fail, Netns, check  # noqa: E402
 
 NF = "/proc/sys/net/netfilter/"

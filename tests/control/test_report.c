@@ -3,7 +3,7 @@
  * time are there, and each health check is a ctd_health_problem series
  * that is 1 exactly when `ctd -s` lists the problem (sysctls read from a
  * fake /proc/sys). promtool itself runs on a real scrape in
- * tests/kernel/test_ctl.py. */
+ * tests/integration/test_ctl.py. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
