@@ -19,6 +19,14 @@
  * next start. Each output's flow records obey records = delivered +
  * failed + held, failures counted by reason when they happen.
  *
+ * Memory: one budget in bytes (membudget.h) covers what every output's
+ * dying list and taken ring hold, shared, because the cgroup limits the
+ * whole process: a record that would pass it goes to the spool, as one
+ * over dying-max does, counted in spilled_memory. The taken rings are
+ * charged first and never refused (see taken_grow). The rest of what an
+ * output buffers is fixed in size (its write buffer, the log's batch of
+ * at most one event batch) and is what auto leaves room for.
+ *
  * Time is integer monotonic microseconds from the injected clock; the
  * ev_timer only wakes the loop at the deadline computed from it, and
  * ctd_deliver_tick does the work, so a test can step the clock and call
@@ -38,6 +46,7 @@
 #include "ctd/base/timeutil.h"
 #include "ctd/delivery/deliver.h"
 #include "ctd/delivery/dying.h"
+#include "ctd/delivery/membudget.h"
 #include "ctd/delivery/readback.h"
 #include "ctd/delivery/spool.h"
 #include "ctd/delivery/wal.h"
@@ -49,6 +58,7 @@
 #define STUCK_RETRY_US 1000000   /* re-try a stuck output's writes */
 #define FINISH_TICK_US 50000
 #define TAKEN_MAX 65536          /* records taken, not final, per output */
+#define TAKEN_KEEP 4096          /* a ring this small is kept when empty */
 
 /* A record the output took, not final yet: its log sequence (0: not
  * logged) and how it came (TAKEN_*). */
@@ -75,6 +85,7 @@ struct dest {
 	uint64_t wal_kept;           /* at exit: left in the log alone */
 	struct taken *taken;         /* a ring, in the order taken */
 	size_t taken_cap, taken_head, taken_n;
+	struct ctd_membudget *budget; /* shared by all outputs */
 	uint64_t settled_seen, given_up_seen;
 	bool rush;                   /* ready again: re-send held ones now */
 	bool replay_stuck;           /* a spooled entry refused: wait */
@@ -89,6 +100,7 @@ struct ctd_deliver {
 	int64_t armed_us;
 	struct ctd_deliver_cfg cfg;
 	struct ctd_stats *stats;
+	struct ctd_membudget budget;
 	struct dest dest[CTD_OUT_MAX];
 	size_t n;
 	bool finishing;
@@ -140,6 +152,8 @@ int ctd_deliver_new(struct ev_loop *loop, const struct ctd_deliver_cfg *cfg,
 	if (!d->cfg.random)
 		seed_random(d);
 	d->stats = stats;
+	d->budget.max = cfg->memory_max;
+	stats->memory_max_bytes = cfg->memory_max;
 	d->armed_us = INT64_MAX;
 	ev_init(&d->timer, on_timer);
 	d->timer.data = d;
@@ -206,6 +220,8 @@ static void update_gauges(struct dest *t)
 	}
 	if (t->wal)
 		t->st->wal_bytes = ctd_wal_size(t->wal);
+	t->st->memory_bytes = ctd_dying_bytes(t->dying) +
+			      t->taken_cap * sizeof(*t->taken);
 }
 
 static uint64_t log_add(struct dest *t, const struct ctd_record *rec)
@@ -231,23 +247,25 @@ static void hold(struct ctd_deliver *d, struct dest *t,
 {
 	int64_t now = mono_us(d);
 	uint64_t seq = log_add(t, rec);
+	int r = ctd_dying_add(t->dying, rec, seq, now);
 
-	if (ctd_dying_add(t->dying, rec, seq, now) == 0) {
+	if (r == 0) {
 		update_gauges(t);
 		arm(d, ctd_dying_next_due(t->dying), now);
 		return;
 	}
+	if (r == -ENOBUFS)
+		t->st->spilled_memory++;
 	release(t, false, seq);
 	if (!spool_record(t, rec))
 		fail(t, &t->st->failed_spool, 1);
 	log_losses(t, now);
 }
 
-static bool taken_full(const struct dest *t)
-{
-	return t->out->ops->settled && t->taken_n >= TAKEN_MAX;
-}
-
+/* A larger ring, charged to the budget even past it: refusing it
+ * would keep a full dying list from ever draining into the output. It
+ * is small (16 bytes a record, TAKEN_MAX at most) and given back when
+ * empty; the dying lists get what it leaves. */
 static int taken_grow(struct dest *t)
 {
 	size_t cap = t->taken_cap ? t->taken_cap * 2 : 256;
@@ -255,6 +273,8 @@ static int taken_grow(struct dest *t)
 
 	if (!ring)
 		return -ENOMEM;
+	ctd_membudget_charge(t->budget,
+			     (cap - t->taken_cap) * sizeof(struct taken));
 	for (size_t i = 0; i < t->taken_n; i++)
 		ring[i] = t->taken[(t->taken_head + i) % t->taken_cap];
 	free(t->taken);
@@ -262,6 +282,31 @@ static int taken_grow(struct dest *t)
 	t->taken_cap = cap;
 	t->taken_head = 0;
 	return 0;
+}
+
+/* An empty ring goes back to the budget, for the other outputs; a small
+ * one stays (a file output empties it at every commit). */
+static void taken_shrink(struct dest *t)
+{
+	if (t->taken_n || t->taken_cap <= TAKEN_KEEP)
+		return;
+	ctd_membudget_give(t->budget, t->taken_cap * sizeof(*t->taken));
+	free(t->taken);
+	t->taken = NULL;
+	t->taken_cap = t->taken_head = 0;
+}
+
+/* Whether the output may be offered a record: one it takes must fit in
+ * the ring until it is final; else it is held like one it refused. */
+static bool taken_full(struct dest *t)
+{
+	if (!t->out->ops->settled)
+		return false;
+	if (t->taken_n >= TAKEN_MAX)
+		return true;
+	if (t->taken_n < t->taken_cap)
+		return false;
+	return taken_grow(t) < 0;
 }
 
 /* Counts a record final: by how it came. */
@@ -288,8 +333,9 @@ static void took(struct dest *t, const struct ctd_record *rec,
 		release(t, flags & TAKEN_REPLAYED, seq);
 		return;
 	}
-	if (t->taken_n == t->taken_cap && taken_grow(t) < 0) {
-		/* Memory ran out: final from here on, as without a log. */
+	if (t->taken_n == t->taken_cap) {
+		/* Every caller asked taken_full first, which made room;
+		 * should one not, final at once, as without a log. */
 		count_final(t, flags);
 		release(t, flags & TAKEN_REPLAYED, seq);
 		return;
@@ -322,6 +368,7 @@ static void settle(struct dest *t)
 	/* Taken, then given up by the output (counted in failed_output). */
 	t->st->delivered -= given;
 	t->st->failed += given;
+	taken_shrink(t);
 }
 
 _Static_assert(CTD_EV_NEW == 0 && CTD_EV_UPDATE == 1,
@@ -658,6 +705,7 @@ void ctd_deliver_commit(struct ctd_deliver *d)
 		commit_spool(t);
 		update_gauges(t);
 	}
+	d->stats->memory_held_bytes = d->budget.held;
 }
 
 int64_t ctd_deliver_tick(struct ctd_deliver *d)
@@ -868,7 +916,8 @@ int ctd_deliver_add(struct ctd_deliver *d, struct ctd_output *out,
 		    unsigned events)
 {
 	struct ctd_dying_cfg dc = { d->cfg.grace_ms, d->cfg.dying_max,
-				    d->cfg.random, d->cfg.random_arg };
+				    d->cfg.random, d->cfg.random_arg,
+				    &d->budget };
 	struct dest *t = &d->dest[d->n];
 	int r;
 
@@ -889,6 +938,7 @@ int ctd_deliver_add(struct ctd_deliver *d, struct ctd_output *out,
 	t->out = out;
 	t->events = events;
 	t->st = &out->stats;
+	t->budget = &d->budget;
 	d->stats->out[d->n] = &out->stats;
 	d->stats->out_name[d->n] = out->name;
 	out->ready = on_ready;

@@ -5,13 +5,19 @@
  * burst against a listener that is still slow; the same spread is kept
  * here against a slow output. Due times are random, not FIFO, so they
  * live in a binary min-heap of (due, slot) pairs: 16-byte moves, while
- * the records stay put in a slot array with a free list. */
+ * the records stay put in a slot array with a free list.
+ *
+ * Memory is charged to the shared budget by capacity, not by count: what
+ * the allocator holds is what the cgroup sees. The arrays double only as
+ * far as the budget has room, and go back to it whole when the list
+ * empties, so a drained output leaves the room to the others. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ctd/delivery/dying.h"
+#include "ctd/delivery/membudget.h"
 #include "ctd/flows/record.h"
 
 struct slot {
@@ -35,6 +41,10 @@ struct ctd_dying {
 };
 
 #define NO_SLOT UINT32_MAX
+#define SLOT_BYTES (sizeof(struct slot) + sizeof(struct heap_node))
+#define MIN_CAP 64
+
+static void release(struct ctd_dying *d);
 
 struct ctd_dying *ctd_dying_new(const struct ctd_dying_cfg *cfg)
 {
@@ -55,19 +65,55 @@ void ctd_dying_free(struct ctd_dying *d)
 {
 	if (!d)
 		return;
+	release(d);
+	free(d);
+}
+
+/* The next capacity: double (MIN_CAP at first), within max and within
+ * the budget's room. 0: none. */
+static size_t next_cap(const struct ctd_dying *d)
+{
+	size_t cap = d->cap ? d->cap * 2 : MIN_CAP;
+	size_t room = d->cfg.budget ? ctd_membudget_room(d->cfg.budget) :
+				      SIZE_MAX;
+
+	if (cap > d->cfg.max)
+		cap = d->cfg.max;
+	if ((cap - d->cap) > room / SLOT_BYTES)
+		cap = d->cap + room / SLOT_BYTES;
+	return cap;
+}
+
+static void charge(struct ctd_dying *d, size_t cap)
+{
+	if (!d->cfg.budget)
+		return;
+	if (cap > d->cap)
+		ctd_membudget_take(d->cfg.budget, (cap - d->cap) * SLOT_BYTES);
+	else
+		ctd_membudget_give(d->cfg.budget, (d->cap - cap) * SLOT_BYTES);
+}
+
+/* An empty list gives all of its memory back. */
+static void release(struct ctd_dying *d)
+{
+	charge(d, 0);
 	free(d->slots);
 	free(d->heap);
-	free(d);
+	d->slots = NULL;
+	d->heap = NULL;
+	d->cap = 0;
+	d->free_head = NO_SLOT;
 }
 
 static int grow(struct ctd_dying *d)
 {
-	size_t cap = d->cap ? d->cap * 2 : 64;
+	size_t cap = next_cap(d);
 	struct slot *slots;
 	struct heap_node *heap;
 
-	if (cap > d->cfg.max)
-		cap = d->cfg.max;
+	if (cap <= d->cap)
+		return -ENOBUFS;
 	slots = realloc(d->slots, cap * sizeof(*slots));
 	if (!slots)
 		return -ENOMEM;
@@ -80,6 +126,7 @@ static int grow(struct ctd_dying *d)
 		slots[i].next_free = d->free_head;
 		d->free_head = (uint32_t)i;
 	}
+	charge(d, cap);
 	d->cap = cap;
 	return 0;
 }
@@ -132,11 +179,12 @@ int ctd_dying_add(struct ctd_dying *d, const struct ctd_record *rec,
 {
 	int64_t due = now_us + grace_us(d);
 	uint32_t s;
+	int r;
 
 	if (d->count >= d->cfg.max)
 		return -ENOSPC;
-	if (d->free_head == NO_SLOT && grow(d) < 0)
-		return -ENOMEM;
+	if (d->free_head == NO_SLOT && (r = grow(d)) < 0)
+		return r;
 	s = d->free_head;
 	d->free_head = d->slots[s].next_free;
 	d->slots[s].rec = *rec;
@@ -172,6 +220,8 @@ void ctd_dying_pop(struct ctd_dying *d)
 	d->free_head = s;
 	d->heap[0] = d->heap[--d->count];
 	sift_down(d, 0);
+	if (!d->count)
+		release(d);
 }
 
 void ctd_dying_defer(struct ctd_dying *d, int64_t now_us)
@@ -190,4 +240,9 @@ size_t ctd_dying_count(const struct ctd_dying *d)
 size_t ctd_dying_max(const struct ctd_dying *d)
 {
 	return d->cfg.max;
+}
+
+size_t ctd_dying_bytes(const struct ctd_dying *d)
+{
+	return d->cap * SLOT_BYTES;
 }

@@ -8,7 +8,8 @@
  * log brings back everything held at the last commit; a crash while the
  * spool is read back replays exactly what was not final; a crash while
  * the log moves to the spool is undone at the next start; every output
- * keeps records = delivered + failed + held.
+ * keeps records = delivered + failed + held; two outputs share one
+ * memory budget, and what passes it goes to their spools.
  * Nothing waits on wall time: the loop only runs timers that are due at
  * once, and the tests step the clock and call ctd_deliver_tick for the
  * rest. */
@@ -35,7 +36,7 @@
 #include "fake_clock.h"
 #include "logcap.h"
 
-#define MAX_IDS 64
+#define MAX_IDS 256
 #define GRACE_MS 1000
 #define MS 1000
 
@@ -654,6 +655,134 @@ static void test_no_spool_counts_losses(void **state)
 	ctd_deliver_free(d);
 }
 
+static void init_fake(struct fake_out *f, const char *name, bool *freed)
+{
+	memset(f, 0, sizeof(*f));
+	f->base.ops = &fake_ops;
+	f->base.name = name;
+	f->freed = freed;
+}
+
+static void unlink_spool(struct fixture *fx, const char *name)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/%s.spool", fx->dir, name);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/%s.wal", fx->dir, name);
+	unlink(path);
+}
+
+/* The budget's gauges agree with the outputs' shares, it is not passed
+ * (no ring grew here), and both keep the identity. */
+static void assert_budget(struct fixture *fx, const struct fake_out *a,
+			  const struct fake_out *b, size_t max)
+{
+	assert_true(fx->stats.memory_held_bytes <= max);
+	assert_int_equal(fx->stats.memory_max_bytes, max);
+	assert_int_equal(fx->stats.memory_held_bytes,
+			 a->base.stats.memory_bytes + b->base.stats.memory_bytes);
+	assert_identity(a);
+	assert_identity(b);
+}
+
+/* memory-max is one bound for both outputs: together they hold no more
+ * than it allows (a record is at least 248 bytes) and spool the rest
+ * (spilled_memory); once one drains, its memory goes back and the other
+ * holds its next refused records in memory. Every record reaches each
+ * output once, the spilled ones from the spool. */
+static void test_memory_budget_shared(void **state)
+{
+	struct fixture *fx = *state;
+	struct ctd_deliver_cfg cfg = cfg_for(fx, 1000, fx->dir);
+	struct ctd_deliver *d = NULL;
+	struct fake_out a, b;
+	bool freed_a, freed_b;
+	size_t max = 32u << 10;
+	uint64_t spilled;
+
+	cfg.memory_max = max;
+	init_fake(&a, "a", &freed_a);
+	init_fake(&b, "b", &freed_b);
+	assert_int_equal(ctd_deliver_new(fx->loop, &cfg, &fx->stats, &d), 0);
+	assert_int_equal(ctd_deliver_add(d, &a.base, 1u << CTD_EV_DESTROY), 0);
+	assert_int_equal(ctd_deliver_add(d, &b.base, 1u << CTD_EV_DESTROY), 0);
+	send_ids(d, 0, 150);
+	ctd_deliver_commit(d);
+	assert_budget(fx, &a, &b, max);
+	assert_true(fx->stats.memory_held_bytes > max / 2);
+	assert_true(a.base.stats.dying + b.base.stats.dying <= max / 248);
+	assert_true(a.base.stats.dying > 0 && b.base.stats.dying > 0);
+	assert_int_equal(a.base.stats.spilled_memory, 150 - a.base.stats.dying);
+	assert_int_equal(b.base.stats.spilled_memory, 150 - b.base.stats.dying);
+	assert_int_equal(a.base.stats.spooled, a.base.stats.spilled_memory);
+	assert_int_equal(b.base.stats.held, 150);
+	assert_int_equal(b.base.stats.failed, 0);
+
+	/* a drains (dying list, then its spool): its memory goes back. */
+	a.accept = true;
+	ctd_output_ready(&a.base);
+	for (int i = 0; i < 50 && a.base.stats.delivered < 150; i++) {
+		ev_run(fx->loop, EVRUN_NOWAIT);
+		assert_identity(&a);
+		assert_identity(&b);
+	}
+	for (uint32_t id = 0; id < 150; id++)
+		assert_int_equal(a.got[id], 1);
+	assert_int_equal(a.base.stats.held, 0);
+	assert_int_equal(a.base.stats.dying, 0);
+
+	/* Now b's next refusals fit in memory. */
+	spilled = b.base.stats.spilled_memory;
+	send_ids(d, 150, 170);
+	ctd_deliver_commit(d);
+	assert_int_equal(b.base.stats.spilled_memory, spilled);
+	assert_int_equal(b.base.stats.dying, 20 + 150 - spilled);
+	assert_true(fx->stats.memory_held_bytes <= max);
+	assert_identity(&a);
+	assert_identity(&b);
+
+	/* b drains too: each record once, from memory and from the spool. */
+	b.accept = true;
+	ctd_output_ready(&b.base);
+	for (int i = 0; i < 50 && b.base.stats.delivered < 170; i++)
+		ev_run(fx->loop, EVRUN_NOWAIT);
+	for (uint32_t id = 0; id < 170; id++)
+		assert_int_equal(b.got[id], 1);
+	assert_int_equal(b.base.stats.held, 0);
+	assert_identity(&b);
+	ctd_deliver_free(d);
+	unlink_spool(fx, "a");
+	unlink_spool(fx, "b");
+}
+
+/* Without a spool, records past the budget are lost and counted, as
+ * past dying-max: failed_spool and spilled_memory. */
+static void test_memory_budget_no_spool(void **state)
+{
+	struct fixture *fx = *state;
+	struct ctd_deliver_cfg cfg = cfg_for(fx, 1000, NULL);
+	struct ctd_deliver *d = NULL;
+	struct logcap lc;
+
+	cfg.memory_max = 8u << 10;
+	init_fake(&fx->out, "fake", &fx->freed);
+	assert_int_equal(ctd_deliver_new(fx->loop, &cfg, &fx->stats, &d), 0);
+	assert_int_equal(ctd_deliver_add(d, &fx->out.base, 1u << CTD_EV_DESTROY), 0);
+	logcap_begin(&lc);
+	send_ids(d, 0, 100);
+	logcap_end(&lc);
+	ctd_deliver_commit(d);
+	assert_true(fx->out.base.stats.dying > 0);
+	assert_true(fx->stats.memory_held_bytes <= 8u << 10);
+	assert_int_equal(fx->out.base.stats.failed_spool,
+			 100 - fx->out.base.stats.dying);
+	assert_int_equal(fx->out.base.stats.spilled_memory,
+			 fx->out.base.stats.failed_spool);
+	assert_identity(&fx->out);
+	ctd_deliver_free(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -664,6 +793,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bound_spool_and_replay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missed_event_merge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_spool_counts_losses, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_memory_budget_shared, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_memory_budget_no_spool, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_loses_nothing_committed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_final_before_commit_not_logged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_during_read_back, setup, teardown),

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "ctd/delivery/dying.h"
+#include "ctd/delivery/membudget.h"
 #include "ctd/flows/record.h"
 
 struct rng {
@@ -32,7 +33,7 @@ static uint32_t fake_random(void *arg)
 
 static struct ctd_dying *make(struct rng *r, uint32_t grace_ms, size_t max)
 {
-	struct ctd_dying_cfg cfg = { grace_ms, max, fake_random, r };
+	struct ctd_dying_cfg cfg = { grace_ms, max, fake_random, r, NULL };
 	struct ctd_dying *d = ctd_dying_new(&cfg);
 
 	assert_non_null(d);
@@ -159,6 +160,43 @@ static void test_empty(void **state)
 	ctd_dying_free(NULL);
 }
 
+/* Two lists share one budget: the pool grows only as far as the budget
+ * has room (-ENOBUFS past it, not -ENOSPC), by capacity in bytes, and an
+ * emptied list gives all of it back to the other. */
+static void test_shared_budget(void **state)
+{
+	struct rng r;
+	struct ctd_membudget b = { 0, 0, 0 };
+	struct ctd_dying_cfg cfg = { 1000, 1000, fake_random, &r, &b };
+	struct ctd_dying *x, *y;
+	struct ctd_record rec;
+	size_t n = 0;
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	memset(&rec, 0, sizeof(rec));
+	x = ctd_dying_new(&cfg);
+	y = ctd_dying_new(&cfg);
+	assert_int_equal(ctd_dying_add(x, &rec, 1, 0), 0);
+	/* One list of 64 slots: the budget is three of them. */
+	b.max = 3 * ctd_dying_bytes(x);
+	while (ctd_dying_add(x, &rec, 1, 0) == 0)
+		n++;
+	assert_int_equal(ctd_dying_add(x, &rec, 1, 0), -ENOBUFS);
+	assert_int_equal(n + 1, ctd_dying_count(x));
+	assert_true(b.held <= b.max);
+	assert_int_equal(b.held, ctd_dying_bytes(x));
+	assert_int_equal(ctd_dying_add(y, &rec, 1, 0), -ENOBUFS);
+	while (ctd_dying_count(x))
+		ctd_dying_pop(x);
+	assert_int_equal(b.held, 0);
+	assert_int_equal(ctd_dying_add(y, &rec, 1, 0), 0);
+	assert_int_equal(b.held, ctd_dying_bytes(y));
+	ctd_dying_free(x);
+	ctd_dying_free(y);
+	assert_int_equal(b.held, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -167,6 +205,7 @@ int main(void)
 		cmocka_unit_test(test_defer_reschedules_head),
 		cmocka_unit_test(test_bound_and_copy),
 		cmocka_unit_test(test_empty),
+		cmocka_unit_test(test_shared_budget),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -84,6 +84,9 @@ struct ctd_stats {
 	                                  * dump: about what the kernel holds */
 	uint64_t dying_walks_skipped;     /* verdicts without the dying walk */
 	uint64_t table_bytes;            /* gauge: flow table memory */
+	uint64_t memory_held_bytes;      /* gauge: the outputs' held records
+	                                  * (dying lists, taken rings) */
+	uint64_t memory_max_bytes;       /* gauge: memory-max, resolved */
 	uint64_t ctl_requests;           /* control-socket requests answered */
 	uint64_t ctl_refused;            /* ... refused: not root nor in the
 	                                  * group, request too long or not text */

@@ -1,7 +1,8 @@
 /* deliver: hands every record to every output and makes sure each one
  * gets it. A refused record waits on that output's dying list for a
- * random share of the grace period; over the list's bound, and at
- * shutdown, it goes to the output's spool file, which is replayed first
+ * random share of the grace period; over the list's bound, past the
+ * memory budget all outputs share, and at shutdown, it goes to the
+ * output's spool file, which is replayed first
  * at the next start. Owns the outputs it is given, their dying lists and
  * spools, and one timer on the loop. */
 #ifndef CTD_DELIVER_H
@@ -24,6 +25,9 @@ struct ev_loop;
 struct ctd_deliver_cfg {
 	uint32_t grace_ms;          /* re-send within [0, grace) */
 	size_t dying_max;           /* records held per output */
+	/* Bytes all outputs' dying lists and taken rings hold together;
+	 * past it records go to the spool. 0: no bound. */
+	size_t memory_max;
 	const char *spool_dir;      /* NULL: no spool (losses counted) */
 	uint32_t (*random)(void *arg);   /* NULL: seeded from clock and pid */
 	void *random_arg;

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 struct ctd_dying;
+struct ctd_membudget;
 struct ctd_record;
 
 struct ctd_dying_cfg {
@@ -16,6 +17,8 @@ struct ctd_dying_cfg {
 	size_t max;                         /* records held at most */
 	uint32_t (*random)(void *arg);      /* uniform 32-bit values */
 	void *random_arg;
+	/* Shared with the other outputs' lists; NULL: no byte bound. */
+	struct ctd_membudget *budget;
 };
 
 struct ctd_dying *ctd_dying_new(const struct ctd_dying_cfg *cfg);
@@ -23,7 +26,8 @@ void ctd_dying_free(struct ctd_dying *d);
 
 /* Holds a copy of rec, due at now + random % grace, with a tag the
  * caller gets back for the head (deliver.c: the record's write-ahead log
- * sequence). -ENOSPC at the bound, -ENOMEM when the pool cannot grow. */
+ * sequence). -ENOSPC at the bound (max), -ENOBUFS when the memory
+ * budget has no room for more, -ENOMEM when the pool cannot grow. */
 int ctd_dying_add(struct ctd_dying *d, const struct ctd_record *rec,
 		  uint64_t tag, int64_t now_us);
 
@@ -40,5 +44,7 @@ void ctd_dying_defer(struct ctd_dying *d, int64_t now_us);
 
 size_t ctd_dying_count(const struct ctd_dying *d);
 size_t ctd_dying_max(const struct ctd_dying *d);
+/* Bytes charged to the budget (the pool's capacity). */
+size_t ctd_dying_bytes(const struct ctd_dying *d);
 
 #endif

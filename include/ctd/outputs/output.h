@@ -31,6 +31,10 @@ struct ctd_out_stats {
 	uint64_t failed_render;  /* ... the output can never take it */
 	uint64_t failed_spool;   /* ... held, and neither memory nor the
 	                          * spool could keep it */
+	uint64_t spilled_memory; /* records refused a place in memory by
+	                          * memory-max: spooled (or failed_spool) */
+	uint64_t memory_bytes;   /* gauge: this output's share of
+	                          * memory_held_bytes */
 	uint64_t failed_shutdown; /* ... held at exit and not written to the
 	                          * spool or the write-ahead log */
 	uint64_t failed_output;  /* ... taken, then given up by the output
