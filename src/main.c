@@ -26,6 +26,7 @@
 #include "ctd/control/ctl.h"
 #include "ctd/control/report.h"
 #include "ctd/delivery/deliver.h"
+#include "ctd/delivery/membudget.h"
 #include "ctd/flows/engine.h"
 #include "ctd/flows/filter.h"
 #include "ctd/flows/flowtable.h"
@@ -304,11 +305,24 @@ static void open_metrics(struct ctd *ctd)
 			 strerror(-r));
 }
 
+/* memory-max in bytes, auto resolved from the cgroup ctd runs in. */
+static size_t memory_max(const struct ctd_config *o)
+{
+	char why[160];
+	size_t max = ctd_membudget_resolve(o->memory_max, "/", why,
+					   sizeof(why));
+
+	log_info("memory-max %zu MiB%s%s%s", max >> 20, *why ? " (" : "",
+		 why, *why ? ")" : "");
+	return max;
+}
+
 static int new_deliver(struct ctd *ctd, const struct ctd_config *o)
 {
 	struct ctd_deliver_cfg dc = {
 		.grace_ms = o->grace * 1000,
 		.dying_max = o->dying_max,
+		.memory_max = memory_max(o),
 		.spool_dir = *o->spool_dir && ctd_restart_spool_ok(ctd->restart) ?
 			     o->spool_dir : NULL,
 		.owner = &ctd->owner,

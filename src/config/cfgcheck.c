@@ -22,6 +22,7 @@
 #include "ctd/config/cfgcheck.h"
 #include "ctd/config/cli.h"
 #include "ctd/config/config.h"
+#include "ctd/delivery/membudget.h"
 #include "ctd/service/daemon.h"
 
 #define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path))
@@ -176,6 +177,17 @@ static void print_problem(void *arg, const char *line)
 	fprintf(arg, "ctd: %s\n", line);
 }
 
+/* The bytes memory-max comes to here: auto depends on the cgroup. */
+static void print_memory_max(const struct ctd_config *cfg)
+{
+	char why[160];
+	size_t max = ctd_membudget_resolve(cfg->memory_max, "/", why,
+					   sizeof(why));
+
+	printf("ctd: memory-max is %zu bytes (%zu MiB)%s%s\n", max, max >> 20,
+	       *why ? "; " : "", why);
+}
+
 int ctd_cfgcheck_main(const struct ctd_cli *cli, const struct ctd_config *cfg)
 {
 	if (ctd_cfgcheck(cfg, print_problem, stderr))
@@ -187,7 +199,9 @@ int ctd_cfgcheck_main(const struct ctd_cli *cli, const struct ctd_config *cfg)
 		printf("ctd: note: kernel-pressure hold: a stopped or slow ctd "
 		       "keeps conntracks in the kernel's table until it reads "
 		       "their DESTROY; a full table drops new connections\n");
-	if (cli->verbose)
+	if (cli->verbose) {
+		print_memory_max(cfg);
 		ctd_config_write(cfg, stdout);
+	}
 	return 0;
 }

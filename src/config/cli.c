@@ -32,7 +32,7 @@ static const struct option longopts[] = {
 	{ "no-sysctl", no_argument, NULL, OPT_NO_SYSCTL },
 	SET("output"), SET("json-events"), SET("stream"), SET("stream-events"),
 	SET("stream-group"),
-	SET("spool-dir"), SET("grace"), SET("dying-max"),
+	SET("spool-dir"), SET("grace"), SET("dying-max"), SET("memory-max"),
 	SET("shutdown-timeout"), SET("control"), SET("control-group"), SET("metrics"), SET("user"),
 	SET("rcvbuf"),
 	SET("rcvbuf-max"), SET("budget"), SET("broadcast-error"),
@@ -123,6 +123,9 @@ static void usage(FILE *f)
 "      --grace SECS         re-send a refused record within SECS (default 15)\n"
 "      --dying-max N        records held in memory per output before the\n"
 "                           spool (default 100000)\n"
+"      --memory-max SIZE    memory all outputs' held records may take together\n"
+"                           before the spool (default auto: a quarter of the\n"
+"                           memory cgroup's limit, 4M to 256M; 256M without one)\n"
 "      --shutdown-timeout SECS  time to deliver held records at exit (default 5)\n"
 "      --control PATH       control socket for ctd -s/-l (default /run/ctd/ctd.sock;\n"
 "                           'none' = off)\n"

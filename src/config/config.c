@@ -72,8 +72,11 @@ struct setting {
 };
 
 #define F(field) offsetof(struct ctd_config, field)
-/* max of a T_COUNT that also takes "auto" (the bound is then 10^8). */
+/* max of a T_COUNT or T_SIZE that also takes "auto" (the bound is then
+ * 10^8, or 1T for a size). */
 #define AUTO_OK UINT64_MAX
+#define AUTO_COUNT_MAX 100000000ULL
+#define AUTO_SIZE_MAX (1ULL << 40)
 
 static const struct setting settings[] = {
 	{ "output", T_PATH, F(output), 0, 0, true, LIVE },
@@ -102,6 +105,7 @@ static const struct setting settings[] = {
 	{ "spool-dir", T_PATH, F(spool_dir), 0, 0, true, RESTART },
 	{ "grace", T_SECS, F(grace), 1, 86400, false, RESTART },
 	{ "dying-max", T_COUNT, F(dying_max), 1, 10000000, false, RESTART },
+	{ "memory-max", T_SIZE, F(memory_max), 64u << 10, AUTO_OK, false, RESTART },
 	{ "shutdown-timeout", T_SECS, F(shutdown_timeout), 0, 86400, false, RESTART },
 	{ "control", T_PATH, F(control), 0, 0, true, RESTART },
 	{ "control-group", T_PATH, F(control_group), 0, 0, true, RESTART },
@@ -158,6 +162,7 @@ void ctd_config_defaults(struct ctd_config *cfg)
 	cfg->max_flows = 0;
 	cfg->remember_ends = CTD_CONFIG_AUTO;
 	cfg->dying_max = 100000;
+	cfg->memory_max = CTD_CONFIG_AUTO;
 	cfg->budget = 4096;
 	cfg->expiry_slack = 60;
 	cfg->check_interval = 10;
@@ -273,6 +278,14 @@ static void human(unsigned long long v, char *buf, size_t len)
 		snprintf(buf, len, "%llu", v);
 }
 
+/* The largest value a setting takes. */
+static unsigned long long upper(const struct setting *s)
+{
+	if (s->max != AUTO_OK)
+		return s->max;
+	return s->type == T_SIZE ? AUTO_SIZE_MAX : AUTO_COUNT_MAX;
+}
+
 static void expected(const struct setting *s, char *buf, size_t len)
 {
 	char lo[32], hi[32];
@@ -280,8 +293,9 @@ static void expected(const struct setting *s, char *buf, size_t len)
 	switch (s->type) {
 	case T_SIZE:
 		human(s->min, lo, sizeof(lo));
-		human(s->max, hi, sizeof(hi));
-		snprintf(buf, len, "a size from %s to %s (k, M, G suffixes)", lo, hi);
+		human(upper(s), hi, sizeof(hi));
+		snprintf(buf, len, "%sa size from %s to %s (k, M, G suffixes)",
+			 s->max == AUTO_OK ? "auto or " : "", lo, hi);
 		break;
 	case T_COUNT:
 	case T_UINT:
@@ -427,13 +441,13 @@ static int store(struct ctd_config *cfg, const struct setting *s,
 	default:
 		break;
 	}
-	/* A count that defaults to something the kernel decides. */
-	if (s->type == T_COUNT && s->max == AUTO_OK && strcmp(value, "auto") == 0) {
+	/* A value that defaults to something the system decides. */
+	if (s->max == AUTO_OK && strcmp(value, "auto") == 0) {
 		*(size_t *)field = CTD_CONFIG_AUTO;
 		return 0;
 	}
 	if (parse_number(value, s->type == T_SIZE, &v) < 0 || v < s->min ||
-	    v > (s->max == AUTO_OK ? 100000000 : s->max))
+	    v > upper(s))
 		return -EINVAL;
 	/* Its elements 1 and 2 would read as reverse octets and packets. */
 	if (s->off == F(ipfix_pen) && v == CTD_IPFIX_PEN_REVERSE) {
@@ -741,7 +755,10 @@ static void format_value(const struct setting *s, const struct ctd_config *cfg,
 
 	switch (s->type) {
 	case T_SIZE:
-		human(*(const size_t *)field, buf, len);
+		if (*(const size_t *)field == CTD_CONFIG_AUTO)
+			snprintf(buf, len, "auto");
+		else
+			human(*(const size_t *)field, buf, len);
 		break;
 	case T_COUNT:
 		if (*(const size_t *)field == CTD_CONFIG_AUTO)

@@ -144,3 +144,21 @@ int ctd_membudget_cgroup_limit(const char *root, uint64_t *ret_limit)
 	*ret_limit = limit;
 	return 0;
 }
+
+size_t ctd_membudget_resolve(size_t configured, const char *root,
+			     char *why, size_t len)
+{
+	uint64_t limit = 0;
+
+	snprintf(why, len, "%s", "");
+	if (configured != SIZE_MAX)
+		return configured;
+	if (ctd_membudget_cgroup_limit(root, &limit) < 0 || !limit) {
+		snprintf(why, len, "auto: no memory cgroup limit");
+		return ctd_membudget_auto(0);
+	}
+	snprintf(why, len, "auto: a quarter of the memory cgroup limit of "
+		 "%" PRIu64 " MiB, between %zu and %zu MiB", limit >> 20,
+		 CTD_MEMBUDGET_MIN >> 20, CTD_MEMBUDGET_DEFAULT >> 20);
+	return ctd_membudget_auto(limit);
+}

@@ -50,6 +50,7 @@ static void test_defaults(void **state)
 	assert_string_equal(c.stream, "");
 	assert_int_equal(c.rcvbuf, 8u << 20);
 	assert_int_equal(c.rcvbuf_max, 64u << 20);
+	assert_int_equal(c.memory_max, CTD_CONFIG_AUTO);
 	assert_int_equal(c.budget, 4096);
 	assert_int_equal(c.grace, 15);
 	assert_int_equal(c.json_events, 1u << CTD_EV_DESTROY);
@@ -90,6 +91,10 @@ static void test_every_key(void **state)
 	assert_int_equal(c.rcvbuf, 2048);
 	set_ok(&c, "rcvbuf-max", "1G");
 	assert_int_equal(c.rcvbuf_max, 1u << 30);
+	set_ok(&c, "memory-max", "48M");
+	assert_int_equal(c.memory_max, 48u << 20);
+	set_ok(&c, "memory-max", "auto");
+	assert_int_equal(c.memory_max, CTD_CONFIG_AUTO);
 	set_ok(&c, "budget", "64");
 	assert_int_equal(c.budget, 64);
 	set_ok(&c, "broadcast-error", "no");
@@ -176,6 +181,8 @@ static void test_bad_values(void **state)
 	set_bad("rcvbuf", "512", "rcvbuf: '512' is not a size from 1k to 1G (k, M, G suffixes)");
 	set_bad("rcvbuf", "2T", "rcvbuf: '2T' is not a size from 1k to 1G (k, M, G suffixes)");
 	set_bad("rcvbuf", "-1", "rcvbuf: '-1' is not a size from 1k to 1G (k, M, G suffixes)");
+	set_bad("memory-max", "32k", "memory-max: '32k' is not auto or a size "
+		"from 64k to 1024G (k, M, G suffixes)");
 	set_bad("budget", "0", "budget: '0' is not a number from 1 to 1000000");
 	set_bad("ipfix-pen", "29305", "ipfix-pen: '29305' is not an enterprise number of your own (29305 is RFC 5103's reverse elements)");
 	set_bad("budget", "1k", "budget: '1k' is not a number from 1 to 1000000");
@@ -400,6 +407,7 @@ static void test_diff_every_setting(void **state)
 		"2", "/tmp/x", "yes", "no", "new", "uniflow", "legacy", "kern",
 		"debug", "rfc5424", "udp:127.0.0.1:9", "127.0.0.1:9", "tcp",
 		"2000", "600", "10.0.0.0/8", "ESTABLISHED", "none", "linger.ms=5", "all", "hold",
+		"64M",
 	};
 	struct ctd_config a, b;
 	char *text, *key, *save, *line;

@@ -62,6 +62,7 @@ struct ctd_config {
 	size_t max_flows;          /* 0: the kernel's nf_conntrack_max */
 	size_t remember_ends;
 	size_t dying_max;
+	size_t memory_max;         /* bytes; CTD_CONFIG_AUTO: from the cgroup */
 	unsigned budget;
 	unsigned expiry_slack;     /* seconds */
 	unsigned check_interval;

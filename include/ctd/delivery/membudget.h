@@ -40,5 +40,9 @@ int ctd_membudget_cgroup_limit(const char *root, uint64_t *ret_limit);
 /* auto: a quarter of limit (clamped to [CTD_MEMBUDGET_MIN,
  * CTD_MEMBUDGET_DEFAULT]), CTD_MEMBUDGET_DEFAULT without one. */
 size_t ctd_membudget_auto(uint64_t limit);
+/* memory-max as set (SIZE_MAX: auto) in bytes, with how auto came to it
+ * in why ("" when it was set). */
+size_t ctd_membudget_resolve(size_t configured, const char *root,
+			     char *why, size_t len);
 
 #endif
