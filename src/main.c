@@ -15,6 +15,7 @@
 
 #include "ctd/base/listen.h"
 #include "ctd/base/log.h"
+#include "ctd/base/membudget.h"
 #include "ctd/base/safefile.h"
 #include "ctd/base/stats.h"
 #include "ctd/base/timeutil.h"
@@ -26,7 +27,6 @@
 #include "ctd/control/ctl.h"
 #include "ctd/control/report.h"
 #include "ctd/delivery/deliver.h"
-#include "ctd/delivery/membudget.h"
 #include "ctd/flows/engine.h"
 #include "ctd/flows/filter.h"
 #include "ctd/flows/flowtable.h"

@@ -18,11 +18,11 @@
 #include <unistd.h>
 
 #include "ctd/base/log.h"
+#include "ctd/base/membudget.h"
 #include "ctd/base/safefile.h"
 #include "ctd/config/cfgcheck.h"
 #include "ctd/config/cli.h"
 #include "ctd/config/config.h"
-#include "ctd/delivery/membudget.h"
 #include "ctd/service/daemon.h"
 
 #define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path))

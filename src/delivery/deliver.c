@@ -41,12 +41,12 @@
 #include <ev.h>
 
 #include "ctd/base/log.h"
+#include "ctd/base/membudget.h"
 #include "ctd/base/safefile.h"
 #include "ctd/base/stats.h"
 #include "ctd/base/timeutil.h"
 #include "ctd/delivery/deliver.h"
 #include "ctd/delivery/dying.h"
-#include "ctd/delivery/membudget.h"
 #include "ctd/delivery/readback.h"
 #include "ctd/delivery/spool.h"
 #include "ctd/delivery/wal.h"

@@ -16,8 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctd/base/membudget.h"
 #include "ctd/delivery/dying.h"
-#include "ctd/delivery/membudget.h"
 #include "ctd/flows/record.h"
 
 struct slot {

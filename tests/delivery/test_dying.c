@@ -10,8 +10,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "ctd/base/membudget.h"
 #include "ctd/delivery/dying.h"
-#include "ctd/delivery/membudget.h"
 #include "ctd/flows/record.h"
 
 struct rng {

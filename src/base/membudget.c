@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctd/delivery/membudget.h"
+#include "ctd/base/membudget.h"
 
 /* v1 says "no limit" with LLONG_MAX rounded down to a page. */
 #define NO_LIMIT (1ULL << 60)

@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "ctd/delivery/membudget.h"
+#include "ctd/base/membudget.h"
 
 static char root[64];
 
