@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "ctd/base/log.h"
+#include "ctd/base/mountinfo.h"
 #include "ctd/base/safefile.h"
 #include "ctd/base/stats.h"
 #include "ctd/base/wbuf.h"
@@ -60,6 +61,12 @@ struct out_file {
 	off_t seen_size;            /* size at the last look that found it */
 	int64_t seen_ns;            /* when (CLOCK_MONOTONIC_COARSE) */
 };
+
+/* EROFS has two causes with two fixes: /proc/self/mountinfo tells. */
+static const char *file_errstr(const char *path, int err)
+{
+	return err == -EROFS ? ctd_mountinfo_erofs(path) : ctd_log_errstr(-err);
+}
 
 static struct out_file *to_file(struct ctd_output *out)
 {
@@ -221,7 +228,7 @@ static void file_flush(struct ctd_output *out)
 	j->base.stats.write_errors++;
 	if (!j->failing)
 		log_err("%s: write failed: %s; holding records until it "
-			"works again", j->path, ctd_log_errstr(-r));
+			"works again", j->path, file_errstr(j->path, r));
 	j->failing = true;
 }
 
@@ -508,7 +515,8 @@ static void log_open_error(const char *what, const char *path, int err)
 		log_err("refusing %s %s: it %s; left untouched (see ctd(8), "
 			"SECURITY)", what, path, ctd_safefile_strerror(err));
 	else
-		log_err("cannot open %s %s: %s", what, path, ctd_log_errstr(-err));
+		log_err("cannot open %s %s: %s", what, path,
+			file_errstr(path, err));
 }
 
 static bool json_enabled(const struct ctd_config *cfg)

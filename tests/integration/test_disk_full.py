@@ -8,6 +8,12 @@ ctd said so and is alive, then grows the tmpfs to 8 MiB: every flow must
 then be in the file exactly once and every line must be whole JSON (a
 write cut short by ENOSPC is completed by the next one).
 
+Then the same with the full disk replaced instead of grown: a fresh
+tmpfs is mounted over the directory, no signal. ctd notices the path no
+longer names its file, opens it again on the new disk and writes what it
+held there: the old disk's file and the new one together have every flow
+exactly once.
+
 Ground truth: UDP flows 127.0.0.1:(base+i) -> 127.0.0.1:5555.
 
 Usage: test_disk_full.py --ctd PATH
@@ -37,6 +43,63 @@ def wait_for(cond, secs):
     return False
 
 
+def count_lines(datas, want):
+    counts = {}
+    for data in datas:
+        check(data.endswith(b"\n") or not data, "a file ends in a partial line")
+        for i, line in enumerate(data.splitlines(), 1):
+            try:
+                r = json.loads(line)
+            except ValueError as e:
+                raise Fail("line %d is not whole JSON: %s" % (i, e))
+            o = r["orig"]
+            if o["dport"] == 5555 and o["sport"] in want:
+                counts[o["sport"]] = counts.get(o["sport"], 0) + 1
+    missing = sorted(want - set(counts))
+    doubled = sorted(k for k, v in counts.items() if v > 1)
+    check(not missing and not doubled, "%d flows: %d missing %s, %d doubled %s"
+          % (len(want), len(missing), missing[:5], len(doubled), doubled[:5]))
+    return counts
+
+
+def replaced(ctd_bin, ns, tmp, disk):
+    """The full disk swapped for a fresh one at the same path."""
+    path = os.path.join(disk, "flows.json")
+    ctd = Ctd(ns, ctd_bin, tmp, ["--grace", "2"], json=path, tag="rp")
+    want = {f.sport for f in ns.traffic(flows("udp", FLOWS, sport=BASE))}
+    ns.run(["conntrack", "-F"])
+    check(wait_for(lambda: "write failed" in ctd.log_text(), 30),
+          "the disk never filled up: the test proves nothing")
+    # ctd runs in a mount namespace of its own (ip netns exec), which
+    # this one's mounts do not reach (/ is private here): the new disk
+    # goes into ctd's, and its file is read through /proc/PID/root.
+    r = subprocess.run(["nsenter", "-t", str(ctd.proc.pid), "-m", "mount",
+                        "-t", "tmpfs", "-o", "size=8m", "tmpfs", disk],
+                       capture_output=True, text=True)
+    check(r.returncode == 0, "cannot mount the new disk: " + r.stderr)
+    seen = "/proc/%d/root%s" % (ctd.proc.pid, path)
+    with open(path, "rb") as f:
+        old = f.read()      # the old disk, as this namespace still sees it
+    check(wait_for(lambda: os.path.exists(seen) and
+                   sum(1 for _ in open(seen, "rb")) + old.count(b"\n")
+                   >= FLOWS, 60),
+          "ctd did not move to the new disk:\n" + ctd.log_text())
+    time.sleep(1)
+    with open(seen, "rb") as f:
+        new = f.read()
+    counters = ctd.stop()
+    # A line the full disk cut short ends on the new disk (its rest could
+    # not be written to the old one): read the two as one stream.
+    count_lines([old + new], want)
+    check(counters.get("out_json_gone", 0) >= 1, "the swap was not noticed")
+    c = ctdns.identity(counters, "json", FLOWS)
+    print("disk replaced: %d flows; the full disk swapped for a new one at "
+          "the same path, no signal: %d records on the old disk, %d on the "
+          "new, every flow once; records %d = delivered %d, held 0"
+          % (FLOWS, old.count(b"\n"), new.count(b"\n"), c["records"],
+             c["delivered"]))
+
+
 def run(ctd_bin, ns, tmp, disk):
     path = os.path.join(disk, "flows.json")
     ctd = Ctd(ns, ctd_bin, tmp, ["--grace", "2"], json=path)
@@ -51,21 +114,7 @@ def run(ctd_bin, ns, tmp, disk):
     waited = ctd.wait_records(FLOWS, 60)
     counters = ctd.stop()
     with open(path, "rb") as f:
-        data = f.read()
-    check(data.endswith(b"\n"), "the file ends in a partial line")
-    counts = {}
-    for i, line in enumerate(data.splitlines(), 1):
-        try:
-            r = json.loads(line)
-        except ValueError as e:
-            raise Fail("line %d is not whole JSON: %s" % (i, e))
-        o = r["orig"]
-        if o["dport"] == 5555 and o["sport"] in want:
-            counts[o["sport"]] = counts.get(o["sport"], 0) + 1
-    missing = sorted(want - set(counts))
-    doubled = sorted(k for k, v in counts.items() if v > 1)
-    check(not missing and not doubled, "%d flows: %d missing %s, %d doubled %s"
-          % (FLOWS, len(missing), missing[:5], len(doubled), doubled[:5]))
+        counts = count_lines([f.read()], want)
     check(counters.get("out_json_write_errors", 0) > 0 and
           counters.get("out_json_deferred", 0) > 0,
           "expected write errors and held records: %s"
@@ -87,6 +136,14 @@ def main(args):
         mount(["-t", "tmpfs", "-o", "size=256k", "tmpfs", disk])
         try:
             run(args.ctd, ns, tmp, disk)
+        finally:
+            subprocess.run(["umount", "-l", disk])
+    with ctdns.sandbox("dr") as (ns, tmp):
+        disk = os.path.join(tmp, "disk")
+        os.mkdir(disk)
+        mount(["-t", "tmpfs", "-o", "size=256k", "tmpfs", disk])
+        try:
+            replaced(args.ctd, ns, tmp, disk)
         finally:
             subprocess.run(["umount", "-l", disk])
 
