@@ -15,6 +15,8 @@ manager that stops listening. The suite plays the service manager
            line glued to another (a line cut short by a kill is ended on
            its own and counted in torn_lines); the last ctd's counters
            must obey records = delivered + failed + held with held 0.
+           The same again with --netns all (3 kills), whose batches take
+           the namespace path: the same bound.
   replay   10,000 records spooled for a stream output nobody read; the
            next ctd replays them to a slow reader and is killed with
            SIGKILL half-way; the one after replays the rest to a fast
@@ -124,10 +126,15 @@ def wait_stable(read, secs):
     return last
 
 
-def scenario_kills(ns, binary, tmp, rounds):
+def scenario_kills(ns, binary, tmp, rounds, netns=False):
     mgr = ctdns.Manager(os.path.join(tmp, "notify.sock"))
     stream = os.path.join(tmp, "s.sock")
     extra = ["--stream", stream, "--ipfix", "tcp:127.0.0.1:4739"]
+    # With --netns all every batch takes the namespace path, which once
+    # committed once per wakeup instead of once per receive batch (with
+    # that reverted, 3 kills lost 102 records here, within the bound;
+    # with it, 0). Other tests' namespaces on the host are left out.
+    extra += ["--netns", "all", "--filter-netns", "self"] if netns else []
     ctd = start(ns, binary, tmp, mgr, "k0", extra)
     mgr.wait("READY=1", 20)
     check(mgr.stored is not None, "no socket in the fd store")
@@ -175,11 +182,12 @@ def scenario_kills(ns, binary, tmp, rounds):
     ilost = judge("ipfix", iseen, want, rounds)
     for name in ("json", "stream", "ipfix"):
         ctdns.identity(counters, name)
-    print("kills: %d flows, %d SIGKILLs with the socket from the fd store; "
+    print("kills%s: %d flows, %d SIGKILLs with the socket from the fd store; "
           "lost json %d, stream %d, ipfix %d (bound %d), none doubled; %d "
           "lines cut short and ended; %d records came back from write-ahead "
           "logs and spools; unclean_restarts counted"
-          % (FLOWS, rounds, lost, slost, ilost, PER_KILL * rounds, torn,
+          % (" (netns all)" if netns else "", FLOWS, rounds, lost, slost,
+             ilost, PER_KILL * rounds, torn,
              counters["out_stream_carried"] + counters["out_ipfix_carried"]))
 
 
@@ -298,6 +306,8 @@ def main(args):
         scenario_replay(ns, args.ctd, tmp)
         scenario_signals(ns, args.ctd, tmp)
         scenario_notify(ns, args.ctd, tmp)
+    with ctdns.sandbox("cn") as (ns, tmp):
+        scenario_kills(ns, args.ctd, tmp, 3, netns=True)
 
 
 if __name__ == "__main__":
