@@ -74,6 +74,8 @@ struct ctd {
 	struct ctd_clock clock;    /* zeroed: the system clock */
 	struct ctd_route route;    /* the engine's sinks */
 	struct ctd_guard *guard;   /* NULL: lossy mode, or it could not start */
+	size_t memory_max;         /* memory-max resolved, bytes */
+	char memory_why[160];      /* how auto came to it; "" when set */
 	ev_child guard_child;
 };
 
@@ -305,16 +307,14 @@ static void open_metrics(struct ctd *ctd)
 			 strerror(-r));
 }
 
-/* memory-max in bytes, auto resolved from the cgroup ctd runs in. */
-static size_t memory_max(const struct ctd_config *o)
+/* memory-max in bytes, auto resolved from the cgroup ctd runs in; said
+ * once ctd listens (a start refused before says only why). */
+static size_t memory_max(struct ctd *ctd, const struct ctd_config *o)
 {
-	char why[160];
-	size_t max = ctd_membudget_resolve(o->memory_max, "/", why,
-					   sizeof(why));
-
-	log_info("memory-max %zu MiB%s%s%s", max >> 20, *why ? " (" : "",
-		 why, *why ? ")" : "");
-	return max;
+	ctd->memory_max = ctd_membudget_resolve(o->memory_max, "/",
+						ctd->memory_why,
+						sizeof(ctd->memory_why));
+	return ctd->memory_max;
 }
 
 static int new_deliver(struct ctd *ctd, const struct ctd_config *o)
@@ -322,7 +322,7 @@ static int new_deliver(struct ctd *ctd, const struct ctd_config *o)
 	struct ctd_deliver_cfg dc = {
 		.grace_ms = o->grace * 1000,
 		.dying_max = o->dying_max,
-		.memory_max = memory_max(o),
+		.memory_max = memory_max(ctd, o),
 		.spool_dir = *o->spool_dir && ctd_restart_spool_ok(ctd->restart) ?
 			     o->spool_dir : NULL,
 		.owner = &ctd->owner,
@@ -590,6 +590,9 @@ static void run(struct ctd *ctd)
 		 ctd_nlsrc_subscribed(ctd->nlsrc) == CTD_NLSRC_DESTROY ?
 		 "DESTROY only" : "NEW, UPDATE and DESTROY",
 		 (unsigned long long)ctd->stats.rcvbuf);
+	log_info("memory-max %zu MiB%s%s%s", ctd->memory_max >> 20,
+		 *ctd->memory_why ? " (" : "", ctd->memory_why,
+		 *ctd->memory_why ? ")" : "");
 	ctd_reload_log_labels(ctd->cfg);
 	start_guard(ctd);
 	ev_run(ctd->loop, 0);
