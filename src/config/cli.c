@@ -32,6 +32,7 @@ static const struct option longopts[] = {
 	{ "no-sysctl", no_argument, NULL, OPT_NO_SYSCTL },
 	SET("output"), SET("json-events"), SET("stream"), SET("stream-events"),
 	SET("stream-group"),
+	SET("store"), SET("store-retention"),
 	SET("spool-dir"), SET("grace"), SET("dying-max"), SET("memory-max"),
 	SET("shutdown-timeout"), SET("control"), SET("control-group"), SET("metrics"), SET("user"),
 	SET("rcvbuf"),
@@ -61,6 +62,7 @@ static void usage(FILE *f)
 "       ctd -t [-c FILE]          check the configuration\n"
 "       ctd -s [top] | -l [--json] ask the running ctd (counters, health,\n"
 "                                 top talkers; tracked flows)\n"
+
 "Turns the kernel's connection-tracking events into flow records.\n"
 "\n"
 "  -c, --config FILE        configuration file (default " CTD_CONFIG_FILE ";\n"
@@ -118,6 +120,10 @@ static void usage(FILE *f)
 "                           --syslog-level, --syslog-format rfc3164|rfc5424)\n"
 "      --stream-group GROUP members of GROUP may read the stream socket too\n"
 "                           (default none: root only)\n"
+"      --store PATH         also keep finished flows in an SQLite database\n"
+"                           (default /var/lib/ctd/flows.db; 'none' = off)\n"
+"      --store-retention TIME  rows older than TIME are pruned (default 30d;\n"
+"                           s, m, h, d suffixes)\n"
 "      --spool-dir DIR      undelivered records survive restarts here\n"
 "                           (default /var/lib/ctd; 'none' = no spool)\n"
 "      --grace SECS         re-send a refused record within SECS (default 15)\n"
@@ -237,7 +243,7 @@ static void watch_only(struct ctd_config *cfg)
 	static const char *const off[][2] = {
 		{ "output", "none" }, { "conntrackd-log", "none" },
 		{ "stream", "none" }, { "ipfix", "none" }, { "kafka", "none" },
-		{ "syslog", "no" }, { "spool-dir", "none" },
+		{ "syslog", "no" }, { "spool-dir", "none" }, { "store", "none" },
 		{ "control", "none" }, { "metrics", "none" },
 		{ "record", "none" }, { "broadcast-error", "no" },
 	};

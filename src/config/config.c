@@ -27,6 +27,7 @@ enum type {
 	T_COUNT,     /* size_t, plain number */
 	T_UINT,      /* unsigned, plain number */
 	T_SECS,      /* unsigned seconds */
+	T_DURATION,  /* unsigned seconds, written with an s/m/h/d suffix */
 	T_BOOL,
 	T_PATH,      /* string; "none" clears it when none_ok */
 	T_EVENTS,    /* new,update,destroy */
@@ -102,6 +103,8 @@ static const struct setting settings[] = {
 	{ "kafka-key", T_CHOICE, F(kafka_key), C_KAFKA_KEY, 0, false, RESTART },
 	{ "kafka-option", T_OPTIONS, F(kafka_options), 0, 0, true, RESTART },
 	{ "kafka-events", T_EVENTS, F(kafka_events), 0, 0, false, RESTART },
+	{ "store", T_PATH, F(store), 0, 0, true, RESTART },
+	{ "store-retention", T_DURATION, F(store_retention), 60, 3650u * 86400, false, RESTART },
 	{ "spool-dir", T_PATH, F(spool_dir), 0, 0, true, RESTART },
 	{ "grace", T_SECS, F(grace), 1, 86400, false, RESTART },
 	{ "dying-max", T_COUNT, F(dying_max), 1, 10000000, false, RESTART },
@@ -156,6 +159,8 @@ void ctd_config_defaults(struct ctd_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	strcpy(cfg->output, CTD_CONFIG_DEFAULT_OUTPUT);
 	strcpy(cfg->spool_dir, "/var/lib/ctd");
+	strcpy(cfg->store, CTD_CONFIG_DEFAULT_STORE);
+	cfg->store_retention = 30 * 86400;
 	strcpy(cfg->control, CTD_CONFIG_DEFAULT_CONTROL);
 	cfg->rcvbuf = 8u << 20;
 	cfg->rcvbuf_max = 64u << 20;
@@ -228,6 +233,43 @@ static int parse_number(const char *s, bool suffixes, unsigned long long *ret)
 		return -EINVAL;
 	*ret = v;
 	return 0;
+}
+
+/* "30d", "12h", "90m", "3600s" or plain seconds: retention periods
+ * read best in days, and are written back in the largest whole unit. */
+static const struct { char suffix; unsigned secs; } units[] = {
+	{ 'd', 86400 }, { 'h', 3600 }, { 'm', 60 }, { 's', 1 },
+};
+
+static int parse_duration(const char *value, const struct setting *s,
+			  void *field)
+{
+	unsigned long long v, mult = 1;
+	char num[32];
+	size_t n = strlen(value);
+
+	if (!n || n >= sizeof(num))
+		return -EINVAL;
+	memcpy(num, value, n + 1);
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (num[n - 1] == units[i].suffix) {
+			mult = units[i].secs;
+			num[n - 1] = '\0';
+		}
+	if (parse_number(num, false, &v) < 0 || v > s->max / mult ||
+	    v * mult < s->min)
+		return -EINVAL;
+	*(unsigned *)field = (unsigned)(v * mult);
+	return 0;
+}
+
+static void format_duration(unsigned secs, char *buf, size_t len)
+{
+	size_t i = 0;
+
+	while (units[i].secs > 1 && secs % units[i].secs)
+		i++;
+	snprintf(buf, len, "%u%c", secs / units[i].secs, units[i].suffix);
 }
 
 static int parse_bool(const char *s, bool *ret)
@@ -308,6 +350,10 @@ static void expected(const struct setting *s, char *buf, size_t len)
 		break;
 	case T_SECS:
 		snprintf(buf, len, "seconds from %llu to %llu", s->min, s->max);
+		break;
+	case T_DURATION:
+		snprintf(buf, len, "a time from 1m to 3650d (a number with "
+			 "s, m, h or d)");
 		break;
 	case T_BOOL:
 		snprintf(buf, len, "yes or no");
@@ -441,6 +487,8 @@ static int store(struct ctd_config *cfg, const struct setting *s,
 	default:
 		break;
 	}
+	if (s->type == T_DURATION)
+		return parse_duration(value, s, field);
 	/* A value that defaults to something the system decides. */
 	if (s->max == AUTO_OK && strcmp(value, "auto") == 0) {
 		*(size_t *)field = CTD_CONFIG_AUTO;
@@ -769,6 +817,9 @@ static void format_value(const struct setting *s, const struct ctd_config *cfg,
 	case T_UINT:
 	case T_SECS:
 		snprintf(buf, len, "%u", *(const unsigned *)field);
+		break;
+	case T_DURATION:
+		format_duration(*(const unsigned *)field, buf, len);
 		break;
 	case T_BOOL:
 		snprintf(buf, len, "%s", *(const bool *)field ? "yes" : "no");

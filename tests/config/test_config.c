@@ -406,7 +406,7 @@ static void test_diff_every_setting(void **state)
 	static const char *const values[] = {
 		"2", "/tmp/x", "yes", "no", "new", "uniflow", "legacy", "kern",
 		"debug", "rfc5424", "udp:127.0.0.1:9", "127.0.0.1:9", "tcp",
-		"2000", "600", "10.0.0.0/8", "ESTABLISHED", "none", "linger.ms=5", "all", "hold",
+		"2d", "2000", "600", "10.0.0.0/8", "ESTABLISHED", "none", "linger.ms=5", "all", "hold",
 		"64M",
 	};
 	struct ctd_config a, b;

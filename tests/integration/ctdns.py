@@ -273,7 +273,8 @@ class Ctd:
         self.control = os.path.join(workdir, tag + ".ctl")
         cmd = wrapper + [binary, "-v"] + \
             (["-o", self.json] if output_arg else []) + \
-            ["--spool-dir", self.spool, "--control", self.control] + args
+            ["--spool-dir", self.spool, "--control", self.control] + \
+            ([] if "--store" in args else ["--store", "none"]) + args
         popen = {"env": env}
         if listen_fd is not None:
             cmd = ["sh", "-c", 'exec 3<&%d %d<&-; LISTEN_PID=$$ '

@@ -136,10 +136,10 @@ def symlink_attacks(ns, binary, tmp, users):
         ("conntrackd log", os.path.join(udir, "ct.log"),
          ["-o", os.path.join(tmp, "flows.json")], "refusing conntrackd log"),
         ("stream socket", os.path.join(udir, "s.sock"),
-         ["-o", os.path.join(tmp, "flows.json"), "--stream",
+         ["--store", "none", "-o", os.path.join(tmp, "flows.json"), "--stream",
           os.path.join(udir, "s.sock")], "users other than root"),
         ("control socket", os.path.join(udir, "c.sock"),
-         ["-o", os.path.join(tmp, "flows-root.json"), "--spool-dir",
+         ["--store", "none", "-o", os.path.join(tmp, "flows-root.json"), "--spool-dir",
           os.path.join(tmp, "spool-root"), "--control",
           os.path.join(udir, "c.sock")], "users other than root"),
     ]

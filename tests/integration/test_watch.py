@@ -87,7 +87,8 @@ def watched(tmp):
 
 def refused(ns, binary, args, want, pid):
     """A second ctd with args: exit 1, its only line has want and pid."""
-    r = subprocess.run(ns.argv([binary] + args), capture_output=True,
+    r = subprocess.run(ns.argv([binary, "--store", "none"] + args),
+                       capture_output=True,
                        text=True, timeout=30)
     lines = r.stderr.splitlines()
     check(r.returncode == 1 and len(lines) == 1 and want in lines[0] and

@@ -20,6 +20,8 @@
 /* Defaults whose directory ctd creates (no other directory it makes). */
 #define CTD_CONFIG_DEFAULT_OUTPUT_DIR "/var/log/ctd"
 #define CTD_CONFIG_DEFAULT_OUTPUT CTD_CONFIG_DEFAULT_OUTPUT_DIR "/flows.json"
+/* The flow store (out_store.c), beside the spool by default. */
+#define CTD_CONFIG_DEFAULT_STORE "/var/lib/ctd/flows.db"
 #define CTD_CONFIG_DEFAULT_CONTROL_DIR "/run/ctd"
 #define CTD_CONFIG_DEFAULT_CONTROL CTD_CONFIG_DEFAULT_CONTROL_DIR "/ctd.sock"
 #define CTD_CONFIG_PATH_MAX 1024
@@ -39,6 +41,7 @@ struct ctd_config {
 	char output[CTD_CONFIG_PATH_MAX];     /* "-" stdout, "" none */
 	char stream[CTD_CONFIG_PATH_MAX];     /* "" none */
 	char spool_dir[CTD_CONFIG_PATH_MAX];  /* "" none */
+	char store[CTD_CONFIG_PATH_MAX];      /* SQLite flow store, "" none */
 	char record[CTD_CONFIG_PATH_MAX];     /* "" none */
 	char control[CTD_CONFIG_PATH_MAX];    /* "" none */
 	char control_group[CTD_CONFIG_PATH_MAX]; /* may also use it; "" root only */
@@ -69,6 +72,7 @@ struct ctd_config {
 	unsigned pending_interval;
 	unsigned active_timeout;
 	unsigned grace;
+	unsigned store_retention;  /* seconds the flow store keeps rows */
 	unsigned shutdown_timeout;
 	unsigned json_events;      /* 1 << CTD_EV_* */
 	unsigned stream_events;
