@@ -172,6 +172,11 @@ static const struct counter out_counters[] = {
 	OG(brokers_up, "kafka_brokers_up", "Kafka brokers connected."),
 	OG(queue, "kafka_queue", "Messages in librdkafka's queue."),
 	OG(rtt_us, "kafka_rtt_seconds", "Kafka: the slowest broker's average round-trip time."),
+	O(store_rows, "store_rows_total", "Flow store: rows inserted."),
+	O(store_repeats, "store_repeats_total", "Flow store: records stored already (replayed after a crash), ignored."),
+	O(store_commits, "store_commits_total", "Flow store: transactions committed."),
+	O(store_commit_errors, "store_commit_errors_total", "Flow store: transactions that failed; their records are held and written again."),
+	O(store_pruned, "store_pruned_total", "Flow store: rows pruned past store-retention."),
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))

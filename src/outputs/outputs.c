@@ -6,6 +6,7 @@
 #include "ctd/outputs/out_file.h"
 #include "ctd/outputs/out_ipfix.h"
 #include "ctd/outputs/out_kafka.h"
+#include "ctd/outputs/out_store.h"
 #include "ctd/outputs/out_stream.h"
 #include "ctd/outputs/out_syslog.h"
 #include "ctd/outputs/outputs.h"
@@ -17,6 +18,7 @@ const struct ctd_output_desc *const ctd_outputs[] = {
 	&ctd_out_ipfix_desc,
 	&ctd_out_ctlog_desc,
 	&ctd_out_syslog_desc,
+	&ctd_out_store_desc,
 	NULL
 };
 

@@ -24,6 +24,7 @@
 #include "ctd/outputs/out_file.h"
 #include "ctd/outputs/out_ipfix.h"
 #include "ctd/outputs/out_kafka.h"
+#include "ctd/outputs/out_store.h"
 #include "ctd/outputs/out_stream.h"
 #include "ctd/outputs/out_syslog.h"
 #include "ctd/outputs/output.h"
@@ -35,6 +36,7 @@
 static const struct ctd_output_desc *const all[] = {
 	&ctd_out_json_desc, &ctd_out_stream_desc, &ctd_out_kafka_desc,
 	&ctd_out_ipfix_desc, &ctd_out_ctlog_desc, &ctd_out_syslog_desc,
+	&ctd_out_store_desc,
 };
 #define N_ALL (sizeof(all) / sizeof(all[0]))
 
@@ -90,7 +92,8 @@ static void test_enabled_by_config(void **state)
 
 	(void)state;
 	ctd_config_defaults(&c);
-	assert_string_equal(enabled(&c), "json");
+	assert_string_equal(enabled(&c), "json store");
+	set(&c, "store", "none");
 	set(&c, "output", "none");
 	assert_string_equal(enabled(&c), "");
 	set(&c, "stream", "/run/ctd/flows.sock");
@@ -108,9 +111,13 @@ static void test_enabled_by_config(void **state)
 	set(&c, "conntrackd-log", "none");
 	set(&c, "syslog", "no");
 	assert_string_equal(enabled(&c), "json");
+	set(&c, "store", "/tmp/flows.db");
+	assert_string_equal(enabled(&c), "json store");
 	/* Their other settings alone turn nothing on. */
 	ctd_config_defaults(&c);
 	set(&c, "output", "none");
+	set(&c, "store", "none");
+	set(&c, "store-retention", "7d");
 	set(&c, "ipfix-shape", "uniflow");
 	set(&c, "syslog-format", "rfc5424");
 	set(&c, "stream-events", "new");
@@ -194,6 +201,7 @@ static void config_all(const struct fixture *f, struct ctd_config *c)
 	set(c, "syslog", "yes");
 	set(c, "syslog-socket", f->path[5]);
 	set(c, "kafka", "127.0.0.1:9");
+	set(c, "store", f->path[6]);
 }
 
 static void test_create_names_the_output(void **state)
@@ -260,6 +268,7 @@ static void test_create_failure_logged(void **state)
 		NULL,
 		"ctd: error: cannot open conntrackd log /nonexistent/x: No such file or directory\n",
 		"ctd: error: cannot send records to syslog at /nonexistent/x: No such file or directory\n",
+		"ctd: error: cannot open store /nonexistent/x: No such file or directory\n",
 	};
 	struct ctd_config c;
 	struct logcap lc;
@@ -269,6 +278,7 @@ static void test_create_failure_logged(void **state)
 	set(&c, "stream", "/nonexistent/x");
 	set(&c, "conntrackd-log", "/nonexistent/x");
 	set(&c, "syslog-socket", "/nonexistent/x");
+	set(&c, "store", "/nonexistent/x");
 	for (size_t i = 0; i < N_ALL; i++) {
 		struct ctd_output *out = NULL;
 

@@ -77,6 +77,13 @@ struct ctd_out_stats {
 	uint64_t queue;          /* gauge: messages in librdkafka's queues */
 	uint64_t rtt_us;         /* gauge: slowest broker's average round
 	                          * trip (librdkafka's statistics) */
+	uint64_t store_rows;     /* flow store: rows inserted */
+	uint64_t store_repeats;  /* ... records stored already (a replay
+	                          * after a crash): ignored */
+	uint64_t store_commits;  /* ... transactions committed */
+	uint64_t store_commit_errors; /* ... transactions that failed (the
+	                          * records stay held and are written again) */
+	uint64_t store_pruned;   /* ... rows older than store-retention */
 };
 
 enum ctd_out_status {

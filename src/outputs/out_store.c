@@ -1,0 +1,452 @@
+/* out_store: finished flows into an SQLite database.
+ *
+ * submit copies a flow record into the batch; the loop's flush writes the
+ * whole batch in one transaction (one fsync per batch, not per record)
+ * and only its COMMIT makes the batch's records final, which settled
+ * reports to delivery. A failed commit rolls back and keeps the batch:
+ * its records stay unsettled, in delivery's write-ahead log, and the
+ * next flush tries again; at shutdown abandon lets delivery spool them.
+ *
+ * Only final records are stored (destroy, expired, evicted, lost,
+ * netns_gone): their counters are the flow's totals, so interim records
+ * (active) are skipped rather than folded in, and event records too.
+ *
+ * A crash between COMMIT and delivery learning of it replays records
+ * that are stored already: the flow's identity (conntrack id, kernel
+ * start time, namespace, original tuple) is a UNIQUE key and rows go in
+ * with INSERT OR IGNORE, so a repeat inserts nothing, is counted, and
+ * adds nothing to the rollups, which are updated in the same
+ * transaction. WAL journal mode lets `ctd report top` and sqlite3 read
+ * while ctd writes. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctd/base/log.h"
+#include "ctd/base/safefile.h"
+#include "ctd/config/config.h"
+#include "ctd/flows/record.h"
+#include "ctd/kernel/ctevent.h"
+#include "ctd/outputs/out_store.h"
+#include "ctd/outputs/output.h"
+#include "ctd/outputs/outputs.h"
+#include "ctd/service/runlock.h"
+
+/* Records in one batch at most (about 2 MiB); past it submit refuses
+ * and the records wait on the dying list until the flush commits. */
+#define BATCH_MAX 8192
+#define PRUNE_EVERY_MS 60000u
+#define DEFAULT_STORE_DIR "/var/lib/ctd"
+
+enum { S_INSERT, S_ROLL_SRC, S_ROLL_DST, S_BEGIN, S_COMMIT, S_ROLLBACK,
+       S__COUNT };
+
+static const char schema[] =
+	"PRAGMA journal_mode=WAL;"
+	"CREATE TABLE IF NOT EXISTS flows("
+	" id INTEGER NOT NULL, kstart_ns INTEGER NOT NULL,"
+	" netns TEXT NOT NULL, family INTEGER NOT NULL, proto INTEGER NOT NULL,"
+	" src BLOB NOT NULL, dst BLOB NOT NULL,"
+	" sport INTEGER NOT NULL, dport INTEGER NOT NULL,"
+	" reply_src BLOB, reply_dst BLOB, reply_sport INTEGER, reply_dport INTEGER,"
+	" orig_packets INTEGER, orig_bytes INTEGER,"
+	" reply_packets INTEGER, reply_bytes INTEGER,"
+	" start_ms INTEGER, end_ms INTEGER NOT NULL, end_reason TEXT,"
+	" zone INTEGER, mark INTEGER,"
+	" UNIQUE(id, kstart_ns, netns, proto, src, dst, sport, dport));"
+	"CREATE INDEX IF NOT EXISTS flows_end ON flows(end_ms);"
+	"CREATE TABLE IF NOT EXISTS rollup_src(minute INTEGER NOT NULL,"
+	" addr BLOB NOT NULL, flows INTEGER NOT NULL, bytes INTEGER NOT NULL,"
+	" PRIMARY KEY(minute, addr)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS rollup_dst(minute INTEGER NOT NULL,"
+	" addr BLOB NOT NULL, flows INTEGER NOT NULL, bytes INTEGER NOT NULL,"
+	" PRIMARY KEY(minute, addr)) WITHOUT ROWID;";
+
+#define ROLLUP(t) "INSERT INTO " t "(minute, addr, flows, bytes) " \
+	"VALUES(?1, ?2, 1, ?3) ON CONFLICT(minute, addr) DO UPDATE SET " \
+	"flows = flows + 1, bytes = bytes + excluded.bytes"
+
+static const char *const sql[S__COUNT] = {
+	[S_INSERT] = "INSERT OR IGNORE INTO flows VALUES(?1, ?2, ?3, ?4, ?5, "
+		"?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
+		"?19, ?20, ?21, ?22)",
+	[S_ROLL_SRC] = ROLLUP("rollup_src"),
+	[S_ROLL_DST] = ROLLUP("rollup_dst"),
+	/* IMMEDIATE: a second writer makes BEGIN fail, not the COMMIT. */
+	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+};
+
+struct out_store {
+	struct ctd_output base;
+	sqlite3 *db;
+	sqlite3_stmt *st[S__COUNT];
+	int lock_fd;               /* flock: one ctd per store */
+	char *path;
+	unsigned retention;
+	bool failing;              /* in a commit error streak: logged */
+	bool refusing;             /* said AGAIN: call ready after a commit */
+	struct ctd_record *batch;
+	size_t n;
+	uint64_t taken;            /* records taken since the start */
+	uint64_t committed;        /* ... of them final */
+	uint64_t last_prune_ms;
+};
+
+static struct out_store *to_store(struct ctd_output *out)
+{
+	return (struct out_store *)out;
+}
+
+static bool stored(const struct ctd_record *rec)
+{
+	return !rec->events && rec->end_reason != CTD_END_ACTIVE;
+}
+
+static enum ctd_out_status store_submit(struct ctd_output *out,
+					const struct ctd_record *rec)
+{
+	struct out_store *s = to_store(out);
+
+	if (!stored(rec)) {
+		out->stats.skipped++;
+		s->taken++;
+		return CTD_OUT_DELIVERED;
+	}
+	if (s->n == BATCH_MAX) {
+		s->refusing = true;
+		return CTD_OUT_AGAIN;
+	}
+	s->batch[s->n++] = *rec;
+	s->taken++;
+	return CTD_OUT_DELIVERED;
+}
+
+static int addr_len(const struct ctd_record *rec)
+{
+	return rec->family == AF_INET6 ? 16 : 4;
+}
+
+static void bind_tuple(sqlite3_stmt *st, int col, const struct ctd_record *rec,
+		       const struct ctd_tuple *t)
+{
+	sqlite3_bind_blob(st, col, t->src, addr_len(rec), SQLITE_STATIC);
+	sqlite3_bind_blob(st, col + 1, t->dst, addr_len(rec), SQLITE_STATIC);
+	sqlite3_bind_int(st, col + 2, t->sport);
+	sqlite3_bind_int(st, col + 3, t->dport);
+}
+
+/* The netns label is bound from netns, which must outlive the step. */
+static void bind_row(sqlite3_stmt *st, const struct ctd_record *rec,
+		     const char *netns)
+{
+	const struct ctd_counters *c = rec->cnt;
+
+	sqlite3_bind_int64(st, 1, rec->id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)rec->start_ns);
+	sqlite3_bind_text(st, 3, netns, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, rec->family);
+	sqlite3_bind_int(st, 5, rec->proto);
+	bind_tuple(st, 6, rec, &rec->tuple[CTD_DIR_ORIG]);
+	bind_tuple(st, 10, rec, &rec->tuple[CTD_DIR_REPLY]);
+	sqlite3_bind_int64(st, 14, (sqlite3_int64)c[CTD_DIR_ORIG].packets);
+	sqlite3_bind_int64(st, 15, (sqlite3_int64)c[CTD_DIR_ORIG].bytes);
+	sqlite3_bind_int64(st, 16, (sqlite3_int64)c[CTD_DIR_REPLY].packets);
+	sqlite3_bind_int64(st, 17, (sqlite3_int64)c[CTD_DIR_REPLY].bytes);
+	sqlite3_bind_int64(st, 18, (sqlite3_int64)(rec->start_ns / 1000000));
+	sqlite3_bind_int64(st, 19, (sqlite3_int64)(rec->end_ns / 1000000));
+	sqlite3_bind_text(st, 20, ctd_end_reason_name(rec->end_reason), -1,
+			  SQLITE_STATIC);
+	sqlite3_bind_int(st, 21, rec->zone);
+	sqlite3_bind_int64(st, 22, rec->mark);
+}
+
+/* Runs a prepared statement to its end and resets it. */
+static int step(sqlite3_stmt *st)
+{
+	int r = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return r == SQLITE_DONE || r == SQLITE_ROW ? 0 : -EIO;
+}
+
+static int rollup(sqlite3_stmt *st, const struct ctd_record *rec,
+		  const uint8_t *addr)
+{
+	const struct ctd_counters *c = rec->cnt;
+
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)(rec->end_ns / 1000000 /
+						   CTD_STORE_MINUTE_MS));
+	sqlite3_bind_blob(st, 2, addr, addr_len(rec), SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)(c[CTD_DIR_ORIG].bytes +
+						   c[CTD_DIR_REPLY].bytes));
+	return step(st);
+}
+
+/* One row and, when it is new, its share of both rollups. Repeats are
+ * counted by the caller only once the transaction commits. */
+static int insert(struct out_store *s, const struct ctd_record *rec,
+		  uint64_t *ret_rows)
+{
+	const struct ctd_tuple *t = &rec->tuple[CTD_DIR_ORIG];
+	char netns[CTD_NETNS_NAME_MAX + 16];
+	int r;
+
+	ctd_record_netns_label(rec, netns, sizeof(netns));
+	bind_row(s->st[S_INSERT], rec, netns);
+	r = step(s->st[S_INSERT]);
+	if (r < 0 || sqlite3_changes(s->db) == 0)
+		return r;
+	++*ret_rows;
+	r = rollup(s->st[S_ROLL_SRC], rec, t->src);
+	return r < 0 ? r : rollup(s->st[S_ROLL_DST], rec, t->dst);
+}
+
+static int write_batch(struct out_store *s, uint64_t *ret_rows)
+{
+	int r = step(s->st[S_BEGIN]);
+
+	for (size_t i = 0; r == 0 && i < s->n; i++)
+		r = insert(s, &s->batch[i], ret_rows);
+	if (r == 0)
+		r = step(s->st[S_COMMIT]);
+	if (r < 0 && !sqlite3_get_autocommit(s->db))
+		step(s->st[S_ROLLBACK]);
+	return r;
+}
+
+static void note_commit(struct out_store *s, int r, uint64_t rows)
+{
+	struct ctd_out_stats *st = &s->base.stats;
+
+	if (r < 0) {
+		st->store_commit_errors++;
+		if (!s->failing)
+			log_err("store %s: %s; holding %zu records", s->path,
+				sqlite3_errmsg(s->db), s->n);
+		s->failing = true;
+		return;
+	}
+	if (s->failing)
+		log_info("store %s: writing again", s->path);
+	s->failing = false;
+	st->store_commits++;
+	st->store_rows += rows;
+	st->store_repeats += s->n - rows;
+}
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void store_flush(struct ctd_output *out)
+{
+	struct out_store *s = to_store(out);
+	uint64_t rows = 0, now = wall_ms();
+	int r = 0;
+
+	if (s->n)
+		r = write_batch(s, &rows);
+	if (s->n)
+		note_commit(s, r, rows);
+	if (r < 0)
+		return;
+	s->n = 0;
+	s->committed = s->taken;
+	if (s->refusing) {
+		s->refusing = false;
+		ctd_output_ready(out);
+	}
+	if (now - s->last_prune_ms >= PRUNE_EVERY_MS)
+		ctd_out_store_prune(out, now);
+}
+
+static int64_t prune_table(struct out_store *s, const char *q, int64_t before)
+{
+	sqlite3_stmt *st;
+	int r = sqlite3_prepare_v2(s->db, q, -1, &st, NULL);
+
+	if (r != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, before);
+	r = step(st);
+	sqlite3_finalize(st);
+	return r < 0 ? r : sqlite3_changes(s->db);
+}
+
+/* Its own transaction, so a slow prune never delays a batch's commit
+ * and a failed one never undoes it. Rollups go by the minute. */
+int64_t ctd_out_store_prune(struct ctd_output *out, uint64_t now_ms)
+{
+	struct out_store *s = to_store(out);
+	int64_t cut = (int64_t)now_ms - (int64_t)s->retention * 1000, n;
+	int64_t minute = cut / CTD_STORE_MINUTE_MS;
+
+	s->last_prune_ms = now_ms;
+	if (step(s->st[S_BEGIN]) < 0)
+		return -EIO;
+	n = prune_table(s, "DELETE FROM flows WHERE end_ms < ?1", cut);
+	if (n >= 0 && prune_table(s, "DELETE FROM rollup_src WHERE minute < ?1",
+				  minute) >= 0 &&
+	    prune_table(s, "DELETE FROM rollup_dst WHERE minute < ?1",
+			minute) >= 0 && step(s->st[S_COMMIT]) == 0) {
+		out->stats.store_pruned += (uint64_t)n;
+		return n;
+	}
+	step(s->st[S_ROLLBACK]);
+	out->stats.store_commit_errors++;
+	return -EIO;
+}
+
+static uint64_t store_settled(struct ctd_output *out)
+{
+	return to_store(out)->committed;
+}
+
+/* Shutdown: the batch is dropped uncommitted; delivery spools its own
+ * copies and the next start stores them. */
+static void store_abandon(struct ctd_output *out)
+{
+	struct out_store *s = to_store(out);
+
+	s->n = 0;
+	s->committed = s->taken;
+}
+
+static void store_free(struct ctd_output *out)
+{
+	struct out_store *s = to_store(out);
+
+	if (!s)
+		return;
+	for (int i = 0; i < S__COUNT; i++)
+		sqlite3_finalize(s->st[i]);
+	sqlite3_close(s->db);
+	/* After sqlite3_close: closing any descriptor of the file drops the
+	 * process's POSIX locks on it, SQLite's included. */
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
+	free(s->batch);
+	free(s->path);
+	free(s);
+}
+
+static const struct ctd_output_ops store_ops = {
+	.submit = store_submit,
+	.flush = store_flush,
+	.settled = store_settled,
+	.abandon = store_abandon,
+	.free = store_free,
+};
+
+/* The file is made (or checked) the safe way first, handed to owner and
+ * locked against a second ctd; SQLite then opens it without following
+ * links, and makes its -wal and -shm files with the database's owner. */
+static int lock_file(struct out_store *s, const struct ctd_owner *owner)
+{
+	long pid;
+	int r;
+
+	s->lock_fd = ctd_safefile_open(s->path, O_RDWR | O_CREAT, 0640,
+				       CTD_SAFE_REGULAR, owner);
+	if (s->lock_fd < 0)
+		return s->lock_fd;
+	r = ctd_runlock_file(s->lock_fd, &pid);
+	if (r == -EBUSY)
+		log_err("another ctd (pid %ld) writes the store %s", pid, s->path);
+	return r;
+}
+
+static int open_db(struct out_store *s)
+{
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW;
+
+	if (sqlite3_open_v2(s->path, &s->db, flags, NULL) != SQLITE_OK ||
+	    sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL,
+			 NULL) != SQLITE_OK)
+		return -EIO;
+	for (int i = 0; i < S__COUNT; i++)
+		if (sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+				       &s->st[i], NULL) != SQLITE_OK)
+			return -EIO;
+	return 0;
+}
+
+int ctd_out_store_new(const struct ctd_out_store_cfg *cfg,
+		      const struct ctd_owner *owner, struct ctd_output **ret)
+{
+	struct out_store *s = calloc(1, sizeof(*s));
+	int r;
+
+	if (!s)
+		return -ENOMEM;
+	s->base.ops = &store_ops;
+	s->base.name = ctd_out_store_desc.name;
+	s->retention = cfg->retention;
+	s->lock_fd = -1;
+	s->path = strdup(cfg->path);
+	s->batch = malloc(BATCH_MAX * sizeof(*s->batch));
+	r = !s->path || !s->batch ? -ENOMEM : lock_file(s, owner);
+	if (r == 0 && open_db(s) < 0) {
+		log_err("store %s: %s", s->path, s->db ? sqlite3_errmsg(s->db) :
+			"cannot open");
+		r = -EIO;
+	}
+	if (r < 0) {
+		store_free(&s->base);
+		return r;
+	}
+	*ret = &s->base;
+	return 0;
+}
+
+static bool store_enabled(const struct ctd_config *cfg)
+{
+	return *cfg->store;
+}
+
+static int store_create(struct ev_loop *loop, const struct ctd_config *cfg,
+			const struct ctd_owner *owner, struct ctd_output **ret)
+{
+	struct ctd_out_store_cfg sc = { cfg->store, cfg->store_retention };
+	int r;
+
+	(void)loop;    /* a commit is synchronous: nothing to wait for */
+	/* Only the default location is ours to create. */
+	if (strcmp(sc.path, CTD_CONFIG_DEFAULT_STORE) == 0) {
+		r = ctd_safefile_dir(DEFAULT_STORE_DIR, true, 0750, owner);
+		if (r >= 0)
+			close(r);
+	}
+	r = ctd_out_store_new(&sc, owner, ret);
+	if (r == -EBUSY || r == -EIO)
+		return r;    /* named the other ctd, or SQLite's words */
+	if (ctd_safefile_refused(r))
+		log_err("refusing store %s: it %s; left untouched (see ctd(8), "
+			"SECURITY)", sc.path, ctd_safefile_strerror(r));
+	else if (r < 0)
+		log_err("cannot open store %s: %s", sc.path, ctd_log_errstr(-r));
+	return r;
+}
+
+/* One row per ended flow; interim and event records are skipped. */
+const struct ctd_output_desc ctd_out_store_desc = {
+	.name = "store",
+	.enabled = store_enabled,
+	.create = store_create,
+	.events = 1u << CTD_EV_DESTROY,
+	.events_setting = CTD_OUTPUT_EVENTS_FIXED,
+};

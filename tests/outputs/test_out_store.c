@@ -1,0 +1,290 @@
+/* Tests for src/outputs/out_store.c and store_top.c with records built
+ * here: a batch is one transaction at the flush and final only when it
+ * commits; a failed commit (another writer holds the database) keeps the
+ * batch unsettled until a later flush commits it; the same records
+ * submitted again insert nothing and are counted; the rollups add up to
+ * the raw rows; retention prunes rows and rollup minutes; interim and
+ * event records are skipped but still settle in order. Each test reads the database through its own
+ * connection, as a reader beside ctd would. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <sqlite3.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "ctd/flows/record.h"
+#include "ctd/outputs/out_store.h"
+#include "ctd/outputs/output.h"
+#include "logcap.h"
+#include "tmpdir.h"
+
+#define DAY_MS (86400ull * 1000)
+
+struct fixture {
+	char dir[TMPDIR_MAX];
+	char path[TMPDIR_MAX + 16];
+	struct ctd_output *out;
+	sqlite3 *reader;
+	uint64_t now_ms;
+};
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct ctd_out_store_cfg cfg = { f->path, 30 * 86400 };
+
+	tmpdir_make(f->dir, "store");
+	snprintf(f->path, sizeof(f->path), "%s/flows.db", f->dir);
+	assert_int_equal(ctd_out_store_new(&cfg, NULL, &f->out), 0);
+	assert_int_equal(sqlite3_open_v2(f->path, &f->reader,
+					 SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	f->now_ms = wall_ms();
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	sqlite3_close(f->reader);
+	f->out->ops->free(f->out);
+	tmpdir_remove(f->dir);
+	free(f);
+	return 0;
+}
+
+/* Flow i: one of three sources, one of two destinations, bytes that
+ * tell flows apart; ended age_ms ago. */
+static struct ctd_record rec_at(unsigned i, uint64_t now_ms, uint64_t age_ms)
+{
+	struct ctd_record r = { .family = AF_INET, .proto = IPPROTO_UDP,
+				.end_reason = CTD_END_DESTROY, .id = 1000 + i,
+				.nsid = CTD_NSID_SELF, .mark = i, .zone = 0 };
+	struct ctd_tuple *o = &r.tuple[CTD_DIR_ORIG], *re = &r.tuple[CTD_DIR_REPLY];
+
+	memcpy(o->src, (uint8_t[]){ 10, 0, 0, (uint8_t)(1 + i % 3) }, 4);
+	memcpy(o->dst, (uint8_t[]){ 10, 1, 0, (uint8_t)(1 + i % 2) }, 4);
+	o->sport = (uint16_t)(20000 + i);
+	o->dport = 53;
+	memcpy(re->src, o->dst, 4);
+	memcpy(re->dst, o->src, 4);
+	re->sport = 53;
+	re->dport = o->sport;
+	r.cnt[CTD_DIR_ORIG] = (struct ctd_counters){ 1 + i % 4, 100 * (i % 3 + 1) };
+	r.cnt[CTD_DIR_REPLY] = (struct ctd_counters){ 1, 60 + i };
+	r.end_ns = (now_ms - age_ms) * 1000000;
+	r.start_ns = r.end_ns - 5000000;
+	return r;
+}
+
+static void submit_n(struct fixture *f, unsigned from, unsigned n,
+		     uint64_t age_ms)
+{
+	for (unsigned i = from; i < from + n; i++) {
+		struct ctd_record r = rec_at(i, f->now_ms, age_ms);
+
+		assert_int_equal(f->out->ops->submit(f->out, &r),
+				 CTD_OUT_DELIVERED);
+	}
+}
+
+static int64_t query(struct fixture *f, const char *sql)
+{
+	sqlite3_stmt *st;
+	int64_t v;
+
+	assert_int_equal(sqlite3_prepare_v2(f->reader, sql, -1, &st, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static int64_t rows(struct fixture *f)
+{
+	return query(f, "SELECT COUNT(*) FROM flows");
+}
+
+/* Nothing is final, nor visible, before the flush; after it one commit
+ * made all of them final at once. */
+static void test_one_transaction_per_flush(void **state)
+{
+	struct fixture *f = *state;
+
+	submit_n(f, 0, 100, 1000);
+	assert_int_equal(f->out->ops->settled(f->out), 0);
+	assert_int_equal(rows(f), 0);
+	f->out->ops->flush(f->out);
+	assert_int_equal(f->out->stats.store_commits, 1);
+	assert_int_equal(f->out->ops->settled(f->out), 100);
+	assert_int_equal(f->out->stats.store_rows, 100);
+	assert_int_equal(rows(f), 100);
+	/* An empty flush commits nothing. */
+	f->out->ops->flush(f->out);
+	assert_int_equal(f->out->stats.store_commits, 1);
+	assert_int_equal(query(f, "SELECT journal_mode = 'wal' FROM "
+				  "pragma_journal_mode"), 1);
+}
+
+/* Another writer holds the database: the commit fails once (logged
+ * once), the records stay unsettled, and the next flush stores them. */
+static void test_failed_commit_keeps_records(void **state)
+{
+	struct fixture *f = *state;
+	struct logcap lc;
+	sqlite3 *other;
+
+	assert_int_equal(sqlite3_open(f->path, &other), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+			 SQLITE_OK);
+	submit_n(f, 0, 10, 1000);
+	logcap_begin(&lc);
+	f->out->ops->flush(f->out);
+	f->out->ops->flush(f->out);
+	assert_non_null(strstr(logcap_end(&lc), "holding 10 records"));
+	assert_int_equal(f->out->stats.store_commit_errors, 2);
+	assert_int_equal(f->out->ops->settled(f->out), 0);
+	assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(other);
+	logcap_begin(&lc);
+	f->out->ops->flush(f->out);
+	assert_non_null(strstr(logcap_end(&lc), "writing again"));
+	assert_int_equal(f->out->ops->settled(f->out), 10);
+	assert_int_equal(rows(f), 10);
+}
+
+/* A replay after a crash: the same flows again, in a later batch and
+ * twice within one, insert nothing and count as repeats. */
+static void test_repeats_insert_once(void **state)
+{
+	struct fixture *f = *state;
+
+	submit_n(f, 0, 50, 1000);
+	f->out->ops->flush(f->out);
+	submit_n(f, 0, 50, 1000);
+	submit_n(f, 40, 20, 1000);
+	f->out->ops->flush(f->out);
+	assert_int_equal(rows(f), 60);
+	assert_int_equal(f->out->stats.store_rows, 60);
+	assert_int_equal(f->out->stats.store_repeats, 60);
+	assert_int_equal(f->out->ops->settled(f->out), 120);
+	assert_int_equal(query(f, "SELECT SUM(flows) FROM rollup_src"), 60);
+}
+
+/* Every row is in exactly one source and one destination rollup, with
+ * both directions' bytes. */
+static void test_rollups_add_up(void **state)
+{
+	struct fixture *f = *state;
+	int64_t bytes;
+
+	submit_n(f, 0, 300, 1000);
+	submit_n(f, 300, 300, 5 * 60000);
+	f->out->ops->flush(f->out);
+	bytes = query(f, "SELECT SUM(orig_bytes + reply_bytes) FROM flows");
+	assert_int_equal(query(f, "SELECT SUM(flows) FROM rollup_src"), 600);
+	assert_int_equal(query(f, "SELECT SUM(flows) FROM rollup_dst"), 600);
+	assert_int_equal(query(f, "SELECT SUM(bytes) FROM rollup_src"), bytes);
+	assert_int_equal(query(f, "SELECT SUM(bytes) FROM rollup_dst"), bytes);
+	assert_int_equal(query(f, "SELECT COUNT(DISTINCT addr) FROM rollup_src"), 3);
+	assert_int_equal(query(f, "SELECT COUNT(DISTINCT addr) FROM rollup_dst"), 2);
+	assert_true(query(f, "SELECT COUNT(DISTINCT minute) FROM rollup_src") >= 2);
+	/* The source with the most bytes of a per-source sum is the one a
+	 * scan of the raw rows finds. */
+	assert_int_equal(query(f, "SELECT SUM(bytes) FROM rollup_src GROUP BY addr "
+				  "ORDER BY 1 DESC LIMIT 1"),
+			 query(f, "SELECT SUM(orig_bytes + reply_bytes) FROM flows "
+				  "GROUP BY src ORDER BY 1 DESC LIMIT 1"));
+}
+
+/* Rows and rollup minutes past the retention go, in their own
+ * transaction; newer ones stay. */
+static void test_retention_prunes(void **state)
+{
+	struct fixture *f = *state;
+
+	submit_n(f, 0, 40, 40 * DAY_MS);
+	submit_n(f, 40, 10, 1000);
+	f->out->ops->flush(f->out);
+	assert_int_equal(rows(f), 10);
+	assert_int_equal(f->out->stats.store_pruned, 40);
+	assert_int_equal(query(f, "SELECT SUM(flows) FROM rollup_src"), 10);
+	/* A later prune finds nothing more to do. */
+	assert_int_equal(ctd_out_store_prune(f->out, f->now_ms), 0);
+	assert_int_equal(ctd_out_store_prune(f->out, f->now_ms + 31 * DAY_MS), 10);
+	assert_int_equal(rows(f), 0);
+	assert_int_equal(query(f, "SELECT COUNT(*) FROM rollup_dst"), 0);
+	assert_int_equal(f->out->stats.store_pruned, 50);
+}
+
+/* Interim and event records are not rows, but settle in order with the
+ * rest: nothing after a buffered row is final before it. */
+static void test_interim_skipped(void **state)
+{
+	struct fixture *f = *state;
+	struct ctd_record active = rec_at(7, f->now_ms, 0);
+	struct ctd_record event = rec_at(8, f->now_ms, 0);
+
+	active.end_reason = CTD_END_ACTIVE;
+	event.events = 1u << CTD_EV_NEW;
+	submit_n(f, 0, 1, 1000);
+	assert_int_equal(f->out->ops->submit(f->out, &active), CTD_OUT_DELIVERED);
+	assert_int_equal(f->out->ops->submit(f->out, &event), CTD_OUT_DELIVERED);
+	assert_int_equal(f->out->ops->settled(f->out), 0);
+	f->out->ops->flush(f->out);
+	assert_int_equal(f->out->ops->settled(f->out), 3);
+	assert_int_equal(f->out->stats.skipped, 2);
+	assert_int_equal(rows(f), 1);
+}
+
+/* The batch's bound makes submit refuse; a flush takes records again. */
+static void test_abandon_and_bound(void **state)
+{
+	struct fixture *f = *state;
+	struct ctd_record r = rec_at(0, f->now_ms, 1000);
+	unsigned n = 0;
+
+	while (f->out->ops->submit(f->out, &r) == CTD_OUT_DELIVERED)
+		n++;
+	assert_int_equal(n, 8192);
+	f->out->ops->abandon(f->out);
+	assert_int_equal(f->out->ops->settled(f->out), n);
+	f->out->ops->flush(f->out);
+	assert_int_equal(rows(f), 0);
+	assert_int_equal(f->out->ops->submit(f->out, &r), CTD_OUT_DELIVERED);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+		T(test_one_transaction_per_flush),
+		T(test_failed_commit_keeps_records),
+		T(test_repeats_insert_once),
+		T(test_rollups_add_up),
+		T(test_retention_prunes),
+		T(test_interim_skipped),
+		T(test_abandon_and_bound),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
