@@ -36,6 +36,7 @@
 #include "ctd/outputs/out_text.h"
 #include "ctd/outputs/output.h"
 #include "ctd/outputs/outputs.h"
+#include "ctd/outputs/store_top.h"
 #include "ctd/reload.h"
 #include "ctd/route.h"
 #include "ctd/service/daemon.h"
@@ -707,6 +708,9 @@ int main(int argc, char **argv)
 	char err[CTD_CONFIG_ERR_MAX];
 	int r, keep_fd = -1;
 
+	/* A subcommand that reads the flow store: no config, no daemon. */
+	if (argc > 1 && strcmp(argv[1], "report") == 0)
+		return ctd_store_report_main(argc - 1, argv + 1);
 	ctd_cli_parse(argc, argv, &cli);
 	if (ctd_cli_config(&cli, &cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "ctd: %s\n", err);

@@ -62,7 +62,8 @@ static void usage(FILE *f)
 "       ctd -t [-c FILE]          check the configuration\n"
 "       ctd -s [top] | -l [--json] ask the running ctd (counters, health,\n"
 "                                 top talkers; tracked flows)\n"
-
+"       ctd report top [--by src|dst] [--since 1h] [--limit 10] [--store PATH]\n"
+"                      [--json]   top talkers from the flow store (read only)\n"
 "Turns the kernel's connection-tracking events into flow records.\n"
 "\n"
 "  -c, --config FILE        configuration file (default " CTD_CONFIG_FILE ";\n"
