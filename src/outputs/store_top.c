@@ -133,6 +133,27 @@ static int parse_option(struct ctd_store_top_query *q, int c)
 	}
 }
 
+/* Without --store: the store the installed configuration names, so a
+ * moved store needs no option. */
+static int default_store(const char **ret_path)
+{
+	static struct ctd_config cfg;
+	char err[CTD_CONFIG_ERR_MAX];
+
+	ctd_config_defaults(&cfg);
+	if (ctd_config_load(&cfg, CTD_CONFIG_FILE, false, err, sizeof(err)) < 0) {
+		fprintf(stderr, "ctd report: %s\n", err);
+		return -EINVAL;
+	}
+	if (!*cfg.store) {
+		fprintf(stderr, "ctd report: %s says store none; name one with "
+			"--store PATH\n", CTD_CONFIG_FILE);
+		return -ENOENT;
+	}
+	*ret_path = cfg.store;
+	return 0;
+}
+
 static uint64_t wall_ms(void)
 {
 	struct timespec ts;
@@ -151,8 +172,7 @@ int ctd_store_report_main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct ctd_store_top_query q = { CTD_CONFIG_DEFAULT_STORE, false,
-					 3600000, 10, false };
+	struct ctd_store_top_query q = { NULL, false, 3600000, 10, false };
 	char err[CTD_CONFIG_ERR_MAX];
 	int c;
 
@@ -164,6 +184,8 @@ int ctd_store_report_main(int argc, char **argv)
 			return usage_error("bad option or value");
 	if (optind < argc)
 		return usage_error("unexpected argument");
+	if (!q.path && default_store(&q.path) < 0)
+		return 1;
 	if (ctd_store_top(&q, wall_ms(), stdout, err, sizeof(err)) < 0) {
 		fprintf(stderr, "ctd report: %s\n", err);
 		return 1;
