@@ -130,6 +130,9 @@ static void check_paths(struct check *c)
 		check_dir(c, "stream", o->stream, false);
 	if (*o->record)
 		check_dir(c, "record", o->record, false);
+	if (*o->store)
+		check_dir(c, "store", o->store,
+			  is(o->store, CTD_CONFIG_DEFAULT_STORE));
 }
 
 /* Hysteresis needs a gap: equal marks would flip the mode every tick. */

@@ -89,6 +89,12 @@ static void test_each_problem_named(void **state)
 	assert_non_null(strstr(p.text[0], "/nonexistent-ctd-dir"));
 
 	set(&c, "output", "/tmp/flows.json");
+	set(&c, "store", "/nonexistent-ctd-dir/flows.db");
+	assert_int_equal(check(&c, &p), 1);
+	assert_non_null(strstr(p.text[0], "store"));
+	assert_non_null(strstr(p.text[0], "/nonexistent-ctd-dir"));
+
+	set(&c, "store", "/tmp/flows.db");
 	set(&c, "kernel-pressure-low", "85");
 	assert_int_equal(check(&c, &p), 1);
 	assert_non_null(strstr(p.text[0], "kernel-pressure-low"));
