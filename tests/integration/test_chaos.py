@@ -306,10 +306,17 @@ def main(args):
         scenario_replay(ns, args.ctd, tmp)
         scenario_signals(ns, args.ctd, tmp)
         scenario_notify(ns, args.ctd, tmp)
+    if not args.netns_kills:
+        return
     with ctdns.sandbox("cn") as (ns, tmp):
-        scenario_kills(ns, args.ctd, tmp, 3, netns=True)
+        scenario_kills(ns, args.ctd, tmp, args.netns_kills, netns=True)
+
+
+def arguments(ap):
+    ap.add_argument("--rounds", type=int, default=KILLS)
+    ap.add_argument("--netns-kills", type=int, default=3,
+                    help="kills in the --netns all run (0: no such run)")
 
 
 if __name__ == "__main__":
-    ctdns.main(main, lambda ap: ap.add_argument("--rounds", type=int,
-                                                default=KILLS))
+    ctdns.main(main, arguments)
