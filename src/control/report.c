@@ -196,17 +196,24 @@ static int find_suspect(const struct ctd_report_src *src, struct ctd_nlpeer *ret
 	return r;
 }
 
+/* One way to name a listener, for both findings that point at one. */
+static void describe_peer(const struct ctd_nlpeer *p, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "netlink port %u (socket inode %lu; the port is its "
+		 "process's pid for its first socket) has %u bytes unread and "
+		 "%u drops", p->portid, p->inode, p->rmem, p->drops);
+}
+
 /* The listener that is not ctd and holds DESTROYs, in a few words. */
 static void name_suspect(const struct ctd_report_src *src, char *buf, size_t cap)
 {
 	struct ctd_nlpeer p;
+	char peer[200];
 
-	if (find_suspect(src, &p) == 1)
-		snprintf(buf, cap, "the ctnetlink listener on netlink port %u "
-			 "(socket inode %lu; the port is its process's pid for "
-			 "its first socket) has %u bytes unread and %u drops",
-			 p.portid, p.inode, p.rmem, p.drops);
-	else
+	if (find_suspect(src, &p) == 1) {
+		describe_peer(&p, peer, sizeof(peer));
+		snprintf(buf, cap, "the ctnetlink listener on %s", peer);
+	} else
 		snprintf(buf, cap, "live flows or another reliable listener "
 			 "that does not read (see /proc/net/netlink, Drops)");
 }
@@ -216,18 +223,18 @@ static void name_suspect(const struct ctd_report_src *src, char *buf, size_t cap
 static void check_other_listener(const struct ctd_report_src *src,
 				 struct findings *fd)
 {
-	struct ctd_nlpeer p = { 0 };
+	struct ctd_nlpeer p;
+	char peer[200] = "";
 	bool bad = src->stats->destroy_duplicates > 0 && fd->fmt != FMT_PROM &&
 		   find_suspect(src, &p) == 1;
 
+	if (bad)
+		describe_peer(&p, peer, sizeof(peer));
 	finding(fd, "other_listener", bad, "another ctnetlink DESTROY "
-		"listener does not read: netlink port %u (socket inode %lu; the "
-		"port is its process's pid for its first socket), %u bytes "
-		"unread, %u drops; if it asked for reliable delivery the kernel "
-		"keeps every conntrack it could not tell it in the table and "
-		"sends ctd the DESTROYs again (destroy_duplicates %llu)",
-		p.portid, p.inode, p.rmem, p.drops,
-		(unsigned long long)src->stats->destroy_duplicates);
+		"listener does not read: %s; if it asked for reliable delivery "
+		"the kernel keeps every conntrack it could not tell it in the "
+		"table and sends ctd the DESTROYs again (destroy_duplicates %llu)",
+		peer, (unsigned long long)src->stats->destroy_duplicates);
 }
 
 static void check_table(const struct ctd_report_src *src, struct findings *fd)

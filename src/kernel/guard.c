@@ -88,13 +88,21 @@ static uint64_t read_sysctl(int fd)
 	return strtoull(buf, NULL, 10);
 }
 
+/* The shared socket's queue, buffer and drops (zeros when unreadable). */
+static void read_meminfo(uint32_t mem[SK_MEMINFO_VARS])
+{
+	socklen_t len = SK_MEMINFO_VARS * sizeof(mem[0]);
+
+	memset(mem, 0, len);
+	getsockopt(FD_SOCK, SOL_SOCKET, SO_MEMINFO, mem, &len);
+}
+
 static void read_gauges(const struct guard_page *page,
 			struct ctd_pressure_gauges *g)
 {
-	uint32_t mem[SK_MEMINFO_VARS] = { 0 };
-	socklen_t len = sizeof(mem);
+	uint32_t mem[SK_MEMINFO_VARS];
 
-	getsockopt(FD_SOCK, SOL_SOCKET, SO_MEMINFO, mem, &len);
+	read_meminfo(mem);
 	*g = (struct ctd_pressure_gauges){
 		.count = read_sysctl(FD_COUNT),
 		.max = read_sysctl(FD_MAX),
@@ -108,10 +116,9 @@ static void read_gauges(const struct guard_page *page,
 
 static uint32_t read_drops(void)
 {
-	uint32_t mem[SK_MEMINFO_VARS] = { 0 };
-	socklen_t len = sizeof(mem);
+	uint32_t mem[SK_MEMINFO_VARS];
 
-	getsockopt(FD_SOCK, SOL_SOCKET, SO_MEMINFO, mem, &len);
+	read_meminfo(mem);
 	return mem[SK_MEMINFO_DROPS];
 }
 
