@@ -115,6 +115,7 @@ static const struct counter counters[] = {
 	C(netns_errors, "netns_errors_total", "Network namespaces ctd could not enter or set up."),
 	C(netns_dump_counters, "netns_dump_counters_total", "netns_gone records with the last dump's counters."),
 	C(netns_foreign, "netns_foreign_total", "Events from namespaces not watched (dropped)."),
+	C(netns_early_flows, "netns_early_flows_total", "Flows alive in a namespace when ctd set it up (learned by a table dump)."),
 	LAT(0, "le_1ms"), LAT(1, "le_2ms"), LAT(2, "le_5ms"), LAT(3, "le_10ms"),
 	LAT(4, "le_20ms"), LAT(5, "le_50ms"), LAT(6, "le_100ms"),
 	LAT(7, "le_200ms"), LAT(8, "le_500ms"), LAT(9, "le_1s"),

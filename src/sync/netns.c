@@ -73,6 +73,8 @@ struct ctd_netns_watch {
 	struct stat self_st;
 	int32_t self_nsid;           /* ours in our own view, usually none */
 	unsigned rescans_left;
+	bool started;                /* the first scan is done */
+	int64_t notified_us;         /* inotify last said run_dir changed */
 	struct mnl_socket *rtnl;     /* nsid requests */
 	struct mnl_socket *notify;   /* RTNLGRP_NSID */
 	uint32_t seq;
@@ -216,6 +218,12 @@ static int watch_fd(struct ctd_netns_watch *w, const char *name, int fd,
 	e->fd = fd;
 	e->dev = (uint64_t)st->st_dev;
 	e->ino = (uint64_t)st->st_ino;
+	/* Flows of a namespace found at start come with the start-up dump;
+	 * a later one's with the dump its addition asks for. */
+	e->learned = !w->started;
+	if (w->started)
+		e->setup_us = ctd_clock_read(&w->cfg.clock).mono_us -
+			      w->notified_us;
 	log_info("watching network namespace %s (nsid %d)", name, (int)nsid);
 	r = set_up_inside(w, e);
 	if (r < 0) {
@@ -464,11 +472,15 @@ static void on_inotify(struct ev_loop *loop, ev_io *io, int revents)
 	struct ctd_netns_watch *w = io->data;
 	char buf[4096];
 
+	(void)loop;
 	(void)revents;
 	while (read(w->inotify_fd, buf, sizeof(buf)) > 0)
 		;
+	/* At once: every millisecond before the nsid and the sysctls are
+	 * flows ctd cannot hear. A name not mounted yet is tried again. */
+	w->notified_us = ctd_clock_read(&w->cfg.clock).mono_us;
 	w->rescans_left = RESCAN_TRIES;
-	ev_timer_again(loop, &w->rescan);
+	rescan(w);
 }
 
 /* RTM_DELNSID: a namespace with an nsid here ended. One ctd still holds
@@ -617,6 +629,7 @@ void ctd_netns_start(struct ctd_netns_watch *w)
 	ev_io_start(w->loop, &w->nsid_io);
 	w->rescans_left = RESCAN_TRIES;
 	rescan(w);
+	w->started = true;
 }
 
 void ctd_netns_stop(struct ctd_netns_watch *w)
@@ -655,6 +668,23 @@ void ctd_netns_name(struct ctd_netns_watch *w, struct ctd_record *rec)
 		e->records++;
 }
 
+/* The first table dump since a namespace was added mid-run listed the
+ * flows that began before ctd set it up. Those that also ended before
+ * were never heard; those made before its nf_conntrack_events was set
+ * carry no event cache, so their end is found by the table check. */
+static void learned(struct ctd_netns_watch *w, struct ctd_netns *e,
+		    size_t entries)
+{
+	e->learned = true;
+	w->cfg.stats->netns_early_flows += entries;
+	if (entries)
+		log_info("network namespace %s: %zu flows alive when ctd set "
+			 "it up (%lld ms after /run/netns showed it), learned "
+			 "from its table; flows that began and ended sooner "
+			 "were not seen", e->name, entries,
+			 (long long)(e->setup_us / 1000));
+}
+
 void ctd_netns_dump_part(void *arg, enum ctd_dump_kind kind, int32_t nsid,
 			 int err, size_t entries)
 {
@@ -670,6 +700,8 @@ void ctd_netns_dump_part(void *arg, enum ctd_dump_kind kind, int32_t nsid,
 	e->dump_err = err;
 	if (kind == CTD_DUMP_DYING && !err)
 		e->pending = entries;
+	if (kind == CTD_DUMP_TABLE && !err && !e->learned)
+		learned(w, e, entries);
 }
 
 const struct ctd_netnstab *ctd_netns_table(const struct ctd_netns_watch *w)

@@ -36,7 +36,8 @@ struct ctd_reconcile {
 	uint64_t enobufs_seen;     /* stats->nl_enobufs at the last prepare */
 	uint64_t rearms_seen;      /* stats->kernel_rearms: a fail-open ended */
 	uint64_t opens_seen;       /* stats->kernel_fail_opens */
-	bool learn_pending;        /* failed open: learn the live flows */
+	uint64_t netns_seen;       /* stats->netns_added */
+	bool learn_pending;        /* failed open, new namespace: learn */
 	bool running;              /* a dump runs (started, not done) */
 	bool startup;              /* no table dump has ended yet */
 	bool check_dying;          /* the running dying dump ends a check */
@@ -80,6 +81,7 @@ static unsigned table_dump(const struct ctd_reconcile *rc)
 unsigned ctd_reconcile_startup(struct ctd_reconcile *rc)
 {
 	rc->startup = true;
+	rc->netns_seen = rc->stats->netns_added;
 	return table_dump(rc);
 }
 
@@ -181,7 +183,12 @@ bool ctd_reconcile_prepare(struct ctd_reconcile *rc, int64_t engine_deadline)
 	 * can end those it did not hear end as lost, with their counters. */
 	if (rc->stats->kernel_fail_opens != rc->opens_seen) {
 		rc->opens_seen = rc->stats->kernel_fail_opens;
-		rc->learn_pending = rc->cfg.resync;
+		rc->learn_pending |= rc->cfg.resync;
+	}
+	/* A namespace set up mid-run: the flows it already had. */
+	if (rc->stats->netns_added != rc->netns_seen) {
+		rc->netns_seen = rc->stats->netns_added;
+		rc->learn_pending = true;
 	}
 	/* Events may have queued a flow with a deadline before the armed
 	 * one (a class with a shorter timeout). */

@@ -14,6 +14,14 @@ and its packet count; the parent's own flows have records without
 "netns". Then one child with live flows is deleted: each of its flows
 ends as netns_gone with the kernel's counters.
 
+Last, a namespace that had flows before ctd could see it: a process
+makes it (unshare -n), makes EARLY flows in it, and only then names it
+in /run/netns (ip netns attach). Made before ctd set its sysctls, those
+flows carry no event cache (nf_conntrack_events=2, no listener there),
+so no DESTROY will ever come for them: the table dump ctd makes for a
+namespace set up mid-run learns them (netns_early_flows, one log line
+with its name), and deleting the namespace ends each as netns_gone.
+
 ctd runs with --filter-netns listing ctd's own namespace ("self") and
 every child but one, nc1: nc1's flows get no record and are counted in
 records_filtered. ctd also exports IPFIX over UDP to a collector in the
@@ -34,7 +42,7 @@ import sys
 import tempfile
 import time
 
-from ctdns import Ctd, Fail, Netns, check
+from ctdns import NFT_TRACK_LO, Ctd, Fail, Netns, check
 from ipfixtool import split_messages
 
 FLOWS, BASE, CHILDREN, LATE = 300, 20000, 10, 2
@@ -75,6 +83,20 @@ for i in range(n):
         c.sendto(b"x" * 20, ("127.0.0.1", 5555))
     c.close()
 """
+
+EARLY_GEN = r"""
+import socket, sys
+base, n = int(sys.argv[1]), int(sys.argv[2])
+socks = []
+for i in range(n):
+    c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    c.bind(("127.0.0.1", base + i))
+    c.sendto(b"x" * 20, ("127.0.0.1", 5555))
+    socks.append(c)
+print("sent", flush=True)
+sys.stdin.read()
+"""
+EARLY, EARLY_BASE = 100, 30000
 
 
 def private_run_netns():
@@ -223,6 +245,40 @@ def check_metrics(ns, kids):
               in body, "no ctd_netns_records_total %d for %s" % (want, k.name))
 
 
+def early_namespace(ctd):
+    """A namespace with EARLY live flows before /run/netns names it;
+    returns its name once ctd learned them, after it is deleted."""
+    name = "ctdne-%d" % os.getpid()
+    sh = ("ip link set lo up && nft '%s' && exec python3 -c '%s' %d %d"
+          % (NFT_TRACK_LO, EARLY_GEN, EARLY_BASE, EARLY))
+    p = subprocess.Popen(["unshare", "-n", "sh", "-c", sh], text=True,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        check(p.stdout.readline().strip() == "sent",
+              "the early namespace made no flows")
+        subprocess.run(["ip", "netns", "attach", name, str(p.pid)],
+                       check=True)
+        ctd.wait_log("network namespace %s: %d flows alive when ctd set it "
+                     "up" % (name, EARLY), 10)
+    finally:
+        p.stdin.close()
+        p.wait(timeout=10)
+    subprocess.run(["ip", "netns", "del", name], check=True)
+    return name
+
+
+def check_early(recs, name):
+    got = {}
+    for r in recs:
+        if r.get("netns") == name and r["orig"]["dport"] == 5555:
+            got.setdefault(r["orig"]["sport"], []).append(r["end_reason"])
+    want = {p: ["netns_gone"] for p in range(EARLY_BASE, EARLY_BASE + EARLY)}
+    check(got == want, "early namespace: %d flows with records, %d once "
+          "as netns_gone, want all %d; e.g. %s"
+          % (len(got), sum(v == ["netns_gone"] for v in got.values()), EARLY,
+             [r for r in recs if r["orig"].get("sport") == EARLY_BASE]))
+
+
 def run(ctd_bin):
     kids = []
     try:
@@ -231,7 +287,7 @@ def run(ctd_bin):
             dump = os.path.join(tmp, "ipfix.bin")
             coll = subprocess.Popen(parent.argv(
                 ["python3", "-c", COLLECTOR, str(IPFIX_PORT), dump]))
-            keep = ",".join(["self"] + [
+            keep = ",".join(["self", "ctdne-%d" % os.getpid()] + [
                 n for n in ("ctdnc%d-%d" % (i, os.getpid())
                             for i in range(CHILDREN)) if n != FILTERED])
             ctd = Ctd(parent, ctd_bin, tmp, [
@@ -272,6 +328,9 @@ def run(ctd_bin):
                 p.wait()
             subprocess.run(["ip", "netns", "del", gone.name], check=True)
             waited = ctd.wait_records(want, 120)
+            early = early_namespace(ctd)
+            check(ctd.wait_records(want + EARLY, 60) is not None,
+                  "no records for the early namespace's flows")
             time.sleep(1)
             counters = ctd.stop()
             coll.kill()
@@ -290,9 +349,11 @@ def run(ctd_bin):
             domains = check_ipfix(dump, nsids, [k.name for k in kids])
             check_records(recs, gone.name, "netns_gone")
             check_records(recs, None, "destroy")
-            check(counters.get("ends_netns_gone") == FLOWS and
-                  counters.get("netns_gone") == 1 and
-                  counters.get("netns_flushed") == 1,
+            check_early(recs, early)
+            check(counters.get("ends_netns_gone") == FLOWS + EARLY and
+                  counters.get("netns_early_flows") == EARLY and
+                  counters.get("netns_gone") == 2 and
+                  counters.get("netns_flushed") == 2,
                   "netns counters: %s" % {k: v for k, v in counters.items()
                                           if "netns" in k})
             check(counters.get("nl_drops", 0) > 0 or

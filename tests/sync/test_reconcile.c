@@ -284,8 +284,6 @@ static void test_dying_dump_before_verdict_when_reliable(void **state)
 	ctd_reconcile_free(f.rc);
 }
 
-/* 20,000 more counted than listed: the quadratic walk is skipped and
- * the dump decides nothing; the estimate is kept. */
 /* Failing open: a plain table dump learns the live flows; the rearm:
  * a resync ends those not listed as lost. */
 static void test_fail_open_learns_rearm_resyncs(void **state)
@@ -309,6 +307,29 @@ static void test_fail_open_learns_rearm_resyncs(void **state)
 	ctd_reconcile_free(f.rc);
 }
 
+/* Namespaces found at start come with the start-up dump; one set up
+ * later asks for a plain table dump of its own (its flows that began
+ * before ctd set it up), in lossy mode too. */
+static void test_new_namespace_learns(void **state)
+{
+	struct fake f;
+
+	(void)state;
+	make(&f, false, false);
+	f.stats.netns_added = 2;
+	boot(&f);
+	assert_false(ctd_reconcile_prepare(f.rc, INT64_MAX));
+	f.stats.netns_added = 3;
+	assert_true(ctd_reconcile_prepare(f.rc, INT64_MAX));
+	poll_at(&f, INT64_MAX, false);
+	assert_int_equal(f.starts, CTD_RECONCILE_TABLE);
+	finish(&f, 0, 5);
+	assert_false(ctd_reconcile_prepare(f.rc, INT64_MAX));
+	ctd_reconcile_free(f.rc);
+}
+
+/* 20,000 more counted than listed: the quadratic walk is skipped and
+ * the dump decides nothing; the estimate is kept. */
 static void test_no_dying_walk_when_much_is_held(void **state)
 {
 	struct fake f;
@@ -557,6 +578,7 @@ int main(void)
 		cmocka_unit_test(test_counters_timer),
 		cmocka_unit_test(test_counters_off_without_active_timeout),
 		cmocka_unit_test(test_next_deadline),
+		cmocka_unit_test(test_new_namespace_learns),
 		cmocka_unit_test(test_prepare_when_deadline_moves_earlier),
 	};
 

@@ -111,6 +111,8 @@ struct ctd_stats {
 	uint64_t netns_dump_counters;    /* netns_gone records with the last
 	                                  * dump's counters, not the kernel's */
 	uint64_t netns_foreign;          /* events from namespaces not watched */
+	uint64_t netns_early_flows;      /* flows alive in a namespace when ctd
+	                                  * set it up, learned by a table dump */
 	const char *out_name[CTD_OUT_MAX];
 	struct ctd_out_stats *out[CTD_OUT_MAX];   /* owned by the outputs */
 };

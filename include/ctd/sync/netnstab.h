@@ -33,6 +33,8 @@ struct ctd_netns {
 	uint64_t records;             /* records from it */
 	uint64_t pending;             /* its dying list at the last gauge */
 	int dump_err;                 /* its part of the last dump round */
+	bool learned;                 /* a table dump listed it since set-up */
+	int64_t setup_us;             /* /run/netns showed it -> set up */
 	char name[CTD_NETNS_NAME_LEN];
 };
 
