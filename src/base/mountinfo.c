@@ -11,15 +11,23 @@
 
 #define LINE_MAX_LEN 4096
 
-/* Whether the comma-separated list opts has the word ro. */
-static bool has_ro(const char *opts)
+/* Whether the comma-separated list opts has word. */
+static bool has_word(const char *opts, const char *word)
 {
-	size_t n = strlen(opts);
+	size_t n = strlen(opts), len = strlen(word);
 
 	for (const char *p = opts; p < opts + n; p += strcspn(p, ",") + 1)
-		if (strncmp(p, "ro", 2) == 0 && (p[2] == ',' || p[2] == '\0'))
+		if (strncmp(p, word, len) == 0 &&
+		    (p[len] == ',' || p[len] == '\0'))
 			return true;
 	return false;
+}
+
+/* After an error 6.18's ext4 leaves the super block "rw" and says
+ * emergency_ro in its options instead (measured with trigger_fs_error). */
+static bool super_ro(const char *super)
+{
+	return has_word(super, "ro") || has_word(super, "emergency_ro");
 }
 
 /* Whether the mount point mp contains path, as whole components. */
@@ -67,8 +75,8 @@ enum ctd_rofs ctd_mountinfo_rofs(FILE *mountinfo, const char *path)
 		    strlen(mp) < best_len)
 			continue;
 		best_len = strlen(mp);
-		best = has_ro(super) ? CTD_ROFS_FS :
-		       has_ro(opts) ? CTD_ROFS_BIND : CTD_ROFS_UNKNOWN;
+		best = super_ro(super) ? CTD_ROFS_FS :
+		       has_word(opts, "ro") ? CTD_ROFS_BIND : CTD_ROFS_UNKNOWN;
 	}
 	return best;
 }

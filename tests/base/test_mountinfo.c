@@ -17,7 +17,8 @@
 	"40 22 8:1 /var/log /var/log ro,nosuid master:1 - ext4 /dev/sda1 rw\n" \
 	"41 22 8:2 / /var/log2 rw,relatime - ext4 /dev/sdb1 ro,errors=remount-ro\n" \
 	"42 22 8:3 / /srv/data rw,relatime shared:9 - ext4 /dev/sdc1 ro\n" \
-	"43 42 0:50 / /srv/data/tmp rw - tmpfs tmpfs rw,size=1024k\n"
+	"43 42 0:50 / /srv/data/tmp rw - tmpfs tmpfs rw,size=1024k\n" \
+	"44 22 7:0 / /srv/e4 rw,relatime - ext4 /dev/loop0 rw,errors=remount-ro,emergency_ro\n"
 
 static enum ctd_rofs why(const char *path)
 {
@@ -38,6 +39,7 @@ static void test_causes(void **unused)
 	assert_int_equal(why("/srv/data/flows.json"), CTD_ROFS_FS);
 	assert_int_equal(why("/srv/data/tmp/flows.json"), CTD_ROFS_UNKNOWN);
 	assert_int_equal(why("/etc/ctd/ctd.conf"), CTD_ROFS_UNKNOWN);
+	assert_int_equal(why("/srv/e4/flows.json"), CTD_ROFS_FS);
 	assert_non_null(strstr(ctd_mountinfo_rofs_text(CTD_ROFS_BIND),
 			       "ReadWritePaths"));
 	assert_null(strstr(ctd_mountinfo_rofs_text(CTD_ROFS_FS),
