@@ -690,6 +690,21 @@ static void commit_log(struct dest *t, int64_t now)
 			t->out->name, ctd_log_errstr(-r));
 }
 
+/* Records taken and not final (a write that failed, acks to come) are
+ * looked at again soon even when no event comes to flush them: a file
+ * whose disk was replaced is found only by a flush. */
+static void arm_stuck(struct ctd_deliver *d)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		if (d->dest[i].taken_n) {
+			int64_t now = mono_us(d);
+
+			arm(d, now + STUCK_RETRY_US, now);
+			return;
+		}
+	}
+}
+
 void ctd_deliver_commit(struct ctd_deliver *d)
 {
 	int64_t now = 0;
@@ -706,6 +721,7 @@ void ctd_deliver_commit(struct ctd_deliver *d)
 		update_gauges(t);
 	}
 	d->stats->memory_held_bytes = d->budget.held;
+	arm_stuck(d);
 }
 
 int64_t ctd_deliver_tick(struct ctd_deliver *d)

@@ -214,9 +214,12 @@ static void check_gone(struct out_file *j);
 static void file_flush(struct ctd_output *out)
 {
 	struct out_file *j = to_file(out);
-	int r = ctd_wbuf_flush(j->wb);
+	int r;
 
+	/* First: a file on a disk that failed read-only takes nothing,
+	 * and its replacement at the path takes the held bytes. */
 	check_gone(j);
+	r = ctd_wbuf_flush(j->wb);
 	if (r == 0 || r == -EAGAIN) {
 		if (j->failing)
 			log_info("%s: writing again", j->path);
@@ -254,11 +257,13 @@ static void recover(struct out_file *j, int old, off_t from, off_t to)
 	}
 }
 
-/* Opens the path again; the deleted file's unread tail comes along. */
+/* Opens the path again; the deleted file's unread tail comes along,
+ * up to its size after the reopen's last flush into it. */
 static void reopen_gone(struct out_file *j, const struct stat *held)
 {
 	int old = dup(j->fd), r;
 	off_t from = j->seen_size;
+	struct stat end;
 
 	j->base.stats.gone++;
 	log_warn("%s was %s while ctd wrote it; opening it again", j->path,
@@ -267,8 +272,8 @@ static void reopen_gone(struct out_file *j, const struct stat *held)
 	if (r < 0)
 		log_err("%s: cannot open it again: %s", j->path,
 			ctd_safefile_strerror(r));
-	else if (!held->st_nlink && old >= 0)
-		recover(j, old, from, held->st_size);
+	else if (!held->st_nlink && old >= 0 && fstat(old, &end) == 0)
+		recover(j, old, from, end.st_size);
 	if (old >= 0)
 		close(old);
 }
@@ -342,8 +347,13 @@ int ctd_out_file_set_path(struct ctd_output *out, const char *path)
 	if (!ctd_settle_inside(&j->settle, ctd_wbuf_total_out(j->wb)))
 		complete_tail(j);
 	note_size(j);
-	j->failing = false;
 	log_info("%s: reopened", j->path);
+	/* The new file takes writes: what waits comes now, not at its
+	 * next re-send (a file on a failed disk was replaced). */
+	if (j->failing) {
+		j->failing = false;
+		ctd_output_ready(out);
+	}
 	return 0;
 }
 
