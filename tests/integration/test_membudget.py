@@ -10,7 +10,8 @@ ctd's send buffer fill, the IPFIX output refuses, and its records pile up
 on the dying list until the shared budget is full; the rest go to the
 spool (spilled_memory). Before: OOM-killed 2 s after the flush with
 200,000 flows. Now: ctd stays alive, no OOM kill in the cgroup,
-memory_held_bytes <= memory_max_bytes throughout. Then the collector
+memory_held_bytes <= memory_max_bytes (plus the outputs' rings of
+records taken, at most 1 MiB each) throughout. Then the collector
 reads: every flow reaches it exactly once (ipfixDump decodes the stream),
 every flow is in the JSON file once, and both outputs end with records =
 delivered + failed + held, held 0.
@@ -21,10 +22,18 @@ taken ring and never reach the dying list (the test then fails: it would
 prove nothing). Prints the numbers: RSS idle, stalled and peak, the
 cgroup's peak, held bytes, spilled records and the times.
 
+With --stream-reader a stream reader (--stream) connects too and reads nothing until the
+collector reads: the two stalled outputs share the budget; then it reads
+all of it, every flow exactly once.
+
 Usage: test_membudget.py --ctd PATH [--flows N] [--limit MIB]
+                         [--stream-reader]
 """
+import json
 import os
+import socket
 import subprocess
+import threading
 import time
 
 import ctdns
@@ -32,6 +41,10 @@ from ctdns import Ctd, check, flows, identity
 import ipfixtool
 
 PORT = 4739
+# What memory-max may be passed by: each output's ring of records taken
+# and not final yet (16 bytes each, 65,536 at most) is charged even past
+# it, since held records cannot drain without it. json, ipfix, stream.
+RINGS = 3 * 65536 * 16
 FLOWS = 200000
 LIMIT_MIB = 64
 
@@ -130,11 +143,65 @@ class MemCgroup:
                 time.sleep(0.1)
 
 
-def start_ctd(ns, binary, tmp, cg):
+def stream_path(tmp):
+    return os.path.join(tmp, "stream.sock")
+
+
+class StreamReader:
+    """Connects and reads nothing until read_all: counts each flow's
+    records by its destination (every line must be whole JSON)."""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        self.sock.connect(path)
+        self.got, self.bad, self.thread = {}, 0, None
+
+    def start(self, n, secs):
+        self.thread = threading.Thread(target=self.read_all, args=(n, secs))
+        self.thread.start()
+
+    def read_all(self, n, secs):
+        end, rest = time.time() + secs, b""
+        self.sock.settimeout(1)
+        while len(self.got) < n and time.time() < end:
+            try:
+                chunk = self.sock.recv(1 << 20)
+            except socket.timeout:
+                continue
+            if not chunk:
+                break
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            for line in lines:
+                self.count(line)
+
+    def count(self, line):
+        try:
+            o = json.loads(line)["orig"]
+        except ValueError:
+            self.bad += 1
+            return
+        if o.get("dport") == 7777:
+            i = fan_index(o["dst"])
+            self.got[i] = self.got.get(i, 0) + 1
+
+    def check(self, n):
+        self.thread.join()
+        missing = [i for i in range(n) if i not in self.got]
+        doubled = [i for i, c in self.got.items() if c > 1]
+        check(not missing and not doubled and not self.bad,
+              "stream: %d flows, %d missing %s, %d doubled %s, %d bad lines"
+              % (n, len(missing), missing[:5], len(doubled), doubled[:5],
+                 self.bad))
+
+
+def start_ctd(ns, binary, tmp, cg, stream):
     """ctd in the cgroup (CTD_TEST_WRAPPER puts the script before it)."""
     os.environ["CTD_TEST_WRAPPER"] = cg.wrapper(tmp)
     try:
-        return Ctd(ns, binary, tmp, ["--ipfix", "tcp:127.0.0.1:%d" % PORT])
+        return Ctd(ns, binary, tmp, ["--ipfix", "tcp:127.0.0.1:%d" % PORT] +
+                   (["--stream", stream_path(tmp)] if stream else []))
     finally:
         del os.environ["CTD_TEST_WRAPPER"]
 
@@ -169,7 +236,7 @@ def collector_flows(sink):
     return got, totals, torn
 
 
-def stalled(ctd, cg, n):
+def stalled(ctd, cg, n, stream):
     """Every DESTROY read while the collector reads nothing: the budget
     holds, the rest spilled to the spool, ctd alive."""
     t0 = time.time()
@@ -178,11 +245,12 @@ def stalled(ctd, cg, n):
         check(ctd.proc.poll() is None, "ctd died (OOM kills in the cgroup: "
               "%d):\n%s" % (cg.oom_kills(), ctd.log_text()[-2000:]))
         st = ctd.stats()
-        check(st["memory_held_bytes"] <= st["memory_max_bytes"],
-              "memory_held_bytes %d > memory_max_bytes %d"
+        check(st["memory_held_bytes"] <= st["memory_max_bytes"] + RINGS,
+              "memory_held_bytes %d > memory_max_bytes %d + the rings"
               % (st["memory_held_bytes"], st["memory_max_bytes"]))
         peak_held = max(peak_held, st["memory_held_bytes"])
-        if st["out_json_records"] >= n and st["out_ipfix_records"] >= n:
+        if st["out_json_records"] >= n and st["out_ipfix_records"] >= n \
+                and (not stream or st["out_stream_records"] >= n):
             break
         time.sleep(0.25)
     check(st["out_ipfix_records"] >= n, "ctd read %d of %d DESTROYs"
@@ -194,15 +262,15 @@ def stalled(ctd, cg, n):
     return st, max(peak_held, st["memory_held_bytes"]), time.time() - t0
 
 
-def run(ns, binary, tmp, n, limit):
+def run(ns, binary, tmp, n, limit, stream):
     cg = MemCgroup(limit)
     try:
-        scenario(ns, binary, tmp, n, cg)
+        scenario(ns, binary, tmp, n, cg, stream)
     finally:
         cg.remove()
 
 
-def scenario(ns, binary, tmp, n, cg):
+def scenario(ns, binary, tmp, n, cg, stream):
     sink = os.path.join(tmp, "collector.ipfix")
     col = ns.start(["python3", "-c", COLLECTOR, sink], subprocess.PIPE,
                    subprocess.DEVNULL, stdin=subprocess.PIPE, text=True)
@@ -213,8 +281,9 @@ def scenario(ns, binary, tmp, n, cg):
     check("memory-max is %d bytes" % want in said,
           "ctd -t -v in the cgroup does not say memory-max %d:\n%s"
           % (want, said[:300]))
-    ctd = start_ctd(ns, binary, tmp, cg)
+    ctd = start_ctd(ns, binary, tmp, cg, stream)
     check(col.stdout.readline().strip() == "accepted", "ctd never connected")
+    reader = StreamReader(stream_path(tmp)) if stream else None
     rss_idle = rss_kib(ctd)
     t = time.time()
     made = ns.traffic(flows("udp", n, sport=7001, fan=True, dport=7777,
@@ -222,24 +291,32 @@ def scenario(ns, binary, tmp, n, cg):
     t_made = time.time() - t
     check(len(made) == n, "traffic made %d of %d flows" % (len(made), n))
     ns.run(["conntrack", "-F"])
-    st, peak_held, t_read = stalled(ctd, cg, n)
+    st, peak_held, t_read = stalled(ctd, cg, n, stream)
     rss_stalled = rss_kib(ctd)
     ipfix = {k[len("out_ipfix_"):]: v for k, v in st.items()
              if k.startswith("out_ipfix_")}
     check(ipfix["spilled_memory"] > 0 and ipfix["spooled"] > 0,
           "nothing spilled past memory-max: the test proves nothing (%s)"
           % ipfix)
+    stream = {k[len("out_stream_"):]: v for k, v in st.items()
+              if k.startswith("out_stream_")}
+    check(not reader or stream["deferred"] > 0, "the stream reader held "
+          "nothing back: the test proves nothing (%s)" % stream)
     col.stdin.write("read\n")
     col.stdin.flush()
+    if reader:
+        reader.start(n, 300)
     t = time.time()
-    ctd.wait_stats("every record at the collector",
+    ctd.wait_stats("every record at the collector and the reader",
                    lambda s: s["out_ipfix_held"] == 0 and
-                   s["out_ipfix_unacked"] == 0 and s["out_json_held"] == 0,
-                   600)
+                   s["out_ipfix_unacked"] == 0 and s["out_json_held"] == 0
+                   and s.get("out_stream_held", 0) == 0, 600)
     t_drain = time.time() - t
     rss = ctd.peak_rss_kib()
     cg_peak = cg.peak()
     check(cg.oom_kills() == 0, "OOM kills in the cgroup: %d" % cg.oom_kills())
+    if reader:
+        reader.check(n)
     counters = ctd.stop()
     col.wait(timeout=30)
     got, (nmsg, ndata, _), torn = collector_flows(sink)
@@ -254,6 +331,7 @@ def scenario(ns, binary, tmp, n, cg):
           "JSON: %d records of %d flows" % (len(mine), n))
     j = identity(counters, "json", len(records))
     c = identity(counters, "ipfix", len(records))
+    sr = identity(counters, "stream", len(records)) if reader else None
     print("membudget: %d flows made in %.1f s, conntrack -F, ctd in a %d MiB "
           "memory cgroup, memory-max %d bytes, IPFIX/TCP collector not "
           "reading: all DESTROYs read in %.1f s, ctd alive, 0 OOM kills; "
@@ -263,26 +341,38 @@ def scenario(ns, binary, tmp, n, cg):
           "records by ipfixDump); ctd VmRSS idle %d KiB, stalled %d KiB, "
           "VmHWM %d KiB, cgroup peak %d KiB; "
           "ipfix records %d = delivered %d + failed %d, json records %d = "
-          "delivered %d + failed %d, held 0"
+          "delivered %d + failed %d, held 0%s"
           % (n, t_made, cg.limit >> 20, st["memory_max_bytes"],
              t_read, peak_held, ipfix["dying"], ipfix["dying_peak"],
              ipfix["spilled_memory"], ipfix["spooled"], ipfix["spool_size"],
              t_drain, len(got), nmsg, ndata, rss_idle, rss_stalled, rss,
              cg_peak // 1024,
              c["records"], c["delivered"], c["failed"], j["records"],
-             j["delivered"], j["failed"]))
+             j["delivered"], j["failed"], stream_said(stream, sr)))
+
+
+def stream_said(stream, sr):
+    if not sr:
+        return ""
+    return ("; a stream reader stalled too: spilled_memory %d, every flow "
+            "once when it read, records %d = delivered %d + failed %d"
+            % (stream["spilled_memory"], sr["records"], sr["delivered"],
+               sr["failed"]))
 
 
 def main(args):
     ipfixtool.need_tools()
     with ctdns.sandbox("mem") as (ns, tmp):
-        run(ns, args.ctd, tmp, args.flows, args.limit << 20)
+        run(ns, args.ctd, tmp, args.flows, args.limit << 20,
+            args.stream_reader)
 
 
 def arguments(ap):
     ap.add_argument("--flows", type=int, default=FLOWS)
     ap.add_argument("--limit", type=int, default=LIMIT_MIB,
                     help="the cgroup's memory limit, MiB")
+    ap.add_argument("--stream-reader", action="store_true",
+                    help="a stream reader that stalls too")
 
 
 if __name__ == "__main__":
