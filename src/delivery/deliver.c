@@ -42,6 +42,7 @@
 
 #include "ctd/base/log.h"
 #include "ctd/base/membudget.h"
+#include "ctd/base/ring.h"
 #include "ctd/base/safefile.h"
 #include "ctd/base/stats.h"
 #include "ctd/base/timeutil.h"
@@ -268,20 +269,14 @@ static void hold(struct ctd_deliver *d, struct dest *t,
  * empty; the dying lists get what it leaves. */
 static int taken_grow(struct dest *t)
 {
-	size_t cap = t->taken_cap ? t->taken_cap * 2 : 256;
-	struct taken *ring = malloc(cap * sizeof(*ring));
+	size_t old = t->taken_cap;
+	int r = ctd_ring_grow((void **)&t->taken, sizeof(*t->taken),
+			      &t->taken_cap, &t->taken_head, t->taken_n);
 
-	if (!ring)
-		return -ENOMEM;
-	ctd_membudget_charge(t->budget,
-			     (cap - t->taken_cap) * sizeof(struct taken));
-	for (size_t i = 0; i < t->taken_n; i++)
-		ring[i] = t->taken[(t->taken_head + i) % t->taken_cap];
-	free(t->taken);
-	t->taken = ring;
-	t->taken_cap = cap;
-	t->taken_head = 0;
-	return 0;
+	if (r == 0)
+		ctd_membudget_charge(t->budget,
+				     (t->taken_cap - old) * sizeof(*t->taken));
+	return r;
 }
 
 /* An empty ring goes back to the budget, for the other outputs; a small

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "ctd/base/ring.h"
 #include "ctd/delivery/readback.h"
 
 struct slot {
@@ -44,18 +45,8 @@ static struct slot *slot_at(struct ctd_readback *rb, size_t i)
 
 static int grow(struct ctd_readback *rb)
 {
-	size_t cap = rb->cap ? rb->cap * 2 : 256;
-	struct slot *ring = malloc(cap * sizeof(*ring));
-
-	if (!ring)
-		return -1;
-	for (size_t i = 0; i < rb->n; i++)
-		ring[i] = *slot_at(rb, i);
-	free(rb->ring);
-	rb->ring = ring;
-	rb->cap = cap;
-	rb->head = 0;
-	return 0;
+	return ctd_ring_grow((void **)&rb->ring, sizeof(*rb->ring), &rb->cap,
+			     &rb->head, rb->n);
 }
 
 uint64_t ctd_readback_add(struct ctd_readback *rb, uint64_t end)

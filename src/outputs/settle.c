@@ -4,9 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctd/base/ring.h"
 #include "ctd/outputs/settle.h"
-
-#define FIRST_CAP 256
 
 void ctd_settle_init(struct ctd_settle *s, size_t max)
 {
@@ -21,21 +20,10 @@ void ctd_settle_free(struct ctd_settle *s)
 	s->cap = s->n = s->head = 0;
 }
 
-/* Doubles the ring, keeping the order. */
 static int grow(struct ctd_settle *s)
 {
-	size_t cap = s->cap ? s->cap * 2 : FIRST_CAP;
-	uint64_t *ends = malloc(cap * sizeof(*ends));
-
-	if (!ends)
-		return -ENOMEM;
-	for (size_t i = 0; i < s->n; i++)
-		ends[i] = s->ends[(s->head + i) % s->cap];
-	free(s->ends);
-	s->ends = ends;
-	s->cap = cap;
-	s->head = 0;
-	return 0;
+	return ctd_ring_grow((void **)&s->ends, sizeof(*s->ends), &s->cap,
+			     &s->head, s->n);
 }
 
 int ctd_settle_take(struct ctd_settle *s, uint64_t end)
