@@ -294,7 +294,7 @@ int main(int argc, char **argv)
 	for (unsigned round = 0; round < rounds; round++) {
 		struct ctd_engine_cfg ec = { .remember_ends = 0 };
 		struct ctd_deliver_cfg dc = { .grace_ms = 15000,
-					      .dying_max = 100000 };
+					      .retry_max = 100000 };
 		struct ctd_engine_sinks sinks = { .record = on_record };
 		struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
 		struct ctd_output *out;

@@ -322,7 +322,7 @@ static int new_deliver(struct ctd *ctd, const struct ctd_config *o)
 {
 	struct ctd_deliver_cfg dc = {
 		.grace_ms = o->grace * 1000,
-		.dying_max = o->dying_max,
+		.retry_max = o->dying_max,
 		.memory_max = memory_max(ctd, o),
 		.spool_dir = *o->spool_dir && ctd_restart_spool_ok(ctd->restart) ?
 			     o->spool_dir : NULL,

@@ -36,7 +36,7 @@ struct fixture {
 static int setup(void **state)
 {
 	static struct fixture f;
-	struct ctd_deliver_cfg dc = { .grace_ms = 1000, .dying_max = 10 };
+	struct ctd_deliver_cfg dc = { .grace_ms = 1000, .retry_max = 10 };
 
 	memset(&f, 0, sizeof(f));
 	f.loop = ev_loop_new(EVFLAG_AUTO);

@@ -54,7 +54,7 @@ static struct ctd_record rec_of(uint8_t proto)
 static void test_filter_then_delivery(void **state)
 {
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-	struct ctd_deliver_cfg dc = { .grace_ms = 1000, .dying_max = 10 };
+	struct ctd_deliver_cfg dc = { .grace_ms = 1000, .retry_max = 10 };
 	struct ctd_stats st = { 0 };
 	struct fake_out out = { .base = { .ops = &ops, .name = "fake" } };
 	struct ctd_deliver *d;

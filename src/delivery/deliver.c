@@ -12,7 +12,7 @@
  *
  * Nothing is held only in memory past a batch of events: a record an
  * output took is final only when the output says so (settled: written,
- * acknowledged), and until then, like every record on the dying list,
+ * acknowledged), and until then, like every record on the retry list,
  * it is in the output's write-ahead log (wal.c), which ctd_deliver_commit
  * writes after each batch, before the next is read. A crash loses at most
  * the batch being handled; what the log holds goes to the spool at the
@@ -20,7 +20,7 @@
  * failed + held, failures counted by reason when they happen.
  *
  * Memory: one budget in bytes (membudget.h) covers what every output's
- * dying list and taken ring hold, shared, because the cgroup limits the
+ * retry list and taken ring hold, shared, because the cgroup limits the
  * whole process: a record that would pass it goes to the spool, as one
  * over dying-max does, counted in spilled_memory. The taken rings are
  * charged first and never refused (see taken_grow). The rest of what an
@@ -47,7 +47,7 @@
 #include "ctd/base/stats.h"
 #include "ctd/base/timeutil.h"
 #include "ctd/delivery/deliver.h"
-#include "ctd/delivery/dying.h"
+#include "ctd/delivery/retry.h"
 #include "ctd/delivery/readback.h"
 #include "ctd/delivery/spool.h"
 #include "ctd/delivery/wal.h"
@@ -69,14 +69,14 @@ struct taken {
 };
 
 enum {
-	TAKEN_RETRIED = 1u << 0,     /* from the dying list */
+	TAKEN_RETRIED = 1u << 0,     /* from the retry list */
 	TAKEN_REPLAYED = 1u << 1,    /* from the spool */
 	TAKEN_EVENT = 1u << 2,       /* an event record: not a flow record */
 };
 
 struct dest {
 	struct ctd_output *out;
-	struct ctd_dying *dying;
+	struct ctd_retry *retry;
 	struct ctd_spool *spool;     /* NULL: none; losses are counted */
 	struct ctd_wal *wal;         /* NULL without a spool */
 	struct ctd_out_stats *st;
@@ -116,7 +116,7 @@ static int64_t mono_us(const struct ctd_deliver *d)
 	return ctd_clock_read(&d->cfg.clock).mono_us;
 }
 
-/* xorshift64*: the dying lists' spread needs no more than that. */
+/* xorshift64*: the retry lists' spread needs no more than that. */
 static uint32_t own_random(void *arg)
 {
 	struct ctd_deliver *d = arg;
@@ -209,7 +209,7 @@ static bool spool_record(struct dest *t, const struct ctd_record *rec)
 
 static void update_gauges(struct dest *t)
 {
-	t->st->dying = ctd_dying_count(t->dying);
+	t->st->dying = ctd_retry_count(t->retry);
 	if (t->st->dying > t->st->dying_peak)
 		t->st->dying_peak = t->st->dying;
 	t->st->held = t->taken_n + t->st->dying + t->spool_records +
@@ -221,7 +221,7 @@ static void update_gauges(struct dest *t)
 	}
 	if (t->wal)
 		t->st->wal_bytes = ctd_wal_size(t->wal);
-	t->st->memory_bytes = ctd_dying_bytes(t->dying) +
+	t->st->memory_bytes = ctd_retry_bytes(t->retry) +
 			      t->taken_cap * sizeof(*t->taken);
 }
 
@@ -241,18 +241,18 @@ static void release(struct dest *t, bool replayed, uint64_t tag)
 		ctd_wal_done(t->wal, tag);
 }
 
-/* A refused record: the dying list (and the log), else the spool, else
+/* A refused record: the retry list (and the log), else the spool, else
  * it is lost. */
 static void hold(struct ctd_deliver *d, struct dest *t,
 		 const struct ctd_record *rec)
 {
 	int64_t now = mono_us(d);
 	uint64_t seq = log_add(t, rec);
-	int r = ctd_dying_add(t->dying, rec, seq, now);
+	int r = ctd_retry_add(t->retry, rec, seq, now);
 
 	if (r == 0) {
 		update_gauges(t);
-		arm(d, ctd_dying_next_due(t->dying), now);
+		arm(d, ctd_retry_next_due(t->retry), now);
 		return;
 	}
 	if (r == -ENOBUFS)
@@ -264,9 +264,9 @@ static void hold(struct ctd_deliver *d, struct dest *t,
 }
 
 /* A larger ring, charged to the budget even past it: refusing it
- * would keep a full dying list from ever draining into the output. It
+ * would keep a full retry list from ever draining into the output. It
  * is small (16 bytes a record, TAKEN_MAX at most) and given back when
- * empty; the dying lists get what it leaves. */
+ * empty; the retry lists get what it leaves. */
 static int taken_grow(struct dest *t)
 {
 	size_t old = t->taken_cap;
@@ -452,20 +452,20 @@ bool ctd_deliver_wants_events(const struct ctd_deliver *d)
 	return false;
 }
 
-/* The dying list's head was taken. */
+/* The retry list's head was taken. */
 static void took_held(struct dest *t, const struct ctd_record *rec)
 {
-	uint64_t seq = ctd_dying_head_tag(t->dying);
+	uint64_t seq = ctd_retry_head_tag(t->retry);
 
 	took(t, rec, TAKEN_RETRIED, seq);
-	ctd_dying_pop(t->dying);
+	ctd_retry_pop(t->retry);
 }
 
 static void failed_held(struct dest *t)
 {
 	fail(t, &t->st->failed_render, 1);
-	release(t, false, ctd_dying_head_tag(t->dying));
-	ctd_dying_pop(t->dying);
+	release(t, false, ctd_retry_head_tag(t->retry));
+	ctd_retry_pop(t->retry);
 }
 
 /* Re-sends held records that are due (all of them in a rush). A refusal
@@ -476,8 +476,8 @@ static void retry(struct dest *t, int64_t now, bool *ret_budget_hit)
 	const struct ctd_record *rec;
 	unsigned budget = RETRY_BUDGET;
 
-	while ((rec = ctd_dying_head(t->dying)) &&
-	       (t->rush || ctd_dying_next_due(t->dying) <= now)) {
+	while ((rec = ctd_retry_head(t->retry)) &&
+	       (t->rush || ctd_retry_next_due(t->retry) <= now)) {
 		if (!budget--) {
 			*ret_budget_hit = true;
 			return;
@@ -488,7 +488,7 @@ static void retry(struct dest *t, int64_t now, bool *ret_budget_hit)
 			took_held(t, rec);
 			break;
 		case CTD_OUT_AGAIN:
-			ctd_dying_defer(t->dying, now);
+			ctd_retry_defer(t->retry, now);
 			if (t->rush) {
 				t->rush = false;
 				return;
@@ -591,7 +591,7 @@ static int refill(struct ctd_deliver *d, struct dest *t,
 /* When this output next needs the timer. */
 static int64_t next_due(struct dest *t, int64_t now)
 {
-	int64_t due = ctd_dying_next_due(t->dying);
+	int64_t due = ctd_retry_next_due(t->retry);
 
 	if (t->rush)
 		return now;
@@ -625,7 +625,7 @@ static void service(struct ctd_deliver *d, struct dest *t, int64_t now,
 static bool all_delivered(struct ctd_deliver *d)
 {
 	for (size_t i = 0; i < d->n; i++)
-		if (ctd_dying_count(d->dest[i].dying) || d->dest[i].taken_n)
+		if (ctd_retry_count(d->dest[i].retry) || d->dest[i].taken_n)
 			return false;
 	return true;
 }
@@ -769,7 +769,7 @@ static void on_ready(void *arg, struct ctd_output *out)
 	for (size_t i = 0; i < d->n; i++) {
 		if (d->dest[i].out != out)
 			continue;
-		if (!ctd_dying_count(d->dest[i].dying) &&
+		if (!ctd_retry_count(d->dest[i].retry) &&
 		    !(d->dest[i].spool && ctd_spool_unread(d->dest[i].spool)))
 			return;
 		d->dest[i].rush = true;
@@ -926,7 +926,7 @@ static int open_spool(struct ctd_deliver *d, struct dest *t)
 int ctd_deliver_add(struct ctd_deliver *d, struct ctd_output *out,
 		    unsigned events)
 {
-	struct ctd_dying_cfg dc = { d->cfg.grace_ms, d->cfg.dying_max,
+	struct ctd_retry_cfg dc = { d->cfg.grace_ms, d->cfg.retry_max,
 				    d->cfg.random, d->cfg.random_arg,
 				    &d->budget };
 	struct dest *t = &d->dest[d->n];
@@ -955,8 +955,8 @@ int ctd_deliver_add(struct ctd_deliver *d, struct ctd_output *out,
 	out->ready = on_ready;
 	out->ready_arg = d;
 	d->n++;
-	t->dying = ctd_dying_new(&dc);
-	if (!t->dying)
+	t->retry = ctd_retry_new(&dc);
+	if (!t->retry)
 		return -ENOMEM;
 	r = open_spool(d, t);
 	if (r < 0)
@@ -1037,22 +1037,22 @@ static uint64_t leave_taken(struct dest *t, const struct taken *k)
 	return !k->seq && !(k->flags & TAKEN_EVENT);
 }
 
-/* The same for a record on the dying list, which the spool may take. */
+/* The same for a record on the retry list, which the spool may take. */
 static uint64_t leave_held(struct dest *t, const struct ctd_record *rec)
 {
-	if (!ctd_dying_head_tag(t->dying))
+	if (!ctd_retry_head_tag(t->retry))
 		return !spool_record(t, rec);
 	return 0;
 }
 
 /* Shutdown: what the output took but did not make final is abandoned,
- * and what the log and the dying list hold goes to the spool. Counts
+ * and what the log and the retry list hold goes to the spool. Counts
  * what not even that could keep: records never logged, and those of a
  * log batch the disk refused. */
 static size_t spool_rest(struct dest *t)
 {
 	const struct ctd_record *rec;
-	size_t left = t->taken_n + ctd_dying_count(t->dying);
+	size_t left = t->taken_n + ctd_retry_count(t->retry);
 	uint64_t unlogged = 0;
 
 	settle(t);
@@ -1065,9 +1065,9 @@ static size_t spool_rest(struct dest *t)
 		unlogged += leave_taken(t, &t->taken[t->taken_head]);
 		t->taken_head = (t->taken_head + 1) % t->taken_cap;
 	}
-	while ((rec = ctd_dying_head(t->dying))) {
+	while ((rec = ctd_retry_head(t->retry))) {
 		unlogged += leave_held(t, rec);
-		ctd_dying_pop(t->dying);
+		ctd_retry_pop(t->retry);
 	}
 	if (t->wal && ctd_wal_commit(t->wal) < 0)
 		unlogged += ctd_wal_pending(t->wal);
@@ -1111,7 +1111,7 @@ void ctd_deliver_free(struct ctd_deliver *d)
 		d->stats->out_name[i] = NULL;
 		d->stats->out[i] = NULL;
 		t->out->ops->free(t->out);
-		ctd_dying_free(t->dying);
+		ctd_retry_free(t->retry);
 		ctd_spool_free(t->spool);
 		ctd_wal_free(t->wal);
 		ctd_readback_free(t->rb);

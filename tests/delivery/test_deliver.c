@@ -1,7 +1,7 @@
 /* Tests for src/deliver.c with fake outputs on a real libev loop and a
  * fake clock: a refused record is held and re-sent at its random share
  * of the grace period, or at once when the output is ready, and is
- * delivered exactly once; over the dying list's bound records go to the
+ * delivered exactly once; over the retry list's bound records go to the
  * spool; at finish everything held, and what an output took but did not
  * make final, is spooled; a new instance replays the spool into its
  * outputs before emptying it; after a crash (no finish) the write-ahead
@@ -174,12 +174,12 @@ static int teardown(void **state)
 	return 0;
 }
 
-static struct ctd_deliver_cfg cfg_for(struct fixture *fx, size_t dying_max,
+static struct ctd_deliver_cfg cfg_for(struct fixture *fx, size_t retry_max,
 				      const char *spool_dir)
 {
 	return (struct ctd_deliver_cfg){
 		.grace_ms = GRACE_MS,
-		.dying_max = dying_max,
+		.retry_max = retry_max,
 		.spool_dir = spool_dir,
 		.random = fake_random,
 		.random_arg = fx,
@@ -187,10 +187,10 @@ static struct ctd_deliver_cfg cfg_for(struct fixture *fx, size_t dying_max,
 	};
 }
 
-static struct ctd_deliver *make_for(struct fixture *fx, size_t dying_max,
+static struct ctd_deliver *make_for(struct fixture *fx, size_t retry_max,
 				    bool accept, unsigned events)
 {
-	struct ctd_deliver_cfg cfg = cfg_for(fx, dying_max, fx->dir);
+	struct ctd_deliver_cfg cfg = cfg_for(fx, retry_max, fx->dir);
 	struct ctd_deliver *d = NULL;
 
 	memset(&fx->out, 0, sizeof(fx->out));
@@ -204,10 +204,10 @@ static struct ctd_deliver *make_for(struct fixture *fx, size_t dying_max,
 	return d;
 }
 
-static struct ctd_deliver *make(struct fixture *fx, size_t dying_max,
+static struct ctd_deliver *make(struct fixture *fx, size_t retry_max,
 				bool accept)
 {
-	return make_for(fx, dying_max, accept, 1u << CTD_EV_DESTROY);
+	return make_for(fx, retry_max, accept, 1u << CTD_EV_DESTROY);
 }
 
 static void send_ids(struct ctd_deliver *d, uint32_t from, uint32_t to)
@@ -360,7 +360,7 @@ static void test_bound_spool_and_replay(void **state)
 	ctd_deliver_free(d);
 }
 
-/* A crash: no finish, no spooling. What was held on the dying list and
+/* A crash: no finish, no spooling. What was held on the retry list and
  * what was taken but not final was in the write-ahead log after the
  * commit, and comes back, once, from the spool at the next start. */
 static void test_crash_loses_nothing_committed(void **state)
@@ -368,7 +368,7 @@ static void test_crash_loses_nothing_committed(void **state)
 	struct fixture *fx = *state;
 	struct ctd_deliver *d = make(fx, 10, false);
 
-	send_ids(d, 0, 3);                /* refused: dying list */
+	send_ids(d, 0, 3);                /* refused: retry list */
 	fx->out.accept = true;
 	fx->out.hold_back = true;
 	send_ids(d, 3, 8);                /* taken, never final */
@@ -535,7 +535,7 @@ static void test_missed_event_merge(void **state)
 	ctd_deliver_event(d, &rec, &missed);
 	assert_int_equal(missed, 1u << CTD_EV_NEW);
 	assert_int_equal(fx->out.base.stats.events_missed, 1);
-	/* Not held on the dying list: the flow holds it. */
+	/* Not held on the retry list: the flow holds it. */
 	assert_int_equal(fx->out.base.stats.dying, 0);
 	rec.events = 1u << CTD_EV_UPDATE;
 	ctd_deliver_event(d, &rec, &missed);
@@ -612,7 +612,7 @@ static void test_resend_schedule(void **state)
 }
 
 /* Records an output took and did not make final (a stuck file or
- * socket) get a look every second even with nothing on the dying list. */
+ * socket) get a look every second even with nothing on the retry list. */
 static void test_stuck_output_polled(void **state)
 {
 	struct fixture *fx = *state;
@@ -719,7 +719,7 @@ static void test_memory_budget_shared(void **state)
 	assert_int_equal(b.base.stats.held, 150);
 	assert_int_equal(b.base.stats.failed, 0);
 
-	/* a drains (dying list, then its spool): its memory goes back. */
+	/* a drains (retry list, then its spool): its memory goes back. */
 	a.accept = true;
 	ctd_output_ready(&a.base);
 	for (int i = 0; i < 50 && a.base.stats.delivered < 150; i++) {

@@ -1,10 +1,36 @@
 /* deliver: hands every record to every output and makes sure each one
- * gets it. A refused record waits on that output's dying list for a
+ * gets it. A refused record waits on that output's retry list for a
  * random share of the grace period; over the list's bound, past the
  * memory budget all outputs share, and at shutdown, it goes to the
- * output's spool file, which is replayed first
- * at the next start. Owns the outputs it is given, their dying lists and
- * spools, and one timer on the loop. */
+ * output's spool file, which is replayed first at the next start. Owns
+ * the outputs it is given, their retry lists, spools and write-ahead
+ * logs, and one timer on the loop.
+ *
+ * The delivery subsystem's words (src/delivery/, one module each):
+ *   record     a finished flow (or an event) for one output; each
+ *              output's flow records obey records = delivered + failed
+ *              + held (struct ctd_out_stats, output.h)
+ *   taken      the output's submit said DELIVERED; not final yet
+ *              (dest.c keeps them in a ring, in the order taken)
+ *   settled    the output's count of taken records now final
+ *              (output.h settled; settle.c for byte streams)
+ *   final      written, sent or acknowledged as the output promises:
+ *              counted in delivered (or failed) and forgotten
+ *   held       taken and not final, on the retry list, or in the spool
+ *   retry list one output's refused records, each re-sent after a
+ *              random share of grace (retry.c); the kernel's own list of
+ *              that kind is its dying list, whose name the public
+ *              counters dying and dying_peak and --dying-max keep
+ *   journal    the file format both files below share: checksummed
+ *              entries appended, torn tails skipped (journal.c)
+ *   spool      durable overflow: records (or rendered bytes) on disk,
+ *              replayed in order, marked consumed as they become final
+ *              (spool.c; readback.c says how far that is)
+ *   write-ahead log  every record held only in memory, written after
+ *              each batch so a crash loses none (wal.c); moved to the
+ *              spool at the next start, or at shutdown (lifecycle.c)
+ *   replay     reading the spool back into the output (replay.c)
+ *   carried    records found held at start (spool, a dead ctd's log) */
 #ifndef CTD_DELIVER_H
 #define CTD_DELIVER_H
 
@@ -24,8 +50,8 @@ struct ev_loop;
 
 struct ctd_deliver_cfg {
 	uint32_t grace_ms;          /* re-send within [0, grace) */
-	size_t dying_max;           /* records held per output */
-	/* Bytes all outputs' dying lists and taken rings hold together;
+	size_t retry_max;           /* records held per output (dying-max) */
+	/* Bytes all outputs' retry lists and taken rings hold together;
 	 * past it records go to the spool. 0: no bound. */
 	size_t memory_max;
 	const char *spool_dir;      /* NULL: no spool (losses counted) */
@@ -52,7 +78,7 @@ size_t ctd_deliver_count(const struct ctd_deliver *d);
 
 void ctd_deliver_record(struct ctd_deliver *d, const struct ctd_record *rec);
 /* An event record. An output that cannot take it is not held back on
- * the dying list: the event stays pending in *missed (two bits per
+ * the retry list: the event stays pending in *missed (two bits per
  * output, kept on the flow) and goes out merged with the flow's next
  * event; the flow's final record makes pending ones moot. */
 void ctd_deliver_event(struct ctd_deliver *d, const struct ctd_record *rec,

@@ -1,4 +1,4 @@
-/* dying: the records one output could not take, waiting for a re-send.
+/* retry: the records one output could not take, waiting for a re-send.
  *
  * The kernel re-sends undelivered DESTROY events from its dying list
  * after random % grace so that many held events do not come back in one
@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "ctd/base/membudget.h"
-#include "ctd/delivery/dying.h"
+#include "ctd/delivery/retry.h"
 #include "ctd/flows/record.h"
 
 struct slot {
@@ -31,8 +31,8 @@ struct heap_node {
 	uint32_t slot;
 };
 
-struct ctd_dying {
-	struct ctd_dying_cfg cfg;
+struct ctd_retry {
+	struct ctd_retry_cfg cfg;
 	struct slot *slots;
 	struct heap_node *heap;
 	size_t count;
@@ -44,11 +44,11 @@ struct ctd_dying {
 #define SLOT_BYTES (sizeof(struct slot) + sizeof(struct heap_node))
 #define MIN_CAP 64
 
-static void release(struct ctd_dying *d);
+static void release(struct ctd_retry *d);
 
-struct ctd_dying *ctd_dying_new(const struct ctd_dying_cfg *cfg)
+struct ctd_retry *ctd_retry_new(const struct ctd_retry_cfg *cfg)
 {
-	struct ctd_dying *d = calloc(1, sizeof(*d));
+	struct ctd_retry *d = calloc(1, sizeof(*d));
 
 	if (!d)
 		return NULL;
@@ -61,7 +61,7 @@ struct ctd_dying *ctd_dying_new(const struct ctd_dying_cfg *cfg)
 	return d;
 }
 
-void ctd_dying_free(struct ctd_dying *d)
+void ctd_retry_free(struct ctd_retry *d)
 {
 	if (!d)
 		return;
@@ -71,7 +71,7 @@ void ctd_dying_free(struct ctd_dying *d)
 
 /* The next capacity: double (MIN_CAP at first), within max and within
  * the budget's room. 0: none. */
-static size_t next_cap(const struct ctd_dying *d)
+static size_t next_cap(const struct ctd_retry *d)
 {
 	size_t cap = d->cap ? d->cap * 2 : MIN_CAP;
 	size_t room = d->cfg.budget ? ctd_membudget_room(d->cfg.budget) :
@@ -84,7 +84,7 @@ static size_t next_cap(const struct ctd_dying *d)
 	return cap;
 }
 
-static void charge(struct ctd_dying *d, size_t cap)
+static void charge(struct ctd_retry *d, size_t cap)
 {
 	if (!d->cfg.budget)
 		return;
@@ -95,7 +95,7 @@ static void charge(struct ctd_dying *d, size_t cap)
 }
 
 /* An empty list gives all of its memory back. */
-static void release(struct ctd_dying *d)
+static void release(struct ctd_retry *d)
 {
 	charge(d, 0);
 	free(d->slots);
@@ -106,7 +106,7 @@ static void release(struct ctd_dying *d)
 	d->free_head = NO_SLOT;
 }
 
-static int grow(struct ctd_dying *d)
+static int grow(struct ctd_retry *d)
 {
 	size_t cap = next_cap(d);
 	struct slot *slots;
@@ -139,7 +139,7 @@ static void swap(struct heap_node *a, struct heap_node *b)
 	*b = t;
 }
 
-static void sift_up(struct ctd_dying *d, size_t i)
+static void sift_up(struct ctd_retry *d, size_t i)
 {
 	while (i > 0) {
 		size_t parent = (i - 1) / 2;
@@ -151,7 +151,7 @@ static void sift_up(struct ctd_dying *d, size_t i)
 	}
 }
 
-static void sift_down(struct ctd_dying *d, size_t i)
+static void sift_down(struct ctd_retry *d, size_t i)
 {
 	for (;;) {
 		size_t l = 2 * i + 1, r = l + 1, min = i;
@@ -167,14 +167,14 @@ static void sift_down(struct ctd_dying *d, size_t i)
 	}
 }
 
-static int64_t grace_us(struct ctd_dying *d)
+static int64_t grace_us(struct ctd_retry *d)
 {
 	uint32_t r = d->cfg.random(d->cfg.random_arg);
 
 	return (int64_t)(r % d->cfg.grace_ms) * 1000;
 }
 
-int ctd_dying_add(struct ctd_dying *d, const struct ctd_record *rec,
+int ctd_retry_add(struct ctd_retry *d, const struct ctd_record *rec,
 		  uint64_t tag, int64_t now_us)
 {
 	int64_t due = now_us + grace_us(d);
@@ -194,22 +194,22 @@ int ctd_dying_add(struct ctd_dying *d, const struct ctd_record *rec,
 	return 0;
 }
 
-int64_t ctd_dying_next_due(const struct ctd_dying *d)
+int64_t ctd_retry_next_due(const struct ctd_retry *d)
 {
 	return d->count ? d->heap[0].due : INT64_MAX;
 }
 
-uint64_t ctd_dying_head_tag(const struct ctd_dying *d)
+uint64_t ctd_retry_head_tag(const struct ctd_retry *d)
 {
 	return d->count ? d->slots[d->heap[0].slot].tag : 0;
 }
 
-const struct ctd_record *ctd_dying_head(const struct ctd_dying *d)
+const struct ctd_record *ctd_retry_head(const struct ctd_retry *d)
 {
 	return d->count ? &d->slots[d->heap[0].slot].rec : NULL;
 }
 
-void ctd_dying_pop(struct ctd_dying *d)
+void ctd_retry_pop(struct ctd_retry *d)
 {
 	uint32_t s;
 
@@ -224,7 +224,7 @@ void ctd_dying_pop(struct ctd_dying *d)
 		release(d);
 }
 
-void ctd_dying_defer(struct ctd_dying *d, int64_t now_us)
+void ctd_retry_defer(struct ctd_retry *d, int64_t now_us)
 {
 	if (!d->count)
 		return;
@@ -232,17 +232,17 @@ void ctd_dying_defer(struct ctd_dying *d, int64_t now_us)
 	sift_down(d, 0);
 }
 
-size_t ctd_dying_count(const struct ctd_dying *d)
+size_t ctd_retry_count(const struct ctd_retry *d)
 {
 	return d->count;
 }
 
-size_t ctd_dying_max(const struct ctd_dying *d)
+size_t ctd_retry_max(const struct ctd_retry *d)
 {
 	return d->cfg.max;
 }
 
-size_t ctd_dying_bytes(const struct ctd_dying *d)
+size_t ctd_retry_bytes(const struct ctd_retry *d)
 {
 	return d->cap * SLOT_BYTES;
 }
