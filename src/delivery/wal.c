@@ -1,6 +1,6 @@
-/* wal: the spool's entry format (checksummed, torn tails skipped) with
- * two kinds: a record with its sequence number, and a list of sequence
- * numbers now done. The common case costs nothing on disk: a record made
+/* wal: journal.c's entry format (checksummed, torn tails skipped) with
+ * the log's own kinds: a record with its sequence number, a list of
+ * sequence numbers now done, and the note a recovery begins with. The common case costs nothing on disk: a record made
  * final before the commit (a file output's write succeeded) is dropped
  * from the batch unwritten, and a log whose records are all done is
  * truncated instead of growing. A log that keeps a few live records
@@ -14,11 +14,19 @@
 #include <unistd.h>
 
 #include "ctd/base/safefile.h"
-#include "ctd/delivery/spool.h"
+#include "ctd/delivery/journal.h"
 #include "ctd/delivery/wal.h"
 #include "ctd/flows/record.h"
 
 #define COMPACT_MIN (8u << 20)   /* never rewrite a log smaller than this */
+
+/* The log's entry kinds; the numbers are on disk, and the spool's
+ * (spool.h) are others, as they were when both shared one list. */
+enum {
+	WAL_RECORD = 3,   /* a uint64_t sequence, a struct ctd_record */
+	WAL_DONE = 4,     /* sequences now final (uint64_t[]) */
+	WAL_ABSORB = 6,   /* a recovery began (a uint64_t token) */
+};
 
 struct pending {
 	uint64_t seq;
@@ -27,7 +35,7 @@ struct pending {
 };
 
 struct ctd_wal {
-	struct ctd_spool *sp;
+	struct ctd_journal *j;
 	uint64_t next_seq;
 	uint64_t live;               /* written, not done */
 	struct pending *batch;       /* added since the last commit */
@@ -35,6 +43,21 @@ struct ctd_wal {
 	uint64_t *dones;             /* written ones now done */
 	size_t ndones, dones_cap;
 };
+
+/* Whether a log entry of this kind may have this length. */
+static bool kind_fits(unsigned kind, size_t len)
+{
+	switch (kind) {
+	case WAL_RECORD:
+		return len == sizeof(uint64_t) + sizeof(struct ctd_record);
+	case WAL_ABSORB:
+		return len == sizeof(uint64_t);
+	case WAL_DONE:
+		return len % sizeof(uint64_t) == 0;
+	default:
+		return false;
+	}
+}
 
 int ctd_wal_open(const char *path, const struct ctd_owner *owner,
 		 struct ctd_wal **ret)
@@ -45,7 +68,7 @@ int ctd_wal_open(const char *path, const struct ctd_owner *owner,
 	if (!w)
 		return -ENOMEM;
 	w->next_seq = 1;
-	r = ctd_spool_open(path, owner, &w->sp);
+	r = ctd_journal_open(path, owner, kind_fits, &w->j);
 	if (r < 0) {
 		ctd_wal_free(w);
 		return r;
@@ -58,7 +81,7 @@ void ctd_wal_free(struct ctd_wal *w)
 {
 	if (!w)
 		return;
-	ctd_spool_free(w->sp);
+	ctd_journal_free(w->j);
 	free(w->batch);
 	free(w->dones);
 	free(w);
@@ -90,19 +113,19 @@ static int push_done(struct ctd_wal *w, uint64_t seq)
  * w->dones (which is empty between commits when this runs). */
 static int read_dones(struct ctd_wal *w, void *buf)
 {
-	enum ctd_spool_kind kind;
+	unsigned kind;
 	size_t len;
 	int r;
 
-	while ((r = ctd_spool_peek(w->sp, buf, CTD_SPOOL_MAX_ENTRY, &kind,
+	while ((r = ctd_journal_peek(w->j, buf, CTD_JOURNAL_MAX_ENTRY, &kind,
 				   &len)) == 1) {
 		const uint64_t *seq = buf;
 
-		for (size_t i = 0; kind == CTD_SPOOL_WAL_DONE &&
+		for (size_t i = 0; kind == WAL_DONE &&
 				   i < len / sizeof(*seq); i++)
 			if (push_done(w, seq[i]) < 0)
 				return -ENOMEM;
-		ctd_spool_consume(w->sp);
+		ctd_journal_consume(w->j);
 	}
 	if (w->ndones)
 		qsort(w->dones, w->ndones, sizeof(*w->dones), cmp_u64);
@@ -114,18 +137,18 @@ static int each_live(struct ctd_wal *w, void *buf,
 		     int (*fn)(void *arg, uint64_t seq,
 			       const struct ctd_record *rec), void *arg)
 {
-	enum ctd_spool_kind kind;
+	unsigned kind;
 	size_t len;
 	int r, n = 0;
 
-	ctd_spool_rewind(w->sp);
-	while ((r = ctd_spool_peek(w->sp, buf, CTD_SPOOL_MAX_ENTRY, &kind,
+	ctd_journal_seek(w->j, 0);
+	while ((r = ctd_journal_peek(w->j, buf, CTD_JOURNAL_MAX_ENTRY, &kind,
 				   &len)) == 1) {
 		uint64_t seq;
 		struct ctd_record rec;
 
-		ctd_spool_consume(w->sp);
-		if (kind != CTD_SPOOL_WAL_RECORD)
+		ctd_journal_consume(w->j);
+		if (kind != WAL_RECORD)
 			continue;
 		memcpy(&seq, buf, sizeof(seq));
 		memcpy(&rec, (char *)buf + sizeof(seq), sizeof(rec));
@@ -147,12 +170,12 @@ static int scan(struct ctd_wal *w,
 		int (*fn)(void *arg, uint64_t seq, const struct ctd_record *rec),
 		void *arg)
 {
-	void *buf = malloc(CTD_SPOOL_MAX_ENTRY);
+	void *buf = malloc(CTD_JOURNAL_MAX_ENTRY);
 	int r;
 
 	if (!buf)
 		return -ENOMEM;
-	ctd_spool_rewind(w->sp);
+	ctd_journal_seek(w->j, 0);
 	r = read_dones(w, buf);
 	if (r >= 0)
 		r = each_live(w, buf, fn, arg);
@@ -176,24 +199,24 @@ static int recover_one(void *arg, uint64_t seq, const struct ctd_record *rec)
 
 int ctd_wal_interrupted(struct ctd_wal *w, uint64_t *ret_token)
 {
-	enum ctd_spool_kind kind;
+	unsigned kind;
 	size_t len;
 	int r, found = 0;
 	void *buf;
 
-	if (!ctd_spool_size(w->sp))      /* a clean stop left it empty */
+	if (!ctd_journal_size(w->j))      /* a clean stop left it empty */
 		return 0;
-	buf = malloc(CTD_SPOOL_MAX_ENTRY);
+	buf = malloc(CTD_JOURNAL_MAX_ENTRY);
 	if (!buf)
 		return -ENOMEM;
-	ctd_spool_rewind(w->sp);
-	while ((r = ctd_spool_peek(w->sp, buf, CTD_SPOOL_MAX_ENTRY, &kind,
+	ctd_journal_seek(w->j, 0);
+	while ((r = ctd_journal_peek(w->j, buf, CTD_JOURNAL_MAX_ENTRY, &kind,
 				   &len)) == 1) {
-		if (kind == CTD_SPOOL_WAL_ABSORB) {
+		if (kind == WAL_ABSORB) {
 			memcpy(ret_token, buf, sizeof(*ret_token));
 			found = 1;
 		}
-		ctd_spool_consume(w->sp);
+		ctd_journal_consume(w->j);
 	}
 	free(buf);
 	return r < 0 ? r : found;
@@ -206,19 +229,19 @@ int ctd_wal_recover(struct ctd_wal *w, uint64_t token,
 	struct recover_arg ra = { fn, arg };
 	int n;
 
-	if (!ctd_spool_size(w->sp))
+	if (!ctd_journal_size(w->j))
 		return 0;
 	/* Before anything goes elsewhere: a crash from here on leaves the
 	 * log as it was plus this note, so the next start can undo what
 	 * this recovery did and do it again, once. */
-	n = ctd_spool_append(w->sp, CTD_SPOOL_WAL_ABSORB, &token, sizeof(token));
+	n = ctd_journal_append(w->j, WAL_ABSORB, &token, sizeof(token));
 	if (n < 0)
 		return n;
 	n = scan(w, recover_one, &ra);
 	if (n < 0)
 		return n;
 	w->next_seq = 1;
-	return ctd_spool_truncate(w->sp) < 0 ? -errno : n;
+	return ctd_journal_truncate(w->j) < 0 ? -errno : n;
 }
 
 uint64_t ctd_wal_add(struct ctd_wal *w, const struct ctd_record *rec)
@@ -248,28 +271,28 @@ void ctd_wal_done(struct ctd_wal *w, uint64_t seq)
 		w->live--;
 }
 
-static size_t batch_entries(struct ctd_wal *w, struct ctd_spool_entry *e)
+static size_t batch_entries(struct ctd_wal *w, struct ctd_journal_entry *e)
 {
 	size_t n = 0;
 
 	for (size_t i = 0; i < w->nbatch; i++) {
 		if (w->batch[i].done)
 			continue;
-		e[n++] = (struct ctd_spool_entry){
-			CTD_SPOOL_WAL_RECORD, &w->batch[i].seq,
+		e[n++] = (struct ctd_journal_entry){
+			WAL_RECORD, &w->batch[i].seq,
 			sizeof(w->batch[i].seq), &w->batch[i].rec,
 			sizeof(w->batch[i].rec) };
 	}
 	if (w->ndones)
-		e[n++] = (struct ctd_spool_entry){
-			CTD_SPOOL_WAL_DONE, w->dones,
+		e[n++] = (struct ctd_journal_entry){
+			WAL_DONE, w->dones,
 			w->ndones * sizeof(*w->dones), NULL, 0 };
 	return n;
 }
 
 static int write_batch(struct ctd_wal *w, size_t *ret_new)
 {
-	struct ctd_spool_entry *e = malloc((w->nbatch + 1) * sizeof(*e));
+	struct ctd_journal_entry *e = malloc((w->nbatch + 1) * sizeof(*e));
 	size_t n;
 	int r;
 
@@ -277,20 +300,20 @@ static int write_batch(struct ctd_wal *w, size_t *ret_new)
 		return -ENOMEM;
 	n = batch_entries(w, e);
 	*ret_new = n - (w->ndones ? 1 : 0);
-	r = n ? ctd_spool_append_many(w->sp, e, n) : 0;
+	r = n ? ctd_journal_append_many(w->j, e, n) : 0;
 	free(e);
 	return r;
 }
 
 static int rewrite_one(void *arg, uint64_t seq, const struct ctd_record *rec)
 {
-	struct ctd_spool_entry e = { CTD_SPOOL_WAL_RECORD, &seq, sizeof(seq),
+	struct ctd_journal_entry e = { WAL_RECORD, &seq, sizeof(seq),
 				     rec, sizeof(*rec) };
 
-	return ctd_spool_append_many(arg, &e, 1);
+	return ctd_journal_append_many(arg, &e, 1);
 }
 
-static int refill(void *arg, struct ctd_spool *into)
+static int refill(void *arg, struct ctd_journal *into)
 {
 	return scan(arg, rewrite_one, into);
 }
@@ -298,7 +321,7 @@ static int refill(void *arg, struct ctd_spool *into)
 /* Mostly done: the live records alone go to a new file. */
 static int compact(struct ctd_wal *w)
 {
-	return ctd_spool_rewrite(w->sp, refill, w);
+	return ctd_journal_rewrite(w->j, refill, w);
 }
 
 int ctd_wal_commit(struct ctd_wal *w)
@@ -312,15 +335,15 @@ int ctd_wal_commit(struct ctd_wal *w)
 	for (size_t i = 0; i < w->nbatch; i++)
 		added += !w->batch[i].done;
 	if (!added && w->live == 0)
-		r = ctd_spool_size(w->sp) ? ctd_spool_truncate(w->sp) : 0;
+		r = ctd_journal_size(w->j) ? ctd_journal_truncate(w->j) : 0;
 	else
 		r = write_batch(w, &added);
 	if (r < 0)
 		return r;
 	w->live += added;
 	w->nbatch = w->ndones = 0;
-	if (ctd_spool_size(w->sp) > COMPACT_MIN &&
-	    w->live * 256 < ctd_spool_size(w->sp) / 4)
+	if (ctd_journal_size(w->j) > COMPACT_MIN &&
+	    w->live * 256 < ctd_journal_size(w->j) / 4)
 		return compact(w);
 	return 0;
 }
@@ -341,5 +364,5 @@ uint64_t ctd_wal_pending(const struct ctd_wal *w)
 
 uint64_t ctd_wal_size(const struct ctd_wal *w)
 {
-	return ctd_spool_size(w->sp);
+	return ctd_journal_size(w->j);
 }

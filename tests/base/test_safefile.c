@@ -21,6 +21,7 @@
 #include "tmpdir.h"
 
 #include "ctd/base/safefile.h"
+#include "ctd/delivery/journal.h"
 #include "ctd/delivery/spool.h"
 
 #define USER_UID 4242           /* a user that owns nothing else here */
@@ -255,32 +256,39 @@ static void test_spool_symlink_left_alone(void **state)
 	assert_target_untouched(f);
 }
 
-/* Fills a rewritten spool with one entry. */
-static int fill_two(void *arg, struct ctd_spool *into)
+static bool any_kind(unsigned kind, size_t len)
 {
-	(void)arg;
-	return ctd_spool_append(into, CTD_SPOOL_RAW, "two", 3);
+	(void)kind;
+	(void)len;
+	return true;
 }
 
-/* The spool's rewrite must not follow a link planted at its temporary
- * name either. */
+/* Fills a rewritten journal with one entry. */
+static int fill_two(void *arg, struct ctd_journal *into)
+{
+	(void)arg;
+	return ctd_journal_append(into, 2, "two", 3);
+}
+
+/* The journal's rewrite (the write-ahead log's compaction) must not
+ * follow a link planted at its temporary name either. */
 static void test_spool_rewrite_ignores_planted_tmp(void **state)
 {
 	struct fixture *f = *state;
-	struct ctd_spool *sp = NULL;
+	struct ctd_journal *j = NULL;
 	char tmp[192], buf[64];
-	enum ctd_spool_kind kind;
+	unsigned kind;
 	size_t len;
 
-	assert_int_equal(ctd_spool_open(f->path, &user, &sp), 0);
-	assert_int_equal(ctd_spool_append(sp, CTD_SPOOL_RAW, "one", 3), 0);
+	assert_int_equal(ctd_journal_open(f->path, &user, any_kind, &j), 0);
+	assert_int_equal(ctd_journal_append(j, 2, "one", 3), 0);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", f->path);
 	assert_int_equal(symlink(f->target, tmp), 0);
-	assert_int_equal(ctd_spool_rewrite(sp, fill_two, NULL), 0);
+	assert_int_equal(ctd_journal_rewrite(j, fill_two, NULL), 0);
 	assert_target_untouched(f);
-	assert_int_equal(ctd_spool_peek(sp, buf, sizeof(buf), &kind, &len), 1);
+	assert_int_equal(ctd_journal_peek(j, buf, sizeof(buf), &kind, &len), 1);
 	assert_memory_equal(buf, "two", 3);
-	ctd_spool_free(sp);
+	ctd_journal_free(j);
 }
 
 int main(void)

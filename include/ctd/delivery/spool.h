@@ -1,44 +1,29 @@
 /* spool: one output's durable, append-only file of undelivered data,
  * read back in order and truncated once everything read was delivered.
- * Owns the file descriptor. Entries carry a checksum, so a torn or
- * damaged entry is skipped and counted, never trusted. Host-local: the
- * format follows this build's record layout and byte order. */
+ * Owns its journal (journal.h: the checksummed entry format) and the
+ * spool's entry kinds: records, rendered bytes, and CONSUMED marks of
+ * how far a reader got. */
 #ifndef CTD_SPOOL_H
 #define CTD_SPOOL_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ctd/delivery/journal.h"
+
 struct ctd_spool;
 
+/* The numbers are on disk; the write-ahead log's kinds (wal.c) keep
+ * 3, 4 and 6, so no number means two things in old files. */
 enum ctd_spool_kind {
 	CTD_SPOOL_RECORD = 1,     /* a struct ctd_record */
 	CTD_SPOOL_RAW    = 2,     /* rendered bytes the output had accepted */
-	CTD_SPOOL_WAL_RECORD = 3, /* wal.c: a uint64_t sequence, a record */
-	CTD_SPOOL_WAL_DONE = 4,   /* wal.c: sequences now final (uint64_t[]) */
 	CTD_SPOOL_CONSUMED = 5,   /* everything before this offset was read
 				   * and is kept elsewhere (never returned) */
-	CTD_SPOOL_WAL_ABSORB = 6, /* wal.c: a recovery began (a uint64_t token) */
 };
 
-/* One entry for ctd_spool_append_many: its payload in two parts. */
-struct ctd_spool_entry {
-	enum ctd_spool_kind kind;
-	const void *head;
-	size_t head_len;
-	const void *body;
-	size_t body_len;
-};
-
-#define CTD_SPOOL_MAX_ENTRY (2u << 20)
+#define CTD_SPOOL_MAX_ENTRY CTD_JOURNAL_MAX_ENTRY
 #define CTD_SPOOL_PATH_MAX 4096
-
-struct ctd_spool_stats {
-	uint64_t torn;            /* entries cut short (crash mid-write) */
-	uint64_t corrupt;         /* damaged stretches skipped (a checksum that
-				   * did not match, up to the next good entry) */
-	uint64_t skipped_bytes;   /* bytes given up on */
-};
 
 /* The one place the spool file of an output is named: dir/name.spool.
  * Returns 0, or -ENAMETOOLONG when it does not fit in cap. */
@@ -59,21 +44,9 @@ void ctd_spool_free(struct ctd_spool *sp);
  * so no partial entry stays. */
 int ctd_spool_append(struct ctd_spool *sp, enum ctd_spool_kind kind,
 		     const void *data, size_t len);
-
-/* Appends n entries with as few writes as the iovec limit allows; all
- * or none stay (a failure cuts the file back to where it was). */
-int ctd_spool_append_many(struct ctd_spool *sp,
-			  const struct ctd_spool_entry *e, size_t n);
 /* Cuts the file back to size, where it ended before appends this run
  * made (undoes them; size must not be below the read position). */
 int ctd_spool_cut(struct ctd_spool *sp, uint64_t size);
-/* Replaces the whole file: fill appends the new content to into, a
- * fresh file made with O_EXCL in the spool's directory, which is then
- * renamed over the spool (read position back to 0). If fill returns a
- * negative errno or the rename fails, the spool stays as it was and
- * that error is returned. */
-int ctd_spool_rewrite(struct ctd_spool *sp,
-		      int (*fill)(void *arg, struct ctd_spool *into), void *arg);
 
 /* Reads the next unread entry into buf without consuming it. Returns 1
  * with the kind and length set, 0 at the end, or -errno. Damaged entries
@@ -95,7 +68,7 @@ uint64_t ctd_spool_consumed_mark(const struct ctd_spool *sp);
 void ctd_spool_seek(struct ctd_spool *sp, uint64_t off);
 /* Reads from the start again. */
 void ctd_spool_rewind(struct ctd_spool *sp);
-/* Empties the file whatever was read (wal.c: everything is elsewhere). */
+/* Empties the file whatever was read (everything is elsewhere). */
 int ctd_spool_truncate(struct ctd_spool *sp);
 /* Empties the file when every entry was read; the caller knows whether
  * what it read was also delivered. Returns 0 or -errno. */
@@ -103,7 +76,7 @@ int ctd_spool_reset(struct ctd_spool *sp);
 
 uint64_t ctd_spool_size(const struct ctd_spool *sp);
 uint64_t ctd_spool_unread(const struct ctd_spool *sp);
-const struct ctd_spool_stats *ctd_spool_stats(const struct ctd_spool *sp);
+const struct ctd_journal_stats *ctd_spool_stats(const struct ctd_spool *sp);
 const char *ctd_spool_path(const struct ctd_spool *sp);
 
 #endif

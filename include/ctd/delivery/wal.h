@@ -5,8 +5,8 @@
  * read (one write for the batch), marked done once final, and the file
  * is emptied whenever nothing in it is live, or rewritten with only the
  * live ones when it is mostly done. At the next start what a ctd that
- * died left live goes to the output's spool. Owns the file (a spool.c
- * file of WAL entries) and the batch not written yet. */
+ * died left live goes to the output's spool. Owns the file (a journal.c
+ * file of the log's own entry kinds) and the batch not written yet. */
 #ifndef CTD_WAL_H
 #define CTD_WAL_H
 
