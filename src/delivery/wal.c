@@ -1,11 +1,12 @@
 /* wal: journal.c's entry format (checksummed, torn tails skipped) with
  * the log's own kinds: a record with its sequence number, a list of
- * sequence numbers now done, and the note a recovery begins with. The common case costs nothing on disk: a record made
- * final before the commit (a file output's write succeeded) is dropped
- * from the batch unwritten, and a log whose records are all done is
- * truncated instead of growing. A log that keeps a few live records
- * while many pass through (a collector that acknowledges late) is
- * rewritten with only those once most of it is done. */
+ * sequence numbers now done, and the note a recovery begins with. The
+ * common case costs nothing on disk: a record made final before the
+ * commit (a file output's write succeeded) is dropped from the batch
+ * unwritten, and a log whose records are all done is truncated instead
+ * of growing. A log that keeps a few live records while many pass
+ * through (a collector that acknowledges late) is rewritten with only
+ * those once most of it is done. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
