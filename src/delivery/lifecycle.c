@@ -49,7 +49,7 @@ static void count_spooled(struct ctd_dest *t, void *scratch)
 	ctd_spool_seek(t->spool, ctd_spool_consumed_mark(t->spool));
 }
 
-static int recovered(void *arg, const struct ctd_record *rec)
+static int to_spool(void *arg, const struct ctd_record *rec)
 {
 	struct ctd_dest *t = arg;
 
@@ -57,6 +57,24 @@ static int recovered(void *arg, const struct ctd_record *rec)
 		return -EIO;
 	t->spool_records++;
 	return 0;
+}
+
+/* The one move of the log's live records to the end of the spool, at
+ * start (a ctd that died) and at shutdown, all or none: a spool that
+ * fills up part-way is cut back to where it was and the log keeps every
+ * record for the next start. That start cuts the spool back again to
+ * the size the log noted, should this cut fail: a record in both would
+ * come twice. Returns the records moved, or -errno. */
+static int move_log(struct ctd_dest *t)
+{
+	uint64_t size = ctd_spool_size(t->spool), before = t->spool_records;
+	int r = ctd_wal_recover(t->wal, size, to_spool, t);
+
+	if (r < 0) {
+		ctd_spool_cut(t->spool, size);
+		t->spool_records = before;
+	}
+	return r;
 }
 
 /* A move of the log into the spool that a crash (or a full disk) cut
@@ -111,8 +129,7 @@ static int open_log(struct ctd_dest *t, const struct ctd_owner *owner)
  * the spool got: this run then spools nothing (it would be cut off too). */
 static void recover_log(struct ctd_dest *t)
 {
-	uint64_t size = ctd_spool_size(t->spool), before = t->spool_records;
-	int r = ctd_wal_recover(t->wal, size, recovered, t);
+	int r = move_log(t);
 
 	if (r > 0)
 		log_warn("output %s: %d records a ctd that died held were in "
@@ -124,8 +141,6 @@ static void recover_log(struct ctd_dest *t)
 		"it keeps them for the next start, and records this run "
 		"cannot deliver in time will be lost", t->out->name,
 		ctd_log_errstr(-r));
-	if (ctd_spool_cut(t->spool, size) == 0)
-		t->spool_records = before;
 	ctd_wal_free(t->wal);
 	t->wal = NULL;
 	ctd_spool_free(t->spool);
@@ -170,24 +185,16 @@ int ctd_lifecycle_open(struct ctd_dest *t, const char *dir,
 	return 0;
 }
 
-static int to_spool(void *arg, const struct ctd_record *rec)
-{
-	return ctd_dest_spool_record(arg, rec) ? 0 : -EIO;
-}
-
-/* The log's records join the spool, all or none: a spool that fills up
- * part-way is cut back and the log keeps them for the next start (which
- * cuts again, should this cut fail: a record in both would come twice).
- * Returns the records kept in the log alone. */
+/* Shutdown: the log's records join the spool (counted as spooled by this
+ * run). Returns the records kept in the log alone. */
 static uint64_t wal_to_spool(struct ctd_dest *t)
 {
-	uint64_t size = ctd_spool_size(t->spool);
-	uint64_t before = t->spool_records;
+	int r = move_log(t);
 
-	if (ctd_wal_recover(t->wal, size, to_spool, t) >= 0)
+	if (r >= 0) {
+		t->st->spooled += (uint64_t)r;
 		return 0;
-	ctd_spool_cut(t->spool, size);
-	t->spool_records = before;
+	}
 	log_err("output %s: its write-ahead log keeps %llu records; "
 		"they follow at the next start", t->out->name,
 		(unsigned long long)ctd_wal_live(t->wal));
