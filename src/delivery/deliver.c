@@ -568,10 +568,11 @@ void ctd_deliver_free(struct ctd_deliver *d)
 {
 	if (!d)
 		return;
-	ev_timer_stop(d->loop, &d->timer);
 	for (size_t i = 0; i < d->n; i++) {
 		struct ctd_dest *t = &d->dest[i];
 
+		/* A flush that makes room calls ready, which arms the timer:
+		 * it must not stay on the loop, which may run on. */
 		t->out->ops->flush(t->out);
 		d->stats->out_name[i] = NULL;
 		d->stats->out[i] = NULL;
@@ -582,6 +583,7 @@ void ctd_deliver_free(struct ctd_deliver *d)
 		ctd_readback_free(t->rb);
 		free(t->taken);
 	}
+	ev_timer_stop(d->loop, &d->timer);
 	free(d->scratch);
 	free(d);
 }
