@@ -1,0 +1,28 @@
+/* fake_output: a record output for the delivery modules' tests: takes
+ * records while accept is set (up to limit), makes taken ones final at
+ * flush unless hold_back, and remembers what it got. */
+#ifndef CTD_TEST_FAKE_OUTPUT_H
+#define CTD_TEST_FAKE_OUTPUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ctd/outputs/output.h"
+
+struct fake_output {
+	struct ctd_output base;
+	bool accept;
+	size_t limit;          /* takes no more than this (0: any) */
+	size_t taken;
+	uint64_t final;        /* settled count */
+	bool hold_back;
+	bool abandoned;
+	size_t raw_bytes;      /* replayed raw bytes taken */
+	uint32_t last_id;
+};
+
+/* A fake named name, taking records (accept), with a settled op. */
+void fake_output_init(struct fake_output *f, const char *name, bool accept);
+
+#endif
