@@ -464,6 +464,20 @@ static void on_ready(void *arg, struct ctd_output *out)
 	}
 }
 
+/* Whether out may be added: room in the table, event records only for
+ * the first EVENT_OUTPUTS, the scratch entry allocated. */
+static int can_add(struct ctd_deliver *d, unsigned events)
+{
+	if (d->n >= CTD_OUT_MAX)
+		return -ENOSPC;
+	if (d->n >= EVENT_OUTPUTS &&
+	    events & (1u << CTD_EV_NEW | 1u << CTD_EV_UPDATE))
+		return -EINVAL;
+	if (!d->scratch && !(d->scratch = malloc(CTD_SPOOL_MAX_ENTRY)))
+		return -ENOMEM;
+	return 0;
+}
+
 int ctd_deliver_add(struct ctd_deliver *d, struct ctd_output *out,
 		    unsigned events)
 {
@@ -471,26 +485,14 @@ int ctd_deliver_add(struct ctd_deliver *d, struct ctd_output *out,
 				    d->cfg.random, d->cfg.random_arg,
 				    &d->budget };
 	struct ctd_dest *t = &d->dest[d->n];
-	int r;
+	int r = can_add(d, events);
 
-	if (d->n >= CTD_OUT_MAX) {
+	if (r < 0) {
 		out->ops->free(out);
-		return -ENOSPC;
+		return r;
 	}
-	if (d->n >= EVENT_OUTPUTS &&
-	    events & (1u << CTD_EV_NEW | 1u << CTD_EV_UPDATE)) {
-		out->ops->free(out);
-		return -EINVAL;
-	}
-	if (!d->scratch && !(d->scratch = malloc(CTD_SPOOL_MAX_ENTRY))) {
-		out->ops->free(out);
-		return -ENOMEM;
-	}
-	memset(t, 0, sizeof(*t));
-	t->out = out;
-	t->events = events;
-	t->st = &out->stats;
-	t->budget = &d->budget;
+	*t = (struct ctd_dest){ .out = out, .events = events,
+				.st = &out->stats, .budget = &d->budget };
 	d->stats->out[d->n] = &out->stats;
 	d->stats->out_name[d->n] = out->name;
 	out->ready = on_ready;

@@ -286,6 +286,37 @@ static int lost_place(struct ctd_journal *j)
 	return 0;
 }
 
+/* Reads the entry at the read position into h and buf: 1 when it is
+ * whole and its checksum matches, 0 when the reader lost its place, or
+ * -errno when a read failed. Only a checksum that matches makes the
+ * length trustworthy: skipping by a damaged length could jump over good
+ * entries. */
+static int read_entry(struct ctd_journal *j, struct entry_hdr *h, void *buf,
+		      size_t cap)
+{
+	int r = read_at(j, j->read_off, h, sizeof(*h));
+
+	if (r < 0)
+		return r;
+	if (h->magic != JOURNAL_MAGIC || h->len > cap ||
+	    j->read_off + sizeof(*h) + h->len > j->size)
+		return 0;
+	r = read_at(j, j->read_off + sizeof(*h), buf, h->len);
+	if (r == -EIO)                  /* short: the file ends inside it */
+		return 0;
+	if (r < 0)
+		return r;
+	return entry_crc(h, buf, h->len) == h->crc;
+}
+
+/* Fewer bytes than a header left: a write cut short. */
+static void torn_tail(struct ctd_journal *j)
+{
+	j->stats.torn++;
+	j->stats.skipped_bytes += j->size - j->read_off;
+	j->read_off = j->size;
+}
+
 int ctd_journal_peek(struct ctd_journal *j, void *buf, size_t cap,
 		     unsigned *ret_kind, size_t *ret_len)
 {
@@ -294,31 +325,18 @@ int ctd_journal_peek(struct ctd_journal *j, void *buf, size_t cap,
 	int r;
 
 	while (j->read_off < j->size) {
-		r = 0;
 		if (j->size - j->read_off < sizeof(h)) {
-			j->stats.torn++;
-			j->stats.skipped_bytes += j->size - j->read_off;
-			j->read_off = j->size;
+			torn_tail(j);
 			break;
 		}
-		r = read_at(j, j->read_off, &h, sizeof(h));
+		r = read_entry(j, &h, buf, cap);
+		if (r == 0 && (r = lost_place(j)) == 0)
+			continue;
 		if (r < 0)
 			return r;
 		end = j->read_off + sizeof(h) + h.len;
-		/* Only a checksum that matches makes the length trustworthy:
-		 * anything else means the place is lost, and skipping by a
-		 * damaged length could jump over good entries. */
-		if (h.magic != JOURNAL_MAGIC || h.len > cap || end > j->size ||
-		    (r = read_at(j, j->read_off + sizeof(h), buf, h.len)) < 0 ||
-		    entry_crc(&h, buf, h.len) != h.crc) {
-			if (r < 0 && r != -EIO)    /* the read failed */
-				return r;
-			r = lost_place(j);
-			if (r < 0)
-				return r;
-			continue;
-		}
-		/* Whole, but not for this build (an older record layout). */
+		/* Whole, but not for this build (an older record layout) or
+		 * not of its owner's kinds. */
 		if (h.version != JOURNAL_VERSION || !j->fits(h.kind, h.len)) {
 			j->stats.corrupt++;
 			j->stats.skipped_bytes += end - j->read_off;

@@ -147,6 +147,22 @@ static void recover_log(struct ctd_dest *t)
 	t->spool = NULL;
 }
 
+/* The spool file in dir, the directory ctd's own: made for, and handed
+ * to, its user. */
+static int open_spool(struct ctd_dest *t, const char *dir,
+		      const struct ctd_owner *owner, char *path, size_t cap)
+{
+	int r = ctd_safefile_dir(dir, true, 0700, owner);
+
+	if (r < 0)
+		return r;
+	close(r);
+	r = ctd_spool_build_path(dir, t->out->name, path, cap);
+	if (r == 0)
+		r = ctd_spool_open(path, owner, &t->spool);
+	return r;
+}
+
 int ctd_lifecycle_open(struct ctd_dest *t, const char *dir,
 		       const struct ctd_owner *owner, void *scratch)
 {
@@ -155,15 +171,7 @@ int ctd_lifecycle_open(struct ctd_dest *t, const char *dir,
 
 	if (!dir)
 		return 0;
-	/* The directory is ctd's own: made for, and handed to, its user. */
-	r = ctd_safefile_dir(dir, true, 0700, owner);
-	if (r < 0)
-		return r;
-	close(r);
-	r = ctd_spool_build_path(dir, t->out->name, path,
-				 sizeof(path));
-	if (r == 0)
-		r = ctd_spool_open(path, owner, &t->spool);
+	r = open_spool(t, dir, owner, path, sizeof(path));
 	if (r < 0)
 		return r;
 	r = open_log(t, owner);
