@@ -765,24 +765,37 @@ static void no_op(struct env *e)
 	(void)e;
 }
 
+/* What each output does at the steps it cannot take like the others is
+ * said here, not guessed: refuses false (UDP: a datagram is final once
+ * sent, so a collector that does not read loses it, and nothing is ever
+ * held); exact false where this endpoint cannot count records (IPFIX is
+ * counted by the output's acked, Kafka by the brokers' reports); reopens
+ * only for the file outputs (the others have no reopen op). */
 static const struct adapter adapters[] = {
-	{ "json", file_setup, json_make, file_block, file_unblock, file_drain,
-	  NULL, true, true, true },
-	{ "conntrackd-log", file_setup, ctlog_make, file_block, file_unblock,
-	  file_drain, NULL, true, true, true },
-	{ "stream", stream_setup, stream_make, no_op, no_op, stream_drain,
-	  stream_teardown, true, false, false },
-	{ "syslog", syslog_setup, syslog_make, no_op, no_op, dgram_drain,
-	  close_fd, true, true, false },
-	/* UDP: no refusal, so nothing held to settle or abandon. */
-	{ "ipfix-udp", udp_setup, ipfix_make, no_op, no_op, dgram_drain,
-	  close_fd, false, false, false },
-	{ "ipfix-tcp", tcp_setup, ipfix_make, no_op, no_op, tcp_drain,
-	  tcp_teardown, true, false, false },
-	{ "kafka", kafka_setup, kafka_make, kafka_block, kafka_unblock, NULL,
-	  kafka_teardown, true, false, false },
-	{ "store", store_setup, store_make, store_block, store_unblock,
-	  store_drain, store_teardown, true, true, false },
+	{ .name = "json", .setup = file_setup, .make = json_make,
+	  .block = file_block, .unblock = file_unblock, .drain = file_drain,
+	  .refuses = true, .exact = true, .reopens = true },
+	{ .name = "conntrackd-log", .setup = file_setup, .make = ctlog_make,
+	  .block = file_block, .unblock = file_unblock, .drain = file_drain,
+	  .refuses = true, .exact = true, .reopens = true },
+	{ .name = "stream", .setup = stream_setup, .make = stream_make,
+	  .block = no_op, .unblock = no_op, .drain = stream_drain,
+	  .teardown = stream_teardown, .refuses = true, .exact = true },
+	{ .name = "syslog", .setup = syslog_setup, .make = syslog_make,
+	  .block = no_op, .unblock = no_op, .drain = dgram_drain,
+	  .teardown = close_fd, .refuses = true, .exact = true },
+	{ .name = "ipfix-udp", .setup = udp_setup, .make = ipfix_make,
+	  .block = no_op, .unblock = no_op, .drain = dgram_drain,
+	  .teardown = close_fd, .refuses = false },
+	{ .name = "ipfix-tcp", .setup = tcp_setup, .make = ipfix_make,
+	  .block = no_op, .unblock = no_op, .drain = tcp_drain,
+	  .teardown = tcp_teardown, .refuses = true },
+	{ .name = "kafka", .setup = kafka_setup, .make = kafka_make,
+	  .block = kafka_block, .unblock = kafka_unblock,
+	  .teardown = kafka_teardown, .refuses = true },
+	{ .name = "store", .setup = store_setup, .make = store_make,
+	  .block = store_block, .unblock = store_unblock, .drain = store_drain,
+	  .teardown = store_teardown, .refuses = true, .exact = true },
 };
 
 static int setup_env(void **state, const struct adapter *a)

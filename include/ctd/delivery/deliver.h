@@ -9,7 +9,9 @@
  * The delivery subsystem's words (src/delivery/, one module each):
  *   record     a finished flow (or an event) for one output; each
  *              output's flow records obey records = delivered + failed
- *              + held (struct ctd_out_stats, output.h)
+ *              + held (struct ctd_out_stats, output.h) after every
+ *              commit, where the held gauge is recomputed
+ *   dest       one output's delivery state and books (dest.c)
  *   taken      the output's submit said DELIVERED; not final yet
  *              (dest.c keeps them in a ring, in the order taken)
  *   settled    the output's count of taken records now final
@@ -30,6 +32,8 @@
  *              each batch so a crash loses none (wal.c); moved to the
  *              spool at the next start, or at shutdown (lifecycle.c)
  *   replay     reading the spool back into the output (replay.c)
+ *   commit     after each batch of events: outputs flush, what became
+ *              final is counted, the log's batch is written
  *   carried    records found held at start (spool, a dead ctd's log) */
 #ifndef CTD_DELIVER_H
 #define CTD_DELIVER_H
