@@ -3,7 +3,7 @@
  * Records are rendered straight into the write buffer's tail and the
  * loop flushes once per iteration. A write error (ENOSPC, EIO) keeps the
  * bytes in the buffer; when the buffer is full the output refuses
- * records, which then wait on the dying list, so a full disk delays
+ * records, which then wait on the retry list, so a full disk delays
  * records instead of losing them. While a write streak fails, submit
  * does not retry the write itself: the loop's flush and the delivery
  * timer do, once per turn. Reopen (SIGHUP) moves the buffered bytes to

@@ -3,7 +3,7 @@
  * Readers connect to a Unix socket and read JSON lines; listen.c admits
  * root and the members of stream-group only, by the peer's credentials. With
  * no reader connected, or while any reader's buffer is full, the output
- * refuses records: they wait on the dying list, and the spool beyond it,
+ * refuses records: they wait on the retry list, and the spool beyond it,
  * until a reader can take them. All readers get the same records, and a
  * record goes to all of them or to none, so a retry never doubles one
  * for a reader that already had it. Bytes still queued for a reader that

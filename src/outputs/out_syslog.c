@@ -5,7 +5,7 @@
  * RFC 5424 adds the record's fields as structured data. Messages are
  * rendered into a buffer and leave with sendmmsg at the loop's flush; the
  * socket is non-blocking, so a stalled syslog daemon fills the buffer and
- * then the dying list instead of stalling the event loop. */
+ * then the retry list instead of stalling the event loop. */
 #include <errno.h>
 #include <ev.h>
 #include <netinet/in.h>

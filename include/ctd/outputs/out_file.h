@@ -2,7 +2,7 @@
  * Owns the file descriptor and its write buffer; a format renders each
  * record into the buffer. Never blocks: flush writes what the file takes
  * and keeps the rest, and a full buffer (disk full, write errors)
- * refuses records for the dying list. */
+ * refuses records for the retry list. */
 #ifndef CTD_OUT_FILE_H
 #define CTD_OUT_FILE_H
 

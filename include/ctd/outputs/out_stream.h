@@ -1,7 +1,7 @@
 /* out_stream: JSON lines to local readers on a Unix stream socket. Owns
  * the listening socket, its path, and every connected reader with its
  * write buffer. A record is taken only when every reader has room for
- * it, so a slow reader holds records back (on the dying list) instead
+ * it, so a slow reader holds records back (on the retry list) instead
  * of losing them, and no reader ever gets one twice. */
 #ifndef CTD_OUT_STREAM_H
 #define CTD_OUT_STREAM_H

@@ -1,7 +1,7 @@
 /* out_syslog: each ended flow as one syslog message on a local datagram
  * socket (/dev/log), in RFC 3164 or RFC 5424 form. Owns the socket and a
  * buffer of rendered messages sent in batches once per loop iteration;
- * a syslog daemon that is down or slow makes records wait on the dying
+ * a syslog daemon that is down or slow makes records wait on the retry
  * list, never blocks ctd. */
 #ifndef CTD_OUT_SYSLOG_H
 #define CTD_OUT_SYSLOG_H

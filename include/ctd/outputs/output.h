@@ -1,5 +1,5 @@
 /* output: the interface every record output implements, so delivery
- * (dying list, spool, counters) is written once for all of them. An
+ * (retry list, spool, counters) is written once for all of them. An
  * output embeds struct ctd_output as its first member. */
 #ifndef CTD_OUTPUT_H
 #define CTD_OUTPUT_H
@@ -12,14 +12,15 @@ struct ctd_output;
 struct ctd_record;
 
 /* One record output's delivery, named out_<name>_<counter>. Flow
- * records obey records = delivered + failed + held at every moment. */
+ * records obey records = delivered + failed + held after every commit
+ * (deliver.h), where delivery brings the held gauge up to date. */
 struct ctd_out_stats {
 	uint64_t records;        /* flow records for this output: made this
 	                          * run, plus those found held at start */
 	uint64_t carried;        /* ... of them found held at start (spool,
 	                          * write-ahead log of a ctd that died) */
 	uint64_t held;           /* gauge: taken but not final, waiting on
-	                          * the dying list, or in the spool (at
+	                          * the retry list, or in the spool (at
 	                          * exit also: in the write-ahead log) */
 	uint64_t delivered;      /* records final: written, sent, acked */
 	uint64_t deferred;       /* records it refused at first: held back */
@@ -43,7 +44,9 @@ struct ctd_out_stats {
 	uint64_t torn_lines;     /* lines found cut short (crash, full disk)
 	                          * and ended; their records came again */
 	uint64_t wal_errors;     /* write-ahead log writes that failed */
-	uint64_t dying;          /* gauge: records waiting for a re-send */
+	uint64_t dying;          /* gauge: records waiting for a re-send on
+	                          * the retry list (named, in the counters
+	                          * too, after the kernel's dying list) */
 	uint64_t dying_peak;
 	uint64_t spool_size;     /* gauge: spool file bytes */
 	uint64_t spool_skipped;  /* damaged spool entries skipped */
