@@ -108,18 +108,26 @@ static void store(struct ctd_nlsrc *nl, struct ctd_notify *notify)
 			 "manager's fd store: %s", strerror(-err));
 }
 
+const char *ctd_restart_unclean_note(bool kept, bool managed)
+{
+	if (kept)
+		return "its socket came back, with what the kernel held for it";
+	/* The store empties only when the manager itself went: a reboot or
+	 * a power loss, which took the kernel's table and its events too. */
+	if (managed)
+		return "the fd store held no socket (after a reboot or power "
+		       "loss the kernel's table went with it)";
+	return "the events the kernel held for its socket are lost (run ctd "
+	       "under a service manager with an fd store to keep them)";
+}
+
 void ctd_restart_opened(struct ctd_restart *r, struct ctd_nlsrc *nl,
 			struct ctd_notify *notify)
 {
-	if (r->dead_pid && r->kept)
-		log_warn("the previous ctd (pid %ld) did not stop cleanly; its "
-			 "socket came back, with what the kernel held for it",
-			 r->dead_pid);
-	else if (r->dead_pid)
-		log_warn("the previous ctd (pid %ld) did not stop cleanly: the "
-			 "events the kernel held for its socket are lost (run "
-			 "ctd under a service manager with an fd store to keep "
-			 "them)", r->dead_pid);
+	if (r->dead_pid)
+		log_warn("the previous ctd (pid %ld) did not stop cleanly; %s",
+			 r->dead_pid, ctd_restart_unclean_note(r->kept,
+				ctd_notify_active(notify)));
 	/* Once: a socket that came back is in the store already. */
 	if (!r->kept)
 		store(nl, notify);

@@ -27,6 +27,10 @@ bool ctd_restart_spool_ok(const struct ctd_restart *r);
 /* The ctnetlink socket handed in, or -1. */
 int ctd_restart_socket(struct ctd_restart *r);
 /* The socket is open: a new one goes to the fd store; a death is told. */
+/* What became of the events a predecessor that died left in the kernel,
+ * given whether its socket came back and whether a service manager (so an
+ * fd store) runs ctd: advice to use an fd store only where none was. */
+const char *ctd_restart_unclean_note(bool kept, bool managed);
 void ctd_restart_opened(struct ctd_restart *r, struct ctd_nlsrc *nl,
 			struct ctd_notify *notify);
 /* Marks how ctd ends; for a re-exec returns the socket to pass, else -1. */
