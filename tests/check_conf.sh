@@ -4,7 +4,8 @@
 # setting is in both man pages and the bash completion; the unit CMake
 # generated starts the configured sbindir's ctd and passes
 # `systemd-analyze verify` with this build's ctd; the default config path
-# is the configured sysconfdir's.
+# is the configured sysconfdir's; every example in conf/examples passes
+# `ctd -t`.
 # Usage: check_conf.sh CTD SOURCE_DIR UNIT SBINDIR CONFIG_FILE
 set -eu
 ctd=$1 src=$2 unit=$3 sbindir=$4 config=$5 tmp=$(mktemp -d)
@@ -71,4 +72,19 @@ for series in $(grep -v '^ *#' "$rules" | grep -o 'ctd_[a-z_]*' | sort -u); do
 		exit 1
 	}
 done
+# Every example shipped in /usr/share/doc/ctd/examples passes ctd -t, with
+# ctd's directories (which -t wants to exist) moved to a scratch one.
+n=0
+mkdir "$tmp/var"
+for example in "$src"/conf/examples/*.conf; do
+	[ -e "$example" ] || { echo "FAIL: no examples in conf/examples"; exit 1; }
+	sed "s|/var/log/ctd|$tmp/var|g; s|/var/lib/ctd|$tmp/var|g" "$example" \
+		> "$tmp/example.conf"
+	"$ctd" -t -c "$tmp/example.conf" > "$tmp/out" 2>&1 || {
+		echo "FAIL: ctd -t refuses $example:"; cat "$tmp/out"; exit 1
+	}
+	n=$((n + 1))
+done
+[ "$n" -ge 4 ] || { echo "FAIL: only $n examples in conf/examples"; exit 1; }
+echo "conf/examples: $n examples pass ctd -t"
 echo "conf/ctd.conf = defaults ($(wc -l < "$tmp/defaults") settings, each in ctd.conf.5 and ctd.8); ctd.service verified"

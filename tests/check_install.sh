@@ -12,7 +12,9 @@ DESTDIR="$tmp/root" cmake --install "$tmp/build" >/dev/null
 for f in usr/sbin/ctd usr/share/man/man8/ctd.8 usr/share/man/man5/ctd.conf.5 \
 	 usr/lib/systemd/system/ctd.service etc/ctd/ctd.conf \
 	 usr/share/bash-completion/completions/ctd usr/share/doc/ctd/README.md \
-	 usr/share/doc/ctd/json-records.md; do
+	 usr/share/doc/ctd/json-records.md usr/share/doc/ctd/examples/kafka.conf \
+	 usr/share/doc/ctd/examples/ipfix-pmacct.conf usr/share/doc/ctd/examples/filters.conf \
+	 usr/share/doc/ctd/examples/conntrackd-migration.conf; do
 	[ -s "$tmp/root/$f" ] || { echo "FAIL: $f not installed"; exit 1; }
 done
 "$tmp/root/usr/sbin/ctd" -t -c "$tmp/root/etc/ctd/ctd.conf" >/dev/null
