@@ -711,9 +711,12 @@ int main(int argc, char **argv)
 	/* A subcommand that reads the flow store: no config, no daemon. */
 	if (argc > 1 && strcmp(argv[1], "report") == 0)
 		return ctd_store_report_main(argc - 1, argv + 1);
+	/* Before the config: the unit's reload check (ctd -t) must say why
+	 * it refused at priority err in the journal. */
+	ctd_log_init("ctd", CTD_LOG_INFO);
 	ctd_cli_parse(argc, argv, &cli);
 	if (ctd_cli_config(&cli, &cfg, err, sizeof(err)) < 0) {
-		fprintf(stderr, "ctd: %s\n", err);
+		ctd_log_tool(CTD_LOG_ERR, "%s", err);
 		return 1;
 	}
 	if (cli.mode == CTD_CLI_CHECK)

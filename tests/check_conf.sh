@@ -87,4 +87,16 @@ for example in "$src"/conf/examples/*.conf; do
 done
 [ "$n" -ge 4 ] || { echo "FAIL: only $n examples in conf/examples"; exit 1; }
 echo "conf/examples: $n examples pass ctd -t"
+# The unit's reload check (ExecReload=ctd -t) refusing a file says why at
+# priority err when stderr is the journal: "<3>", as sd-daemon(3) has it.
+echo "no-such-setting 1" > "$tmp/bad.conf"
+: > "$tmp/journal"
+JOURNAL_STREAM=$(stat -c '%d:%i' "$tmp/journal") \
+	"$ctd" -t -c "$tmp/bad.conf" 2>> "$tmp/journal" && {
+	echo "FAIL: ctd -t accepted an unknown setting"; exit 1
+}
+grep -q "^<3>$tmp/bad.conf:1: unknown setting" "$tmp/journal" || {
+	echo "FAIL: ctd -t's refusal is not at priority err in the journal:"
+	cat "$tmp/journal"; exit 1
+}
 echo "conf/ctd.conf = defaults ($(wc -l < "$tmp/defaults") settings, each in ctd.conf.5 and ctd.8); ctd.service verified"

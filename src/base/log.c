@@ -48,11 +48,21 @@ void ctd_log_init(const char *progname, enum ctd_log_level max_level)
 	log_journal = ctd_log_is_journal(getenv("JOURNAL_STREAM"), STDERR_FILENO);
 }
 
+/* One line: "<priority>line" into the journal, else "prog: tag line". */
+static void emit(enum ctd_log_level level, const char *tag, const char *line)
+{
+	/* syslog(3) priorities: LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG. */
+	static const int priority[] = { 3, 4, 6, 7 };
+
+	if (log_journal)
+		fprintf(stderr, "<%d>%s\n", priority[level], line);
+	else
+		fprintf(stderr, "%s: %s%s\n", log_prog, tag, line);
+}
+
 void ctd_log(enum ctd_log_level level, const char *fmt, ...)
 {
 	static const char *const prefix[] = { "error: ", "warning: ", "", "debug: " };
-	/* syslog(3) priorities: LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG. */
-	static const int priority[] = { 3, 4, 6, 7 };
 	char line[1024];
 	va_list ap;
 
@@ -61,10 +71,19 @@ void ctd_log(enum ctd_log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	if (log_journal)
-		fprintf(stderr, "<%d>%s\n", priority[level], line);
-	else
-		fprintf(stderr, "%s: %s%s\n", log_prog, prefix[level], line);
+	emit(level, prefix[level], line);
+}
+
+/* No level word in a terminal: ctd -t's lines read "ctd: FILE:LINE: ...". */
+void ctd_log_tool(enum ctd_log_level level, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	emit(level, "", line);
 }
 
 const char *ctd_log_errstr(int err)

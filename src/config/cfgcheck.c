@@ -177,7 +177,8 @@ size_t ctd_cfgcheck_log(const struct ctd_config *cfg)
 
 static void print_problem(void *arg, const char *line)
 {
-	fprintf(arg, "ctd: %s\n", line);
+	(void)arg;
+	ctd_log_tool(CTD_LOG_ERR, "%s", line);
 }
 
 /* The bytes memory-max comes to here: auto depends on the cgroup. */
@@ -193,7 +194,7 @@ static void print_memory_max(const struct ctd_config *cfg)
 
 int ctd_cfgcheck_main(const struct ctd_cli *cli, const struct ctd_config *cfg)
 {
-	if (ctd_cfgcheck(cfg, print_problem, stderr))
+	if (ctd_cfgcheck(cfg, print_problem, NULL))
 		return 1;
 	printf("ctd: configuration %s is OK%s\n", cli->config,
 	       cli->config_given || access(cli->config, F_OK) == 0 ? "" :

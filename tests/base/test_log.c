@@ -151,6 +151,7 @@ static char *log_all_levels(bool journal, char *buf, size_t len)
 	log_warn("w");
 	log_info("i");
 	log_debug("d");
+	ctd_log_tool(CTD_LOG_ERR, "f:%d: bad", 3);
 	fflush(stderr);
 	assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
 	close(saved);
@@ -168,7 +169,7 @@ static void test_journal_priorities(void **state)
 
 	(void)state;
 	assert_string_equal(log_all_levels(true, buf, sizeof(buf)),
-			    "<3>e 1\n<4>w\n<6>i\n");
+			    "<3>e 1\n<4>w\n<6>i\n<3>f:3: bad\n");
 }
 
 static void test_plain_elsewhere(void **state)
@@ -177,7 +178,8 @@ static void test_plain_elsewhere(void **state)
 
 	(void)state;
 	assert_string_equal(log_all_levels(false, buf, sizeof(buf)),
-			    "ctd: error: e 1\nctd: warning: w\nctd: i\n");
+			    "ctd: error: e 1\nctd: warning: w\nctd: i\n"
+			    "ctd: f:3: bad\n");
 	ctd_log_init("ctd", CTD_LOG_INFO);
 }
 

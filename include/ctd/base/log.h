@@ -22,6 +22,13 @@ const char *ctd_log_errstr(int err);
 void ctd_log(enum ctd_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* A line of a one-shot command (ctd -t, a refused configuration):
+ * "progname: message" as admins and scripts read it in a terminal, and
+ * "<priority>message" when stderr is the journal, so the check systemd
+ * runs before a reload fails at priority err, not at the unit's info. */
+void ctd_log_tool(enum ctd_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
 #define log_err(...)   ctd_log(CTD_LOG_ERR, __VA_ARGS__)
 #define log_warn(...)  ctd_log(CTD_LOG_WARN, __VA_ARGS__)
 #define log_info(...)  ctd_log(CTD_LOG_INFO, __VA_ARGS__)
