@@ -6,7 +6,10 @@
 # and docs; `ctd -t` passes there (as root and as ctd), ctd runs there as
 # ctd with CAP_NET_ADMIN alone (as the unit runs it) and writes a record
 # of a flow made in a namespace; an edited conffile survives a reinstall,
-# and a purge leaves nothing behind.
+# and a purge leaves nothing behind. The conffile is root:ctd 0640, the
+# records ctd:adm 0640, logrotate caps size besides age and signals the
+# main process, README.Debian says where records live and what purge
+# deletes, the examples are installed.
 #
 # The root is made once with debootstrap (Debian's mirror, or
 # CTD_DEBIAN_MIRROR) and kept in the build tree; each run removes what it
@@ -92,27 +95,53 @@ out=$(systemd-analyze verify --man=no "$work/ctd.service" 2>&1) && [ -z "$out" ]
 for f in usr/sbin/ctd usr/share/man/man8/ctd.8.gz usr/share/man/man5/ctd.conf.5.gz \
 	 usr/share/bash-completion/completions/ctd etc/logrotate.d/ctd \
 	 usr/share/doc/ctd/README.md.gz usr/share/doc/ctd/json-records.md.gz \
-	 usr/share/doc/ctd/copyright; do
+	 usr/share/doc/ctd/copyright \
+	 usr/share/doc/ctd/examples/kafka.conf usr/share/doc/ctd/examples/filters.conf \
+	 usr/share/doc/ctd/examples/ipfix-pmacct.conf \
+	 usr/share/doc/ctd/examples/conntrackd-migration.conf; do
 	[ -s "$root/$f" ] || fail "$f not installed"
 done
-grep -q 'systemctl kill -s USR1 ctd' "$root/etc/logrotate.d/ctd" ||
-	fail "logrotate does not signal ctd"
+grep -q 'systemctl kill --kill-whom=main -s USR1 ctd' "$root/etc/logrotate.d/ctd" ||
+	fail "logrotate does not signal ctd's main process"
+grep -Eq '^[[:space:]]*maxsize [0-9]+[kMG]?$' "$root/etc/logrotate.d/ctd" &&
+	grep -Eq '^[[:space:]]*rotate 14$' "$root/etc/logrotate.d/ctd" ||
+	fail "logrotate has no size cap beside 14 days"
+# (dh_compress leaves a file under 4 KiB as it is)
+zcat -f "$root"/usr/share/doc/ctd/README.Debian* > "$work/README.Debian" 2>/dev/null ||
+	fail "README.Debian not installed"
+for said in 'apt-get purge ctd' /var/log/ctd/flows.json /var/lib/ctd/flows.db \
+	   '1 GiB' store-retention ctd:adm; do
+	grep -qF -- "$said" "$work/README.Debian" || fail "README.Debian does not say $said"
+done
+# The maintainer scripts as built: the conffile made root:ctd 0640 (unless
+# statoverridden), the records removed only at purge.
+dpkg-deb -e "$deb" "$work/control"
+grep -q 'chown root:ctd /etc/ctd/ctd.conf' "$work/control/postinst" &&
+	grep -q 'chmod 0640 /etc/ctd/ctd.conf' "$work/control/postinst" ||
+	fail "postinst does not make ctd.conf root:ctd 0640"
+grep -A2 '"purge"' "$work/control/postrm" | grep -q 'rm -rf /var/log/ctd /var/lib/ctd' ||
+	fail "postrm does not remove the records at purge (README.Debian says it does)"
+[ "$(in_root stat -c '%U:%G %a' /etc/ctd/ctd.conf)" = "root:ctd 640" ] ||
+	fail "/etc/ctd/ctd.conf is $(in_root stat -c '%U:%G %a' /etc/ctd/ctd.conf), not root:ctd 640"
+grep -q '^Group=adm$' "$unit" && grep -q '^SupplementaryGroups=ctd$' "$unit" ||
+	fail "the unit does not run ctd with group adm (and ctd for its config)"
 in_root logrotate -d /etc/logrotate.d/ctd > "$work/logrotate.log" 2>&1 ||
 	{ cat "$work/logrotate.log"; fail "logrotate -d"; }
 in_root /usr/sbin/ctd -t | grep -q "/etc/ctd/ctd.conf is OK" || fail "ctd -t"
-in_root setpriv --reuid=ctd --regid=ctd --init-groups /usr/sbin/ctd -t >/dev/null ||
+in_root setpriv --reuid=ctd --regid=adm --groups=ctd /usr/sbin/ctd -t >/dev/null ||
 	fail "ctd -t as ctd"
 
-# The service as the unit runs it: user ctd, CAP_NET_ADMIN alone, its
-# directories owned by ctd (systemd's LogsDirectory/StateDirectory).
+# The service as the unit runs it: user ctd, group adm with ctd beside it,
+# CAP_NET_ADMIN alone, its directories owned by ctd:adm (systemd's
+# LogsDirectory/StateDirectory).
 mount --bind /proc "$root/proc"
 ip netns add "$ns"
 ip netns exec "$ns" ip link set lo up
 # Conntrack tracks a namespace's traffic once a rule uses it.
 ip netns exec "$ns" nft 'add table inet f; add chain inet f c { type filter hook output priority 0; }; add rule inet f c ct state new counter'
 mkdir -p "$root/var/log/ctd" "$root/var/lib/ctd"
-in_root chown ctd:ctd /var/log/ctd /var/lib/ctd
-ip netns exec "$ns" chroot "$root" setpriv --reuid=ctd --regid=ctd --init-groups \
+in_root chown ctd:adm /var/log/ctd /var/lib/ctd
+ip netns exec "$ns" chroot "$root" setpriv --reuid=ctd --regid=adm --groups=ctd \
 	--inh-caps=-all,+net_admin --ambient-caps=-all,+net_admin \
 	--bounding-set=-all,+net_admin /usr/sbin/ctd --control none \
 	> "$work/ctd.log" 2>&1 &
@@ -129,7 +158,8 @@ kill -TERM $ctd
 wait $ctd || { cat "$work/ctd.log"; fail "ctd as ctd exited with $?"; }
 grep -q '"dport":5599' "$root/var/log/ctd/flows.json" ||
 	{ cat "$work/ctd.log"; fail "no record of the flow from ctd running as ctd"; }
-[ "$(in_root stat -c %U /var/log/ctd/flows.json)" = ctd ] || fail "flows.json not ctd's"
+perm=$(in_root stat -c '%U:%G %a' /var/log/ctd/flows.json)
+[ "$perm" = "ctd:adm 640" ] || fail "flows.json is $perm, not ctd:adm 640 (readable by adm)"
 umount "$root/proc"
 
 echo "rcvbuf 16M" > "$root/etc/ctd/ctd.conf"
