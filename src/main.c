@@ -358,7 +358,8 @@ static int open_outputs(struct ctd *ctd, const struct ctd_config *o)
 		return r;
 	/* JSON on stdout and the event lines would interleave: JSON wins. */
 	if (ctd->cli->foreground && strcmp(o->output, "-") != 0) {
-		ctd->text = ctd_out_text_new(STDOUT_FILENO, &ctd->stats);
+		ctd->text = ctd_out_text_new(STDOUT_FILENO, &ctd->stats,
+					     ctd->cli->utc);
 		if (!ctd->text)
 			return -ENOMEM;
 	}
@@ -646,6 +647,16 @@ static void finish(struct ctd *ctd, bool verbose)
 	ctd->stats.table_bytes = ctd_flowtable_memory(ft);
 	if (verbose)
 		ctd_counters_print(&ctd->stats, stderr);
+	/* A watcher delivers nothing: "0 records delivered" read as a loss. */
+	if (!ctd->stats.out_name[0] && ctd->text) {
+		const uint64_t *ev = ctd->stats.events;
+
+		log_info("exiting: watched %llu events, %llu lines skipped while "
+			 "the terminal was stuck", (unsigned long long)
+			 (ev[CTD_EV_NEW] + ev[CTD_EV_UPDATE] + ev[CTD_EV_DESTROY]),
+			 (unsigned long long)ctd->stats.text_dropped);
+		return;
+	}
 	status_line(ctd, line, sizeof(line));
 	log_info("exiting: %s, %llu malformed messages", line,
 		 (unsigned long long)ctd->stats.parse_errors);

@@ -43,8 +43,13 @@ void ctd_route_record(void *arg, const struct ctd_record *rec)
 	struct ctd_record copy;
 
 	rec = passed(r, rec, &copy);
-	if (rec)
-		ctd_deliver_record(r->deliver, rec);
+	if (!rec)
+		return;
+	ctd_deliver_record(r->deliver, rec);
+	/* A DESTROY has had its line; an end ctd found alone has not. */
+	if (r->text && rec->end_reason != CTD_END_DESTROY &&
+	    rec->end_reason != CTD_END_ACTIVE)
+		ctd_out_text_end(r->text, rec);
 }
 
 void ctd_route_event(void *arg, const struct ctd_event *ev,

@@ -99,4 +99,15 @@ grep -q "^<3>$tmp/bad.conf:1: unknown setting" "$tmp/journal" || {
 	echo "FAIL: ctd -t's refusal is not at priority err in the journal:"
 	cat "$tmp/journal"; exit 1
 }
+# A filter on a query would be ignored (the answers cover the whole
+# table): refused with one line, before any socket is tried.
+for query in -l -s; do
+	rc=0
+	"$ctd" $query --filter-proto tcp --control "$tmp/none.sock" \
+		> "$tmp/out" 2>&1 || rc=$?
+	[ "$rc" -eq 2 ] && [ "$(wc -l < "$tmp/out")" -eq 1 ] &&
+		grep -q -- "--filter-proto does not apply to -s or -l" "$tmp/out" || {
+		echo "FAIL: ctd $query --filter-proto tcp (exit $rc):"; cat "$tmp/out"; exit 1
+	}
+done
 echo "conf/ctd.conf = defaults ($(wc -l < "$tmp/defaults") settings, each in ctd.conf.5 and ctd.8); ctd.service verified"

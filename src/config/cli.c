@@ -13,6 +13,7 @@
 
 enum {
 	OPT_SET = 256, OPT_JSON, OPT_NO_BCERR, OPT_NO_RESYNC, OPT_NO_SYSCTL,
+	OPT_UTC,
 };
 
 #define SET(name) { name, required_argument, NULL, OPT_SET }
@@ -25,6 +26,7 @@ static const struct option longopts[] = {
 	{ "stats", no_argument, NULL, 's' },
 	{ "list", no_argument, NULL, 'l' },
 	{ "json", no_argument, NULL, OPT_JSON },
+	{ "utc", no_argument, NULL, OPT_UTC },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ "no-broadcast-error", no_argument, NULL, OPT_NO_BCERR },
@@ -60,8 +62,9 @@ static void usage(FILE *f)
 	fputs(
 "Usage: ctd [options]             run (a daemon; -f to watch in a terminal)\n"
 "       ctd -t [-c FILE]          check the configuration\n"
-"       ctd -s [top] | -l [--json] ask the running ctd (counters, health,\n"
-"                                 top talkers; tracked flows)\n"
+"       ctd -s [top|all] | -l [--json] ask the running ctd (counters by\n"
+"                                 group and health; top talkers; every\n"
+"                                 counter, flat; tracked flows)\n"
 "       ctd report top [--by src|dst] [--since 1h] [--limit 10] [--store PATH]\n"
 "                      [--json]   top talkers from the flow store (read only)\n"
 "Turns the kernel's connection-tracking events into flow records.\n"
@@ -71,6 +74,7 @@ static void usage(FILE *f)
 "  -f, --foreground         print one line per event on stdout (like conntrack -E),\n"
 "                           filtered by filter-*; without -o FILE a watcher that\n"
 "                           runs beside the service (no file, spool or socket)\n"
+"      --utc                with -f, times in UTC (default local time)\n"
 "  -v, --verbose            debug logging; print all counters at exit; with -t\n"
 "                           print the effective configuration\n"
 "\n"
@@ -176,17 +180,34 @@ static void query(struct ctd_cli *cli, const char *what)
 	cli->query = what;
 }
 
-/* The one positional argument: `ctd -s top`. */
+/* The one positional argument: `ctd -s top`, `ctd -s all`. */
 static void positional(struct ctd_cli *cli, int argc, char **argv)
 {
 	if (optind < argc && cli->mode == CTD_CLI_QUERY &&
-	    strcmp(cli->query, "stats") == 0 && strcmp(argv[optind], "top") == 0) {
-		cli->query = "top";
+	    strcmp(cli->query, "stats") == 0 && (strcmp(argv[optind], "top") == 0 ||
+						 strcmp(argv[optind], "all") == 0)) {
+		cli->query = argv[optind][0] == 't' ? "top" : "all";
 		optind++;
 	}
 	if (optind < argc) {
 		fprintf(stderr, "ctd: unexpected argument '%s' (see ctd --help)\n",
 			argv[optind]);
+		exit(2);
+	}
+}
+
+/* The running ctd answers from the kernel's whole table and its own
+ * counters; its filters chose the records, not these answers. A filter
+ * option on a query would be silently ignored, so it is refused. */
+static void refuse_query_filters(const struct ctd_cli *cli)
+{
+	for (size_t i = 0; cli->mode == CTD_CLI_QUERY && i < cli->n; i++) {
+		if (strncmp(cli->keys[i], "filter-", 7) != 0 &&
+		    strncmp(cli->keys[i], "ignore-", 7) != 0)
+			continue;
+		fprintf(stderr, "ctd: --%s does not apply to -s or -l (they "
+			"answer for the whole table; filter the lines with grep, "
+			"or --json with jq)\n", cli->keys[i]);
 		exit(2);
 	}
 }
@@ -206,6 +227,7 @@ void ctd_cli_parse(int argc, char **argv, struct ctd_cli *cli)
 		case 's': query(cli, "stats"); break;
 		case 'l': query(cli, "flows"); break;
 		case OPT_JSON: cli->json = true; break;
+		case OPT_UTC: cli->utc = true; break;
 		case 'o': add(cli, "output", optarg); break;
 		case 'b': add(cli, "rcvbuf", optarg); break;
 		case OPT_NO_BCERR: add(cli, "broadcast-error", "no"); break;
@@ -220,6 +242,7 @@ void ctd_cli_parse(int argc, char **argv, struct ctd_cli *cli)
 		}
 	}
 	positional(cli, argc, argv);
+	refuse_query_filters(cli);
 }
 
 bool ctd_cli_watcher(const struct ctd_cli *cli)

@@ -3,6 +3,7 @@
  * family with its type and help text. */
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "ctd/base/stats.h"
@@ -207,6 +208,120 @@ void ctd_counters_print(const struct ctd_stats *st, FILE *f)
 		fprintf(f, "%-22s %llu\n", counters[i].name,
 			(unsigned long long)value_at(st, counters[i].off));
 	print_outputs(st, f);
+}
+
+/* ctd -s groups the counters for a person. A group starts at its first
+ * counter in the table above, so a counter added inside a group joins it. */
+static const struct {
+	const char *first;
+	const char *title;
+} groups[] = {
+	{ "events_new", "kernel events" },
+	{ "flows_created", "flows" },
+	{ "records", "records" },
+	{ "resyncs", "table checks" },
+	{ "rcvbuf", "socket and table" },
+	{ "kernel_pending", "kernel pressure" },
+	{ "table_bytes", "memory" },
+	{ "ctl_requests", "control" },
+	{ "spool_degraded", "service" },
+	{ "netns_watched", "netns" },
+	{ "latency_le_1ms", "DESTROY latency (kernel stamp to read)" },
+};
+
+/* Per-output counters only some outputs can move; the others apply to
+ * every output. Outputs as spelt in the output table. */
+static const struct {
+	const char *counter;
+	const char *outputs;
+} only_for[] = {
+	{ "torn_lines", " json ctlog " }, { "gone", " json ctlog " },
+	{ "recovered_bytes", " json ctlog " },
+	{ "consumers", " stream " }, { "refused", " stream " },
+	{ "lost_bytes", " stream " },
+	{ "events", " json stream kafka " },
+	{ "events_missed", " json stream kafka " },
+	{ "events_merged", " json stream kafka " },
+	{ "acked", " ipfix kafka " }, { "unacked", " ipfix kafka " },
+	{ "resent", " ipfix kafka " },
+	{ "reconnects", " ipfix " }, { "templates", " ipfix " },
+	{ "failed_output", " kafka " }, { "queue_full", " kafka " },
+	{ "report_timeouts", " kafka " }, { "report_errors", " kafka " },
+	{ "brokers", " kafka " }, { "brokers_up", " kafka " },
+	{ "queue", " kafka " }, { "rtt_us", " kafka " },
+	{ "store_rows", " store " }, { "store_repeats", " store " },
+	{ "store_commits", " store " }, { "store_commit_errors", " store " },
+	{ "store_pruned", " store " },
+};
+
+/* Whether output can move counter: a nonzero one is always shown. */
+static bool moves_for(const char *counter, const char *output)
+{
+	char word[40];
+
+	snprintf(word, sizeof(word), " %s ", output);
+	for (size_t i = 0; i < N(only_for); i++)
+		if (strcmp(only_for[i].counter, counter) == 0)
+			return strstr(only_for[i].outputs, word) != NULL;
+	return true;
+}
+
+static void print_one_output(const struct ctd_stats *st, size_t o, FILE *f)
+{
+	char name[64];
+
+	fprintf(f, "output %s:\n", st->out_name[o]);
+	for (size_t i = 0; i < N(out_counters); i++) {
+		uint64_t v = value_at(st->out[o], out_counters[i].off);
+
+		if (!v && !moves_for(out_counters[i].name, st->out_name[o]))
+			continue;
+		snprintf(name, sizeof(name), "out_%s_%s", st->out_name[o],
+			 out_counters[i].name);
+		fprintf(f, "  %-28s %llu\n", name, (unsigned long long)v);
+	}
+}
+
+static const char *group_at(size_t i)
+{
+	for (size_t g = 0; g < N(groups); g++)
+		if (strcmp(groups[g].first, counters[i].name) == 0)
+			return groups[g].title;
+	return NULL;
+}
+
+/* Counters from i to the next group's first, or the table's end. */
+static size_t group_end(size_t i)
+{
+	while (++i < N(counters) && !group_at(i))
+		;
+	return i;
+}
+
+static bool all_zero(const struct ctd_stats *st, size_t from, size_t to)
+{
+	for (size_t i = from; i < to; i++)
+		if (value_at(st, counters[i].off))
+			return false;
+	return true;
+}
+
+void ctd_counters_print_grouped(const struct ctd_stats *st, FILE *f)
+{
+	for (size_t i = 0, end; i < N(counters); i = end) {
+		const char *title = group_at(i);
+
+		end = group_end(i);
+		/* Namespaces other than ctd's own are an option most never set. */
+		if (title && strcmp(title, "netns") == 0 && all_zero(st, i, end))
+			continue;
+		fprintf(f, "%s:\n", title ? title : "other");
+		for (size_t j = i; j < end; j++)
+			fprintf(f, "  %-28s %llu\n", counters[j].name,
+				(unsigned long long)value_at(st, counters[j].off));
+	}
+	for (size_t o = 0; o < CTD_OUT_MAX && st->out_name[o]; o++)
+		print_one_output(st, o, f);
 }
 
 void ctd_counters_prometheus_family(FILE *f, const char *name, bool gauge,

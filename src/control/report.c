@@ -420,7 +420,10 @@ static void answer_metrics(const struct ctd_report_src *src, FILE *out)
 		netns_metrics(src, out);
 }
 
-static void answer_stats(const struct ctd_report_src *src, FILE *out, bool json)
+/* all: every counter flat under "counters:" (ctd -s all, for scripts
+ * that read "name value" lines); else grouped for a person. */
+static void answer_stats(const struct ctd_report_src *src, FILE *out, bool json,
+			 bool all)
 {
 	unsigned n;
 
@@ -444,8 +447,12 @@ static void answer_stats(const struct ctd_report_src *src, FILE *out, bool json)
 	n = ctd_report_health(src, out, false);
 	if (!n)
 		fputs("  ok\n", out);
-	fputs("counters:\n", out);
-	ctd_counters_print(src->stats, out);
+	if (all) {
+		fputs("counters:\n", out);
+		ctd_counters_print(src->stats, out);
+	} else {
+		ctd_counters_print_grouped(src->stats, out);
+	}
 	if (src->netns)
 		print_netns(src, out, false);
 	fputs("# end\n", out);
@@ -779,11 +786,11 @@ bool ctd_report_answer(const struct ctd_report_src *src, const char *request,
 		return answer_flows(src, out, json, cursor);
 	if (strcmp(what, "metrics") == 0)
 		answer_metrics(src, out);
-	else if (strcmp(what, "stats") == 0)
-		answer_stats(src, out, json);
+	else if (strcmp(what, "stats") == 0 || strcmp(what, "all") == 0)
+		answer_stats(src, out, json, what[0] == 'a');
 	else if (strcmp(what, "top") == 0)
 		answer_top(src, out, json);
 	else
-		fprintf(out, "error: unknown request '%s' (stats, flows, top)\n", what);
+		fprintf(out, "error: unknown request '%s' (stats, all, flows, top)\n", what);
 	return false;
 }

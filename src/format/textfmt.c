@@ -1,9 +1,13 @@
 /* textfmt: the `ctd -f` line. One line per event, in the spirit of
  * `conntrack -E`: time, event, protocol, original tuple, reply tuple when
- * it differs from the mirrored original (NAT), TCP state; a DESTROY adds
- * the flow's duration and both directions' counters. Runs only in the
- * interactive mode, so snprintf is fine here. */
+ * it differs from the mirrored original (NAT), TCP state, conntrack's
+ * [UNREPLIED] and [ASSURED]; a DESTROY adds the flow's duration and both
+ * directions' counters. A flow that ended without a DESTROY (expired,
+ * lost, ...) gets an END line with the reason. Times are local unless
+ * the caller asks for UTC (then with a Z). Runs only in the interactive
+ * mode, so snprintf is fine here. */
 #include <arpa/inet.h>
+#include <linux/netfilter/nf_conntrack_common.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -88,6 +92,31 @@ static void add_end(struct line *l, const struct ctd_record *rec,
 		    (unsigned long long)rec->cnt[CTD_DIR_REPLY].bytes);
 }
 
+/* conntrack -E's words: a flow no reply was seen for, and one the kernel
+ * will not drop early when its table is full. */
+static void add_status(struct line *l, uint32_t status)
+{
+	if (!(status & IPS_SEEN_REPLY))
+		add(l, " [UNREPLIED]");
+	if (status & IPS_ASSURED)
+		add(l, " [ASSURED]");
+}
+
+/* Time of day: "HH:MM:SS.mmm", with "Z" when utc_off_s is UTC's own. */
+static void add_time(struct line *l, uint64_t ns, const struct ctd_textfmt_tz *tz)
+{
+	char iso[32];
+
+	if (!tz || tz->utc) {
+		ctd_fmt_iso8601_ms(ns, iso, sizeof(iso));
+		add(l, "%s", iso + 11);
+		return;
+	}
+	ns += (uint64_t)((int64_t)tz->off_s * 1000000000);
+	ctd_fmt_iso8601_ms(ns, iso, sizeof(iso));
+	add(l, "%.12s", iso + 11);
+}
+
 static void add_netns(struct line *l, const struct ctd_record *rec)
 {
 	char label[CTD_NETNS_NAME_MAX];
@@ -96,30 +125,45 @@ static void add_netns(struct line *l, const struct ctd_record *rec)
 	add(l, " netns=%s", label);
 }
 
+static void add_proto(struct line *l, uint8_t num)
+{
+	const char *proto = ctd_proto_name(num);
+
+	if (proto)
+		add(l, "%-4s ", proto);
+	else
+		add(l, "%-4u ", num);
+}
+
+/* Both tuples (the reply's only when NAT changed it), then the state. */
+static void add_flow(struct line *l, uint8_t family, uint8_t proto,
+		     const struct ctd_tuple *tuple, bool reply, const char *state)
+{
+	add_proto(l, proto);
+	add_tuple(l, family, proto, &tuple[CTD_DIR_ORIG]);
+	if (reply && is_nat(proto, tuple)) {
+		add(l, " nat ");
+		add_tuple(l, family, proto, &tuple[CTD_DIR_REPLY]);
+	}
+	if (state)
+		add(l, " %s", state);
+}
+
 size_t ctd_textfmt_event(const struct ctd_event *ev,
 			 const struct ctd_record *rec, const char *netns,
-			 uint64_t now_ns, char *buf, size_t cap)
+			 uint64_t now_ns, const struct ctd_textfmt_tz *tz,
+			 char *buf, size_t cap)
 {
 	struct line l = { buf, cap, 0, false };
-	const char *proto = ctd_proto_name(ev->proto);
-	const char *state;
-	char iso[32];
+	const char *state = ev->have & CTD_HAVE_TCPSTATE ?
+			    ctd_tcp_state_name(ev->tcp_state) : NULL;
 
-	ctd_fmt_iso8601_ms(now_ns, iso, sizeof(iso));
-	add(&l, "%s %-9s ", iso + 11, ctd_evtype_name(ev->type));
-	if (proto)
-		add(&l, "%-4s ", proto);
-	else
-		add(&l, "%-4u ", ev->proto);
-	add_tuple(&l, ev->family, ev->proto, &ev->tuple[CTD_DIR_ORIG]);
-	if (ev->have & CTD_HAVE_REPLY && is_nat(ev->proto, ev->tuple)) {
-		add(&l, " nat ");
-		add_tuple(&l, ev->family, ev->proto, &ev->tuple[CTD_DIR_REPLY]);
-	}
-	state = ev->have & CTD_HAVE_TCPSTATE ?
-		ctd_tcp_state_name(ev->tcp_state) : NULL;
-	if (state)
-		add(&l, " %s", state);
+	add_time(&l, now_ns, tz);
+	add(&l, " %-9s ", ctd_evtype_name(ev->type));
+	add_flow(&l, ev->family, ev->proto, ev->tuple,
+		 ev->have & CTD_HAVE_REPLY, state);
+	if (ev->have & CTD_HAVE_STATUS)
+		add_status(&l, ev->status);
 	if (rec)
 		add_end(&l, rec, "dur");
 	if (rec && rec->nsid != CTD_NSID_SELF)
@@ -132,24 +176,37 @@ size_t ctd_textfmt_event(const struct ctd_event *ev,
 	return l.overflow ? 0 : l.len;
 }
 
+static const char *rec_state(const struct ctd_record *rec)
+{
+	return rec->flags & CTD_REC_TCPSTATE ?
+	       ctd_tcp_state_name(rec->tcp_state) : NULL;
+}
+
+/* No event told of this end: ctd found it (the kernel's timeout passed
+ * with no DESTROY, a resync, its own table full, a namespace gone). */
+size_t ctd_textfmt_end(const struct ctd_record *rec,
+		       const struct ctd_textfmt_tz *tz, char *buf, size_t cap)
+{
+	struct line l = { buf, cap, 0, false };
+
+	add_time(&l, rec->end_ns, tz);
+	add(&l, " %-9s ", "END");
+	add_flow(&l, rec->family, rec->proto, rec->tuple, true, rec_state(rec));
+	add_status(&l, rec->status);
+	add_end(&l, rec, "dur");
+	add(&l, " end=%s", ctd_end_reason_name(rec->end_reason));
+	if (rec->nsid != CTD_NSID_SELF)
+		add_netns(&l, rec);
+	add(&l, " id=%u\n", rec->id);
+	return l.overflow ? 0 : l.len;
+}
+
 size_t ctd_textfmt_flow(const struct ctd_record *rec, char *buf, size_t cap)
 {
 	struct line l = { buf, cap, 0, false };
-	const char *proto = ctd_proto_name(rec->proto);
-	const char *state = rec->flags & CTD_REC_TCPSTATE ?
-			    ctd_tcp_state_name(rec->tcp_state) : NULL;
 
-	if (proto)
-		add(&l, "%-4s ", proto);
-	else
-		add(&l, "%-4u ", rec->proto);
-	add_tuple(&l, rec->family, rec->proto, &rec->tuple[CTD_DIR_ORIG]);
-	if (is_nat(rec->proto, rec->tuple)) {
-		add(&l, " nat ");
-		add_tuple(&l, rec->family, rec->proto, &rec->tuple[CTD_DIR_REPLY]);
-	}
-	if (state)
-		add(&l, " %s", state);
+	add_flow(&l, rec->family, rec->proto, rec->tuple, true, rec_state(rec));
+	add_status(&l, rec->status);
 	add_end(&l, rec, "age");
 	add(&l, " mark=%u zone=%u", rec->mark, rec->zone);
 	if (rec->nsid != CTD_NSID_SELF)

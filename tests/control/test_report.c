@@ -330,6 +330,49 @@ static void test_netns_label_escaped(void **state)
 	ctd_netnstab_free(t);
 }
 
+/* ctd -s for a person: counters under group titles, each output under
+ * its own with only what its kind can move (or what is nonzero); netns
+ * only when used. ctd -s all: every counter flat, as scripts read it. */
+static void test_stats_grouped(void **state)
+{
+	struct fixture *f = *state;
+	struct ctd_out_stats kafka = { .brokers = 3 };
+	char *text;
+
+	f->st.out_name[1] = "kafka";
+	f->st.out[1] = &kafka;
+	text = answer(f, "stats");
+	assert_non_null(strstr(text, "\nkernel events:\n  events_new                   42\n"));
+	assert_non_null(strstr(text, "\nrecords:\n  records "));
+	assert_non_null(strstr(text, "\noutput json:\n  out_json_records "));
+	assert_non_null(strstr(text, "\n  out_json_bytes               1234\n"));
+	assert_null(strstr(text, "out_json_brokers"));
+	assert_null(strstr(text, "out_json_templates"));
+	assert_null(strstr(text, "out_json_store_rows"));
+	assert_non_null(strstr(text, "\noutput kafka:\n"));
+	assert_non_null(strstr(text, "\n  out_kafka_brokers            3\n"));
+	assert_null(strstr(text, "out_kafka_templates"));
+	assert_null(strstr(text, "\nnetns:\n"));
+	assert_null(strstr(text, "\ncounters:\n"));
+	assert_non_null(strstr(text, "# end\n"));
+	free(text);
+	/* A counter its kind never moves still shows once it is not 0. */
+	f->json.acked = 5;
+	f->st.netns_watched = 1;
+	text = answer(f, "stats");
+	assert_non_null(strstr(text, "\n  out_json_acked               5\n"));
+	assert_non_null(strstr(text, "\nnetns:\n  netns_watched                1\n"));
+	free(text);
+	text = answer(f, "all");
+	assert_non_null(strstr(text, "\ncounters:\nevents_new             42\n"));
+	assert_non_null(strstr(text, "\nout_json_brokers       0\n"));
+	assert_non_null(strstr(text, "\nout_kafka_templates    0\n"));
+	assert_null(strstr(text, "kernel events:"));
+	assert_non_null(strstr(text, "# end\n"));
+	free(text);
+	f->st.out_name[1] = NULL;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -340,6 +383,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_health_names_stuck_listener, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_netns, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_netns_label_escaped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stats_grouped, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,5 +1,7 @@
 /* Tests for src/textfmt.c: the exact `ctd -f` line for each kind of
- * event, and that a short buffer gives 0 without writing past it. */
+ * event, and that a short buffer gives 0 without writing past it; the
+ * [UNREPLIED]/[ASSURED] flags, local time and the END line of a flow
+ * that ended without a DESTROY. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <setjmp.h>
@@ -9,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/nf_conntrack_tcp.h>
 
 #include "ctd/flows/record.h"
@@ -68,7 +71,7 @@ static void check_at(const struct ctd_event *ev, const struct ctd_record *rec,
 		     uint64_t now_ns, const char *want)
 {
 	char buf[CTD_TEXT_MAX];
-	size_t n = ctd_textfmt_event(ev, rec, NULL, now_ns, buf, sizeof(buf));
+	size_t n = ctd_textfmt_event(ev, rec, NULL, now_ns, NULL, buf, sizeof(buf));
 
 	if (n != strlen(want) || memcmp(buf, want, n) != 0)
 		fail_msg("\n got  %.*s want %s", (int)n, buf, want);
@@ -247,7 +250,7 @@ static void check_bounds(const struct ctd_event *ev,
 			 const struct ctd_record *rec)
 {
 	char full[CTD_TEXT_MAX], *buf;
-	size_t len = ctd_textfmt_event(ev, rec, NULL, NOW_NS, full, sizeof(full));
+	size_t len = ctd_textfmt_event(ev, rec, NULL, NOW_NS, NULL, full, sizeof(full));
 	size_t cap, n;
 
 	assert_true(len > 0);
@@ -255,21 +258,21 @@ static void check_bounds(const struct ctd_event *ev,
 		buf = malloc(cap + GUARD);
 		assert_non_null(buf);
 		memset(buf, CANARY, cap + GUARD);
-		assert_int_equal(ctd_textfmt_event(ev, rec, NULL, NOW_NS, buf, cap), 0);
+		assert_int_equal(ctd_textfmt_event(ev, rec, NULL, NOW_NS, NULL, buf, cap), 0);
 		assert_guard_intact(buf, cap, cap + GUARD);
 		free(buf);
 	}
 	buf = malloc(len + GUARD);
 	assert_non_null(buf);
 	memset(buf, CANARY, len + GUARD);
-	n = ctd_textfmt_event(ev, rec, NULL, NOW_NS, buf, len);
+	n = ctd_textfmt_event(ev, rec, NULL, NOW_NS, NULL, buf, len);
 	assert_true(n == 0 || (n == len && memcmp(buf, full, len) == 0));
 	assert_guard_intact(buf, len, len + GUARD);
 	free(buf);
 	buf = malloc(len + 1 + GUARD);
 	assert_non_null(buf);
 	memset(buf, CANARY, len + 1 + GUARD);
-	assert_int_equal(ctd_textfmt_event(ev, rec, NULL, NOW_NS, buf, len + 1), len);
+	assert_int_equal(ctd_textfmt_event(ev, rec, NULL, NOW_NS, NULL, buf, len + 1), len);
 	assert_memory_equal(buf, full, len);
 	assert_guard_intact(buf, len + 1, len + 1 + GUARD);
 	free(buf);
@@ -317,9 +320,23 @@ static void test_worst_case_fits(void **state)
 		rec.flags = CTD_REC_COUNTERS;
 		rec.end_ns = UINT64_MAX;
 		memset(rec.cnt, 0xff, sizeof(rec.cnt));
-		n = ctd_textfmt_event(&ev, &rec, NULL, NOW_NS, buf, sizeof(buf));
+		ev.have |= CTD_HAVE_STATUS;
+		ev.status = IPS_ASSURED;      /* both flags: the longest */
+		n = ctd_textfmt_event(&ev, &rec, NULL, NOW_NS, NULL, buf, sizeof(buf));
 		assert_true(n > 0);
 		assert_non_null(strstr(buf, " nat "));
+		rec.family = AF_INET6;
+		rec.proto = protos[i];
+		memcpy(rec.tuple, ev.tuple, sizeof(rec.tuple));
+		rec.status = IPS_ASSURED;
+		rec.flags |= CTD_REC_TCPSTATE;
+		rec.tcp_state = TCP_CONNTRACK_ESTABLISHED;
+		rec.end_reason = CTD_END_NETNS_GONE;
+		rec.nsid = INT32_MAX;
+		memset(rec.netns, 'n', sizeof(rec.netns) - 1);
+		rec.netns[sizeof(rec.netns) - 1] = '\0';
+		assert_true(ctd_textfmt_end(&rec, NULL, buf, sizeof(buf)) > 0);
+		rec.nsid = CTD_NSID_SELF;
 		print_message("worst-case %s line: %zu of %d bytes\n",
 			      i ? "icmpv6" : "udplite", n, CTD_TEXT_MAX);
 	}
@@ -336,24 +353,100 @@ static void test_netns(void **state)
 	(void)state;
 	event(&ev, CTD_EV_NEW, IPPROTO_UDP, AF_INET, "10.0.0.1", "10.0.0.2");
 	ev.nsid = 4;
-	n = ctd_textfmt_event(&ev, NULL, "qrouter-1", NOW_NS, buf, sizeof(buf));
+	n = ctd_textfmt_event(&ev, NULL, "qrouter-1", NOW_NS, NULL, buf, sizeof(buf));
 	assert_string_equal(buf, "16:00:00.123Z NEW       udp  10.0.0.1:40000 -> "
 			    "10.0.0.2:53 netns=qrouter-1 id=99\n");
 	assert_int_equal(n, strlen(buf));
-	ctd_textfmt_event(&ev, NULL, NULL, NOW_NS, buf, sizeof(buf));
+	ctd_textfmt_event(&ev, NULL, NULL, NOW_NS, NULL, buf, sizeof(buf));
 	assert_non_null(strstr(buf, " netns=nsid:4 id=99\n"));
-	ctd_textfmt_event(&ev, NULL, "", NOW_NS, buf, sizeof(buf));
+	ctd_textfmt_event(&ev, NULL, "", NOW_NS, NULL, buf, sizeof(buf));
 	assert_non_null(strstr(buf, " netns=nsid:4 id=99\n"));
 	/* A DESTROY: the record's name wins. */
 	record(&rec, 1000000000);
 	rec.nsid = 4;
 	strcpy(rec.netns, "blue");
 	ev.type = CTD_EV_DESTROY;
-	ctd_textfmt_event(&ev, &rec, "qrouter-1", NOW_NS, buf, sizeof(buf));
+	ctd_textfmt_event(&ev, &rec, "qrouter-1", NOW_NS, NULL, buf, sizeof(buf));
 	assert_non_null(strstr(buf, " netns=blue id=99\n"));
 	ev.nsid = rec.nsid = CTD_NSID_SELF;
-	ctd_textfmt_event(&ev, NULL, "ignored", NOW_NS, buf, sizeof(buf));
+	ctd_textfmt_event(&ev, NULL, "ignored", NOW_NS, NULL, buf, sizeof(buf));
 	assert_null(strstr(buf, "netns="));
+}
+
+/* conntrack -E's flags, from the event's status when it carried one. */
+static void test_status_flags(void **state)
+{
+	struct ctd_event ev;
+
+	(void)state;
+	event(&ev, CTD_EV_DESTROY, IPPROTO_UDP, AF_INET, "10.0.0.1", "10.0.0.2");
+	ev.have |= CTD_HAVE_STATUS;
+	ev.status = IPS_CONFIRMED;
+	check(&ev, NULL, "16:00:00.123Z DESTROY   udp  10.0.0.1:40000 -> "
+			 "10.0.0.2:53 [UNREPLIED] id=99\n");
+	ev.status = IPS_CONFIRMED | IPS_SEEN_REPLY | IPS_ASSURED;
+	ev.have |= CTD_HAVE_TCPSTATE;
+	ev.proto = IPPROTO_TCP;
+	ev.tcp_state = TCP_CONNTRACK_TIME_WAIT;
+	check(&ev, NULL, "16:00:00.123Z DESTROY   tcp  10.0.0.1:40000 -> "
+			 "10.0.0.2:53 TIME_WAIT [ASSURED] id=99\n");
+	ev.status = IPS_SEEN_REPLY;
+	check(&ev, NULL, "16:00:00.123Z DESTROY   tcp  10.0.0.1:40000 -> "
+			 "10.0.0.2:53 TIME_WAIT id=99\n");
+}
+
+/* Local time: shifted by the zone's offset, either way round midnight,
+ * with no Z; UTC keeps its Z. */
+static void test_local_time(void **state)
+{
+	const struct ctd_textfmt_tz east = { false, 5 * 3600 + 1800 };
+	const struct ctd_textfmt_tz west = { false, -17 * 3600 };
+	const struct ctd_textfmt_tz utc = { true, 3600 };
+	struct ctd_event ev;
+	char buf[CTD_TEXT_MAX];
+
+	(void)state;
+	event(&ev, CTD_EV_NEW, IPPROTO_UDP, AF_INET, "10.0.0.1", "10.0.0.2");
+	ctd_textfmt_event(&ev, NULL, NULL, NOW_NS, &east, buf, sizeof(buf));
+	assert_string_equal(buf, "21:30:00.123 NEW       udp  10.0.0.1:40000 -> "
+			    "10.0.0.2:53 id=99\n");
+	ctd_textfmt_event(&ev, NULL, NULL, NOW_NS, &west, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "23:00:00.123 NEW "));
+	ctd_textfmt_event(&ev, NULL, NULL, NOW_NS, &utc, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "16:00:00.123Z NEW "));
+}
+
+/* A flow ctd ended without a DESTROY: an END line with the reason, at
+ * the record's end. */
+static void test_end_line(void **state)
+{
+	struct ctd_event ev;
+	struct ctd_record rec;
+	char buf[CTD_TEXT_MAX];
+	size_t n;
+
+	(void)state;
+	event(&ev, CTD_EV_NEW, IPPROTO_UDP, AF_INET, "10.0.0.1", "10.0.0.2");
+	record(&rec, 2500000000ULL);
+	rec.family = AF_INET;
+	rec.proto = IPPROTO_UDP;
+	memcpy(rec.tuple, ev.tuple, sizeof(rec.tuple));
+	rec.id = 99;
+	rec.status = IPS_SEEN_REPLY;
+	rec.end_reason = CTD_END_EXPIRED;
+	rec.end_ns = LATER_NS;
+	rec.start_ns = LATER_NS - 2500000000ULL;
+	n = ctd_textfmt_end(&rec, NULL, buf, sizeof(buf));
+	assert_string_equal(buf, "17:01:01.007Z END       udp  10.0.0.1:40000 -> "
+			    "10.0.0.2:53 dur=2.500s orig=3p/300B reply=2p/120B "
+			    "end=expired id=99\n");
+	assert_int_equal(n, strlen(buf));
+	rec.end_reason = CTD_END_LOST;
+	rec.status = 0;
+	ctd_textfmt_end(&rec, NULL, buf, sizeof(buf));
+	assert_non_null(strstr(buf, " [UNREPLIED] dur="));
+	assert_non_null(strstr(buf, " end=lost id=99\n"));
+	assert_int_equal(ctd_textfmt_end(&rec, NULL, buf, 20), 0);
 }
 
 int main(void)
@@ -369,6 +462,9 @@ int main(void)
 		cmocka_unit_test(test_small_cap),
 		cmocka_unit_test(test_worst_case_fits),
 		cmocka_unit_test(test_netns),
+		cmocka_unit_test(test_status_flags),
+		cmocka_unit_test(test_local_time),
+		cmocka_unit_test(test_end_line),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -352,9 +352,9 @@ class Ctd:
         return r.stdout
 
     def stats(self):
-        """ctd -s: every counter of the running ctd."""
+        """ctd -s all: every counter of the running ctd."""
         return {p[0]: int(p[1]) for p in (l.split() for l in
-                                          self.query("-s").splitlines())
+                                          self.query("-s", "all").splitlines())
                 if len(p) == 2 and p[1].isdigit()}
 
     def wait_stats(self, what, cond, secs, show="out_"):

@@ -19,6 +19,10 @@ keeps them) and TCP connections (left out), then `conntrack -F`.
    and its file stays locked across a reopen (SIGUSR1).
 4. A watcher whose standard input is a terminal stops on SIGHUP (the
    terminal went away) instead of reloading: exit 0 within 5 s.
+5. The watcher's lines give local time (TZ set 5:30 east of UTC: every
+   line within a minute of that clock, no Z), UDP flows nobody answered
+   say [UNREPLIED] as conntrack -E does, and its exit line counts the
+   events it watched, not "0 records delivered".
 
 Usage: test_watch.py --ctd PATH
 """
@@ -36,10 +40,15 @@ N = 100
 LINE = re.compile(r"^\S+ (NEW|UPDATE|DESTROY)\s+(\w+)\s+127\.0\.0\.1:(\d+) ->")
 
 
+# POSIX TZ: "IST-5:30" is 5 h 30 min east of UTC.
+TZ_EAST = ("IST-5:30", 5 * 3600 + 1800)
+
+
 def start_watcher(ns, binary, tmp, conf):
     out = open(os.path.join(tmp, "watch.out"), "w")
     log_path = os.path.join(tmp, "watch.log")
-    p = ns.start([binary, "-f", "-c", conf], out, open(log_path, "w"))
+    p = ns.start([binary, "-f", "-c", conf], out, open(log_path, "w"),
+                 env=dict(os.environ, TZ=TZ_EAST[0]))
     end = time.time() + 10
     while "listening" not in open(log_path).read():
         check(p.poll() is None and time.time() < end,
@@ -54,8 +63,8 @@ def hangup(ns, binary, tmp, conf):
     try:
         out = open(os.path.join(tmp, "tty.out"), "w")
         log_path = os.path.join(tmp, "tty.log")
-        p = ns.start([binary, "-f", "-c", conf], out, open(log_path, "w"),
-                     stdin=slave)
+        p = ns.start([binary, "-f", "--utc", "-c", conf], out,
+                     open(log_path, "w"), stdin=slave)
         end = time.time() + 10
         while "listening" not in open(log_path).read():
             check(p.poll() is None and time.time() < end,
@@ -83,6 +92,30 @@ def watched(tmp):
                 key = (m.group(1), m.group(2), int(m.group(3)))
                 seen[key] = seen.get(key, 0) + 1
     return seen
+
+
+def check_lines(tmp, log):
+    """Local time, [UNREPLIED] on the unanswered UDP flows' DESTROYs, and
+    a watcher's exit line."""
+    now = time.time() + TZ_EAST[1]
+    lines = open(os.path.join(tmp, "watch.out")).read().splitlines()
+    for line in lines:
+        stamp = line.split()[0]
+        check(re.match(r"^\d\d:\d\d:\d\d\.\d{3}$", stamp) is not None,
+              "not a local time stamp: %r" % line)
+        h, m, sec = stamp.split(":")
+        of_day = int(h) * 3600 + int(m) * 60 + float(sec)
+        off = (now - of_day) % 86400
+        check(min(off, 86400 - off) < 120, "line time %s is not TZ=%s's "
+              "clock (%s UTC now): %r" % (stamp, TZ_EAST[0],
+                                           time.strftime("%H:%M:%S", time.gmtime()), line))
+    gone = [l for l in lines if " DESTROY " in l and " udp " in l]
+    bare = [l for l in gone if "[UNREPLIED]" not in l]
+    check(gone and not bare, "%d of %d UDP DESTROY lines lack [UNREPLIED]: %s"
+          % (len(bare), len(gone), bare[:2]))
+    check("exiting: watched" in log and "records delivered" not in log,
+          "the watcher's exit line:\n" + log)
+    return len(lines)
 
 
 def refused(ns, binary, args, want, pid):
@@ -176,9 +209,11 @@ def main(args):
         log = open(watch_log).read()
         check("lossy" in log and "another ctd" not in log,
               "watcher log:\n" + log)
+        check_lines(tmp, log)
         print("watch: service file has %d flows once each; the watcher "
               "printed %d lines, NEW and DESTROY for all %d UDP flows, none "
-              "for %d filtered TCP flows; refused:\n  %s"
+              "for %d filtered TCP flows (local time, [UNREPLIED]); "
+              "refused:\n  %s"
               % (2 * N, sum(seen.values()), N, N, "\n  ".join(lines)))
 
 

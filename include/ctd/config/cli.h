@@ -23,9 +23,10 @@ struct ctd_cli {
 	bool foreground;
 	bool verbose;
 	bool json;                 /* --json answers from the control socket */
+	bool utc;                  /* --utc: -f lines in UTC, not local time */
 	const char *config;        /* -c, or the default */
 	bool config_given;
-	const char *query;         /* "stats", "flows", "top" */
+	const char *query;         /* "stats", "all", "flows", "top" */
 	size_t n;
 	const char *keys[CTD_CLI_MAX_SETTINGS];
 	const char *values[CTD_CLI_MAX_SETTINGS];

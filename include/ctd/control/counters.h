@@ -12,6 +12,11 @@ struct ctd_stats;
 
 /* One "name value" line per counter. */
 void ctd_counters_print(const struct ctd_stats *st, FILE *f);
+/* For a person (ctd -s): the same lines and names, indented under a
+ * title per group (kernel events, flows, records, ...; netns only when
+ * used) and per output, leaving out an output's counters its kind never
+ * moves (an IPFIX acknowledgement for the JSON file) unless nonzero. */
+void ctd_counters_print_grouped(const struct ctd_stats *st, FILE *f);
 /* The same as one JSON object; per-output counters under "outputs". */
 void ctd_counters_print_json(const struct ctd_stats *st, FILE *f);
 /* The Prometheus text exposition: a family per counter with HELP and
