@@ -451,6 +451,7 @@ static void answer_stats(const struct ctd_report_src *src, FILE *out, bool json,
 		fputs("counters:\n", out);
 		ctd_counters_print(src->stats, out);
 	} else {
+		fputs("counters by group (ctd -s all: every one, flat):\n", out);
 		ctd_counters_print_grouped(src->stats, out);
 	}
 	if (src->netns)

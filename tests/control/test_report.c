@@ -354,6 +354,8 @@ static void test_stats_grouped(void **state)
 	assert_null(strstr(text, "out_kafka_templates"));
 	assert_null(strstr(text, "\nnetns:\n"));
 	assert_null(strstr(text, "\ncounters:\n"));
+	assert_non_null(strstr(text, "\ncounters by group (ctd -s all: every one, "
+			       "flat):\nkernel events:\n"));
 	assert_non_null(strstr(text, "# end\n"));
 	free(text);
 	/* A counter its kind never moves still shows once it is not 0. */

@@ -245,7 +245,7 @@ time.sleep(30)
     t = time.time()
     out = ctd.query("-s")
     qsecs = time.time() - t
-    check(out.endswith("# end\n") and qsecs < 2, "ctd -s took %.2f s" % qsecs)
+    check("counters" in out and qsecs < 2, "ctd -s took %.2f s" % qsecs)
     print("with 300 idle metrics and 100 idle control clients: scrape %.3f s "
           "(%d bytes), ctd -s %.3f s" % (secs, n, qsecs))
     time.sleep(6)   # past the request deadline
