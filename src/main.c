@@ -27,6 +27,7 @@
 #include "ctd/control/ctl.h"
 #include "ctd/control/report.h"
 #include "ctd/delivery/deliver.h"
+#include "ctd/delivery/leftover.h"
 #include "ctd/flows/engine.h"
 #include "ctd/flows/filter.h"
 #include "ctd/flows/flowtable.h"
@@ -464,6 +465,26 @@ static int open_netns(struct ctd *ctd, const struct ctd_config *o)
 	return r;
 }
 
+/* Records of an output turned off wait in its spool: never deleted (they
+ * were not delivered), said once at start so they are not forgotten. */
+static void report_leftovers(const char *dir, const struct ctd_stats *st)
+{
+	struct ctd_leftover l[CTD_OUT_MAX];
+	size_t n = 0;
+	int found;
+
+	while (n < CTD_OUT_MAX && st->out_name[n])
+		n++;
+	found = ctd_leftover_scan(dir, st->out_name, n, l, CTD_OUT_MAX);
+	for (int i = 0; i < found && i < CTD_OUT_MAX; i++)
+		log_warn("%s/%s (%llu bytes) holds undelivered records of an "
+			 "output that is not configured: turn it on again to "
+			 "deliver them, or delete the file if they are not "
+			 "wanted", dir, l[i].file, (unsigned long long)l[i].bytes);
+	if (found > CTD_OUT_MAX)
+		log_warn("%s: %d such files in all", dir, found);
+}
+
 static int start(struct ctd *ctd, const struct ctd_config *o)
 {
 	struct ctd_engine_sinks sinks = { ctd_route_record, ctd_route_event,
@@ -481,6 +502,8 @@ static int start(struct ctd *ctd, const struct ctd_config *o)
 		r = open_outputs(ctd, o);
 	if (r < 0)
 		return r;
+	if (*o->spool_dir && ctd_restart_spool_ok(ctd->restart))
+		report_leftovers(o->spool_dir, &ctd->stats);
 	ctd->route = (struct ctd_route){ &ctd->filter, ctd->deliver, ctd->text,
 					 NULL, &ctd->stats };
 	r = open_nlsrc(ctd, o);

@@ -23,6 +23,9 @@ keeps them) and TCP connections (left out), then `conntrack -F`.
    line within a minute of that clock, no Z), UDP flows nobody answered
    say [UNREPLIED] as conntrack -E does, and its exit line counts the
    events it watched, not "0 records delivered".
+6. A spool left by an output that is no longer configured (kafka.spool
+   in the service's spool directory) is named at start as holding
+   undelivered records, and left in place.
 
 Usage: test_watch.py --ctd PATH
 """
@@ -180,7 +183,14 @@ def main(args):
         svc = os.path.join(tmp, "svc.conf")
         with open(svc, "w") as f:
             f.write("grace 5\n")
+        leftover = os.path.join(tmp, "spool", "kafka.spool")
+        os.makedirs(os.path.dirname(leftover), mode=0o700)
+        with open(leftover, "wb") as f:
+            f.write(b"x" * 100)
         ctd = Ctd(ns, args.ctd, tmp, ["-c", svc])
+        check("/kafka.spool (100 bytes) holds undelivered records" in
+              ctd.log_text(), "the leftover spool was not reported:\n"
+              + ctd.log_text())
         conf = os.path.join(tmp, "watch.conf")
         with open(conf, "w") as f:
             f.write('output "%s"\nspool-dir %s\ncontrol %s\n'
@@ -205,6 +215,7 @@ def main(args):
         hangup(ns, args.ctd, tmp, conf)
         ctd.stop()
         check_service(ctd, udp, tcp)
+        check(os.path.getsize(leftover) == 100, "the leftover spool changed")
         seen = check_watcher(tmp, udp, tcp)
         log = open(watch_log).read()
         check("lossy" in log and "another ctd" not in log,
