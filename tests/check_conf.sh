@@ -110,4 +110,11 @@ for query in -l -s; do
 		echo "FAIL: ctd $query --filter-proto tcp (exit $rc):"; cat "$tmp/out"; exit 1
 	}
 done
+# README's Layout names every source file, so a newcomer finds each one.
+layout=$(sed -n '/^## Layout/,/^## /p' "$src/README.md")
+for file in $(cd "$src/src" && ls *.c */*.c); do
+	echo "$layout" | grep -qF "\`${file##*/}\`" || {
+		echo "FAIL: README's Layout does not name src/$file"; exit 1
+	}
+done
 echo "conf/ctd.conf = defaults ($(wc -l < "$tmp/defaults") settings, each in ctd.conf.5 and ctd.8); ctd.service verified"
