@@ -344,6 +344,18 @@ static void test_stats_grouped(void **state)
 	text = answer(f, "stats");
 	assert_non_null(strstr(text, "\nkernel events:\n  events_new                   42\n"));
 	assert_non_null(strstr(text, "\nrecords:\n  records "));
+	/* Each group's first counter is in the table (a rename would merge
+	 * two groups without a word). */
+	assert_non_null(strstr(text, "\nflows:\n  flows_created "));
+	assert_non_null(strstr(text, "\ntable checks:\n  resyncs "));
+	assert_non_null(strstr(text, "\nsocket and table:\n  rcvbuf "));
+	assert_non_null(strstr(text, "\nkernel pressure:\n  kernel_pending "));
+	assert_non_null(strstr(text, "\nmemory:\n  table_bytes "));
+	assert_non_null(strstr(text, "\ncontrol:\n  ctl_requests "));
+	assert_non_null(strstr(text, "\nservice:\n  spool_degraded "));
+	assert_non_null(strstr(text, "\nDESTROY latency (kernel stamp to read):\n"
+			       "  latency_le_1ms "));
+	assert_null(strstr(text, "\nother:\n"));
 	assert_non_null(strstr(text, "\noutput json:\n  out_json_records "));
 	assert_non_null(strstr(text, "\n  out_json_bytes               1234\n"));
 	assert_null(strstr(text, "out_json_brokers"));
