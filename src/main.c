@@ -734,6 +734,19 @@ static int drop_privileges(const struct ctd_config *cfg,
 	return r;
 }
 
+/* ctd -l --sort KEY: the exit status of a query. */
+static int query_sorted(const struct ctd_cli *cli, const struct ctd_config *cfg)
+{
+	enum ctd_listsort_key key;
+
+	if (ctd_listsort_parse(cli->sort, &key) < 0) {
+		fprintf(stderr, "ctd: --sort %s: expected bytes, packets or age\n",
+			cli->sort);
+		return 2;
+	}
+	return ctd_ctl_query_sorted(cfg->control, cli->query, key) < 0 ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	static struct ctd_config cfg;
@@ -755,6 +768,8 @@ int main(int argc, char **argv)
 	}
 	if (cli.mode == CTD_CLI_CHECK)
 		return ctd_cfgcheck_main(&cli, &cfg);
+	if (cli.mode == CTD_CLI_QUERY && cli.sort)
+		return query_sorted(&cli, &cfg);
 	if (cli.mode == CTD_CLI_QUERY)
 		return ctd_ctl_query(cfg.control, cli.query, cli.json) < 0 ? 1 : 0;
 	ctd.cfg = &cfg;

@@ -110,6 +110,14 @@ for query in -l -s; do
 		echo "FAIL: ctd $query --filter-proto tcp (exit $rc):"; cat "$tmp/out"; exit 1
 	}
 done
+# --sort orders -l's text lines; elsewhere it is refused, as is a bad key.
+for args in "-s --sort bytes" "-l --json --sort bytes" "-l --sort size"; do
+	rc=0
+	"$ctd" $args --control "$tmp/none.sock" > "$tmp/out" 2>&1 || rc=$?
+	[ "$rc" -eq 2 ] && [ "$(wc -l < "$tmp/out")" -eq 1 ] || {
+		echo "FAIL: ctd $args (exit $rc):"; cat "$tmp/out"; exit 1
+	}
+done
 # README's Layout names every source file, so a newcomer finds each one.
 layout=$(sed -n '/^## Layout/,/^## /p' "$src/README.md")
 for file in $(cd "$src/src" && ls *.c */*.c); do

@@ -14,6 +14,7 @@
 enum {
 	OPT_SET = 256, OPT_JSON, OPT_NO_BCERR, OPT_NO_RESYNC, OPT_NO_SYSCTL,
 	OPT_UTC,
+	OPT_SORT,
 };
 
 #define SET(name) { name, required_argument, NULL, OPT_SET }
@@ -27,6 +28,7 @@ static const struct option longopts[] = {
 	{ "list", no_argument, NULL, 'l' },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "utc", no_argument, NULL, OPT_UTC },
+	{ "sort", required_argument, NULL, OPT_SORT },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ "no-broadcast-error", no_argument, NULL, OPT_NO_BCERR },
@@ -65,6 +67,7 @@ static void usage(FILE *f)
 "       ctd -s [top|all] | -l [--json] ask the running ctd (counters by\n"
 "                                 group and health; top talkers; every\n"
 "                                 counter, flat; tracked flows)\n"
+"       ctd -l --sort bytes|packets|age  the flows, largest first\n"
 "       ctd report top [--by src|dst] [--since 1h] [--limit 10] [--store PATH]\n"
 "                      [--json]   top talkers from the flow store (read only)\n"
 "Turns the kernel's connection-tracking events into flow records.\n"
@@ -228,6 +231,7 @@ void ctd_cli_parse(int argc, char **argv, struct ctd_cli *cli)
 		case 'l': query(cli, "flows"); break;
 		case OPT_JSON: cli->json = true; break;
 		case OPT_UTC: cli->utc = true; break;
+		case OPT_SORT: cli->sort = optarg; break;
 		case 'o': add(cli, "output", optarg); break;
 		case 'b': add(cli, "rcvbuf", optarg); break;
 		case OPT_NO_BCERR: add(cli, "broadcast-error", "no"); break;
@@ -243,6 +247,12 @@ void ctd_cli_parse(int argc, char **argv, struct ctd_cli *cli)
 	}
 	positional(cli, argc, argv);
 	refuse_query_filters(cli);
+	if (cli->sort && (cli->mode != CTD_CLI_QUERY ||
+			  strcmp(cli->query, "flows") != 0 || cli->json)) {
+		fprintf(stderr, "ctd: --sort sorts the lines of -l (with --json, "
+			"sort with jq)\n");
+		exit(2);
+	}
 }
 
 bool ctd_cli_watcher(const struct ctd_cli *cli)

@@ -410,11 +410,12 @@ static void say_refused(const char *path, int err)
 			strerror(-err));
 }
 
-int ctd_ctl_query(const char *path, const char *query, bool json)
+/* Connects and sends "query[ json]"; the socket, or -errno after saying
+ * why. */
+static int ask(const char *path, const char *query, bool json)
 {
 	char req[64];
-	size_t got = 0;
-	int fd, r;
+	int fd;
 
 	if (!*path) {
 		fprintf(stderr, "ctd: the control socket is off (control none)\n");
@@ -428,14 +429,68 @@ int ctd_ctl_query(const char *path, const char *query, bool json)
 	}
 	snprintf(req, sizeof(req), "%s%s\n", query, json ? " json" : "");
 	/* A refusing daemon closes at once: EPIPE, not a SIGPIPE death. */
-	r = send(fd, req, strlen(req), MSG_NOSIGNAL) == (ssize_t)strlen(req) ?
-	    0 : -errno;
-	if (r == 0)
-		r = copy_answer(fd, &got);
-	close(fd);
+	if (send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req)) {
+		int r = -errno;
+
+		close(fd);
+		say_refused(path, r);
+		return r;
+	}
+	return fd;
+}
+
+/* An answer that could not be read, or an empty one (refused). */
+static int answered(const char *path, int r, size_t got)
+{
 	if (r < 0 || !got) {
 		say_refused(path, r);
 		return r < 0 ? r : -ECONNREFUSED;
 	}
 	return 0;
+}
+
+int ctd_ctl_query(const char *path, const char *query, bool json)
+{
+	size_t got = 0;
+	int fd = ask(path, query, json), r;
+
+	if (fd < 0)
+		return fd;
+	r = copy_answer(fd, &got);
+	close(fd);
+	return answered(path, r, got);
+}
+
+/* The whole answer in memory: sorting needs every line. */
+static int read_answer(int fd, char **ret, size_t *ret_len)
+{
+	FILE *mem = open_memstream(ret, ret_len);
+	char buf[65536];
+	ssize_t n;
+
+	if (!mem)
+		return -ENOMEM;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		fwrite(buf, 1, (size_t)n, mem);
+	if (fclose(mem) != 0)
+		return -ENOMEM;
+	return n < 0 ? -errno : 0;
+}
+
+int ctd_ctl_query_sorted(const char *path, const char *query,
+			 enum ctd_listsort_key key)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int fd = ask(path, query, false), r;
+
+	if (fd < 0)
+		return fd;
+	r = read_answer(fd, &text, &len);
+	close(fd);
+	r = answered(path, r, len);
+	if (r == 0)
+		r = ctd_listsort_print(text, len, key, stdout);
+	free(text);
+	return r;
 }

@@ -139,6 +139,16 @@ def check_queries(ctd, ns):
     check(listed.endswith("# end\n"), "ctd -l has no end marker")
     lines = [l for l in listed.splitlines() if ":5555" in l]
     check(len(lines) == ALIVE, "ctd -l listed %d of %d flows" % (len(lines), ALIVE))
+    # --sort: the same flows (their ages move on), largest first, the
+    # end marker last.
+    ranked = ctd.query("-l", "--sort", "bytes")
+    total = [sum(int(x) for x in re.findall(r"(?:orig|reply)=\d+p/(\d+)B", l))
+             for l in ranked.splitlines()[:-1]]
+    check(ranked.endswith("# end\n") and
+          sorted(re.findall(r" id=(\d+)", ranked)) ==
+          sorted(re.findall(r" id=(\d+)", listed)) and
+          total == sorted(total, reverse=True),
+          "ctd -l --sort bytes:\n" + ranked[:500])
     rows = [json.loads(l) for l in ctd.query("-l", "--json").splitlines()]
     got = sports(rows)
     check(sorted(got) == sorted(want), "ctd -l --json: %d flows, %d of ours"

@@ -24,6 +24,7 @@ struct ctd_cli {
 	bool verbose;
 	bool json;                 /* --json answers from the control socket */
 	bool utc;                  /* --utc: -f lines in UTC, not local time */
+	const char *sort;          /* -l --sort KEY, or NULL */
 	const char *config;        /* -c, or the default */
 	bool config_given;
 	const char *query;         /* "stats", "all", "flows", "top" */

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "ctd/control/listsort.h"
+
 struct ctd_ctl;
 struct ctd_stats;
 struct ev_loop;
@@ -52,5 +54,8 @@ int ctd_ctl_request_parse(const char *buf, size_t len, bool http,
 /* Client: sends "query[ json]" to the ctd at path and copies the answer
  * to stdout. Returns 0, or -errno after printing why. */
 int ctd_ctl_query(const char *path, const char *query, bool json);
+/* The same for a text listing, its lines sorted by key (ctd -l --sort). */
+int ctd_ctl_query_sorted(const char *path, const char *query,
+			 enum ctd_listsort_key key);
 
 #endif
