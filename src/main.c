@@ -674,10 +674,10 @@ static void finish(struct ctd *ctd, bool verbose)
 	if (!ctd->stats.out_name[0] && ctd->text) {
 		const uint64_t *ev = ctd->stats.events;
 
-		log_info("exiting: watched %llu events, %llu lines skipped while "
-			 "the terminal was stuck", (unsigned long long)
+		log_info("exiting: watched %llu events%s", (unsigned long long)
 			 (ev[CTD_EV_NEW] + ev[CTD_EV_UPDATE] + ev[CTD_EV_DESTROY]),
-			 (unsigned long long)ctd->stats.text_dropped);
+			 ctd->stats.text_dropped ? "; lines were skipped while "
+			 "the terminal was stuck (text_dropped)" : "");
 		return;
 	}
 	status_line(ctd, line, sizeof(line));

@@ -215,6 +215,17 @@ static void refuse_query_filters(const struct ctd_cli *cli)
 	}
 }
 
+/* --sort orders -l's text lines in the client; nothing else has them. */
+static void refuse_misplaced_sort(const struct ctd_cli *cli)
+{
+	if (!cli->sort || (cli->mode == CTD_CLI_QUERY &&
+			   strcmp(cli->query, "flows") == 0 && !cli->json))
+		return;
+	fprintf(stderr, "ctd: --sort sorts the lines of -l (with --json, sort "
+		"with jq)\n");
+	exit(2);
+}
+
 void ctd_cli_parse(int argc, char **argv, struct ctd_cli *cli)
 {
 	int c, idx;
@@ -247,12 +258,7 @@ void ctd_cli_parse(int argc, char **argv, struct ctd_cli *cli)
 	}
 	positional(cli, argc, argv);
 	refuse_query_filters(cli);
-	if (cli->sort && (cli->mode != CTD_CLI_QUERY ||
-			  strcmp(cli->query, "flows") != 0 || cli->json)) {
-		fprintf(stderr, "ctd: --sort sorts the lines of -l (with --json, "
-			"sort with jq)\n");
-		exit(2);
-	}
+	refuse_misplaced_sort(cli);
 }
 
 bool ctd_cli_watcher(const struct ctd_cli *cli)
