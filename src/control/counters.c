@@ -220,6 +220,7 @@ static const struct {
 	{ "flows_created", "flows" },
 	{ "records", "records" },
 	{ "resyncs", "table checks" },
+	{ "text_dropped", "ctd -f lines" },
 	{ "rcvbuf", "socket and table" },
 	{ "kernel_pending", "kernel pressure" },
 	{ "table_bytes", "memory" },

@@ -348,6 +348,7 @@ static void test_stats_grouped(void **state)
 	 * two groups without a word). */
 	assert_non_null(strstr(text, "\nflows:\n  flows_created "));
 	assert_non_null(strstr(text, "\ntable checks:\n  resyncs "));
+	assert_non_null(strstr(text, "\nctd -f lines:\n  text_dropped "));
 	assert_non_null(strstr(text, "\nsocket and table:\n  rcvbuf "));
 	assert_non_null(strstr(text, "\nkernel pressure:\n  kernel_pending "));
 	assert_non_null(strstr(text, "\nmemory:\n  table_bytes "));
