@@ -859,7 +859,7 @@ static void test_text_skips_when_stuck(void **state)
 	(void)state;
 	assert_non_null(filter);
 	assert_int_equal(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
-	t = ctd_out_text_new(p[1], &stats);
+	t = ctd_out_text_new(p[1], &stats, true);
 	assert_non_null(t);
 	for (int i = 0; i < 100000 && !stats.text_dropped; i++) {
 		ctd_out_text_event(t, filter, &ev, &r, NULL, r.end_ns);
