@@ -20,9 +20,11 @@
 #include "ctd/base/log.h"
 #include "ctd/base/membudget.h"
 #include "ctd/base/safefile.h"
+#include "ctd/base/tlsfile.h"
 #include "ctd/config/cfgcheck.h"
 #include "ctd/config/cli.h"
 #include "ctd/config/config.h"
+#include "ctd/format/ipfix.h"
 #include "ctd/service/daemon.h"
 
 #define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path))
@@ -147,6 +149,39 @@ static void check_pressure(struct check *c)
 		"must be below kernel-pressure-high, which is ", high);
 }
 
+/* IPFIX over TLS: a CA to verify against, a key only its owner reads
+ * (root, or the user ctd runs as: it reads the files again on SIGHUP),
+ * and files OpenSSL accepts. */
+static void check_tls(struct check *c)
+{
+	const struct ctd_config *o = c->cfg;
+	struct ctd_owner owner = CTD_OWNER_NONE;
+	struct ctd_tls_files f = { o->ipfix_tls_ca, o->ipfix_tls_cert,
+				   o->ipfix_tls_key };
+	char why[CTD_CONFIG_PATH_MAX + 256];
+	struct ssl_ctx_st *ctx;
+	size_t before = c->problems;
+
+	if (!ctd_ipfix_target_tls(o->ipfix))
+		return;
+	if (!*o->ipfix_tls_ca)
+		problem(c, "ipfix", "tls: needs ipfix-tls-ca (the CA bundle the "
+			"collector's certificate chains to): ", o->ipfix);
+	if (!*o->ipfix_tls_cert != !*o->ipfix_tls_key)
+		problem(c, *o->ipfix_tls_cert ? "ipfix-tls-cert" : "ipfix-tls-key",
+			"mutual TLS needs both ipfix-tls-cert and ipfix-tls-key", "");
+	if (*o->user)
+		ctd_daemon_find_user(o->user, &owner);
+	if (*o->ipfix_tls_key &&
+	    ctd_tlsfile_check_key(o->ipfix_tls_key, &owner, why, sizeof(why)) < 0)
+		problem(c, "ipfix-tls-key", "", why);
+	if (c->problems == before &&
+	    ctd_tlsfile_client_ctx(&f, &owner, &ctx, why, sizeof(why)) == 0)
+		ctd_tlsfile_ctx_free(ctx);
+	else if (c->problems == before)
+		problem(c, "ipfix-tls-ca", "", why);
+}
+
 size_t ctd_cfgcheck(const struct ctd_config *cfg, ctd_cfgcheck_fn *fn,
 		    void *arg)
 {
@@ -161,6 +196,7 @@ size_t ctd_cfgcheck(const struct ctd_config *cfg, ctd_cfgcheck_fn *fn,
 		check_socket(&c, "syslog-socket", cfg->syslog_socket);
 	check_paths(&c);
 	check_pressure(&c);
+	check_tls(&c);
 	return c.problems;
 }
 

@@ -52,6 +52,8 @@ static const struct option longopts[] = {
 	SET("ipfix-shape"), SET("ipfix-domain"), SET("ipfix-mtu"),
 	SET("ipfix-template-refresh"), SET("ipfix-template-messages"),
 	SET("ipfix-nat-event"), SET("ipfix-pen"), SET("syslog"),
+	SET("ipfix-tls-ca"), SET("ipfix-tls-name"), SET("ipfix-tls-cert"),
+	SET("ipfix-tls-key"),
 	SET("kafka"), SET("kafka-topic"), SET("kafka-key"), SET("kafka-option"),
 	SET("kafka-events"),
 	SET("syslog-facility"), SET("syslog-level"), SET("syslog-format"),
@@ -121,6 +123,9 @@ static void usage(FILE *f)
 "      --ipfix udp:HOST:PORT|tcp:HOST:PORT  also export IPFIX to a collector\n"
 "                           (--ipfix-shape biflow|uniflow|initiator, see\n"
 "                           ctd.conf(5) for the other ipfix-* settings)\n"
+"      --ipfix tls:HOST:PORT  the same over TLS (port 4740): --ipfix-tls-ca FILE\n"
+"                           verifies the collector (as HOST or --ipfix-tls-name),\n"
+"                           --ipfix-tls-cert/--ipfix-tls-key FILE for mutual TLS\n"
 "      --kafka HOST:PORT,...  also publish records to Kafka, at least once\n"
 "                           (--kafka-topic, --kafka-key tuple|none,\n"
 "                           --kafka-option NAME=VALUE, --kafka-events)\n"

@@ -93,6 +93,10 @@ static const struct setting settings[] = {
 	{ "ipfix-template-messages", T_UINT, F(ipfix_template_messages), 1, 1000000, false, RESTART },
 	{ "ipfix-nat-event", T_CHOICE, F(ipfix_nat_event), C_NAT_EVENT, 0, false, RESTART },
 	{ "ipfix-pen", T_UINT, F(ipfix_pen), 0, 4294967295u, false, RESTART },
+	{ "ipfix-tls-ca", T_PATH, F(ipfix_tls_ca), 0, 0, true, LIVE },
+	{ "ipfix-tls-name", T_PATH, F(ipfix_tls_name), 0, 0, true, RESTART },
+	{ "ipfix-tls-cert", T_PATH, F(ipfix_tls_cert), 0, 0, true, LIVE },
+	{ "ipfix-tls-key", T_PATH, F(ipfix_tls_key), 0, 0, true, LIVE },
 	{ "syslog", T_BOOL, F(syslog), 0, 0, false, RESTART },
 	{ "syslog-facility", T_CHOICE, F(syslog_facility), C_FACILITY, 0, false, RESTART },
 	{ "syslog-level", T_CHOICE, F(syslog_level), C_LEVEL, 0, false, RESTART },
@@ -430,7 +434,8 @@ static int check_target(const struct setting *s, const char *value,
 			  ctd_ipfix_check_target(value);
 
 	if (bad) {
-		snprintf(why, whylen, "udp:HOST:PORT or tcp:HOST:PORT (%s)", bad);
+		snprintf(why, whylen, "udp:HOST:PORT, tcp:HOST:PORT or "
+			 "tls:HOST:PORT (%s)", bad);
 		return -EINVAL;
 	}
 	return store_text(s, value, field);

@@ -179,6 +179,8 @@ static const struct counter out_counters[] = {
 	O(store_commits, "store_commits_total", "Flow store: transactions committed."),
 	O(store_commit_errors, "store_commit_errors_total", "Flow store: transactions that failed; their records are held and written again."),
 	O(store_pruned, "store_pruned_total", "Flow store: rows pruned past store-retention."),
+	O(tls_failures, "tls_failures_total", "IPFIX/TLS: handshakes or sessions refused (certificate, name, expiry, alert)."),
+	O(tls_resumed, "tls_resumed_total", "IPFIX/TLS: connections that resumed a TLS session."),
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))

@@ -513,8 +513,9 @@ const char *ctd_ipfix_split_target(char *s, bool *ret_tcp, char **ret_host,
 {
 	char *host, *port;
 
-	if (strncmp(s, "udp:", 4) != 0 && strncmp(s, "tcp:", 4) != 0)
-		return "expected udp:HOST:PORT or tcp:HOST:PORT";
+	if (strncmp(s, "udp:", 4) != 0 && strncmp(s, "tcp:", 4) != 0 &&
+	    !ctd_ipfix_target_tls(s))
+		return "expected udp:HOST:PORT, tcp:HOST:PORT or tls:HOST:PORT";
 	*ret_tcp = s[0] == 't';
 	host = s + 4;
 	if (*host == '[') {
@@ -527,7 +528,9 @@ const char *ctd_ipfix_split_target(char *s, bool *ret_tcp, char **ret_host,
 	} else {
 		port = strrchr(host, ':');
 		if (!port)
-			return "no port (the IANA port is 4739)";
+			return ctd_ipfix_target_tls(s) ?
+			       "no port (the IANA port is 4740 for IPFIX over TLS)" :
+			       "no port (the IANA port is 4739)";
 		*port++ = '\0';
 	}
 	if (!*host || !*port || strspn(port, "0123456789") != strlen(port) ||
@@ -547,4 +550,9 @@ const char *ctd_ipfix_check_target(const char *target)
 		return "too long";
 	strcpy(copy, target);
 	return ctd_ipfix_split_target(copy, &tcp, &host, &port);
+}
+
+bool ctd_ipfix_target_tls(const char *target)
+{
+	return strncmp(target, "tls:", 4) == 0;
 }

@@ -14,6 +14,13 @@
  * transport session). What the collector's kernel acknowledged but the
  * collector never read is beyond any exporter's sight (RFC 7011 10.4).
  *
+ * TLS (RFC 7011 10.4.2): the same stream through tlslink after a
+ * handshake; x->sent is then the plaintext OpenSSL took, and tlslink
+ * turns SIOCOUTQ's count of unacknowledged ciphertext into the
+ * plaintext not acknowledged, so the rule above holds byte for byte.
+ * A refused certificate or session is one log line and a counter
+ * (tls_failures), then the usual backoff.
+ *
  * UDP: templates go first and again every template_interval seconds and
  * template_messages messages, each time with the exporter's reliability
  * statistics. A datagram is done once the kernel took it.
@@ -34,6 +41,7 @@
 #include <linux/sockios.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -51,6 +59,7 @@
 #include "ctd/outputs/output.h"
 #include "ctd/outputs/outputs.h"
 #include "ctd/outputs/settle.h"
+#include "ctd/outputs/tlslink.h"
 
 /* Room kept free so the templates always fit before resent data: the
  * first domain's with the statistics, and each further one's. */
@@ -62,8 +71,12 @@
 #define BACKOFF_MIN_US 1000000
 #define BACKOFF_MAX_US 60000000
 #define CONNECT_TIMEOUT_US 10000000
+/* TLS 1.3: a server that sends no session ticket has still accepted us
+ * if no alert came this long after the handshake (tlslink.h). */
+#define ACCEPT_WAIT_US 2000000
+#define TLS_RELOG_US 600000000    /* a failure that repeats: said again */
 
-enum state { DOWN, CONNECTING, UP };
+enum state { DOWN, CONNECTING, HANDSHAKE, UP };
 
 /* An observation domain in use: a namespace's, or one a replayed
  * message names. */
@@ -105,6 +118,14 @@ struct out_ipfix {
 	bool unreachable;           /* UDP: the collector refused; probing */
 	uint64_t taken, released;   /* flow records since the start */
 	struct ctd_settle settle;
+	struct ctd_tlslink *link;   /* tls: the session; NULL otherwise */
+	char *ca;                   /* tls: for the log line */
+	struct ctd_owner owner;
+	int64_t up_at;              /* tls: the handshake's end */
+	uint64_t wire_seen;         /* tls: ciphertext counted in bytes */
+	char said[256];             /* tls: the failure logged last */
+	int64_t said_at;
+	bool trusted;               /* tls: the collector accepted us */
 };
 
 static struct out_ipfix *to_ipfix(struct ctd_output *out)
@@ -363,7 +384,10 @@ static void poll_acks(struct out_ipfix *x)
 		return;
 	if (ioctl(x->fd, SIOCOUTQ, &outq) < 0 || outq < 0)
 		return;
-	release(x, x->sent - (size_t)outq);
+	if (x->link)
+		release(x, x->sent - ctd_tlslink_unacked(x->link, (uint64_t)outq));
+	else
+		release(x, x->sent - (size_t)outq);
 }
 
 static void set_io(struct out_ipfix *x, int events)
@@ -415,6 +439,8 @@ static void disconnect(struct out_ipfix *x, const char *why, int err)
 	}
 	note_error(x, why, err);
 	set_io(x, 0);
+	if (x->link)
+		ctd_tlslink_stop(x->link);
 	close(x->fd);
 	x->fd = -1;
 	x->state = DOWN;
@@ -501,9 +527,63 @@ static void send_udp(struct out_ipfix *x)
 		release(x, x->sent);
 }
 
+/* A refused certificate, name or session: one line per new reason (or
+ * every TLS_RELOG_US while it lasts), every time counted. */
+static void tls_failed(struct out_ipfix *x, const char *stage)
+{
+	const char *why = ctd_tlslink_why(x->link);
+	int64_t now = mono_us(x);
+
+	x->base.stats.tls_failures++;
+	if (strcmp(why, x->said) != 0 || now - x->said_at >= TLS_RELOG_US) {
+		log_err("ipfix %s: TLS %s refused: %s (CA file %s)", x->target,
+			stage, why, x->ca);
+		snprintf(x->said, sizeof(x->said), "%s", why);
+		x->said_at = now;
+	}
+	x->failing = true;    /* said: disconnect adds no line */
+	disconnect(x, "TLS", EPROTO);
+}
+
+static void count_wire(struct out_ipfix *x)
+{
+	uint64_t wire = ctd_tlslink_wire_bytes(x->link);
+
+	x->base.stats.bytes += wire - x->wire_seen;
+	x->wire_seen = wire;
+}
+
+/* Plaintext into TLS records and out, while OpenSSL's pair and the
+ * socket take it. */
+static void send_tls(struct out_ipfix *x)
+{
+	size_t took;
+	int r;
+
+	do {
+		r = ctd_tlslink_write(x->link, x->buf + x->sent,
+				      x->len - x->sent, &took);
+		x->sent += took;
+		x->xs.octets += took;
+	} while (r == 0 && took && x->sent < x->len);
+	count_wire(x);
+	if (r == -EPROTO)
+		tls_failed(x, "session");
+	else if (r < 0 && r != -EAGAIN)
+		disconnect(x, "send", -r);
+	else
+		set_io(x, EV_READ | (ctd_tlslink_pending(x->link) ||
+				     x->sent < x->len ? EV_WRITE : 0));
+}
+
 static void send_tcp(struct out_ipfix *x)
 {
 	ssize_t n;
+
+	if (x->link) {
+		send_tls(x);
+		return;
+	}
 
 	while (x->sent < x->len) {
 		n = send(x->fd, x->buf + x->sent, x->len - x->sent,
@@ -523,6 +603,30 @@ static void send_tcp(struct out_ipfix *x)
 		x->xs.octets += (size_t)n;
 	}
 	set_io(x, EV_READ);
+}
+
+/* The connection works: the next failure starts from the shortest
+ * backoff and is logged. */
+static void working(struct out_ipfix *x)
+{
+	x->backoff_us = BACKOFF_MIN_US;
+	x->said[0] = '\0';
+	note_working(x);
+}
+
+/* TLS: a session works only once the collector accepted our
+ * certificate (tlslink.h); until then a refusal is still the same
+ * failure, under a growing backoff. */
+static void check_trusted(struct out_ipfix *x, int64_t now)
+{
+	if (x->state != UP || !x->link || x->trusted)
+		return;
+	if (!ctd_tlslink_accepted(x->link) && now - x->up_at >= ACCEPT_WAIT_US)
+		ctd_tlslink_accept(x->link);
+	if (!ctd_tlslink_accepted(x->link))
+		return;
+	x->trusted = true;
+	working(x);
 }
 
 /* A new connection is a new session: templates first, then every
@@ -549,11 +653,58 @@ static void connected(struct out_ipfix *x)
 	restamp(x, 0);
 	again = x->len > tlen;
 	x->state = UP;
-	x->backoff_us = BACKOFF_MIN_US;
-	note_working(x);
+	if (!x->link)
+		working(x);
 	log_info("ipfix %s: connected%s", x->target,
 		 again ? ", sending what waited" : "");
 	send_tcp(x);
+}
+
+/* The handshake as far as the socket allows; its end is connected(). */
+static void step_handshake(struct out_ipfix *x)
+{
+	int r = ctd_tlslink_handshake(x->link);
+
+	count_wire(x);
+	if (r == -EAGAIN) {
+		set_io(x, EV_READ | (ctd_tlslink_pending(x->link) ? EV_WRITE : 0));
+		return;
+	}
+	if (r == -EPROTO) {
+		tls_failed(x, "handshake");
+		return;
+	}
+	if (r < 0) {
+		disconnect(x, "TLS handshake", -r);
+		return;
+	}
+	x->up_at = mono_us(x);
+	x->trusted = false;
+	if (ctd_tlslink_resumed(x->link))
+		x->base.stats.tls_resumed++;
+	log_info("ipfix %s: %s session %s", x->target,
+		 ctd_tlslink_version(x->link),
+		 ctd_tlslink_resumed(x->link) ? "resumed" : "established");
+	connected(x);
+}
+
+/* TCP is up: IPFIX starts, or the TLS handshake first. */
+static void tcp_up(struct out_ipfix *x)
+{
+	int r;
+
+	if (!x->link) {
+		connected(x);
+		return;
+	}
+	r = ctd_tlslink_start(x->link, x->fd);
+	if (r < 0) {
+		disconnect(x, "TLS", -r);
+		return;
+	}
+	x->state = HANDSHAKE;
+	x->wire_seen = 0;
+	step_handshake(x);
 }
 
 static void try_connect(struct out_ipfix *x)
@@ -570,7 +721,7 @@ static void try_connect(struct out_ipfix *x)
 	x->state = CONNECTING;
 	x->connect_by = mono_us(x) + CONNECT_TIMEOUT_US;
 	if (connect(fd, (struct sockaddr *)&x->addr, x->addrlen) == 0) {
-		connected(x);
+		tcp_up(x);
 		return;
 	}
 	if (errno != EINPROGRESS) {
@@ -578,6 +729,17 @@ static void try_connect(struct out_ipfix *x)
 		return;
 	}
 	set_io(x, EV_WRITE);
+}
+
+/* Collectors send tickets and alerts, never data; an alert ends it. */
+static void tls_read(struct out_ipfix *x)
+{
+	int r = ctd_tlslink_pull(x->link);
+
+	if (r == -EPROTO)
+		tls_failed(x, "session");
+	else if (r < 0)
+		disconnect(x, "connection closed by the collector", -r);
 }
 
 static void on_io(struct ev_loop *loop, ev_io *w, int revents)
@@ -595,10 +757,18 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
 		if (err)
 			disconnect(x, "connect", err);
 		else
-			connected(x);
+			tcp_up(x);
 		return;
 	}
-	if (x->tcp && revents & EV_READ) {
+	if (x->state == HANDSHAKE) {
+		step_handshake(x);
+		return;
+	}
+	if (x->link && revents & EV_READ) {
+		tls_read(x);
+		if (x->state != UP)
+			return;
+	} else if (x->tcp && revents & EV_READ) {
 		/* Collectors send nothing; data or EOF means the end. */
 		n = recv(x->fd, sink, sizeof(sink), MSG_DONTWAIT);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
@@ -623,8 +793,11 @@ static void ipfix_flush(struct ctd_output *out)
 		send_udp(x);
 		return;
 	}
-	if (x->state == CONNECTING && now >= x->connect_by)
-		disconnect(x, "connect", ETIMEDOUT);
+	if ((x->state == CONNECTING || x->state == HANDSHAKE) &&
+	    now >= x->connect_by)
+		disconnect(x, x->state == CONNECTING ? "connect" :
+			   "TLS handshake", ETIMEDOUT);
+	check_trusted(x, now);
 	if (x->state == DOWN && now >= x->retry_at)
 		try_connect(x);
 	if (x->state == UP) {
@@ -721,11 +894,40 @@ static void ipfix_free(struct ctd_output *out)
 	}
 	if (x->fd >= 0)
 		close(x->fd);
+	ctd_tlslink_free(x->link);
+	free(x->ca);
 	free(x->buf);
 	free(x->doms);
 	free(x->target);
 	ctd_settle_free(&x->settle);
 	free(x);
+}
+
+/* Certificates (again, on a reload): a context for the next
+ * connections; the current one keeps its own, so nothing in flight is
+ * touched. A file that does not load keeps the old context. */
+static int tls_load(struct out_ipfix *x, const struct ctd_tls_files *f,
+		    const char *when)
+{
+	SSL_CTX *ctx;
+	char why[512], *ca = strdup(f->ca);
+	int r = ca ? ctd_tlsfile_client_ctx(f, &x->owner, &ctx, why,
+					    sizeof(why)) : -ENOMEM;
+
+	if (r < 0) {
+		log_err("%sipfix %s: %s", when, x->target,
+			r == -ENOMEM ? strerror(ENOMEM) : why);
+		free(ca);
+		return r;
+	}
+	ctd_tlslink_set_ctx(x->link, ctx);
+	SSL_CTX_free(ctx);    /* the link holds its own reference */
+	free(x->ca);
+	x->ca = ca;
+	if (*when)
+		log_info("%sipfix %s: certificates read again (CA file %s)",
+			 when, x->target, f->ca);
+	return 0;
 }
 
 /* The templates a collector has are the ones sent at the start:
@@ -734,11 +936,13 @@ static void ipfix_free(struct ctd_output *out)
 static int ipfix_reload(struct ctd_output *out, const struct ctd_config *next)
 {
 	struct out_ipfix *x = to_ipfix(out);
+	struct ctd_tls_files f = { next->ipfix_tls_ca, next->ipfix_tls_cert,
+				   next->ipfix_tls_key };
 
 	if (next->record_labels != x->cfg.enc.labels)
 		log_warn("reload: record-labels in IPFIX records needs a "
 			 "restart (the templates stay as they are)");
-	return 0;
+	return x->link ? tls_load(x, &f, "reload: ") : 0;
 }
 
 static const struct ctd_output_ops ipfix_ops = {
@@ -766,6 +970,10 @@ static int resolve(struct out_ipfix *x, const char *target)
 		log_err("ipfix %s: %s", target, why);
 		return -EINVAL;
 	}
+	if (ctd_ipfix_target_tls(target) &&
+	    ctd_tlslink_new(*x->cfg.tls_name ? x->cfg.tls_name : host,
+			    &x->link) < 0)
+		return -ENOMEM;
 	hints.ai_socktype = x->tcp ? SOCK_STREAM : SOCK_DGRAM;
 	r = getaddrinfo(host, port, &hints, &ai);
 	if (r) {
@@ -801,6 +1009,8 @@ static int setup(struct out_ipfix *x)
 
 	if (r < 0)
 		return r;
+	if (x->link && (r = tls_load(x, &x->cfg.tls, "")) < 0)
+		return r;
 	x->buf = malloc(x->cap);
 	if (!x->buf)
 		return -ENOMEM;
@@ -828,6 +1038,9 @@ int ctd_out_ipfix_new(struct ev_loop *loop, const struct ctd_out_ipfix_cfg *cfg,
 	x->base.name = ctd_out_ipfix_desc.name;
 	x->fd = -1;
 	x->cfg = *cfg;
+	x->owner = cfg->owner;
+	if (!x->cfg.tls_name)
+		x->cfg.tls_name = "";
 	ctd_settle_init(&x->settle, SETTLE_MAX);
 	x->backoff_us = BACKOFF_MIN_US;
 	x->cap = cfg->buf_size ? cfg->buf_size : CTD_OUT_IPFIX_BUF;
@@ -873,10 +1086,13 @@ static int ipfix_create(struct ev_loop *loop, const struct ctd_config *cfg,
 		.mtu = cfg->ipfix_mtu,
 		.template_interval = cfg->ipfix_template_refresh,
 		.template_messages = cfg->ipfix_template_messages,
+		.tls = { cfg->ipfix_tls_ca, cfg->ipfix_tls_cert,
+			 cfg->ipfix_tls_key },
+		.tls_name = cfg->ipfix_tls_name,
+		.owner = owner ? *owner : CTD_OWNER_NONE,
 	};
 	int r = ctd_out_ipfix_new(loop, &ic, ret);
 
-	(void)owner;    /* no files */
 	if (r < 0) {
 		log_err("cannot export IPFIX to %s: %s", cfg->ipfix, strerror(-r));
 		return r;

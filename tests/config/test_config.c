@@ -437,6 +437,9 @@ static void test_diff_every_setting(void **state)
 			 strcmp(key, "conntrackd-log") == 0 ||
 			 strcmp(key, "subscribe") == 0 ||
 			 strcmp(key, "record-labels") == 0 ||
+			 strcmp(key, "ipfix-tls-ca") == 0 ||
+			 strcmp(key, "ipfix-tls-cert") == 0 ||
+			 strcmp(key, "ipfix-tls-key") == 0 ||
 			 strncmp(key, "filter-", 7) == 0 ||
 			 strncmp(key, "ignore-", 7) == 0 ? "live" : "restart");
 		assert_string_equal(ch.text, want);

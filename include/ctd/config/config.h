@@ -50,6 +50,10 @@ struct ctd_config {
 	char user[CTD_CONFIG_PATH_MAX];       /* drop to this user, "" stay */
 	char conntrackd_log[CTD_CONFIG_PATH_MAX]; /* "" none */
 	char ipfix[CTD_CONFIG_PATH_MAX];      /* udp:HOST:PORT, tcp:..., "" none */
+	char ipfix_tls_ca[CTD_CONFIG_PATH_MAX];   /* tls: verify the collector */
+	char ipfix_tls_name[CTD_CONFIG_PATH_MAX]; /* ... as this name, "" HOST */
+	char ipfix_tls_cert[CTD_CONFIG_PATH_MAX]; /* ... our certificate, "" none */
+	char ipfix_tls_key[CTD_CONFIG_PATH_MAX];  /* ... and its key */
 	char syslog_socket[CTD_CONFIG_PATH_MAX];
 	char kafka[CTD_CONFIG_PATH_MAX];       /* bootstrap brokers, "" none */
 	char kafka_topic[CTD_CONFIG_PATH_MAX];

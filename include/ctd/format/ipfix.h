@@ -110,12 +110,14 @@ size_t ctd_ipfix_msg_len(const uint8_t *msg, size_t avail);
 enum ctd_ipfix_shape ctd_ipfix_shape_parse(const char *s, bool *ret_ok);
 const char *ctd_ipfix_shape_name(enum ctd_ipfix_shape shape);
 
-/* A collector, "udp:HOST:PORT" or "tcp:HOST:PORT" (an IPv6 host in
- * brackets): split in place into its parts; NULL when good, else what
- * is wrong. */
+/* A collector, "udp:HOST:PORT", "tcp:HOST:PORT" or "tls:HOST:PORT"
+ * (TCP with TLS: *ret_tcp set too; an IPv6 host in brackets): split in
+ * place into its parts; NULL when good, else what is wrong. */
 const char *ctd_ipfix_split_target(char *s, bool *ret_tcp, char **ret_host,
 				   char **ret_port);
 /* The same check without changing target. */
 const char *ctd_ipfix_check_target(const char *target);
+/* Whether a good target is a TLS one. */
+bool ctd_ipfix_target_tls(const char *target);
 
 #endif

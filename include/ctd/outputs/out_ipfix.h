@@ -1,4 +1,5 @@
-/* out_ipfix: exports records to an IPFIX collector over UDP or TCP.
+/* out_ipfix: exports records to an IPFIX collector over UDP, TCP or TLS
+ * (tlslink.h: acknowledged by ciphertext bytes, as strict as TCP).
  * Owns the socket, a buffer of encoded messages and its loop watchers.
  * Over TCP a message stays in the buffer until the collector's TCP has
  * acknowledged it (SIOCOUTQ) and is sent again after a reconnect; over
@@ -10,7 +11,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "ctd/base/safefile.h"
 #include "ctd/base/timeutil.h"
+#include "ctd/base/tlsfile.h"
 #include "ctd/format/ipfix.h"
 
 struct ctd_output;
@@ -27,6 +30,9 @@ struct ctd_out_ipfix_cfg {
 	unsigned template_messages;    /* UDP: ... and after this many messages */
 	size_t buf_size;               /* 0: CTD_OUT_IPFIX_BUF */
 	struct ctd_clock clock;        /* zeroed: the system clock */
+	struct ctd_tls_files tls;      /* tls: the CA, our certificate, key */
+	const char *tls_name;          /* tls: name to verify, "" the host */
+	struct ctd_owner owner;        /* who may own those files besides root */
 };
 
 /* Resolves the host (once, here) and opens the socket; TCP connects in

@@ -87,6 +87,9 @@ struct ctd_out_stats {
 	uint64_t store_commit_errors; /* ... transactions that failed (the
 	                          * records stay held and are written again) */
 	uint64_t store_pruned;   /* ... rows older than store-retention */
+	uint64_t tls_failures;   /* IPFIX/TLS: handshakes or sessions refused
+	                          * (a certificate, its name, an alert) */
+	uint64_t tls_resumed;    /* ... connections that resumed a session */
 };
 
 enum ctd_out_status {
