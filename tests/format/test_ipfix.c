@@ -374,6 +374,25 @@ static void test_netns_domain(void **state)
 	assert_int_equal(ctd_ipfix_domain(&top, 0), 0);    /* modulo 2^32 */
 }
 
+/* tls:HOST:PORT is TCP with TLS; its missing port names 4740. */
+static void test_tls_target(void **state)
+{
+	char t[] = "tls:[2001:db8::1]:4740";
+	char *host, *port;
+	bool tcp = false;
+
+	(void)state;
+	assert_null(ctd_ipfix_split_target(t, &tcp, &host, &port));
+	assert_true(tcp);
+	assert_string_equal(host, "2001:db8::1");
+	assert_string_equal(port, "4740");
+	assert_true(ctd_ipfix_target_tls("tls:collector:4740"));
+	assert_false(ctd_ipfix_target_tls("tcp:collector:4739"));
+	assert_non_null(strstr(ctd_ipfix_check_target("tls:collector"), "4740"));
+	assert_non_null(strstr(ctd_ipfix_check_target("sctp:c:4739"), "tls:"));
+	assert_null(ctd_ipfix_check_target("tls:collector.example:4740"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -388,6 +407,7 @@ int main(void)
 		cmocka_unit_test(test_sets_and_limits),
 		cmocka_unit_test(test_shape_names),
 		cmocka_unit_test(test_netns_domain),
+		cmocka_unit_test(test_tls_target),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
