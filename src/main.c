@@ -19,6 +19,7 @@
 #include "ctd/base/safefile.h"
 #include "ctd/base/stats.h"
 #include "ctd/base/timeutil.h"
+#include "ctd/base/tlsfile.h"
 #include "ctd/config/cfgcheck.h"
 #include "ctd/config/cli.h"
 #include "ctd/config/config.h"
@@ -295,13 +296,43 @@ static int open_ctl(struct ctd *ctd)
 	return r;
 }
 
-/* Off by default; loopback only (config.c refuses anything else). */
+/* HTTPS with client certificates (any address: cfgcheck demands the
+ * three files off loopback). */
+static void open_metrics_tls(struct ctd *ctd)
+{
+	const struct ctd_config *o = ctd->cfg;
+	struct ctd_tls_files f = { o->metrics_client_ca, o->metrics_tls_cert,
+				   o->metrics_tls_key };
+	struct ssl_ctx_st *ctx;
+	char why[CTD_CONFIG_PATH_MAX + 256];
+	int r = ctd_tlsfile_server_ctx(&f, &ctd->owner, &ctx, why, sizeof(why));
+
+	if (r < 0) {
+		log_warn("no metrics endpoint on %s: %s", o->metrics, why);
+		return;
+	}
+	r = ctd_ctl_new_https(ctd->loop, o->metrics, ctx, on_ctl, ctd,
+			      &ctd->stats, &ctd->metrics);
+	ctd_tlsfile_ctx_free(ctx);
+	if (r < 0)
+		log_warn("no metrics endpoint on %s: %s", o->metrics,
+			 strerror(-r));
+	else
+		log_info("metrics on https://%s/metrics (client certificates "
+			 "of %s)", o->metrics, o->metrics_client_ca);
+}
+
+/* Off by default; loopback only unless over TLS (open_metrics_tls). */
 static void open_metrics(struct ctd *ctd)
 {
 	int r;
 
 	if (!*ctd->cfg->metrics)
 		return;
+	if (*ctd->cfg->metrics_tls_cert) {
+		open_metrics_tls(ctd);
+		return;
+	}
 	r = ctd_ctl_new_http(ctd->loop, ctd->cfg->metrics, on_ctl, ctd,
 			     &ctd->stats, &ctd->metrics);
 	if (r < 0)

@@ -5,8 +5,9 @@
  * member of the group (a socket's mode is not honoured everywhere). A
  * stale socket file from a ctd that died is replaced, while one that
  * still answers is left to its owner. TCP (the metrics
- * endpoint) is only ever bound to a loopback address: counters are not
- * for the network. */
+ * endpoint) is bound to a loopback address: counters are not for the
+ * network; any other address only for HTTPS with client certificates,
+ * which ctd -t checks before ctl.c asks for it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -217,12 +218,14 @@ int ctd_listen_parse_loopback(const char *addrport, void *ret_sa,
 	return (ntohl(sa4->sin_addr.s_addr) >> 24) == 127 ? 0 : -EADDRNOTAVAIL;
 }
 
-int ctd_listen_tcp_loopback(const char *addrport)
+static int listen_tcp(const char *addrport, bool any)
 {
 	struct sockaddr_in6 sa;     /* large enough for either family */
 	unsigned len;
 	int fd, one = 1, r = ctd_listen_parse_loopback(addrport, &sa, &len);
 
+	if (r == -EADDRNOTAVAIL && any)
+		r = 0;
 	if (r < 0)
 		return r;
 	fd = socket(((struct sockaddr *)&sa)->sa_family,
@@ -236,6 +239,16 @@ int ctd_listen_tcp_loopback(const char *addrport)
 		return r;
 	}
 	return fd;
+}
+
+int ctd_listen_tcp_loopback(const char *addrport)
+{
+	return listen_tcp(addrport, false);
+}
+
+int ctd_listen_tcp_any(const char *addrport)
+{
+	return listen_tcp(addrport, true);
 }
 
 /* Who listens at path: the peer credentials of a connection carry

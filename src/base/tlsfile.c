@@ -212,6 +212,38 @@ int ctd_tlsfile_client_ctx(const struct ctd_tls_files *f,
 	return 0;
 }
 
+/* Scrapers must show a certificate of the client CA: the endpoint's
+ * only access control off loopback. */
+int ctd_tlsfile_server_ctx(const struct ctd_tls_files *f,
+			   const struct ctd_owner *owner,
+			   SSL_CTX **ret, char *why, size_t cap)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	int r;
+
+	if (!ctx)
+		return fail(why, cap, -ENOMEM, "TLS", "out of memory");
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER |
+			   SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	/* Sessions may be resumed: without an id context OpenSSL refuses
+	 * a resumption when it verifies clients. */
+	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"ctd", 3);
+	r = load(ctx, load_ca, f->ca, owner, why, cap);
+	if (r == 0 && (!*f->cert || !*f->key)) {
+		snprintf(why, cap, "a server needs its certificate and key");
+		r = -EINVAL;
+	}
+	if (r == 0)
+		r = load_own(ctx, f, owner, why, cap);
+	if (r < 0) {
+		SSL_CTX_free(ctx);
+		return r;
+	}
+	*ret = ctx;
+	return 0;
+}
+
 void ctd_tlsfile_ctx_free(SSL_CTX *ctx)
 {
 	SSL_CTX_free(ctx);

@@ -15,8 +15,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
+#include "ctd/base/listen.h"
 #include "ctd/base/log.h"
 #include "ctd/base/membudget.h"
 #include "ctd/base/safefile.h"
@@ -149,17 +151,46 @@ static void check_pressure(struct check *c)
 		"must be below kernel-pressure-high, which is ", high);
 }
 
-/* IPFIX over TLS: a CA to verify against, a key only its owner reads
- * (root, or the user ctd runs as: it reads the files again on SIGHUP),
- * and files OpenSSL accepts. */
+/* The user ctd runs as may own the TLS files too: it reads them again
+ * on SIGHUP. */
+static struct ctd_owner tls_owner(const struct ctd_config *o)
+{
+	struct ctd_owner owner = CTD_OWNER_NONE;
+
+	if (*o->user)
+		ctd_daemon_find_user(o->user, &owner);
+	return owner;
+}
+
+/* A key only its owner reads, and files OpenSSL accepts. */
+static void check_tls_files(struct check *c, const struct ctd_tls_files *f,
+			    const char *key_key, const char *ca_key, bool server)
+{
+	struct ctd_owner owner = tls_owner(c->cfg);
+	char why[CTD_CONFIG_PATH_MAX + 256];
+	struct ssl_ctx_st *ctx;
+	int r;
+
+	if (*f->key && ctd_tlsfile_check_key(f->key, &owner, why,
+					     sizeof(why)) < 0) {
+		problem(c, key_key, "", why);
+		return;
+	}
+	r = server ? ctd_tlsfile_server_ctx(f, &owner, &ctx, why, sizeof(why)) :
+		     ctd_tlsfile_client_ctx(f, &owner, &ctx, why, sizeof(why));
+	if (r < 0)
+		problem(c, ca_key, "", why);
+	else
+		ctd_tlsfile_ctx_free(ctx);
+}
+
+/* IPFIX over TLS: a CA to verify against, and both halves of a client
+ * identity or neither. */
 static void check_tls(struct check *c)
 {
 	const struct ctd_config *o = c->cfg;
-	struct ctd_owner owner = CTD_OWNER_NONE;
 	struct ctd_tls_files f = { o->ipfix_tls_ca, o->ipfix_tls_cert,
 				   o->ipfix_tls_key };
-	char why[CTD_CONFIG_PATH_MAX + 256];
-	struct ssl_ctx_st *ctx;
 	size_t before = c->problems;
 
 	if (!ctd_ipfix_target_tls(o->ipfix))
@@ -170,16 +201,35 @@ static void check_tls(struct check *c)
 	if (!*o->ipfix_tls_cert != !*o->ipfix_tls_key)
 		problem(c, *o->ipfix_tls_cert ? "ipfix-tls-cert" : "ipfix-tls-key",
 			"mutual TLS needs both ipfix-tls-cert and ipfix-tls-key", "");
-	if (*o->user)
-		ctd_daemon_find_user(o->user, &owner);
-	if (*o->ipfix_tls_key &&
-	    ctd_tlsfile_check_key(o->ipfix_tls_key, &owner, why, sizeof(why)) < 0)
-		problem(c, "ipfix-tls-key", "", why);
-	if (c->problems == before &&
-	    ctd_tlsfile_client_ctx(&f, &owner, &ctx, why, sizeof(why)) == 0)
-		ctd_tlsfile_ctx_free(ctx);
-	else if (c->problems == before)
-		problem(c, "ipfix-tls-ca", "", why);
+	if (c->problems == before)
+		check_tls_files(c, &f, "ipfix-tls-key", "ipfix-tls-ca", false);
+}
+
+/* The metrics endpoint off loopback: HTTPS with client certificates,
+ * all three files or none. */
+static void check_metrics(struct check *c)
+{
+	const struct ctd_config *o = c->cfg;
+	struct ctd_tls_files f = { o->metrics_client_ca, o->metrics_tls_cert,
+				   o->metrics_tls_key };
+	int have = !!*f.ca + !!*f.cert + !!*f.key;
+	struct sockaddr_in6 sa;
+	unsigned len;
+
+	if (!*o->metrics)
+		return;
+	if (have < 3 && ctd_listen_parse_loopback(o->metrics, &sa, &len) ==
+			-EADDRNOTAVAIL)
+		problem(c, "metrics", "an address that is not loopback needs "
+			"metrics-tls-cert, metrics-tls-key and metrics-client-ca "
+			"(HTTPS with client certificates): ", o->metrics);
+	else if (have && have < 3)
+		problem(c, *f.cert ? "metrics-tls-cert" : *f.key ?
+			"metrics-tls-key" : "metrics-client-ca", "HTTPS metrics "
+			"need metrics-tls-cert, metrics-tls-key and "
+			"metrics-client-ca together", "");
+	else if (have == 3)
+		check_tls_files(c, &f, "metrics-tls-key", "metrics-tls-cert", true);
 }
 
 size_t ctd_cfgcheck(const struct ctd_config *cfg, ctd_cfgcheck_fn *fn,
@@ -197,6 +247,7 @@ size_t ctd_cfgcheck(const struct ctd_config *cfg, ctd_cfgcheck_fn *fn,
 	check_paths(&c);
 	check_pressure(&c);
 	check_tls(&c);
+	check_metrics(&c);
 	return c.problems;
 }
 

@@ -54,6 +54,7 @@ static const struct option longopts[] = {
 	SET("ipfix-nat-event"), SET("ipfix-pen"), SET("syslog"),
 	SET("ipfix-tls-ca"), SET("ipfix-tls-name"), SET("ipfix-tls-cert"),
 	SET("ipfix-tls-key"),
+	SET("metrics-tls-cert"), SET("metrics-tls-key"), SET("metrics-client-ca"),
 	SET("kafka"), SET("kafka-topic"), SET("kafka-key"), SET("kafka-option"),
 	SET("kafka-events"),
 	SET("syslog-facility"), SET("syslog-level"), SET("syslog-format"),
@@ -152,6 +153,9 @@ static void usage(FILE *f)
 "                           root only)\n"
 "      --metrics ADDR:PORT  Prometheus /metrics on a loopback address, e.g.\n"
 "                           127.0.0.1:9477 (default none)\n"
+"      --metrics-tls-cert FILE, --metrics-tls-key FILE, --metrics-client-ca FILE\n"
+"                           HTTPS with client certificates: then --metrics may\n"
+"                           be any address, for a remote Prometheus\n"
 "      --user NAME          after opening everything, run as NAME with only\n"
 "                           CAP_NET_ADMIN (when started as root; default none)\n"
 "      --filter-proto LIST  record only these protocols (tcp,udp,47; default any)\n"

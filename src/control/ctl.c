@@ -11,7 +11,10 @@
  * when the client has read the previous one, so the loop never blocks
  * and memory stays bounded. The metrics endpoint is the same server on a
  * loopback TCP port: the request is an HTTP GET, the answer gets an
- * HTTP header, and anyone on the host may read counters. */
+ * HTTP header, and anyone on the host may read counters. Off loopback
+ * it is HTTPS only, and a scraper must show a certificate of the
+ * client CA (the TLS handshake runs inside SSL_read, non-blocking;
+ * every read and write goes through c_recv/c_send). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +23,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include <ev.h>
+#include <openssl/ssl.h>
 
 #include "ctd/base/listen.h"
 #include "ctd/base/log.h"
@@ -41,6 +45,7 @@ struct client {
 	size_t cursor;
 	char *out;             /* current chunk */
 	size_t out_len, out_off;
+	SSL *ssl;              /* HTTPS; NULL otherwise */
 };
 
 struct ctd_ctl {
@@ -56,6 +61,7 @@ struct ctd_ctl {
 	struct client *clients[CTD_CTL_MAX_CLIENTS];
 	size_t n;
 	uint64_t accepted;
+	SSL_CTX *tls;              /* HTTPS: scrapers' certificates checked */
 };
 
 static void drop(struct ctd_ctl *ctl, struct client *c)
@@ -70,9 +76,46 @@ static void drop(struct ctd_ctl *ctl, struct client *c)
 		ctl->answer(ctl->arg, c->req, NULL, &c->cursor);
 	ev_io_stop(ctl->loop, &c->io);
 	ev_timer_stop(ctl->loop, &c->deadline);
+	if (c->ssl && c->answering)
+		SSL_shutdown(c->ssl);    /* close_notify: the answer is whole */
+	SSL_free(c->ssl);
 	close(c->fd);
 	free(c->out);
 	free(c);
+}
+
+/* OpenSSL's result as recv/send's: -1 with EAGAIN to wait, 0 for the
+ * peer's close, -1 otherwise (a refused handshake: counted). */
+static ssize_t tls_result(struct client *c, int r)
+{
+	int e = SSL_get_error(c->ssl, r);
+
+	if (r > 0)
+		return r;
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		errno = EAGAIN;
+		return -1;
+	}
+	if (e == SSL_ERROR_ZERO_RETURN)
+		return 0;
+	if (e == SSL_ERROR_SSL && !SSL_is_init_finished(c->ssl))
+		c->ctl->stats->ctl_refused++;
+	errno = EPROTO;
+	return -1;
+}
+
+static ssize_t c_recv(struct client *c, void *buf, size_t n)
+{
+	if (!c->ssl)
+		return recv(c->fd, buf, n, MSG_DONTWAIT);
+	return tls_result(c, SSL_read(c->ssl, buf, (int)n));
+}
+
+static ssize_t c_send(struct client *c, const void *buf, size_t n)
+{
+	if (!c->ssl)
+		return send(c->fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	return tls_result(c, SSL_write(c->ssl, buf, (int)n));
 }
 
 /* The next chunk of the answer; false when it could not be made. */
@@ -127,8 +170,7 @@ static void write_some(struct ctd_ctl *ctl, struct client *c)
 				return;
 			continue;
 		}
-		n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
-			 MSG_DONTWAIT | MSG_NOSIGNAL);
+		n = c_send(c, c->out + c->out_off, c->out_len - c->out_off);
 		if (n < 0 && errno == EAGAIN)
 			return;
 		if (n <= 0) {
@@ -195,8 +237,8 @@ int ctd_ctl_request_parse(const char *buf, size_t len, bool http,
 /* Reads the request; refuses one that does not fit or is not text. */
 static void read_request(struct ctd_ctl *ctl, struct client *c)
 {
-	ssize_t n = recv(c->fd, c->req + c->req_len,
-			 sizeof(c->req) - 1 - c->req_len, MSG_DONTWAIT);
+	ssize_t n = c_recv(c, c->req + c->req_len,
+			   sizeof(c->req) - 1 - c->req_len);
 	int r;
 
 	if (n < 0 && errno == EAGAIN)
@@ -281,6 +323,16 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		close(fd);
 		return;
 	}
+	if (ctl->tls && !(c->ssl = SSL_new(ctl->tls))) {
+		ctl->stats->ctl_refused++;
+		free(c);
+		close(fd);
+		return;
+	}
+	if (c->ssl) {
+		SSL_set_fd(c->ssl, fd);
+		SSL_set_accept_state(c->ssl);
+	}
 	c->fd = fd;
 	c->ctl = ctl;
 	c->seq = ctl->accepted++;
@@ -351,6 +403,24 @@ int ctd_ctl_new_http(struct ev_loop *loop, const char *addrport,
 	return serve(loop, fd, NULL, answer, arg, stats, ret);
 }
 
+int ctd_ctl_new_https(struct ev_loop *loop, const char *addrport,
+		      SSL_CTX *ctx, ctd_ctl_answer *answer, void *arg,
+		      struct ctd_stats *stats, struct ctd_ctl **ret)
+{
+	int fd, r;
+
+	if (!SSL_CTX_up_ref(ctx))
+		return -ENOMEM;
+	fd = ctd_listen_tcp_any(addrport);
+	r = fd < 0 ? fd : serve(loop, fd, NULL, answer, arg, stats, ret);
+	if (r < 0) {
+		SSL_CTX_free(ctx);
+		return r;
+	}
+	(*ret)->tls = ctx;
+	return 0;
+}
+
 void ctd_ctl_free(struct ctd_ctl *ctl)
 {
 	if (!ctl)
@@ -361,6 +431,7 @@ void ctd_ctl_free(struct ctd_ctl *ctl)
 	close(ctl->lfd);
 	if (ctl->path)
 		unlink(ctl->path);
+	SSL_CTX_free(ctl->tls);
 	free(ctl->path);
 	free(ctl);
 }

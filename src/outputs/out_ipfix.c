@@ -126,6 +126,7 @@ struct out_ipfix {
 	char said[256];             /* tls: the failure logged last */
 	int64_t said_at;
 	bool trusted;               /* tls: the collector accepted us */
+	bool closed_once;           /* tls: ... or closed before it did */
 };
 
 static struct out_ipfix *to_ipfix(struct ctd_output *out)
@@ -528,14 +529,26 @@ static void send_udp(struct out_ipfix *x)
 }
 
 /* A refused certificate, name or session: one line per new reason (or
- * every TLS_RELOG_US while it lasts), every time counted. */
-static void tls_failed(struct out_ipfix *x, const char *stage)
+ * every TLS_RELOG_US while it lasts), every time counted. A session
+ * closed before the collector accepted it is such a refusal whose alert
+ * a reset may have swallowed (the collector closed with our data unread):
+ * said only when nothing else was, and not the first time, since the
+ * next attempt usually reads the alert. */
+static void tls_failed(struct out_ipfix *x, const char *stage, bool closed)
 {
-	const char *why = ctd_tlslink_why(x->link);
+	const char *why = closed ? "closed by the collector before it accepted "
+			  "the session (no alert read: a client certificate it "
+			  "wants, or one it refuses?)" : ctd_tlslink_why(x->link);
 	int64_t now = mono_us(x);
 
 	x->base.stats.tls_failures++;
-	if (strcmp(why, x->said) != 0 || now - x->said_at >= TLS_RELOG_US) {
+	if (closed && *x->said && now - x->said_at < TLS_RELOG_US)
+		why = x->said;
+	else if (closed && !*x->said && !x->closed_once)
+		why = "";    /* counted, not said yet */
+	x->closed_once |= closed;
+	if (*why && (strcmp(why, x->said) != 0 ||
+		     now - x->said_at >= TLS_RELOG_US)) {
 		log_err("ipfix %s: TLS %s refused: %s (CA file %s)", x->target,
 			stage, why, x->ca);
 		snprintf(x->said, sizeof(x->said), "%s", why);
@@ -568,7 +581,9 @@ static void send_tls(struct out_ipfix *x)
 	} while (r == 0 && took && x->sent < x->len);
 	count_wire(x);
 	if (r == -EPROTO)
-		tls_failed(x, "session");
+		tls_failed(x, "session", false);
+	else if (r < 0 && r != -EAGAIN && !ctd_tlslink_accepted(x->link))
+		tls_failed(x, "session", true);
 	else if (r < 0 && r != -EAGAIN)
 		disconnect(x, "send", -r);
 	else
@@ -611,6 +626,7 @@ static void working(struct out_ipfix *x)
 {
 	x->backoff_us = BACKOFF_MIN_US;
 	x->said[0] = '\0';
+	x->closed_once = false;
 	note_working(x);
 }
 
@@ -671,7 +687,7 @@ static void step_handshake(struct out_ipfix *x)
 		return;
 	}
 	if (r == -EPROTO) {
-		tls_failed(x, "handshake");
+		tls_failed(x, "handshake", false);
 		return;
 	}
 	if (r < 0) {
@@ -737,7 +753,9 @@ static void tls_read(struct out_ipfix *x)
 	int r = ctd_tlslink_pull(x->link);
 
 	if (r == -EPROTO)
-		tls_failed(x, "session");
+		tls_failed(x, "session", false);
+	else if (r < 0 && !ctd_tlslink_accepted(x->link))
+		tls_failed(x, "session", true);
 	else if (r < 0)
 		disconnect(x, "connection closed by the collector", -r);
 }

@@ -111,6 +111,26 @@ static void test_client_context(void **state)
 	chmod(f->key, 0600);
 }
 
+/* The metrics endpoint's: its certificate and key, the scrapers' CA. */
+static void test_server_context(void **state)
+{
+	struct fixture *f = *state;
+	const struct ctd_owner none = CTD_OWNER_NONE;
+	char cert[128], key[128];
+	struct ctd_tls_files files = { f->ca, cert, key };
+	struct ssl_ctx_st *ctx = NULL;
+
+	snprintf(cert, sizeof(cert), "%s/server.pem", f->dir);
+	snprintf(key, sizeof(key), "%s/server.key", f->dir);
+	assert_int_equal(ctd_tlsfile_server_ctx(&files, &none, &ctx, f->why,
+						sizeof(f->why)), 0);
+	ctd_tlsfile_ctx_free(ctx);
+	files.key = "";
+	assert_int_equal(ctd_tlsfile_server_ctx(&files, &none, &ctx, f->why,
+						sizeof(f->why)), -EINVAL);
+	assert_non_null(strstr(f->why, "certificate and key"));
+}
+
 /* An encrypted key would need a passphrase typed on a terminal. */
 static void test_encrypted_key_refused(void **state)
 {
@@ -140,6 +160,7 @@ int main(void)
 		cmocka_unit_test(test_key_mode),
 		cmocka_unit_test(test_client_context),
 		cmocka_unit_test(test_encrypted_key_refused),
+		cmocka_unit_test(test_server_context),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -101,11 +101,51 @@ static void test_each_problem_named(void **state)
 	assert_non_null(strstr(p.text[0], "kernel-pressure-high, which is 85"));
 }
 
+/* The metrics endpoint off loopback: HTTPS with client certificates or
+ * nothing; the three TLS settings together or not at all; and the
+ * IPFIX/TLS target's CA. */
+static void test_tls_settings(void **state)
+{
+	struct ctd_config c;
+	struct problems p;
+
+	(void)state;
+	ctd_config_defaults(&c);
+	set(&c, "output", "/tmp/flows.json");
+	set(&c, "spool-dir", "/tmp/ctd-spool");
+	set(&c, "control", "/tmp/ctd.sock");
+	set(&c, "metrics", "0.0.0.0:9477");
+	assert_int_equal(check(&c, &p), 1);
+	assert_non_null(strstr(p.text[0], "metrics: an address that is not "
+				"loopback needs metrics-tls-cert"));
+	set(&c, "metrics", "127.0.0.1:9477");
+	assert_int_equal(check(&c, &p), 0);
+	set(&c, "metrics-tls-cert", "/tmp/x.pem");
+	assert_int_equal(check(&c, &p), 1);
+	assert_non_null(strstr(p.text[0], "metrics-tls-cert"));
+	assert_non_null(strstr(p.text[0], "together"));
+	/* All three, none there: the key file is named. */
+	set(&c, "metrics-tls-key", "/nonexistent-ctd-dir/x.key");
+	set(&c, "metrics-client-ca", "/tmp/ca.pem");
+	assert_int_equal(check(&c, &p), 1);
+	assert_non_null(strstr(p.text[0], "metrics-tls-key"));
+	assert_non_null(strstr(p.text[0], "/nonexistent-ctd-dir/x.key"));
+
+	ctd_config_defaults(&c);
+	set(&c, "output", "/tmp/flows.json");
+	set(&c, "spool-dir", "/tmp/ctd-spool");
+	set(&c, "control", "/tmp/ctd.sock");
+	set(&c, "ipfix", "tls:127.0.0.1:4740");
+	assert_int_equal(check(&c, &p), 1);
+	assert_non_null(strstr(p.text[0], "needs ipfix-tls-ca"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults_pass),
 		cmocka_unit_test(test_each_problem_named),
+		cmocka_unit_test(test_tls_settings),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,6 +25,9 @@ bool ctd_listen_peer_allowed(int fd, gid_t group);
 /* A TCP socket on a loopback address, "127.0.0.1:9477" or "[::1]:9477";
  * -EADDRNOTAVAIL for anything not loopback. */
 int ctd_listen_tcp_loopback(const char *addrport);
+/* The same on any address: for the metrics endpoint over TLS with
+ * client certificates only (ctl.c, cfgcheck.c). */
+int ctd_listen_tcp_any(const char *addrport);
 /* Whether addrport is such an address (for config checks). */
 int ctd_listen_parse_loopback(const char *addrport, void *ret_sa,
 			      unsigned *ret_len);

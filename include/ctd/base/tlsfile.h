@@ -35,6 +35,12 @@ int ctd_tlsfile_client_ctx(const struct ctd_tls_files *f,
 			   const struct ctd_owner *owner,
 			   struct ssl_ctx_st **ret, char *why, size_t cap);
 
+/* A TLS 1.2+ server context with f->cert and f->key that requires a
+ * client certificate chaining to f->ca. Same errors. */
+int ctd_tlsfile_server_ctx(const struct ctd_tls_files *f,
+			   const struct ctd_owner *owner,
+			   struct ssl_ctx_st **ret, char *why, size_t cap);
+
 /* SSL_CTX_free, for callers that include no OpenSSL header. */
 void ctd_tlsfile_ctx_free(struct ssl_ctx_st *ctx);
 

@@ -47,6 +47,9 @@ struct ctd_config {
 	char control_group[CTD_CONFIG_PATH_MAX]; /* may also use it; "" root only */
 	char stream_group[CTD_CONFIG_PATH_MAX];  /* may read the stream; "" root only */
 	char metrics[CTD_CONFIG_PATH_MAX];    /* loopback addr:port, "" none */
+	char metrics_tls_cert[CTD_CONFIG_PATH_MAX]; /* HTTPS: our certificate */
+	char metrics_tls_key[CTD_CONFIG_PATH_MAX];  /* ... its key */
+	char metrics_client_ca[CTD_CONFIG_PATH_MAX]; /* ... scrapers' CA */
 	char user[CTD_CONFIG_PATH_MAX];       /* drop to this user, "" stay */
 	char conntrackd_log[CTD_CONFIG_PATH_MAX]; /* "" none */
 	char ipfix[CTD_CONFIG_PATH_MAX];      /* udp:HOST:PORT, tcp:..., "" none */

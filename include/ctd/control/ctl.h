@@ -42,6 +42,13 @@ int ctd_ctl_new(struct ev_loop *loop, const char *path, gid_t group,
 int ctd_ctl_new_http(struct ev_loop *loop, const char *addrport,
 		     ctd_ctl_answer *answer, void *arg, struct ctd_stats *stats,
 		     struct ctd_ctl **ret);
+/* The same over TLS on any address ("192.0.2.1:9477"): only scrapers
+ * whose certificate ctx verifies get an answer (a failed handshake
+ * counts in ctl_refused). Takes a reference on ctx. */
+struct ssl_ctx_st;
+int ctd_ctl_new_https(struct ev_loop *loop, const char *addrport,
+		      struct ssl_ctx_st *ctx, ctd_ctl_answer *answer, void *arg,
+		      struct ctd_stats *stats, struct ctd_ctl **ret);
 void ctd_ctl_free(struct ctd_ctl *ctl);
 
 /* The request in the first len bytes a client sent: 1 with its first
