@@ -334,7 +334,9 @@ def export(ns, tmp, binary, outage):
     gen.wait(timeout=120)
     made = {f.sport: f for f in gen.flows()}
     check(ctd.wait_records(FLOWS, 60) is not None, "JSON records missing")
-    wait_idle(ctd)
+    # The backoff doubles through an outage: the reconnect may come up to
+    # about twice the outage after the cut.
+    wait_idle(ctd, 60 + 2 * outage)
     counters = ctd.stop()
     settled(ns, tmp, "b")
     col.stop()
