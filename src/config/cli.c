@@ -37,6 +37,7 @@ static const struct option longopts[] = {
 	SET("output"), SET("json-events"), SET("stream"), SET("stream-events"),
 	SET("stream-group"),
 	SET("store"), SET("store-retention"),
+	SET("postgresql"),
 	SET("spool-dir"), SET("grace"), SET("dying-max"), SET("memory-max"),
 	SET("shutdown-timeout"), SET("control"), SET("control-group"), SET("metrics"), SET("user"),
 	SET("rcvbuf"),
@@ -138,6 +139,8 @@ static void usage(FILE *f)
 "                           (default /var/lib/ctd/flows.db; 'none' = off)\n"
 "      --store-retention TIME  rows older than TIME are pruned (default 30d;\n"
 "                           s, m, h, d suffixes)\n"
+"      --postgresql CONNINFO  also keep finished flows in a PostgreSQL\n"
+"                           database (libpq conninfo; default none)\n"
 "      --spool-dir DIR      undelivered records survive restarts here\n"
 "                           (default /var/lib/ctd; 'none' = no spool)\n"
 "      --grace SECS         re-send a refused record within SECS (default 15)\n"
@@ -293,6 +296,7 @@ static void watch_only(struct ctd_config *cfg)
 		{ "output", "none" }, { "conntrackd-log", "none" },
 		{ "stream", "none" }, { "ipfix", "none" }, { "kafka", "none" },
 		{ "syslog", "no" }, { "spool-dir", "none" }, { "store", "none" },
+		{ "postgresql", "none" },
 		{ "control", "none" }, { "metrics", "none" },
 		{ "record", "none" }, { "broadcast-error", "no" },
 	};

@@ -19,6 +19,7 @@
 
 #include "ctd/base/listen.h"
 #include "ctd/config/config.h"
+#include "ctd/config/conninfo.h"
 #include "ctd/format/ipfix.h"
 #include "ctd/kernel/ctevent.h"
 
@@ -36,6 +37,7 @@ enum type {
 	T_CHOICE,    /* one word of choices[min], stored as its index */
 	T_TARGET,    /* an IPFIX collector: udp:HOST:PORT or tcp:HOST:PORT */
 	T_OPTIONS,   /* NAME=VALUE, each line adds one; none clears them */
+	T_CONNINFO,  /* a T_PATH shown with its passwords hidden */
 };
 
 enum { C_SHAPE, C_NAT_EVENT, C_FACILITY, C_LEVEL, C_SYSLOG_FORMAT, C_KAFKA_KEY,
@@ -109,6 +111,7 @@ static const struct setting settings[] = {
 	{ "kafka-events", T_EVENTS, F(kafka_events), 0, 0, false, RESTART },
 	{ "store", T_PATH, F(store), 0, 0, true, RESTART },
 	{ "store-retention", T_DURATION, F(store_retention), 60, 3650u * 86400, false, RESTART },
+	{ "postgresql", T_CONNINFO, F(postgresql), 0, 0, true, RESTART },
 	{ "spool-dir", T_PATH, F(spool_dir), 0, 0, true, RESTART },
 	{ "grace", T_SECS, F(grace), 1, 86400, false, RESTART },
 	{ "dying-max", T_COUNT, F(dying_max), 1, 10000000, false, RESTART },
@@ -390,6 +393,9 @@ static void expected(const struct setting *s, char *buf, size_t len)
 		snprintf(buf, len, "NAME=VALUE (at most %d, each under %d bytes) "
 			 "or none", CTD_CONFIG_KAFKA_OPTIONS, CTD_CONFIG_PATH_MAX);
 		break;
+	case T_CONNINFO:
+		snprintf(buf, len, "a libpq connection string or none");
+		break;
 	}
 }
 
@@ -498,6 +504,7 @@ static int store(struct ctd_config *cfg, const struct setting *s,
 	case T_TARGET:
 		return check_target(s, value, field, why, whylen);
 	case T_PATH:
+	case T_CONNINFO:
 		return store_text(s, value, field);
 	case T_OPTIONS:
 		return add_option(value, field);
@@ -562,7 +569,7 @@ static int unknown(const char *key, char *err, size_t errlen)
 static int set_at(struct ctd_config *cfg, const struct setting *s,
 		  const char *value, unsigned line, char *err, size_t errlen)
 {
-	char want[160], qv[300];
+	char want[160], qv[300], masked[CTD_CONFIG_PATH_MAX];
 
 	want[0] = '\0';
 	if (store(cfg, s, value, want, sizeof(want)) == 0) {
@@ -571,6 +578,11 @@ static int set_at(struct ctd_config *cfg, const struct setting *s,
 	}
 	if (!want[0])
 		expected(s, want, sizeof(want));
+	/* An error line must not carry the password either. */
+	if (s->type == T_CONNINFO) {
+		ctd_conninfo_mask(value, masked, sizeof(masked));
+		value = masked;
+	}
 	snprintf(err, errlen, "%s: '%s' is not %s", s->key,
 		 quote(value, qv, sizeof(qv)), want);
 	return -EINVAL;
@@ -860,6 +872,12 @@ static void format_value(const struct setting *s, const struct ctd_config *cfg,
 		if (!format_option(field, 0, buf, len))
 			snprintf(buf, len, "none");
 		break;
+	case T_CONNINFO:
+		if (*(const char *)field)
+			ctd_conninfo_mask(field, buf, len);
+		else
+			snprintf(buf, len, "none");
+		break;
 	}
 }
 
@@ -914,6 +932,7 @@ static bool same_value(const struct setting *s, const struct ctd_config *a,
 	case T_TARGET:
 	case T_FILTER:
 	case T_OPTIONS:
+	case T_CONNINFO:
 		return strcmp(fa, fb) == 0;
 	default:
 		return *(const unsigned *)fa == *(const unsigned *)fb;

@@ -42,6 +42,9 @@ struct ctd_config {
 	char stream[CTD_CONFIG_PATH_MAX];     /* "" none */
 	char spool_dir[CTD_CONFIG_PATH_MAX];  /* "" none */
 	char store[CTD_CONFIG_PATH_MAX];      /* SQLite flow store, "" none */
+	/* A central PostgreSQL flow database (libpq conninfo), "" none;
+	 * it may hold a password: shown through conninfo.h only. */
+	char postgresql[CTD_CONFIG_PATH_MAX];
 	char record[CTD_CONFIG_PATH_MAX];     /* "" none */
 	char control[CTD_CONFIG_PATH_MAX];    /* "" none */
 	char control_group[CTD_CONFIG_PATH_MAX]; /* may also use it; "" root only */
