@@ -181,6 +181,13 @@ static const struct counter out_counters[] = {
 	O(store_pruned, "store_pruned_total", "Flow store: rows pruned past store-retention."),
 	O(tls_failures, "tls_failures_total", "IPFIX/TLS: handshakes or sessions refused (certificate, name, expiry, alert)."),
 	O(tls_resumed, "tls_resumed_total", "IPFIX/TLS: connections that resumed a TLS session."),
+	O(pg_connect_errors, "pg_connect_errors_total", "PostgreSQL: connection attempts that failed."),
+	O(pg_lost, "pg_lost_total", "PostgreSQL: connections that broke."),
+	O(pg_query_errors, "pg_query_errors_total", "PostgreSQL: statements the server refused."),
+	O(pg_timeouts, "pg_timeouts_total", "PostgreSQL: connects or batches not answered in time."),
+	OG(pg_connected, "pg_connected", "PostgreSQL: 1 while connected."),
+	O(pg_commit_us, "pg_commit_seconds_total", "PostgreSQL: time from a batch's send to its COMMIT, summed (store_commits_total counts the batches)."),
+	OG(pg_commit_last_us, "pg_commit_last_seconds", "PostgreSQL: the last batch's time from send to COMMIT."),
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -345,7 +352,8 @@ static bool has_suffix(const char *s, const char *suffix)
 static void put_sample(FILE *f, const char *family, const char *output,
 		       uint64_t v)
 {
-	if (has_suffix(family, "_seconds"))
+	if ((has_suffix(family, "_seconds") ||
+	    has_suffix(family, "_seconds_total")))
 		fprintf(f, "%s{output=\"%s\"} %.6f\n", family, output,
 			(double)v / 1e6);
 	else
@@ -391,7 +399,8 @@ void ctd_counters_print_prometheus(const struct ctd_stats *st, FILE *f)
 		if (!i || !counters[i - 1].prom ||
 		    strcmp(c->prom, counters[i - 1].prom) != 0)
 			ctd_counters_prometheus_family(f, family, c->gauge, c->help);
-		if (has_suffix(family, "_seconds"))
+		if ((has_suffix(family, "_seconds") ||
+	    has_suffix(family, "_seconds_total")))
 			fprintf(f, "%s %.6f\n", family,
 				(double)value_at(st, c->off) / 1e6);
 		else

@@ -6,6 +6,7 @@
 #include "ctd/outputs/out_file.h"
 #include "ctd/outputs/out_ipfix.h"
 #include "ctd/outputs/out_kafka.h"
+#include "ctd/outputs/out_pg.h"
 #include "ctd/outputs/out_store.h"
 #include "ctd/outputs/out_stream.h"
 #include "ctd/outputs/out_syslog.h"
@@ -19,6 +20,7 @@ const struct ctd_output_desc *const ctd_outputs[] = {
 	&ctd_out_ctlog_desc,
 	&ctd_out_syslog_desc,
 	&ctd_out_store_desc,
+	&ctd_out_pg_desc,
 	NULL
 };
 

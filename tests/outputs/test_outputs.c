@@ -24,6 +24,7 @@
 #include "ctd/outputs/out_file.h"
 #include "ctd/outputs/out_ipfix.h"
 #include "ctd/outputs/out_kafka.h"
+#include "ctd/outputs/out_pg.h"
 #include "ctd/outputs/out_store.h"
 #include "ctd/outputs/out_stream.h"
 #include "ctd/outputs/out_syslog.h"
@@ -36,7 +37,7 @@
 static const struct ctd_output_desc *const all[] = {
 	&ctd_out_json_desc, &ctd_out_stream_desc, &ctd_out_kafka_desc,
 	&ctd_out_ipfix_desc, &ctd_out_ctlog_desc, &ctd_out_syslog_desc,
-	&ctd_out_store_desc,
+	&ctd_out_store_desc, &ctd_out_pg_desc,
 };
 #define N_ALL (sizeof(all) / sizeof(all[0]))
 
@@ -113,6 +114,9 @@ static void test_enabled_by_config(void **state)
 	assert_string_equal(enabled(&c), "json");
 	set(&c, "store", "/tmp/flows.db");
 	assert_string_equal(enabled(&c), "json store");
+	set(&c, "postgresql", "host=db dbname=flows");
+	assert_string_equal(enabled(&c), "json store postgresql");
+	set(&c, "postgresql", "none");
 	/* Their other settings alone turn nothing on. */
 	ctd_config_defaults(&c);
 	set(&c, "output", "none");
@@ -202,6 +206,8 @@ static void config_all(const struct fixture *f, struct ctd_config *c)
 	set(c, "syslog-socket", f->path[5]);
 	set(c, "kafka", "127.0.0.1:9");
 	set(c, "store", f->path[6]);
+	/* Connects only from the loop, which these tests do not run. */
+	set(c, "postgresql", "host=/nonexistent dbname=x password=pw");
 }
 
 static void test_create_names_the_output(void **state)
@@ -209,7 +215,14 @@ static void test_create_names_the_output(void **state)
 	struct fixture *f = *state;
 	struct ctd_config c;
 	struct logcap lc;
+	char host[256], want[512];
 
+	assert_int_equal(gethostname(host, sizeof(host)), 0);
+	snprintf(want, sizeof(want), "ctd: publishing records to Kafka topic "
+		 "ctd-flows at 127.0.0.1:9\n"
+		 "ctd: exporting IPFIX (biflow records) to udp:127.0.0.1:9\n"
+		 "ctd: storing flows in postgresql host=/nonexistent dbname=x "
+		 "password=(hidden) as exporter %s\n", host);
 	config_all(f, &c);
 	logcap_begin(&lc);
 	for (size_t i = 0; ctd_outputs[i]; i++) {
@@ -221,11 +234,7 @@ static void test_create_names_the_output(void **state)
 		assert_string_equal(out->name, ctd_outputs[i]->name);
 		out->ops->free(out);
 	}
-	assert_string_equal(logcap_end(&lc),
-			    "ctd: publishing records to Kafka topic ctd-flows "
-			    "at 127.0.0.1:9\n"
-			    "ctd: exporting IPFIX (biflow records) to "
-			    "udp:127.0.0.1:9\n");
+	assert_string_equal(logcap_end(&lc), want);
 	/* The files are where the config said. */
 	assert_int_equal(access(f->path[0], F_OK), 0);
 	assert_int_equal(access(f->path[4], F_OK), 0);
@@ -269,6 +278,7 @@ static void test_create_failure_logged(void **state)
 		"ctd: error: cannot open conntrackd log /nonexistent/x: No such file or directory\n",
 		"ctd: error: cannot send records to syslog at /nonexistent/x: No such file or directory\n",
 		"ctd: error: cannot open store /nonexistent/x: No such file or directory\n",
+		NULL,
 	};
 	struct ctd_config c;
 	struct logcap lc;

@@ -90,6 +90,16 @@ struct ctd_out_stats {
 	uint64_t tls_failures;   /* IPFIX/TLS: handshakes or sessions refused
 	                          * (a certificate, its name, an alert) */
 	uint64_t tls_resumed;    /* ... connections that resumed a session */
+	uint64_t pg_connect_errors; /* postgresql: connection attempts that
+	                          * failed (down, refused, authentication) */
+	uint64_t pg_lost;        /* ... connections that broke */
+	uint64_t pg_query_errors; /* ... statements the server refused */
+	uint64_t pg_timeouts;    /* ... connects or batches not answered in
+	                          * time */
+	uint64_t pg_connected;   /* gauge: 1 while connected */
+	uint64_t pg_commit_us;   /* ... batches' time from send to COMMIT,
+	                          * summed (with store_commits: the mean) */
+	uint64_t pg_commit_last_us; /* gauge: ... the last batch's */
 };
 
 enum ctd_out_status {

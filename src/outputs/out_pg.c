@@ -1,0 +1,535 @@
+/* out_pg: finished flows into a central PostgreSQL database.
+ *
+ * out_store's rules over a network: submit encodes a flow record as a
+ * COPY text row (pgcopy.c) into the batch being filled, a growing buffer
+ * reused from batch to batch (no allocation per record); the flush sends
+ * the batch when nothing else is in flight, and while it is in flight
+ * the next one fills, so batches grow with the load. A batch goes in one
+ * transaction: COPY into a temporary staging table, then one statement
+ * inserts its rows into flows with ON CONFLICT DO NOTHING on the flow's
+ * identity and adds the rows it did insert to the rollups, then COMMIT.
+ * Only the COMMIT makes the batch's records final (settled); until then
+ * they are in delivery's write-ahead log. A replay (a crash between
+ * COMMIT and delivery hearing of it, a COMMIT whose answer was lost)
+ * inserts nothing twice and adds nothing to the rollups.
+ *
+ * Nothing blocks: every step is sent with libpq's asynchronous calls and
+ * advanced when pgconn says the socket had something. Any failure drops
+ * the connection (the server rolls back), the batch in flight is kept
+ * and sent again first once pgconn reconnected; records that do not fit
+ * meanwhile are refused (CTD_OUT_AGAIN) and wait on delivery's dying
+ * list and spool, and ready is called once a commit made room. */
+#include <errno.h>
+#include <ev.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctd/base/log.h"
+#include "ctd/config/config.h"
+#include "ctd/config/conninfo.h"
+#include "ctd/flows/record.h"
+#include "ctd/format/pgcopy.h"
+#include "ctd/kernel/ctevent.h"
+#include "ctd/outputs/out_pg.h"
+#include "ctd/outputs/output.h"
+#include "ctd/outputs/outputs.h"
+#include "ctd/outputs/pgconn.h"
+
+#define CHUNK (256u << 10)        /* COPY data handed to libpq at once */
+#define BUF_START (256u << 10)
+#define STEP_TIMEOUT 60.0         /* a batch or the setup, to COMMIT */
+
+/* Created only when missing, so a role with INSERT and UPDATE grants
+ * alone (tables made by an administrator) works too. Keys lead with
+ * numbers and text compares bytewise (COLLATE "C"): a locale's collation
+ * in every index comparison cost a third of the insert rate. */
+#define ROLLUP_TABLE(t) \
+	"IF to_regclass('" t "') IS NULL THEN CREATE TABLE " t "(" \
+	"exporter text COLLATE \"C\" NOT NULL, minute bigint NOT NULL, " \
+	"addr inet NOT NULL, flows bigint NOT NULL, bytes bigint NOT NULL, " \
+	"PRIMARY KEY(minute, addr, exporter)); END IF; "
+
+#define STAGE_COLUMNS \
+	"id bigint, kstart_ns bigint, netns text, family smallint, " \
+	"proto smallint, src inet, dst inet, sport integer, dport integer, " \
+	"reply_src inet, reply_dst inet, reply_sport integer, " \
+	"reply_dport integer, orig_packets bigint, orig_bytes bigint, " \
+	"reply_packets bigint, reply_bytes bigint, start_ms bigint, " \
+	"end_ms bigint, end_reason text, zone integer, mark bigint"
+
+/* The store's flows table, with its NOT NULLs. */
+#define FLOW_COLUMNS \
+	"exporter text COLLATE \"C\" NOT NULL, id bigint NOT NULL, " \
+	"kstart_ns bigint NOT NULL, netns text COLLATE \"C\" NOT NULL, " \
+	"family smallint NOT NULL, proto smallint NOT NULL, " \
+	"src inet NOT NULL, dst inet NOT NULL, sport integer NOT NULL, " \
+	"dport integer NOT NULL, reply_src inet, reply_dst inet, " \
+	"reply_sport integer, reply_dport integer, orig_packets bigint, " \
+	"orig_bytes bigint, reply_packets bigint, reply_bytes bigint, " \
+	"start_ms bigint, end_ms bigint NOT NULL, end_reason text, " \
+	"zone integer, mark bigint"
+
+static const char setup_sql[] =
+	"DO $$BEGIN "
+	"IF to_regclass('flows') IS NULL THEN CREATE TABLE flows("
+	FLOW_COLUMNS ", "
+	"UNIQUE(id, kstart_ns, exporter, netns, proto, src, dst, sport, dport));"
+	/* Rows come in about end_ms order: a BRIN index finds a time range
+	 * (reports, pruning) at a fraction of a B-tree's upkeep. */
+	" CREATE INDEX flows_end ON flows USING brin(end_ms); END IF; "
+	ROLLUP_TABLE("rollup_src") ROLLUP_TABLE("rollup_dst")
+	"END$$; "
+	"CREATE TEMP TABLE IF NOT EXISTS ctd_stage(" STAGE_COLUMNS ") "
+	"ON COMMIT DELETE ROWS";
+
+static const char copy_sql[] =
+	"BEGIN; COPY ctd_stage (" CTD_PGCOPY_COLUMNS ") FROM STDIN";
+
+/* %1$s: the exporter as a literal. The rollups take only the rows the
+ * INSERT returned, i.e. those it did insert. */
+#define ROLLUP_MERGE(t, col) \
+	t " AS (INSERT INTO rollup_" col " AS r SELECT %1$s, minute, " col \
+	", count(*), sum(bytes) FROM ins GROUP BY minute, " col \
+	" ON CONFLICT (minute, addr, exporter) DO UPDATE SET " \
+	"flows = r.flows + excluded.flows, bytes = r.bytes + excluded.bytes)"
+
+static const char merge_fmt[] =
+	"WITH ins AS (INSERT INTO flows (exporter, " CTD_PGCOPY_COLUMNS ") "
+	"SELECT %1$s, " CTD_PGCOPY_COLUMNS " FROM ctd_stage "
+	"ON CONFLICT DO NOTHING RETURNING end_ms / 60000 AS minute, src, dst, "
+	"coalesce(orig_bytes, 0) + coalesce(reply_bytes, 0) AS bytes), "
+	ROLLUP_MERGE("rs", "src") ", " ROLLUP_MERGE("rd", "dst") " "
+	"SELECT count(*) FROM ins; COMMIT";
+
+enum step { P_IDLE, P_SETUP, P_COPY_START, P_COPY_DATA, P_COPY_END, P_MERGE };
+
+struct batch {
+	char *buf;
+	size_t len, cap;
+	size_t rows;
+	uint64_t mark;            /* taken when it was cut: final at COMMIT */
+};
+
+struct out_pg {
+	struct ctd_output base;
+	struct ctd_pgconn *pc;
+	PGconn *conn;             /* while up */
+	enum step step;
+	struct batch fill, send;  /* filling; in flight (or to send again) */
+	size_t off;               /* send's bytes handed to COPY */
+	uint64_t inserted;        /* the merge's count */
+	bool committed_ok;        /* its COMMIT answered COMMIT */
+	bool refusing, stopped;
+	uint64_t taken, committed;
+	int64_t sent_us;
+	char *exporter;
+	char *merge_sql;          /* per connection: the literal's escaping */
+};
+
+static struct out_pg *to_pg(struct ctd_output *out)
+{
+	return (struct out_pg *)out;
+}
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static bool stored(const struct ctd_record *rec)
+{
+	return !rec->events && rec->end_reason != CTD_END_ACTIVE;
+}
+
+/* Records taken after the last row of any batch are final at once. */
+static void settle_idle(struct out_pg *p)
+{
+	if (!p->fill.rows && !p->send.rows)
+		p->committed = p->taken;
+}
+
+static int reserve(struct batch *b)
+{
+	size_t cap = b->cap ? b->cap : BUF_START;
+	char *buf;
+
+	while (cap - b->len < CTD_PGCOPY_ROW_MAX)
+		cap *= 2;
+	if (cap == b->cap)
+		return 0;
+	buf = realloc(b->buf, cap);
+	if (!buf)
+		return -ENOMEM;
+	b->buf = buf;
+	b->cap = cap;
+	return 0;
+}
+
+static enum ctd_out_status pg_submit(struct ctd_output *out,
+				     const struct ctd_record *rec)
+{
+	struct out_pg *p = to_pg(out);
+
+	if (!stored(rec) && !p->stopped) {
+		out->stats.skipped++;
+		p->taken++;
+		settle_idle(p);
+		return CTD_OUT_DELIVERED;
+	}
+	if (p->stopped || p->fill.rows == CTD_OUT_PG_BATCH_MAX ||
+	    reserve(&p->fill) < 0) {
+		p->refusing = true;
+		return CTD_OUT_AGAIN;
+	}
+	p->fill.len += ctd_pgcopy_row(rec, p->fill.buf + p->fill.len);
+	p->fill.rows++;
+	p->taken++;
+	return CTD_OUT_DELIVERED;
+}
+
+static void swap_batches(struct out_pg *p)
+{
+	struct batch t = p->send;
+
+	p->send = p->fill;
+	p->send.mark = p->taken;
+	t.len = t.rows = 0;
+	p->fill = t;
+}
+
+static bool send_query(struct out_pg *p, const char *sql, enum step next)
+{
+	if (!PQsendQuery(p->conn, sql)) {
+		ctd_pgconn_fail(p->pc, CTD_PG_FAIL_LOST, PQerrorMessage(p->conn));
+		return false;
+	}
+	p->step = next;
+	return ctd_pgconn_flush(p->pc) >= 0;
+}
+
+/* The batch in flight again (after a reconnect), else the filled one. */
+static void start_batch(struct out_pg *p)
+{
+	if (!p->conn || p->step != P_IDLE)
+		return;
+	if (!p->send.rows && p->fill.rows)
+		swap_batches(p);
+	if (!p->send.rows)
+		return;
+	p->off = 0;
+	p->inserted = 0;
+	p->committed_ok = false;
+	p->sent_us = mono_us();
+	ctd_pgconn_deadline(p->pc, STEP_TIMEOUT);
+	send_query(p, copy_sql, P_COPY_START);
+}
+
+static void note_commit(struct out_pg *p)
+{
+	struct ctd_out_stats *st = &p->base.stats;
+	int64_t took = mono_us() - p->sent_us;
+
+	ctd_pgconn_deadline(p->pc, 0);
+	st->store_commits++;
+	st->store_rows += p->inserted;
+	st->store_repeats += p->send.rows - p->inserted;
+	st->pg_commit_last_us = (uint64_t)took;
+	st->pg_commit_us += (uint64_t)took;
+	p->committed = p->send.mark;
+	p->send.len = p->send.rows = 0;
+	settle_idle(p);
+	if (p->refusing) {
+		p->refusing = false;
+		ctd_output_ready(&p->base);
+	}
+}
+
+static void lost(struct out_pg *p)
+{
+	ctd_pgconn_fail(p->pc, CTD_PG_FAIL_LOST, PQerrorMessage(p->conn));
+}
+
+/* Hands send's rows to COPY while libpq and the socket take them:
+ * true when the step moved on, false to wait for the socket (or the
+ * connection failed: then p->conn is NULL). */
+static bool put_data(struct out_pg *p)
+{
+	int r;
+
+	while (p->off < p->send.len) {
+		size_t n = p->send.len - p->off;
+
+		n = n < CHUNK ? n : CHUNK;
+		r = PQputCopyData(p->conn, p->send.buf + p->off, (int)n);
+		if (r < 0)
+			return lost(p), false;
+		p->off += r == 1 ? n : 0;
+		if (ctd_pgconn_flush(p->pc) != 0 || r == 0)
+			return false;
+	}
+	r = PQputCopyEnd(p->conn, NULL);
+	if (r < 0)
+		return lost(p), false;
+	if (r == 0)
+		return ctd_pgconn_flush(p->pc), false;
+	p->step = P_COPY_END;
+	return ctd_pgconn_flush(p->pc) >= 0;
+}
+
+/* Errors of the connection (class 08) or of the server going away
+ * (57: admin shutdown, crash) are a lost connection, the rest the
+ * statement's. */
+static enum ctd_pg_fail failure(const PGresult *res)
+{
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+	if (!state || strncmp(state, "08", 2) == 0 ||
+	    strncmp(state, "57", 2) == 0)
+		return CTD_PG_FAIL_LOST;
+	return CTD_PG_FAIL_QUERY;
+}
+
+/* The end of a query's results: the next step. */
+static void step_done(struct out_pg *p)
+{
+	switch (p->step) {
+	case P_SETUP:
+		ctd_pgconn_deadline(p->pc, 0);
+		p->step = P_IDLE;
+		start_batch(p);
+		break;
+	case P_COPY_END:
+		send_query(p, p->merge_sql, P_MERGE);
+		break;
+	case P_MERGE:
+		p->step = P_IDLE;
+		if (!p->committed_ok) {
+			ctd_pgconn_fail(p->pc, CTD_PG_FAIL_QUERY,
+					"the batch's COMMIT did not commit");
+			return;
+		}
+		note_commit(p);
+		start_batch(p);
+		break;
+	default:
+		ctd_pgconn_fail(p->pc, CTD_PG_FAIL_QUERY, "COPY did not start");
+		break;
+	}
+}
+
+/* One result of the step in flight; false when the connection failed. */
+static bool take_result(struct out_pg *p, PGresult *res)
+{
+	ExecStatusType st = PQresultStatus(res);
+
+	if (st == PGRES_COPY_IN && p->step == P_COPY_START)
+		p->step = P_COPY_DATA;
+	else if (st == PGRES_TUPLES_OK && p->step == P_MERGE)
+		p->inserted = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+	else if (st == PGRES_COMMAND_OK && p->step == P_MERGE)
+		p->committed_ok = strcmp(PQcmdStatus(res), "COMMIT") == 0;
+	else if (st != PGRES_COMMAND_OK) {
+		ctd_pgconn_fail(p->pc, failure(res), PQresultErrorMessage(res));
+		PQclear(res);
+		return false;
+	}
+	PQclear(res);
+	return true;
+}
+
+/* Moves the steps in flight as far as the input allows. */
+static void advance(struct out_pg *p)
+{
+	while (p->conn && p->step != P_IDLE) {
+		PGresult *res;
+
+		if (p->step == P_COPY_DATA) {
+			if (!put_data(p))
+				return;
+			continue;
+		}
+		if (PQisBusy(p->conn))
+			return;
+		res = PQgetResult(p->conn);
+		if (!res)
+			step_done(p);
+		else if (!take_result(p, res))
+			return;
+	}
+}
+
+static void on_io(void *arg, PGconn *conn)
+{
+	(void)conn;
+	advance(arg);
+}
+
+/* Connected: tables, the staging table, then what waits. */
+static void on_up(void *arg, PGconn *conn)
+{
+	struct out_pg *p = arg;
+	char *lit = PQescapeLiteral(conn, p->exporter, strlen(p->exporter));
+	size_t n = lit ? sizeof(merge_fmt) + 3 * strlen(lit) : 0;
+
+	p->conn = conn;
+	free(p->merge_sql);
+	p->merge_sql = n ? malloc(n) : NULL;
+	if (p->merge_sql)
+		snprintf(p->merge_sql, n, merge_fmt, lit);
+	PQfreemem(lit);
+	if (!p->merge_sql) {
+		ctd_pgconn_fail(p->pc, CTD_PG_FAIL_QUERY, "out of memory");
+		return;
+	}
+	ctd_pgconn_deadline(p->pc, STEP_TIMEOUT);
+	send_query(p, setup_sql, P_SETUP);
+}
+
+/* The batch in flight stays, to be sent again on the next connection. */
+static void on_down(void *arg)
+{
+	struct out_pg *p = arg;
+
+	p->conn = NULL;
+	p->step = P_IDLE;
+}
+
+static const struct ctd_pgconn_ops conn_ops = {
+	.up = on_up,
+	.io = on_io,
+	.down = on_down,
+};
+
+static void pg_flush(struct ctd_output *out)
+{
+	struct out_pg *p = to_pg(out);
+
+	settle_idle(p);
+	start_batch(p);
+}
+
+static uint64_t pg_settled(struct ctd_output *out)
+{
+	return to_pg(out)->committed;
+}
+
+/* Shutdown: the connection is closed (an open transaction rolls back;
+ * one that committed is harmless, its rows ignored when the spool is
+ * replayed) and both batches forgotten: delivery spools its copies. */
+static void pg_abandon(struct ctd_output *out)
+{
+	struct out_pg *p = to_pg(out);
+
+	ctd_pgconn_stop(p->pc);
+	p->conn = NULL;
+	p->step = P_IDLE;
+	p->stopped = true;
+	p->fill.len = p->fill.rows = p->send.len = p->send.rows = 0;
+	p->committed = p->taken;
+}
+
+static void pg_free(struct ctd_output *out)
+{
+	struct out_pg *p = to_pg(out);
+
+	if (!p)
+		return;
+	ctd_pgconn_free(p->pc);
+	free(p->fill.buf);
+	free(p->send.buf);
+	free(p->exporter);
+	free(p->merge_sql);
+	free(p);
+}
+
+static const struct ctd_output_ops pg_ops = {
+	.submit = pg_submit,
+	.flush = pg_flush,
+	.settled = pg_settled,
+	.abandon = pg_abandon,
+	.free = pg_free,
+};
+
+/* libpq's own parser says whether conninfo can ever work; its message
+ * names the bad part, never a password's value. */
+static int check_conninfo(const char *conninfo)
+{
+	char *err = NULL;
+	PQconninfoOption *o = PQconninfoParse(conninfo, &err);
+
+	if (o) {
+		PQconninfoFree(o);
+		return 0;
+	}
+	log_err("postgresql: %.*s", err ? (int)strcspn(err, "\n") : 13,
+		err ? err : "out of memory");
+	PQfreemem(err);
+	return err ? -EINVAL : -ENOMEM;
+}
+
+int ctd_out_pg_new(struct ev_loop *loop, const struct ctd_out_pg_cfg *cfg,
+		   struct ctd_output **ret)
+{
+	struct out_pg *p;
+	int r = check_conninfo(cfg->conninfo);
+
+	if (r < 0)
+		return r;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->base.ops = &pg_ops;
+	p->base.name = ctd_out_pg_desc.name;
+	p->exporter = strdup(cfg->exporter);
+	if (!p->exporter || reserve(&p->fill) < 0 || reserve(&p->send) < 0 ||
+	    !(p->pc = ctd_pgconn_new(loop, cfg->conninfo, &conn_ops, p,
+				      &p->base.stats))) {
+		pg_free(&p->base);
+		return -ENOMEM;
+	}
+	*ret = &p->base;
+	return 0;
+}
+
+static bool pg_enabled(const struct ctd_config *cfg)
+{
+	return *cfg->postgresql;
+}
+
+static int pg_create(struct ev_loop *loop, const struct ctd_config *cfg,
+		     const struct ctd_owner *owner, struct ctd_output **ret)
+{
+	char host[256], shown[CTD_CONFIG_PATH_MAX];
+	struct ctd_out_pg_cfg pc = { cfg->postgresql, host };
+	int r;
+
+	(void)owner;    /* no files */
+	if (gethostname(host, sizeof(host)) < 0)
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	ctd_conninfo_mask(cfg->postgresql, shown, sizeof(shown));
+	r = ctd_out_pg_new(loop, &pc, ret);
+	if (r == -ENOMEM)
+		log_err("cannot store flows in postgresql %s: %s", shown,
+			strerror(-r));
+	if (r == 0)
+		log_info("storing flows in postgresql %s as exporter %s", shown,
+			 host);
+	return r;
+}
+
+/* One row per ended flow; interim and event records are skipped. */
+const struct ctd_output_desc ctd_out_pg_desc = {
+	.name = "postgresql",
+	.enabled = pg_enabled,
+	.create = pg_create,
+	.events = 1u << CTD_EV_DESTROY,
+	.events_setting = CTD_OUTPUT_EVENTS_FIXED,
+};
