@@ -16,9 +16,11 @@
  * Nothing blocks: every step is sent with libpq's asynchronous calls and
  * advanced when pgconn says the socket had something. Any failure drops
  * the connection (the server rolls back), the batch in flight is kept
- * and sent again first once pgconn reconnected; records that do not fit
- * meanwhile are refused (CTD_OUT_AGAIN) and wait on delivery's dying
- * list and spool, and ready is called once a commit made room. */
+ * and sent again first once pgconn reconnected. While there is no
+ * connection, and when the batch being filled is full, records are
+ * refused (CTD_OUT_AGAIN): they wait on delivery's dying list and in
+ * its spool, so a long outage costs the output no memory, and ready is
+ * called once a connection is set up or a commit made room. */
 #include <errno.h>
 #include <ev.h>
 #include <libpq-fe.h>
@@ -123,6 +125,7 @@ struct out_pg {
 	size_t off;               /* send's bytes handed to COPY */
 	uint64_t inserted;        /* the merge's count */
 	bool committed_ok;        /* its COMMIT answered COMMIT */
+	bool open;                /* connected and set up */
 	bool refusing, stopped;
 	uint64_t taken, committed;
 	int64_t sent_us;
@@ -183,7 +186,7 @@ static enum ctd_out_status pg_submit(struct ctd_output *out,
 		settle_idle(p);
 		return CTD_OUT_DELIVERED;
 	}
-	if (p->stopped || p->fill.rows == CTD_OUT_PG_BATCH_MAX ||
+	if (!p->open || p->fill.rows == CTD_OUT_PG_BATCH_MAX ||
 	    reserve(&p->fill) < 0) {
 		p->refusing = true;
 		return CTD_OUT_AGAIN;
@@ -231,6 +234,15 @@ static void start_batch(struct out_pg *p)
 	send_query(p, copy_sql, P_COPY_START);
 }
 
+/* Said AGAIN: delivery re-sends what it holds at once. */
+static void call_ready(struct out_pg *p)
+{
+	if (!p->refusing)
+		return;
+	p->refusing = false;
+	ctd_output_ready(&p->base);
+}
+
 static void note_commit(struct out_pg *p)
 {
 	struct ctd_out_stats *st = &p->base.stats;
@@ -245,10 +257,7 @@ static void note_commit(struct out_pg *p)
 	p->committed = p->send.mark;
 	p->send.len = p->send.rows = 0;
 	settle_idle(p);
-	if (p->refusing) {
-		p->refusing = false;
-		ctd_output_ready(&p->base);
-	}
+	call_ready(p);
 }
 
 static void lost(struct out_pg *p)
@@ -303,7 +312,9 @@ static void step_done(struct out_pg *p)
 	case P_SETUP:
 		ctd_pgconn_deadline(p->pc, 0);
 		p->step = P_IDLE;
+		p->open = true;
 		start_batch(p);
+		call_ready(p);
 		break;
 	case P_COPY_END:
 		send_query(p, p->merge_sql, P_MERGE);
@@ -398,6 +409,7 @@ static void on_down(void *arg)
 	struct out_pg *p = arg;
 
 	p->conn = NULL;
+	p->open = false;
 	p->step = P_IDLE;
 }
 
@@ -429,6 +441,7 @@ static void pg_abandon(struct ctd_output *out)
 
 	ctd_pgconn_stop(p->pc);
 	p->conn = NULL;
+	p->open = false;
 	p->step = P_IDLE;
 	p->stopped = true;
 	p->fill.len = p->fill.rows = p->send.len = p->send.rows = 0;
