@@ -46,9 +46,12 @@
 #define STEP_TIMEOUT 60.0         /* a batch or the setup, to COMMIT */
 
 /* Created only when missing, so a role with INSERT and UPDATE grants
- * alone (tables made by an administrator) works too. Keys lead with
- * numbers and text compares bytewise (COLLATE "C"): a locale's collation
- * in every index comparison cost a third of the insert rate. */
+ * alone (tables made by an administrator) works too. The flow's key
+ * leads with its start time, so new rows go to the right edge of the
+ * index (the conntrack id is a hash: first, it would scatter them over
+ * an index larger than memory), and text compares bytewise (COLLATE
+ * "C"): a locale's collation in index comparisons cost a third of the
+ * insert rate. */
 #define ROLLUP_TABLE(t) \
 	"IF to_regclass('" t "') IS NULL THEN CREATE TABLE " t "(" \
 	"exporter text COLLATE \"C\" NOT NULL, minute bigint NOT NULL, " \
@@ -79,7 +82,7 @@ static const char setup_sql[] =
 	"DO $$BEGIN "
 	"IF to_regclass('flows') IS NULL THEN CREATE TABLE flows("
 	FLOW_COLUMNS ", "
-	"UNIQUE(id, kstart_ns, exporter, netns, proto, src, dst, sport, dport));"
+	"UNIQUE(kstart_ns, id, exporter, netns, proto, src, dst, sport, dport));"
 	/* Rows come in about end_ms order: a BRIN index finds a time range
 	 * (reports, pruning) at a fraction of a B-tree's upkeep. */
 	" CREATE INDEX flows_end ON flows USING brin(end_ms); END IF; "
@@ -91,8 +94,13 @@ static const char setup_sql[] =
 static const char copy_sql[] =
 	"BEGIN; COPY ctd_stage (" CTD_PGCOPY_COLUMNS ") FROM STDIN";
 
-/* %1$s: the exporter as a literal. The rollups take only the rows the
- * INSERT returned, i.e. those it did insert. */
+/* %1$s: the exporter as a literal; %2$s: the conflict clause. The
+ * rollups take only the rows the INSERT returned, i.e. those it did
+ * insert. A batch goes in first without ON CONFLICT: the rows are new
+ * but after a failure or a restart, and a plain INSERT costs the server
+ * about two thirds of one that checks each row before inserting it; a
+ * batch that does meet a row stored already (unique_violation) is
+ * rolled back and sent again with ON CONFLICT DO NOTHING. */
 #define ROLLUP_MERGE(t, col) \
 	t " AS (INSERT INTO rollup_" col " AS r SELECT %1$s, minute, " col \
 	", count(*), sum(bytes) FROM ins GROUP BY minute, " col \
@@ -102,12 +110,19 @@ static const char copy_sql[] =
 static const char merge_fmt[] =
 	"WITH ins AS (INSERT INTO flows (exporter, " CTD_PGCOPY_COLUMNS ") "
 	"SELECT %1$s, " CTD_PGCOPY_COLUMNS " FROM ctd_stage "
-	"ON CONFLICT DO NOTHING RETURNING end_ms / 60000 AS minute, src, dst, "
+	"%2$sRETURNING end_ms / 60000 AS minute, src, dst, "
 	"coalesce(orig_bytes, 0) + coalesce(reply_bytes, 0) AS bytes), "
 	ROLLUP_MERGE("rs", "src") ", " ROLLUP_MERGE("rd", "dst") " "
 	"SELECT count(*) FROM ins; COMMIT";
 
-enum step { P_IDLE, P_SETUP, P_COPY_START, P_COPY_DATA, P_COPY_END, P_MERGE };
+static const char *const conflict_clause[2] = {
+	"", "ON CONFLICT DO NOTHING ",
+};
+
+/* P_CONFLICT: the plain INSERT met a stored row, results drained
+ * before the ROLLBACK. */
+enum step { P_IDLE, P_SETUP, P_COPY_START, P_COPY_DATA, P_COPY_END, P_MERGE,
+	    P_CONFLICT, P_ROLLBACK };
 
 struct batch {
 	char *buf;
@@ -125,12 +140,14 @@ struct out_pg {
 	size_t off;               /* send's bytes handed to COPY */
 	uint64_t inserted;        /* the merge's count */
 	bool committed_ok;        /* its COMMIT answered COMMIT */
+	bool careful;             /* send's rows may be stored: ON CONFLICT */
 	bool open;                /* connected and set up */
 	bool refusing, stopped;
 	uint64_t taken, committed;
 	int64_t sent_us;
 	char *exporter;
-	char *merge_sql;          /* per connection: the literal's escaping */
+	char *merge_sql[2];       /* per connection (the literal's escaping):
+	                           * plain, careful */
 };
 
 static struct out_pg *to_pg(struct ctd_output *out)
@@ -254,6 +271,7 @@ static void note_commit(struct out_pg *p)
 	st->store_repeats += p->send.rows - p->inserted;
 	st->pg_commit_last_us = (uint64_t)took;
 	st->pg_commit_us += (uint64_t)took;
+	p->careful = false;
 	p->committed = p->send.mark;
 	p->send.len = p->send.rows = 0;
 	settle_idle(p);
@@ -305,6 +323,31 @@ static enum ctd_pg_fail failure(const PGresult *res)
 	return CTD_PG_FAIL_QUERY;
 }
 
+static void merge_done(struct out_pg *p)
+{
+	p->step = P_IDLE;
+	if (!p->committed_ok) {
+		ctd_pgconn_fail(p->pc, CTD_PG_FAIL_QUERY,
+				"the batch's COMMIT did not commit");
+		return;
+	}
+	note_commit(p);
+	start_batch(p);
+}
+
+/* The plain INSERT met a row stored already: the batch again, careful. */
+static bool conflict(struct out_pg *p, const PGresult *res)
+{
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+	if (p->step != P_MERGE || p->careful || !state ||
+	    strcmp(state, "23505") != 0)
+		return false;
+	p->careful = true;
+	p->step = P_CONFLICT;
+	return true;
+}
+
 /* The end of a query's results: the next step. */
 static void step_done(struct out_pg *p)
 {
@@ -317,16 +360,16 @@ static void step_done(struct out_pg *p)
 		call_ready(p);
 		break;
 	case P_COPY_END:
-		send_query(p, p->merge_sql, P_MERGE);
+		send_query(p, p->merge_sql[p->careful], P_MERGE);
 		break;
 	case P_MERGE:
+		merge_done(p);
+		break;
+	case P_CONFLICT:
+		send_query(p, "ROLLBACK", P_ROLLBACK);
+		break;
+	case P_ROLLBACK:
 		p->step = P_IDLE;
-		if (!p->committed_ok) {
-			ctd_pgconn_fail(p->pc, CTD_PG_FAIL_QUERY,
-					"the batch's COMMIT did not commit");
-			return;
-		}
-		note_commit(p);
 		start_batch(p);
 		break;
 	default:
@@ -346,7 +389,7 @@ static bool take_result(struct out_pg *p, PGresult *res)
 		p->inserted = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
 	else if (st == PGRES_COMMAND_OK && p->step == P_MERGE)
 		p->committed_ok = strcmp(PQcmdStatus(res), "COMMIT") == 0;
-	else if (st != PGRES_COMMAND_OK) {
+	else if (st != PGRES_COMMAND_OK && !conflict(p, res)) {
 		ctd_pgconn_fail(p->pc, failure(res), PQresultErrorMessage(res));
 		PQclear(res);
 		return false;
@@ -387,15 +430,18 @@ static void on_up(void *arg, PGconn *conn)
 {
 	struct out_pg *p = arg;
 	char *lit = PQescapeLiteral(conn, p->exporter, strlen(p->exporter));
-	size_t n = lit ? sizeof(merge_fmt) + 3 * strlen(lit) : 0;
+	size_t n = lit ? sizeof(merge_fmt) + 3 * strlen(lit) + 32 : 0;
 
 	p->conn = conn;
-	free(p->merge_sql);
-	p->merge_sql = n ? malloc(n) : NULL;
-	if (p->merge_sql)
-		snprintf(p->merge_sql, n, merge_fmt, lit);
+	for (int i = 0; i < 2; i++) {
+		free(p->merge_sql[i]);
+		p->merge_sql[i] = n ? malloc(n) : NULL;
+		if (p->merge_sql[i])
+			snprintf(p->merge_sql[i], n, merge_fmt, lit,
+				 conflict_clause[i]);
+	}
 	PQfreemem(lit);
-	if (!p->merge_sql) {
+	if (!p->merge_sql[0] || !p->merge_sql[1]) {
 		ctd_pgconn_fail(p->pc, CTD_PG_FAIL_QUERY, "out of memory");
 		return;
 	}
@@ -411,6 +457,8 @@ static void on_down(void *arg)
 	p->conn = NULL;
 	p->open = false;
 	p->step = P_IDLE;
+	/* Its COMMIT may have gone through before the connection broke. */
+	p->careful = p->send.rows > 0;
 }
 
 static const struct ctd_pgconn_ops conn_ops = {
@@ -458,7 +506,8 @@ static void pg_free(struct ctd_output *out)
 	free(p->fill.buf);
 	free(p->send.buf);
 	free(p->exporter);
-	free(p->merge_sql);
+	free(p->merge_sql[0]);
+	free(p->merge_sql[1]);
 	free(p);
 }
 
