@@ -10,6 +10,7 @@
  * the user and group databases and stat directories: nothing here
  * creates, opens or changes anything. */
 #include <errno.h>
+#include <libpq-fe.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -232,6 +233,25 @@ static void check_metrics(struct check *c)
 		check_tls_files(c, &f, "metrics-tls-key", "metrics-tls-cert", true);
 }
 
+/* libpq's own parser: its message names the bad keyword or syntax,
+ * never a password's value. A server down is no problem: the output
+ * holds records until it is up. */
+static void check_conninfo(struct check *c)
+{
+	char *err = NULL;
+	PQconninfoOption *o;
+
+	if (!*c->cfg->postgresql)
+		return;
+	o = PQconninfoParse(c->cfg->postgresql, &err);
+	if (o)
+		PQconninfoFree(o);
+	else
+		problem(c, "postgresql", "", err ? strtok(err, "\n") :
+			"out of memory");
+	PQfreemem(err);
+}
+
 size_t ctd_cfgcheck(const struct ctd_config *cfg, ctd_cfgcheck_fn *fn,
 		    void *arg)
 {
@@ -248,6 +268,7 @@ size_t ctd_cfgcheck(const struct ctd_config *cfg, ctd_cfgcheck_fn *fn,
 	check_pressure(&c);
 	check_tls(&c);
 	check_metrics(&c);
+	check_conninfo(&c);
 	return c.problems;
 }
 

@@ -99,6 +99,14 @@ static void test_each_problem_named(void **state)
 	assert_int_equal(check(&c, &p), 1);
 	assert_non_null(strstr(p.text[0], "kernel-pressure-low"));
 	assert_non_null(strstr(p.text[0], "kernel-pressure-high, which is 85"));
+
+	set(&c, "kernel-pressure-low", "70");
+	set(&c, "postgresql", "host=db password=s3cret nosuchkey=1");
+	assert_int_equal(check(&c, &p), 1);
+	assert_string_equal(p.text[0], "command line: --postgresql: invalid "
+			    "connection option \"nosuchkey\"");
+	set(&c, "postgresql", "postgresql://ctd:s3cret@db/flows");
+	assert_int_equal(check(&c, &p), 0);
 }
 
 /* The metrics endpoint off loopback: HTTPS with client certificates or
