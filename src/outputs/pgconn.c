@@ -30,7 +30,7 @@
 
 #define CONNECT_TIMEOUT 10.0
 #define BACKOFF_MIN_MS 250u
-#define BACKOFF_MAX_MS 10000u
+#define BACKOFF_MAX_MS 5000u
 
 enum state { DOWN, CONNECTING, UP, STOPPED };
 

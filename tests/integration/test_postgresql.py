@@ -10,12 +10,14 @@ neither `ctd -t -v` nor ctd's log may contain it). 20,000 UDP flows end,
 10,000 in one `conntrack -D`; as soon as the first of their rows is
 committed the server is stopped (pg_ctl -m fast: ctd's connection is cut
 mid-batch) for --outage seconds, while the other 10,000 end: ctd must
-count connect failures and hold the records (dying list, spool). The
-server is started again, and as soon as ctd's first commit after the
-outage shows in the table ctd is killed with SIGKILL, mid-replay. The
-test plays systemd's fd store, so the ctnetlink socket outlives ctd; a
-new ctd on the same spool replays what was not final, repeats of rows
-already committed are ignored, and then: every flow is exactly one row
+count connect failures and hold the records (dying list, spool, with
+--dying-max 1000). The server is started again; while ctd's first batch
+after the outage is in the server's hands ctd is stopped (SIGSTOP), the
+server commits the batch, and ctd is killed with SIGKILL without having
+read that COMMIT's answer (a batch too quick to catch: ctd is killed at
+the first new row instead). The test plays systemd's fd store, so the ctnetlink socket outlives ctd; a
+new ctd on the same spool replays what was not final, the rows committed
+already are ignored (counted as repeats), and then: every flow is exactly one row
 with the kernel's counters (ground truth) and the JSON record's, and the
 rollups add up to the rows. As in test_store.py, a SIGKILL may lose the
 receive batch in hand (at most 64 DESTROYs) for each output whose log
@@ -148,10 +150,12 @@ def storm(ns, args, srv, ctd):
     after the outage; SIGKILL at the first commit after it. Returns the
     flows made."""
     half = STORM // 2
+    t0 = time.time()
     made = ns.traffic(*[flows("udp", half, src=src, dst="127.0.0.1",
                               sport=30000, size=[10, 30], replies=1,
                               reply_size=5)
                         for src in ("127.0.0.6", "127.0.0.7")])
+    print("%d flows made in %.1f s" % (len(made), time.time() - t0))
     first = end_flows(ns, "127.0.0.6")
     end = time.time() + 60
     while srv.count() == 0:
@@ -173,16 +177,39 @@ def storm(ns, args, srv, ctd):
               st["out_postgresql_spooled"]))
     srv.start()
     t0 = time.time()
-    before = srv.count()
-    # Polling the table, not ctd: the kill often lands between the COMMIT
-    # and ctd hearing of it, so the next ctd replays rows stored already.
-    while srv.count() == before:
-        check(time.time() < t0 + 60, "no commit in 60 s after the outage")
-        time.sleep(0.002)
+    caught = kill_after_commit(srv, ctd)
+    print("SIGKILL %.2f s after the server came back, %d rows then; %s"
+          % (time.time() - t0, srv.count(), "a batch was committed that ctd "
+             "never heard of" if caught else "between commits"))
+    return made, caught
+
+
+def merging(srv):
+    """Whether ctd's batch statement (INSERT, rollups, COMMIT) runs."""
+    return int(srv.psql("SELECT count(*) FROM pg_stat_activity WHERE "
+                        "query LIKE 'WITH ins AS%' AND state = 'active'")
+               [0][0]) > 0
+
+
+def kill_after_commit(srv, ctd):
+    """Stops ctd while its first batch after the outage is in the server's
+    hands; the server goes on to COMMIT (one query string), then ctd is
+    killed without having read the answer: its next run replays rows
+    stored already. Should the batch be too quick to catch, ctd is killed
+    at the first new row instead. Returns whether it was caught."""
+    before, end = srv.count(), time.time() + 60
+    while not merging(srv):
+        if srv.count() != before:
+            ctd.proc.send_signal(signal.SIGKILL)
+            ctd.proc.wait(timeout=10)
+            return False
+        check(time.time() < end, "no commit in 60 s after the outage")
+    ctd.proc.send_signal(signal.SIGSTOP)
+    while merging(srv):
+        time.sleep(0.01)
     ctd.proc.send_signal(signal.SIGKILL)
     ctd.proc.wait(timeout=10)
-    print("SIGKILL at the first commit %.2f s after the server came back, "
-          "%d rows then" % (time.time() - t0, srv.count()))
+    return True
     return made
 
 
@@ -212,7 +239,9 @@ def check_all(srv, ctd, made):
 
 
 def main(args):
+    t0 = time.time()
     srv = Server()
+    print("server made and started in %.1f s" % (time.time() - t0))
     try:
         with ctdns.sandbox("pg") as (ns, tmp):
             run(args, srv, ns, tmp)
@@ -233,7 +262,8 @@ def run(args, srv, ns, tmp):
     mgr.wait("FDSTORE=1", 5)
     ctd.wait_stats("a connection", lambda s: s.get(
         "out_postgresql_pg_connected") == 1, 30)
-    made = storm(ns, args, srv, ctd)
+    made, caught = storm(ns, args, srv, ctd)
+    t0 = time.time()
     ctd = Ctd(ns, args.ctd, tmp, pg, env=env, tag="ctd2",
               listen_fd=mgr.stored)
     ctd.wait_stats("every record stored after the restart",
@@ -241,12 +271,16 @@ def run(args, srv, ns, tmp):
                    s.get("out_json_held", 1) == 0 and
                    srv.count() + PER_KILL >= len(made) and
                    ctd.count_records() >= len(made) - PER_KILL, 60)
+    print("the next ctd had every record stored %.1f s after its start"
+          % (time.time() - t0))
     time.sleep(1)    # DESTROYs the kernel still holds come in
     no_row, no_json = check_all(srv, ctd, made)
     log = open(ctd.log).read() + open(os.path.join(tmp, "ctd.log")).read()
     check(SECRET not in log and "password=(hidden)" in log,
           "ctd's log shows the password, or never named the server")
     c = ctdns.identity(ctd.stop(), "postgresql")
+    check(not caught or c["store_repeats"] > 0, "the batch committed before "
+          "the SIGKILL was stored again, not ignored as repeats")
     print("after the restart: %d rows inserted, %d repeats ignored, %d "
           "records carried over, %d batches (%.1f ms each), %d connect "
           "failures; %d flows, lost with the batch in hand at the SIGKILL: "

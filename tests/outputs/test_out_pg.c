@@ -30,10 +30,10 @@ static void test_backoff(void **state)
 	assert_int_equal(ctd_pgconn_backoff_ms(1, UINT32_MAX), 250);
 	assert_int_equal(ctd_pgconn_backoff_ms(2, 0), 250);
 	assert_int_equal(ctd_pgconn_backoff_ms(3, UINT32_MAX), 1000);
-	/* Capped at 10 s, even after a long outage. */
-	assert_int_equal(ctd_pgconn_backoff_ms(7, UINT32_MAX), 10000);
-	assert_int_equal(ctd_pgconn_backoff_ms(100000, UINT32_MAX), 10000);
-	assert_int_equal(ctd_pgconn_backoff_ms(100000, 0), 5000);
+	/* Capped at 5 s, even after a long outage. */
+	assert_int_equal(ctd_pgconn_backoff_ms(6, UINT32_MAX), 5000);
+	assert_int_equal(ctd_pgconn_backoff_ms(100000, UINT32_MAX), 5000);
+	assert_int_equal(ctd_pgconn_backoff_ms(100000, 0), 2500);
 	for (unsigned f = 1; f < 20; f++)
 		for (uint32_t r = 0; r < 0xf0000000u; r += 0x10000000u)
 			assert_true(ctd_pgconn_backoff_ms(f, r) <=

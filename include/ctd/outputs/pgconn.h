@@ -38,7 +38,7 @@ struct ctd_pgconn_ops {
 };
 
 /* Backoff before reconnect attempt number failures (1: after the first
- * failure), in milliseconds: 250 ms doubling to 10 s, times a factor
+ * failure), in milliseconds: 250 ms doubling to 5 s, times a factor
  * from 0.5 to 1 taken from rnd, so a fleet does not reconnect in step.
  * Pure, for tests. */
 uint32_t ctd_pgconn_backoff_ms(unsigned failures, uint32_t rnd);
