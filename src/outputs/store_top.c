@@ -15,6 +15,7 @@
 
 #include "ctd/config/config.h"
 #include "ctd/outputs/out_store.h"
+#include "ctd/outputs/pg_top.h"
 #include "ctd/outputs/store_top.h"
 
 static const char *const top_sql[2] = {
@@ -76,6 +77,8 @@ int ctd_store_top(const struct ctd_store_top_query *q, uint64_t now_ms,
 	sqlite3 *db = NULL;
 	int r = -EIO;
 
+	if (ctd_pg_top_is_uri(q->path))
+		return ctd_pg_top(q, now_ms, f, err, errlen);
 	if (sqlite3_open_v2(q->path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
 	    sqlite3_prepare_v2(db, top_sql[q->by_dst], -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)(from / CTD_STORE_MINUTE_MS));

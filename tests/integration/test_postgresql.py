@@ -19,7 +19,8 @@ the first new row instead). The test plays systemd's fd store, so the ctnetlink 
 new ctd on the same spool replays what was not final, the rows committed
 already are ignored (counted as repeats), and then: every flow is exactly one row
 with the kernel's counters (ground truth) and the JSON record's, and the
-rollups add up to the rows. As in test_store.py, a SIGKILL may lose the
+rollups add up to the rows, and so does `ctd report top --store
+postgresql://...`. As in test_store.py, a SIGKILL may lose the
 receive batch in hand (at most 64 DESTROYs) for each output whose log
 it was not in yet, so up to 64 flows may miss a row, none be doubled.
 At the end `ctd -s` (the counters at SIGTERM) must show records =
@@ -29,6 +30,7 @@ Fails, never skips, when PostgreSQL is not installed.
 
 Usage: test_postgresql.py --ctd PATH [--outage SECS]
 """
+import json
 import os
 import pwd
 import shutil
@@ -213,6 +215,26 @@ def kill_after_commit(srv, ctd):
     return made
 
 
+def report_top(args, srv, stored):
+    """ctd report top --store postgresql://...: the sources' flows and
+    bytes as the rows add them up."""
+    uri = "postgresql:///flows?host=%s&user=postgres&password=%s" % (
+        srv.sock, SECRET)
+    r = subprocess.run([args.ctd, "report", "top", "--store", uri, "--since",
+                        "1h", "--json"], capture_output=True, text=True,
+                       timeout=30)
+    check(r.returncode == 0, "ctd report top failed: %s" % r.stderr)
+    want = {}
+    for (src, _), row in stored.items():
+        f, b = want.get(src, (0, 0))
+        want[src] = (f + 1, b + row[1] + row[3])
+    top = json.loads(r.stdout)["top"]
+    check(len(top) == len(want) and all(
+        want[t["addr"]] == (t["flows"], t["bytes"]) for t in top),
+        "report top: %s, rows say %s" % (top, want))
+    print("report top from PostgreSQL:", top)
+
+
 def check_all(srv, ctd, made):
     stored = rows(srv)
     keys = {(f.src, f.sport) for f in made}
@@ -235,7 +257,7 @@ def check_all(srv, ctd, made):
                                        r["reply"]["packets"],
                                        r["reply"]["bytes"]),
               "flow %s:%d: row %s, JSON record %s" % (f.src, f.sport, got, r))
-    return len(no_row), len(no_json)
+    return stored, len(no_row), len(no_json)
 
 
 def main(args):
@@ -274,7 +296,8 @@ def run(args, srv, ns, tmp):
     print("the next ctd had every record stored %.1f s after its start"
           % (time.time() - t0))
     time.sleep(1)    # DESTROYs the kernel still holds come in
-    no_row, no_json = check_all(srv, ctd, made)
+    stored, no_row, no_json = check_all(srv, ctd, made)
+    report_top(args, srv, stored)
     log = open(ctd.log).read() + open(os.path.join(tmp, "ctd.log")).read()
     check(SECRET not in log and "password=(hidden)" in log,
           "ctd's log shows the password, or never named the server")
