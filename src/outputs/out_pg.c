@@ -354,6 +354,7 @@ static void step_done(struct out_pg *p)
 	switch (p->step) {
 	case P_SETUP:
 		ctd_pgconn_deadline(p->pc, 0);
+		ctd_pgconn_working(p->pc);
 		p->step = P_IDLE;
 		p->open = true;
 		start_batch(p);

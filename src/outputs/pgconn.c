@@ -151,12 +151,20 @@ static void on_notice(void *arg, const char *message)
 	log_debug("postgresql: %.*s", (int)strcspn(message, "\n"), message);
 }
 
+/* The streak of failures goes on until the owner says it works: a
+ * server that accepts connections and refuses every statement (a
+ * missing grant) must not be logged and retried at the shortest
+ * backoff each time. */
+void ctd_pgconn_working(struct ctd_pgconn *c)
+{
+	if (c->failures)
+		log_info("postgresql %s: working again", c->shown);
+	c->failures = 0;
+}
+
 static void became_up(struct ctd_pgconn *c)
 {
 	ev_timer_stop(c->loop, &c->timer);
-	if (c->failures)
-		log_info("postgresql %s: connected again", c->shown);
-	c->failures = 0;
 	c->state = UP;
 	c->st->pg_connected = 1;
 	watch(c, EV_READ);

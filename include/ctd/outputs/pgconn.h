@@ -26,7 +26,8 @@ enum ctd_pg_fail {
 };
 
 struct ctd_pgconn_ops {
-	/* Connected: the owner may send (non-blocking mode is set). */
+	/* Connected: the owner may send (non-blocking mode is set), and
+	 * calls ctd_pgconn_working once something it sent succeeded. */
 	void (*up)(void *arg, struct pg_conn *conn);
 	/* While up: input was consumed (results may be ready) or output
 	 * flushed; the owner advances what it sent. */
@@ -58,6 +59,9 @@ int ctd_pgconn_flush(struct ctd_pgconn *c);
  * (once per streak, with why), closed, reconnect scheduled. */
 void ctd_pgconn_fail(struct ctd_pgconn *c, enum ctd_pg_fail reason,
 		     const char *why);
+/* The owner's work succeeded on this connection: the failure streak
+ * (log line, backoff) ends. */
+void ctd_pgconn_working(struct ctd_pgconn *c);
 /* Fails the connection with CTD_PG_FAIL_TIMEOUT unless disarmed within
  * secs (an operation in flight); 0 disarms. */
 void ctd_pgconn_deadline(struct ctd_pgconn *c, double secs);
