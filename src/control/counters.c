@@ -348,12 +348,18 @@ static bool has_suffix(const char *s, const char *suffix)
 	return len > n && strcmp(s + len - n, suffix) == 0;
 }
 
-/* ctd keeps times in microseconds; Prometheus wants seconds. */
+/* ctd keeps times in microseconds; Prometheus wants seconds (a gauge
+ * or a counter of them). */
+static bool in_seconds(const char *family)
+{
+	return has_suffix(family, "_seconds") ||
+	       has_suffix(family, "_seconds_total");
+}
+
 static void put_sample(FILE *f, const char *family, const char *output,
 		       uint64_t v)
 {
-	if ((has_suffix(family, "_seconds") ||
-	    has_suffix(family, "_seconds_total")))
+	if (in_seconds(family))
 		fprintf(f, "%s{output=\"%s\"} %.6f\n", family, output,
 			(double)v / 1e6);
 	else
@@ -399,8 +405,7 @@ void ctd_counters_print_prometheus(const struct ctd_stats *st, FILE *f)
 		if (!i || !counters[i - 1].prom ||
 		    strcmp(c->prom, counters[i - 1].prom) != 0)
 			ctd_counters_prometheus_family(f, family, c->gauge, c->help);
-		if ((has_suffix(family, "_seconds") ||
-	    has_suffix(family, "_seconds_total")))
+		if (in_seconds(family))
 			fprintf(f, "%s %.6f\n", family,
 				(double)value_at(st, c->off) / 1e6);
 		else
