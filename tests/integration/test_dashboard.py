@@ -75,7 +75,8 @@ def wait_scrapes(ns, n, secs):
             if r["data"]["result"] and \
                     float(r["data"]["result"][0]["value"][1]) >= n:
                 return
-        except (OSError, ValueError, KeyError):
+        except (ctdns.Fail, OSError, ValueError, KeyError):
+            # Prometheus answers 503 until it is ready.
             pass
         time.sleep(0.5)
     raise ctdns.Fail("Prometheus did not scrape ctd %d times in %d s" % (n, secs))

@@ -2,7 +2,7 @@
 """A stream reader that stops reading loses nothing and gets nothing twice.
 
 ctd serves records on --stream. A reader connects, then stops reading for
-30 s (the connection stays open) while 5,000 UDP flows are made and ended
+--pause seconds (default 10; 30 under label soak; the connection stays open) while 5,000 UDP flows are made and ended
 by `conntrack -F`: ctd's buffers for it fill, and ctd must hold the rest
 back (dying list) rather than drop them. Then the reader resumes and must
 receive each flow exactly once. A second reader phase: the reader
@@ -12,7 +12,7 @@ must receive exactly those 500.
 Ground truth: UDP flows 127.0.0.1:(base+i) -> 127.0.0.1:5555, one packet
 each; dedupe key id + orig tuple + start_ms.
 
-Usage: test_stream_pause.py --ctd PATH
+Usage: test_stream_pause.py --ctd PATH [--pause SECS]
 """
 import json
 import os
@@ -22,7 +22,7 @@ import time
 import ctdns
 from ctdns import Ctd, Fail, check, flows
 
-PAUSE_S, FLOWS, LATER = 30, 5000, 500
+PAUSE_S, FLOWS, LATER = 10, 5000, 500
 
 
 class Reader:
@@ -77,7 +77,7 @@ def main(args):
         want = {f.sport for f in ns.traffic(flows("udp", FLOWS, sport=30000))}
         ns.run(["conntrack", "-F"])
         # The reader does not read now; ctd must not block or drop.
-        time.sleep(max(0, PAUSE_S - (time.time() - t0)))
+        time.sleep(max(0, args.pause - (time.time() - t0)))
         check(ctd.proc.poll() is None, "ctd died while the reader paused")
         got, missing, doubled = tally(reader.read_until(FLOWS, 60), want)
         check(not missing and not doubled,
@@ -111,11 +111,16 @@ def main(args):
               "exactly once (%d held back, peak %d on the dying list); "
               "%d flows while no reader was connected: %d received once; "
               "identity: records %d = delivered %d + failed 0 + held 0"
-              % (FLOWS, PAUSE_S, got, deferred,
+              % (FLOWS, args.pause, got, deferred,
                  counters.get("out_stream_dying_peak", 0), LATER, got2,
                  counters["out_stream_records"],
                  counters["out_stream_delivered"]))
 
 
+def arguments(ap):
+    ap.add_argument("--pause", type=int, default=PAUSE_S,
+                    help="seconds the reader does not read")
+
+
 if __name__ == "__main__":
-    ctdns.main(main)
+    ctdns.main(main, arguments)
