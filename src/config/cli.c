@@ -38,6 +38,7 @@ static const struct option longopts[] = {
 	SET("stream-group"),
 	SET("store"), SET("store-retention"),
 	SET("postgresql"),
+	SET("store-rollup-retention"), SET("store-max-size"),
 	SET("spool-dir"), SET("grace"), SET("dying-max"), SET("memory-max"),
 	SET("shutdown-timeout"), SET("control"), SET("control-group"), SET("metrics"), SET("user"),
 	SET("rcvbuf"),
@@ -141,6 +142,9 @@ static void usage(FILE *f)
 "                           s, m, h, d suffixes)\n"
 "      --postgresql CONNINFO  also keep finished flows in a PostgreSQL\n"
 "                           database (libpq conninfo; default none)\n"
+"      --store-rollup-retention TIME  hour and day rollups kept (default 400d)\n"
+"      --store-max-size SIZE  oldest rows pruned past SIZE (default auto:\n"
+"                           2G or a tenth of the store's file system)\n"
 "      --spool-dir DIR      undelivered records survive restarts here\n"
 "                           (default /var/lib/ctd; 'none' = no spool)\n"
 "      --grace SECS         re-send a refused record within SECS (default 15)\n"

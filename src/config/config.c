@@ -112,6 +112,8 @@ static const struct setting settings[] = {
 	{ "store", T_PATH, F(store), 0, 0, true, RESTART },
 	{ "store-retention", T_DURATION, F(store_retention), 60, 3650u * 86400, false, RESTART },
 	{ "postgresql", T_CONNINFO, F(postgresql), 0, 0, true, RESTART },
+	{ "store-rollup-retention", T_DURATION, F(store_rollup_retention), 3600, 3650u * 86400, false, RESTART },
+	{ "store-max-size", T_SIZE, F(store_max_size), 1u << 20, AUTO_OK, false, RESTART },
 	{ "spool-dir", T_PATH, F(spool_dir), 0, 0, true, RESTART },
 	{ "grace", T_SECS, F(grace), 1, 86400, false, RESTART },
 	{ "dying-max", T_COUNT, F(dying_max), 1, 10000000, false, RESTART },
@@ -171,6 +173,8 @@ void ctd_config_defaults(struct ctd_config *cfg)
 	strcpy(cfg->spool_dir, "/var/lib/ctd");
 	strcpy(cfg->store, CTD_CONFIG_DEFAULT_STORE);
 	cfg->store_retention = 30 * 86400;
+	cfg->store_rollup_retention = 400 * 86400;
+	cfg->store_max_size = CTD_CONFIG_AUTO;
 	strcpy(cfg->control, CTD_CONFIG_DEFAULT_CONTROL);
 	cfg->rcvbuf = 8u << 20;
 	cfg->rcvbuf_max = 64u << 20;

@@ -83,6 +83,8 @@ struct ctd_config {
 	unsigned active_timeout;
 	unsigned grace;
 	unsigned store_retention;  /* seconds the flow store keeps rows */
+	unsigned store_rollup_retention; /* ... its hour and day rollups */
+	size_t store_max_size;     /* bytes; CTD_CONFIG_AUTO: from the disk */
 	unsigned shutdown_timeout;
 	unsigned json_events;      /* 1 << CTD_EV_* */
 	unsigned stream_events;
