@@ -16,8 +16,17 @@
  * start time, namespace, original tuple) is a UNIQUE key and rows go in
  * with INSERT OR IGNORE, so a repeat inserts nothing, is counted, and
  * adds nothing to the rollups, which are updated in the same
- * transaction. WAL journal mode lets `ctd report top` and sqlite3 read
- * while ctd writes. */
+ * transaction. WAL journal mode lets `ctd report` and sqlite3 read
+ * while ctd writes.
+ *
+ * Rollups (minute, hour, day by source, destination, protocol and port,
+ * pair and namespace) are summed over the batch in memory first
+ * (store_rollup.c) and written as one upsert per cell before COMMIT:
+ * a batch between few hosts costs a few statements, not fifteen a row.
+ * Once a minute, after a commit, a prune in its own transaction drops
+ * rows and minute rollups past store-retention, hour and day rollups
+ * past store-rollup-retention, and then the oldest rows while the
+ * database's pages in use are past store-max-size. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -25,6 +34,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,6 +46,7 @@
 #include "ctd/outputs/out_store.h"
 #include "ctd/outputs/output.h"
 #include "ctd/outputs/outputs.h"
+#include "ctd/outputs/store_rollup.h"
 #include "ctd/service/runlock.h"
 
 /* Records in one batch at most (about 2 MiB); past it submit refuses
@@ -43,9 +54,16 @@
 #define BATCH_MAX 8192
 #define PRUNE_EVERY_MS 60000u
 #define DEFAULT_STORE_DIR "/var/lib/ctd"
+/* Cells summed before a write: a full batch of flows between distinct
+ * hosts fills it a few times per batch, about 1.5 MiB. */
+#define ROLLUP_CELLS 16384
+/* Past store-max-size, rows go until the pages in use are under this
+ * share of it, so the next batches do not prune again at once. */
+#define TRIM_TO_PCT 90
+#define TRIM_ROUNDS 16
+#define AUTO_MAX_SIZE (2ULL << 30)
 
-enum { S_INSERT, S_ROLL_SRC, S_ROLL_DST, S_BEGIN, S_COMMIT, S_ROLLBACK,
-       S__COUNT };
+enum { S_INSERT, S_ROLLUP, S_BEGIN, S_COMMIT, S_ROLLBACK, S__COUNT };
 
 static const char schema[] =
 	"PRAGMA journal_mode=WAL;"
@@ -61,23 +79,23 @@ static const char schema[] =
 	" zone INTEGER, mark INTEGER,"
 	" UNIQUE(id, kstart_ns, netns, proto, src, dst, sport, dport));"
 	"CREATE INDEX IF NOT EXISTS flows_end ON flows(end_ms);"
-	"CREATE TABLE IF NOT EXISTS rollup_src(minute INTEGER NOT NULL,"
-	" addr BLOB NOT NULL, flows INTEGER NOT NULL, bytes INTEGER NOT NULL,"
-	" PRIMARY KEY(minute, addr)) WITHOUT ROWID;"
-	"CREATE TABLE IF NOT EXISTS rollup_dst(minute INTEGER NOT NULL,"
-	" addr BLOB NOT NULL, flows INTEGER NOT NULL, bytes INTEGER NOT NULL,"
-	" PRIMARY KEY(minute, addr)) WITHOUT ROWID;";
-
-#define ROLLUP(t) "INSERT INTO " t "(minute, addr, flows, bytes) " \
-	"VALUES(?1, ?2, 1, ?3) ON CONFLICT(minute, addr) DO UPDATE SET " \
-	"flows = flows + 1, bytes = bytes + excluded.bytes"
+	"CREATE INDEX IF NOT EXISTS flows_src ON flows(src, end_ms);"
+	"CREATE INDEX IF NOT EXISTS flows_dst ON flows(dst, end_ms);"
+	"CREATE TABLE IF NOT EXISTS rollup(span INTEGER NOT NULL,"
+	" kind INTEGER NOT NULL, bucket INTEGER NOT NULL, key BLOB NOT NULL,"
+	" flows INTEGER NOT NULL, packets INTEGER NOT NULL,"
+	" bytes INTEGER NOT NULL,"
+	" PRIMARY KEY(span, kind, bucket, key)) WITHOUT ROWID;";
 
 static const char *const sql[S__COUNT] = {
 	[S_INSERT] = "INSERT OR IGNORE INTO flows VALUES(?1, ?2, ?3, ?4, ?5, "
 		"?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
 		"?19, ?20, ?21, ?22)",
-	[S_ROLL_SRC] = ROLLUP("rollup_src"),
-	[S_ROLL_DST] = ROLLUP("rollup_dst"),
+	[S_ROLLUP] = "INSERT INTO rollup VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+		"ON CONFLICT(span, kind, bucket, key) DO UPDATE SET "
+		"flows = flows + excluded.flows, "
+		"packets = packets + excluded.packets, "
+		"bytes = bytes + excluded.bytes",
 	/* IMMEDIATE: a second writer makes BEGIN fail, not the COMMIT. */
 	[S_BEGIN] = "BEGIN IMMEDIATE",
 	[S_COMMIT] = "COMMIT",
@@ -91,6 +109,9 @@ struct out_store {
 	int lock_fd;               /* flock: one ctd per store */
 	char *path;
 	unsigned retention;
+	unsigned rollup_retention;
+	uint64_t max_size;
+	struct ctd_rollup *rollup;    /* the batch's cells, not yet written */
 	bool failing;              /* in a commit error streak: logged */
 	bool refusing;             /* said AGAIN: call ready after a commit */
 	struct ctd_record *batch;
@@ -178,25 +199,37 @@ static int step(sqlite3_stmt *st)
 	return r == SQLITE_DONE || r == SQLITE_ROW ? 0 : -EIO;
 }
 
-static int rollup(sqlite3_stmt *st, const struct ctd_record *rec,
-		  const uint8_t *addr)
+static int write_cell(sqlite3_stmt *st, const struct ctd_rollup_cell *c)
 {
-	const struct ctd_counters *c = rec->cnt;
-
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)(rec->end_ns / 1000000 /
-						   CTD_STORE_MINUTE_MS));
-	sqlite3_bind_blob(st, 2, addr, addr_len(rec), SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)(c[CTD_DIR_ORIG].bytes +
-						   c[CTD_DIR_REPLY].bytes));
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)(ctd_rollup_span_ms[c->span] /
+						   1000));
+	sqlite3_bind_int(st, 2, c->kind);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)c->bucket_ms);
+	sqlite3_bind_blob(st, 4, c->key, c->klen, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)c->flows);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)c->packets);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)c->bytes);
 	return step(st);
 }
 
-/* One row and, when it is new, its share of both rollups. Repeats are
+/* The summed cells into the rollup table, inside the open transaction. */
+static int write_rollups(struct out_store *s)
+{
+	const struct ctd_rollup_cell *c;
+	size_t pos = 0;
+	int r = 0;
+
+	while (r == 0 && (c = ctd_rollup_next(s->rollup, &pos)))
+		r = write_cell(s->st[S_ROLLUP], c);
+	ctd_rollup_clear(s->rollup);
+	return r;
+}
+
+/* One row and, when it is new, its share of the rollups. Repeats are
  * counted by the caller only once the transaction commits. */
 static int insert(struct out_store *s, const struct ctd_record *rec,
 		  uint64_t *ret_rows)
 {
-	const struct ctd_tuple *t = &rec->tuple[CTD_DIR_ORIG];
 	char netns[CTD_NETNS_NAME_MAX + 16];
 	int r;
 
@@ -206,8 +239,12 @@ static int insert(struct out_store *s, const struct ctd_record *rec,
 	if (r < 0 || sqlite3_changes(s->db) == 0)
 		return r;
 	++*ret_rows;
-	r = rollup(s->st[S_ROLL_SRC], rec, t->src);
-	return r < 0 ? r : rollup(s->st[S_ROLL_DST], rec, t->dst);
+	if (ctd_rollup_add(s->rollup, rec, netns))
+		return 0;
+	r = write_rollups(s);
+	if (r == 0)
+		ctd_rollup_add(s->rollup, rec, netns);
+	return r;
 }
 
 static int write_batch(struct out_store *s, uint64_t *ret_rows)
@@ -217,10 +254,36 @@ static int write_batch(struct out_store *s, uint64_t *ret_rows)
 	for (size_t i = 0; r == 0 && i < s->n; i++)
 		r = insert(s, &s->batch[i], ret_rows);
 	if (r == 0)
+		r = write_rollups(s);
+	if (r == 0)
 		r = step(s->st[S_COMMIT]);
 	if (r < 0 && !sqlite3_get_autocommit(s->db))
 		step(s->st[S_ROLLBACK]);
+	ctd_rollup_clear(s->rollup);
 	return r;
+}
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Why a commit failed, counted by what would fix it. */
+static void count_error(struct out_store *s)
+{
+	struct ctd_out_stats *st = &s->base.stats;
+	int code = sqlite3_errcode(s->db) & 0xff;
+
+	st->store_commit_errors++;
+	if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
+		st->store_err_busy++;
+	else if (code == SQLITE_FULL)
+		st->store_err_full++;
+	else
+		st->store_err_io++;
 }
 
 static void note_commit(struct out_store *s, int r, uint64_t rows)
@@ -228,7 +291,7 @@ static void note_commit(struct out_store *s, int r, uint64_t rows)
 	struct ctd_out_stats *st = &s->base.stats;
 
 	if (r < 0) {
-		st->store_commit_errors++;
+		count_error(s);
 		if (!s->failing)
 			log_err("store %s: %s; holding %zu records", s->path,
 				sqlite3_errmsg(s->db), s->n);
@@ -255,10 +318,13 @@ static void store_flush(struct ctd_output *out)
 {
 	struct out_store *s = to_store(out);
 	uint64_t rows = 0, now = wall_ms();
+	int64_t t0 = mono_us();
 	int r = 0;
 
 	if (s->n)
 		r = write_batch(s, &rows);
+	if (s->n)
+		out->stats.store_commit_us += (uint64_t)(mono_us() - t0);
 	if (s->n)
 		note_commit(s, r, rows);
 	if (r < 0)
@@ -269,8 +335,10 @@ static void store_flush(struct ctd_output *out)
 		s->refusing = false;
 		ctd_output_ready(out);
 	}
-	if (now - s->last_prune_ms >= PRUNE_EVERY_MS)
+	if (now - s->last_prune_ms >= PRUNE_EVERY_MS) {
 		ctd_out_store_prune(out, now);
+		ctd_out_store_trim(out);
+	}
 }
 
 static int64_t prune_table(struct out_store *s, const char *q, int64_t before)
@@ -287,27 +355,103 @@ static int64_t prune_table(struct out_store *s, const char *q, int64_t before)
 }
 
 /* Its own transaction, so a slow prune never delays a batch's commit
- * and a failed one never undoes it. Rollups go by the minute. */
+ * and a failed one never undoes it. A rollup bucket goes once it began
+ * before the cut (its last minute then ended before it too, or nearly). */
 int64_t ctd_out_store_prune(struct ctd_output *out, uint64_t now_ms)
 {
 	struct out_store *s = to_store(out);
 	int64_t cut = (int64_t)now_ms - (int64_t)s->retention * 1000, n;
-	int64_t minute = cut / CTD_STORE_MINUTE_MS;
+	int64_t rcut = (int64_t)now_ms - (int64_t)s->rollup_retention * 1000;
 
 	s->last_prune_ms = now_ms;
 	if (step(s->st[S_BEGIN]) < 0)
 		return -EIO;
 	n = prune_table(s, "DELETE FROM flows WHERE end_ms < ?1", cut);
-	if (n >= 0 && prune_table(s, "DELETE FROM rollup_src WHERE minute < ?1",
-				  minute) >= 0 &&
-	    prune_table(s, "DELETE FROM rollup_dst WHERE minute < ?1",
-			minute) >= 0 && step(s->st[S_COMMIT]) == 0) {
+	if (n >= 0 && prune_table(s, "DELETE FROM rollup WHERE span = 60 AND "
+				  "kind IN (0, 1, 2, 3, 4) AND bucket < ?1",
+				  cut) >= 0 &&
+	    prune_table(s, "DELETE FROM rollup WHERE span IN (3600, 86400) AND "
+			"kind IN (0, 1, 2, 3, 4) AND bucket < ?1", rcut) >= 0 &&
+	    step(s->st[S_COMMIT]) == 0) {
 		out->stats.store_pruned += (uint64_t)n;
 		return n;
 	}
 	step(s->st[S_ROLLBACK]);
 	out->stats.store_commit_errors++;
 	return -EIO;
+}
+
+static int64_t pragma(struct out_store *s, const char *q)
+{
+	sqlite3_stmt *st;
+	int64_t v = -1;
+
+	if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* Pages in use: freed pages stay in the file and are used again, so
+ * they do not count against store-max-size. */
+static int64_t used_bytes(struct out_store *s)
+{
+	return (pragma(s, "PRAGMA page_count") -
+		pragma(s, "PRAGMA freelist_count")) *
+	       pragma(s, "PRAGMA page_size");
+}
+
+/* Rows held, from the rowids: rows are pruned oldest first and get
+ * growing rowids, so this is exact but for the odd gap. */
+static int64_t rows_held(struct out_store *s)
+{
+	return pragma(s, "SELECT COALESCE(MAX(rowid) - MIN(rowid) + 1, 0) "
+		      "FROM flows");
+}
+
+static void note_size(struct out_store *s, int64_t used, int64_t rows)
+{
+	struct ctd_out_stats *st = &s->base.stats;
+
+	st->store_bytes = used > 0 ? (uint64_t)used : 0;
+	st->store_max_bytes = s->max_size;
+	st->store_bytes_per_flow = rows > 0 ? st->store_bytes / (uint64_t)rows : 0;
+}
+
+/* One round: the oldest rows that, at the average size, make up the
+ * excess. Deleted rows free whole pages only as the B-trees merge, so
+ * the caller measures again. */
+static int64_t trim_round(struct out_store *s, int64_t used, int64_t rows)
+{
+	int64_t goal = (int64_t)(s->max_size / 100 * TRIM_TO_PCT);
+	int64_t n = (used - goal) / (used / rows) + 1;
+
+	return prune_table(s, "DELETE FROM flows WHERE rowid IN (SELECT rowid "
+			   "FROM flows ORDER BY end_ms LIMIT ?1)", n);
+}
+
+int64_t ctd_out_store_trim(struct ctd_output *out)
+{
+	struct out_store *s = to_store(out);
+	int64_t used = used_bytes(s), rows = rows_held(s), n, total = 0;
+
+	for (int round = 0; round < TRIM_ROUNDS && rows > 0 &&
+	     used > (int64_t)s->max_size / 100 * TRIM_TO_PCT &&
+	     (round || used > (int64_t)s->max_size); round++) {
+		n = trim_round(s, used, rows);
+		if (n < 0) {
+			out->stats.store_commit_errors++;
+			return n;
+		}
+		out->stats.store_pruned_size += (uint64_t)n;
+		total += n;
+		used = used_bytes(s);
+		rows = rows_held(s);
+	}
+	note_size(s, used, rows);
+	return total;
 }
 
 static uint64_t store_settled(struct ctd_output *out)
@@ -338,6 +482,7 @@ static void store_free(struct ctd_output *out)
 	 * process's POSIX locks on it, SQLite's included. */
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);
+	ctd_rollup_free(s->rollup);
 	free(s->batch);
 	free(s->path);
 	free(s);
@@ -396,10 +541,15 @@ int ctd_out_store_new(const struct ctd_out_store_cfg *cfg,
 	s->base.ops = &store_ops;
 	s->base.name = ctd_out_store_desc.name;
 	s->retention = cfg->retention;
+	s->rollup_retention = cfg->rollup_retention;
+	s->max_size = cfg->max_size;
 	s->lock_fd = -1;
 	s->path = strdup(cfg->path);
 	s->batch = malloc(BATCH_MAX * sizeof(*s->batch));
-	r = !s->path || !s->batch ? -ENOMEM : lock_file(s, owner);
+	r = !s->path || !s->batch ? -ENOMEM :
+	    ctd_rollup_new(ROLLUP_CELLS, &s->rollup);
+	if (r == 0)
+		r = lock_file(s, owner);
 	if (r == 0 && open_db(s) < 0) {
 		log_err("store %s: %s", s->path, s->db ? sqlite3_errmsg(s->db) :
 			"cannot open");
@@ -413,6 +563,27 @@ int ctd_out_store_new(const struct ctd_out_store_cfg *cfg,
 	return 0;
 }
 
+/* The smaller of 2 GiB and a tenth of the file system holding path, so
+ * a default store never fills a small /var. */
+uint64_t ctd_out_store_auto_size(const char *path)
+{
+	char dir[CTD_CONFIG_PATH_MAX];
+	char *slash;
+	struct statvfs v;
+	uint64_t tenth;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash)
+		*(slash == dir ? slash + 1 : slash) = '\0';
+	else
+		strcpy(dir, ".");
+	if (statvfs(dir, &v) < 0)
+		return AUTO_MAX_SIZE;
+	tenth = (uint64_t)v.f_blocks * v.f_frsize / 10;
+	return tenth < AUTO_MAX_SIZE ? tenth : AUTO_MAX_SIZE;
+}
+
 static bool store_enabled(const struct ctd_config *cfg)
 {
 	return *cfg->store;
@@ -421,7 +592,9 @@ static bool store_enabled(const struct ctd_config *cfg)
 static int store_create(struct ev_loop *loop, const struct ctd_config *cfg,
 			const struct ctd_owner *owner, struct ctd_output **ret)
 {
-	struct ctd_out_store_cfg sc = { cfg->store, cfg->store_retention };
+	struct ctd_out_store_cfg sc = { cfg->store, cfg->store_retention,
+					cfg->store_rollup_retention,
+					cfg->store_max_size };
 	int r;
 
 	(void)loop;    /* a commit is synchronous: nothing to wait for */
@@ -431,6 +604,8 @@ static int store_create(struct ev_loop *loop, const struct ctd_config *cfg,
 		if (r >= 0)
 			close(r);
 	}
+	if (sc.max_size == CTD_CONFIG_AUTO)
+		sc.max_size = ctd_out_store_auto_size(sc.path);
 	r = ctd_out_store_new(&sc, owner, ret);
 	if (r == -EBUSY || r == -EIO)
 		return r;    /* named the other ctd, or SQLite's words */

@@ -19,10 +19,10 @@
 #include "ctd/outputs/store_top.h"
 
 static const char *const top_sql[2] = {
-	"SELECT addr, SUM(flows), SUM(bytes) FROM rollup_src WHERE minute >= ?1"
-	" GROUP BY addr ORDER BY 3 DESC, 2 DESC LIMIT ?2",
-	"SELECT addr, SUM(flows), SUM(bytes) FROM rollup_dst WHERE minute >= ?1"
-	" GROUP BY addr ORDER BY 3 DESC, 2 DESC LIMIT ?2",
+	"SELECT key, SUM(flows), SUM(bytes) FROM rollup WHERE span = 60 AND"
+	" kind = 0 AND bucket >= ?1 GROUP BY key ORDER BY 3 DESC, 2 DESC LIMIT ?2",
+	"SELECT key, SUM(flows), SUM(bytes) FROM rollup WHERE span = 60 AND"
+	" kind = 1 AND bucket >= ?1 GROUP BY key ORDER BY 3 DESC, 2 DESC LIMIT ?2",
 };
 
 static void addr_text(sqlite3_stmt *st, char *buf, size_t cap)
@@ -81,7 +81,7 @@ int ctd_store_top(const struct ctd_store_top_query *q, uint64_t now_ms,
 		return ctd_pg_top(q, now_ms, f, err, errlen);
 	if (sqlite3_open_v2(q->path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
 	    sqlite3_prepare_v2(db, top_sql[q->by_dst], -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, (sqlite3_int64)(from / CTD_STORE_MINUTE_MS));
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)(from - from % 60000));
 		sqlite3_bind_int64(st, 2, q->limit);
 		r = print_rows(q, st, f);
 	}

@@ -2,8 +2,10 @@
  * here: a batch is one transaction at the flush and final only when it
  * commits; a failed commit (another writer holds the database) keeps the
  * batch unsettled until a later flush commits it; the same records
- * submitted again insert nothing and are counted; the rollups add up to
- * the raw rows; retention prunes rows and rollup minutes; interim and
+ * submitted again insert nothing and are counted; the rollups (minute,
+ * hour and day; by source, destination, port, pair and namespace) add
+ * up to the raw rows, key by key; retention prunes rows and rollups;
+ * store-max-size prunes the oldest rows and counts them apart; interim and
  * event records are skipped but still settle in order; `ctd report top`
  * ranks the rollups. Each test reads the database through its own
  * connection, as a reader beside ctd would. */
@@ -49,7 +51,8 @@ static uint64_t wall_ms(void)
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	struct ctd_out_store_cfg cfg = { f->path, 30 * 86400 };
+	struct ctd_out_store_cfg cfg = { f->path, 30 * 86400, 400 * 86400,
+					 1ULL << 30 };
 
 	tmpdir_make(f->dir, "store");
 	snprintf(f->path, sizeof(f->path), "%s/flows.db", f->dir);
@@ -163,6 +166,8 @@ static void test_failed_commit_keeps_records(void **state)
 	f->out->ops->flush(f->out);
 	assert_non_null(strstr(logcap_end(&lc), "holding 10 records"));
 	assert_int_equal(f->out->stats.store_commit_errors, 2);
+	assert_int_equal(f->out->stats.store_err_busy, 2);
+	assert_int_equal(f->out->stats.store_err_io, 0);
 	assert_int_equal(f->out->ops->settled(f->out), 0);
 	assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL),
 			 SQLITE_OK);
@@ -189,11 +194,15 @@ static void test_repeats_insert_once(void **state)
 	assert_int_equal(f->out->stats.store_rows, 60);
 	assert_int_equal(f->out->stats.store_repeats, 60);
 	assert_int_equal(f->out->ops->settled(f->out), 120);
-	assert_int_equal(query(f, "SELECT SUM(flows) FROM rollup_src"), 60);
+	assert_int_equal(query(f, "SELECT SUM(flows) FROM rollup WHERE span = 60 "
+				  "AND kind = 0"), 60);
 }
 
-/* Every row is in exactly one source and one destination rollup, with
- * both directions' bytes. */
+static void check_kind(struct fixture *f, unsigned span, unsigned kind,
+		       int64_t bytes);
+
+/* Every row is in exactly one cell per span and kind, with both
+ * directions' packets and bytes. */
 static void test_rollups_add_up(void **state)
 {
 	struct fixture *f = *state;
@@ -203,19 +212,37 @@ static void test_rollups_add_up(void **state)
 	submit_n(f, 300, 300, 5 * 60000);
 	f->out->ops->flush(f->out);
 	bytes = query(f, "SELECT SUM(orig_bytes + reply_bytes) FROM flows");
-	assert_int_equal(query(f, "SELECT SUM(flows) FROM rollup_src"), 600);
-	assert_int_equal(query(f, "SELECT SUM(flows) FROM rollup_dst"), 600);
-	assert_int_equal(query(f, "SELECT SUM(bytes) FROM rollup_src"), bytes);
-	assert_int_equal(query(f, "SELECT SUM(bytes) FROM rollup_dst"), bytes);
-	assert_int_equal(query(f, "SELECT COUNT(DISTINCT addr) FROM rollup_src"), 3);
-	assert_int_equal(query(f, "SELECT COUNT(DISTINCT addr) FROM rollup_dst"), 2);
-	assert_true(query(f, "SELECT COUNT(DISTINCT minute) FROM rollup_src") >= 2);
-	/* The source with the most bytes of a per-source sum is the one a
-	 * scan of the raw rows finds. */
-	assert_int_equal(query(f, "SELECT SUM(bytes) FROM rollup_src GROUP BY addr "
-				  "ORDER BY 1 DESC LIMIT 1"),
-			 query(f, "SELECT SUM(orig_bytes + reply_bytes) FROM flows "
-				  "GROUP BY src ORDER BY 1 DESC LIMIT 1"));
+	assert_true(query(f, "SELECT COUNT(DISTINCT bucket) FROM rollup WHERE "
+			     "span = 60 AND kind = 0") >= 2);
+	for (unsigned span = 0; span < 3; span++)
+		for (unsigned kind = 0; kind < 5; kind++)
+			check_kind(f, span == 0 ? 60 : span == 1 ? 3600 : 86400,
+				   kind, bytes);
+}
+
+/* One kind's rollups at one span: totals equal the rows', and each key's
+ * sums equal a GROUP BY over the rows. */
+static void check_kind(struct fixture *f, unsigned span, unsigned kind,
+		       int64_t bytes)
+{
+	static const char *const group[] = {
+		"src", "dst", "CAST(char(proto, dport >> 8, dport & 255) AS BLOB)",
+		"CAST(src || dst AS BLOB)", "CAST(netns AS BLOB)",
+	};
+	static const unsigned keys[] = { 3, 2, 1, 6, 1 };
+	char q[768];
+
+	snprintf(q, sizeof(q), "SELECT SUM(flows) - 600 + SUM(bytes) - %lld "
+		 "FROM rollup WHERE span = %u AND kind = %u", (long long)bytes,
+		 span, kind);
+	assert_int_equal(query(f, q), 0);
+	snprintf(q, sizeof(q), "SELECT COUNT(*) FROM (SELECT key, SUM(flows) n,"
+		 " SUM(packets) p, SUM(bytes) b FROM rollup WHERE span = %u AND "
+		 "kind = %u GROUP BY key) r JOIN (SELECT %s k, COUNT(*) n, "
+		 "SUM(orig_packets + reply_packets) p, SUM(orig_bytes + "
+		 "reply_bytes) b FROM flows GROUP BY k) w ON r.key = w.k AND "
+		 "r.n = w.n AND r.p = w.p AND r.b = w.b", span, kind, group[kind]);
+	assert_int_equal(query(f, q), keys[kind]);
 }
 
 /* Rows and rollup minutes past the retention go, in their own
@@ -229,13 +256,52 @@ static void test_retention_prunes(void **state)
 	f->out->ops->flush(f->out);
 	assert_int_equal(rows(f), 10);
 	assert_int_equal(f->out->stats.store_pruned, 40);
-	assert_int_equal(query(f, "SELECT SUM(flows) FROM rollup_src"), 10);
+	assert_int_equal(query(f, "SELECT SUM(flows) FROM rollup WHERE span = 60 "
+				  "AND kind = 0"), 10);
+	/* Hour and day rollups outlive the rows, to store-rollup-retention. */
+	assert_int_equal(query(f, "SELECT SUM(flows) FROM rollup WHERE span = "
+				  "86400 AND kind = 1"), 50);
 	/* A later prune finds nothing more to do. */
 	assert_int_equal(ctd_out_store_prune(f->out, f->now_ms), 0);
 	assert_int_equal(ctd_out_store_prune(f->out, f->now_ms + 31 * DAY_MS), 10);
 	assert_int_equal(rows(f), 0);
-	assert_int_equal(query(f, "SELECT COUNT(*) FROM rollup_dst"), 0);
+	assert_int_equal(query(f, "SELECT COUNT(*) FROM rollup WHERE span = 60"), 0);
+	assert_int_equal(query(f, "SELECT SUM(flows) FROM rollup WHERE span = "
+				  "3600 AND kind = 4"), 50);
+	assert_int_equal(ctd_out_store_prune(f->out, f->now_ms + 402 * DAY_MS), 0);
+	assert_int_equal(query(f, "SELECT COUNT(*) FROM rollup"), 0);
 	assert_int_equal(f->out->stats.store_pruned, 50);
+}
+
+/* Past store-max-size the oldest rows go, until the pages in use are
+ * under 90 % of it; counted apart from retention, with the gauges. */
+static void test_max_size_trims_oldest(void **state)
+{
+	struct fixture *f = *state;
+	struct ctd_out_store_cfg cfg = { f->path, 30 * 86400, 400 * 86400,
+					 256 << 10 };
+	int64_t newest_gone;
+
+	f->out->ops->free(f->out);
+	assert_int_equal(ctd_out_store_new(&cfg, NULL, &f->out), 0);
+	for (unsigned i = 0; i < 6; i++) {
+		submit_n(f, i * 1000, 1000, (6 - i) * 3600000ull);
+		f->out->ops->flush(f->out);
+	}
+	assert_int_equal(rows(f), 6000);
+	assert_true(ctd_out_store_trim(f->out) > 0);
+	assert_true(f->out->stats.store_pruned_size > 0);
+	assert_int_equal(f->out->stats.store_pruned, 0);
+	assert_int_equal(rows(f) + (int64_t)f->out->stats.store_pruned_size, 6000);
+	assert_true(f->out->stats.store_bytes <= 256 << 10);
+	assert_int_equal(f->out->stats.store_max_bytes, 256 << 10);
+	assert_true(f->out->stats.store_bytes_per_flow > 20);
+	/* The oldest went: what is left ended after all that was pruned. */
+	newest_gone = (int64_t)(f->now_ms - 6 * 3600000ull) / 1000;
+	assert_true(query(f, "SELECT MIN(end_ms) FROM flows") / 1000 >= newest_gone);
+	assert_int_equal(query(f, "SELECT SUM(flows) FROM rollup WHERE span = "
+				  "86400 AND kind = 0"), 6000);
+	assert_int_equal(ctd_out_store_trim(f->out), 0);
 }
 
 /* Interim and event records are not rows, but settle in order with the
@@ -308,6 +374,7 @@ int main(void)
 		T(test_repeats_insert_once),
 		T(test_rollups_add_up),
 		T(test_retention_prunes),
+		T(test_max_size_trims_oldest),
 		T(test_interim_skipped),
 		T(test_abandon_and_bound),
 		T(test_report_top),

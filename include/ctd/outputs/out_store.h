@@ -1,9 +1,10 @@
 /* out_store: the local flow store, an SQLite database of finished flows
- * (one row each) with per-minute rollups by source and destination host.
+ * (one row each) with minute, hour and day rollups.
  * Owns the database connection and the records of the current batch:
  * they are written in one transaction at the loop's flush and are final
  * (settled) only once it commits. The schema is described here because
- * `ctd report top` (store_top.c) and people with sqlite3 read it too. */
+ * `ctd report` (control/report_sqlite.c) and people with sqlite3 read it
+ * too. */
 #ifndef CTD_OUT_STORE_H
 #define CTD_OUT_STORE_H
 
@@ -19,14 +20,19 @@ struct ctd_owner;
  *         reply_src, reply_dst, reply_sport, reply_dport, orig_packets,
  *         orig_bytes, reply_packets, reply_bytes, start_ms, end_ms,
  *         end_reason, zone, mark), unique on the flow's identity;
- *   rollup_src(minute, addr, flows, bytes), rollup_dst(...): flows that
- *         ended in that minute (end_ms / 60000) and their bytes, both
- *         directions together. */
-#define CTD_STORE_MINUTE_MS 60000
+ *         indexed by end_ms, (src, end_ms) and (dst, end_ms);
+ *   rollup(span, kind, bucket, key, flows, packets, bytes): the flows
+ *         that ended in the bucket [bucket, bucket + span * 1000) ms,
+ *         span 60, 3600 or 86400 (UTC days), and their packets and bytes
+ *         both directions together; kind (store_rollup.h) 0 by source
+ *         address, 1 destination, 2 protocol and destination port
+ *         (3 bytes), 3 source and destination, 4 namespace label. */
 
 struct ctd_out_store_cfg {
 	const char *path;
-	unsigned retention;       /* seconds rows are kept */
+	unsigned retention;       /* seconds rows (and minute rollups) are kept */
+	unsigned rollup_retention; /* ... hour and day rollups */
+	uint64_t max_size;        /* bytes of pages in use before trimming */
 };
 
 /* Opens (creating) the database at cfg->path, handed to owner. -errno,
@@ -38,6 +44,14 @@ int ctd_out_store_new(const struct ctd_out_store_cfg *cfg,
  * the last prune (the flush does it at most once a minute). Returns
  * the rows pruned or -EIO. For tests and the flush. */
 int64_t ctd_out_store_prune(struct ctd_output *out, uint64_t now_ms);
+
+/* Prunes the oldest rows while the pages in use pass max_size, and sets
+ * the size gauges. Returns the rows pruned or -EIO. */
+int64_t ctd_out_store_trim(struct ctd_output *out);
+
+/* store-max-size auto for a store at path: the smaller of 2 GiB and a
+ * tenth of its directory's file system. */
+uint64_t ctd_out_store_auto_size(const char *path);
 
 /* The table's row (outputs.h): `store` and `store-retention`. */
 extern const struct ctd_output_desc ctd_out_store_desc;

@@ -87,6 +87,14 @@ struct ctd_out_stats {
 	uint64_t store_commit_errors; /* ... transactions that failed (the
 	                          * records stay held and are written again) */
 	uint64_t store_pruned;   /* ... rows older than store-retention */
+	uint64_t store_pruned_size; /* ... oldest rows past store-max-size */
+	uint64_t store_commit_us; /* ... time spent writing batches */
+	uint64_t store_err_busy; /* ... failed commits: another writer */
+	uint64_t store_err_full; /* ... failed commits: disk full */
+	uint64_t store_err_io;   /* ... failed commits: any other reason */
+	uint64_t store_bytes;    /* gauge: the database's pages in use */
+	uint64_t store_max_bytes; /* gauge: store-max-size resolved */
+	uint64_t store_bytes_per_flow; /* gauge: store_bytes / rows held */
 	uint64_t tls_failures;   /* IPFIX/TLS: handshakes or sessions refused
 	                          * (a certificate, its name, an alert) */
 	uint64_t tls_resumed;    /* ... connections that resumed a session */
