@@ -79,8 +79,10 @@ static void test_other_minute_other_cells(void **state)
 	assert_int_equal(ctd_rollup_new(0, &r), 0);
 	assert_true(ctd_rollup_add(r, &a, "blue"));
 	assert_true(ctd_rollup_add(r, &b, "blue"));
-	/* New: b's minute everywhere; src and pair at hour and day too. */
-	assert_int_equal(ctd_rollup_count(r), CTD_ROLLUP_PER_ROW + 9);
+	/* New: b's minute but for pairs; src and pair at hour and day. */
+	assert_int_equal(ctd_rollup_count(r), CTD_ROLLUP_PER_ROW + 8);
+	assert_null(find(r, CTD_SPAN_MINUTE, CTD_ROLLUP_PAIR,
+			 (uint8_t[]){ 10, 0, 0, 1, 10, 9, 0, 1 }, 8));
 	assert_int_equal(find(r, CTD_SPAN_DAY, CTD_ROLLUP_NETNS,
 			      (const uint8_t *)"blue", 4)->flows, 2);
 	ctd_rollup_free(r);
