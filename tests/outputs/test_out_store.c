@@ -6,8 +6,7 @@
  * hour and day; by source, destination, port, pair and namespace) add
  * up to the raw rows, key by key; retention prunes rows and rollups;
  * store-max-size prunes the oldest rows and counts them apart; interim and
- * event records are skipped but still settle in order; `ctd report top`
- * ranks the rollups. Each test reads the database through its own
+ * event records are skipped but still settle in order. Each test reads the database through its own
  * connection, as a reader beside ctd would. */
 #include <errno.h>
 #include <setjmp.h>
@@ -26,7 +25,6 @@
 #include "ctd/flows/record.h"
 #include "ctd/outputs/out_store.h"
 #include "ctd/outputs/output.h"
-#include "ctd/outputs/store_top.h"
 #include "logcap.h"
 #include "tmpdir.h"
 
@@ -344,30 +342,6 @@ static void test_abandon_and_bound(void **state)
 	assert_int_equal(f->out->ops->submit(f->out, &r), CTD_OUT_DELIVERED);
 }
 
-static void test_report_top(void **state)
-{
-	struct fixture *f = *state;
-	struct ctd_store_top_query q = { f->path, false, 3600000, 2, true };
-	char *text = NULL, err[256];
-	size_t len = 0;
-	FILE *mem;
-
-	submit_n(f, 0, 30, 1000);
-	submit_n(f, 30, 30, 2 * 3600000);    /* outside --since 1h */
-	f->out->ops->flush(f->out);
-	mem = open_memstream(&text, &len);
-	assert_int_equal(ctd_store_top(&q, f->now_ms, mem, err, sizeof(err)), 0);
-	fclose(mem);
-	/* Sources 10.0.0.1..3 get flows i%3; 10.0.0.3 has 300 bytes a
-	 * flow out, the most. */
-	assert_non_null(strstr(text, "{\"by\":\"src\",\"since_ms\":3600000,"
-				     "\"top\":[{\"addr\":\"10.0.0.3\",\"flows\":10,"));
-	assert_null(strstr(text, "10.0.0.1"));
-	free(text);
-	q.path = "/nonexistent/flows.db";
-	assert_int_equal(ctd_store_top(&q, f->now_ms, stdout, err, sizeof(err)), -EIO);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -380,7 +354,6 @@ int main(void)
 		T(test_max_size_trims_oldest),
 		T(test_interim_skipped),
 		T(test_abandon_and_bound),
-		T(test_report_top),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
