@@ -308,16 +308,16 @@ static int window(struct parse *p)
 
 static int options(struct parse *p, int argc, char **argv)
 {
-	int c;
+	int c, at = 0;
 
 	optind = 2;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "", opts, &at)) != -1) {
 		if (c == '?')
 			return fail(p, "unknown option or missing value: %s",
 				    argv[optind - 1]);
 		if (!(takes(c) & 1u << p->a->q.cmd))
-			return fail(p, "%s is not an option of %s", argv[optind - 1],
+			return fail(p, "--%s is not an option of %s", opts[at].name,
 				    ctd_rq_cmd_name[p->a->q.cmd]);
 		if (option(p, c, optarg) < 0)
 			return -EINVAL;
