@@ -2,11 +2,18 @@
 """The flow store keeps every flow exactly once, through a crash.
 
 ctd runs in a namespace with `--store` in the test's directory. First
-800 known UDP flows from three sources (127.0.0.2 sends the most bytes)
-end with `conntrack -F`: each flow must be exactly one row, with the
-packets and bytes both ways that the JSON record and the ground truth
-have, and `ctd report top` must name 127.0.0.2 first, with the flows and
-bytes the rows add up to.
+800 known UDP flows from three sources (127.0.0.2 sends the most bytes),
+100 from ::1, 20 SNATed (127.0.0.8 leaves as 127.0.0.7:30000-39999) and
+20 DNATed (127.0.0.10:7000 is 127.0.0.1:5555 inside) end with
+`conntrack -F`: each flow must be exactly one row, with the packets and
+bytes both ways that the JSON record and the ground truth have, and
+`ctd report top` must name 127.0.0.2 first, with the flows and bytes the
+rows add up to. `ctd report top --by src` gives every source host the
+flows, packets and bytes of the ground truth, and the same bytes as the
+JSON file's records; `ctd report totals` adds up to all of them; `ctd
+report nat 127.0.0.7:PORT` names the inside host and port of each
+SNATed flow, and `ctd report nat 127.0.0.10:7000` the DNAT's inside
+host for each DNATed one.
 
 Then 5,000 more flows end while the test holds the database's write lock
 (another writer): ctd's commits fail and the records stay held. The
@@ -27,6 +34,13 @@ JSON file's write and the store's commit leaves that batch in the JSON
 file and not in the store (seen in about half the runs): the test allows
 up to 64 flows missing from each, and none doubled.
 
+Last, old rows (copies of the stored ones, two days older, as a store
+left by a stopped ctd would have) and a ctd started with
+`--store-retention 1d --store-max-size 1M`: its first prune removes
+exactly the old rows (store_pruned), then the newest rows are kept
+while the oldest go until the pages in use are under 1 MiB
+(store_pruned_size), and the rollups still hold every flow.
+
 Usage: test_store.py --ctd PATH
 """
 import json
@@ -44,6 +58,14 @@ SETS = [  # (source, flows, payload): 127.0.0.2 sends the most bytes
     ("127.0.0.2", 300, 700), ("127.0.0.3", 300, 200), ("127.0.0.4", 200, 50),
 ]
 MORE, STORM = 5000, 20000
+NAT = ("add table ip n; "
+       "add chain ip n out { type nat hook output priority -100; }; "
+       "add chain ip n post { type nat hook postrouting priority 100; }; "
+       "add rule ip n out ip daddr 127.0.0.10 udp dport 7000 "
+       "dnat to 127.0.0.1:5555; "
+       "add rule ip n post ip daddr 127.0.0.1 udp dport 5556 "
+       "snat to 127.0.0.7:30000-39999")
+NNAT = 20
 # What a SIGKILL may lose: the receive batch in hand (test_systemd.py).
 PER_KILL = 64
 
@@ -51,7 +73,19 @@ PER_KILL = 64
 def first_sets():
     return [flows("udp", n, src=src, dst="127.0.0.1", sport=20000 + 10000 * i,
                   size=size, replies=1, reply_size=30)
-            for i, (src, n, size) in enumerate(SETS)]
+            for i, (src, n, size) in enumerate(SETS)] + [
+        flows("udp", 100, src="::1", sport=50000, size=[10, 90], replies=1,
+              reply_size=7),
+        flows("udp", NNAT, tag="snat", src="127.0.0.8", dst="127.0.0.1",
+              dport=5556, sport=51000, size=33, replies=1, reply_size=11),
+        flows("udp", NNAT, tag="dnat", src="127.0.0.9", dst="127.0.0.10",
+              dport=7000, listen=("127.0.0.1", 5555), sport=52000, size=44,
+              replies=1, reply_size=12)]
+
+
+def addr(blob):
+    return socket.inet_ntop(socket.AF_INET6 if len(blob) == 16 else
+                            socket.AF_INET, blob)
 
 
 def rows(db):
@@ -62,14 +96,18 @@ def rows(db):
     out, n = {}, 0
     for r in con.execute("SELECT src, sport, orig_packets, orig_bytes, "
                          "reply_packets, reply_bytes, end_reason FROM flows"):
-        key = (socket.inet_ntop(socket.AF_INET, r[0]), r[1])
+        key = (addr(r[0]), r[1])
         check(key not in out, "flow %s:%d stored twice" % key)
         out[key] = r[2:]
         n += 1
     sums = [con.execute(q).fetchone() for q in (
         "SELECT COUNT(*), SUM(orig_bytes + reply_bytes) FROM flows",
-        "SELECT SUM(flows), SUM(bytes) FROM rollup_src",
-        "SELECT SUM(flows), SUM(bytes) FROM rollup_dst")]
+        "SELECT SUM(flows), SUM(bytes) FROM rollup WHERE span = 60 AND "
+        "kind = 0",
+        "SELECT SUM(flows), SUM(bytes) FROM rollup WHERE span = 3600 AND "
+        "kind = 3",
+        "SELECT SUM(flows), SUM(bytes) FROM rollup WHERE span = 86400 AND "
+        "kind = 2")]
     con.execute("COMMIT")
     con.close()
     check(sums[0] == sums[1] == sums[2],
@@ -101,16 +139,70 @@ def check_json(stored, records):
             % (o["src"], o["sport"], got))
 
 
-def report_top(ctd, db):
-    r = subprocess.run([ctd, "report", "top", "--store", db, "--since", "1h",
-                        "--limit", "3", "--json"],
+def report(ctd, db, *args):
+    r = subprocess.run([ctd, "report"] + list(args) + ["--store", db,
+                                                       "--json"],
                        capture_output=True, text=True, timeout=30)
-    check(r.returncode == 0, "ctd report top failed: %s" % r.stderr)
-    return json.loads(r.stdout)["top"]
+    check(r.returncode == 0, "ctd report %s failed: %s" % (args, r.stderr))
+    return json.loads(r.stdout)["rows"]
+
+
+def report_top(ctd, db):
+    return report(ctd, db, "top", "--since", "1h", "--limit", "3")
+
+
+def sums(pairs):
+    out = {}
+    for host, counts in pairs:
+        old = out.get(host, (0, 0, 0))
+        out[host] = tuple(a + b for a, b in zip(old, counts))
+    return out
+
+
+def check_hosts(ctd, db, made, records):
+    """report top --by src against the ground truth and the JSON file."""
+    rows = report(ctd, db, "top", "--by", "src", "--since", "1h",
+                  "--limit", "0")
+    got = {r["addr"]: (r["flows"], r["packets"], r["bytes"]) for r in rows}
+    truth = sums((f.src, (1, f.packets + f.reply_packets,
+                          f.bytes + f.reply_bytes)) for f in made)
+    check(got == truth, "report top by host %s, ground truth %s"
+          % (got, truth))
+    js = sums((r["orig"]["src"], (1, r["orig"]["packets"] +
+                                  r["reply"]["packets"], r["orig"]["bytes"] +
+                                  r["reply"]["bytes"])) for r in records)
+    check(got == js, "report top by host %s, JSON file %s" % (got, js))
+    tot = report(ctd, db, "totals", "--since", "1h", "--every", "1m")
+    check(sum(t["bytes"] for t in tot) == sum(v[2] for v in truth.values()),
+          "report totals %s do not add up to the flows" % tot)
+    print("report top by host = ground truth = JSON file:", got)
+
+
+def check_nat(ctd, db, made):
+    """report nat finds the inside host of every NATed flow."""
+    snat = [f for f in made if f.tag == "snat"]
+    dnat = [f for f in made if f.tag == "dnat"]
+    check(len(snat) == len(dnat) == NNAT, "NAT flows missing from the truth")
+    for f in snat:
+        check(f.peer and f.peer[0] == "127.0.0.7", "flow %s:%d not SNATed: "
+              "the server saw %s" % (f.src, f.sport, f.peer))
+        rows = report(ctd, db, "nat", "127.0.0.7:%d" % f.peer[1], "--at",
+                      "now")
+        check([(r["inside"], r["inside_port"]) for r in rows] ==
+              [(f.src, f.sport)], "report nat 127.0.0.7:%d: %s, made from "
+              "%s:%d" % (f.peer[1], rows, f.src, f.sport))
+    rows = report(ctd, db, "nat", "127.0.0.10:7000", "--since", "10m",
+                  "--limit", "0")
+    check(sorted((r["inside"], r["inside_port"], r["peer"], r["peer_port"])
+                 for r in rows) ==
+          sorted(("127.0.0.1", 5555, f.src, f.sport) for f in dnat),
+          "report nat 127.0.0.10:7000: %s" % rows)
+    print("report nat: %d SNAT inside hosts, %d DNAT" % (len(snat), len(rows)))
 
 
 def first_round(ns, args, tmp, db, env):
     ctd = Ctd(ns, args.ctd, tmp, ["--store", db], env=env)
+    ns.run(["nft", NAT])
     made = ns.traffic(*first_sets())
     ns.run(["conntrack", "-F"])
     n = len(made)
@@ -129,6 +221,8 @@ def first_round(ns, args, tmp, db, env):
           all(want[t["addr"]] == (t["flows"], t["bytes"]) for t in top),
           "report top: %s, rows say %s" % (top, want))
     print("report top:", top)
+    check_hosts(args.ctd, db, made, ctd.records())
+    check_nat(args.ctd, db, made)
     return ctd, made
 
 
@@ -219,6 +313,62 @@ def restart(ns, args, tmp, db, env, mgr, made, tag):
     return c
 
 
+OLD_MS = 2 * 86400 * 1000
+
+
+def age_copies(db):
+    """Copies of every row two days older (ids no flow has), as rows a
+    stopped ctd left behind; the rollups are not touched. Returns the
+    rows there were and their end times, sorted."""
+    con = sqlite3.connect(db, isolation_level=None)
+    ends = sorted(r[0] for r in con.execute("SELECT end_ms FROM flows"))
+    con.execute(
+        "INSERT INTO flows SELECT id + 4294967296, kstart_ns, netns, family, "
+        "proto, src, dst, sport, dport, reply_src, reply_dst, reply_sport, "
+        "reply_dport, orig_packets, orig_bytes, reply_packets, reply_bytes, "
+        "start_ms - ?1, end_ms - ?1, end_reason, zone, mark FROM flows",
+        (OLD_MS,))
+    con.close()
+    return ends
+
+
+def prune_round(ns, args, tmp, db, env, mgr):
+    """store-retention prunes exactly the old copies, store-max-size then
+    the oldest rows, each counted apart; the rollups keep every flow."""
+    ends = age_copies(db)
+    ctd = Ctd(ns, args.ctd, tmp, ["--store", db, "--store-retention", "1d",
+                                  "--store-max-size", "1M"],
+              env=env, tag="ctd5", listen_fd=mgr.stored)
+    ns.traffic(flows("udp", 10, src="127.0.0.11", dst="127.0.0.1",
+                     sport=6000, size=5, replies=1, reply_size=5))
+    ns.run(["conntrack", "-F"])
+    st = ctd.wait_stats("pruned by retention and by size", lambda s: s.get(
+        "out_store_store_pruned", 0) == len(ends) and
+        s.get("out_store_store_pruned_size", 0) > 0 and
+        s.get("out_store_store_rows", 0) == 10, 30)
+    by_size = st["out_store_store_pruned_size"]
+    con = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
+    left, oldest = con.execute("SELECT COUNT(*), MIN(end_ms) FROM flows "
+                               "WHERE src != x'7f00000b'").fetchone()
+    day = con.execute("SELECT SUM(flows) FROM rollup WHERE span = 86400 AND "
+                      "kind = 0").fetchone()[0]
+    con.close()
+    check(left + by_size == len(ends) and left > 0 and
+          oldest >= ends[by_size - 1],
+          "%d rows left, %d pruned by size of %d: not the oldest (%d < %d)"
+          % (left, by_size, len(ends), oldest, ends[by_size - 1]))
+    check(st["out_store_store_bytes"] <= 1 << 20 and
+          st["out_store_store_max_bytes"] == 1 << 20,
+          "store_bytes %d past store-max-size" % st["out_store_store_bytes"])
+    check(day == len(ends) + 10, "day rollups hold %s flows, not %d"
+          % (day, len(ends) + 10))
+    print("pruned %d old rows by retention, %d oldest by size (%d left, "
+          "%d bytes in use, %d bytes per flow)"
+          % (st["out_store_store_pruned"], by_size, left,
+             st["out_store_store_bytes"], st["out_store_store_bytes_per_flow"]))
+    ctd.stop()
+
+
 def main(args):
     with ctdns.sandbox("sto") as (ns, tmp):
         ns.sysctl("nf_conntrack_acct", 1)
@@ -237,6 +387,7 @@ def main(args):
         print("db %d bytes for %d flows (%.0f per flow, rollups and index "
               "included)" % (os.path.getsize(db), len(made),
                              os.path.getsize(db) / len(made)))
+        prune_round(ns, args, tmp, db, env, mgr)
         mgr.close()
 
 
