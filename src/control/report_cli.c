@@ -402,7 +402,7 @@ static const char usage[] =
 	"       ctd report nat ADDR[:PORT] [--at TIME]\n"
 	"       ctd report totals [--every 5m|1h|1d]\n"
 	"  each: [--since 1h | --from TIME [--to TIME]] [--json | --csv] "
-	"[--store PATH]\n";
+	"[--store|--db PATH]\n";
 
 int ctd_store_report_main(int argc, char **argv)
 {
