@@ -10,8 +10,11 @@
  * stretches, minutes up to the first whole hour, hours up to the first
  * whole (UTC) day, days, then hours and minutes again, and each stretch
  * reads the coarsest rollup that covers it exactly. The window is
- * widened to whole minutes (whole hours for pairs, which have no minute
- * rollups). flows and nat read raw rows through the end_ms, (src, end_ms)
+ * widened to whole minutes, or to whole hours when it spans a day or
+ * more (an hour either way matters little there, and the minutes at the
+ * edges would cost more to read than the day's hours) and for pairs,
+ * which have no minute rollups. totals reads the namespace rollups: one
+ * cell per bucket and namespace, and every flow in exactly one. flows and nat read raw rows through the end_ms, (src, end_ms)
  * or (dst, end_ms) index; a filter only narrows what one of them gives. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -46,7 +49,7 @@ static const char top_sql[] =
 
 static const char totals_sql[] =
 	"SELECT bucket - bucket % :every AS t, SUM(flows), SUM(packets), "
-	"SUM(bytes) FROM rollup WHERE span = :span AND kind = 0 AND "
+	"SUM(bytes) FROM rollup WHERE span = :span AND kind = 4 AND "
 	"bucket >= :from AND bucket < :to GROUP BY t ORDER BY t";
 
 #define FLOW_COLS "start_ms, end_ms, netns, proto, src, sport, dst, dport, " \
@@ -119,7 +122,8 @@ static void cut(uint64_t a, uint64_t b, int k, struct stretch *out)
 
 static void stretches(const struct ctd_report_query *q, struct stretch *out)
 {
-	uint64_t unit = q->by == CTD_BY_PAIR ? HOUR_MS : MINUTE_MS;
+	uint64_t unit = q->by == CTD_BY_PAIR || q->to_ms - q->from_ms >= DAY_MS ?
+			HOUR_MS : MINUTE_MS;
 
 	for (int i = 0; i < 5; i++)
 		out[i] = (struct stretch){ MINUTE_MS, 0, 0 };

@@ -163,13 +163,18 @@ static void test_top_src_json(void **state)
 	       "\"bytes\":100}]}\n");
 }
 
-/* Minutes, hours, hours, minutes: F (15:59) is after --to. */
+/* Minutes, hours, minutes: F (15:59) is after --to. */
 static void test_top_window_stretches(void **state)
 {
 	(void)state;
+	expect("top --from 2026-12-05T13:30Z --to 2026-12-05T15:57Z --csv",
+	       "addr,flows,packets,bytes\n10.0.0.1,2,32,6300\n"
+	       "10.0.0.3,1,4,1000\nfd00::2,1,6,1000\n");
+	/* A day or more: whole hours, so F (15:59) is in. */
 	expect("top --from 2026-12-04T15:30Z --to 2026-12-05T15:57Z --csv",
 	       "addr,flows,packets,bytes\n10.0.0.1,2,32,6300\n"
-	       "10.0.0.2,1,10,6000\n10.0.0.3,1,4,1000\nfd00::2,1,6,1000\n");
+	       "10.0.0.2,1,10,6000\n10.0.0.3,1,4,1000\nfd00::2,1,6,1000\n"
+	       "198.51.100.20,1,2,100\n");
 	expect("top --from 2026-12-05T15:51Z --order flows --csv",
 	       "addr,flows,packets,bytes\n10.0.0.3,1,4,1000\n"
 	       "198.51.100.20,1,2,100\n");
