@@ -59,7 +59,7 @@ static void make(uint64_t i, uint64_t end_ms, struct ctd_record *r)
 	r->proto = h & 64 ? IPPROTO_UDP : IPPROTO_TCP;
 	r->end_reason = CTD_END_DESTROY;
 	r->nsid = CTD_NSID_SELF;
-	r->id = (uint32_t)i;
+	r->id = (uint32_t)mix(i ^ 0x5bd1e995);    /* the kernel's look random */
 	put_addr(o->src, v6, (uint32_t)(h >> 8) % 2000, 10);
 	put_addr(o->dst, v6, (uint32_t)(h >> 24) % 20000, 172);
 	o->sport = (uint16_t)(1024 + (h >> 40) % 60000);

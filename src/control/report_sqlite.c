@@ -56,13 +56,17 @@ static const char totals_sql[] =
 	"reply_src, reply_sport, reply_dst, reply_dport, orig_packets, " \
 	"orig_bytes, reply_packets, reply_bytes, end_reason"
 
-/* flows: the head by the index the filters allow, then each filter. */
+/* flows: the head by the index the filters allow, then each filter.
+ * By address, the statement is run once per minute of the window,
+ * newest first: each run is one seek into (minute, address). */
 static const char *const flows_head[3] = {
 	"SELECT " FLOW_COLS " FROM flows INDEXED BY flows_end WHERE ",
-	"SELECT " FLOW_COLS " FROM flows INDEXED BY flows_src WHERE "
-	"family = :sfam AND src BETWEEN :slo AND :shi AND ",
-	"SELECT " FLOW_COLS " FROM flows INDEXED BY flows_dst WHERE "
-	"family = :dfam AND dst BETWEEN :dlo AND :dhi AND ",
+	"SELECT " FLOW_COLS " FROM flows INDEXED BY flows_src_minute WHERE "
+	"end_ms / 60000 = :minute AND family = :sfam AND "
+	"src BETWEEN :slo AND :shi AND ",
+	"SELECT " FLOW_COLS " FROM flows INDEXED BY flows_dst_minute WHERE "
+	"end_ms / 60000 = :minute AND family = :dfam AND "
+	"dst BETWEEN :dlo AND :dhi AND ",
 };
 static const char flows_window[] = "end_ms >= :from AND end_ms < :to";
 static const char flows_dst[] =
@@ -370,18 +374,52 @@ static int emit(sqlite3_stmt *st, const struct ctd_report_query *q,
 	}
 }
 
+/* Every row of st; *n counts them. */
+static int step_all(sqlite3_stmt *st, const struct ctd_report_query *q,
+		    const struct ctd_report_sink *sink, uint64_t *n)
+{
+	int r = 0, s;
+
+	while (r == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
+		r = emit(st, q, sink);
+		++*n;
+	}
+	return r < 0 ? r : s == SQLITE_DONE ? 0 : -EIO;
+}
+
+/* A flows query by address: minute by minute, newest first, until the
+ * window or the limit ends. */
+static int by_minute(sqlite3_stmt *st, const struct ctd_report_query *q,
+		     const struct ctd_report_sink *sink)
+{
+	uint64_t n = 0, m = (q->to_ms - 1) / MINUTE_MS;
+	int r = 0;
+
+	for (; r == 0 && m >= q->from_ms / MINUTE_MS &&
+	     (!q->limit || n < q->limit); m--) {
+		sqlite3_reset(st);
+		bind_i(st, ":minute", (int64_t)m);
+		bind_i(st, ":limit", q->limit ? (int64_t)(q->limit - n) : -1);
+		r = step_all(st, q, sink, &n);
+		if (m == 0)
+			break;
+	}
+	return r;
+}
+
 static int sqlite_run(void *h, const struct ctd_report_query *q,
 		      const struct ctd_report_sink *sink, char *err,
 		      size_t errlen)
 {
 	sqlite3 *db = h;
 	sqlite3_stmt *st = NULL;
-	int r = prepare(db, q, &st), s = SQLITE_DONE;
+	uint64_t n = 0;
+	int r = prepare(db, q, &st);
 
-	while (r == 0 && (s = sqlite3_step(st)) == SQLITE_ROW)
-		r = emit(st, q, sink);
-	if (r == 0 && s != SQLITE_DONE)
-		r = -EIO;
+	if (r == 0 && q->cmd == CTD_RQ_FLOWS && (q->src.family || q->dst.family))
+		r = by_minute(st, q, sink);
+	else if (r == 0)
+		r = step_all(st, q, sink, &n);
 	if (r < 0)
 		snprintf(err, errlen, "%s", r == -EIO ? sqlite3_errmsg(db) :
 			 "a rollup key of an unknown shape");

@@ -26,7 +26,14 @@
  * Once a minute, after a commit, a prune in its own transaction drops
  * rows and minute rollups past store-retention, hour and day rollups
  * past store-rollup-retention, and then the oldest rows while the
- * database's pages in use are past store-max-size. */
+ * database's pages in use are past store-max-size.
+ *
+ * Every B-tree a row goes into is keyed time first (the identity starts
+ * with the kernel's start time; the address indexes with the end minute),
+ * so a batch's rows land in a few pages at the end of each tree. Keyed
+ * by address first (or by the conntrack id, which is random), each row
+ * dirtied a page of its own per tree: at 10 M rows that was about 16 KiB
+ * of WAL per flow and a fill rate falling under 3,000 rows/s. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -77,10 +84,10 @@ static const char schema[] =
 	" reply_packets INTEGER, reply_bytes INTEGER,"
 	" start_ms INTEGER, end_ms INTEGER NOT NULL, end_reason TEXT,"
 	" zone INTEGER, mark INTEGER,"
-	" UNIQUE(id, kstart_ns, netns, proto, src, dst, sport, dport));"
+	" UNIQUE(kstart_ns, id, netns, proto, src, dst, sport, dport));"
 	"CREATE INDEX IF NOT EXISTS flows_end ON flows(end_ms);"
-	"CREATE INDEX IF NOT EXISTS flows_src ON flows(src, end_ms);"
-	"CREATE INDEX IF NOT EXISTS flows_dst ON flows(dst, end_ms);"
+	"CREATE INDEX IF NOT EXISTS flows_src_minute ON flows(end_ms / 60000, src);"
+	"CREATE INDEX IF NOT EXISTS flows_dst_minute ON flows(end_ms / 60000, dst);"
 	"CREATE TABLE IF NOT EXISTS rollup(span INTEGER NOT NULL,"
 	" kind INTEGER NOT NULL, bucket INTEGER NOT NULL, key BLOB NOT NULL,"
 	" flows INTEGER NOT NULL, packets INTEGER NOT NULL,"

@@ -20,7 +20,8 @@ struct ctd_owner;
  *         reply_src, reply_dst, reply_sport, reply_dport, orig_packets,
  *         orig_bytes, reply_packets, reply_bytes, start_ms, end_ms,
  *         end_reason, zone, mark), unique on the flow's identity;
- *         indexed by end_ms, (src, end_ms) and (dst, end_ms);
+ *         indexed by end_ms, (end_ms / 60000, src) and
+ *         (end_ms / 60000, dst): a query by address seeks each minute;
  *   rollup(span, kind, bucket, key, flows, packets, bytes): the flows
  *         that ended in the bucket [bucket, bucket + span * 1000) ms,
  *         span 60, 3600 or 86400 (UTC days), and their packets and bytes
