@@ -12,8 +12,8 @@
  * reads the coarsest rollup that covers it exactly. The window is
  * widened to whole minutes, or to whole hours when it spans a day or
  * more (an hour either way matters little there, and the minutes at the
- * edges would cost more to read than the day's hours) and for pairs,
- * which have no minute rollups. totals reads the namespace rollups: one
+ * edges would cost more to read than the day's hours). Pairs have no
+ * rollups (out_store.c): top by pair sums the window's rows. totals reads the namespace rollups: one
  * cell per bucket and namespace, and every flow in exactly one. flows and nat read raw rows through the end_ms, (src, end_ms)
  * or (dst, end_ms) index; a filter only narrows what one of them gives. */
 #include <arpa/inet.h>
@@ -46,6 +46,14 @@ static const char top_sql[] =
 	" UNION ALL " STRETCH(3) " UNION ALL " STRETCH(4) ") GROUP BY key "
 	"ORDER BY CASE :order WHEN 0 THEN SUM(bytes) WHEN 1 THEN SUM(packets) "
 	"ELSE SUM(flows) END DESC, key LIMIT :limit";
+
+static const char pair_sql[] =
+	"SELECT src, dst, COUNT(*), SUM(orig_packets + reply_packets), "
+	"SUM(orig_bytes + reply_bytes) FROM flows INDEXED BY flows_end "
+	"WHERE end_ms >= :from AND end_ms < :to GROUP BY src, dst ORDER BY "
+	"CASE :order WHEN 0 THEN SUM(orig_bytes + reply_bytes) WHEN 1 THEN "
+	"SUM(orig_packets + reply_packets) ELSE COUNT(*) END DESC, src, dst "
+	"LIMIT :limit";
 
 static const char totals_sql[] =
 	"SELECT bucket - bucket % :every AS t, SUM(flows), SUM(packets), "
@@ -126,12 +134,11 @@ static void cut(uint64_t a, uint64_t b, int k, struct stretch *out)
 
 static void stretches(const struct ctd_report_query *q, struct stretch *out)
 {
-	uint64_t unit = q->by == CTD_BY_PAIR || q->to_ms - q->from_ms >= DAY_MS ?
-			HOUR_MS : MINUTE_MS;
+	uint64_t unit = q->to_ms - q->from_ms >= DAY_MS ? HOUR_MS : MINUTE_MS;
 
 	for (int i = 0; i < 5; i++)
 		out[i] = (struct stretch){ MINUTE_MS, 0, 0 };
-	cut(down(q->from_ms, unit), up(q->to_ms, unit), unit == HOUR_MS, out);
+	cut(down(q->from_ms, unit), up(q->to_ms, unit), 0, out);
 }
 
 static int param(sqlite3_stmt *st, const char *name)
@@ -189,10 +196,8 @@ static int key_values(sqlite3_stmt *st, enum ctd_rq_by by, char (*txt)[64],
 	int n = sqlite3_column_bytes(st, 0);
 
 	if (by == CTD_BY_PAIR) {
-		if (!k || (n != 8 && n != 32))
-			return -EIO;
-		inet_ntop(n == 32 ? AF_INET6 : AF_INET, k, txt[0], 64);
-		inet_ntop(n == 32 ? AF_INET6 : AF_INET, k + n / 2, txt[1], 64);
+		addr_text(st, 0, txt[0], 64);
+		addr_text(st, 1, txt[1], 64);
 		v[0].s = txt[0];
 		v[1].s = txt[1];
 		return 2;
@@ -223,7 +228,7 @@ static int emit_top(sqlite3_stmt *st, const struct ctd_report_query *q,
 	if (n < 0)
 		return n;
 	for (int i = 0; i < 3; i++)
-		v[n + i].i = sqlite3_column_int64(st, i + 1);
+		v[n + i].i = sqlite3_column_int64(st, i + 1 + (q->by == CTD_BY_PAIR));
 	sink->row(sink->arg, v);
 	return 0;
 }
@@ -243,7 +248,6 @@ static void bind_top(sqlite3_stmt *st, const struct ctd_report_query *q)
 		bind_i(st, name, (int64_t)s[i].b);
 	}
 	bind_i(st, ":kind", q->by);
-	bind_i(st, ":order", q->order);
 }
 
 /* The coarsest rollup whose buckets tile `every`. */
@@ -341,7 +345,8 @@ static int prepare(sqlite3 *db, const struct ctd_report_query *q,
 		   sqlite3_stmt **ret)
 {
 	char text[2048];
-	const char *sql = q->cmd == CTD_RQ_TOP ? top_sql :
+	const char *sql = q->cmd == CTD_RQ_TOP && q->by == CTD_BY_PAIR ? pair_sql :
+			  q->cmd == CTD_RQ_TOP ? top_sql :
 			  q->cmd == CTD_RQ_TOTALS ? totals_sql :
 			  q->cmd == CTD_RQ_NAT ? nat_sql : text;
 
@@ -350,7 +355,10 @@ static int prepare(sqlite3 *db, const struct ctd_report_query *q,
 	if (sqlite3_prepare_v2(db, sql, -1, ret, NULL) != SQLITE_OK)
 		return -EIO;
 	bind_i(*ret, ":limit", q->limit ? (int64_t)q->limit : -1);
-	if (q->cmd == CTD_RQ_TOP)
+	bind_i(*ret, ":order", q->order);
+	if (q->cmd == CTD_RQ_TOP && q->by == CTD_BY_PAIR)
+		bind_flows(*ret, q);
+	else if (q->cmd == CTD_RQ_TOP)
 		bind_top(*ret, q);
 	else if (q->cmd == CTD_RQ_TOTALS)
 		bind_totals(*ret, q);

@@ -20,7 +20,7 @@
  * while ctd writes.
  *
  * Rollups (minute, hour, day by source, destination, protocol and port,
- * pair and namespace) are summed over the batch in memory first
+ * and namespace) are summed over the batch in memory first
  * (store_rollup.c) and written as one upsert per cell before COMMIT:
  * a batch between few hosts costs a few statements, not fifteen a row.
  * Once a minute, after a commit, a prune in its own transaction drops

@@ -105,7 +105,7 @@ def rows(db):
         "SELECT SUM(flows), SUM(bytes) FROM rollup WHERE span = 60 AND "
         "kind = 0",
         "SELECT SUM(flows), SUM(bytes) FROM rollup WHERE span = 3600 AND "
-        "kind = 3",
+        "kind = 1",
         "SELECT SUM(flows), SUM(bytes) FROM rollup WHERE span = 86400 AND "
         "kind = 2")]
     con.execute("COMMIT")

@@ -1,7 +1,7 @@
 /* Tests for src/outputs/store_rollup.c: rows between the same hosts in
  * the same minute share cells; a row adds one flow to one cell per span
- * and kind, with both directions' packets and bytes, in buckets aligned
- * to the span; keys per kind; a full table refuses a row whole; clear
+ * and kind kept (none for pairs), with both directions' packets and
+ * bytes, in buckets aligned to the span; keys per kind; a full table refuses a row whole; clear
  * empties it for reuse. */
 #include <netinet/in.h>
 #include <setjmp.h>
@@ -62,10 +62,11 @@ static void test_cells_shared_and_aligned(void **state)
 	assert_int_equal(c->packets, 10);
 	assert_int_equal(c->bytes, 4600);
 	assert_int_equal(c->bucket_ms, T0_MS - T0_MS % 3600000);
-	c = find(r, CTD_SPAN_DAY, CTD_ROLLUP_PAIR,
-		 (uint8_t[]){ 10, 0, 0, 1, 10, 9, 0, 1 }, 8);
+	c = find(r, CTD_SPAN_DAY, CTD_ROLLUP_SRC, (uint8_t[]){ 10, 0, 0, 1 }, 4);
 	assert_non_null(c);
 	assert_int_equal(c->bucket_ms, T0_MS - T0_MS % 86400000);
+	assert_null(find(r, CTD_SPAN_DAY, CTD_ROLLUP_PAIR,
+			 (uint8_t[]){ 10, 0, 0, 1, 10, 9, 0, 1 }, 8));
 	assert_non_null(find(r, CTD_SPAN_MINUTE, CTD_ROLLUP_NETNS, NULL, 0));
 	ctd_rollup_free(r);
 }
@@ -79,10 +80,8 @@ static void test_other_minute_other_cells(void **state)
 	assert_int_equal(ctd_rollup_new(0, &r), 0);
 	assert_true(ctd_rollup_add(r, &a, "blue"));
 	assert_true(ctd_rollup_add(r, &b, "blue"));
-	/* New: b's minute but for pairs; src and pair at hour and day. */
-	assert_int_equal(ctd_rollup_count(r), CTD_ROLLUP_PER_ROW + 8);
-	assert_null(find(r, CTD_SPAN_MINUTE, CTD_ROLLUP_PAIR,
-			 (uint8_t[]){ 10, 0, 0, 1, 10, 9, 0, 1 }, 8));
+	/* New: b's minute for each kind kept; src at hour and day. */
+	assert_int_equal(ctd_rollup_count(r), CTD_ROLLUP_PER_ROW + 6);
 	assert_int_equal(find(r, CTD_SPAN_DAY, CTD_ROLLUP_NETNS,
 			      (const uint8_t *)"blue", 4)->flows, 2);
 	ctd_rollup_free(r);

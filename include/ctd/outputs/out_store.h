@@ -27,7 +27,7 @@ struct ctd_owner;
  *         span 60, 3600 or 86400 (UTC days), and their packets and bytes
  *         both directions together; kind (store_rollup.h) 0 by source
  *         address, 1 destination, 2 protocol and destination port
- *         (3 bytes), 3 source and destination, 4 namespace label. */
+ *         (3 bytes), 4 namespace label (3, pairs, is not kept). */
 
 struct ctd_out_store_cfg {
 	const char *path;

@@ -17,7 +17,7 @@ enum ctd_rollup_kind {
 	CTD_ROLLUP_SRC,      /* original source address */
 	CTD_ROLLUP_DST,      /* original destination address */
 	CTD_ROLLUP_PORT,     /* protocol number, destination port (3 bytes) */
-	CTD_ROLLUP_PAIR,     /* source then destination address; hour, day */
+	CTD_ROLLUP_PAIR,     /* source then destination: not kept (.c) */
 	CTD_ROLLUP_NETNS,    /* the namespace's label ("" ctd's own) */
 	CTD_ROLLUP__COUNT
 };
@@ -27,11 +27,11 @@ enum ctd_rollup_span { CTD_SPAN_MINUTE, CTD_SPAN_HOUR, CTD_SPAN_DAY,
 		       CTD_SPAN__COUNT };
 
 extern const uint64_t ctd_rollup_span_ms[CTD_SPAN__COUNT];
-/* The finest span a kind is kept at (pairs: hours). */
+/* The finest span a kind is kept at (CTD_SPAN__COUNT: not kept). */
 extern const enum ctd_rollup_span ctd_rollup_finest[CTD_ROLLUP__COUNT];
 
 #define CTD_ROLLUP_KEY_MAX 48   /* CTD_NETNS_NAME_MAX; a v6 pair is 32 */
-#define CTD_ROLLUP_PER_ROW (CTD_SPAN__COUNT * CTD_ROLLUP__COUNT - 1)
+#define CTD_ROLLUP_PER_ROW (CTD_SPAN__COUNT * (CTD_ROLLUP__COUNT - 1))
 
 struct ctd_rollup_cell {
 	uint64_t bucket_ms;      /* the bucket's start */
