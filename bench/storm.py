@@ -34,7 +34,7 @@ Usage: storm.py [--ctd PATH] [--flows N | --quick] [--only LIST]
           same round. "storm": the UDP storm above; "mix": N TCP
           connections + N UDP flows with a reply each (bench/mixgen.c,
           default N 20,000), then conntrack -F. --only picks among
-          none,floor,ctd,ctd-all,ctd-2k,conntrackd. The floor is the bare
+          none,floor,ctd,ctd-all,ctd-2k,ctd-store,conntrackd. The floor is the bare
           reliable DESTROY-only reader (--floor: its .c, built here, or a
           binary; default ../shared/bench/floor.c next to the checkout).
 Needs root, ip, nft, conntrack, cc; conntrackd and ulogd (ulogd2, with the
@@ -264,7 +264,11 @@ class CtdListener(Listener):
                        else "2 KiB (--rcvbuf 2048, grows to 64 MiB)")
 
     def start(self, ns, tmp):
-        self.ctd = Ctd(ns, self.binary, tmp, self.args,
+        # The ctd-store row: the same ctd with the flow store on (ctdns
+        # passes --store none otherwise).
+        store = (["--store", os.path.join(tmp, "flows.db")]
+                 if getattr(self, "store", False) else [])
+        self.ctd = Ctd(ns, self.binary, tmp, self.args + store,
                        json=os.path.join(tmp, "flows.json"))
         self.proc = self.ctd.proc
         self.records_path = self.ctd.json
@@ -899,6 +903,7 @@ def cost_rows(opts, n):
         "ctd": lambda: CtdListener("default", opts.ctd),
         "ctd-all": lambda: CtdListener("default", opts.ctd),
         "ctd-2k": lambda: CtdListener("2k", opts.ctd),
+        "ctd-store": lambda: CtdListener("default", opts.ctd),
         "conntrackd": lambda: ConntrackdListener("default", True, 2 * n),
     }
     want = [s.strip() for s in opts.only.split(",") if s.strip()]
@@ -916,6 +921,9 @@ def cost_rows(opts, n):
                 lst.name = "ctd (subscribe auto: DESTROY only)"
             elif w == "ctd-2k":
                 lst.name = "ctd, 2 KiB start buffer"
+            elif w == "ctd-store":
+                lst.store = True
+                lst.name = "ctd with the flow store (store PATH)"
             elif w == "conntrackd":
                 lst.name = "conntrackd (stats, reliable)"
             return lst
