@@ -28,6 +28,15 @@
  * past store-rollup-retention, and then the oldest rows while the
  * database's pages in use are past store-max-size.
  *
+ * A commit rewrites the tail pages of every B-tree and syncs the WAL,
+ * whatever the batch's size, so in the daemon a flush with fewer than
+ * COALESCE_MIN records waits, up to COALESCE_MS after the batch's first
+ * record (a timer wakes the loop, whose flush then commits): records
+ * stay unsettled meanwhile, as they would in a slow commit. A live storm
+ * cost 60-77 us of CPU per flow with a commit per loop iteration
+ * (docs/benchmarks.md). Without a loop (tests, benchmarks) every flush
+ * commits.
+ *
  * Every B-tree a row goes into is keyed time first (the identity starts
  * with the kernel's start time; the address indexes with the end minute),
  * so a batch's rows land in a few pages at the end of each tree. Keyed
@@ -35,6 +44,7 @@
  * dirtied a page of its own per tree: at 10 M rows that was about 16 KiB
  * of WAL per flow and a fill rate falling under 3,000 rows/s. */
 #include <errno.h>
+#include <ev.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sqlite3.h>
@@ -69,6 +79,8 @@
 #define TRIM_TO_PCT 90
 #define TRIM_ROUNDS 16
 #define AUTO_MAX_SIZE (2ULL << 30)
+#define COALESCE_MIN 2048
+#define COALESCE_MS 100
 
 enum { S_INSERT, S_ROLLUP, S_BEGIN, S_COMMIT, S_ROLLBACK, S__COUNT };
 
@@ -119,6 +131,9 @@ struct out_store {
 	unsigned rollup_retention;
 	uint64_t max_size;
 	struct ctd_rollup *rollup;    /* the batch's cells, not yet written */
+	struct ev_loop *loop;         /* NULL: commit at every flush */
+	ev_timer wake;                /* a waiting batch's deadline */
+	int64_t first_us;             /* when the batch got its first record */
 	bool failing;              /* in a commit error streak: logged */
 	bool refusing;             /* said AGAIN: call ready after a commit */
 	struct ctd_record *batch;
@@ -127,6 +142,14 @@ struct out_store {
 	uint64_t committed;        /* ... of them final */
 	uint64_t last_prune_ms;
 };
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 static struct out_store *to_store(struct ctd_output *out)
 {
@@ -152,6 +175,8 @@ static enum ctd_out_status store_submit(struct ctd_output *out,
 		s->refusing = true;
 		return CTD_OUT_AGAIN;
 	}
+	if (s->n == 0)
+		s->first_us = mono_us();
 	s->batch[s->n++] = *rec;
 	s->taken++;
 	return CTD_OUT_DELIVERED;
@@ -270,14 +295,6 @@ static int write_batch(struct out_store *s, uint64_t *ret_rows)
 	return r;
 }
 
-static int64_t mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Why a commit failed, counted by what would fix it. */
 static void count_error(struct out_store *s)
 {
@@ -321,6 +338,33 @@ static uint64_t wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* true: leave a small batch for a later flush, the timer armed for
+ * its deadline. A full batch (refusing) never waits. */
+static bool wait_for_more(struct out_store *s, int64_t now_us)
+{
+	int64_t left = COALESCE_MS * 1000 - (now_us - s->first_us);
+
+	if (!s->loop || !s->n || s->n >= COALESCE_MIN || s->refusing ||
+	    left <= 0)
+		return false;
+	if (!ev_is_active(&s->wake)) {
+		/* The loop's time is that of its last wakeup: a timer set
+		 * from it could fire before the batch is due. */
+		ev_now_update(s->loop);
+		ev_timer_set(&s->wake, (double)left / 1e6, 0.);
+		ev_timer_start(s->loop, &s->wake);
+	}
+	return true;
+}
+
+/* Only wakes the loop: its flush (before it blocks) commits. */
+static void on_wake(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+}
+
 static void store_flush(struct ctd_output *out)
 {
 	struct out_store *s = to_store(out);
@@ -328,6 +372,8 @@ static void store_flush(struct ctd_output *out)
 	int64_t t0 = mono_us();
 	int r = 0;
 
+	if (wait_for_more(s, t0))
+		return;
 	if (s->n)
 		r = write_batch(s, &rows);
 	if (s->n)
@@ -482,6 +528,8 @@ static void store_free(struct ctd_output *out)
 
 	if (!s)
 		return;
+	if (s->loop)
+		ev_timer_stop(s->loop, &s->wake);
 	for (int i = 0; i < S__COUNT; i++)
 		sqlite3_finalize(s->st[i]);
 	sqlite3_close(s->db);
@@ -610,7 +658,6 @@ static int store_create(struct ev_loop *loop, const struct ctd_config *cfg,
 					cfg->store_max_size };
 	int r;
 
-	(void)loop;    /* a commit is synchronous: nothing to wait for */
 	/* Only the default location is ours to create. */
 	if (strcmp(sc.path, CTD_CONFIG_DEFAULT_STORE) == 0) {
 		r = ctd_safefile_dir(DEFAULT_STORE_DIR, true, 0750, owner);
@@ -620,6 +667,10 @@ static int store_create(struct ev_loop *loop, const struct ctd_config *cfg,
 	if (sc.max_size == CTD_CONFIG_AUTO)
 		sc.max_size = ctd_out_store_auto_size(sc.path);
 	r = ctd_out_store_new(&sc, owner, ret);
+	if (r == 0) {
+		to_store(*ret)->loop = loop;
+		ev_timer_init(&to_store(*ret)->wake, on_wake, 0., 0.);
+	}
 	if (r == -EBUSY || r == -EIO)
 		return r;    /* named the other ctd, or SQLite's words */
 	if (ctd_safefile_refused(r))

@@ -6,9 +6,12 @@
  * hour and day; by source, destination, port and namespace) add
  * up to the raw rows, key by key; retention prunes rows and rollups;
  * store-max-size prunes the oldest rows and counts them apart; interim and
- * event records are skipped but still settle in order. Each test reads the database through its own
+ * event records are skipped but still settle in order; in the daemon (a
+ * loop) a small batch waits up to 100 ms for more, a big one commits at
+ * once. Each test reads the database through its own
  * connection, as a reader beside ctd would. */
 #include <errno.h>
+#include <ev.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,9 +25,11 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "ctd/config/config.h"
 #include "ctd/flows/record.h"
 #include "ctd/outputs/out_store.h"
 #include "ctd/outputs/output.h"
+#include "ctd/outputs/outputs.h"
 #include "logcap.h"
 #include "tmpdir.h"
 
@@ -341,6 +346,37 @@ static void test_abandon_and_bound(void **state)
 	assert_int_equal(f->out->ops->submit(f->out, &r), CTD_OUT_DELIVERED);
 }
 
+/* The daemon's store (made by the table's create, with a loop): a small
+ * batch is left for the timer's wakeup, a big one commits at the flush. */
+static void test_small_batches_wait(void **state)
+{
+	struct fixture *f = *state;
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	static struct ctd_config cfg;
+
+	f->out->ops->free(f->out);
+	ctd_config_defaults(&cfg);
+	snprintf(cfg.store, sizeof(cfg.store), "%s", f->path);
+	assert_int_equal(ctd_out_store_desc.create(loop, &cfg, NULL, &f->out), 0);
+	submit_n(f, 0, 10, 1000);
+	f->out->ops->flush(f->out);
+	assert_int_equal(f->out->ops->settled(f->out), 0);
+	assert_int_equal(rows(f), 0);
+	ev_run(loop, EVRUN_ONCE);           /* the timer, within 100 ms */
+	f->out->ops->flush(f->out);
+	assert_int_equal(f->out->ops->settled(f->out), 10);
+	assert_int_equal(rows(f), 10);
+	submit_n(f, 10, 2048, 1000);
+	f->out->ops->flush(f->out);
+	assert_int_equal(rows(f), 2058);
+	assert_true(f->out->stats.store_max_bytes > 0);
+	f->out->ops->free(f->out);
+	f->out = NULL;
+	ev_loop_destroy(loop);
+	assert_int_equal(ctd_out_store_new(&(struct ctd_out_store_cfg){
+		f->path, 30 * 86400, 400 * 86400, 1ULL << 30 }, NULL, &f->out), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -353,6 +389,7 @@ int main(void)
 		T(test_max_size_trims_oldest),
 		T(test_interim_skipped),
 		T(test_abandon_and_bound),
+		T(test_small_batches_wait),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
