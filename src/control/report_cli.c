@@ -18,6 +18,7 @@
 #include "ctd/base/timeparse.h"
 #include "ctd/config/config.h"
 #include "ctd/control/report_cli.h"
+#include "ctd/control/report_pg.h"
 #include "ctd/control/report_sqlite.h"
 #include "ctd/kernel/ctevent.h"
 
@@ -415,7 +416,8 @@ int ctd_store_report_main(int argc, char **argv)
 	}
 	if (!a.store && default_store(&a.store) < 0)
 		return 1;
-	if (ctd_report_run(&ctd_report_sqlite, a.store, &a, stdout, err,
+	if (ctd_report_run(ctd_report_pg_is_uri(a.store) ? &ctd_report_pg :
+			   &ctd_report_sqlite, a.store, &a, stdout, err,
 			   sizeof(err)) < 0) {
 		fprintf(stderr, "ctd report: %s\n", err);
 		return 1;

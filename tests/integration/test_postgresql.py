@@ -228,7 +228,7 @@ def report_top(args, srv, stored):
     for (src, _), row in stored.items():
         f, b = want.get(src, (0, 0))
         want[src] = (f + 1, b + row[1] + row[3])
-    top = json.loads(r.stdout)["top"]
+    top = json.loads(r.stdout)["rows"]
     check(len(top) == len(want) and all(
         want[t["addr"]] == (t["flows"], t["bytes"]) for t in top),
         "report top: %s, rows say %s" % (top, want))
