@@ -39,6 +39,12 @@ journal never says "Cannot store more fds than FileDescriptorStoreMax".
 `journalctl -u ctd -p warning` must hold ctd's warnings (the unclean
 restart) and none of its info lines: ctd marks each line's priority.
 
+The conntrackd log path is migrated as docs/migrating-from-conntrackd.md
+says: `conntrackd-log /var/log/conntrackd-stats.log` in the installed
+ctd.conf and a drop-in with `ReadWritePaths=` for it. After each step
+that file has one line per flow the JSON file has (each output may lose
+its own batch in hand at the SIGKILL: 64), none twice.
+
 If the container cannot be made or cannot boot, the test fails with the
 reason; it never skips.
 
@@ -136,6 +142,56 @@ def install(root, build):
     check(r.returncode == 0, "cannot enable the installed unit (is the "
           "install prefix's lib/systemd/system in systemd's unit path?): %s"
           % r.stderr.strip())
+
+
+CTLOG = "var/log/conntrackd-stats.log"
+
+
+def migrate_conntrackd_log(root):
+    """conntrackd's LogFile path kept, as the migration guide says: the
+    setting in the installed ctd.conf, and a drop-in that lets the unit
+    write there (its sandbox is read-only outside ReadWritePaths)."""
+    confs = [os.path.join(root, d, "ctd/ctd.conf")
+             for d in ("etc", "usr/local/etc")]
+    conf = next((c for c in confs if os.path.exists(c)), None)
+    check(conf, "no ctd.conf installed in %s" % confs)
+    with open(conf) as f:
+        lines = [l for l in f if not l.startswith("conntrackd-log ")]
+    lines.append("conntrackd-log /%s\n" % CTLOG)
+    with open(conf, "w") as f:
+        f.writelines(lines)
+    log = os.path.join(root, CTLOG)
+    if os.path.exists(log):
+        os.unlink(log)
+    open(log, "w").close()
+    dropin = os.path.join(root, "etc/systemd/system/ctd.service.d")
+    os.makedirs(dropin, exist_ok=True)
+    with open(os.path.join(dropin, "conntrackd-log.conf"), "w") as f:
+        f.write("[Service]\nReadWritePaths=/%s\n" % CTLOG)
+
+
+def ctlog_ports(root, src):
+    """Source port -> lines of conntrackd-stats.log to port 5555 from src."""
+    seen = {}
+    pat = re.compile(r"src=%s dst=\S+ sport=(\d+) dport=5555 " % re.escape(src))
+    with open(os.path.join(root, CTLOG)) as f:
+        for line in f:
+            m = pat.search(line)
+            if m:
+                seen[int(m.group(1))] = seen.get(int(m.group(1)), 0) + 1
+    return seen
+
+
+def check_ctlog(root, name, src, json_ports):
+    """The conntrackd log has the JSON file's flows, each once."""
+    allowed = PER_KILL if name == "kill" else 0
+    got = wait_stable(lambda: len(ctlog_ports(root, src)), len(json_ports), 30)
+    seen = ctlog_ports(root, src)
+    doubled = [p for p, n in seen.items() if n > 1]
+    check(not doubled and len(set(json_ports) ^ set(seen)) <= allowed,
+          "%s: conntrackd-stats.log has %d flows of %d in the JSON file, %d "
+          "twice" % (name, len(seen), len(json_ports), len(doubled)))
+    return got
 
 
 class Net(ctdns.Netns):
@@ -362,14 +418,16 @@ def step(c, root, name, n):
           " %d unknown, %d not ended by destroy, %d lines not JSON"
           % (name, len(want), got, len(missing), missing[:5], allowed,
              len(doubled), doubled[:5], len(unknown), len(not_destroy), broken))
+    ctlog = check_ctlog(root, name, src, seen)
     journal = c.journal("--after-cursor", cursor)
     ctd_log = c.journal("--after-cursor", cursor, "-u", "ctd")
     check_unit(name, before, after, states, journal, ctd_log)
     queued = re.findall(r"took over the ctnetlink socket .*\((\d+) bytes", ctd_log)
-    return ("%-7s %5d flows ended meanwhile, %d records, %d missing, 0 doubled;"
+    return ("%-7s %5d flows ended meanwhile, %d records (conntrackd log: "
+            "%d), %d missing, 0 doubled;"
             " action %.2f s; MainPID %s -> %s, NRestarts %s -> %s, fd store %s,"
             " socket taken over with %s bytes queued; states seen: %s"
-            % (name, len(want), len(seen), len(missing), took,
+            % (name, len(want), len(seen), ctlog, len(missing), took,
                before["MainPID"], after["MainPID"], before["NRestarts"],
                after["NRestarts"], after["NFileDescriptorStore"],
                "+".join(queued) or "no", ", ".join(states)))
@@ -425,6 +483,7 @@ def test(args):
     root = os.path.join(os.path.abspath(args.build), "debian12-systemd-root")
     how = make_root(root, args.ctd)
     install(root, args.build)
+    migrate_conntrackd_log(root)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.time()
         c = Container(root, tmp)

@@ -38,7 +38,7 @@ static const struct ctd_rollup_cell *find(const struct ctd_rollup *r,
 
 	while ((c = ctd_rollup_next(r, &pos)))
 		if (c->span == span && c->kind == kind && c->klen == klen &&
-		    memcmp(c->key, key, klen) == 0)
+		    (klen == 0 || memcmp(c->key, key, klen) == 0))
 			return c;
 	return NULL;
 }
