@@ -110,6 +110,8 @@ int main(int argc, char **argv)
 		}
 	}
 	fflush(stdout);
+	for (unsigned i = 0; i <= n; i++)
+		mnl_socket_close(nl[i]);
 	if (all < want)
 		fprintf(stderr, "shardprobe: %ld of %ld DESTROYs in time\n", all,
 			want);
