@@ -246,11 +246,16 @@ def refusals(ns, tmp, binary):
         st = ctd.stats()
         lines = [l for l in ctd.log_text().splitlines() if "TLS" in l and
                  "refused" in l]
-        check(len(lines) == 1, "%s: %d refusal lines, want 1: %s\n%s"
+        # One line; a second only when the first was the guess of a
+        # session closed unread and a later attempt read the alert.
+        guess = "before it accepted the session"
+        check(len(lines) == 1 or (len(lines) == 2 and guess in lines[0] and
+                                  guess not in lines[1]),
+              "%s: %d refusal lines, want 1: %s\n%s"
               % (what, len(lines), lines, ctd.log_text()[-2000:]))
         words = (words,) if isinstance(words, str) else words
-        check(any(w in lines[0] for w in words), "%s: the line does not say "
-              "%r: %s" % (what, words, lines[0]))
+        check(any(w in lines[-1] for w in words), "%s: the line does not say "
+              "%r: %s" % (what, words, lines[-1]))
         check(st["out_ipfix_tls_failures"] >= 2,
               "%s: tls_failures %d after 4 s of retries"
               % (what, st["out_ipfix_tls_failures"]))
