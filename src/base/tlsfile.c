@@ -190,47 +190,15 @@ static int load_own(SSL_CTX *ctx, const struct ctd_tls_files *f,
 	return r ? r : load(ctx, load_key, f->key, owner, why, cap);
 }
 
-int ctd_tlsfile_client_ctx(const struct ctd_tls_files *f,
-			   const struct ctd_owner *owner,
-			   SSL_CTX **ret, char *why, size_t cap)
+/* The CA, then our own certificate and key (a server must have them)
+ * into ctx; ctx is freed when any fails, else handed back in ret. */
+static int fill(SSL_CTX *ctx, const struct ctd_tls_files *f,
+		const struct ctd_owner *owner, bool server, SSL_CTX **ret,
+		char *why, size_t cap)
 {
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-	int r;
+	int r = load(ctx, load_ca, f->ca, owner, why, cap);
 
-	if (!ctx)
-		return fail(why, cap, -ENOMEM, "TLS", "out of memory");
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-	r = load(ctx, load_ca, f->ca, owner, why, cap);
-	if (r == 0)
-		r = load_own(ctx, f, owner, why, cap);
-	if (r < 0) {
-		SSL_CTX_free(ctx);
-		return r;
-	}
-	*ret = ctx;
-	return 0;
-}
-
-/* Scrapers must show a certificate of the client CA: the endpoint's
- * only access control off loopback. */
-int ctd_tlsfile_server_ctx(const struct ctd_tls_files *f,
-			   const struct ctd_owner *owner,
-			   SSL_CTX **ret, char *why, size_t cap)
-{
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-	int r;
-
-	if (!ctx)
-		return fail(why, cap, -ENOMEM, "TLS", "out of memory");
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER |
-			   SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
-	/* Sessions may be resumed: without an id context OpenSSL refuses
-	 * a resumption when it verifies clients. */
-	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"ctd", 3);
-	r = load(ctx, load_ca, f->ca, owner, why, cap);
-	if (r == 0 && (!*f->cert || !*f->key)) {
+	if (r == 0 && server && (!*f->cert || !*f->key)) {
 		snprintf(why, cap, "a server needs its certificate and key");
 		r = -EINVAL;
 	}
@@ -242,6 +210,38 @@ int ctd_tlsfile_server_ctx(const struct ctd_tls_files *f,
 	}
 	*ret = ctx;
 	return 0;
+}
+
+int ctd_tlsfile_client_ctx(const struct ctd_tls_files *f,
+			   const struct ctd_owner *owner,
+			   SSL_CTX **ret, char *why, size_t cap)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (!ctx)
+		return fail(why, cap, -ENOMEM, "TLS", "out of memory");
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	return fill(ctx, f, owner, false, ret, why, cap);
+}
+
+/* Scrapers must show a certificate of the client CA: the endpoint's
+ * only access control off loopback. */
+int ctd_tlsfile_server_ctx(const struct ctd_tls_files *f,
+			   const struct ctd_owner *owner,
+			   SSL_CTX **ret, char *why, size_t cap)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	if (!ctx)
+		return fail(why, cap, -ENOMEM, "TLS", "out of memory");
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER |
+			   SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	/* Sessions may be resumed: without an id context OpenSSL refuses
+	 * a resumption when it verifies clients. */
+	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"ctd", 3);
+	return fill(ctx, f, owner, true, ret, why, cap);
 }
 
 void ctd_tlsfile_ctx_free(SSL_CTX *ctx)
