@@ -69,17 +69,13 @@ def count_lines(datas, want):
     return counts
 
 
-def replaced(ctd_bin, ns, tmp, disk):
-    """The full disk swapped for a fresh one at the same path."""
-    path = os.path.join(disk, "flows.json")
-    ctd = Ctd(ns, ctd_bin, tmp, ["--grace", "2"], json=path, tag="rp")
-    want = {f.sport for f in ns.traffic(flows("udp", FLOWS, sport=BASE))}
-    ns.run(["conntrack", "-F"])
-    check(wait_for(lambda: "write failed" in ctd.log_text(), 30),
-          "the disk never filled up: the test proves nothing")
-    # ctd runs in a mount namespace of its own (ip netns exec), which
-    # this one's mounts do not reach (/ is private here): the new disk
-    # goes into ctd's, and its file is read through /proc/PID/root.
+def new_disk(ctd, disk, path):
+    """A fresh disk mounted at disk; waits until ctd wrote what the old
+    one lacks to path there. Returns (old file, new file) bytes.
+
+    ctd runs in a mount namespace of its own (ip netns exec), which this
+    one's mounts do not reach (/ is private here): the new disk goes
+    into ctd's, and its file is read through /proc/PID/root."""
     r = subprocess.run(["nsenter", "-t", str(ctd.proc.pid), "-m", "mount",
                         "-t", "tmpfs", "-o", "size=8m", "tmpfs", disk],
                        capture_output=True, text=True)
@@ -93,7 +89,18 @@ def replaced(ctd_bin, ns, tmp, disk):
           "ctd did not move to the new disk:\n" + ctd.log_text())
     time.sleep(1)
     with open(seen, "rb") as f:
-        new = f.read()
+        return old, f.read()
+
+
+def replaced(ctd_bin, ns, tmp, disk):
+    """The full disk swapped for a fresh one at the same path."""
+    path = os.path.join(disk, "flows.json")
+    ctd = Ctd(ns, ctd_bin, tmp, ["--grace", "2"], json=path, tag="rp")
+    want = {f.sport for f in ns.traffic(flows("udp", FLOWS, sport=BASE))}
+    ns.run(["conntrack", "-F"])
+    check(wait_for(lambda: "write failed" in ctd.log_text(), 30),
+          "the disk never filled up: the test proves nothing")
+    old, new = new_disk(ctd, disk, path)
     counters = ctd.stop()
     # A line the full disk cut short ends on the new disk (its rest could
     # not be written to the old one): read the two as one stream.
@@ -129,20 +136,7 @@ def broken(ctd_bin, ns, tmp, disk):
     ns.run(["conntrack", "-F"])
     check(wait_for(lambda: "after a disk error" in ctd.log_text(), 30),
           "ctd did not name the disk error:\n" + ctd.log_text())
-    r = subprocess.run(["nsenter", "-t", str(ctd.proc.pid), "-m", "mount",
-                        "-t", "tmpfs", "-o", "size=8m", "tmpfs", disk],
-                       capture_output=True, text=True)
-    check(r.returncode == 0, "cannot mount the new disk: " + r.stderr)
-    seen = "/proc/%d/root%s" % (ctd.proc.pid, path)
-    with open(path, "rb") as f:
-        old = f.read()
-    check(wait_for(lambda: os.path.exists(seen) and
-                   sum(1 for _ in open(seen, "rb")) + old.count(b"\n")
-                   >= FLOWS, 60),
-          "ctd did not move to the new disk:\n" + ctd.log_text())
-    time.sleep(1)
-    with open(seen, "rb") as f:
-        new = f.read()
+    old, new = new_disk(ctd, disk, path)
     counters = ctd.stop()
     count_lines([old + new], want)
     c = ctdns.identity(counters, "json", FLOWS)
