@@ -99,6 +99,26 @@ def flow_key(rec):
             int(rec["destinationTransportPort"]), int(rec["protocolIdentifier"]))
 
 
+def once_each(recs, made, skip):
+    """Source port -> the one data record of each flow made: every flow
+    in made reached the collector, none twice. skip(key) leaves out
+    records that are not the test's flows (ctd's own connections)."""
+    seen = {}
+    for r in recs:
+        if r.get("tid") not in (256, 257, 258, 259):
+            continue
+        k = flow_key(r)
+        if not skip(k):
+            seen.setdefault(k[1], []).append(r)
+    missing = [p for p in made if p not in seen]
+    doubled = [p for p, rs in seen.items() if len(rs) > 1]
+    check(not missing, "%d flows never reached the collector, e.g. %s"
+          % (len(missing), missing[:10]))
+    check(not doubled, "%d flows reached it twice, e.g. %s"
+          % (len(doubled), doubled[:10]))
+    return {p: rs[0] for p, rs in seen.items()}
+
+
 def tshark_check(pcap, port):
     """tshark's IPFIX dissector over every exported datagram: no
     malformed packet and no expert warning. Returns the data records it

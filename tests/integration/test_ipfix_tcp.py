@@ -160,22 +160,10 @@ def main(args):
         check(len(torn) >= 2, "ctd never reconnected: streams %s" % list(torn))
         check(all(v == 0 for k, v in torn.items() if k.startswith("b")),
               "the new collector got a torn message: %s" % torn)
-        seen = {}
-        for r in recs:
-            if r.get("tid") not in (256, 257, 258, 259):
-                continue
-            k = ipfixtool.flow_key(r)
-            if PORT in (k[1], k[3]):
-                continue
-            seen.setdefault(k[1], []).append(r)
-        missing = [p for p in made if p not in seen]
-        doubled = [p for p, rs in seen.items() if len(rs) > 1]
-        check(not missing, "%d flows never reached the collector, e.g. %s"
-              % (len(missing), missing[:10]))
-        check(not doubled, "%d flows reached it twice, e.g. %s"
-              % (len(doubled), doubled[:10]))
+        seen = ipfixtool.once_each(recs, made,
+                                   lambda k: PORT in (k[1], k[3]))
         bad = []
-        for p, (r,) in seen.items():
+        for p, r in seen.items():
             want = made[p].counts if p in made else "no such flow made"
             got = (int(r["packetDeltaCount"]), int(r["octetDeltaCount"]),
                    int(r["reversePacketDeltaCount"]), int(r["reverseOctetDeltaCount"]))
