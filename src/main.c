@@ -38,6 +38,7 @@
 #include "ctd/kernel/nlsrc.h"
 #include "ctd/outputs/out_text.h"
 #include "ctd/outputs/output.h"
+#include "ctd/outputs/out_file.h"
 #include "ctd/outputs/outputs.h"
 #include "ctd/reload.h"
 #include "ctd/route.h"
@@ -389,7 +390,7 @@ static int open_outputs(struct ctd *ctd, const struct ctd_config *o)
 	if (r < 0)
 		return r;
 	/* JSON on stdout and the event lines would interleave: JSON wins. */
-	if (ctd->cli->foreground && strcmp(o->output, "-") != 0) {
+	if (ctd->cli->foreground && !ctd_out_json_stdout(o)) {
 		ctd->text = ctd_out_text_new(STDOUT_FILENO, &ctd->stats,
 					     ctd->cli->utc);
 		if (!ctd->text)
@@ -792,7 +793,7 @@ int main(int argc, char **argv)
 	/* Before the config: the unit's reload check (ctd -t) must say why
 	 * it refused at priority err in the journal. */
 	ctd_log_init("ctd", CTD_LOG_INFO);
-	ctd_cli_parse(argc, argv, &cli);
+	ctd_cli_parse(argc, argv, &cli, ctd_output_settings);
 	if (ctd_cli_config(&cli, &cfg, err, sizeof(err)) < 0) {
 		ctd_log_tool(CTD_LOG_ERR, "%s", err);
 		return 1;

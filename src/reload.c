@@ -130,8 +130,7 @@ int ctd_reload_apply(struct ctd_reload_target *t,
 	apply_filter(t, next);
 	apply_subscribe(t, next);
 	ctd_reload_log_labels(next);
-	strcpy(t->cfg->output, next->output);
-	strcpy(t->cfg->conntrackd_log, next->conntrackd_log);
+	ctd_config_take_live(t->cfg, next);
 	log_info("SIGHUP: configuration reloaded, reopening output files");
 	ctd_deliver_reopen(t->deliver);
 	return 0;

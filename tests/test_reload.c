@@ -12,6 +12,7 @@
 #include <ev.h>
 #include <cmocka.h>
 
+#include "ctd/outputs/outputs.h"
 #include "ctd/base/log.h"
 #include "ctd/base/stats.h"
 #include "ctd/config/config.h"
@@ -41,7 +42,7 @@ static int setup(void **state)
 	memset(&f, 0, sizeof(f));
 	f.loop = ev_loop_new(EVFLAG_AUTO);
 	assert_int_equal(ctd_deliver_new(f.loop, &dc, &f.st, &f.d), 0);
-	ctd_config_defaults(&f.cfg);
+	ctd_config_init(&f.cfg, ctd_output_settings);
 	f.filter = ctd_config_filter(&f.cfg);
 	f.t = (struct ctd_reload_target){ &f.cfg, &f.filter, f.d, NULL, false };
 	ctd_log_init("ctd", CTD_LOG_INFO);
@@ -57,6 +58,15 @@ static int teardown(void **state)
 	ctd_filter_free(f->filter);
 	ev_loop_destroy(f->loop);
 	return 0;
+}
+
+/* A setting's value as the file says it. */
+static const char *value(const struct ctd_config *cfg, const char *key)
+{
+	static char buf[CTD_CONFIG_PATH_MAX];
+
+	assert_int_equal(ctd_config_get(cfg, key, buf, sizeof(buf)), 0);
+	return buf;
 }
 
 static void set(struct ctd_config *c, const char *key, const char *value)
@@ -94,7 +104,7 @@ static void test_filter_and_restart_needed(void **state)
 	assert_null(strstr(text, "turning output"));
 	assert_ptr_not_equal(f->filter, before);
 	assert_string_equal(f->cfg.filter[0], "tcp");
-	assert_string_equal(f->cfg.output, "/tmp/elsewhere.json");
+	assert_string_equal(value(&f->cfg, "output"), "/tmp/elsewhere.json");
 	assert_int_equal(f->cfg.grace, 15);      /* not live: unchanged */
 }
 
@@ -126,7 +136,7 @@ static void test_all_or_nothing(void **state)
 	assert_null(strstr(text, "configuration reloaded"));
 	assert_ptr_equal(f->filter, before);
 	assert_string_equal(f->cfg.filter[0], "any");
-	assert_string_equal(f->cfg.output, path);
+	assert_string_equal(value(&f->cfg, "output"), path);
 	ctd_deliver_free(f->d);
 	f->d = NULL;
 	tmpdir_remove(dir);

@@ -17,9 +17,9 @@ enum {
 	OPT_SORT,
 };
 
-#define SET(name) { name, required_argument, NULL, OPT_SET }
-
-static const struct option longopts[] = {
+/* Options that are not settings; every setting is one more, made
+ * from its row (options()). */
+static const struct option fixed[] = {
 	{ "foreground", no_argument, NULL, 'f' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "config", required_argument, NULL, 'c' },
@@ -34,37 +34,36 @@ static const struct option longopts[] = {
 	{ "no-broadcast-error", no_argument, NULL, OPT_NO_BCERR },
 	{ "no-resync", no_argument, NULL, OPT_NO_RESYNC },
 	{ "no-sysctl", no_argument, NULL, OPT_NO_SYSCTL },
-	SET("output"), SET("json-events"), SET("stream"), SET("stream-events"),
-	SET("stream-group"),
-	SET("store"), SET("store-retention"),
-	SET("postgresql"),
-	SET("store-rollup-retention"), SET("store-max-size"),
-	SET("spool-dir"), SET("grace"), SET("dying-max"), SET("memory-max"),
-	SET("shutdown-timeout"), SET("control"), SET("control-group"), SET("metrics"), SET("user"),
-	SET("rcvbuf"),
-	SET("rcvbuf-max"), SET("budget"), SET("broadcast-error"),
-	SET("resync"), SET("kernel-pressure"), SET("kernel-pressure-high"),
-	SET("kernel-pressure-low"), SET("sysctl"), SET("netns"), SET("max-flows"), SET("remember-ends"),
-	SET("expiry-slack"), SET("check-interval"), SET("pending-interval"),
-	SET("active-timeout"), SET("record"), SET("filter-proto"),
-	SET("filter-src"), SET("filter-dst"), SET("ignore-src"),
-	SET("ignore-dst"), SET("filter-tcp-state"), SET("filter-zone"),
-	SET("filter-mark"), SET("filter-netns"), SET("ignore-netns"),
-	SET("conntrackd-log"), SET("ipfix"),
-	SET("ipfix-shape"), SET("ipfix-domain"), SET("ipfix-mtu"),
-	SET("ipfix-template-refresh"), SET("ipfix-template-messages"),
-	SET("ipfix-nat-event"), SET("ipfix-pen"), SET("syslog"),
-	SET("ipfix-tls-ca"), SET("ipfix-tls-name"), SET("ipfix-tls-cert"),
-	SET("ipfix-tls-key"),
-	SET("metrics-tls-cert"), SET("metrics-tls-key"), SET("metrics-client-ca"),
-	SET("kafka"), SET("kafka-topic"), SET("kafka-key"), SET("kafka-option"),
-	SET("kafka-events"),
-	SET("syslog-facility"), SET("syslog-level"), SET("syslog-format"),
-	SET("syslog-socket"), SET("subscribe"), SET("record-labels"),
-	{ NULL, 0, NULL, 0 },
 };
 
-static void usage(FILE *f)
+#define N_FIXED (sizeof(fixed) / sizeof(fixed[0]))
+#define N_OPTIONS (N_FIXED + CTD_CONFIG_SETTINGS + 1)
+
+struct options {
+	struct option opt[N_OPTIONS];
+	size_t n;
+};
+
+static void add_setting(void *arg, const struct ctd_setting *s)
+{
+	struct options *o = arg;
+
+	if (o->n + 1 < N_OPTIONS)
+		o->opt[o->n++] = (struct option){ s->key, required_argument,
+						  NULL, OPT_SET };
+}
+
+/* The fixed options, then --KEY VALUE for every setting. */
+static void options(const struct ctd_setting_group *const *groups,
+		    struct options *o)
+{
+	memcpy(o->opt, fixed, sizeof(fixed));
+	o->n = N_FIXED;
+	ctd_config_keys(groups, add_setting, o);
+	o->opt[o->n] = (struct option){ NULL, 0, NULL, 0 };
+}
+
+static void usage_head(FILE *f)
 {
 	fputs(
 "Usage: ctd [options]             run (a daemon; -f to watch in a terminal)\n"
@@ -86,9 +85,12 @@ static void usage(FILE *f)
 "  -v, --verbose            debug logging; print all counters at exit; with -t\n"
 "                           print the effective configuration\n"
 "\n"
-"Every setting of ctd.conf(5) is also an option, e.g.:\n"
-"  -o, --output FILE        JSON-lines record file (default /var/log/ctd/flows.json;\n"
-"                           '-' for stdout, 'none' for no file)\n"
+"Every setting of ctd.conf(5) is also an option, e.g.:\n", f);
+}
+
+static void usage_tail(FILE *f)
+{
+	fputs(
 "  -b, --rcvbuf SIZE        netlink receive buffer (default 8M; k/M/G suffixes)\n"
 "      --rcvbuf-max SIZE    grow the buffer on overruns up to SIZE (default 64M)\n"
 "      --budget N           netlink messages handled per loop wakeup (default 4096)\n"
@@ -116,35 +118,12 @@ static void usage(FILE *f)
 "      --no-sysctl          leave nf_conntrack_events/acct/timestamp alone\n"
 "      --netns all|NAME,... also watch these network namespaces (/run/netns;\n"
 "                           default self: only ctd's own)\n"
-"      --record FILE        also write every raw netlink datagram to FILE\n"
-"      --stream PATH        also serve records as JSON lines on a Unix socket\n"
-"      --json-events LIST   what the JSON file gets: new,update,destroy\n"
-"                           (default destroy: one record per flow)\n"
-"      --stream-events LIST the same for --stream (default destroy)\n"
-"      --conntrackd-log FILE  also log ended flows in conntrackd's LogFile\n"
-"                           format (stats mode), for existing parsers\n"
-"      --ipfix udp:HOST:PORT|tcp:HOST:PORT  also export IPFIX to a collector\n"
-"                           (--ipfix-shape biflow|uniflow|initiator, see\n"
-"                           ctd.conf(5) for the other ipfix-* settings)\n"
-"      --ipfix tls:HOST:PORT  the same over TLS (port 4740): --ipfix-tls-ca FILE\n"
-"                           verifies the collector (as HOST or --ipfix-tls-name),\n"
-"                           --ipfix-tls-cert/--ipfix-tls-key FILE for mutual TLS\n"
-"      --kafka HOST:PORT,...  also publish records to Kafka, at least once\n"
-"                           (--kafka-topic, --kafka-key tuple|none,\n"
-"                           --kafka-option NAME=VALUE, --kafka-events)\n"
-"      --syslog yes         also send each record to syslog (--syslog-facility,\n"
-"                           --syslog-level, --syslog-format rfc3164|rfc5424)\n"
-"      --stream-group GROUP members of GROUP may read the stream socket too\n"
-"                           (default none: root only)\n"
-"      --store PATH         also keep finished flows in an SQLite database\n"
-"                           (default /var/lib/ctd/flows.db; 'none' = off)\n"
-"      --store-retention TIME  rows older than TIME are pruned (default 30d;\n"
-"                           s, m, h, d suffixes)\n"
-"      --postgresql CONNINFO  also keep finished flows in a PostgreSQL\n"
-"                           database (libpq conninfo; default none)\n"
-"      --store-rollup-retention TIME  hour and day rollups kept (default 400d)\n"
-"      --store-max-size SIZE  oldest rows pruned past SIZE (default auto:\n"
-"                           2G or a tenth of the store's file system)\n"
+"      --record FILE        also write every raw netlink datagram to FILE\n", f);
+}
+
+static void usage_end(FILE *f)
+{
+	fputs(
 "      --spool-dir DIR      undelivered records survive restarts here\n"
 "                           (default /var/lib/ctd; 'none' = no spool)\n"
 "      --grace SECS         re-send a refused record within SECS (default 15)\n"
@@ -181,6 +160,17 @@ static void usage(FILE *f)
 "\nSignals: TERM/INT stop, HUP reloads the configuration and reopens output\n"
 "files, USR1 only reopens them (logrotate), USR2 restarts ctd in place\n"
 "keeping its ctnetlink socket (no event lost). See ctd(8) and ctd.conf(5).\n", f);
+}
+
+/* ctd's own options around each output's lines, from its group. */
+static void usage(FILE *f, const struct ctd_setting_group *const *groups)
+{
+	usage_head(f);
+	usage_tail(f);
+	fputs("Outputs (each also in ctd.conf(5)):\n", f);
+	for (size_t i = 0; groups && groups[i]; i++)
+		fputs(groups[i]->help, f);
+	usage_end(f);
 }
 
 static void add(struct ctd_cli *cli, const char *key, const char *value)
@@ -242,13 +232,17 @@ static void refuse_misplaced_sort(const struct ctd_cli *cli)
 	exit(2);
 }
 
-void ctd_cli_parse(int argc, char **argv, struct ctd_cli *cli)
+void ctd_cli_parse(int argc, char **argv, struct ctd_cli *cli,
+		   const struct ctd_setting_group *const *groups)
 {
+	struct options o;
 	int c, idx;
 
 	memset(cli, 0, sizeof(*cli));
 	cli->config = CTD_CONFIG_FILE;
-	while ((c = getopt_long(argc, argv, "fvc:tslo:b:hV", longopts, &idx)) != -1) {
+	cli->groups = groups;
+	options(groups, &o);
+	while ((c = getopt_long(argc, argv, "fvc:tslo:b:hV", o.opt, &idx)) != -1) {
 		switch (c) {
 		case 'f': cli->foreground = true; break;
 		case 'v': cli->verbose = true; break;
@@ -264,8 +258,8 @@ void ctd_cli_parse(int argc, char **argv, struct ctd_cli *cli)
 		case OPT_NO_BCERR: add(cli, "broadcast-error", "no"); break;
 		case OPT_NO_RESYNC: add(cli, "resync", "no"); break;
 		case OPT_NO_SYSCTL: add(cli, "sysctl", "no"); break;
-		case OPT_SET: add(cli, longopts[idx].name, optarg); break;
-		case 'h': usage(stdout); exit(0);
+		case OPT_SET: add(cli, o.opt[idx].name, optarg); break;
+		case 'h': usage(stdout, groups); exit(0);
 		case 'V': printf("ctd %s\n", CTD_VERSION); exit(0);
 		default:
 			fprintf(stderr, "Try 'ctd --help'.\n");
@@ -297,17 +291,17 @@ bool ctd_cli_watcher(const struct ctd_cli *cli)
 static void watch_only(struct ctd_config *cfg)
 {
 	static const char *const off[][2] = {
-		{ "output", "none" }, { "conntrackd-log", "none" },
-		{ "stream", "none" }, { "ipfix", "none" }, { "kafka", "none" },
-		{ "syslog", "no" }, { "spool-dir", "none" }, { "store", "none" },
-		{ "postgresql", "none" },
-		{ "control", "none" }, { "metrics", "none" },
-		{ "record", "none" }, { "broadcast-error", "no" },
+		{ "spool-dir", "none" }, { "control", "none" },
+		{ "metrics", "none" }, { "record", "none" },
+		{ "broadcast-error", "no" },
 	};
 	char msg[CTD_CONFIG_ERR_MAX];
 
 	for (size_t i = 0; i < sizeof(off) / sizeof(off[0]); i++)
 		ctd_config_set(cfg, off[i][0], off[i][1], msg, sizeof(msg));
+	for (size_t i = 0; cfg->groups && cfg->groups[i]; i++)
+		ctd_config_set(cfg, cfg->groups[i]->off_key,
+			       cfg->groups[i]->off_value, msg, sizeof(msg));
 }
 
 int ctd_cli_config(const struct ctd_cli *cli, struct ctd_config *cfg,
@@ -316,7 +310,7 @@ int ctd_cli_config(const struct ctd_cli *cli, struct ctd_config *cfg,
 	char msg[CTD_CONFIG_ERR_MAX];
 	int r;
 
-	ctd_config_defaults(cfg);
+	ctd_config_init(cfg, cli->groups);
 	r = ctd_config_load(cfg, cli->config, cli->config_given, err, errlen);
 	if (r < 0)
 		return r;

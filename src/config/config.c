@@ -20,142 +20,72 @@
 #include "ctd/base/listen.h"
 #include "ctd/config/config.h"
 #include "ctd/config/conninfo.h"
-#include "ctd/format/ipfix.h"
 #include "ctd/kernel/ctevent.h"
 
-enum type {
-	T_SIZE,      /* size_t, k/M/G suffixes */
-	T_COUNT,     /* size_t, plain number */
-	T_UINT,      /* unsigned, plain number */
-	T_SECS,      /* unsigned seconds */
-	T_DURATION,  /* unsigned seconds, written with an s/m/h/d suffix */
-	T_BOOL,
-	T_PATH,      /* string; "none" clears it when none_ok */
-	T_EVENTS,    /* new,update,destroy */
-	T_LOOPBACK,  /* 127.0.0.1:port or [::1]:port, or none */
-	T_FILTER,    /* a filter criterion; min is its enum ctd_filter_key */
-	T_CHOICE,    /* one word of choices[min], stored as its index */
-	T_TARGET,    /* an IPFIX collector: udp:HOST:PORT or tcp:HOST:PORT */
-	T_OPTIONS,   /* NAME=VALUE, each line adds one; none clears them */
-	T_CONNINFO,  /* a T_PATH shown with its passwords hidden */
-};
+/* Short names for the rows below. */
+#define T(x) CTD_SET_##x
+#define S CTD_SETTING
+#define RESTART false
+#define LIVE true
 
-enum { C_SHAPE, C_NAT_EVENT, C_FACILITY, C_LEVEL, C_SYSLOG_FORMAT, C_KAFKA_KEY,
-       C_SUBSCRIBE, C_PRESSURE };
+enum { C_SUBSCRIBE, C_PRESSURE };
 
 /* NULL-terminated word lists; a word's index is its stored value. */
-static const char *const choices[][25] = {
-	[C_SHAPE] = { "biflow", "uniflow", "initiator", NULL },
-	[C_NAT_EVENT] = { "rfc8158", "legacy", "none", NULL },
-	/* syslog(3)'s facility numbers: kern is 0, local7 is 23. */
-	[C_FACILITY] = { "kern", "user", "mail", "daemon", "auth", "syslog",
-			 "lpr", "news", "uucp", "cron", "authpriv", "ftp",
-			 "ntp", "security", "console", "solaris-cron",
-			 "local0", "local1", "local2", "local3", "local4",
-			 "local5", "local6", "local7", NULL },
-	[C_LEVEL] = { "emerg", "alert", "crit", "err", "warning", "notice",
-		      "info", "debug", NULL },
-	[C_SYSLOG_FORMAT] = { "rfc3164", "rfc5424", NULL },
-	[C_KAFKA_KEY] = { "tuple", "none", NULL },
+static const char *const choices[][4] = {
 	[C_SUBSCRIBE] = { "auto", "all", NULL },
 	[C_PRESSURE] = { "fail-open", "hold", NULL },
 };
 
-/* What a reload does with a changed setting: applies it to the running
- * ctd, or logs that it needs a restart. */
-enum reload { RESTART, LIVE };
-
-struct setting {
-	const char *key;
-	enum type type;
-	size_t off;
-	unsigned long long min, max;
-	bool none_ok;
-	enum reload reload;
-};
-
 #define F(field) offsetof(struct ctd_config, field)
-/* max of a T_COUNT or T_SIZE that also takes "auto" (the bound is then
+/* max of a T(COUNT) or T(SIZE) that also takes "auto" (the bound is then
  * 10^8, or 1T for a size). */
 #define AUTO_OK UINT64_MAX
 #define AUTO_COUNT_MAX 100000000ULL
 #define AUTO_SIZE_MAX (1ULL << 40)
 
-static const struct setting settings[] = {
-	{ "output", T_PATH, F(output), 0, 0, true, LIVE },
-	{ "json-events", T_EVENTS, F(json_events), 0, 0, false, RESTART },
-	{ "stream", T_PATH, F(stream), 0, 0, true, RESTART },
-	{ "stream-events", T_EVENTS, F(stream_events), 0, 0, false, RESTART },
-	{ "conntrackd-log", T_PATH, F(conntrackd_log), 0, 0, true, LIVE },
-	{ "ipfix", T_TARGET, F(ipfix), 0, 0, true, RESTART },
-	{ "ipfix-shape", T_CHOICE, F(ipfix_shape), C_SHAPE, 0, false, RESTART },
-	{ "ipfix-domain", T_UINT, F(ipfix_domain), 0, 4294967295u, false, RESTART },
-	{ "ipfix-mtu", T_UINT, F(ipfix_mtu), 576, 65535, false, RESTART },
-	{ "ipfix-template-refresh", T_SECS, F(ipfix_template_refresh), 1, 86400, false, RESTART },
-	{ "ipfix-template-messages", T_UINT, F(ipfix_template_messages), 1, 1000000, false, RESTART },
-	{ "ipfix-nat-event", T_CHOICE, F(ipfix_nat_event), C_NAT_EVENT, 0, false, RESTART },
-	{ "ipfix-pen", T_UINT, F(ipfix_pen), 0, 4294967295u, false, RESTART },
-	{ "ipfix-tls-ca", T_PATH, F(ipfix_tls_ca), 0, 0, true, LIVE },
-	{ "ipfix-tls-name", T_PATH, F(ipfix_tls_name), 0, 0, true, RESTART },
-	{ "ipfix-tls-cert", T_PATH, F(ipfix_tls_cert), 0, 0, true, LIVE },
-	{ "ipfix-tls-key", T_PATH, F(ipfix_tls_key), 0, 0, true, LIVE },
-	{ "syslog", T_BOOL, F(syslog), 0, 0, false, RESTART },
-	{ "syslog-facility", T_CHOICE, F(syslog_facility), C_FACILITY, 0, false, RESTART },
-	{ "syslog-level", T_CHOICE, F(syslog_level), C_LEVEL, 0, false, RESTART },
-	{ "syslog-format", T_CHOICE, F(syslog_format), C_SYSLOG_FORMAT, 0, false, RESTART },
-	{ "syslog-socket", T_PATH, F(syslog_socket), 0, 0, false, RESTART },
-	{ "kafka", T_PATH, F(kafka), 0, 0, true, RESTART },
-	{ "kafka-topic", T_PATH, F(kafka_topic), 0, 0, false, RESTART },
-	{ "kafka-key", T_CHOICE, F(kafka_key), C_KAFKA_KEY, 0, false, RESTART },
-	{ "kafka-option", T_OPTIONS, F(kafka_options), 0, 0, true, RESTART },
-	{ "kafka-events", T_EVENTS, F(kafka_events), 0, 0, false, RESTART },
-	{ "store", T_PATH, F(store), 0, 0, true, RESTART },
-	{ "store-retention", T_DURATION, F(store_retention), 60, 3650u * 86400, false, RESTART },
-	{ "postgresql", T_CONNINFO, F(postgresql), 0, 0, true, RESTART },
-	{ "store-rollup-retention", T_DURATION, F(store_rollup_retention), 3600, 3650u * 86400, false, RESTART },
-	{ "store-max-size", T_SIZE, F(store_max_size), 1u << 20, AUTO_OK, false, RESTART },
-	{ "spool-dir", T_PATH, F(spool_dir), 0, 0, true, RESTART },
-	{ "grace", T_SECS, F(grace), 1, 86400, false, RESTART },
-	{ "dying-max", T_COUNT, F(dying_max), 1, 10000000, false, RESTART },
-	{ "memory-max", T_SIZE, F(memory_max), 64u << 10, AUTO_OK, false, RESTART },
-	{ "shutdown-timeout", T_SECS, F(shutdown_timeout), 0, 86400, false, RESTART },
-	{ "control", T_PATH, F(control), 0, 0, true, RESTART },
-	{ "control-group", T_PATH, F(control_group), 0, 0, true, RESTART },
-	{ "stream-group", T_PATH, F(stream_group), 0, 0, true, RESTART },
-	{ "metrics", T_LOOPBACK, F(metrics), 0, 0, true, RESTART },
-	{ "metrics-tls-cert", T_PATH, F(metrics_tls_cert), 0, 0, true, RESTART },
-	{ "metrics-tls-key", T_PATH, F(metrics_tls_key), 0, 0, true, RESTART },
-	{ "metrics-client-ca", T_PATH, F(metrics_client_ca), 0, 0, true, RESTART },
-	{ "user", T_PATH, F(user), 0, 0, true, RESTART },
-	{ "rcvbuf", T_SIZE, F(rcvbuf), 1024, 1ULL << 30, false, RESTART },
-	{ "rcvbuf-max", T_SIZE, F(rcvbuf_max), 1024, 1ULL << 30, false, RESTART },
-	{ "budget", T_UINT, F(budget), 1, 1000000, false, RESTART },
-	{ "broadcast-error", T_BOOL, F(broadcast_error), 0, 0, false, RESTART },
-	{ "resync", T_BOOL, F(resync), 0, 0, false, RESTART },
-	{ "kernel-pressure", T_CHOICE, F(kernel_pressure), C_PRESSURE, 0, false, RESTART },
-	{ "kernel-pressure-high", T_UINT, F(kernel_pressure_high), 2, 100, false, RESTART },
-	{ "kernel-pressure-low", T_UINT, F(kernel_pressure_low), 1, 99, false, RESTART },
-	{ "subscribe", T_CHOICE, F(subscribe), C_SUBSCRIBE, 0, false, LIVE },
-	{ "record-labels", T_BOOL, F(record_labels), 0, 0, false, LIVE },
-	{ "sysctl", T_BOOL, F(sysctl), 0, 0, false, RESTART },
-	{ "netns", T_PATH, F(netns), 0, 0, false, RESTART },
-	{ "max-flows", T_COUNT, F(max_flows), 0, 1ULL << 30, false, RESTART },
-	{ "remember-ends", T_COUNT, F(remember_ends), 0, AUTO_OK, false, RESTART },
-	{ "expiry-slack", T_SECS, F(expiry_slack), 0, 86400, false, RESTART },
-	{ "check-interval", T_SECS, F(check_interval), 1, 86400, false, RESTART },
-	{ "pending-interval", T_SECS, F(pending_interval), 0, 86400, false, RESTART },
-	{ "active-timeout", T_SECS, F(active_timeout), 0, 86400, false, RESTART },
-	{ "record", T_PATH, F(record), 0, 0, true, RESTART },
-	{ "filter-proto", T_FILTER, F(filter[0]), CTD_FILTER_PROTO, 0, false, LIVE },
-	{ "filter-src", T_FILTER, F(filter[1]), CTD_FILTER_SRC, 0, false, LIVE },
-	{ "filter-dst", T_FILTER, F(filter[2]), CTD_FILTER_DST, 0, false, LIVE },
-	{ "ignore-src", T_FILTER, F(filter[3]), CTD_FILTER_IGNORE_SRC, 0, false, LIVE },
-	{ "ignore-dst", T_FILTER, F(filter[4]), CTD_FILTER_IGNORE_DST, 0, false, LIVE },
-	{ "filter-tcp-state", T_FILTER, F(filter[5]), CTD_FILTER_TCP_STATE, 0, false, LIVE },
-	{ "filter-zone", T_FILTER, F(filter[6]), CTD_FILTER_ZONE, 0, false, LIVE },
-	{ "filter-mark", T_FILTER, F(filter[7]), CTD_FILTER_MARK, 0, false, LIVE },
-	{ "filter-netns", T_FILTER, F(filter[8]), CTD_FILTER_NETNS, 0, false, LIVE },
-	{ "ignore-netns", T_FILTER, F(filter[9]), CTD_FILTER_IGNORE_NETNS, 0, false, LIVE },
+/* ctd's own settings; the outputs' are in their groups (setting.h). */
+static const struct ctd_setting settings[] = {
+	S("spool-dir", T(PATH), F(spool_dir), 0, 0, true, RESTART),
+	S("grace", T(SECS), F(grace), 1, 86400, false, RESTART),
+	S("dying-max", T(COUNT), F(dying_max), 1, 10000000, false, RESTART),
+	S("memory-max", T(SIZE), F(memory_max), 64u << 10, AUTO_OK, false, RESTART),
+	S("shutdown-timeout", T(SECS), F(shutdown_timeout), 0, 86400, false, RESTART),
+	S("control", T(PATH), F(control), 0, 0, true, RESTART),
+	S("control-group", T(PATH), F(control_group), 0, 0, true, RESTART),
+	S("metrics", T(LOOPBACK), F(metrics), 0, 0, true, RESTART),
+	S("metrics-tls-cert", T(PATH), F(metrics_tls_cert), 0, 0, true, RESTART),
+	S("metrics-tls-key", T(PATH), F(metrics_tls_key), 0, 0, true, RESTART),
+	S("metrics-client-ca", T(PATH), F(metrics_client_ca), 0, 0, true, RESTART),
+	S("user", T(PATH), F(user), 0, 0, true, RESTART),
+	S("rcvbuf", T(SIZE), F(rcvbuf), 1024, 1ULL << 30, false, RESTART),
+	S("rcvbuf-max", T(SIZE), F(rcvbuf_max), 1024, 1ULL << 30, false, RESTART),
+	S("budget", T(UINT), F(budget), 1, 1000000, false, RESTART),
+	S("broadcast-error", T(BOOL), F(broadcast_error), 0, 0, false, RESTART),
+	S("resync", T(BOOL), F(resync), 0, 0, false, RESTART),
+	S("kernel-pressure", T(CHOICE), F(kernel_pressure), 0, 0, false, RESTART, .words = choices[C_PRESSURE]),
+	S("kernel-pressure-high", T(UINT), F(kernel_pressure_high), 2, 100, false, RESTART),
+	S("kernel-pressure-low", T(UINT), F(kernel_pressure_low), 1, 99, false, RESTART),
+	S("subscribe", T(CHOICE), F(subscribe), 0, 0, false, LIVE, .words = choices[C_SUBSCRIBE]),
+	S("record-labels", T(BOOL), F(record_labels), 0, 0, false, LIVE),
+	S("sysctl", T(BOOL), F(sysctl), 0, 0, false, RESTART),
+	S("netns", T(PATH), F(netns), 0, 0, false, RESTART),
+	S("max-flows", T(COUNT), F(max_flows), 0, 1ULL << 30, false, RESTART),
+	S("remember-ends", T(COUNT), F(remember_ends), 0, AUTO_OK, false, RESTART),
+	S("expiry-slack", T(SECS), F(expiry_slack), 0, 86400, false, RESTART),
+	S("check-interval", T(SECS), F(check_interval), 1, 86400, false, RESTART),
+	S("pending-interval", T(SECS), F(pending_interval), 0, 86400, false, RESTART),
+	S("active-timeout", T(SECS), F(active_timeout), 0, 86400, false, RESTART),
+	S("record", T(PATH), F(record), 0, 0, true, RESTART),
+	S("filter-proto", T(FILTER), F(filter[0]), CTD_FILTER_PROTO, 0, false, LIVE),
+	S("filter-src", T(FILTER), F(filter[1]), CTD_FILTER_SRC, 0, false, LIVE),
+	S("filter-dst", T(FILTER), F(filter[2]), CTD_FILTER_DST, 0, false, LIVE),
+	S("ignore-src", T(FILTER), F(filter[3]), CTD_FILTER_IGNORE_SRC, 0, false, LIVE),
+	S("ignore-dst", T(FILTER), F(filter[4]), CTD_FILTER_IGNORE_DST, 0, false, LIVE),
+	S("filter-tcp-state", T(FILTER), F(filter[5]), CTD_FILTER_TCP_STATE, 0, false, LIVE),
+	S("filter-zone", T(FILTER), F(filter[6]), CTD_FILTER_ZONE, 0, false, LIVE),
+	S("filter-mark", T(FILTER), F(filter[7]), CTD_FILTER_MARK, 0, false, LIVE),
+	S("filter-netns", T(FILTER), F(filter[8]), CTD_FILTER_NETNS, 0, false, LIVE),
+	S("ignore-netns", T(FILTER), F(filter[9]), CTD_FILTER_IGNORE_NETNS, 0, false, LIVE),
 };
 
 _Static_assert(CTD_FILTER_PROTO == 0 && CTD_FILTER_MARK == 7 &&
@@ -163,18 +93,53 @@ _Static_assert(CTD_FILTER_PROTO == 0 && CTD_FILTER_MARK == 7 &&
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
-_Static_assert(N_SETTINGS <= CTD_CONFIG_SETTINGS,
-	       "struct ctd_config has an origin for every setting");
+/* A setting of a configuration: its row, where its value is (its
+ * struct's offset in struct ctd_config) and its origin's slot. */
+struct slot {
+	const struct ctd_setting *s;
+	size_t base;
+	size_t index;
+};
+
+static void *field_of(const struct ctd_config *cfg, const struct slot *sl)
+{
+	return (char *)cfg + sl->base + sl->s->off;
+}
+
+/* Setting number i: ctd's own first, then each group's rows. */
+static bool slot_at(const struct ctd_config *cfg, size_t i, struct slot *ret)
+{
+	size_t at = i;
+
+	if (at < N_SETTINGS) {
+		*ret = (struct slot){ &settings[at], 0, i };
+		return true;
+	}
+	at -= N_SETTINGS;
+	for (size_t g = 0; cfg->groups && cfg->groups[g]; g++) {
+		if (at < cfg->groups[g]->n_rows) {
+			*ret = (struct slot){ &cfg->groups[g]->rows[at],
+					      F(group_data) + cfg->group_off[g], i };
+			return true;
+		}
+		at -= cfg->groups[g]->n_rows;
+	}
+	return false;
+}
+
+static bool lookup(const struct ctd_config *cfg, const char *key,
+		   struct slot *ret)
+{
+	for (size_t i = 0; slot_at(cfg, i, ret); i++)
+		if (strcmp(ret->s->key, key) == 0)
+			return true;
+	return false;
+}
 
 void ctd_config_defaults(struct ctd_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	strcpy(cfg->output, CTD_CONFIG_DEFAULT_OUTPUT);
 	strcpy(cfg->spool_dir, "/var/lib/ctd");
-	strcpy(cfg->store, CTD_CONFIG_DEFAULT_STORE);
-	cfg->store_retention = 30 * 86400;
-	cfg->store_rollup_retention = 400 * 86400;
-	cfg->store_max_size = CTD_CONFIG_AUTO;
 	strcpy(cfg->control, CTD_CONFIG_DEFAULT_CONTROL);
 	cfg->rcvbuf = 8u << 20;
 	cfg->rcvbuf_max = 64u << 20;
@@ -191,36 +156,78 @@ void ctd_config_defaults(struct ctd_config *cfg)
 	cfg->active_timeout = 1800;
 	cfg->grace = 15;
 	cfg->shutdown_timeout = 5;
-	cfg->json_events = 1u << CTD_EV_DESTROY;
-	cfg->stream_events = 1u << CTD_EV_DESTROY;
 	cfg->broadcast_error = true;
 	cfg->resync = true;
 	cfg->sysctl = true;
 	for (size_t i = 0; i < CTD_FILTER__COUNT; i++)
 		strcpy(cfg->filter[i], "any");
-	cfg->ipfix_domain = 1;
-	cfg->ipfix_mtu = 1280;
-	cfg->ipfix_template_refresh = 60;
-	cfg->ipfix_template_messages = 1000;
-	cfg->syslog_facility = 16;    /* local0 */
-	cfg->syslog_level = 6;        /* info */
-	strcpy(cfg->syslog_socket, "/dev/log");
-	strcpy(cfg->kafka_topic, "ctd-flows");
-	cfg->kafka_events = 1u << CTD_EV_DESTROY;
 	strcpy(cfg->netns, "self");
 }
 
-static const struct setting *find(const char *key)
+static int store(struct ctd_config *cfg, const struct slot *sl,
+		 const char *value, char *why, size_t whylen);
+
+/* Each group's struct at the next 16-byte boundary, its rows at their
+ * defaults. A group that does not fit is a build mistake: abort. */
+static void lay_out(struct ctd_config *cfg)
 {
-	for (size_t i = 0; i < N_SETTINGS; i++)
-		if (strcmp(settings[i].key, key) == 0)
-			return &settings[i];
+	size_t at = 0, g, i;
+	struct slot sl;
+	char why[160];
+
+	for (g = 0; cfg->groups[g]; g++) {
+		if (g >= CTD_CONFIG_GROUPS ||
+		    at + cfg->groups[g]->size > CTD_CONFIG_GROUP_BYTES)
+			abort();
+		cfg->group_off[g] = (unsigned)at;
+		at = (at + cfg->groups[g]->size + 15) & ~(size_t)15;
+	}
+	for (i = N_SETTINGS; slot_at(cfg, i, &sl); i++)
+		if (i >= CTD_CONFIG_SETTINGS ||
+		    (sl.s->def && store(cfg, &sl, sl.s->def, why, sizeof(why)) < 0))
+			abort();
+}
+
+void ctd_config_init(struct ctd_config *cfg,
+		     const struct ctd_setting_group *const *groups)
+{
+	ctd_config_defaults(cfg);
+	cfg->groups = groups;
+	if (groups)
+		lay_out(cfg);
+}
+
+const void *ctd_config_group_get(const struct ctd_config *cfg,
+				 const struct ctd_setting_group *g)
+{
+	for (size_t i = 0; cfg->groups && cfg->groups[i]; i++)
+		if (cfg->groups[i] == g)
+			return cfg->group_data + cfg->group_off[i];
 	return NULL;
 }
 
-bool ctd_config_has(const char *key)
+void *ctd_config_group(struct ctd_config *cfg,
+		       const struct ctd_setting_group *g)
 {
-	return find(key) != NULL;
+	return (void *)ctd_config_group_get(cfg, g);
+}
+
+bool ctd_config_has(const struct ctd_config *cfg, const char *key)
+{
+	struct slot sl;
+
+	return lookup(cfg, key, &sl);
+}
+
+void ctd_config_keys(const struct ctd_setting_group *const *groups,
+		     void (*fn)(void *arg, const struct ctd_setting *s),
+		     void *arg)
+{
+	for (size_t i = 0; i < N_SETTINGS; i++)
+		fn(arg, &settings[i]);
+	for (size_t g = 0; groups && groups[g]; g++)
+		for (size_t i = 0; i < groups[g]->n_rows; i++)
+			fn(arg, &groups[g]->rows[i]);
 }
 
 static int parse_number(const char *s, bool suffixes, unsigned long long *ret)
@@ -255,7 +262,7 @@ static const struct { char suffix; unsigned secs; } units[] = {
 	{ 'd', 86400 }, { 'h', 3600 }, { 'm', 60 }, { 's', 1 },
 };
 
-static int parse_duration(const char *value, const struct setting *s,
+static int parse_duration(const char *value, const struct ctd_setting *s,
 			  void *field)
 {
 	unsigned long long v, mult = 1;
@@ -335,26 +342,26 @@ static void human(unsigned long long v, char *buf, size_t len)
 }
 
 /* The largest value a setting takes. */
-static unsigned long long upper(const struct setting *s)
+static unsigned long long upper(const struct ctd_setting *s)
 {
 	if (s->max != AUTO_OK)
 		return s->max;
-	return s->type == T_SIZE ? AUTO_SIZE_MAX : AUTO_COUNT_MAX;
+	return s->type == T(SIZE) ? AUTO_SIZE_MAX : AUTO_COUNT_MAX;
 }
 
-static void expected(const struct setting *s, char *buf, size_t len)
+static void expected(const struct ctd_setting *s, char *buf, size_t len)
 {
 	char lo[32], hi[32];
 
 	switch (s->type) {
-	case T_SIZE:
+	case T(SIZE):
 		human(s->min, lo, sizeof(lo));
 		human(upper(s), hi, sizeof(hi));
 		snprintf(buf, len, "%sa size from %s to %s (k, M, G suffixes)",
 			 s->max == AUTO_OK ? "auto or " : "", lo, hi);
 		break;
-	case T_COUNT:
-	case T_UINT:
+	case T(COUNT):
+	case T(UINT):
 		if (s->max == AUTO_OK)
 			snprintf(buf, len, "auto or a number from %llu to "
 				 "100000000", s->min);
@@ -362,52 +369,49 @@ static void expected(const struct setting *s, char *buf, size_t len)
 			snprintf(buf, len, "a number from %llu to %llu", s->min,
 				 s->max);
 		break;
-	case T_SECS:
+	case T(SECS):
 		snprintf(buf, len, "seconds from %llu to %llu", s->min, s->max);
 		break;
-	case T_DURATION:
+	case T(DURATION):
 		snprintf(buf, len, "a time from 1m to 3650d (a number with "
 			 "s, m, h or d)");
 		break;
-	case T_BOOL:
+	case T(BOOL):
 		snprintf(buf, len, "yes or no");
 		break;
-	case T_EVENTS:
+	case T(EVENTS):
 		snprintf(buf, len, "a comma-separated list of new, update, destroy");
 		break;
-	case T_PATH:
+	case T(PATH):
 		snprintf(buf, len, "a path%s", s->none_ok ? " or none" : "");
 		break;
-	case T_LOOPBACK:
+	case T(LOOPBACK):
 		snprintf(buf, len, "a loopback address and port "
 			 "(127.0.0.1:9477, [::1]:9477) or none");
 		break;
-	case T_FILTER:
+	case T(FILTER):
 		break;
-	case T_CHOICE:
+	case T(CHOICE):
 		snprintf(buf, len, "one of:");
-		for (size_t i = 0; choices[s->min][i]; i++)
+		for (size_t i = 0; s->words[i]; i++)
 			snprintf(buf + strlen(buf), len - strlen(buf), " %s",
-				 choices[s->min][i]);
+				 s->words[i]);
 		break;
-	case T_TARGET:
-		snprintf(buf, len, "udp:HOST:PORT, tcp:HOST:PORT or none");
+	case T(OPTIONS):
+		snprintf(buf, len, "NAME=VALUE (at most %llu, each under %d bytes) "
+			 "or none", s->min, CTD_CONFIG_PATH_MAX);
 		break;
-	case T_OPTIONS:
-		snprintf(buf, len, "NAME=VALUE (at most %d, each under %d bytes) "
-			 "or none", CTD_CONFIG_KAFKA_OPTIONS, CTD_CONFIG_PATH_MAX);
-		break;
-	case T_CONNINFO:
+	case T(CONNINFO):
 		snprintf(buf, len, "a libpq connection string or none");
 		break;
 	}
 }
 
-static int parse_choice(const struct setting *s, const char *value,
+static int parse_choice(const struct ctd_setting *s, const char *value,
 			unsigned *ret)
 {
-	for (unsigned i = 0; choices[s->min][i]; i++) {
-		if (strcmp(value, choices[s->min][i]) == 0) {
+	for (unsigned i = 0; s->words[i]; i++) {
+		if (strcmp(value, s->words[i]) == 0) {
 			*ret = i;
 			return 0;
 		}
@@ -416,7 +420,7 @@ static int parse_choice(const struct setting *s, const char *value,
 }
 
 /* Stores the text only if it compiles; why says what was wanted. */
-static int check_filter(const struct setting *s, const char *value,
+static int check_filter(const struct ctd_setting *s, const char *value,
 			char *field, char *why, size_t whylen)
 {
 	struct ctd_filter *f = ctd_filter_new();
@@ -432,7 +436,7 @@ static int check_filter(const struct setting *s, const char *value,
 	return 0;
 }
 
-static int store_text(const struct setting *s, const char *value, char *field)
+static int store_text(const struct ctd_setting *s, const char *value, char *field)
 {
 	if (!*value || strlen(value) >= CTD_CONFIG_PATH_MAX)
 		return -EINVAL;
@@ -440,22 +444,9 @@ static int store_text(const struct setting *s, const char *value, char *field)
 	return 0;
 }
 
-static int check_target(const struct setting *s, const char *value,
-			char *field, char *why, size_t whylen)
-{
-	const char *bad = strcmp(value, "none") == 0 ? NULL :
-			  ctd_ipfix_check_target(value);
-
-	if (bad) {
-		snprintf(why, whylen, "udp:HOST:PORT, tcp:HOST:PORT or "
-			 "tls:HOST:PORT (%s)", bad);
-		return -EINVAL;
-	}
-	return store_text(s, value, field);
-}
-
 /* One more NAME=VALUE line; "none" forgets the earlier ones. */
-static int add_option(const char *value, char *field)
+static int add_option(const struct ctd_setting *s, const char *value,
+		      char *field)
 {
 	size_t have = strlen(field), n = strlen(value), lines = 0;
 
@@ -466,8 +457,7 @@ static int add_option(const char *value, char *field)
 	for (const char *p = field; (p = strchr(p, '\n')); p++)
 		lines++;
 	if (!strchr(value, '=') || value[0] == '=' ||
-	    n >= CTD_CONFIG_PATH_MAX || lines >= CTD_CONFIG_KAFKA_OPTIONS ||
-	    have + n + 2 > CTD_CONFIG_KAFKA_OPTIONS_BYTES)
+	    n >= CTD_CONFIG_PATH_MAX || lines >= s->min || have + n + 2 > s->max)
 		return -EINVAL;
 	memcpy(field + have, value, n);
 	strcpy(field + have + n, "\n");
@@ -484,58 +474,69 @@ static bool listen_addr_ok(const char *value, struct sockaddr_in6 *sa,
 	return r == 0 || r == -EADDRNOTAVAIL;
 }
 
-static int store(struct ctd_config *cfg, const struct setting *s,
-		 const char *value, char *why, size_t whylen)
+/* Numbers: a plain one, a size, or auto where the row allows it. */
+static int store_number(const struct ctd_setting *s, const char *value,
+			void *field)
 {
-	void *field = (char *)cfg + s->off;
-	struct sockaddr_in6 sa;
-	unsigned salen;
 	unsigned long long v;
 
-	switch (s->type) {
-	case T_BOOL:
-		return parse_bool(value, field);
-	case T_EVENTS:
-		return parse_events(value, field);
-	case T_FILTER:
-		return check_filter(s, value, field, why, whylen);
-	case T_CHOICE:
-		return parse_choice(s, value, field);
-	case T_LOOPBACK:
-		if (strcmp(value, "none") != 0 && !listen_addr_ok(value, &sa, &salen))
-			return -EINVAL;
-		return store_text(s, value, field);
-	case T_TARGET:
-		return check_target(s, value, field, why, whylen);
-	case T_PATH:
-	case T_CONNINFO:
-		return store_text(s, value, field);
-	case T_OPTIONS:
-		return add_option(value, field);
-	default:
-		break;
-	}
-	if (s->type == T_DURATION)
+	if (s->type == T(DURATION))
 		return parse_duration(value, s, field);
 	/* A value that defaults to something the system decides. */
 	if (s->max == AUTO_OK && strcmp(value, "auto") == 0) {
 		*(size_t *)field = CTD_CONFIG_AUTO;
 		return 0;
 	}
-	if (parse_number(value, s->type == T_SIZE, &v) < 0 || v < s->min ||
+	if (parse_number(value, s->type == T(SIZE), &v) < 0 || v < s->min ||
 	    v > upper(s))
 		return -EINVAL;
-	/* Its elements 1 and 2 would read as reverse octets and packets. */
-	if (s->off == F(ipfix_pen) && v == CTD_IPFIX_PEN_REVERSE) {
-		snprintf(why, whylen, "an enterprise number of your own "
-			 "(29305 is RFC 5103's reverse elements)");
-		return -EINVAL;
-	}
-	if (s->type == T_SIZE || s->type == T_COUNT)
+	if (s->type == T(SIZE) || s->type == T(COUNT))
 		*(size_t *)field = (size_t)v;
 	else
 		*(unsigned *)field = (unsigned)v;
 	return 0;
+}
+
+static int store_value(const struct ctd_setting *s, const char *value,
+		       void *field, char *why, size_t whylen)
+{
+	struct sockaddr_in6 sa;
+	unsigned salen;
+
+	switch (s->type) {
+	case T(BOOL):
+		return parse_bool(value, field);
+	case T(EVENTS):
+		return parse_events(value, field);
+	case T(FILTER):
+		return check_filter(s, value, field, why, whylen);
+	case T(CHOICE):
+		return parse_choice(s, value, field);
+	case T(LOOPBACK):
+		if (strcmp(value, "none") != 0 && !listen_addr_ok(value, &sa, &salen))
+			return -EINVAL;
+		return store_text(s, value, field);
+	case T(PATH):
+	case T(CONNINFO):
+		return store_text(s, value, field);
+	case T(OPTIONS):
+		return add_option(s, value, field);
+	default:
+		return store_number(s, value, field);
+	}
+}
+
+/* The row's own check first (an IPFIX target, an enterprise number),
+ * then the type's parser. */
+static int store(struct ctd_config *cfg, const struct slot *sl,
+		 const char *value, char *why, size_t whylen)
+{
+	const struct ctd_setting *s = sl->s;
+
+	if (s->check && !(s->none_ok && strcmp(value, "none") == 0) &&
+	    s->check(value, why, whylen) < 0)
+		return -EINVAL;
+	return store_value(s, value, field_of(cfg, sl), why, whylen);
 }
 
 /* Text from the file or the command line, fit to quote in one log
@@ -570,20 +571,21 @@ static int unknown(const char *key, char *err, size_t errlen)
 }
 
 /* s gets value, set at line (CTD_CONFIG_CMDLINE: the command line). */
-static int set_at(struct ctd_config *cfg, const struct setting *s,
+static int set_at(struct ctd_config *cfg, const struct slot *sl,
 		  const char *value, unsigned line, char *err, size_t errlen)
 {
 	char want[160], qv[300], masked[CTD_CONFIG_PATH_MAX];
+	const struct ctd_setting *s = sl->s;
 
 	want[0] = '\0';
-	if (store(cfg, s, value, want, sizeof(want)) == 0) {
-		cfg->line[s - settings] = line;
+	if (store(cfg, sl, value, want, sizeof(want)) == 0) {
+		cfg->line[sl->index] = line;
 		return 0;
 	}
 	if (!want[0])
 		expected(s, want, sizeof(want));
 	/* An error line must not carry the password either. */
-	if (s->type == T_CONNINFO) {
+	if (s->type == T(CONNINFO)) {
 		ctd_conninfo_mask(value, masked, sizeof(masked));
 		value = masked;
 	}
@@ -595,18 +597,18 @@ static int set_at(struct ctd_config *cfg, const struct setting *s,
 int ctd_config_set(struct ctd_config *cfg, const char *key, const char *value,
 		   char *err, size_t errlen)
 {
-	const struct setting *s = find(key);
+	struct slot sl;
 
-	if (!s)
+	if (!lookup(cfg, key, &sl))
 		return unknown(key, err, errlen);
-	return set_at(cfg, s, value, CTD_CONFIG_CMDLINE, err, errlen);
+	return set_at(cfg, &sl, value, CTD_CONFIG_CMDLINE, err, errlen);
 }
 
 void ctd_config_where(const struct ctd_config *cfg, const char *key,
 		      char *buf, size_t cap)
 {
-	const struct setting *s = find(key);
-	unsigned line = s ? cfg->line[s - settings] : 0;
+	struct slot sl;
+	unsigned line = lookup(cfg, key, &sl) ? cfg->line[sl.index] : 0;
 
 	if (line == CTD_CONFIG_CMDLINE)
 		snprintf(buf, cap, "command line: --%s", key);
@@ -660,12 +662,13 @@ static int unquote(char *value, const char **why)
 
 /* A key the file set already: an error naming both lines, but a list
  * setting (kafka-option) adds one line each time. */
-static int set_twice(const struct ctd_config *cfg, const struct setting *s,
+static int set_twice(const struct ctd_config *cfg, const struct slot *sl,
 		     unsigned lineno, char *err, size_t errlen)
 {
-	unsigned first = cfg->line[s - settings];
+	const struct ctd_setting *s = sl->s;
+	unsigned first = cfg->line[sl->index];
 
-	if (s->type == T_OPTIONS || !first || first == CTD_CONFIG_CMDLINE)
+	if (s->type == T(OPTIONS) || !first || first == CTD_CONFIG_CMDLINE)
 		return 0;
 	snprintf(err, errlen, "%s set twice: %s:%u and %s:%u", s->key,
 		 cfg->file, first, cfg->file, lineno);
@@ -678,7 +681,7 @@ static int load_line(struct ctd_config *cfg, char *line, unsigned lineno,
 		     char *err, size_t errlen)
 {
 	char *key = trim(line), *value, msg[CTD_CONFIG_ERR_MAX];
-	const struct setting *s;
+	struct slot sl;
 	const char *why = "missing value";
 	int r;
 
@@ -688,16 +691,15 @@ static int load_line(struct ctd_config *cfg, char *line, unsigned lineno,
 	if (*value)
 		*value++ = '\0';
 	value = trim(value);
-	s = find(key);
-	if (!s)
+	if (!lookup(cfg, key, &sl))
 		r = unknown(key, msg, sizeof(msg));
 	else if (!*value || unquote(value, &why) < 0) {
 		snprintf(msg, sizeof(msg), "%s: %s", key, why);
 		r = -EINVAL;
-	} else if (set_twice(cfg, s, lineno, err, errlen) < 0)
+	} else if (set_twice(cfg, &sl, lineno, err, errlen) < 0)
 		return -EEXIST;
 	else
-		r = set_at(cfg, s, value, lineno, msg, sizeof(msg));
+		r = set_at(cfg, &sl, value, lineno, msg, sizeof(msg));
 	if (r < 0)
 		snprintf(err, errlen, "%s:%u: %s", cfg->file, lineno, msg);
 	return r;
@@ -808,7 +810,7 @@ static bool secret_option(const char *line, size_t name_len)
 	return strstr(name, "password") || strstr(name, "secret");
 }
 
-/* Option number i of a T_OPTIONS field ("NAME=VALUE", secrets hidden);
+/* Option number i of a T(OPTIONS) field ("NAME=VALUE", secrets hidden);
  * false past the last. */
 static bool format_option(const char *field, size_t i, char *buf, size_t len)
 {
@@ -829,60 +831,71 @@ static bool format_option(const char *field, size_t i, char *buf, size_t len)
 
 /* A setting's value as the file would say it (of several options, the
  * first: the diff's line says which setting changed). */
-static void format_value(const struct setting *s, const struct ctd_config *cfg,
+static void format_value(const struct slot *sl, const struct ctd_config *cfg,
 			 char *buf, size_t len)
 {
-	const void *field = (const char *)cfg + s->off;
+	const struct ctd_setting *s = sl->s;
+	const void *field = field_of(cfg, sl);
 
 	switch (s->type) {
-	case T_SIZE:
+	case T(SIZE):
 		if (*(const size_t *)field == CTD_CONFIG_AUTO)
 			snprintf(buf, len, "auto");
 		else
 			human(*(const size_t *)field, buf, len);
 		break;
-	case T_COUNT:
+	case T(COUNT):
 		if (*(const size_t *)field == CTD_CONFIG_AUTO)
 			snprintf(buf, len, "auto");
 		else
 			snprintf(buf, len, "%zu", *(const size_t *)field);
 		break;
-	case T_UINT:
-	case T_SECS:
+	case T(UINT):
+	case T(SECS):
 		snprintf(buf, len, "%u", *(const unsigned *)field);
 		break;
-	case T_DURATION:
+	case T(DURATION):
 		format_duration(*(const unsigned *)field, buf, len);
 		break;
-	case T_BOOL:
+	case T(BOOL):
 		snprintf(buf, len, "%s", *(const bool *)field ? "yes" : "no");
 		break;
-	case T_EVENTS:
+	case T(EVENTS):
 		format_events(*(const unsigned *)field, buf, len);
 		break;
-	case T_CHOICE:
-		snprintf(buf, len, "%s", choices[s->min][*(const unsigned *)field]);
+	case T(CHOICE):
+		snprintf(buf, len, "%s", s->words[*(const unsigned *)field]);
 		break;
-	case T_PATH:
-	case T_LOOPBACK:
-	case T_TARGET:
+	case T(PATH):
+	case T(LOOPBACK):
 		snprintf(buf, len, "%s",
 			 *(const char *)field ? (const char *)field : "none");
 		break;
-	case T_FILTER:
+	case T(FILTER):
 		snprintf(buf, len, "%s", (const char *)field);
 		break;
-	case T_OPTIONS:
+	case T(OPTIONS):
 		if (!format_option(field, 0, buf, len))
 			snprintf(buf, len, "none");
 		break;
-	case T_CONNINFO:
+	case T(CONNINFO):
 		if (*(const char *)field)
 			ctd_conninfo_mask(field, buf, len);
 		else
 			snprintf(buf, len, "none");
 		break;
 	}
+}
+
+int ctd_config_get(const struct ctd_config *cfg, const char *key,
+		   char *buf, size_t len)
+{
+	struct slot sl;
+
+	if (!lookup(cfg, key, &sl))
+		return -ENOENT;
+	format_value(&sl, cfg, buf, len);
+	return 0;
 }
 
 /* One `key value` line; a value with blanks or a leading quote is
@@ -907,61 +920,93 @@ void ctd_config_write(const struct ctd_config *cfg, FILE *f)
 {
 	char value[CTD_CONFIG_PATH_MAX];
 
-	for (size_t i = 0; i < N_SETTINGS; i++) {
-		const struct setting *s = &settings[i];
+	struct slot sl;
 
-		format_value(s, cfg, value, sizeof(value));
-		write_line(f, s->key, value);
+	for (size_t i = 0; slot_at(cfg, i, &sl); i++) {
+		format_value(&sl, cfg, value, sizeof(value));
+		write_line(f, sl.s->key, value);
 		/* A list setting: one line per option. */
-		for (size_t j = 1; s->type == T_OPTIONS &&
-		     format_option((const char *)cfg + s->off, j, value,
+		for (size_t j = 1; sl.s->type == T(OPTIONS) &&
+		     format_option(field_of(cfg, &sl), j, value,
 				   sizeof(value)); j++)
-			write_line(f, s->key, value);
+			write_line(f, sl.s->key, value);
 	}
 }
 
-static bool same_value(const struct setting *s, const struct ctd_config *a,
+static bool same_value(const struct slot *sl, const struct ctd_config *a,
 		       const struct ctd_config *b)
 {
-	const void *fa = (const char *)a + s->off, *fb = (const char *)b + s->off;
+	const void *fa = field_of(a, sl), *fb = field_of(b, sl);
 
-	switch (s->type) {
-	case T_SIZE:
-	case T_COUNT:
+	switch (sl->s->type) {
+	case T(SIZE):
+	case T(COUNT):
 		return *(const size_t *)fa == *(const size_t *)fb;
-	case T_BOOL:
+	case T(BOOL):
 		return *(const bool *)fa == *(const bool *)fb;
-	case T_PATH:
-	case T_LOOPBACK:
-	case T_TARGET:
-	case T_FILTER:
-	case T_OPTIONS:
-	case T_CONNINFO:
+	case T(PATH):
+	case T(LOOPBACK):
+	case T(FILTER):
+	case T(OPTIONS):
+	case T(CONNINFO):
 		return strcmp(fa, fb) == 0;
 	default:
 		return *(const unsigned *)fa == *(const unsigned *)fb;
 	}
 }
 
+/* A reload's next configuration is read with the same groups, so a
+ * setting's slot is the same in both. */
 size_t ctd_config_diff(const struct ctd_config *old,
 		       const struct ctd_config *next,
 		       ctd_config_change_fn *fn, void *arg)
 {
 	char value[CTD_CONFIG_PATH_MAX];
+	struct slot sl;
 	size_t n = 0;
 
-	for (size_t i = 0; i < N_SETTINGS; i++) {
-		const struct setting *s = &settings[i];
-
-		if (same_value(s, old, next))
+	for (size_t i = 0; slot_at(next, i, &sl); i++) {
+		if (same_value(&sl, old, next))
 			continue;
 		n++;
 		if (!fn)
 			continue;
-		format_value(s, next, value, sizeof(value));
-		fn(arg, s->key, value, s->reload == LIVE);
+		format_value(&sl, next, value, sizeof(value));
+		fn(arg, sl.s->key, value, sl.s->live);
 	}
 	return n;
+}
+
+/* A field's bytes, for copying it whole. */
+static size_t field_size(const struct ctd_setting *s)
+{
+	switch (s->type) {
+	case T(SIZE):
+	case T(COUNT):
+		return sizeof(size_t);
+	case T(BOOL):
+		return sizeof(bool);
+	case T(PATH):
+	case T(LOOPBACK):
+	case T(FILTER):
+	case T(CONNINFO):
+		return CTD_CONFIG_PATH_MAX;
+	case T(OPTIONS):
+		return (size_t)s->max;
+	default:
+		return sizeof(unsigned);
+	}
+}
+
+void ctd_config_take_live(struct ctd_config *cfg,
+			  const struct ctd_config *next)
+{
+	struct slot sl;
+
+	for (size_t i = 0; slot_at(next, i, &sl); i++)
+		if (sl.s->live)
+			memcpy(field_of(cfg, &sl), field_of(next, &sl),
+			       field_size(sl.s));
 }
 
 struct ctd_filter *ctd_config_filter(const struct ctd_config *cfg)

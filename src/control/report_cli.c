@@ -21,6 +21,8 @@
 #include "ctd/control/report_pg.h"
 #include "ctd/control/report_sqlite.h"
 #include "ctd/kernel/ctevent.h"
+#include "ctd/outputs/out_store.h"
+#include "ctd/outputs/outputs.h"
 
 #define T (1u << CTD_RQ_TOP)
 #define F (1u << CTD_RQ_FLOWS)
@@ -373,17 +375,17 @@ static int default_store(const char **ret_path)
 	static struct ctd_config cfg;
 	char err[CTD_CONFIG_ERR_MAX];
 
-	ctd_config_defaults(&cfg);
+	ctd_config_init(&cfg, ctd_output_settings);
 	if (ctd_config_load(&cfg, CTD_CONFIG_FILE, false, err, sizeof(err)) < 0) {
 		fprintf(stderr, "ctd report: %s\n", err);
 		return -EINVAL;
 	}
-	if (!*cfg.store) {
+	if (!*ctd_out_store_path(&cfg)) {
 		fprintf(stderr, "ctd report: %s says store none; name one with "
 			"--store PATH\n", CTD_CONFIG_FILE);
 		return -ENOENT;
 	}
-	*ret_path = cfg.store;
+	*ret_path = ctd_out_store_path(&cfg);
 	return 0;
 }
 

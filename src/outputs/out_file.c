@@ -29,6 +29,7 @@
 #include "ctd/base/safefile.h"
 #include "ctd/base/stats.h"
 #include "ctd/base/wbuf.h"
+#include "ctd/config/cfgcheck.h"
 #include "ctd/config/config.h"
 #include "ctd/format/ctlogfmt.h"
 #include "ctd/format/jsonfmt.h"
@@ -45,8 +46,9 @@
 #define SETTLE_MAX 16384
 /* Between looks at whether the file is still at its path. */
 #define CHECK_GONE_NS 100000000LL
-#define DEFAULT_OUTPUT_DIR CTD_CONFIG_DEFAULT_OUTPUT_DIR
-#define DEFAULT_OUTPUT CTD_CONFIG_DEFAULT_OUTPUT
+/* Defaults whose directory ctd creates. */
+#define DEFAULT_OUTPUT_DIR "/var/log/ctd"
+#define DEFAULT_OUTPUT DEFAULT_OUTPUT_DIR "/flows.json"
 
 struct out_file {
 	struct ctd_output base;
@@ -398,8 +400,8 @@ static int file_reload(struct ctd_output *out, const struct ctd_config *next)
 	struct out_file *j = to_file(out);
 	int r = 0;
 
-	if (j->fmt.path_setting != CTD_OUT_FILE_FIXED)
-		r = follow_path(j, (const char *)next + j->fmt.path_setting);
+	if (j->fmt.path_of)
+		r = follow_path(j, j->fmt.path_of(next));
 	if (r == 0 && j->fmt.reload_arg)
 		j->fmt.reload_arg(j->fmt.arg, next);
 	return r;
@@ -485,6 +487,104 @@ static void json_free_arg(void *arg)
 	free(a);
 }
 
+/* The output and json-events settings; conntrackd-log's below. */
+struct json_settings {
+	char path[CTD_SETTING_TEXT_MAX];   /* "-" stdout, "" none */
+	unsigned events;
+};
+
+struct ctlog_settings {
+	char path[CTD_SETTING_TEXT_MAX];   /* "" none */
+};
+
+#define JF(field) offsetof(struct json_settings, field)
+
+static const struct ctd_setting json_rows[] = {
+	CTD_SETTING("output", CTD_SET_PATH, JF(path), 0, 0, true, true,
+		    .def = DEFAULT_OUTPUT),
+	CTD_SETTING("json-events", CTD_SET_EVENTS, JF(events), 0, 0, false,
+		    false, .def = "destroy"),
+};
+
+static const struct ctd_setting ctlog_rows[] = {
+	CTD_SETTING("conntrackd-log", CTD_SET_PATH,
+		    offsetof(struct ctlog_settings, path), 0, 0, true, true),
+};
+
+static const struct json_settings *json_of(const struct ctd_config *cfg)
+{
+	return ctd_config_group_get(cfg, &ctd_out_json_settings);
+}
+
+static const struct ctlog_settings *ctlog_of(const struct ctd_config *cfg)
+{
+	return ctd_config_group_get(cfg, &ctd_out_ctlog_settings);
+}
+
+static const char *json_path(const struct ctd_config *cfg)
+{
+	return json_of(cfg)->path;
+}
+
+bool ctd_out_json_stdout(const struct ctd_config *cfg)
+{
+	return strcmp(json_path(cfg), "-") == 0;
+}
+
+static const char *ctlog_path(const struct ctd_config *cfg)
+{
+	return ctlog_of(cfg)->path;
+}
+
+/* Only the default location is ours to create. */
+static void json_check(const void *conf, struct ctd_check *c)
+{
+	const struct json_settings *set = conf;
+
+	if (*set->path && strcmp(set->path, "-") != 0)
+		ctd_check_dir(c, "output", set->path,
+			      strcmp(set->path, DEFAULT_OUTPUT) == 0);
+}
+
+static void ctlog_check(const void *conf, struct ctd_check *c)
+{
+	const struct ctlog_settings *set = conf;
+	const struct json_settings *json = json_of(ctd_check_config(c));
+
+	if (!*set->path)
+		return;
+	ctd_check_dir(c, "conntrackd-log", set->path, false);
+	if (json && strcmp(json->path, set->path) == 0)
+		ctd_check_problem(c, "conntrackd-log", "the same file as "
+				  "output: ", set->path);
+}
+
+const struct ctd_setting_group ctd_out_json_settings = {
+	.name = "json",
+	.rows = json_rows,
+	.n_rows = sizeof(json_rows) / sizeof(json_rows[0]),
+	.size = sizeof(struct json_settings),
+	.off_key = "output", .off_value = "none",
+	.check = json_check,
+	.help =
+"  -o, --output FILE        JSON-lines record file (default " DEFAULT_OUTPUT ";\n"
+"                           '-' for stdout, 'none' for no file)\n"
+"      --json-events LIST   what the JSON file gets: new,update,destroy\n"
+"                           (default destroy: one record per flow)\n",
+};
+
+const struct ctd_setting_group ctd_out_ctlog_settings = {
+	.name = "ctlog",
+	.rows = ctlog_rows,
+	.n_rows = 1,
+	.size = sizeof(struct ctlog_settings),
+	.off_key = "conntrackd-log", .off_value = "none",
+	.check = ctlog_check,
+	.help =
+"      --conntrackd-log FILE  also log ended flows in conntrackd's LogFile\n"
+"                           format (stats mode), for existing parsers\n",
+};
+
 static void json_reload_arg(void *arg, const struct ctd_config *next)
 {
 	struct json_arg *a = arg;
@@ -498,7 +598,7 @@ static int json_new(const char *path, size_t buf_size, bool labels,
 {
 	struct ctd_out_file_fmt json = {
 		ctd_out_json_desc.name, render_json, NULL, json_free_arg,
-		json_reload_arg, CTD_JSON_MAX, offsetof(struct ctd_config, output)
+		json_reload_arg, CTD_JSON_MAX, json_path
 	};
 	struct json_arg *a = calloc(1, sizeof(*a));
 
@@ -531,13 +631,13 @@ static void log_open_error(const char *what, const char *path, int err)
 
 static bool json_enabled(const struct ctd_config *cfg)
 {
-	return *cfg->output;
+	return *json_of(cfg)->path;
 }
 
 static int json_create(struct ev_loop *loop, const struct ctd_config *cfg,
 		       const struct ctd_owner *owner, struct ctd_output **ret)
 {
-	const char *path = cfg->output;
+	const char *path = json_of(cfg)->path;
 	int r;
 
 	(void)loop;
@@ -558,14 +658,15 @@ static int json_create(struct ev_loop *loop, const struct ctd_config *cfg,
 
 const struct ctd_output_desc ctd_out_json_desc = {
 	.name = "json",
+	.settings = &ctd_out_json_settings,
 	.enabled = json_enabled,
 	.create = json_create,
-	.events_setting = offsetof(struct ctd_config, json_events),
+	.events_setting = JF(events),
 };
 
 static bool ctlog_enabled(const struct ctd_config *cfg)
 {
-	return *cfg->conntrackd_log;
+	return *ctlog_path(cfg);
 }
 
 static int ctlog_create(struct ev_loop *loop, const struct ctd_config *cfg,
@@ -574,7 +675,7 @@ static int ctlog_create(struct ev_loop *loop, const struct ctd_config *cfg,
 {
 	struct ctd_out_file_fmt fmt = {
 		ctd_out_ctlog_desc.name, ctd_ctlog_line, NULL, ctd_ctlog_free,
-		NULL, CTD_CTLOG_MAX, offsetof(struct ctd_config, conntrackd_log)
+		NULL, CTD_CTLOG_MAX, ctlog_path
 	};
 	int r;
 
@@ -582,15 +683,16 @@ static int ctlog_create(struct ev_loop *loop, const struct ctd_config *cfg,
 	fmt.arg = ctd_ctlog_new();
 	if (!fmt.arg)
 		return -ENOMEM;
-	r = ctd_out_file_new(cfg->conntrackd_log, &fmt, 0, owner, ret);
+	r = ctd_out_file_new(ctlog_path(cfg), &fmt, 0, owner, ret);
 	if (r < 0)
-		log_open_error("conntrackd log", cfg->conntrackd_log, r);
+		log_open_error("conntrackd log", ctlog_path(cfg), r);
 	return r;
 }
 
 /* conntrackd writes a line only when a flow ends. */
 const struct ctd_output_desc ctd_out_ctlog_desc = {
 	.name = "ctlog",
+	.settings = &ctd_out_ctlog_settings,
 	.enabled = ctlog_enabled,
 	.create = ctlog_create,
 	.events = 1u << CTD_EV_DESTROY,

@@ -51,6 +51,7 @@
 #include "ctd/base/log.h"
 #include "ctd/base/stats.h"
 #include "ctd/base/timeutil.h"
+#include "ctd/config/cfgcheck.h"
 #include "ctd/config/config.h"
 #include "ctd/flows/record.h"
 #include "ctd/format/ipfix.h"
@@ -948,14 +949,124 @@ static int tls_load(struct out_ipfix *x, const struct ctd_tls_files *f,
 	return 0;
 }
 
+/* The ipfix and ipfix-* settings. */
+struct ipfix_settings {
+	char target[CTD_SETTING_TEXT_MAX];    /* udp:HOST:PORT, ..., "" none */
+	char tls_ca[CTD_SETTING_TEXT_MAX];    /* tls: verify the collector */
+	char tls_name[CTD_SETTING_TEXT_MAX];  /* ... as this name, "" HOST */
+	char tls_cert[CTD_SETTING_TEXT_MAX];  /* ... our certificate */
+	char tls_key[CTD_SETTING_TEXT_MAX];   /* ... and its key */
+	unsigned shape;                       /* enum ctd_ipfix_shape */
+	unsigned domain;
+	unsigned mtu;
+	unsigned template_refresh;
+	unsigned template_messages;
+	unsigned nat_event;                   /* enum ctd_ipfix_nat_event */
+	unsigned pen;
+};
+
+static const char *const shapes[] = { "biflow", "uniflow", "initiator", NULL };
+static const char *const nat_events[] = { "rfc8158", "legacy", "none", NULL };
+
+static int check_target(const char *value, char *why, size_t whylen)
+{
+	const char *bad = ctd_ipfix_check_target(value);
+
+	if (bad)
+		snprintf(why, whylen, "udp:HOST:PORT, tcp:HOST:PORT or "
+			 "tls:HOST:PORT (%s)", bad);
+	return bad ? -EINVAL : 0;
+}
+
+/* Its elements 1 and 2 would read as reverse octets and packets. */
+static int check_pen(const char *value, char *why, size_t whylen)
+{
+	if (strtoul(value, NULL, 10) != CTD_IPFIX_PEN_REVERSE)
+		return 0;
+	snprintf(why, whylen, "an enterprise number of your own (29305 is "
+		 "RFC 5103's reverse elements)");
+	return -EINVAL;
+}
+
+#define XF(field) offsetof(struct ipfix_settings, field)
+#define ROW(key, type, field, lo, hi, ...) \
+	CTD_SETTING(key, type, XF(field), lo, hi, false, false, __VA_ARGS__)
+
+static const struct ctd_setting ipfix_rows[] = {
+	CTD_SETTING("ipfix", CTD_SET_PATH, XF(target), 0, 0, true, false,
+		    .check = check_target),
+	ROW("ipfix-shape", CTD_SET_CHOICE, shape, 0, 0, .words = shapes),
+	ROW("ipfix-domain", CTD_SET_UINT, domain, 0, 4294967295u, .def = "1"),
+	ROW("ipfix-mtu", CTD_SET_UINT, mtu, 576, 65535, .def = "1280"),
+	ROW("ipfix-template-refresh", CTD_SET_SECS, template_refresh, 1, 86400,
+	    .def = "60"),
+	ROW("ipfix-template-messages", CTD_SET_UINT, template_messages, 1,
+	    1000000, .def = "1000"),
+	ROW("ipfix-nat-event", CTD_SET_CHOICE, nat_event, 0, 0,
+	    .words = nat_events),
+	ROW("ipfix-pen", CTD_SET_UINT, pen, 0, 4294967295u, .check = check_pen),
+	CTD_SETTING("ipfix-tls-ca", CTD_SET_PATH, XF(tls_ca), 0, 0, true, true),
+	CTD_SETTING("ipfix-tls-name", CTD_SET_PATH, XF(tls_name), 0, 0, true,
+		    false),
+	CTD_SETTING("ipfix-tls-cert", CTD_SET_PATH, XF(tls_cert), 0, 0, true,
+		    true),
+	CTD_SETTING("ipfix-tls-key", CTD_SET_PATH, XF(tls_key), 0, 0, true, true),
+};
+
+/* The user ctd runs as may own the TLS files too: it reads them again
+ * on SIGHUP. IPFIX over TLS needs a CA to verify against, and both
+ * halves of a client identity or neither. */
+static void ipfix_check(const void *conf, struct ctd_check *c)
+{
+	const struct ipfix_settings *set = conf;
+	struct ctd_tls_files f = { set->tls_ca, set->tls_cert, set->tls_key };
+
+	bool pair = !*set->tls_cert == !*set->tls_key;
+
+	if (!ctd_ipfix_target_tls(set->target))
+		return;
+	if (!*set->tls_ca)
+		ctd_check_problem(c, "ipfix", "tls: needs ipfix-tls-ca (the CA "
+				  "bundle the collector's certificate chains "
+				  "to): ", set->target);
+	if (!pair)
+		ctd_check_problem(c, *set->tls_cert ? "ipfix-tls-cert" :
+				  "ipfix-tls-key", "mutual TLS needs both "
+				  "ipfix-tls-cert and ipfix-tls-key", "");
+	if (*set->tls_ca && pair)
+		ctd_check_tls_files(c, &f, "ipfix-tls-key", "ipfix-tls-ca",
+				    false);
+}
+
+const struct ctd_setting_group ctd_out_ipfix_settings = {
+	.name = "ipfix",
+	.rows = ipfix_rows,
+	.n_rows = sizeof(ipfix_rows) / sizeof(ipfix_rows[0]),
+	.size = sizeof(struct ipfix_settings),
+	.off_key = "ipfix", .off_value = "none",
+	.check = ipfix_check,
+	.help =
+"      --ipfix udp:HOST:PORT|tcp:HOST:PORT  also export IPFIX to a collector\n"
+"                           (--ipfix-shape biflow|uniflow|initiator, see\n"
+"                           ctd.conf(5) for the other ipfix-* settings)\n"
+"      --ipfix tls:HOST:PORT  the same over TLS (port 4740): --ipfix-tls-ca FILE\n"
+"                           verifies the collector (as HOST or --ipfix-tls-name),\n"
+"                           --ipfix-tls-cert/--ipfix-tls-key FILE for mutual TLS\n",
+};
+
+static const struct ipfix_settings *settings_of(const struct ctd_config *cfg)
+{
+	return ctd_config_group_get(cfg, &ctd_out_ipfix_settings);
+}
+
 /* The templates a collector has are the ones sent at the start:
  * changing them live would need withdrawals (TCP) or fresh ids (UDP),
  * so ctLabels comes or goes at a restart. */
 static int ipfix_reload(struct ctd_output *out, const struct ctd_config *next)
 {
 	struct out_ipfix *x = to_ipfix(out);
-	struct ctd_tls_files f = { next->ipfix_tls_ca, next->ipfix_tls_cert,
-				   next->ipfix_tls_key };
+	const struct ipfix_settings *set = settings_of(next);
+	struct ctd_tls_files f = { set->tls_ca, set->tls_cert, set->tls_key };
 
 	if (next->record_labels != x->cfg.enc.labels)
 		log_warn("reload: record-labels in IPFIX records needs a "
@@ -1086,43 +1197,44 @@ int ctd_out_ipfix_new(struct ev_loop *loop, const struct ctd_out_ipfix_cfg *cfg,
 
 static bool ipfix_enabled(const struct ctd_config *cfg)
 {
-	return *cfg->ipfix;
+	return *settings_of(cfg)->target;
 }
 
 static int ipfix_create(struct ev_loop *loop, const struct ctd_config *cfg,
 			const struct ctd_owner *owner, struct ctd_output **ret)
 {
+	const struct ipfix_settings *set = settings_of(cfg);
 	struct ctd_out_ipfix_cfg ic = {
-		.target = cfg->ipfix,
+		.target = set->target,
 		.enc = {
-			.domain = cfg->ipfix_domain,
-			.pen = cfg->ipfix_pen,
-			.shape = (uint8_t)cfg->ipfix_shape,
-			.nat_event = (uint8_t)cfg->ipfix_nat_event,
+			.domain = set->domain,
+			.pen = set->pen,
+			.shape = (uint8_t)set->shape,
+			.nat_event = (uint8_t)set->nat_event,
 			.labels = cfg->record_labels,
 		},
-		.mtu = cfg->ipfix_mtu,
-		.template_interval = cfg->ipfix_template_refresh,
-		.template_messages = cfg->ipfix_template_messages,
-		.tls = { cfg->ipfix_tls_ca, cfg->ipfix_tls_cert,
-			 cfg->ipfix_tls_key },
-		.tls_name = cfg->ipfix_tls_name,
+		.mtu = set->mtu,
+		.template_interval = set->template_refresh,
+		.template_messages = set->template_messages,
+		.tls = { set->tls_ca, set->tls_cert, set->tls_key },
+		.tls_name = set->tls_name,
 		.owner = owner ? *owner : CTD_OWNER_NONE,
 	};
 	int r = ctd_out_ipfix_new(loop, &ic, ret);
 
 	if (r < 0) {
-		log_err("cannot export IPFIX to %s: %s", cfg->ipfix, strerror(-r));
+		log_err("cannot export IPFIX to %s: %s", set->target, strerror(-r));
 		return r;
 	}
 	log_info("exporting IPFIX (%s records) to %s",
-		 ctd_ipfix_shape_name(ic.enc.shape), cfg->ipfix);
+		 ctd_ipfix_shape_name(ic.enc.shape), set->target);
 	return 0;
 }
 
 /* IPFIX exports flows: ends and interim records, no events. */
 const struct ctd_output_desc ctd_out_ipfix_desc = {
 	.name = "ipfix",
+	.settings = &ctd_out_ipfix_settings,
 	.enabled = ipfix_enabled,
 	.create = ipfix_create,
 	.events = 1u << CTD_EV_DESTROY,

@@ -57,6 +57,10 @@ struct slot {
 };
 
 #define NO_SEQ UINT64_MAX
+/* kafka-option lines kept at most, and their bytes ("NAME=VALUE\n"
+ * each, NUL after the last). */
+#define KAFKA_OPTIONS 32
+#define KAFKA_OPTIONS_BYTES 8192
 
 struct out_kafka {
 	struct ctd_output base;
@@ -640,37 +644,82 @@ int ctd_out_kafka_new(struct ev_loop *loop, const struct ctd_out_kafka_cfg *cfg,
 	return 0;
 }
 
+/* The kafka-* settings (ctd.conf(5)), its part of struct ctd_config. */
+struct kafka_settings {
+	char brokers[CTD_SETTING_TEXT_MAX];  /* bootstrap servers, "" none */
+	char topic[CTD_SETTING_TEXT_MAX];
+	/* Every kafka-option as "NAME=VALUE\n", in the order given. */
+	char options[KAFKA_OPTIONS_BYTES];
+	unsigned key;                        /* 0 the original tuple, 1 none */
+	unsigned events;
+};
+
+static const char *const key_words[] = { "tuple", "none", NULL };
+
+#define KF(field) offsetof(struct kafka_settings, field)
+
+static const struct ctd_setting kafka_rows[] = {
+	CTD_SETTING("kafka", CTD_SET_PATH, KF(brokers), 0, 0, true, false),
+	CTD_SETTING("kafka-topic", CTD_SET_PATH, KF(topic), 0, 0, false, false,
+		    .def = "ctd-flows"),
+	CTD_SETTING("kafka-key", CTD_SET_CHOICE, KF(key), 0, 0, false, false,
+		    .words = key_words),
+	CTD_SETTING("kafka-option", CTD_SET_OPTIONS, KF(options),
+		    KAFKA_OPTIONS, KAFKA_OPTIONS_BYTES, true, false),
+	CTD_SETTING("kafka-events", CTD_SET_EVENTS, KF(events), 0, 0, false,
+		    false, .def = "destroy"),
+};
+
+const struct ctd_setting_group ctd_out_kafka_settings = {
+	.name = "kafka",
+	.rows = kafka_rows,
+	.n_rows = sizeof(kafka_rows) / sizeof(kafka_rows[0]),
+	.size = sizeof(struct kafka_settings),
+	.off_key = "kafka", .off_value = "none",
+	.help =
+"      --kafka HOST:PORT,...  also publish records to Kafka, at least once\n"
+"                           (--kafka-topic, --kafka-key tuple|none,\n"
+"                           --kafka-option NAME=VALUE, --kafka-events)\n",
+};
+
+static const struct kafka_settings *settings_of(const struct ctd_config *cfg)
+{
+	return ctd_config_group_get(cfg, &ctd_out_kafka_settings);
+}
+
 static bool kafka_enabled(const struct ctd_config *cfg)
 {
-	return *cfg->kafka;
+	return *settings_of(cfg)->brokers;
 }
 
 static int kafka_create(struct ev_loop *loop, const struct ctd_config *cfg,
 			const struct ctd_owner *owner, struct ctd_output **ret)
 {
+	const struct kafka_settings *set = settings_of(cfg);
 	struct ctd_out_kafka_cfg kc = {
-		.brokers = cfg->kafka,
-		.topic = cfg->kafka_topic,
-		.key_tuple = cfg->kafka_key == 0,
-		.options = cfg->kafka_options,
+		.brokers = set->brokers,
+		.topic = set->topic,
+		.key_tuple = set->key == 0,
+		.options = set->options,
 	};
 	int r = ctd_out_kafka_new(loop, &kc, ret);
 
 	(void)owner;    /* no files */
 	if (r < 0) {
-		log_err("cannot publish to Kafka %s: %s", cfg->kafka,
+		log_err("cannot publish to Kafka %s: %s", set->brokers,
 			strerror(-r));
 		return r;
 	}
 	kafka_reload(*ret, cfg);
-	log_info("publishing records to Kafka topic %s at %s", cfg->kafka_topic,
-		 cfg->kafka);
+	log_info("publishing records to Kafka topic %s at %s", set->topic,
+		 set->brokers);
 	return 0;
 }
 
 const struct ctd_output_desc ctd_out_kafka_desc = {
 	.name = "kafka",
+	.settings = &ctd_out_kafka_settings,
 	.enabled = kafka_enabled,
 	.create = kafka_create,
-	.events_setting = offsetof(struct ctd_config, kafka_events),
+	.events_setting = KF(events),
 };

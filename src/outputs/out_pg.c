@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "ctd/base/log.h"
+#include "ctd/config/cfgcheck.h"
 #include "ctd/config/config.h"
 #include "ctd/config/conninfo.h"
 #include "ctd/flows/record.h"
@@ -561,23 +562,72 @@ int ctd_out_pg_new(struct ev_loop *loop, const struct ctd_out_pg_cfg *cfg,
 	return 0;
 }
 
+/* The postgresql setting: a libpq conninfo that may hold a password,
+ * so it is shown (ctd -t -v, a reload's line, errors) masked. */
+struct pg_settings {
+	char conninfo[CTD_SETTING_TEXT_MAX];   /* "" none */
+};
+
+static const struct ctd_setting pg_rows[] = {
+	CTD_SETTING("postgresql", CTD_SET_CONNINFO,
+		    offsetof(struct pg_settings, conninfo), 0, 0, true, false),
+};
+
+/* libpq's own parser: its message names the bad keyword or syntax,
+ * never a password's value. A server down is no problem: the output
+ * holds records until it is up. */
+static void pg_check(const void *conf, struct ctd_check *c)
+{
+	const struct pg_settings *set = conf;
+	char *err = NULL;
+	PQconninfoOption *o;
+
+	if (!*set->conninfo)
+		return;
+	o = PQconninfoParse(set->conninfo, &err);
+	if (o)
+		PQconninfoFree(o);
+	else
+		ctd_check_problem(c, "postgresql", "", err ? strtok(err, "\n") :
+				  "out of memory");
+	PQfreemem(err);
+}
+
+const struct ctd_setting_group ctd_out_pg_settings = {
+	.name = "postgresql",
+	.rows = pg_rows,
+	.n_rows = 1,
+	.size = sizeof(struct pg_settings),
+	.off_key = "postgresql", .off_value = "none",
+	.check = pg_check,
+	.help =
+"      --postgresql CONNINFO  also keep finished flows in a PostgreSQL\n"
+"                           database (libpq conninfo; default none)\n",
+};
+
+static const struct pg_settings *settings_of(const struct ctd_config *cfg)
+{
+	return ctd_config_group_get(cfg, &ctd_out_pg_settings);
+}
+
 static bool pg_enabled(const struct ctd_config *cfg)
 {
-	return *cfg->postgresql;
+	return *settings_of(cfg)->conninfo;
 }
 
 static int pg_create(struct ev_loop *loop, const struct ctd_config *cfg,
 		     const struct ctd_owner *owner, struct ctd_output **ret)
 {
 	char host[256], shown[CTD_CONFIG_PATH_MAX];
-	struct ctd_out_pg_cfg pc = { cfg->postgresql, host };
+	const char *conninfo = settings_of(cfg)->conninfo;
+	struct ctd_out_pg_cfg pc = { conninfo, host };
 	int r;
 
 	(void)owner;    /* no files */
 	if (gethostname(host, sizeof(host)) < 0)
 		snprintf(host, sizeof(host), "localhost");
 	host[sizeof(host) - 1] = '\0';
-	ctd_conninfo_mask(cfg->postgresql, shown, sizeof(shown));
+	ctd_conninfo_mask(conninfo, shown, sizeof(shown));
 	r = ctd_out_pg_new(loop, &pc, ret);
 	if (r == -ENOMEM)
 		log_err("cannot store flows in postgresql %s: %s", shown,
@@ -591,6 +641,7 @@ static int pg_create(struct ev_loop *loop, const struct ctd_config *cfg,
 /* One row per ended flow; interim and event records are skipped. */
 const struct ctd_output_desc ctd_out_pg_desc = {
 	.name = "postgresql",
+	.settings = &ctd_out_pg_settings,
 	.enabled = pg_enabled,
 	.create = pg_create,
 	.events = 1u << CTD_EV_DESTROY,

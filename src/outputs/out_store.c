@@ -57,6 +57,7 @@
 
 #include "ctd/base/log.h"
 #include "ctd/base/safefile.h"
+#include "ctd/config/cfgcheck.h"
 #include "ctd/config/config.h"
 #include "ctd/flows/record.h"
 #include "ctd/kernel/ctevent.h"
@@ -71,6 +72,8 @@
 #define BATCH_MAX 8192
 #define PRUNE_EVERY_MS 60000u
 #define DEFAULT_STORE_DIR "/var/lib/ctd"
+/* Beside the spool by default. */
+#define DEFAULT_STORE DEFAULT_STORE_DIR "/flows.db"
 /* Cells summed before a write: a full batch of flows between distinct
  * hosts fills it a few times per batch, about 1.5 MiB. */
 #define ROLLUP_CELLS 16384
@@ -645,21 +648,91 @@ uint64_t ctd_out_store_auto_size(const char *path)
 	return tenth < AUTO_MAX_SIZE ? tenth : AUTO_MAX_SIZE;
 }
 
+/* The store and store-* settings. */
+struct store_settings {
+	char path[CTD_SETTING_TEXT_MAX];   /* "" none */
+	unsigned retention;                /* seconds rows are kept */
+	unsigned rollup_retention;         /* ... hour and day rollups */
+	size_t max_size;                   /* bytes; CTD_CONFIG_AUTO */
+};
+
+#define TF(field) offsetof(struct store_settings, field)
+
+static const struct ctd_setting store_rows[] = {
+	CTD_SETTING("store", CTD_SET_PATH, TF(path), 0, 0, true, false,
+		    .def = DEFAULT_STORE),
+	CTD_SETTING("store-retention", CTD_SET_DURATION, TF(retention), 60,
+		    3650u * 86400, false, false, .def = "30d"),
+	CTD_SETTING("store-rollup-retention", CTD_SET_DURATION,
+		    TF(rollup_retention), 3600, 3650u * 86400, false, false,
+		    .def = "400d"),
+	CTD_SETTING("store-max-size", CTD_SET_SIZE, TF(max_size), 1u << 20,
+		    UINT64_MAX, false, false, .def = "auto"),
+};
+
+/* Only the default location is ours to create. */
+static void store_check(const void *conf, struct ctd_check *c)
+{
+	const struct store_settings *set = conf;
+
+	if (*set->path)
+		ctd_check_dir(c, "store", set->path,
+			      strcmp(set->path, DEFAULT_STORE) == 0);
+}
+
+const struct ctd_setting_group ctd_out_store_settings = {
+	.name = "store",
+	.rows = store_rows,
+	.n_rows = sizeof(store_rows) / sizeof(store_rows[0]),
+	.size = sizeof(struct store_settings),
+	.off_key = "store", .off_value = "none",
+	.check = store_check,
+	.help =
+"      --store PATH         also keep finished flows in an SQLite database\n"
+"                           (default " DEFAULT_STORE "; 'none' = off)\n"
+"      --store-retention TIME  rows older than TIME are pruned (default 30d;\n"
+"                           s, m, h, d suffixes)\n"
+"      --store-rollup-retention TIME  hour and day rollups kept (default 400d)\n"
+"      --store-max-size SIZE  oldest rows pruned past SIZE (default auto:\n"
+"                           2G or a tenth of the store's file system)\n",
+};
+
+static const struct store_settings *settings_of(const struct ctd_config *cfg)
+{
+	return ctd_config_group_get(cfg, &ctd_out_store_settings);
+}
+
+const char *ctd_out_store_path(const struct ctd_config *cfg)
+{
+	const struct store_settings *set = settings_of(cfg);
+
+	return set ? set->path : "";
+}
+
+void ctd_out_store_retention(const struct ctd_config *cfg, unsigned *rows,
+			     unsigned *rollups)
+{
+	const struct store_settings *set = settings_of(cfg);
+
+	*rows = set->retention;
+	*rollups = set->rollup_retention;
+}
+
 static bool store_enabled(const struct ctd_config *cfg)
 {
-	return *cfg->store;
+	return *settings_of(cfg)->path;
 }
 
 static int store_create(struct ev_loop *loop, const struct ctd_config *cfg,
 			const struct ctd_owner *owner, struct ctd_output **ret)
 {
-	struct ctd_out_store_cfg sc = { cfg->store, cfg->store_retention,
-					cfg->store_rollup_retention,
-					cfg->store_max_size };
+	const struct store_settings *set = settings_of(cfg);
+	struct ctd_out_store_cfg sc = { set->path, set->retention,
+					set->rollup_retention, set->max_size };
 	int r;
 
 	/* Only the default location is ours to create. */
-	if (strcmp(sc.path, CTD_CONFIG_DEFAULT_STORE) == 0) {
+	if (strcmp(sc.path, DEFAULT_STORE) == 0) {
 		r = ctd_safefile_dir(DEFAULT_STORE_DIR, true, 0750, owner);
 		if (r >= 0)
 			close(r);
@@ -684,6 +757,7 @@ static int store_create(struct ev_loop *loop, const struct ctd_config *cfg,
 /* One row per ended flow; interim and event records are skipped. */
 const struct ctd_output_desc ctd_out_store_desc = {
 	.name = "store",
+	.settings = &ctd_out_store_settings,
 	.enabled = store_enabled,
 	.create = store_create,
 	.events = 1u << CTD_EV_DESTROY,

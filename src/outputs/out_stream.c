@@ -19,6 +19,7 @@
 #include "ctd/base/listen.h"
 #include "ctd/base/log.h"
 #include "ctd/base/wbuf.h"
+#include "ctd/config/cfgcheck.h"
 #include "ctd/config/config.h"
 #include "ctd/format/jsonfmt.h"
 #include "ctd/kernel/connlabel.h"
@@ -306,26 +307,73 @@ int ctd_out_stream_new(struct ev_loop *loop, const char *path, gid_t group,
 	return 0;
 }
 
+/* The stream, stream-events and stream-group settings. */
+struct stream_settings {
+	char path[CTD_SETTING_TEXT_MAX];    /* "" none */
+	char group[CTD_SETTING_TEXT_MAX];   /* may read it; "" root only */
+	unsigned events;
+};
+
+#define SF(field) offsetof(struct stream_settings, field)
+
+static const struct ctd_setting stream_rows[] = {
+	CTD_SETTING("stream", CTD_SET_PATH, SF(path), 0, 0, true, false),
+	CTD_SETTING("stream-events", CTD_SET_EVENTS, SF(events), 0, 0, false,
+		    false, .def = "destroy"),
+	CTD_SETTING("stream-group", CTD_SET_PATH, SF(group), 0, 0, true, false),
+};
+
+static void stream_check(const void *conf, struct ctd_check *c)
+{
+	const struct stream_settings *set = conf;
+
+	ctd_check_group(c, "stream-group", set->group, set->path);
+	if (!*set->path)
+		return;
+	ctd_check_socket(c, "stream", set->path);
+	ctd_check_dir(c, "stream", set->path, false);
+}
+
+const struct ctd_setting_group ctd_out_stream_settings = {
+	.name = "stream",
+	.rows = stream_rows,
+	.n_rows = sizeof(stream_rows) / sizeof(stream_rows[0]),
+	.size = sizeof(struct stream_settings),
+	.off_key = "stream", .off_value = "none",
+	.check = stream_check,
+	.help =
+"      --stream PATH        also serve records as JSON lines on a Unix socket\n"
+"      --stream-events LIST the same for --stream (default destroy)\n"
+"      --stream-group GROUP members of GROUP may read the stream socket too\n"
+"                           (default none: root only)\n",
+};
+
+static const struct stream_settings *settings_of(const struct ctd_config *cfg)
+{
+	return ctd_config_group_get(cfg, &ctd_out_stream_settings);
+}
+
 static bool stream_enabled(const struct ctd_config *cfg)
 {
-	return *cfg->stream;
+	return *settings_of(cfg)->path;
 }
 
 static int stream_create(struct ev_loop *loop, const struct ctd_config *cfg,
 			 const struct ctd_owner *owner, struct ctd_output **ret)
 {
+	const struct stream_settings *set = settings_of(cfg);
 	gid_t group;
 	char why[CTD_CONFIG_PATH_MAX + 128];
-	int r = ctd_daemon_find_group(cfg->stream_group, &group);
+	int r = ctd_daemon_find_group(set->group, &group);
 
 	(void)owner;    /* a socket: root's, its group stream-group's */
 	if (r < 0) {
-		log_err("stream-group: no group '%s'", cfg->stream_group);
+		log_err("stream-group: no group '%s'", set->group);
 		return r;
 	}
-	r = ctd_out_stream_new(loop, cfg->stream, group, ret);
+	r = ctd_out_stream_new(loop, set->path, group, ret);
 	if (r < 0)
-		log_err("%s", ctd_listen_refusal(r, cfg->stream, why, sizeof(why)));
+		log_err("%s", ctd_listen_refusal(r, set->path, why, sizeof(why)));
 	else
 		stream_reload(*ret, cfg);
 	return r;
@@ -333,7 +381,8 @@ static int stream_create(struct ev_loop *loop, const struct ctd_config *cfg,
 
 const struct ctd_output_desc ctd_out_stream_desc = {
 	.name = "stream",
+	.settings = &ctd_out_stream_settings,
 	.enabled = stream_enabled,
 	.create = stream_create,
-	.events_setting = offsetof(struct ctd_config, stream_events),
+	.events_setting = SF(events),
 };

@@ -19,6 +19,7 @@
 
 #include "ctd/base/log.h"
 #include "ctd/base/stats.h"
+#include "ctd/config/cfgcheck.h"
 #include "ctd/config/config.h"
 #include "ctd/flows/record.h"
 #include "ctd/format/ctlogfmt.h"
@@ -279,17 +280,78 @@ int ctd_out_syslog_new(struct ev_loop *loop, const struct ctd_out_syslog_cfg *cf
 	return 0;
 }
 
+/* The syslog and syslog-* settings. */
+struct syslog_settings {
+	char socket[CTD_SETTING_TEXT_MAX];
+	unsigned facility;       /* syslog(3) facility number (0-23) */
+	unsigned level;          /* 0 emerg .. 7 debug */
+	unsigned format;         /* 0 RFC 3164, 1 RFC 5424 */
+	bool on;
+};
+
+/* syslog(3)'s facility numbers: kern is 0, local7 is 23. */
+static const char *const facilities[] = {
+	"kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news",
+	"uucp", "cron", "authpriv", "ftp", "ntp", "security", "console",
+	"solaris-cron", "local0", "local1", "local2", "local3", "local4",
+	"local5", "local6", "local7", NULL
+};
+static const char *const levels[] = {
+	"emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+	NULL
+};
+static const char *const formats[] = { "rfc3164", "rfc5424", NULL };
+
+#define YF(field) offsetof(struct syslog_settings, field)
+
+static const struct ctd_setting syslog_rows[] = {
+	CTD_SETTING("syslog", CTD_SET_BOOL, YF(on), 0, 0, false, false),
+	CTD_SETTING("syslog-facility", CTD_SET_CHOICE, YF(facility), 0, 0,
+		    false, false, .words = facilities, .def = "local0"),
+	CTD_SETTING("syslog-level", CTD_SET_CHOICE, YF(level), 0, 0, false,
+		    false, .words = levels, .def = "info"),
+	CTD_SETTING("syslog-format", CTD_SET_CHOICE, YF(format), 0, 0, false,
+		    false, .words = formats),
+	CTD_SETTING("syslog-socket", CTD_SET_PATH, YF(socket), 0, 0, false,
+		    false, .def = "/dev/log"),
+};
+
+static void syslog_check(const void *conf, struct ctd_check *c)
+{
+	const struct syslog_settings *set = conf;
+
+	if (set->on)
+		ctd_check_socket(c, "syslog-socket", set->socket);
+}
+
+const struct ctd_setting_group ctd_out_syslog_settings = {
+	.name = "syslog",
+	.rows = syslog_rows,
+	.n_rows = sizeof(syslog_rows) / sizeof(syslog_rows[0]),
+	.size = sizeof(struct syslog_settings),
+	.off_key = "syslog", .off_value = "no",
+	.check = syslog_check,
+	.help =
+"      --syslog yes         also send each record to syslog (--syslog-facility,\n"
+"                           --syslog-level, --syslog-format rfc3164|rfc5424)\n",
+};
+
+static const struct syslog_settings *settings_of(const struct ctd_config *cfg)
+{
+	return ctd_config_group_get(cfg, &ctd_out_syslog_settings);
+}
+
 static bool syslog_enabled(const struct ctd_config *cfg)
 {
-	return cfg->syslog;
+	return settings_of(cfg)->on;
 }
 
 static int syslog_create(struct ev_loop *loop, const struct ctd_config *cfg,
 			 const struct ctd_owner *owner, struct ctd_output **ret)
 {
+	const struct syslog_settings *set = settings_of(cfg);
 	struct ctd_out_syslog_cfg sc = {
-		cfg->syslog_socket, cfg->syslog_facility, cfg->syslog_level,
-		cfg->syslog_format == 1,
+		set->socket, set->facility, set->level, set->format == 1,
 	};
 	int r = ctd_out_syslog_new(loop, &sc, ret);
 
@@ -304,6 +366,7 @@ static int syslog_create(struct ev_loop *loop, const struct ctd_config *cfg,
 /* A message per ended flow, as conntrackd's syslog mode. */
 const struct ctd_output_desc ctd_out_syslog_desc = {
 	.name = "syslog",
+	.settings = &ctd_out_syslog_settings,
 	.enabled = syslog_enabled,
 	.create = syslog_create,
 	.events = 1u << CTD_EV_DESTROY,

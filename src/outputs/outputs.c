@@ -1,6 +1,7 @@
 /* outputs: the table of every record output and the one rule for which
- * events an output takes. The outputs themselves and their descriptors
- * live in out_*.c; this file only lists them, in the order they open. */
+ * events an output takes. The outputs themselves, their descriptors and
+ * their settings live in out_*.c; this file only lists them, in the
+ * order they open. */
 #include "ctd/base/stats.h"
 #include "ctd/config/config.h"
 #include "ctd/outputs/out_file.h"
@@ -12,16 +13,16 @@
 #include "ctd/outputs/out_syslog.h"
 #include "ctd/outputs/outputs.h"
 
-const struct ctd_output_desc *const ctd_outputs[] = {
-	&ctd_out_json_desc,
-	&ctd_out_stream_desc,
-	&ctd_out_kafka_desc,
-	&ctd_out_ipfix_desc,
-	&ctd_out_ctlog_desc,
-	&ctd_out_syslog_desc,
-	&ctd_out_store_desc,
-	&ctd_out_pg_desc,
-	NULL
+/* One row per output, in the order they open. */
+#define OUTPUTS(X) X(json) X(stream) X(kafka) X(ipfix) X(ctlog) X(syslog) \
+	X(store) X(pg)
+
+#define DESC(name) &ctd_out_##name##_desc,
+#define SETTINGS(name) &ctd_out_##name##_settings,
+
+const struct ctd_output_desc *const ctd_outputs[] = { OUTPUTS(DESC) NULL };
+const struct ctd_setting_group *const ctd_output_settings[] = {
+	OUTPUTS(SETTINGS) NULL
 };
 
 _Static_assert(sizeof(ctd_outputs) / sizeof(ctd_outputs[0]) - 1 <= CTD_OUT_MAX,
@@ -32,5 +33,7 @@ unsigned ctd_output_events(const struct ctd_output_desc *d,
 {
 	if (d->events_setting == CTD_OUTPUT_EVENTS_FIXED)
 		return d->events;
-	return *(const unsigned *)((const char *)cfg + d->events_setting);
+	const char *set = ctd_config_group_get(cfg, d->settings);
+
+	return *(const unsigned *)(const void *)(set + d->events_setting);
 }

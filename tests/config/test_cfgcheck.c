@@ -10,6 +10,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "ctd/outputs/outputs.h"
 #include "ctd/config/cfgcheck.h"
 #include "ctd/config/config.h"
 
@@ -46,7 +47,7 @@ static void test_defaults_pass(void **state)
 	struct problems p;
 
 	(void)state;
-	ctd_config_defaults(&c);
+	ctd_config_init(&c, ctd_output_settings);
 	set(&c, "output", "/tmp/flows.json");
 	set(&c, "spool-dir", "/tmp/ctd-spool");
 	set(&c, "control", "/tmp/ctd.sock");
@@ -60,7 +61,7 @@ static void test_each_problem_named(void **state)
 	char longpath[200];
 
 	(void)state;
-	ctd_config_defaults(&c);
+	ctd_config_init(&c, ctd_output_settings);
 	set(&c, "output", "/tmp/flows.json");
 	set(&c, "spool-dir", "/tmp/ctd-spool");
 	set(&c, "control", "/tmp/ctd.sock");
@@ -118,7 +119,7 @@ static void test_tls_settings(void **state)
 	struct problems p;
 
 	(void)state;
-	ctd_config_defaults(&c);
+	ctd_config_init(&c, ctd_output_settings);
 	set(&c, "output", "/tmp/flows.json");
 	set(&c, "spool-dir", "/tmp/ctd-spool");
 	set(&c, "control", "/tmp/ctd.sock");
@@ -139,7 +140,7 @@ static void test_tls_settings(void **state)
 	assert_non_null(strstr(p.text[0], "metrics-tls-key"));
 	assert_non_null(strstr(p.text[0], "/nonexistent-ctd-dir/x.key"));
 
-	ctd_config_defaults(&c);
+	ctd_config_init(&c, ctd_output_settings);
 	set(&c, "output", "/tmp/flows.json");
 	set(&c, "spool-dir", "/tmp/ctd-spool");
 	set(&c, "control", "/tmp/ctd.sock");

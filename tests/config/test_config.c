@@ -17,8 +17,25 @@
 #include "ctd/config/cli.h"
 #include "ctd/config/config.h"
 #include "ctd/kernel/ctevent.h"
+#include "ctd/outputs/outputs.h"
 
 static char err[CTD_CONFIG_ERR_MAX];
+
+/* ctd's own settings and every output's, at their defaults. */
+static void init(struct ctd_config *c)
+{
+	ctd_config_init(c, ctd_output_settings);
+}
+
+/* A setting's value as the file would say it (of a list, the first). */
+static const char *V(const struct ctd_config *c, const char *key)
+{
+	static char buf[CTD_CONFIG_PATH_MAX];
+
+	if (ctd_config_get(c, key, buf, sizeof(buf)) < 0)
+		fail_msg("no setting %s", key);
+	return buf;
+}
 
 static void set_ok(struct ctd_config *c, const char *key, const char *value)
 {
@@ -32,7 +49,7 @@ static void set_bad(const char *key, const char *value, const char *msg)
 {
 	struct ctd_config c;
 
-	ctd_config_defaults(&c);
+	init(&c);
 	assert_int_equal(ctd_config_set(&c, key, value, err, sizeof(err)), -EINVAL);
 	if (strcmp(err, msg) != 0)
 		fail_msg("%s %s:\n got  %s\n want %s", key, value, err, msg);
@@ -43,17 +60,17 @@ static void test_defaults(void **state)
 	struct ctd_config c;
 
 	(void)state;
-	ctd_config_defaults(&c);
-	assert_string_equal(c.output, "/var/log/ctd/flows.json");
+	init(&c);
+	assert_string_equal(V(&c, "output"), "/var/log/ctd/flows.json");
 	assert_string_equal(c.spool_dir, "/var/lib/ctd");
 	assert_string_equal(c.control, "/run/ctd/ctd.sock");
-	assert_string_equal(c.stream, "");
+	assert_string_equal(V(&c, "stream"), "none");
 	assert_int_equal(c.rcvbuf, 8u << 20);
 	assert_int_equal(c.rcvbuf_max, 64u << 20);
 	assert_int_equal(c.memory_max, CTD_CONFIG_AUTO);
 	assert_int_equal(c.budget, 4096);
 	assert_int_equal(c.grace, 15);
-	assert_int_equal(c.json_events, 1u << CTD_EV_DESTROY);
+	assert_string_equal(V(&c, "json-events"), "destroy");
 	assert_true(c.broadcast_error && c.resync && c.sysctl);
 }
 
@@ -62,17 +79,17 @@ static void test_every_key(void **state)
 	struct ctd_config c;
 
 	(void)state;
-	ctd_config_defaults(&c);
+	init(&c);
 	set_ok(&c, "output", "/tmp/x.json");
-	assert_string_equal(c.output, "/tmp/x.json");
+	assert_string_equal(V(&c, "output"), "/tmp/x.json");
 	set_ok(&c, "output", "none");
-	assert_string_equal(c.output, "");
+	assert_string_equal(V(&c, "output"), "none");
 	set_ok(&c, "json-events", "new,destroy");
-	assert_int_equal(c.json_events, 1u << CTD_EV_NEW | 1u << CTD_EV_DESTROY);
+	assert_string_equal(V(&c, "json-events"), "new,destroy");
 	set_ok(&c, "stream", "/run/ctd/stream.sock");
-	assert_string_equal(c.stream, "/run/ctd/stream.sock");
+	assert_string_equal(V(&c, "stream"), "/run/ctd/stream.sock");
 	set_ok(&c, "stream-events", "update");
-	assert_int_equal(c.stream_events, 1u << CTD_EV_UPDATE);
+	assert_string_equal(V(&c, "stream-events"), "update");
 	set_ok(&c, "spool-dir", "none");
 	assert_string_equal(c.spool_dir, "");
 	set_ok(&c, "grace", "30");
@@ -146,31 +163,29 @@ static void test_kafka_options(void **state)
 	char *text, opt[32];
 
 	(void)state;
-	ctd_config_defaults(&c);
-	assert_string_equal(c.kafka_topic, "ctd-flows");
-	assert_int_equal(c.kafka_key, 0);
-	assert_int_equal(c.kafka_events, 1u << CTD_EV_DESTROY);
+	init(&c);
+	assert_string_equal(V(&c, "kafka-topic"), "ctd-flows");
+	assert_string_equal(V(&c, "kafka-key"), "tuple");
+	assert_string_equal(V(&c, "kafka-events"), "destroy");
 	set_ok(&c, "kafka", "10.0.0.1:9092,10.0.0.2:9092");
 	set_ok(&c, "kafka-key", "none");
-	assert_int_equal(c.kafka_key, 1);
+	assert_string_equal(V(&c, "kafka-key"), "none");
 	set_ok(&c, "kafka-option", "compression.codec=zstd");
 	set_ok(&c, "kafka-option", "sasl.password=s3cret=x");
-	assert_string_equal(c.kafka_options,
-			    "compression.codec=zstd\nsasl.password=s3cret=x\n");
 	text = written(&c);
 	assert_non_null(strstr(text, "kafka-option            compression.codec=zstd\n"
 			       "kafka-option            sasl.password=(hidden)\n"));
 	assert_null(strstr(text, "s3cret"));
 	free(text);
 	set_ok(&c, "kafka-option", "none");
-	assert_string_equal(c.kafka_options, "");
+	assert_string_equal(V(&c, "kafka-option"), "none");
 	set_bad("kafka-option", "linger.ms",
 		"kafka-option: 'linger.ms' is not NAME=VALUE (at most 32, each "
 		"under 1024 bytes) or none");
 	set_bad("kafka-option", "=5", "kafka-option: '=5' is not NAME=VALUE "
 		"(at most 32, each under 1024 bytes) or none");
 	set_bad("kafka-key", "value", "kafka-key: 'value' is not one of: tuple none");
-	for (int i = 0; i < CTD_CONFIG_KAFKA_OPTIONS; i++) {
+	for (int i = 0; i < 32; i++) {
 		snprintf(opt, sizeof(opt), "o%d=%d", i, i);
 		set_ok(&c, "kafka-option", opt);
 	}
@@ -211,11 +226,12 @@ static void test_unknown_key(void **state)
 	struct ctd_config c;
 
 	(void)state;
-	ctd_config_defaults(&c);
+	init(&c);
 	assert_int_equal(ctd_config_set(&c, "rcvbuff", "8M", err, sizeof(err)), -ENOENT);
 	assert_string_equal(err, "unknown setting 'rcvbuff'");
-	assert_true(ctd_config_has("grace"));
-	assert_false(ctd_config_has("verbose"));
+	assert_true(ctd_config_has(&c, "grace"));
+	assert_true(ctd_config_has(&c, "kafka-topic"));
+	assert_false(ctd_config_has(&c, "verbose"));
 }
 
 static const char *write_file(const char *text)
@@ -238,23 +254,23 @@ static void test_file(void **state)
 	const char *p;
 
 	(void)state;
-	ctd_config_defaults(&c);
+	init(&c);
 	p = write_file("# a comment\n\n  rcvbuf   16M  \n\tgrace 20\n"
 		       "output /var/log/flows.json\n");
 	assert_int_equal(ctd_config_load(&c, p, true, err, sizeof(err)), 0);
 	assert_int_equal(c.rcvbuf, 16u << 20);
 	assert_int_equal(c.grace, 20);
-	assert_string_equal(c.output, "/var/log/flows.json");
+	assert_string_equal(V(&c, "output"), "/var/log/flows.json");
 	unlink(p);
 
-	ctd_config_defaults(&c);
+	init(&c);
 	p = write_file("grace 20\n\nbudget none\n");
 	assert_int_equal(ctd_config_load(&c, p, true, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, ":3: budget: 'none' is not a number from 1 to 1000000"));
 	assert_int_equal(strncmp(err, p, strlen(p)), 0);
 	unlink(p);
 
-	ctd_config_defaults(&c);
+	init(&c);
 	p = write_file("grace\n");
 	assert_int_equal(ctd_config_load(&c, p, true, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, ":1: grace: missing value"));
@@ -281,7 +297,7 @@ static void test_bad_bytes(void **state)
 	const char *p;
 
 	(void)state;
-	ctd_config_defaults(&c);
+	init(&c);
 	assert_int_equal(ctd_config_load(&c, "/dev/zero", true, err,
 					 sizeof(err)), -EBADMSG);
 	assert_string_equal(err, "/dev/zero:1: control character \\x00 (not a "
@@ -317,7 +333,7 @@ static void test_written_config_reads_back(void **state)
 	const char *p;
 
 	(void)state;
-	ctd_config_defaults(&a);
+	init(&a);
 	set_ok(&a, "stream", "/tmp/s.sock");
 	set_ok(&a, "json-events", "new,update,destroy");
 	set_ok(&a, "rcvbuf", "3000");
@@ -329,7 +345,7 @@ static void test_written_config_reads_back(void **state)
 	ctd_config_write(&a, f);
 	fclose(f);
 	p = write_file(text);
-	ctd_config_defaults(&b);
+	init(&b);
 	assert_int_equal(ctd_config_load(&b, p, true, err, sizeof(err)), 0);
 	/* Every setting; only where each was set differs. */
 	assert_memory_equal(&a, &b, offsetof(struct ctd_config, line));
@@ -359,8 +375,8 @@ static void test_diff(void **state)
 	struct changes ch = { "" };
 
 	(void)state;
-	ctd_config_defaults(&a);
-	ctd_config_defaults(&b);
+	init(&a);
+	init(&b);
 	assert_int_equal(ctd_config_diff(&a, &b, note_change, &ch), 0);
 	assert_string_equal(ch.text, "");
 	set_ok(&b, "filter-proto", "tcp");
@@ -374,13 +390,13 @@ static void test_diff(void **state)
 	set_ok(&b, "grace", "15");
 	assert_int_equal(ctd_config_diff(&a, &b, note_change, &ch), 7);
 	assert_string_equal(ch.text,
-			    "output=/tmp/x.json live\n"
-			    "stream-events=new,destroy restart\n"
-			    "syslog=yes restart\n"
 			    "spool-dir=none restart\n"
 			    "rcvbuf=16M restart\n"
 			    "filter-proto=tcp live\n"
-			    "ignore-dst=192.0.2.0/24 live\n");
+			    "ignore-dst=192.0.2.0/24 live\n"
+			    "output=/tmp/x.json live\n"
+			    "stream-events=new,destroy restart\n"
+			    "syslog=yes restart\n");
 	assert_int_equal(ctd_config_diff(&b, &a, NULL, NULL), 7);
 }
 
@@ -414,7 +430,7 @@ static void test_diff_every_setting(void **state)
 	size_t keys = 0;
 
 	(void)state;
-	ctd_config_defaults(&a);
+	init(&a);
 	text = written(&a);
 	for (key = strtok_r(text, "\n", &save); key;
 	     key = strtok_r(NULL, "\n", &save), keys++) {
@@ -462,7 +478,7 @@ static void test_command_line_wins(void **state)
 
 	(void)state;
 	optind = 1;
-	ctd_cli_parse(8, argv, &cli);
+	ctd_cli_parse(8, argv, &cli, ctd_output_settings);
 	assert_int_equal(cli.mode, CTD_CLI_RUN);
 	assert_int_equal(ctd_cli_config(&cli, &c, err, sizeof(err)), 0);
 	assert_int_equal(c.rcvbuf, 4u << 20);
@@ -473,7 +489,7 @@ static void test_command_line_wins(void **state)
 	/* rcvbuf-max follows a larger rcvbuf. */
 	char *argv2[] = { "ctd", "-b", "128M", "--rcvbuf-max", "64M", "-s", "top", NULL };
 	optind = 1;
-	ctd_cli_parse(7, argv2, &cli);
+	ctd_cli_parse(7, argv2, &cli, ctd_output_settings);
 	assert_int_equal(cli.mode, CTD_CLI_QUERY);
 	assert_string_equal(cli.query, "top");
 	cli.config = "/nonexistent/ctd.conf";
@@ -482,7 +498,7 @@ static void test_command_line_wins(void **state)
 
 	char *argv3[] = { "ctd", "--budget", "zero", NULL };
 	optind = 1;
-	ctd_cli_parse(3, argv3, &cli);
+	ctd_cli_parse(3, argv3, &cli, ctd_output_settings);
 	cli.config = "/nonexistent/ctd.conf";
 	assert_int_equal(ctd_cli_config(&cli, &c, err, sizeof(err)), -EINVAL);
 	assert_string_equal(err, "command line: --budget: 'zero' is not a number "
@@ -504,7 +520,7 @@ static void file_bad(const char *text, int want_r, const char *msg)
 			want[n++] = *msg;
 	}
 	want[n] = '\0';
-	ctd_config_defaults(&c);
+	init(&c);
 	assert_int_equal(ctd_config_load(&c, p, true, err, sizeof(err)), want_r);
 	if (strcmp(err, want) != 0)
 		fail_msg("%s:\n got  %s\n want %s", text, err, want);
@@ -517,7 +533,7 @@ static void test_quotes(void **state)
 	const char *p;
 
 	(void)state;
-	ctd_config_defaults(&c);
+	init(&c);
 	p = write_file("output \"/tmp/a b.json\"\n"
 		       "conntrackd-log \"/tmp/q\\\"x\\\\y\"\n"
 		       "stream /tmp/unquoted inner blanks\n"
@@ -525,15 +541,15 @@ static void test_quotes(void **state)
 	assert_int_equal(ctd_config_load(&c, p, false, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, ":4: kafka-topic: text after the closing quote"));
 	unlink(p);
-	ctd_config_defaults(&c);
+	init(&c);
 	p = write_file("output \"/tmp/a b.json\"\n"
 		       "conntrackd-log \"/tmp/q\\\"x\\\\y\"\n"
 		       "stream /tmp/unquoted inner blanks\n"
 		       "grace \"7\"\n");
 	assert_int_equal(ctd_config_load(&c, p, true, err, sizeof(err)), 0);
-	assert_string_equal(c.output, "/tmp/a b.json");
-	assert_string_equal(c.conntrackd_log, "/tmp/q\"x\\y");
-	assert_string_equal(c.stream, "/tmp/unquoted inner blanks");
+	assert_string_equal(V(&c, "output"), "/tmp/a b.json");
+	assert_string_equal(V(&c, "conntrackd-log"), "/tmp/q\"x\\y");
+	assert_string_equal(V(&c, "stream"), "/tmp/unquoted inner blanks");
 	assert_int_equal(c.grace, 7);
 	unlink(p);
 
@@ -547,13 +563,14 @@ static void test_quotes(void **state)
 		 "@:1: grace: '' is not seconds from 1 to 86400");
 	/* Command-line values are the shell's already: quotes are kept. */
 	set_ok(&c, "output", "\"x\"");
-	assert_string_equal(c.output, "\"x\"");
+	assert_string_equal(V(&c, "output"), "\"x\"");
 }
 
 static void test_duplicates(void **state)
 {
 	struct ctd_config c;
 	const char *p;
+	char *text;
 
 	(void)state;
 	file_bad("# ctd\nrcvbuf 4M\ngrace 5\n\n\n\n\n\ngrace 9\n", -EEXIST,
@@ -563,12 +580,15 @@ static void test_duplicates(void **state)
 	file_bad("filter-proto tcp\nfilter-proto udp\n", -EEXIST,
 		 "filter-proto set twice: @:1 and @:2");
 	/* A list setting adds a line each time. */
-	ctd_config_defaults(&c);
+	init(&c);
 	p = write_file("kafka-option linger.ms=5\nkafka-option acks=all\n"
 		       "kafka-option client.id=x\n");
 	assert_int_equal(ctd_config_load(&c, p, true, err, sizeof(err)), 0);
-	assert_string_equal(c.kafka_options,
-			    "linger.ms=5\nacks=all\nclient.id=x\n");
+	assert_non_null(strstr(text = written(&c),
+			       "kafka-option            linger.ms=5\n"
+			       "kafka-option            acks=all\n"
+			       "kafka-option            client.id=x\n"));
+	free(text);
 	unlink(p);
 }
 
@@ -584,7 +604,7 @@ static void test_where(void **state)
 
 	(void)state;
 	optind = 1;
-	ctd_cli_parse(5, argv, &cli);
+	ctd_cli_parse(5, argv, &cli, ctd_output_settings);
 	assert_int_equal(ctd_cli_config(&cli, &c, err, sizeof(err)), 0);
 	assert_int_equal(c.grace, 7);
 	ctd_config_where(&c, "grace", where, sizeof(where));
@@ -614,30 +634,31 @@ static void test_watcher(void **state)
 
 	(void)state;
 	optind = 1;
-	ctd_cli_parse(4, watch, &cli);
+	ctd_cli_parse(4, watch, &cli, ctd_output_settings);
 	assert_true(ctd_cli_watcher(&cli));
 	assert_int_equal(ctd_cli_config(&cli, &c, err, sizeof(err)), 0);
-	assert_string_equal(c.output, "");
+	assert_string_equal(V(&c, "output"), "none");
 	assert_string_equal(c.spool_dir, "");
 	assert_string_equal(c.control, "");
-	assert_string_equal(c.stream, "");
-	assert_string_equal(c.ipfix, "");
-	assert_false(c.syslog || c.broadcast_error);
+	assert_string_equal(V(&c, "stream"), "none");
+	assert_string_equal(V(&c, "ipfix"), "none");
+	assert_string_equal(V(&c, "syslog"), "no");
+	assert_false(c.broadcast_error);
 	assert_string_equal(c.filter[CTD_FILTER_PROTO], "tcp");
 
 	optind = 1;
-	ctd_cli_parse(8, reliable, &cli);
+	ctd_cli_parse(8, reliable, &cli, ctd_output_settings);
 	assert_true(ctd_cli_watcher(&cli));
 	assert_int_equal(ctd_cli_config(&cli, &c, err, sizeof(err)), 0);
-	assert_string_equal(c.output, "-");
+	assert_string_equal(V(&c, "output"), "-");
 	assert_string_equal(c.spool_dir, "");
 	assert_true(c.broadcast_error);
 
 	optind = 1;
-	ctd_cli_parse(6, service, &cli);
+	ctd_cli_parse(6, service, &cli, ctd_output_settings);
 	assert_false(ctd_cli_watcher(&cli));
 	assert_int_equal(ctd_cli_config(&cli, &c, err, sizeof(err)), 0);
-	assert_string_equal(c.output, "/tmp/x");
+	assert_string_equal(V(&c, "output"), "/tmp/x");
 	assert_string_equal(c.spool_dir, "/tmp/sp");
 	assert_string_equal(c.control, "/tmp/c.sock");
 	assert_true(c.broadcast_error);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "ctd/outputs/outputs.h"
 #include "ctd/config/config.h"
 #include "ctd/config/conninfo.h"
 
@@ -69,10 +70,11 @@ static void test_config_write_hides(void **state)
 	FILE *f;
 
 	(void)state;
-	ctd_config_defaults(&c);
+	ctd_config_init(&c, ctd_output_settings);
 	assert_int_equal(ctd_config_set(&c, "postgresql",
 		"host=/tmp dbname=f password=s3cret", err, sizeof(err)), 0);
-	assert_string_equal(c.postgresql, "host=/tmp dbname=f password=s3cret");
+	assert_int_equal(ctd_config_get(&c, "postgresql", err, sizeof(err)), 0);
+	assert_string_equal(err, "host=/tmp dbname=f password=(hidden)");
 	f = open_memstream(&text, &len);
 	ctd_config_write(&c, f);
 	fclose(f);
@@ -82,7 +84,8 @@ static void test_config_write_hides(void **state)
 	free(text);
 	assert_int_equal(ctd_config_set(&c, "postgresql", "none", err,
 					sizeof(err)), 0);
-	assert_string_equal(c.postgresql, "");
+	assert_int_equal(ctd_config_get(&c, "postgresql", err, sizeof(err)), 0);
+	assert_string_equal(err, "none");
 }
 
 int main(void)

@@ -18,6 +18,7 @@
 
 #include "tmpdir.h"
 
+#include "ctd/outputs/outputs.h"
 #include "ctd/base/stats.h"
 #include "ctd/config/config.h"
 #include "ctd/control/report.h"
@@ -62,7 +63,7 @@ static int setup(void **state)
 	put(f, "net/netfilter/nf_conntrack_timestamp", 1);
 	put(f, "net/netfilter/nf_conntrack_count", 10);
 	put(f, "net/netfilter/nf_conntrack_max", 1000);
-	ctd_config_defaults(&f->cfg);
+	ctd_config_init(&f->cfg, ctd_output_settings);
 	f->st.events[CTD_EV_NEW] = 42;
 	f->st.latency[0] = 3;                 /* <= 1 ms */
 	f->st.latency[2] = 2;                 /* <= 5 ms */

@@ -491,7 +491,7 @@ static struct ctd_output *ctlog_make(struct env *e)
 	struct ctd_config c;
 	char err[CTD_CONFIG_ERR_MAX];
 
-	ctd_config_defaults(&c);
+	ctd_config_init(&c, ctd_output_settings);
 	assert_int_equal(ctd_config_set(&c, "conntrackd-log", e->path, err,
 					sizeof(err)), 0);
 	assert_int_equal(ctd_out_ctlog_desc.create(e->loop, &c, NULL, &out), 0);

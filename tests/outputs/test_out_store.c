@@ -355,8 +355,8 @@ static void test_small_batches_wait(void **state)
 	static struct ctd_config cfg;
 
 	f->out->ops->free(f->out);
-	ctd_config_defaults(&cfg);
-	snprintf(cfg.store, sizeof(cfg.store), "%s", f->path);
+	ctd_config_init(&cfg, ctd_output_settings);
+	assert_int_equal(ctd_config_set(&cfg, "store", f->path, NULL, 0), 0);
 	assert_int_equal(ctd_out_store_desc.create(loop, &cfg, NULL, &f->out), 0);
 	submit_n(f, 0, 10, 1000);
 	f->out->ops->flush(f->out);

@@ -92,7 +92,7 @@ static void test_enabled_by_config(void **state)
 	struct ctd_config c;
 
 	(void)state;
-	ctd_config_defaults(&c);
+	ctd_config_init(&c, ctd_output_settings);
 	assert_string_equal(enabled(&c), "json store");
 	set(&c, "store", "none");
 	set(&c, "output", "none");
@@ -118,7 +118,7 @@ static void test_enabled_by_config(void **state)
 	assert_string_equal(enabled(&c), "json store postgresql");
 	set(&c, "postgresql", "none");
 	/* Their other settings alone turn nothing on. */
-	ctd_config_defaults(&c);
+	ctd_config_init(&c, ctd_output_settings);
 	set(&c, "output", "none");
 	set(&c, "store", "none");
 	set(&c, "store-retention", "7d");
@@ -135,7 +135,7 @@ static void test_events(void **state)
 	struct ctd_config c;
 
 	(void)state;
-	ctd_config_defaults(&c);
+	ctd_config_init(&c, ctd_output_settings);
 	for (size_t i = 0; ctd_outputs[i]; i++)
 		assert_int_equal(ctd_output_events(ctd_outputs[i], &c), DESTROY);
 	set(&c, "json-events", "new,destroy");
@@ -197,7 +197,7 @@ static int teardown(void **state)
  * port is a discard port nothing is sent to. */
 static void config_all(const struct fixture *f, struct ctd_config *c)
 {
-	ctd_config_defaults(c);
+	ctd_config_init(c, ctd_output_settings);
 	set(c, "output", f->path[0]);
 	set(c, "stream", f->path[1]);
 	set(c, "ipfix", "udp:127.0.0.1:9");

@@ -7,10 +7,13 @@
 #ifndef CTD_CFGCHECK_H
 #define CTD_CFGCHECK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
+struct ctd_check;
 struct ctd_cli;
 struct ctd_config;
+struct ctd_tls_files;
 
 /* One problem: a line naming the setting and where it was set
  * ("ctd.conf:4: user: no user 'flows'"). */
@@ -24,5 +27,24 @@ size_t ctd_cfgcheck_log(const struct ctd_config *cfg);
 /* `ctd -t`: the problems on stderr, or the OK line (and with -v the
  * settings in effect) on stdout. Returns the exit status. */
 int ctd_cfgcheck_main(const struct ctd_cli *cli, const struct ctd_config *cfg);
+
+/* For an output's check (setting.h): the configuration checked, one
+ * problem about key ("what" then value), and the common checks. */
+const struct ctd_config *ctd_check_config(const struct ctd_check *c);
+void ctd_check_problem(struct ctd_check *c, const char *key, const char *what,
+		       const char *value);
+/* path's directory exists; with creatable it is a default directory
+ * ctd makes itself, so its parent must. */
+void ctd_check_dir(struct ctd_check *c, const char *key, const char *path,
+		   bool creatable);
+/* A Unix socket path that fits sun_path. */
+void ctd_check_socket(struct ctd_check *c, const char *key, const char *path);
+/* Group name exists, where socket is set. */
+void ctd_check_group(struct ctd_check *c, const char *key, const char *name,
+		     const char *socket);
+/* A key only its owner reads, and files OpenSSL accepts (a server's
+ * or a client's context). */
+void ctd_check_tls_files(struct ctd_check *c, const struct ctd_tls_files *f,
+			 const char *key_key, const char *ca_key, bool server);
 
 #endif

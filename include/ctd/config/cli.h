@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 struct ctd_config;
+struct ctd_setting_group;
 
 #define CTD_CLI_MAX_SETTINGS 64
 
@@ -31,11 +32,15 @@ struct ctd_cli {
 	size_t n;
 	const char *keys[CTD_CLI_MAX_SETTINGS];
 	const char *values[CTD_CLI_MAX_SETTINGS];
+	/* The outputs' settings, besides ctd's own (NULL-terminated). */
+	const struct ctd_setting_group *const *groups;
 };
 
 /* Parses argv; prints usage and exits on --help, --version and errors
- * in the options themselves (exit 2). Values are checked later. */
-void ctd_cli_parse(int argc, char **argv, struct ctd_cli *cli);
+ * in the options themselves (exit 2). Values are checked later. Every
+ * setting of ctd's and of groups is an option. */
+void ctd_cli_parse(int argc, char **argv, struct ctd_cli *cli,
+		   const struct ctd_setting_group *const *groups);
 
 /* Whether ctd only watches: -f without -o FILE (-o - puts the JSON
  * records on stdout instead of the lines). A watcher prints the events

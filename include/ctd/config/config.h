@@ -11,60 +11,38 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "ctd/config/setting.h"
 #include "ctd/flows/filter.h"
 
 /* CMake passes the install's own (sysconfdir/ctd/ctd.conf). */
 #ifndef CTD_CONFIG_FILE
 #define CTD_CONFIG_FILE "/etc/ctd/ctd.conf"
 #endif
-/* Defaults whose directory ctd creates (no other directory it makes). */
-#define CTD_CONFIG_DEFAULT_OUTPUT_DIR "/var/log/ctd"
-#define CTD_CONFIG_DEFAULT_OUTPUT CTD_CONFIG_DEFAULT_OUTPUT_DIR "/flows.json"
-/* The flow store (out_store.c), beside the spool by default. */
-#define CTD_CONFIG_DEFAULT_STORE "/var/lib/ctd/flows.db"
+/* A default whose directory ctd creates (the outputs name theirs). */
 #define CTD_CONFIG_DEFAULT_CONTROL_DIR "/run/ctd"
 #define CTD_CONFIG_DEFAULT_CONTROL CTD_CONFIG_DEFAULT_CONTROL_DIR "/ctd.sock"
-#define CTD_CONFIG_PATH_MAX 1024
+#define CTD_CONFIG_PATH_MAX CTD_SETTING_TEXT_MAX
 #define CTD_CONFIG_ERR_MAX 1280
 #define CTD_CONFIG_LINE_MAX 4096
-#define CTD_CONFIG_AUTO SIZE_MAX     /* a count the kernel decides (auto) */     /* longest line of a config file */
-/* kafka-option lines kept at most, and their bytes ("NAME=VALUE\n"
- * each, NUL after the last). */
-#define CTD_CONFIG_KAFKA_OPTIONS 32
-#define CTD_CONFIG_KAFKA_OPTIONS_BYTES 8192
-/* Room for every setting's origin (config.c asserts it is enough). */
-#define CTD_CONFIG_SETTINGS 80
+#define CTD_CONFIG_AUTO SIZE_MAX     /* a count the kernel decides (auto) */
+/* Room for every setting's origin, ctd's own and the outputs'. */
+#define CTD_CONFIG_SETTINGS 128
+/* Setting groups (one per output) and the bytes of their structs. */
+#define CTD_CONFIG_GROUPS 16
+#define CTD_CONFIG_GROUP_BYTES (48u << 10)
 /* The origin of a setting given on the command line. */
 #define CTD_CONFIG_CMDLINE 0xffffffffu
 
 struct ctd_config {
-	char output[CTD_CONFIG_PATH_MAX];     /* "-" stdout, "" none */
-	char stream[CTD_CONFIG_PATH_MAX];     /* "" none */
 	char spool_dir[CTD_CONFIG_PATH_MAX];  /* "" none */
-	char store[CTD_CONFIG_PATH_MAX];      /* SQLite flow store, "" none */
-	/* A central PostgreSQL flow database (libpq conninfo), "" none;
-	 * it may hold a password: shown through conninfo.h only. */
-	char postgresql[CTD_CONFIG_PATH_MAX];
 	char record[CTD_CONFIG_PATH_MAX];     /* "" none */
 	char control[CTD_CONFIG_PATH_MAX];    /* "" none */
 	char control_group[CTD_CONFIG_PATH_MAX]; /* may also use it; "" root only */
-	char stream_group[CTD_CONFIG_PATH_MAX];  /* may read the stream; "" root only */
 	char metrics[CTD_CONFIG_PATH_MAX];    /* loopback addr:port, "" none */
 	char metrics_tls_cert[CTD_CONFIG_PATH_MAX]; /* HTTPS: our certificate */
 	char metrics_tls_key[CTD_CONFIG_PATH_MAX];  /* ... its key */
 	char metrics_client_ca[CTD_CONFIG_PATH_MAX]; /* ... scrapers' CA */
 	char user[CTD_CONFIG_PATH_MAX];       /* drop to this user, "" stay */
-	char conntrackd_log[CTD_CONFIG_PATH_MAX]; /* "" none */
-	char ipfix[CTD_CONFIG_PATH_MAX];      /* udp:HOST:PORT, tcp:..., "" none */
-	char ipfix_tls_ca[CTD_CONFIG_PATH_MAX];   /* tls: verify the collector */
-	char ipfix_tls_name[CTD_CONFIG_PATH_MAX]; /* ... as this name, "" HOST */
-	char ipfix_tls_cert[CTD_CONFIG_PATH_MAX]; /* ... our certificate, "" none */
-	char ipfix_tls_key[CTD_CONFIG_PATH_MAX];  /* ... and its key */
-	char syslog_socket[CTD_CONFIG_PATH_MAX];
-	char kafka[CTD_CONFIG_PATH_MAX];       /* bootstrap brokers, "" none */
-	char kafka_topic[CTD_CONFIG_PATH_MAX];
-	/* Every kafka-option as "NAME=VALUE\n", in the order given. */
-	char kafka_options[CTD_CONFIG_KAFKA_OPTIONS_BYTES];
 	/* Network namespaces watched besides ctd's own: "self" none, "all",
 	 * or a comma-separated list of /run/netns names. */
 	char netns[CTD_CONFIG_PATH_MAX];
@@ -82,29 +60,11 @@ struct ctd_config {
 	unsigned pending_interval;
 	unsigned active_timeout;
 	unsigned grace;
-	unsigned store_retention;  /* seconds the flow store keeps rows */
-	unsigned store_rollup_retention; /* ... its hour and day rollups */
-	size_t store_max_size;     /* bytes; CTD_CONFIG_AUTO: from the disk */
 	unsigned shutdown_timeout;
-	unsigned json_events;      /* 1 << CTD_EV_* */
-	unsigned stream_events;
-	unsigned ipfix_shape;      /* enum ctd_ipfix_shape */
-	unsigned ipfix_domain;
-	unsigned ipfix_mtu;
-	unsigned ipfix_template_refresh;
-	unsigned ipfix_template_messages;
-	unsigned ipfix_nat_event;  /* enum ctd_ipfix_nat_event */
-	unsigned ipfix_pen;
-	unsigned syslog_facility;  /* syslog(3) facility number (0-23) */
-	unsigned syslog_level;     /* 0 emerg .. 7 debug */
-	unsigned syslog_format;    /* 0 RFC 3164, 1 RFC 5424 */
-	unsigned kafka_key;        /* 0 the original tuple, 1 none */
-	unsigned kafka_events;
 	unsigned subscribe;        /* 0 auto (what the outputs need), 1 all */
 	unsigned kernel_pressure;  /* 0 fail-open, 1 hold */
 	unsigned kernel_pressure_high;  /* table fill, percent */
 	unsigned kernel_pressure_low;
-	bool syslog;
 	bool broadcast_error;
 	bool resync;
 	bool sysctl;
@@ -114,9 +74,23 @@ struct ctd_config {
 	 * Errors found later (ctd -t's checks) name it. */
 	unsigned line[CTD_CONFIG_SETTINGS];
 	char file[CTD_CONFIG_PATH_MAX];
+	/* The outputs' setting groups (NULL-terminated; NULL: none) and
+	 * their structs, each at its offset in group_data. */
+	const struct ctd_setting_group *const *groups;
+	unsigned group_off[CTD_CONFIG_GROUPS];
+	_Alignas(16) unsigned char group_data[CTD_CONFIG_GROUP_BYTES];
 };
 
+/* ctd's own settings at their defaults, and no output's. */
 void ctd_config_defaults(struct ctd_config *cfg);
+/* The same, plus the settings of groups (NULL-terminated) at theirs. */
+void ctd_config_init(struct ctd_config *cfg,
+		     const struct ctd_setting_group *const *groups);
+/* Group g's struct inside cfg; NULL when cfg has not got g. */
+void *ctd_config_group(struct ctd_config *cfg,
+		       const struct ctd_setting_group *g);
+const void *ctd_config_group_get(const struct ctd_config *cfg,
+				 const struct ctd_setting_group *g);
 /* One setting, from the command line (its origin). Returns 0, -ENOENT
  * for an unknown key or -EINVAL for a bad value, with a message in err
  * ("rcvbuf: 'x' is not a size ..."). */
@@ -134,6 +108,10 @@ int ctd_config_read(struct ctd_config *cfg, FILE *f, const char *path,
 		    char *err, size_t errlen);
 /* Values that depend on each other, after everything was set. */
 void ctd_config_finish(struct ctd_config *cfg);
+/* key's value as the file would say it (secrets hidden; of a list,
+ * the first); -ENOENT for a key cfg has not got. */
+int ctd_config_get(const struct ctd_config *cfg, const char *key,
+		   char *buf, size_t len);
 /* Every key with its current value, in the file's syntax. */
 void ctd_config_write(const struct ctd_config *cfg, FILE *f);
 
@@ -156,7 +134,15 @@ struct ctd_filter *ctd_config_filter(const struct ctd_config *cfg);
  * "path:line: key", "command line: --key" or "key (default)". */
 void ctd_config_where(const struct ctd_config *cfg, const char *key,
 		      char *buf, size_t cap);
-/* Whether key names a setting (for command-line options that map 1:1). */
-bool ctd_config_has(const char *key);
+/* Whether key names a setting of cfg (ctd's own or a group's). */
+bool ctd_config_has(const struct ctd_config *cfg, const char *key);
+/* Calls fn with every setting, ctd's own and then groups' (NULL: none),
+ * in ctd_config_write's order: the command line's options. */
+void ctd_config_keys(const struct ctd_setting_group *const *groups,
+		     void (*fn)(void *arg, const struct ctd_setting *s),
+		     void *arg);
+/* Copies every setting a reload applies live from next into cfg. */
+void ctd_config_take_live(struct ctd_config *cfg,
+			  const struct ctd_config *next);
 
 #endif

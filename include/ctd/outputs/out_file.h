@@ -13,6 +13,7 @@ struct ctd_config;
 struct ctd_output;
 struct ctd_owner;
 struct ctd_output_desc;
+struct ctd_setting_group;
 struct ctd_record;
 
 #define CTD_OUT_FILE_BUF (1u << 20)
@@ -32,12 +33,10 @@ struct ctd_out_file_fmt {
 	/* A reload's new configuration for arg; may be NULL. */
 	void (*reload_arg)(void *arg, const struct ctd_config *next);
 	size_t max;                   /* longest rendering */
-	/* offsetof in struct ctd_config of the setting naming the file, so
-	 * a reload can move it; CTD_OUT_FILE_FIXED: it cannot move. */
-	size_t path_setting;
+	/* The file a configuration names, so a reload can move it; NULL:
+	 * it cannot move. */
+	const char *(*path_of)(const struct ctd_config *cfg);
 };
-
-#define CTD_OUT_FILE_FIXED SIZE_MAX
 
 /* path "-" is standard output. buf_size 0 means CTD_OUT_FILE_BUF. The
  * file is opened as safefile.c says (no links a local user made; root's,
@@ -50,6 +49,9 @@ int ctd_out_file_new(const char *path, const struct ctd_out_file_fmt *fmt,
 int ctd_out_json_new(const char *path, size_t buf_size,
 		     const struct ctd_owner *owner, struct ctd_output **ret);
 
+/* Whether cfg's JSON records go to standard output (output -). */
+bool ctd_out_json_stdout(const struct ctd_config *cfg);
+
 /* Writes to path from now on (reload); bytes still buffered follow
  * to the new file. Not for stdout. */
 int ctd_out_file_set_path(struct ctd_output *out, const char *path);
@@ -58,5 +60,7 @@ int ctd_out_file_set_path(struct ctd_output *out, const char *path);
  * `conntrackd-log` (conntrackd's log lines, ctlogfmt). */
 extern const struct ctd_output_desc ctd_out_json_desc;
 extern const struct ctd_output_desc ctd_out_ctlog_desc;
+extern const struct ctd_setting_group ctd_out_json_settings;
+extern const struct ctd_setting_group ctd_out_ctlog_settings;
 
 #endif

@@ -18,6 +18,7 @@
 
 struct ctd_output;
 struct ctd_output_desc;
+struct ctd_setting_group;
 struct ev_loop;
 
 #define CTD_OUT_IPFIX_BUF (4u << 20)
@@ -42,5 +43,6 @@ int ctd_out_ipfix_new(struct ev_loop *loop, const struct ctd_out_ipfix_cfg *cfg,
 
 /* The table's row (outputs.h): `ipfix` and the ipfix-* settings. */
 extern const struct ctd_output_desc ctd_out_ipfix_desc;
+extern const struct ctd_setting_group ctd_out_ipfix_settings;
 
 #endif

@@ -13,6 +13,7 @@
 
 struct ctd_output;
 struct ctd_output_desc;
+struct ctd_setting_group;
 struct ev_loop;
 
 /* Records produced and not yet acknowledged, at most: their copies
@@ -34,7 +35,8 @@ struct ctd_out_kafka_cfg {
 int ctd_out_kafka_new(struct ev_loop *loop, const struct ctd_out_kafka_cfg *cfg,
 		      struct ctd_output **ret);
 
-/* The table's row (outputs.h): `kafka` and the kafka-* settings. */
+/* The table's row (outputs.h) and its settings, `kafka` and kafka-*. */
 extern const struct ctd_output_desc ctd_out_kafka_desc;
+extern const struct ctd_setting_group ctd_out_kafka_settings;
 
 #endif

@@ -11,6 +11,7 @@
 
 struct ctd_output;
 struct ctd_output_desc;
+struct ctd_setting_group;
 struct ev_loop;
 
 /* Tables, created when missing (names and meaning as out_store.h's,
@@ -36,5 +37,6 @@ int ctd_out_pg_new(struct ev_loop *loop, const struct ctd_out_pg_cfg *cfg,
 
 /* The table's row (outputs.h): `postgresql`. */
 extern const struct ctd_output_desc ctd_out_pg_desc;
+extern const struct ctd_setting_group ctd_out_pg_settings;
 
 #endif

@@ -10,8 +10,10 @@
 
 #include <stdint.h>
 
+struct ctd_config;
 struct ctd_output;
 struct ctd_output_desc;
+struct ctd_setting_group;
 struct ctd_owner;
 
 /* Tables (addresses are blobs, 4 or 16 bytes in network order, so they
@@ -56,5 +58,13 @@ uint64_t ctd_out_store_auto_size(const char *path);
 
 /* The table's row (outputs.h): `store` and `store-retention`. */
 extern const struct ctd_output_desc ctd_out_store_desc;
+extern const struct ctd_setting_group ctd_out_store_settings;
+
+/* The store a configuration names ("" none) and its retentions in
+ * seconds (rows, hour and day rollups): `ctd report` reads the one,
+ * the PostgreSQL output prunes by the others. */
+const char *ctd_out_store_path(const struct ctd_config *cfg);
+void ctd_out_store_retention(const struct ctd_config *cfg, unsigned *rows,
+			     unsigned *rollups);
 
 #endif

@@ -10,6 +10,7 @@
 
 struct ctd_output;
 struct ctd_output_desc;
+struct ctd_setting_group;
 struct ev_loop;
 
 #define CTD_STREAM_MAX_READERS 16
@@ -21,5 +22,6 @@ int ctd_out_stream_new(struct ev_loop *loop, const char *path, gid_t group,
 
 /* The table's row (outputs.h): `stream`, events from `stream-events`. */
 extern const struct ctd_output_desc ctd_out_stream_desc;
+extern const struct ctd_setting_group ctd_out_stream_settings;
 
 #endif

@@ -10,6 +10,7 @@
 
 struct ctd_output;
 struct ctd_output_desc;
+struct ctd_setting_group;
 struct ev_loop;
 
 struct ctd_out_syslog_cfg {
@@ -24,5 +25,6 @@ int ctd_out_syslog_new(struct ev_loop *loop, const struct ctd_out_syslog_cfg *cf
 
 /* The table's row (outputs.h): `syslog` and the syslog-* settings. */
 extern const struct ctd_output_desc ctd_out_syslog_desc;
+extern const struct ctd_setting_group ctd_out_syslog_settings;
 
 #endif

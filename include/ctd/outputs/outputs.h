@@ -14,6 +14,7 @@
 struct ctd_config;
 struct ctd_output;
 struct ctd_owner;
+struct ctd_setting_group;
 struct ev_loop;
 
 /* events_setting of an output that always takes its default events. */
@@ -23,6 +24,8 @@ struct ctd_output_desc {
 	/* Stable: names the output's counters and its spool file; the
 	 * output it creates carries the same name. */
 	const char *name;
+	/* Its settings: rows, defaults, checks, --help (setting.h). */
+	const struct ctd_setting_group *settings;
 	bool (*enabled)(const struct ctd_config *cfg);
 	/* Opens the output cfg describes; files it opens are handed to
 	 * owner (safefile.c; NULL: none). Logs why it cannot, once, and
@@ -30,7 +33,7 @@ struct ctd_output_desc {
 	int (*create)(struct ev_loop *loop, const struct ctd_config *cfg,
 		      const struct ctd_owner *owner, struct ctd_output **ret);
 	/* What it takes (1 << CTD_EV_*): these events, unless
-	 * events_setting is the offsetof in struct ctd_config of the
+	 * events_setting is the offsetof in its settings' struct of the
 	 * setting that chooses them. */
 	unsigned events;
 	size_t events_setting;
@@ -40,6 +43,10 @@ struct ctd_output_desc {
  * CTD_OUT_MAX. Only the first four can take event records (deliver.c):
  * the outputs with an events setting come first. */
 extern const struct ctd_output_desc *const ctd_outputs[];
+
+/* Every output's settings group, in the same order, NULL-terminated:
+ * what ctd_config_init and the command line take. */
+extern const struct ctd_setting_group *const ctd_output_settings[];
 
 /* The events d takes under cfg, for ctd_deliver_add. */
 unsigned ctd_output_events(const struct ctd_output_desc *d,
