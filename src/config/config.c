@@ -661,7 +661,7 @@ static int unquote(char *value, const char **why)
 }
 
 /* A key the file set already: an error naming both lines, but a list
- * setting (kafka-option) adds one line each time. */
+ * setting (an OPTIONS row) adds one line each time. */
 static int set_twice(const struct ctd_config *cfg, const struct slot *sl,
 		     unsigned lineno, char *err, size_t errlen)
 {

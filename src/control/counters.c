@@ -149,31 +149,17 @@ static const struct counter out_counters[] = {
 	O(failed_output, "failed_output_total", "Records the output took and then gave up."),
 	OG(wal_bytes, "wal_bytes", "Write-ahead log size."),
 	O(wal_errors, "wal_errors_total", "Write-ahead log writes that failed."),
-	O(torn_lines, "torn_lines_total", "Lines found cut short (crash, full disk) and ended."),
 	O(spool_skipped, "spool_skipped_total", "Damaged spool entries skipped."),
 	O(write_errors, "write_errors_total", "Failed writes."),
 	O(bytes, "written_bytes_total", "Bytes written."),
-	O(gone, "files_gone_total", "Times the file was found deleted or moved away and opened again by its path."),
-	O(recovered_bytes, "recovered_bytes_total", "Bytes written into a file after it was deleted, copied into the new one."),
-	OG(consumers, "consumers", "Connected stream readers."),
-	O(refused, "refused_total", "Stream readers refused: too many."),
-	O(lost_bytes, "lost_bytes_total", "Unread bytes of stream readers that went away."),
 	O(events, "events_total", "NEW/UPDATE event records taken."),
 	O(events_missed, "events_missed_total", "Event records refused, left pending on the flow."),
 	O(events_merged, "events_merged_total", "Pending events carried by a later record."),
 	O(skipped, "skipped_total", "Records this output does not render."),
-	O(acked, "acked_total", "IPFIX data records acknowledged (UDP: sent)."),
-	OG(unacked, "unacked", "Records written or produced, not acknowledged yet (IPFIX/TCP, Kafka)."),
-	O(resent, "resent_total", "Records sent again: after a reconnect (IPFIX) or a failed delivery report (Kafka)."),
-	O(reconnects, "reconnects_total", "IPFIX connections lost."),
-	O(templates, "templates_total", "IPFIX template messages sent."),
-	O(queue_full, "queue_full_total", "Kafka: records refused because librdkafka's queue was full."),
-	O(report_timeouts, "report_timeouts_total", "Kafka: delivery reports that timed out (record produced again)."),
-	O(report_errors, "report_errors_total", "Kafka: delivery reports with another error (record produced again)."),
-	OG(brokers, "kafka_brokers", "Kafka brokers known."),
-	OG(brokers_up, "kafka_brokers_up", "Kafka brokers connected."),
-	OG(queue, "kafka_queue", "Messages in librdkafka's queue."),
-	OG(rtt_us, "kafka_rtt_seconds", "Kafka: the slowest broker's average round-trip time."),
+	O(acked, "acked_total", "Records the far end acknowledged: a collector's TCP, brokers (UDP: sent)."),
+	OG(unacked, "unacked", "Records written or produced, not acknowledged yet."),
+	O(resent, "resent_total", "Records sent again: after a reconnect or a failed delivery report."),
+	O(reconnects, "reconnects_total", "Connections to a collector or server lost."),
 	O(store_rows, "store_rows_total", "Flow store: rows inserted."),
 	O(store_repeats, "store_repeats_total", "Flow store: records stored already (replayed after a crash), ignored."),
 	O(store_commits, "store_commits_total", "Flow store: transactions committed."),
@@ -187,8 +173,6 @@ static const struct counter out_counters[] = {
 	OG(store_bytes, "store_bytes", "Flow store: the database's pages in use."),
 	OG(store_max_bytes, "store_max_bytes", "Flow store: store-max-size resolved."),
 	OG(store_bytes_per_flow, "store_bytes_per_flow", "Flow store: pages in use per row held (rollups and indexes included)."),
-	O(tls_failures, "tls_failures_total", "IPFIX/TLS: handshakes or sessions refused (certificate, name, expiry, alert)."),
-	O(tls_resumed, "tls_resumed_total", "IPFIX/TLS: connections that resumed a TLS session."),
 	O(pg_connect_errors, "pg_connect_errors_total", "PostgreSQL: connection attempts that failed."),
 	O(pg_lost, "pg_lost_total", "PostgreSQL: connections that broke."),
 	O(pg_query_errors, "pg_query_errors_total", "PostgreSQL: statements the server refused."),
@@ -205,15 +189,37 @@ static uint64_t value_at(const void *base, size_t off)
 	return *(const uint64_t *)(const void *)((const char *)base + off);
 }
 
+/* Output o's own counter number i; false past its last. */
+static bool own_at(const struct ctd_stats *st, size_t o, size_t i,
+		   const struct ctd_counter_def **ret_def, uint64_t *ret_v)
+{
+	const struct ctd_counter_defs *defs = st->out_defs[o];
+
+	if (!defs || !st->out_own[o] || i >= defs->n)
+		return false;
+	*ret_def = &defs->rows[i];
+	*ret_v = value_at(st->out_own[o], defs->rows[i].off);
+	return true;
+}
+
+static void print_flat(FILE *f, const char *output, const char *name,
+		       uint64_t v)
+{
+	fprintf(f, "out_%s_%-*s %llu\n", output, (int)(17 - strlen(output)),
+		name, (unsigned long long)v);
+}
+
 static void print_outputs(const struct ctd_stats *st, FILE *f)
 {
+	const struct ctd_counter_def *def;
+	uint64_t v;
+
 	for (size_t o = 0; o < CTD_OUT_MAX && st->out_name[o]; o++) {
-		for (size_t i = 0; i < N(out_counters); i++) {
-			fprintf(f, "out_%s_%-*s %llu\n", st->out_name[o],
-				(int)(17 - strlen(st->out_name[o])),
-				out_counters[i].name, (unsigned long long)
-				value_at(st->out[o], out_counters[i].off));
-		}
+		for (size_t i = 0; i < N(out_counters); i++)
+			print_flat(f, st->out_name[o], out_counters[i].name,
+				   value_at(st->out[o], out_counters[i].off));
+		for (size_t i = 0; own_at(st, o, i, &def, &v); i++)
+			print_flat(f, st->out_name[o], def->name, v);
 	}
 }
 
@@ -247,55 +253,53 @@ static const struct {
 	{ "latency_le_1ms", "DESTROY latency (kernel stamp to read)" },
 };
 
-/* Per-output counters only some outputs can move; the others apply to
- * every output. Outputs as spelt in the output table. */
+/* Delivery counters only some kinds of output can move. */
 static const struct {
 	const char *counter;
-	const char *outputs;
+	unsigned shows;
 } only_for[] = {
-	{ "torn_lines", " json ctlog " }, { "gone", " json ctlog " },
-	{ "recovered_bytes", " json ctlog " },
-	{ "consumers", " stream " }, { "refused", " stream " },
-	{ "lost_bytes", " stream " },
-	{ "events", " json stream kafka " },
-	{ "events_missed", " json stream kafka " },
-	{ "events_merged", " json stream kafka " },
-	{ "acked", " ipfix kafka " }, { "unacked", " ipfix kafka " },
-	{ "resent", " ipfix kafka " },
-	{ "reconnects", " ipfix " }, { "templates", " ipfix " },
-	{ "failed_output", " kafka " }, { "queue_full", " kafka " },
-	{ "report_timeouts", " kafka " }, { "report_errors", " kafka " },
-	{ "brokers", " kafka " }, { "brokers_up", " kafka " },
-	{ "queue", " kafka " }, { "rtt_us", " kafka " },
-	{ "store_rows", " store " }, { "store_repeats", " store " },
-	{ "store_commits", " store " }, { "store_commit_errors", " store " },
-	{ "store_pruned", " store " },
+	{ "events", CTD_SHOWS_EVENTS }, { "events_missed", CTD_SHOWS_EVENTS },
+	{ "events_merged", CTD_SHOWS_EVENTS },
+	{ "acked", CTD_SHOWS_ACKS }, { "unacked", CTD_SHOWS_ACKS },
+	{ "resent", CTD_SHOWS_ACKS },
+	{ "failed_output", CTD_SHOWS_GIVE_UP },
+	{ "reconnects", CTD_SHOWS_LINK },
+	{ "store_rows", CTD_SHOWS_ROWS }, { "store_repeats", CTD_SHOWS_ROWS },
+	{ "store_commits", CTD_SHOWS_ROWS },
+	{ "store_commit_errors", CTD_SHOWS_ROWS },
+	{ "store_pruned", CTD_SHOWS_ROWS },
 };
 
-/* Whether output can move counter: a nonzero one is always shown. */
-static bool moves_for(const char *counter, const char *output)
+/* Whether output o can move counter: a nonzero one is always shown. */
+static bool moves_for(const char *counter, const struct ctd_stats *st,
+		      size_t o)
 {
-	char word[40];
+	unsigned shows = st->out_defs[o] ? st->out_defs[o]->shows : 0;
 
-	snprintf(word, sizeof(word), " %s ", output);
 	for (size_t i = 0; i < N(only_for); i++)
 		if (strcmp(only_for[i].counter, counter) == 0)
-			return strstr(only_for[i].outputs, word) != NULL;
+			return shows & only_for[i].shows;
 	return true;
 }
 
 static void print_one_output(const struct ctd_stats *st, size_t o, FILE *f)
 {
+	const struct ctd_counter_def *def;
 	char name[64];
+	uint64_t v;
 
 	fprintf(f, "output %s:\n", st->out_name[o]);
 	for (size_t i = 0; i < N(out_counters); i++) {
-		uint64_t v = value_at(st->out[o], out_counters[i].off);
-
-		if (!v && !moves_for(out_counters[i].name, st->out_name[o]))
+		v = value_at(st->out[o], out_counters[i].off);
+		if (!v && !moves_for(out_counters[i].name, st, o))
 			continue;
 		snprintf(name, sizeof(name), "out_%s_%s", st->out_name[o],
 			 out_counters[i].name);
+		fprintf(f, "  %-28s %llu\n", name, (unsigned long long)v);
+	}
+	for (size_t i = 0; own_at(st, o, i, &def, &v); i++) {
+		snprintf(name, sizeof(name), "out_%s_%s", st->out_name[o],
+			 def->name);
 		fprintf(f, "  %-28s %llu\n", name, (unsigned long long)v);
 	}
 }
@@ -399,6 +403,53 @@ static void print_latency(const struct ctd_stats *st, FILE *f)
 		(unsigned long long)sum);
 }
 
+/* Whether an output before o has a counter of family prom already:
+ * two kinds of output may share a family (rows stored), which is
+ * then written once, with a sample from each. */
+static bool family_seen(const struct ctd_stats *st, size_t o, const char *prom)
+{
+	const struct ctd_counter_def *def;
+	uint64_t v;
+
+	for (size_t p = 0; p < o; p++)
+		for (size_t i = 0; own_at(st, p, i, &def, &v); i++)
+			if (strcmp(def->prom, prom) == 0)
+				return true;
+	return false;
+}
+
+/* Family prom's samples, from output o on. */
+static void own_samples(const struct ctd_stats *st, size_t o,
+			const char *family, const char *prom, FILE *f)
+{
+	const struct ctd_counter_def *def;
+	uint64_t v;
+
+	for (; o < CTD_OUT_MAX && st->out_name[o]; o++)
+		for (size_t i = 0; own_at(st, o, i, &def, &v); i++)
+			if (strcmp(def->prom, prom) == 0)
+				put_sample(f, family, st->out_name[o], v);
+}
+
+/* The outputs' own counters, each family once. */
+static void print_own_families(const struct ctd_stats *st, FILE *f)
+{
+	const struct ctd_counter_def *def;
+	char family[80];
+	uint64_t v;
+
+	for (size_t o = 0; o < CTD_OUT_MAX && st->out_name[o]; o++)
+		for (size_t i = 0; own_at(st, o, i, &def, &v); i++) {
+			if (family_seen(st, o, def->prom))
+				continue;
+			snprintf(family, sizeof(family), "ctd_output_%s",
+				 def->prom);
+			ctd_counters_prometheus_family(f, family, def->gauge,
+						       def->help);
+			own_samples(st, o, family, def->prom, f);
+		}
+}
+
 /* Counters that share a family (events by type) are adjacent. */
 void ctd_counters_print_prometheus(const struct ctd_stats *st, FILE *f)
 {
@@ -431,11 +482,14 @@ void ctd_counters_print_prometheus(const struct ctd_stats *st, FILE *f)
 			put_sample(f, family, st->out_name[o],
 				   value_at(st->out[o], c->off));
 	}
+	print_own_families(st, f);
 }
 
 void ctd_counters_print_json(const struct ctd_stats *st, FILE *f)
 {
+	const struct ctd_counter_def *def;
 	size_t i, o;
+	uint64_t v;
 
 	fputc('{', f);
 	for (i = 0; i < N(counters); i++)
@@ -449,6 +503,9 @@ void ctd_counters_print_json(const struct ctd_stats *st, FILE *f)
 				out_counters[i].name,
 				(unsigned long long)value_at(st->out[o],
 							     out_counters[i].off));
+		for (i = 0; own_at(st, o, i, &def, &v); i++)
+			fprintf(f, ",\"%s\":%llu", def->name,
+				(unsigned long long)v);
 		fputc('}', f);
 	}
 	fputs("}}", f);

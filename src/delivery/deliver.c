@@ -495,6 +495,8 @@ int ctd_deliver_add(struct ctd_deliver *d, struct ctd_output *out,
 				.st = &out->stats, .budget = &d->budget };
 	d->stats->out[d->n] = &out->stats;
 	d->stats->out_name[d->n] = out->name;
+	d->stats->out_defs[d->n] = out->counters;
+	d->stats->out_own[d->n] = out->own;
 	out->ready = on_ready;
 	out->ready_arg = d;
 	d->n++;
@@ -578,6 +580,8 @@ void ctd_deliver_free(struct ctd_deliver *d)
 		t->out->ops->flush(t->out);
 		d->stats->out_name[i] = NULL;
 		d->stats->out[i] = NULL;
+		d->stats->out_defs[i] = NULL;
+		d->stats->out_own[i] = NULL;
 		t->out->ops->free(t->out);
 		ctd_retry_free(t->retry);
 		ctd_spool_free(t->spool);

@@ -50,8 +50,28 @@
 #define DEFAULT_OUTPUT_DIR "/var/log/ctd"
 #define DEFAULT_OUTPUT DEFAULT_OUTPUT_DIR "/flows.json"
 
+/* What a file output counts beside delivery (ctd -s, metrics). */
+struct file_counters {
+	uint64_t torn_lines;    /* lines found cut short (crash, full disk)
+	                         * and ended; their records came again */
+	uint64_t gone;          /* times the file was found deleted or moved,
+	                         * and opened again by its path */
+	uint64_t recovered_bytes; /* bytes a deleted file took, copied anew */
+};
+
+#define FC(name, prom, help) \
+	{ #name, offsetof(struct file_counters, name), false, prom, help }
+
+static const struct ctd_counter_def file_counter_rows[] = {
+	FC(torn_lines, "torn_lines_total", "Lines found cut short (crash, full disk) and ended."),
+	FC(gone, "files_gone_total", "Times the file was found deleted or moved away and opened again by its path."),
+	FC(recovered_bytes, "recovered_bytes_total", "Bytes written into a file after it was deleted, copied into the new one."),
+};
+
 struct out_file {
 	struct ctd_output base;
+	struct file_counters own;
+	struct ctd_counter_defs defs;   /* the rows, and what it shows */
 	int fd;
 	bool own_fd;
 	bool failing;           /* in an error streak: logged already */
@@ -128,7 +148,7 @@ static void complete_tail(struct out_file *j)
 		return;
 	if (write(j->fd, "\n", 1) != 1)
 		return;
-	j->base.stats.torn_lines++;
+	j->own.torn_lines++;
 	log_warn("%s: the last line was cut short (a crash or a full disk); "
 		 "ended it, its record follows again", j->path);
 }
@@ -144,7 +164,7 @@ static void finish_line(struct out_file *j)
 		return;
 	if (ctd_wbuf_flush_to(j->wb, ctd_settle_oldest_end(&j->settle)) == 0)
 		return;
-	j->base.stats.torn_lines++;
+	j->own.torn_lines++;
 	log_warn("%s: cannot end the last line before reopening; its rest "
 		 "starts the new file", j->path);
 }
@@ -255,7 +275,7 @@ static void recover(struct out_file *j, int old, off_t from, off_t to)
 			return;
 		}
 		from += n;
-		j->base.stats.recovered_bytes += (uint64_t)n;
+		j->own.recovered_bytes += (uint64_t)n;
 	}
 }
 
@@ -267,7 +287,7 @@ static void reopen_gone(struct out_file *j, const struct stat *held)
 	off_t from = j->seen_size;
 	struct stat end;
 
-	j->base.stats.gone++;
+	j->own.gone++;
 	log_warn("%s was %s while ctd wrote it; opening it again", j->path,
 		 held->st_nlink ? "moved or replaced" : "deleted");
 	r = ctd_out_file_set_path(&j->base, j->path);
@@ -433,6 +453,11 @@ int ctd_out_file_new(const char *path, const struct ctd_out_file_fmt *fmt,
 	j->fmt = *fmt;
 	j->base.ops = &file_ops;
 	j->base.name = fmt->name;
+	j->defs = (struct ctd_counter_defs){ file_counter_rows,
+		sizeof(file_counter_rows) / sizeof(file_counter_rows[0]),
+		fmt->shows };
+	j->base.counters = &j->defs;
+	j->base.own = &j->own;
 	j->fd = -1;
 	ctd_settle_init(&j->settle, SETTLE_MAX);
 	j->owner = owner ? *owner : CTD_OWNER_NONE;
@@ -598,7 +623,7 @@ static int json_new(const char *path, size_t buf_size, bool labels,
 {
 	struct ctd_out_file_fmt json = {
 		ctd_out_json_desc.name, render_json, NULL, json_free_arg,
-		json_reload_arg, CTD_JSON_MAX, json_path
+		json_reload_arg, CTD_JSON_MAX, json_path, CTD_SHOWS_EVENTS
 	};
 	struct json_arg *a = calloc(1, sizeof(*a));
 
@@ -675,7 +700,7 @@ static int ctlog_create(struct ev_loop *loop, const struct ctd_config *cfg,
 {
 	struct ctd_out_file_fmt fmt = {
 		ctd_out_ctlog_desc.name, ctd_ctlog_line, NULL, ctd_ctlog_free,
-		NULL, CTD_CTLOG_MAX, ctlog_path
+		NULL, CTD_CTLOG_MAX, ctlog_path, 0
 	};
 	int r;
 

@@ -87,8 +87,32 @@ struct domain {
 	bool templated;             /* its templates are in the buffer */
 };
 
+/* What IPFIX counts beside delivery (ctd -s, metrics). */
+struct ipfix_counters {
+	uint64_t templates;     /* template messages sent */
+	uint64_t tls_failures;  /* TLS handshakes or sessions refused (a
+	                         * certificate, its name, an alert) */
+	uint64_t tls_resumed;   /* ... connections that resumed a session */
+};
+
+#define IC(name, prom, help) \
+	{ #name, offsetof(struct ipfix_counters, name), false, prom, help }
+
+static const struct ctd_counter_def ipfix_counter_rows[] = {
+	IC(templates, "templates_total", "IPFIX template messages sent."),
+	IC(tls_failures, "tls_failures_total", "IPFIX/TLS: handshakes or sessions refused (certificate, name, expiry, alert)."),
+	IC(tls_resumed, "tls_resumed_total", "IPFIX/TLS: connections that resumed a TLS session."),
+};
+
+static const struct ctd_counter_defs ipfix_counters = {
+	ipfix_counter_rows,
+	sizeof(ipfix_counter_rows) / sizeof(ipfix_counter_rows[0]),
+	CTD_SHOWS_ACKS | CTD_SHOWS_LINK,
+};
+
 struct out_ipfix {
 	struct ctd_output base;
+	struct ipfix_counters own;
 	struct ev_loop *loop;
 	struct ctd_out_ipfix_cfg cfg;
 	char *target;
@@ -298,7 +322,7 @@ static bool append_templates(struct out_ipfix *x, size_t dom)
 	}
 	finish_open(x);
 	x->doms[dom].templated = true;
-	x->base.stats.templates++;
+	x->own.templates++;
 	return true;
 }
 
@@ -542,7 +566,7 @@ static void tls_failed(struct out_ipfix *x, const char *stage, bool closed)
 			  "wants, or one it refuses?)" : ctd_tlslink_why(x->link);
 	int64_t now = mono_us(x);
 
-	x->base.stats.tls_failures++;
+	x->own.tls_failures++;
 	if (closed && *x->said && now - x->said_at < TLS_RELOG_US)
 		why = x->said;
 	else if (closed && !*x->said && !x->closed_once)
@@ -698,7 +722,7 @@ static void step_handshake(struct out_ipfix *x)
 	x->up_at = mono_us(x);
 	x->trusted = false;
 	if (ctd_tlslink_resumed(x->link))
-		x->base.stats.tls_resumed++;
+		x->own.tls_resumed++;
 	log_info("ipfix %s: %s session %s", x->target,
 		 ctd_tlslink_version(x->link),
 		 ctd_tlslink_resumed(x->link) ? "resumed" : "established");
@@ -1165,6 +1189,8 @@ int ctd_out_ipfix_new(struct ev_loop *loop, const struct ctd_out_ipfix_cfg *cfg,
 		return -ENOMEM;
 	x->base.ops = &ipfix_ops;
 	x->base.name = ctd_out_ipfix_desc.name;
+	x->base.counters = &ipfix_counters;
+	x->base.own = &x->own;
 	x->fd = -1;
 	x->cfg = *cfg;
 	x->owner = cfg->owner;

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "ctd/base/log.h"
+#include "ctd/base/stats.h"
 #include "ctd/config/config.h"
 #include "ctd/flows/record.h"
 #include "ctd/format/jsonfmt.h"
@@ -62,8 +63,42 @@ struct slot {
 #define KAFKA_OPTIONS 32
 #define KAFKA_OPTIONS_BYTES 8192
 
+/* What Kafka counts beside delivery (ctd -s, metrics). */
+struct kafka_counters {
+	uint64_t queue_full;      /* records refused: the producer's local
+	                           * queue was full */
+	uint64_t report_timeouts; /* delivery reports that timed out
+	                           * (message.timeout.ms); produced again */
+	uint64_t report_errors;   /* ... other failures; produced again */
+	uint64_t brokers;         /* gauge: brokers known */
+	uint64_t brokers_up;      /* gauge: ... connected */
+	uint64_t queue;           /* gauge: messages in librdkafka's queues */
+	uint64_t rtt_us;          /* gauge: slowest broker's average round
+	                           * trip (librdkafka's statistics) */
+};
+
+#define KC(name, gauge, prom, help) \
+	{ #name, offsetof(struct kafka_counters, name), gauge, prom, help }
+
+static const struct ctd_counter_def kafka_counter_rows[] = {
+	KC(queue_full, false, "queue_full_total", "Kafka: records refused because librdkafka's queue was full."),
+	KC(report_timeouts, false, "report_timeouts_total", "Kafka: delivery reports that timed out (record produced again)."),
+	KC(report_errors, false, "report_errors_total", "Kafka: delivery reports with another error (record produced again)."),
+	KC(brokers, true, "kafka_brokers", "Kafka brokers known."),
+	KC(brokers_up, true, "kafka_brokers_up", "Kafka brokers connected."),
+	KC(queue, true, "kafka_queue", "Messages in librdkafka's queue."),
+	KC(rtt_us, true, "kafka_rtt_seconds", "Kafka: the slowest broker's average round-trip time."),
+};
+
+static const struct ctd_counter_defs kafka_counters = {
+	kafka_counter_rows,
+	sizeof(kafka_counter_rows) / sizeof(kafka_counter_rows[0]),
+	CTD_SHOWS_EVENTS | CTD_SHOWS_ACKS | CTD_SHOWS_GIVE_UP,
+};
+
 struct out_kafka {
 	struct ctd_output base;
+	struct kafka_counters own;
 	struct ev_loop *loop;
 	rd_kafka_t *rk;
 	rd_kafka_topic_t *rkt;
@@ -215,7 +250,7 @@ static void pump(struct out_kafka *k)
 
 		if (err && transient(err)) {
 			if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-				k->base.stats.queue_full++;
+				k->own.queue_full++;
 			return;
 		}
 		k->ring_head = (k->ring_head + 1) % k->cap;
@@ -253,9 +288,9 @@ static void on_report(rd_kafka_t *rk, const rd_kafka_message_t *m, void *arg)
 		return;
 	}
 	if (m->err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT)
-		k->base.stats.report_timeouts++;
+		k->own.report_timeouts++;
 	else
-		k->base.stats.report_errors++;
+		k->own.report_errors++;
 	s->state = FAILED_REPORT;
 	ring_push(k, (uint32_t)(s - k->slots));
 }
@@ -266,10 +301,10 @@ static void on_stats_summary(struct out_kafka *k, const char *json)
 
 	if (ctd_kafkamsg_summary(json, &s) < 0)
 		return;
-	k->base.stats.brokers = s.brokers;
-	k->base.stats.brokers_up = s.brokers_up;
-	k->base.stats.queue = s.queue_msgs;
-	k->base.stats.rtt_us = s.rtt_us;
+	k->own.brokers = s.brokers;
+	k->own.brokers_up = s.brokers_up;
+	k->own.queue = s.queue_msgs;
+	k->own.rtt_us = s.rtt_us;
 }
 
 static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *arg)
@@ -371,7 +406,7 @@ static enum ctd_out_status kafka_submit(struct ctd_output *out,
 	if (!transient(err))
 		return CTD_OUT_FAILED;
 	if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-		k->base.stats.queue_full++;
+		k->own.queue_full++;
 	k->refusing = true;
 	return CTD_OUT_AGAIN;
 }
@@ -631,6 +666,8 @@ int ctd_out_kafka_new(struct ev_loop *loop, const struct ctd_out_kafka_cfg *cfg,
 		return -ENOMEM;
 	k->base.ops = &kafka_ops;
 	k->base.name = ctd_out_kafka_desc.name;
+	k->base.counters = &kafka_counters;
+	k->base.own = &k->own;
 	k->pipe[0] = k->pipe[1] = -1;
 	k->loop = loop;
 	k->key_tuple = cfg->key_tuple;

@@ -18,6 +18,7 @@
 
 #include "ctd/base/listen.h"
 #include "ctd/base/log.h"
+#include "ctd/base/stats.h"
 #include "ctd/base/wbuf.h"
 #include "ctd/config/cfgcheck.h"
 #include "ctd/config/config.h"
@@ -42,8 +43,31 @@ struct reader {
 	uint64_t base;          /* the stream position when it connected */
 };
 
+/* What the stream counts beside delivery (ctd -s, metrics). */
+struct stream_counters {
+	uint64_t consumers;     /* gauge: connected readers */
+	uint64_t refused;       /* readers refused: too many */
+	uint64_t lost_bytes;    /* unread bytes of readers that went away */
+};
+
+#define SC(name, gauge, prom, help) \
+	{ #name, offsetof(struct stream_counters, name), gauge, prom, help }
+
+static const struct ctd_counter_def stream_counter_rows[] = {
+	SC(consumers, true, "consumers", "Connected stream readers."),
+	SC(refused, false, "refused_total", "Stream readers refused: too many."),
+	SC(lost_bytes, false, "lost_bytes_total", "Unread bytes of stream readers that went away."),
+};
+
+static const struct ctd_counter_defs stream_counters = {
+	stream_counter_rows,
+	sizeof(stream_counter_rows) / sizeof(stream_counter_rows[0]),
+	CTD_SHOWS_EVENTS,
+};
+
 struct out_stream {
 	struct ctd_output base;
+	struct stream_counters own;
 	struct ev_loop *loop;
 	int lfd;
 	ev_io accept_io;
@@ -66,14 +90,14 @@ static void drop_reader(struct out_stream *s, size_t i, const char *why)
 {
 	struct reader *r = s->rd[i];
 
-	s->base.stats.lost_bytes += ctd_wbuf_pending(r->wb);
+	s->own.lost_bytes += ctd_wbuf_pending(r->wb);
 	log_info("%s: reader left (%s)", s->path, why);
 	ev_io_stop(s->loop, &r->io);
 	close(r->fd);
 	ctd_wbuf_free(r->wb);
 	free(r);
 	s->rd[i] = s->rd[--s->n];
-	s->base.stats.consumers = s->n;
+	s->own.consumers = s->n;
 }
 
 static size_t index_of(struct out_stream *s, struct reader *r)
@@ -151,7 +175,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	if (s->n == CTD_STREAM_MAX_READERS ||
 	    !ctd_listen_peer_allowed(fd, s->group)) {
-		s->base.stats.refused++;
+		s->own.refused++;
 		close(fd);
 		return;
 	}
@@ -169,7 +193,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	r->io.data = r;
 	ev_io_start(loop, &r->io);
 	s->rd[s->n++] = r;
-	s->base.stats.consumers = s->n;
+	s->own.consumers = s->n;
 	log_info("%s: reader connected (%zu now)", s->path, s->n);
 	became_ready(s);
 }
@@ -290,6 +314,8 @@ int ctd_out_stream_new(struct ev_loop *loop, const char *path, gid_t group,
 	s->base.ops = &stream_ops;
 	ctd_settle_init(&s->settle, SETTLE_MAX);
 	s->base.name = ctd_out_stream_desc.name;
+	s->base.counters = &stream_counters;
+	s->base.own = &s->own;
 	s->loop = loop;
 	s->group = group;
 	s->path = strdup(path);

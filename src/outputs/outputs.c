@@ -2,9 +2,12 @@
  * events an output takes. The outputs themselves, their descriptors and
  * their settings live in out_*.c; this file only lists them, in the
  * order they open. */
+#include <string.h>
+
 #include "ctd/base/stats.h"
 #include "ctd/config/config.h"
 #include "ctd/outputs/out_file.h"
+#include "ctd/outputs/output.h"
 #include "ctd/outputs/out_ipfix.h"
 #include "ctd/outputs/out_kafka.h"
 #include "ctd/outputs/out_pg.h"
@@ -36,4 +39,15 @@ unsigned ctd_output_events(const struct ctd_output_desc *d,
 	const char *set = ctd_config_group_get(cfg, d->settings);
 
 	return *(const unsigned *)(const void *)(set + d->events_setting);
+}
+
+uint64_t ctd_output_counter(const struct ctd_output *out, const char *name)
+{
+	const struct ctd_counter_defs *defs = out->counters;
+
+	for (size_t i = 0; defs && out->own && i < defs->n; i++)
+		if (strcmp(defs->rows[i].name, name) == 0)
+			return *(const uint64_t *)(const void *)
+				((const char *)out->own + defs->rows[i].off);
+	return 0;
 }

@@ -337,11 +337,18 @@ static void test_netns_label_escaped(void **state)
 static void test_stats_grouped(void **state)
 {
 	struct fixture *f = *state;
-	struct ctd_out_stats kafka = { .brokers = 3 };
-	char *text;
+	/* An output with a counter of its own, as out_kafka.c has. */
+	static const struct ctd_counter_def row = { "brokers", 0, true,
+		"kafka_brokers", "Kafka brokers known." };
+	static const struct ctd_counter_defs defs = { &row, 1, CTD_SHOWS_ACKS };
+	struct ctd_out_stats kafka = { 0 };
+	uint64_t brokers = 3;
+	char *text, *page;
 
 	f->st.out_name[1] = "kafka";
 	f->st.out[1] = &kafka;
+	f->st.out_defs[1] = &defs;
+	f->st.out_own[1] = &brokers;
 	text = answer(f, "stats");
 	assert_non_null(strstr(text, "\nkernel events:\n  events_new                   42\n"));
 	assert_non_null(strstr(text, "\nrecords:\n  records "));
@@ -365,7 +372,8 @@ static void test_stats_grouped(void **state)
 	assert_null(strstr(text, "out_json_store_rows"));
 	assert_non_null(strstr(text, "\noutput kafka:\n"));
 	assert_non_null(strstr(text, "\n  out_kafka_brokers            3\n"));
-	assert_null(strstr(text, "out_kafka_templates"));
+	assert_non_null(strstr(text, "\n  out_kafka_acked              0\n"));
+	assert_null(strstr(text, "out_json_acked"));
 	assert_null(strstr(text, "\nnetns:\n"));
 	assert_null(strstr(text, "\ncounters:\n"));
 	assert_non_null(strstr(text, "\ncounters by group (ctd -s all: every one, "
@@ -381,11 +389,16 @@ static void test_stats_grouped(void **state)
 	free(text);
 	text = answer(f, "all");
 	assert_non_null(strstr(text, "\ncounters:\nevents_new             42\n"));
-	assert_non_null(strstr(text, "\nout_json_brokers       0\n"));
-	assert_non_null(strstr(text, "\nout_kafka_templates    0\n"));
+	assert_null(strstr(text, "out_json_brokers"));
+	assert_non_null(strstr(text, "\nout_kafka_brokers      3\n"));
+	assert_non_null(strstr(text, "\nout_json_acked         5\n"));
 	assert_null(strstr(text, "kernel events:"));
 	assert_non_null(strstr(text, "# end\n"));
 	free(text);
+	page = answer(f, "metrics");
+	assert_non_null(strstr(page, "\n# TYPE ctd_output_kafka_brokers gauge\n"
+			       "ctd_output_kafka_brokers{output=\"kafka\"} 3\n"));
+	free(page);
 	f->st.out_name[1] = NULL;
 }
 

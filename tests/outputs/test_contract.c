@@ -536,9 +536,9 @@ static struct ctd_output *stream_make(struct env *e)
 	assert_int_equal(connect(e->conn, (struct sockaddr *)&sa, sizeof(sa)),
 			 0);
 	/* The output accepts on the loop. */
-	for (int i = 0; i < 100 && !out->stats.consumers; i++)
+	for (int i = 0; i < 100 && !ctd_output_counter(out, "consumers"); i++)
 		ev_run(e->loop, EVRUN_ONCE);
-	assert_int_equal(out->stats.consumers, 1);
+	assert_int_equal(ctd_output_counter(out, "consumers"), 1);
 	return out;
 }
 

@@ -15,6 +15,34 @@
 #define CTD_STATS_END_REASONS 6    /* enum ctd_end_reason (record.h) */
 #define CTD_OUT_MAX 8
 
+/* A counter an output keeps for itself, beside the delivery counters
+ * every output has (struct ctd_out_stats): described by the output's
+ * own rows, so ctd -s, the JSON answer and the metrics show it without
+ * the reporting side naming it. */
+struct ctd_counter_def {
+	const char *name;    /* the ctd -s and JSON key (after out_NAME_) */
+	size_t off;          /* of its uint64_t in the output's struct */
+	bool gauge;
+	const char *prom;    /* the Prometheus family (after ctd_output_) */
+	const char *help;
+};
+
+/* Which delivery counters shared by several kinds of output one can
+ * move; the others of those are shown (ctd -s) only when not zero. */
+enum {
+	CTD_SHOWS_EVENTS = 1,    /* events, events_missed, events_merged */
+	CTD_SHOWS_ACKS = 2,      /* acked, unacked, resent */
+	CTD_SHOWS_GIVE_UP = 4,   /* failed_output */
+	CTD_SHOWS_LINK = 8,      /* reconnects */
+	CTD_SHOWS_ROWS = 16,     /* store_rows, _repeats, _commits, ... */
+};
+
+struct ctd_counter_defs {
+	const struct ctd_counter_def *rows;
+	size_t n;
+	unsigned shows;          /* CTD_SHOWS_* */
+};
+
 /* Event -> record latency buckets: the kernel's stamp on the event
  * (CTA_TIMESTAMP_EVENT) to the wall clock of the read that brought it;
  * the record is written before the loop sleeps again. Upper bounds in
@@ -115,6 +143,9 @@ struct ctd_stats {
 	                                  * set it up, learned by a table dump */
 	const char *out_name[CTD_OUT_MAX];
 	struct ctd_out_stats *out[CTD_OUT_MAX];   /* owned by the outputs */
+	/* Each output's own counters (NULL: none) and their rows. */
+	const struct ctd_counter_defs *out_defs[CTD_OUT_MAX];
+	const void *out_own[CTD_OUT_MAX];
 };
 
 #endif

@@ -98,7 +98,7 @@ int ctd_config_set(struct ctd_config *cfg, const char *key, const char *value,
 		   char *err, size_t errlen);
 /* Reads a file of `key value` lines (# comments). A value may be quoted
  * ("a b", with \" and \\ inside); a key set twice is an error naming
- * both lines, except list settings (kafka-option), which add a line
+ * both lines, except list settings (an OPTIONS row), which add a line
  * each. A missing file is an error only when must_exist. err gets
  * "path:line: message" ("key set twice: path:3 and path:9"). */
 int ctd_config_load(struct ctd_config *cfg, const char *path, bool must_exist,

@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 struct ctd_leftover {
-	char file[64];           /* "kafka.spool", "kafka.wal" */
+	char file[64];           /* "NAME.spool", "NAME.wal" */
 	uint64_t bytes;
 };
 

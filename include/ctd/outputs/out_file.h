@@ -36,6 +36,9 @@ struct ctd_out_file_fmt {
 	/* The file a configuration names, so a reload can move it; NULL:
 	 * it cannot move. */
 	const char *(*path_of)(const struct ctd_config *cfg);
+	/* The delivery counters it can move beyond the common ones
+	 * (CTD_SHOWS_* of stats.h: event records). */
+	unsigned shows;
 };
 
 /* path "-" is standard output. buf_size 0 means CTD_OUT_FILE_BUF. The

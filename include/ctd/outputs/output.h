@@ -39,10 +39,8 @@ struct ctd_out_stats {
 	uint64_t failed_shutdown; /* ... held at exit and not written to the
 	                          * spool or the write-ahead log */
 	uint64_t failed_output;  /* ... taken, then given up by the output
-	                          * (Kafka: a message the brokers refuse) */
+	                          * (a message the far end refuses for good) */
 	uint64_t wal_bytes;      /* gauge: write-ahead log size */
-	uint64_t torn_lines;     /* lines found cut short (crash, full disk)
-	                          * and ended; their records came again */
 	uint64_t wal_errors;     /* write-ahead log writes that failed */
 	uint64_t dying;          /* gauge: records waiting for a re-send on
 	                          * the retry list (named, in the counters
@@ -52,34 +50,18 @@ struct ctd_out_stats {
 	uint64_t spool_skipped;  /* damaged spool entries skipped */
 	uint64_t write_errors;   /* failed writes */
 	uint64_t bytes;          /* bytes written */
-	uint64_t gone;           /* files found deleted or moved, reopened */
-	uint64_t recovered_bytes; /* bytes a deleted file took, copied anew */
-	uint64_t consumers;      /* gauge: connected readers (stream) */
-	uint64_t refused;        /* readers refused: too many (stream) */
-	uint64_t lost_bytes;     /* unread bytes of readers that went away */
 	uint64_t events;         /* NEW/UPDATE event records taken */
 	uint64_t events_missed;  /* ... refused: left pending on the flow */
 	uint64_t events_merged;  /* pending ones carried by a later record */
 	uint64_t skipped;        /* records this output does not render */
-	uint64_t acked;          /* IPFIX data records the collector's TCP
-	                          * acknowledged (UDP: sent); Kafka records
-	                          * the brokers persisted */
+	uint64_t acked;          /* records the far end acknowledged: a
+	                          * collector's TCP, brokers that persisted
+	                          * them (UDP: sent) */
 	uint64_t unacked;        /* gauge: written, not acknowledged yet */
-	uint64_t resent;         /* data records sent again after a reconnect
-	                          * or a failed Kafka delivery: duplicates a
-	                          * collector may have got */
-	uint64_t reconnects;     /* connections lost */
-	uint64_t templates;      /* template messages sent */
-	uint64_t queue_full;     /* records refused: the Kafka producer's
-	                          * local queue was full */
-	uint64_t report_timeouts; /* Kafka delivery reports: timed out
-	                          * (message.timeout.ms); produced again */
-	uint64_t report_errors;  /* ... other failures; produced again */
-	uint64_t brokers;        /* gauge: Kafka brokers known */
-	uint64_t brokers_up;     /* gauge: ... connected */
-	uint64_t queue;          /* gauge: messages in librdkafka's queues */
-	uint64_t rtt_us;         /* gauge: slowest broker's average round
-	                          * trip (librdkafka's statistics) */
+	uint64_t resent;         /* records sent again after a reconnect or
+	                          * a failed delivery report: duplicates the
+	                          * far end may have got */
+	uint64_t reconnects;     /* connections to the far end lost */
 	uint64_t store_rows;     /* flow store: rows inserted */
 	uint64_t store_repeats;  /* ... records stored already (a replay
 	                          * after a crash): ignored */
@@ -95,9 +77,6 @@ struct ctd_out_stats {
 	uint64_t store_bytes;    /* gauge: the database's pages in use */
 	uint64_t store_max_bytes; /* gauge: store-max-size resolved */
 	uint64_t store_bytes_per_flow; /* gauge: store_bytes / rows held */
-	uint64_t tls_failures;   /* IPFIX/TLS: handshakes or sessions refused
-	                          * (a certificate, its name, an alert) */
-	uint64_t tls_resumed;    /* ... connections that resumed a session */
 	uint64_t pg_connect_errors; /* postgresql: connection attempts that
 	                          * failed (down, refused, authentication) */
 	uint64_t pg_lost;        /* ... connections that broke */
@@ -148,6 +127,9 @@ struct ctd_output {
 	const struct ctd_output_ops *ops;
 	const char *name;                   /* stable: names its spool file */
 	struct ctd_out_stats stats;         /* delivery counters, shown by ctd -s */
+	/* Its own counters and their rows (stats.h); NULL: none. */
+	const struct ctd_counter_defs *counters;
+	const void *own;
 	/* Taken records the output gave up (counted in failed_output):
 	 * settled counts them too, delivery subtracts them. */
 	uint64_t given_up;

@@ -48,6 +48,10 @@ extern const struct ctd_output_desc *const ctd_outputs[];
  * what ctd_config_init and the command line take. */
 extern const struct ctd_setting_group *const ctd_output_settings[];
 
+/* out's own counter called name (its rows, stats.h); 0 when it has
+ * none such. For tests and tools: the reporting side reads the rows. */
+uint64_t ctd_output_counter(const struct ctd_output *out, const char *name);
+
 /* The events d takes under cfg, for ctd_deliver_add. */
 unsigned ctd_output_events(const struct ctd_output_desc *d,
 			   const struct ctd_config *cfg);
