@@ -209,6 +209,39 @@ static void reload_problem(void *arg, const char *line)
 	log_err("reload: %s", line);
 }
 
+/* SIGHUP: the metrics certificates again, from the paths ctd started
+ * with (moving them needs a restart): rotated files take effect for the
+ * next scrapers without closing the endpoint; those connected finish
+ * with the old ones. ctd -t's checks loaded them a moment ago, so a
+ * failure here is a file replaced since: the old ones stay. */
+static int reload_metrics_tls(struct ctd *ctd)
+{
+	const struct ctd_config *o = ctd->cfg;
+	struct ctd_tls_files f = { o->metrics_client_ca, o->metrics_tls_cert,
+				   o->metrics_tls_key };
+	struct ssl_ctx_st *ctx;
+	char why[CTD_CONFIG_PATH_MAX + 256];
+	int r;
+
+	if (!ctd->metrics || !*o->metrics_tls_cert)
+		return 0;
+	r = ctd_tlsfile_server_ctx(&f, &ctd->owner, &ctx, why, sizeof(why));
+	if (r == 0) {
+		r = ctd_ctl_set_tls(ctd->metrics, ctx);
+		ctd_tlsfile_ctx_free(ctx);
+		if (r < 0)
+			snprintf(why, sizeof(why), "%s", strerror(-r));
+	}
+	if (r < 0) {
+		log_err("reload: metrics https://%s: %s; the certificates read "
+			"before stay in use", o->metrics, why);
+		return r;
+	}
+	log_info("reload: metrics https://%s: certificates read again",
+		 o->metrics);
+	return 0;
+}
+
 /* SIGHUP: re-read the configuration; a bad one changes nothing. The
  * record file may move; every output reopens its files. */
 static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
@@ -222,16 +255,22 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 	(void)revents;
 	if (ctd_cli_config(ctd->cli, &next, err, sizeof(err)) < 0) {
 		log_err("reload: %s; keeping the running configuration", err);
+		ctd->stats.reload_failures++;
 		return;
 	}
-	/* ctd -t's checks (a missing directory, an unknown user): a file
+	/* ctd -t's checks (a missing directory, an unknown user, a
+	 * certificate that does not load, a key that is not its): a file
 	 * that passes them is not applied half. */
 	if (ctd_cfgcheck(&next, reload_problem, NULL)) {
 		log_err("reload: keeping the running configuration");
+		ctd->stats.reload_failures++;
 		return;
 	}
 	target = reload_target(ctd);
-	ctd_reload_apply(&target, &next);
+	if (ctd_reload_apply(&target, &next) < 0 || reload_metrics_tls(ctd) < 0)
+		ctd->stats.reload_failures++;
+	else
+		ctd->stats.reloads++;
 }
 
 static void on_usr1(struct ev_loop *loop, ev_signal *w, int revents)

@@ -106,6 +106,8 @@ static const struct counter counters[] = {
 	C(ctl_timeouts, "ctl_timeouts_total", "Control and metrics clients dropped: no whole request, or an answer not read, within 5 s."),
 	C(ctl_evicted, "ctl_evicted_total", "Silent control and metrics clients dropped to make room."),
 	C(metrics_requests, "metrics_requests_total", "Prometheus scrapes answered."),
+	C(reloads, "reloads_total", "SIGHUPs whose configuration and certificates were applied."),
+	C(reload_failures, "reload_failures_total", "SIGHUPs refused: a configuration, certificate or key that did not load (logged); what ran stays in force."),
 	C(notify_dropped, "notify_dropped_total", "Messages to the service manager dropped: it did not take them at once."),
 	G(spool_degraded, "spool_degraded", "1 when the spool directory could not be locked at start: running without a spool."),
 	G(unclean_restarts, "unclean_restarts", "1 when the previous ctd with this spool directory died without stopping."),

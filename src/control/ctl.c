@@ -421,6 +421,19 @@ int ctd_ctl_new_https(struct ev_loop *loop, const char *addrport,
 	return 0;
 }
 
+/* Clients already connected keep the context their SSL holds a
+ * reference on; the next ones get ctx. */
+int ctd_ctl_set_tls(struct ctd_ctl *ctl, SSL_CTX *ctx)
+{
+	if (!ctl->tls)
+		return -EINVAL;
+	if (!SSL_CTX_up_ref(ctx))
+		return -ENOMEM;
+	SSL_CTX_free(ctl->tls);
+	ctl->tls = ctx;
+	return 0;
+}
+
 void ctd_ctl_free(struct ctd_ctl *ctl)
 {
 	if (!ctl)

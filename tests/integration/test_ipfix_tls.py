@@ -90,17 +90,55 @@ def sign(tmp, name, ca="ca", expired=False):
 def make_certs(tmp):
     make_ca(tmp, "ca")
     make_ca(tmp, "otherca")
-    for name, cn, san, expired in (
-            ("server", "localhost", "IP:127.0.0.1,DNS:localhost", False),
-            ("client", "ctd exporter", None, False),
-            ("wrongname", "other.example", "DNS:other.example", False),
-            ("expired", "localhost", "IP:127.0.0.1,DNS:localhost", True),
-            ("metrics", "ctd metrics", "IP:192.0.2.1", False)):
+    make_ca(tmp, "ca2")      # the CA certificates are rotated to
+    for name, cn, san, ca, expired in (
+            ("server", "localhost", "IP:127.0.0.1,DNS:localhost", "ca", False),
+            ("client", "ctd exporter", None, "ca", False),
+            ("wrongname", "other.example", "DNS:other.example", "ca", False),
+            ("expired", "localhost", "IP:127.0.0.1,DNS:localhost", "ca", True),
+            ("metrics", "ctd metrics", "IP:192.0.2.1", "ca", False),
+            # A scraper whose certificate another CA signed.
+            ("stranger", "stranger", None, "otherca", False),
+            # The next generation, for the rotations.
+            ("server2", "localhost", "IP:127.0.0.1,DNS:localhost", "ca2", False),
+            ("client2", "ctd exporter 2", None, "ca2", False),
+            ("metrics2", "ctd metrics 2", "IP:192.0.2.1", "ca2", False)):
         key_and_csr(tmp, name, cn, san)
-        sign(tmp, name, expired=expired)
-    # A scraper whose certificate another CA signed.
-    key_and_csr(tmp, "stranger", "stranger", None)
-    sign(tmp, "stranger", ca="otherca")
+        sign(tmp, name, ca=ca, expired=expired)
+
+
+def install(tmp, into, pairs):
+    """Puts tmp's files (src, name) into directory into as an admin
+    replaces certificates: written beside the target (a key mode 0600
+    from the start) and renamed over it, so a reader sees the old file
+    or the new one, never half of one."""
+    os.makedirs(into, mode=0o755, exist_ok=True)
+    for src, name in pairs:
+        path = os.path.join(into, name)
+        part = path + ".new"
+        with open(os.path.join(tmp, src), "rb") as f:
+            data = f.read()
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                     0o600 if name.endswith(".key") else 0o644)
+        with os.fdopen(fd, "wb") as g:
+            g.write(data)
+        os.rename(part, path)
+
+
+def verifies(tmp, ca, cert):
+    """Whether ca signed cert (openssl verify): what a collector or a
+    scraper that trusts only ca would accept."""
+    return subprocess.run(["openssl", "verify", "-CAfile", ca, cert],
+                          cwd=tmp, capture_output=True).returncode == 0
+
+
+def wait_count(ctd, word, n, secs):
+    """Waits until ctd's log has word n times (each reload's line)."""
+    end = time.time() + secs
+    while ctd.log_text().count(word) < n:
+        check(time.time() < end, "ctd logged %r %d times, want %d:\n%s"
+              % (word, ctd.log_text().count(word), n, ctd.log_text()[-2000:]))
+        time.sleep(0.05)
 
 
 class Collector:

@@ -122,6 +122,10 @@ struct ctd_stats {
 	                                  * (or answer not read) within 5 s */
 	uint64_t ctl_evicted;            /* silent clients dropped to make room */
 	uint64_t metrics_requests;       /* Prometheus scrapes answered */
+	uint64_t reloads;                /* SIGHUPs applied */
+	uint64_t reload_failures;        /* ... refused: a configuration, a
+	                                  * certificate or key that did not
+	                                  * load (logged; what ran stays) */
 	uint64_t notify_dropped;         /* sd_notify messages the service
 	                                  * manager did not take at once */
 	uint64_t unclean_restarts;       /* starts after a ctd that died */

@@ -49,6 +49,10 @@ struct ssl_ctx_st;
 int ctd_ctl_new_https(struct ev_loop *loop, const char *addrport,
 		      struct ssl_ctx_st *ctx, ctd_ctl_answer *answer, void *arg,
 		      struct ctd_stats *stats, struct ctd_ctl **ret);
+/* New certificates for an HTTPS server (a reload): the next scrapers'
+ * handshakes use ctx (a reference taken), those connected finish with
+ * the old one. -EINVAL when ctl does not speak TLS. */
+int ctd_ctl_set_tls(struct ctd_ctl *ctl, struct ssl_ctx_st *ctx);
 void ctd_ctl_free(struct ctd_ctl *ctl);
 
 /* The request in the first len bytes a client sent: 1 with its first
