@@ -1,6 +1,7 @@
 """Reading what ctd exported over IPFIX with independent decoders:
-libfixbuf's ipfixDump and Wireshark's tshark. Nothing here decodes IPFIX
-itself beyond splitting a byte stream at message boundaries."""
+libfixbuf's ipfixDump, Wireshark's tshark and python3-ipfix (inside a
+Python ssl collector). Nothing here decodes IPFIX itself beyond
+splitting a byte stream at message boundaries."""
 import os
 import re
 import signal
@@ -153,3 +154,114 @@ def need_tools():
                   for d in os.environ.get("PATH", "").split(":")),
               "%s is missing (apt-get install nfdump libfixbuf-tools tshark)"
               % tool)
+
+
+# Debian's python3-ipfix installs into the system interpreter's
+# dist-packages, which another python3 first on PATH would not see.
+DEBIAN_PYTHON = "/usr/bin/python3"
+
+# An IPFIX-over-TLS collector in Python's ssl, decoding with python3-ipfix
+# (Brian Trammell's IPFIX implementation, independent of libfixbuf): the
+# templates come from the stream it reads, every data record is written
+# as a JSON line {element name: value as text, "tid": template id}; the
+# plaintext of each connection also goes to TAG-py<n>.bin. One thread per
+# connection; anything the decoder or the TLS layer refuses goes to stderr.
+_TLS_COLLECTOR = r"""
+import json, os, signal, socket, ssl, sys, threading
+import ipfix.ie, ipfix.message, ipfix.template
+d, port, cert, ca, tag = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+ipfix.ie.use_iana_default()
+ipfix.ie.use_5103_default()      # the reverse (biflow) elements
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(d + "/" + cert + ".pem", d + "/" + cert + ".key")
+ctx.load_verify_locations(d + "/" + ca + ".pem")
+ctx.verify_mode = ssl.CERT_REQUIRED
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", port))
+ls.listen(8)
+out = open("%s/%s-py.json" % (d, tag), "w")
+lock = threading.Lock()
+
+def decode(tmpl, buf, off, recinf=None):
+    rec, off = ipfix.template.Template.decode_namedict_from(tmpl, buf, off, recinf=recinf)
+    rec = {k: str(v) for k, v in rec.items()}
+    rec["tid"] = tmpl.tid
+    return rec, off
+
+def serve(c, n):
+    raw = open("%s/%s-py%d.bin" % (d, tag, n), "wb")
+    msg, buf = ipfix.message.MessageBuffer(), b""
+    try:
+        s = ctx.wrap_socket(c, server_side=True)
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            raw.write(data)
+            raw.flush()
+            buf += data
+            while len(buf) >= 4 and len(buf) >= int.from_bytes(buf[2:4], "big"):
+                size = int.from_bytes(buf[2:4], "big")
+                msg.from_bytes(buf[:size])
+                buf = buf[size:]
+                lines = [json.dumps(r) + "\n" for r in msg.record_iterator(decode_fn=decode)]
+                with lock:
+                    out.writelines(lines)
+                    out.flush()
+    except (ssl.SSLError, OSError) as e:
+        print("connection %d: %s" % (n, e), file=sys.stderr, flush=True)
+    except Exception as e:
+        print("DECODE connection %d: %r" % (n, e), file=sys.stderr, flush=True)
+
+def stop(*_):
+    with lock:
+        out.flush()
+        os._exit(0)
+
+signal.signal(signal.SIGTERM, stop)
+print("ready", flush=True)
+n = 0
+while True:
+    c, _ = ls.accept()
+    threading.Thread(target=serve, args=(c, n), daemon=True).start()
+    n += 1
+"""
+
+
+class TlsCollector:
+    """The Python collector above on 127.0.0.1:port inside ns, files in
+    directory d: certificate cert (d/cert.pem, d/cert.key), client
+    certificates of d/ca.pem required. Listening before the constructor
+    returns."""
+
+    def __init__(self, ns, d, port, tag, cert, ca):
+        self.d, self.tag = d, tag
+        self.err = os.path.join(d, "%s-py.err" % tag)
+        self.proc = ns.start([DEBIAN_PYTHON, "-c", _TLS_COLLECTOR, d, str(port),
+                              cert, ca, tag], subprocess.PIPE,
+                             open(self.err, "w"), text=True)
+        check(self.proc.stdout.readline().strip() == "ready",
+              "the Python TLS collector on port %d did not start: %s"
+              % (port, open(self.err).read()[-500:]))
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=10)
+
+    def records(self):
+        """The data records python3-ipfix decoded, as ipfixdump's dicts."""
+        import json
+        with open(os.path.join(self.d, "%s-py.json" % self.tag)) as f:
+            return [json.loads(l) for l in f]
+
+    def errors(self):
+        with open(self.err) as f:
+            return f.read()
+
+
+def need_python_ipfix():
+    r = subprocess.run([DEBIAN_PYTHON, "-c", "import ipfix.message"],
+                       capture_output=True, text=True)
+    check(r.returncode == 0, "python3-ipfix is missing for %s (apt-get "
+          "install python3-ipfix): %s" % (DEBIAN_PYTHON, r.stderr.strip()[-200:]))

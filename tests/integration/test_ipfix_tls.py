@@ -352,17 +352,59 @@ def wait_idle(ctd, secs=60):
                           and s["out_ipfix_held"] == 0, secs)
 
 
+def rotate(ns, tmp, conf, ctd, gen):
+    """Mid-storm, as an admin would: first a half-done rotation (the new
+    client certificate renamed over the old one, its key not yet),
+    which the reload refuses like ctd -t (one line naming the key,
+    reload_failures) while the session goes on; then the key and a new
+    CA bundle (ca2: the next collector's certificate chains to it, not
+    to ca) and SIGHUP again: read for the next connection."""
+    install(tmp, conf, [("client2.pem", "client.pem")])
+    ctd.proc.send_signal(signal.SIGHUP)
+    wait_count(ctd, "reload: keeping the running configuration", 1, 10)
+    bad = [l for l in ctd.log_text().splitlines() if "reload: " in l]
+    check(len(bad) == 2 and "client.key" in bad[0] and "mismatch" in bad[0],
+          "the half-done rotation: want the line naming the key, then the "
+          "running configuration kept: %s" % bad)
+    print("half-done rotation at flow %d: %s" % (gen.progress() or 0,
+                                                bad[0].split("reload: ", 1)[1]))
+    install(tmp, conf, [("client2.key", "client.key"), ("ca2.pem", "ca.pem")])
+    ctd.proc.send_signal(signal.SIGHUP)
+    wait_count(ctd, "certificates read again", 1, 10)
+    st = ctd.stats()
+    check(st["reloads"] == 1 and st["reload_failures"] == 1,
+          "reloads %d (want 1), reload_failures %d (want 1)"
+          % (st["reloads"], st["reload_failures"]))
+    print("rotated at flow %d: new client certificate and CA bundle read, "
+          "the session in use went on (reconnects %d)"
+          % (gen.progress() or 0, st["out_ipfix_reconnects"]))
+
+
 def export(ns, tmp, binary, outage):
+    # ctd's own copies of the files, so that the rotation replaces them
+    # and nothing else.
+    conf = os.path.join(tmp, "ctdtls")
+    install(tmp, conf, [("ca.pem", "ca.pem"), ("client.pem", "client.pem"),
+                        ("client.key", "client.key")])
+    # The next collector wants the new generation only: the old client
+    # certificate does not verify against its CA, nor its certificate
+    # against ctd's old bundle.
+    check(not verifies(tmp, "ca2.pem", "client.pem") and
+          not verifies(tmp, "ca.pem", "server2.pem") and
+          verifies(tmp, "ca2.pem", "client2.pem") and
+          verifies(tmp, "ca2.pem", "server2.pem"),
+          "the certificate generations are not apart")
     col = Collector(ns, tmp, PORT, "a")
     work = os.path.join(tmp, "main")
     os.mkdir(work)
-    ctd = Ctd(ns, binary, work, tls_args(tmp))
+    ctd = Ctd(ns, binary, work, tls_args(conf))
     ctd.wait_log("session established", 10)
     gen = Traffic(ns, flows("udp", FLOWS, sport=20000, size=list(range(10, 60)),
                             replies=1, reply_size=list(range(1, 10)),
                             every=BATCH, run=["conntrack", "-D", "-p", "udp"]))
-    while (gen.progress() or FLOWS) < FLOWS // 3:
-        pass
+    while (gen.progress() or FLOWS) < FLOWS // 4:
+        time.sleep(0.01)
+    rotate(ns, tmp, conf, ctd, gen)
     ns.run(["nft", "add table inet cut; add chain inet cut in { type filter "
             "hook input priority -300; }; add rule inet cut in tcp dport %d "
             "drop" % PORT])
@@ -370,10 +412,9 @@ def export(ns, tmp, binary, outage):
     col.stop()
     ns.run(["nft", "delete table inet cut"])
     time.sleep(outage)
-    col = Collector(ns, tmp, PORT, "b")
-    # Certificates read again mid-storm: the next connection's.
-    ctd.proc.send_signal(signal.SIGHUP)
-    ctd.wait_log("certificates read again", 10)
+    # The collector comes back with the new certificates, as a Python
+    # ssl server decoding with python3-ipfix.
+    col = ipfixtool.TlsCollector(ns, tmp, PORT, "b", "server2", "ca2")
     gen.wait(timeout=120)
     made = {f.sport: f for f in gen.flows()}
     check(ctd.wait_records(FLOWS, 60) is not None, "JSON records missing")
@@ -383,7 +424,12 @@ def export(ns, tmp, binary, outage):
     counters = ctd.stop()
     settled(ns, tmp, "b")
     col.stop()
-    return ctd, made, counters
+    check(not col.errors(), "the Python collector refused or failed to "
+          "decode: %s" % col.errors()[-1000:])
+    check(counters["out_ipfix_tls_failures"] == 0, "tls_failures %d: the "
+          "new collector refused ctd\n%s" % (counters["out_ipfix_tls_failures"],
+                                            ctd.log_text()[-2000:]))
+    return ctd, made, counters, col.records()
 
 
 def compare(ctd, made, recs):
@@ -413,6 +459,7 @@ def phase(name, start):
 
 def main(args):
     ipfixtool.need_tools()
+    ipfixtool.need_python_ipfix()
     for tool in ("socat", "openssl", "pgrep", "ss"):
         check(subprocess.run(["sh", "-c", "command -v " + tool],
                              capture_output=True).returncode == 0,
@@ -429,28 +476,42 @@ def main(args):
         resumption(ns, tmp, args.ctd)
         t = phase("resumption", t)
         start = time.time()
-        ctd, made, counters = export(ns, tmp, args.ctd, args.outage)
+        ctd, made, counters, py = export(ns, tmp, args.ctd, args.outage)
         phase("export", start)
         for name in ("json", "ipfix"):
             ctdns.identity(counters, name, None, 0)
-        recs, torn = read_streams(tmp, ("a", "b"))
-        check(len([t for t in torn if t.startswith("a")]) >= 1 and
-              len([t for t in torn if t.startswith("b")]) >= 1,
-              "ctd never reconnected: streams %s" % list(torn))
-        check(all(v == 0 for k, v in torn.items() if k.startswith("b")),
-              "the new collector got a torn message: %s" % torn)
-        seen = compare(ctd, made, recs)
+        before, torn_a = read_streams(tmp, ("a",))
+        after, torn_b = read_streams(tmp, ("b",))
+        check(len(torn_a) >= 1 and len(torn_b) >= 1,
+              "ctd never reconnected: streams %s" % (list(torn_a) + list(torn_b)))
+        check(all(v == 0 for v in torn_b.values()),
+              "the new collector got a torn message: %s" % torn_b)
+        # Two decoders of the same streams: libfixbuf's ipfixDump for
+        # both collectors, python3-ipfix (live, in the Python collector)
+        # for the one after the rotation.
+        seen = compare(ctd, made, before + after)
+        seen_py = compare(ctd, made, before + py)
+        data = lambda rs: len([r for r in rs if r.get("tid") in (256, 257, 258, 259)])
+        check(data(py) == data(after), "python3-ipfix decoded %d data records, "
+              "ipfixDump %d" % (data(py), data(after)))
         print("ipfix tls: %d flows, the collectors show %d once each with the "
-              "JSON records' counters across a restart (%d s away) and a SIGHUP "
-              "(streams %d, torn bytes %s); reconnects %d, "
-              "resent %d, acknowledged %d, tls_failures %d, tls_resumed %d; "
-              "records %d = delivered %d + failed %d + held 0 (%d of them "
-              "ctd's own connections and earlier phases' flows); %.1f s"
-              % (FLOWS, len(seen), args.outage, len(torn), torn,
+              "JSON records' counters across a certificate rotation, a restart "
+              "(%d s away) into the new certificates (streams %d, torn bytes "
+              "%s; after the rotation python3-ipfix and ipfixDump both decoded "
+              "%d data records, %d of the test's flows); reconnects %d, "
+              "resent %d, acknowledged %d, tls_failures %d, reloads %d, "
+              "reload_failures %d; records %d = delivered %d + failed %d + "
+              "held 0 (%d of them ctd's own connections and earlier phases' "
+              "flows); %.1f s"
+              % (FLOWS, len(seen), args.outage, len(torn_a) + len(torn_b),
+                 dict(torn_a, **torn_b), data(py), len(seen_py) - len(
+                     [r for r in before if r.get("tid") in (256, 257, 258, 259)
+                      and ipfixtool.flow_key(r)[1] in made]),
                  counters["out_ipfix_reconnects"], counters["out_ipfix_resent"],
                  counters["out_ipfix_acked"], counters["out_ipfix_tls_failures"],
-                 counters["out_ipfix_tls_resumed"], counters["out_ipfix_records"],
-                 counters["out_ipfix_delivered"], counters["out_ipfix_failed"],
+                 counters["reloads"], counters["reload_failures"],
+                 counters["out_ipfix_records"], counters["out_ipfix_delivered"],
+                 counters["out_ipfix_failed"],
                  counters["out_ipfix_records"] - FLOWS, time.time() - start))
 
 
