@@ -143,9 +143,24 @@ static struct ctd_owner tls_owner(const struct ctd_config *o)
 	return owner;
 }
 
+/* The setting whose file a tlsfile message is about (it starts with
+ * the path): a key that does not match its certificate is the key's
+ * line, not the CA's. names: the settings of f->ca, f->cert, f->key. */
+static const char *tls_setting(const struct ctd_tls_files *f,
+			       const char *const names[3], const char *why)
+{
+	const char *paths[3] = { f->ca, f->cert, f->key };
+
+	for (int i = 2; i >= 0; i--)
+		if (*paths[i] && strncmp(why, paths[i], strlen(paths[i])) == 0 &&
+		    why[strlen(paths[i])] == ':')
+			return names[i];
+	return names[0];
+}
+
 /* A key only its owner reads, and files OpenSSL accepts. */
 void ctd_check_tls_files(struct ctd_check *c, const struct ctd_tls_files *f,
-			 const char *key_key, const char *ca_key, bool server)
+			 const char *const names[3], bool server)
 {
 	struct ctd_owner owner = tls_owner(c->cfg);
 	char why[CTD_CONFIG_PATH_MAX + 256];
@@ -154,13 +169,13 @@ void ctd_check_tls_files(struct ctd_check *c, const struct ctd_tls_files *f,
 
 	if (*f->key && ctd_tlsfile_check_key(f->key, &owner, why,
 					     sizeof(why)) < 0) {
-		ctd_check_problem(c, key_key, "", why);
+		ctd_check_problem(c, names[2], "", why);
 		return;
 	}
 	r = server ? ctd_tlsfile_server_ctx(f, &owner, &ctx, why, sizeof(why)) :
 		     ctd_tlsfile_client_ctx(f, &owner, &ctx, why, sizeof(why));
 	if (r < 0)
-		ctd_check_problem(c, ca_key, "", why);
+		ctd_check_problem(c, tls_setting(f, names, why), "", why);
 	else
 		ctd_tlsfile_ctx_free(ctx);
 }
@@ -189,7 +204,9 @@ static void check_metrics(struct ctd_check *c)
 			"need metrics-tls-cert, metrics-tls-key and "
 			"metrics-client-ca together", "");
 	else if (have == 3)
-		ctd_check_tls_files(c, &f, "metrics-tls-key", "metrics-tls-cert", true);
+		ctd_check_tls_files(c, &f, (const char *const[3]){
+				    "metrics-client-ca", "metrics-tls-cert",
+				    "metrics-tls-key" }, true);
 }
 
 const struct ctd_config *ctd_check_config(const struct ctd_check *c)

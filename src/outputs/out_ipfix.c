@@ -1058,8 +1058,9 @@ static void ipfix_check(const void *conf, struct ctd_check *c)
 				  "ipfix-tls-key", "mutual TLS needs both "
 				  "ipfix-tls-cert and ipfix-tls-key", "");
 	if (*set->tls_ca && pair)
-		ctd_check_tls_files(c, &f, "ipfix-tls-key", "ipfix-tls-ca",
-				    false);
+		ctd_check_tls_files(c, &f, (const char *const[3]){
+				    "ipfix-tls-ca", "ipfix-tls-cert",
+				    "ipfix-tls-key" }, false);
 }
 
 const struct ctd_setting_group ctd_out_ipfix_settings = {

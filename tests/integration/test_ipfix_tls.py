@@ -363,7 +363,8 @@ def rotate(ns, tmp, conf, ctd, gen):
     ctd.proc.send_signal(signal.SIGHUP)
     wait_count(ctd, "reload: keeping the running configuration", 1, 10)
     bad = [l for l in ctd.log_text().splitlines() if "reload: " in l]
-    check(len(bad) == 2 and "client.key" in bad[0] and "mismatch" in bad[0],
+    check(len(bad) == 2 and "--ipfix-tls-key: " in bad[0] and
+          "client.key: " in bad[0] and "mismatch" in bad[0],
           "the half-done rotation: want the line naming the key, then the "
           "running configuration kept: %s" % bad)
     print("half-done rotation at flow %d: %s" % (gen.progress() or 0,

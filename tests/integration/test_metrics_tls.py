@@ -139,7 +139,8 @@ def rotate(ns, tmp, conf, ctd):
     ctd.proc.send_signal(signal.SIGHUP)
     tls.wait_count(ctd, "reload: keeping the running configuration", 1, 10)
     bad = [l for l in ctd.log_text().splitlines() if "reload: " in l]
-    check(len(bad) == 2 and "cert.key" in bad[0] and "mismatch" in bad[0],
+    check(len(bad) == 2 and "--metrics-tls-key: " in bad[0] and
+          "cert.key: " in bad[0] and "mismatch" in bad[0],
           "the half-done rotation: want the line naming the key, then the "
           "running configuration kept: %s" % bad)
     st = ctd.stats()

@@ -43,8 +43,9 @@ void ctd_check_socket(struct ctd_check *c, const char *key, const char *path);
 void ctd_check_group(struct ctd_check *c, const char *key, const char *name,
 		     const char *socket);
 /* A key only its owner reads, and files OpenSSL accepts (a server's
- * or a client's context). */
+ * or a client's context); a problem names the setting of the file it is
+ * about: names are the settings of f's ca, cert and key. */
 void ctd_check_tls_files(struct ctd_check *c, const struct ctd_tls_files *f,
-			 const char *key_key, const char *ca_key, bool server);
+			 const char *const names[3], bool server);
 
 #endif
