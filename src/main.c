@@ -244,30 +244,36 @@ static int reload_metrics_tls(struct ctd *ctd)
 
 /* SIGHUP: re-read the configuration; a bad one changes nothing. The
  * record file may move; every output reopens its files. */
-static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+static int reload(struct ctd *ctd)
 {
-	struct ctd *ctd = w->data;
 	struct ctd_reload_target target;
 	struct ctd_config next;
 	char err[CTD_CONFIG_ERR_MAX];
+	int r;
 
-	(void)loop;
-	(void)revents;
-	if (ctd_cli_config(ctd->cli, &next, err, sizeof(err)) < 0) {
+	if ((r = ctd_cli_config(ctd->cli, &next, err, sizeof(err))) < 0) {
 		log_err("reload: %s; keeping the running configuration", err);
-		ctd->stats.reload_failures++;
-		return;
+		return r;
 	}
 	/* ctd -t's checks (a missing directory, an unknown user, a
 	 * certificate that does not load, a key that is not its): a file
 	 * that passes them is not applied half. */
 	if (ctd_cfgcheck(&next, reload_problem, NULL)) {
 		log_err("reload: keeping the running configuration");
-		ctd->stats.reload_failures++;
-		return;
+		return -EINVAL;
 	}
 	target = reload_target(ctd);
-	if (ctd_reload_apply(&target, &next) < 0 || reload_metrics_tls(ctd) < 0)
+	r = ctd_reload_apply(&target, &next);
+	return r < 0 ? r : reload_metrics_tls(ctd);
+}
+
+static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct ctd *ctd = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (reload(ctd) < 0)
 		ctd->stats.reload_failures++;
 	else
 		ctd->stats.reloads++;
