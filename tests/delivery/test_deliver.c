@@ -34,95 +34,11 @@
 #include "ctd/kernel/ctevent.h"
 #include "ctd/outputs/output.h"
 #include "fake_clock.h"
+#include "fake_output.h"
 #include "logcap.h"
 
-#define MAX_IDS 256
 #define GRACE_MS 1000
 #define MS 1000
-
-struct fake_out {
-	struct ctd_output base;
-	bool accept;
-	size_t limit;               /* takes no more than this (0: any) */
-	unsigned got[MAX_IDS];      /* records delivered, by id */
-	uint32_t order[MAX_IDS];    /* ids in the order taken */
-	size_t taken;
-	uint8_t last_events;        /* of the last record taken */
-	bool hold_back;             /* taken records are not final yet */
-	uint64_t final;             /* taken records final (settled) */
-	bool abandoned;
-	char raw[64];               /* raw bytes replayed into it */
-	size_t raw_len;
-	bool *freed;
-};
-
-static enum ctd_out_status fake_submit(struct ctd_output *out,
-				       const struct ctd_record *rec)
-{
-	struct fake_out *f = (struct fake_out *)out;
-
-	if (!f->accept || (f->limit && f->taken >= f->limit))
-		return CTD_OUT_AGAIN;
-	assert_true(rec->id < MAX_IDS);
-	f->got[rec->id]++;
-	if (f->taken < MAX_IDS)
-		f->order[f->taken] = rec->id;
-	f->taken++;
-	f->last_events = rec->events;
-	return CTD_OUT_DELIVERED;
-}
-
-static enum ctd_out_status fake_submit_raw(struct ctd_output *out,
-					   const void *data, size_t len)
-{
-	struct fake_out *f = (struct fake_out *)out;
-
-	if (!f->accept)
-		return CTD_OUT_AGAIN;
-	assert_true(f->raw_len + len <= sizeof(f->raw));
-	memcpy(f->raw + f->raw_len, data, len);
-	f->raw_len += len;
-	return CTD_OUT_DELIVERED;
-}
-
-/* A flush makes everything taken final, unless the test holds back
- * (a write that fails, acknowledgements to come). */
-static void fake_flush(struct ctd_output *out)
-{
-	struct fake_out *f = (struct fake_out *)out;
-
-	if (!f->hold_back)
-		f->final = f->taken;
-}
-
-static uint64_t fake_settled(struct ctd_output *out)
-{
-	return ((struct fake_out *)out)->final;
-}
-
-static void fake_abandon(struct ctd_output *out)
-{
-	struct fake_out *f = (struct fake_out *)out;
-
-	f->abandoned = true;
-	f->final = f->taken;
-}
-
-static void fake_free(struct ctd_output *out)
-{
-	struct fake_out *f = (struct fake_out *)out;
-
-	*f->freed = true;
-}
-
-static const struct ctd_output_ops fake_ops = {
-	.submit = fake_submit,
-	.submit_raw = fake_submit_raw,
-	.flush = fake_flush,
-	.settled = fake_settled,
-	.abandon = fake_abandon,
-	.free = fake_free,
-};
 
 struct fixture {
 	struct ev_loop *loop;
@@ -132,7 +48,7 @@ struct fixture {
 	uint32_t rnd;               /* the next random value ... */
 	uint32_t rnd_step;          /* ... and how it moves on */
 	bool freed;
-	struct fake_out out;
+	struct fake_output out;
 };
 
 static uint32_t fake_random(void *arg)
@@ -193,10 +109,7 @@ static struct ctd_deliver *make_for(struct fixture *fx, size_t retry_max,
 	struct ctd_deliver_cfg cfg = cfg_for(fx, retry_max, fx->dir);
 	struct ctd_deliver *d = NULL;
 
-	memset(&fx->out, 0, sizeof(fx->out));
-	fx->out.base.ops = &fake_ops;
-	fx->out.base.name = "fake";
-	fx->out.accept = accept;
+	fake_output_init(&fx->out, "fake", accept);
 	fx->out.freed = &fx->freed;
 	fx->freed = false;
 	assert_int_equal(ctd_deliver_new(fx->loop, &cfg, &fx->stats, &d), 0);
@@ -247,7 +160,7 @@ static void assert_each_once(struct fixture *fx, uint32_t from, uint32_t to)
 }
 
 /* The accounting identity every output keeps at every moment. */
-static void assert_identity(const struct fake_out *f)
+static void assert_identity(const struct fake_output *f)
 {
 	const struct ctd_out_stats *st = &f->base.stats;
 
@@ -407,7 +320,7 @@ static void test_crash_during_read_back(void **state)
 {
 	struct fixture *fx = *state;
 	struct ctd_deliver *d;
-	unsigned final[MAX_IDS];
+	unsigned final[FAKE_OUTPUT_IDS];
 
 	spool_ten(fx);
 	d = make(fx, 4, true);
@@ -634,9 +547,7 @@ static void test_no_spool_counts_losses(void **state)
 	struct ctd_deliver *d = NULL;
 	struct logcap lc;
 
-	memset(&fx->out, 0, sizeof(fx->out));
-	fx->out.base.ops = &fake_ops;
-	fx->out.base.name = "fake";
+	fake_output_init(&fx->out, "fake", false);
 	fx->out.freed = &fx->freed;
 	assert_int_equal(ctd_deliver_new(fx->loop, &cfg, &fx->stats, &d), 0);
 	assert_int_equal(ctd_deliver_add(d, &fx->out.base, 1u << CTD_EV_DESTROY), 0);
@@ -655,11 +566,9 @@ static void test_no_spool_counts_losses(void **state)
 	ctd_deliver_free(d);
 }
 
-static void init_fake(struct fake_out *f, const char *name, bool *freed)
+static void init_fake(struct fake_output *f, const char *name, bool *freed)
 {
-	memset(f, 0, sizeof(*f));
-	f->base.ops = &fake_ops;
-	f->base.name = name;
+	fake_output_init(f, name, false);
 	f->freed = freed;
 }
 
@@ -675,8 +584,8 @@ static void unlink_spool(struct fixture *fx, const char *name)
 
 /* The budget's gauges agree with the outputs' shares, it is not passed
  * (no ring grew here), and both keep the identity. */
-static void assert_budget(struct fixture *fx, const struct fake_out *a,
-			  const struct fake_out *b, size_t max)
+static void assert_budget(struct fixture *fx, const struct fake_output *a,
+			  const struct fake_output *b, size_t max)
 {
 	assert_true(fx->stats.memory_held_bytes <= max);
 	assert_int_equal(fx->stats.memory_max_bytes, max);
@@ -696,7 +605,7 @@ static void test_memory_budget_shared(void **state)
 	struct fixture *fx = *state;
 	struct ctd_deliver_cfg cfg = cfg_for(fx, 1000, fx->dir);
 	struct ctd_deliver *d = NULL;
-	struct fake_out a, b;
+	struct fake_output a, b;
 	bool freed_a, freed_b;
 	size_t max = 32u << 10;
 	uint64_t spilled;

@@ -13,8 +13,13 @@ static enum ctd_out_status fake_submit(struct ctd_output *out,
 
 	if (!f->accept || (f->limit && f->taken >= f->limit))
 		return CTD_OUT_AGAIN;
+	if (rec->id < FAKE_OUTPUT_IDS)
+		f->got[rec->id]++;
+	if (f->taken < FAKE_OUTPUT_IDS)
+		f->order[f->taken] = rec->id;
 	f->taken++;
 	f->last_id = rec->id;
+	f->last_events = rec->events;
 	return CTD_OUT_DELIVERED;
 }
 
@@ -30,6 +35,8 @@ static enum ctd_out_status fake_submit_raw(struct ctd_output *out,
 	return CTD_OUT_DELIVERED;
 }
 
+/* A flush makes everything taken final, unless the test holds back
+ * (a write that fails, acknowledgements to come). */
 static void fake_flush(struct ctd_output *out)
 {
 	struct fake_output *f = (struct fake_output *)out;
@@ -53,7 +60,10 @@ static void fake_abandon(struct ctd_output *out)
 
 static void fake_free(struct ctd_output *out)
 {
-	(void)out;
+	struct fake_output *f = (struct fake_output *)out;
+
+	if (f->freed)
+		*f->freed = true;
 }
 
 static const struct ctd_output_ops fake_ops = {
