@@ -27,7 +27,7 @@ fi
 # Every setting is documented: as a key in ctd.conf(5) and as an option
 # in ctd(8).
 missing=""
-sed -n "/compgen -W '-f/,/-- \"\$cur\"/p" "$src/conf/ctd.bash-completion" > "$tmp/words"
+"$ctd" --complete > "$tmp/words"
 for key in $(awk '{print $1}' "$tmp/defaults"); do
 	esc=$(printf '%s' "$key" | sed 's/-/\\\\-/g')
 	grep -Eq "^\.B[IR]? (|.*\\\\fP)$esc[ \"]" "$src/docs/ctd.conf.5" ||
@@ -38,6 +38,30 @@ for key in $(awk '{print $1}' "$tmp/defaults"); do
 		missing="$missing completion:--$key"
 done
 [ -z "$missing" ] || { echo "FAIL: undocumented settings:$missing"; exit 1; }
+# The bash completion asks ctd itself (ctd --complete, from the rows):
+# an output's option, its words and a path complete in a real bash.
+[ -r /usr/share/bash-completion/bash_completion ] || {
+	echo "FAIL: bash-completion is missing (apt-get install bash-completion)"
+	exit 1
+}
+cat > "$tmp/complete.sh" <<EOS
+. /usr/share/bash-completion/bash_completion
+. '$src/conf/ctd.bash-completion'
+comp() {
+	COMP_WORDS=("\$@"); COMP_CWORD=\$((\${#COMP_WORDS[@]} - 1))
+	COMP_LINE="\${COMP_WORDS[*]}"; COMP_POINT=\${#COMP_LINE}; COMPREPLY=()
+	_ctd; echo "\${COMPREPLY[*]}"
+}
+comp '$ctd' --kafka-k
+comp '$ctd' --syslog-level ''
+comp '$ctd' --ipfix-shape u
+comp '$ctd' --store '$tmp/completeme'
+EOS
+touch "$tmp/completeme"
+printf '%s\n' "--kafka-key" "emerg alert crit err warning notice info debug" \
+	"uniflow" "$tmp/completeme" > "$tmp/want"
+bash "$tmp/complete.sh" > "$tmp/got" 2>&1
+diff -u "$tmp/want" "$tmp/got" || { echo "FAIL: bash completion (above)"; exit 1; }
 command -v systemd-analyze >/dev/null || {
 	echo "FAIL: systemd-analyze is missing (apt-get install systemd)"
 	exit 1

@@ -173,6 +173,59 @@ static void usage(FILE *f, const struct ctd_setting_group *const *groups)
 	usage_end(f);
 }
 
+/* For the bash completion, which asks the binary so that it knows
+ * every output's settings: `ctd --complete` lists the options, one a
+ * line; `ctd --complete KEY` what KEY takes: its words, "yes no", the
+ * event lists, or "@file" for a path (the script completes files). */
+static void complete_values(const struct ctd_setting *s)
+{
+	switch (s->type) {
+	case CTD_SET_CHOICE:
+		for (size_t i = 0; s->words[i]; i++)
+			printf("%s\n", s->words[i]);
+		break;
+	case CTD_SET_BOOL:
+		printf("yes\nno\n");
+		break;
+	case CTD_SET_EVENTS:
+		printf("destroy\nnew,destroy\nnew,update,destroy\n");
+		break;
+	case CTD_SET_PATH:
+	case CTD_SET_CONNINFO:
+		printf("@file\n");
+		break;
+	default:
+		break;
+	}
+}
+
+struct completion {
+	const char *key;     /* NULL: list the options */
+};
+
+static void complete_one(void *arg, const struct ctd_setting *s)
+{
+	const struct completion *c = arg;
+
+	if (!c->key)
+		printf("--%s\n", s->key);
+	else if (strcmp(c->key, s->key) == 0)
+		complete_values(s);
+}
+
+static void complete(const struct ctd_setting_group *const *groups,
+		     const char *key)
+{
+	struct completion c = { key };
+
+	for (size_t i = 0; !key && i < N_FIXED; i++)
+		printf("--%s\n", fixed[i].name);
+	if (!key)
+		printf("-f\n-v\n-c\n-t\n-s\n-l\n-o\n-b\n-h\n-V\n");
+	ctd_config_keys(groups, complete_one, &c);
+	exit(0);
+}
+
 static void add(struct ctd_cli *cli, const char *key, const char *value)
 {
 	if (cli->n == CTD_CLI_MAX_SETTINGS) {
@@ -238,6 +291,8 @@ void ctd_cli_parse(int argc, char **argv, struct ctd_cli *cli,
 	struct options o;
 	int c, idx;
 
+	if (argc >= 2 && strcmp(argv[1], "--complete") == 0)
+		complete(groups, argc >= 3 ? argv[2] : NULL);
 	memset(cli, 0, sizeof(*cli));
 	cli->config = CTD_CONFIG_FILE;
 	cli->groups = groups;
