@@ -96,6 +96,11 @@ for series in $(grep -v '^ *#' "$rules" | grep -o 'ctd_[a-z_]*' | sort -u); do
 		exit 1
 	}
 done
+# ctd -t -v says what store-max-size auto comes to on the store's disk.
+"$ctd" -t -v -c /dev/null --store "$tmp/flows.db" | grep -q \
+	"^ctd: store-max-size auto is [0-9]* bytes .* of $tmp/flows.db\$" || {
+	echo "FAIL: ctd -t -v does not resolve store-max-size auto"; exit 1
+}
 # Every example shipped in /usr/share/doc/ctd/examples passes ctd -t, with
 # ctd's directories (which -t wants to exist) moved to a scratch one.
 n=0

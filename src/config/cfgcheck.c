@@ -268,6 +268,15 @@ static void print_memory_max(const struct ctd_config *cfg)
 	       *why ? "; " : "", why);
 }
 
+/* The outputs' values that the system decides, resolved here. */
+static void print_notes(const struct ctd_config *cfg)
+{
+	for (size_t i = 0; cfg->groups && cfg->groups[i]; i++)
+		if (cfg->groups[i]->note)
+			cfg->groups[i]->note(ctd_config_group_get(cfg,
+						cfg->groups[i]), stdout);
+}
+
 int ctd_cfgcheck_main(const struct ctd_cli *cli, const struct ctd_config *cfg)
 {
 	if (ctd_cfgcheck(cfg, print_problem, NULL))
@@ -281,6 +290,7 @@ int ctd_cfgcheck_main(const struct ctd_cli *cli, const struct ctd_config *cfg)
 		       "their DESTROY; a full table drops new connections\n");
 	if (cli->verbose) {
 		print_memory_max(cfg);
+		print_notes(cfg);
 		ctd_config_write(cfg, stdout);
 	}
 	return 0;

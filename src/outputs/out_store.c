@@ -680,6 +680,21 @@ static void store_check(const void *conf, struct ctd_check *c)
 			      strcmp(set->path, DEFAULT_STORE) == 0);
 }
 
+/* store-max-size auto depends on the file system the store is on. */
+static void store_note(const void *conf, FILE *f)
+{
+	const struct store_settings *set = conf;
+	uint64_t size;
+
+	if (!*set->path || set->max_size != CTD_CONFIG_AUTO)
+		return;
+	size = ctd_out_store_auto_size(set->path);
+	fprintf(f, "ctd: store-max-size auto is %llu bytes (%llu MiB): the "
+		"smaller of 2 GiB and a tenth of the file system of %s\n",
+		(unsigned long long)size, (unsigned long long)(size >> 20),
+		set->path);
+}
+
 const struct ctd_setting_group ctd_out_store_settings = {
 	.name = "store",
 	.rows = store_rows,
@@ -687,6 +702,7 @@ const struct ctd_setting_group ctd_out_store_settings = {
 	.size = sizeof(struct store_settings),
 	.off_key = "store", .off_value = "none",
 	.check = store_check,
+	.note = store_note,
 	.help =
 "      --store PATH         also keep finished flows in an SQLite database\n"
 "                           (default " DEFAULT_STORE "; 'none' = off)\n"

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 enum ctd_setting_type {
 	CTD_SET_SIZE,      /* size_t, k/M/G suffixes */
@@ -72,6 +73,9 @@ struct ctd_setting_group {
 	/* What its values need from the system (directories, sockets,
 	 * files); may be NULL. conf is the group's struct. */
 	void (*check)(const void *conf, struct ctd_check *c);
+	/* What its values that the system decides come to here (ctd -t
+	 * -v prints it: "ctd: store-max-size auto is ..."); may be NULL. */
+	void (*note)(const void *conf, FILE *f);
 };
 
 #endif
