@@ -100,9 +100,6 @@ static pid_t spawn(const struct pgserver *s, char *const argv[])
 	char log[TMPDIR_MAX + 8];
 	pid_t pid;
 
-	if (access(argv[0], X_OK) < 0)
-		fail_msg("pgserver: %s: %s (apt-get install postgresql)",
-			 argv[0], strerror(errno));
 	snprintf(log, sizeof(log), "%s/log", s->dir);
 	pid = fork();
 	if (pid < 0)
@@ -138,6 +135,10 @@ void pgserver_init(struct pgserver *s)
 	int status;
 
 	memset(s, 0, sizeof(*s));
+	if (access(PGSERVER_BIN "/initdb", X_OK) < 0 ||
+	    access(PGSERVER_BIN "/postgres", X_OK) < 0)
+		fail_msg("pgserver: no PostgreSQL 15 in " PGSERVER_BIN ": %s "
+			 "(apt-get install postgresql)", strerror(errno));
 	pick_user(s);
 	tmpdir_make(s->dir, "pg");
 	assert_int_equal(chown(s->dir, s->uid, s->gid), 0);
