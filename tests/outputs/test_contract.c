@@ -679,17 +679,14 @@ static uint16_t be16(const uint8_t *p)
 	return (uint16_t)(p[0] << 8 | p[1]);
 }
 
-/* One template record at p (len bytes left); returns its length. */
-static size_t parse_template(struct peer *p, const uint8_t *q, size_t len,
-			     bool options)
+/* A template's field specifiers from q + off (count of them, up to len):
+ * the record's length, where sourceTransportPort (7) is in it (-1 none)
+ * and the offset past them. */
+static size_t template_fields(const uint8_t *q, size_t len, size_t off,
+			      unsigned count, size_t *ret_reclen, int *ret_sport)
 {
-	size_t off = options ? 6 : 4, reclen = 0;
-	uint16_t tid, count;
-	int sport = -1;
-
-	assert_true(len >= off);
-	tid = be16(q);
-	count = be16(q + 2);
+	*ret_reclen = 0;
+	*ret_sport = -1;
 	for (unsigned i = 0; i < count; i++) {
 		uint16_t ie, flen;
 
@@ -698,15 +695,31 @@ static size_t parse_template(struct peer *p, const uint8_t *q, size_t len,
 		flen = be16(q + off + 2);
 		assert_int_not_equal(flen, 0xffff);   /* none variable */
 		if (ie == 7)
-			sport = (int)reclen;
-		off += ie & 0x8000 ? 8 : 4;
-		reclen += flen;
+			*ret_sport = (int)*ret_reclen;
+		off += ie & 0x8000 ? 8 : 4;           /* an enterprise number */
+		*ret_reclen += flen;
 	}
 	assert_true(off <= len);
+	return off;
+}
+
+/* One template record at q (len bytes left; an options template has a
+ * scope count too); returns its length. */
+static size_t parse_template(struct peer *p, const uint8_t *q, size_t len,
+			     bool options)
+{
+	size_t off = options ? 6 : 4, reclen;
+	uint16_t tid, count;
+	int sport;
+
+	assert_true(len >= off);
+	tid = be16(q);
+	count = be16(q + 2);
 	if (!count)      /* a withdrawal: ctd sends none */
 		fail_msg("template %u withdrawn", tid);
 	if (tid < 256 || tid >= 256 + TEMPLATES)
 		fail_msg("template id %u", tid);
+	off = template_fields(q, len, off, count, &reclen, &sport);
 	p->t[tid - 256].reclen = (uint16_t)reclen;
 	p->t[tid - 256].sport_off = sport;
 	return off;
