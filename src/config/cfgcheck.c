@@ -26,6 +26,7 @@
 #include "ctd/config/cfgcheck.h"
 #include "ctd/config/cli.h"
 #include "ctd/config/config.h"
+#include "ctd/kernel/shardfilter.h"
 #include "ctd/service/daemon.h"
 
 #define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path))
@@ -225,6 +226,29 @@ static void check_groups(struct ctd_check *c)
 	}
 }
 
+/* Each shard is a process with its own sockets and files: what one
+ * path can be for one process only cannot be split (yet). */
+static void check_shards(struct ctd_check *c)
+{
+	const struct ctd_config *o = c->cfg;
+	char n[32];
+
+	if (o->shards == 1)
+		return;
+	if (o->shards == CTD_CONFIG_AUTO)
+		snprintf(n, sizeof(n), "auto");
+	else
+		snprintf(n, sizeof(n), "%zu", o->shards);
+	if (o->shards != CTD_CONFIG_AUTO && o->shards > CTD_SHARDS_MAX)
+		ctd_check_problem(c, "shards", "at most 64 shards, not ", n);
+	if (strcmp(o->netns, "self") != 0)
+		ctd_check_problem(c, "netns", "other namespaces need shards 1, "
+				  "not ", n);
+	if (*o->record)
+		ctd_check_problem(c, "record", "a raw capture needs shards 1, "
+				  "not ", n);
+}
+
 size_t ctd_cfgcheck(const struct ctd_config *cfg, ctd_cfgcheck_fn *fn,
 		    void *arg)
 {
@@ -236,6 +260,7 @@ size_t ctd_cfgcheck(const struct ctd_config *cfg, ctd_cfgcheck_fn *fn,
 	check_paths(&c);
 	check_pressure(&c);
 	check_metrics(&c);
+	check_shards(&c);
 	check_groups(&c);
 	return c.problems;
 }

@@ -99,6 +99,8 @@ static void usage_tail(FILE *f)
 "                           (its record has end_reason evicted)\n"
 "      --remember-ends N    ended flows remembered to drop DESTROYs the kernel\n"
 "                           sends again (default auto: nf_conntrack_max)\n"
+"      --shards N|auto      processes reading the events, each its part\n"
+"                           (default 1; auto: one per online CPU)\n"
 "      --expiry-slack SECS  added to the kernel's timeouts before a silent flow\n"
 "                           is checked against the kernel (default 60)\n"
 "      --check-interval SECS  at most one such check dump per SECS (default 10)\n"

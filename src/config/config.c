@@ -71,6 +71,7 @@ static const struct ctd_setting settings[] = {
 	S("netns", T(PATH), F(netns), 0, 0, false, RESTART),
 	S("max-flows", T(COUNT), F(max_flows), 0, 1ULL << 30, false, RESTART),
 	S("remember-ends", T(COUNT), F(remember_ends), 0, AUTO_OK, false, RESTART),
+	S("shards", T(COUNT), F(shards), 1, AUTO_OK, false, RESTART),
 	S("expiry-slack", T(SECS), F(expiry_slack), 0, 86400, false, RESTART),
 	S("check-interval", T(SECS), F(check_interval), 1, 86400, false, RESTART),
 	S("pending-interval", T(SECS), F(pending_interval), 0, 86400, false, RESTART),
@@ -145,6 +146,7 @@ void ctd_config_defaults(struct ctd_config *cfg)
 	cfg->rcvbuf_max = 64u << 20;
 	cfg->max_flows = 0;
 	cfg->remember_ends = CTD_CONFIG_AUTO;
+	cfg->shards = 1;
 	cfg->dying_max = 100000;
 	cfg->memory_max = CTD_CONFIG_AUTO;
 	cfg->budget = 4096;

@@ -52,6 +52,10 @@ struct ctd_config {
 	size_t rcvbuf_max;
 	size_t max_flows;          /* 0: the kernel's nf_conntrack_max */
 	size_t remember_ends;
+	/* Processes reading the events, each a part (CTD_CONFIG_AUTO: the
+	 * online CPUs, at most CTD_SHARDS_MAX); 1: ctd as it ever was. */
+	size_t shards;
+	unsigned shard;            /* this process's part (main sets it) */
 	size_t dying_max;
 	size_t memory_max;         /* bytes; CTD_CONFIG_AUTO: from the cgroup */
 	unsigned budget;
