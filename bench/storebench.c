@@ -118,7 +118,7 @@ static int fill(struct ctd_output *out, uint64_t n, uint64_t span_ms,
 
 int main(int argc, char **argv)
 {
-	struct ctd_out_store_cfg cfg = { NULL, 30 * 86400, 400 * 86400, 1ULL << 40 };
+	struct ctd_out_store_cfg cfg = { NULL, 30 * 86400, 400 * 86400, 1ULL << 40, false };
 	uint64_t n = 100000, span = 86400;
 	unsigned batch = 4096;
 	struct ctd_output *out;

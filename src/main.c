@@ -30,6 +30,7 @@
 #include "ctd/control/report_cli.h"
 #include "ctd/delivery/deliver.h"
 #include "ctd/delivery/leftover.h"
+#include "ctd/endpoints.h"
 #include "ctd/flows/engine.h"
 #include "ctd/flows/filter.h"
 #include "ctd/flows/flowtable.h"
@@ -44,7 +45,9 @@
 #include "ctd/route.h"
 #include "ctd/service/daemon.h"
 #include "ctd/service/notify.h"
+#include "ctd/service/prefork.h"
 #include "ctd/service/restart.h"
+#include "ctd/shards.h"
 #include "ctd/sync/netns.h"
 #include "ctd/sync/netnstab.h"
 #include "ctd/sync/reconcile_ev.h"
@@ -81,6 +84,9 @@ struct ctd {
 	size_t memory_max;         /* memory-max resolved, bytes */
 	char memory_why[160];      /* how auto came to it; "" when set */
 	ev_child guard_child;
+	struct ctd_shardlink *link;  /* a shard's link to its parent, or NULL */
+	unsigned shard, shards;      /* this process's part; 1 shard: all */
+	int link_fd;                 /* the link's descriptor, or -1 */
 };
 
 static void on_messages(void *arg, const struct nlmsghdr *const *msgs,
@@ -117,6 +123,7 @@ static void on_ready(void *arg)
 	struct ctd *ctd = arg;
 
 	ctd_notify_ready(ctd->notify);
+	ctd_shardlink_ready(ctd->link);
 }
 
 /* The one-line summary `systemctl status` shows. */
@@ -176,6 +183,16 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 		ctd_out_text_flush(ctd->text);
 	ctd_alerts_check(ctd->alerts, &ctd->clock);
 	ctd_reconcile_ev_prepare(ctd->reconcile);
+}
+
+/* Before a shard's snapshot goes to the parent. */
+static void refresh_stats(void *arg)
+{
+	struct ctd *ctd = arg;
+
+	sync_guard(ctd);
+	ctd->stats.table_bytes =
+		ctd_flowtable_memory(ctd_engine_flows(ctd->engine));
 }
 
 static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
@@ -248,10 +265,11 @@ static int reload(struct ctd *ctd)
 {
 	struct ctd_reload_target target;
 	struct ctd_config next;
-	char err[CTD_CONFIG_ERR_MAX];
-	int r;
+	char err[CTD_CONFIG_ERR_MAX] = "";
+	int link_fd, r;
 
-	if ((r = ctd_cli_config(ctd->cli, &next, err, sizeof(err))) < 0) {
+	if ((r = ctd_cli_config(ctd->cli, &next, err, sizeof(err))) < 0 ||
+	    (r = ctd_shards_child(&next, &link_fd)) < 0) {
 		log_err("reload: %s; keeping the running configuration", err);
 		return r;
 	}
@@ -312,78 +330,10 @@ static bool on_ctl(void *arg, const char *request, FILE *out, size_t *cursor)
 	return ctd_report_answer(&src, request, out, cursor);
 }
 
-/* The control socket is a convenience: ctd runs without it, but not
- * beside a ctd that answers on it. Bound as root, before the drop. */
-static int open_ctl(struct ctd *ctd)
+static struct ctd_endpoints endpoints(struct ctd *ctd)
 {
-	const char *path = ctd->cfg->control;
-	char why[CTD_CONFIG_PATH_MAX + 128];
-	gid_t group;
-	int r;
-
-	if (!*path)
-		return 0;
-	if (strcmp(path, CTD_CONFIG_DEFAULT_CONTROL) == 0 &&
-	    (r = ctd_safefile_dir(CTD_CONFIG_DEFAULT_CONTROL_DIR, true, 0755,
-				  NULL)) >= 0)
-		close(r);
-	if (ctd_daemon_find_group(ctd->cfg->control_group, &group) < 0)
-		return 0;    /* cfgcheck refused it before */
-	r = ctd_ctl_new(ctd->loop, path, group, on_ctl, ctd, &ctd->stats,
-			&ctd->ctl);
-	if (r == 0)
-		return 0;
-	ctd_listen_refusal(r, path, why, sizeof(why));
-	if (r != -EADDRINUSE) {
-		log_warn("%s; ctd -s will not work", why);
-		return 0;
-	}
-	log_err("%s", why);
-	return r;
-}
-
-/* HTTPS with client certificates (any address: cfgcheck demands the
- * three files off loopback). */
-static void open_metrics_tls(struct ctd *ctd)
-{
-	const struct ctd_config *o = ctd->cfg;
-	struct ctd_tls_files f = { o->metrics_client_ca, o->metrics_tls_cert,
-				   o->metrics_tls_key };
-	struct ssl_ctx_st *ctx;
-	char why[CTD_CONFIG_PATH_MAX + 256];
-	int r = ctd_tlsfile_server_ctx(&f, &ctd->owner, &ctx, why, sizeof(why));
-
-	if (r < 0) {
-		log_warn("no metrics endpoint on %s: %s", o->metrics, why);
-		return;
-	}
-	r = ctd_ctl_new_https(ctd->loop, o->metrics, ctx, on_ctl, ctd,
-			      &ctd->stats, &ctd->metrics);
-	ctd_tlsfile_ctx_free(ctx);
-	if (r < 0)
-		log_warn("no metrics endpoint on %s: %s", o->metrics,
-			 strerror(-r));
-	else
-		log_info("metrics on https://%s/metrics (client certificates "
-			 "of %s)", o->metrics, o->metrics_client_ca);
-}
-
-/* Off by default; loopback only unless over TLS (open_metrics_tls). */
-static void open_metrics(struct ctd *ctd)
-{
-	int r;
-
-	if (!*ctd->cfg->metrics)
-		return;
-	if (*ctd->cfg->metrics_tls_cert) {
-		open_metrics_tls(ctd);
-		return;
-	}
-	r = ctd_ctl_new_http(ctd->loop, ctd->cfg->metrics, on_ctl, ctd,
-			     &ctd->stats, &ctd->metrics);
-	if (r < 0)
-		log_warn("no metrics endpoint on %s: %s", ctd->cfg->metrics,
-			 strerror(-r));
+	return (struct ctd_endpoints){ ctd->loop, ctd->cfg, &ctd->owner,
+				       on_ctl, ctd, &ctd->stats };
 }
 
 /* memory-max in bytes, auto resolved from the cgroup ctd runs in; said
@@ -393,6 +343,8 @@ static size_t memory_max(struct ctd *ctd, const struct ctd_config *o)
 	ctd->memory_max = ctd_membudget_resolve(o->memory_max, "/",
 						ctd->memory_why,
 						sizeof(ctd->memory_why));
+	/* The shards share the box's budget. */
+	ctd->memory_max /= ctd->shards;
 	return ctd->memory_max;
 }
 
@@ -457,6 +409,8 @@ static int open_nlsrc(struct ctd *ctd, const struct ctd_config *o)
 		.record_path = *o->record ? o->record : NULL,
 		.groups = ctd_reload_groups(&target, o),
 		.all_netns = ctd_netnstab_enabled(o->netns),
+		.shard = ctd->shard,
+		.shards = ctd->shards,
 	};
 	int r;
 
@@ -496,6 +450,8 @@ static void engine_cfg(const struct ctd *ctd, const struct ctd_config *o,
 	cfg->remember_ends = o->remember_ends == CTD_CONFIG_AUTO ?
 			     cfg->max_flows : o->remember_ends;
 	cfg->started_ns = ctd_clock_read(&ctd->clock).wall_ns;
+	cfg->shard = ctd->shard;
+	cfg->shards = ctd->shards;
 	ctd_sysctl_timeouts(PROC_NETFILTER, cfg->timeout_s);
 }
 
@@ -567,6 +523,7 @@ static int start(struct ctd *ctd, const struct ctd_config *o)
 	struct ctd_engine_sinks sinks = { ctd_route_record, ctd_route_event,
 					  ctd_route_flow_event, &ctd->route };
 	struct ctd_engine_cfg cfg;
+	struct ctd_endpoints e;
 	int r;
 
 	ctd->filter = ctd_config_filter(o);
@@ -602,7 +559,14 @@ static int start(struct ctd *ctd, const struct ctd_config *o)
 	if (r == 0 && ctd_netnstab_enabled(o->netns))
 		r = open_netns(ctd, o);
 	ctd->route.netns = ctd->netns;
-	return r < 0 ? r : open_ctl(ctd);
+	if (r == 0 && ctd->link_fd >= 0 &&
+	    !(ctd->link = ctd_shardlink_new(ctd->loop, ctd->link_fd,
+					    &ctd->stats, refresh_stats, ctd)))
+		r = -ENOMEM;
+	if (r < 0)
+		return r;
+	e = endpoints(ctd);
+	return ctd_endpoints_control(&e, &ctd->ctl);
 }
 
 static void on_guard_exit(struct ev_loop *loop, ev_child *w, int revents)
@@ -659,6 +623,8 @@ static void stop_guard(struct ctd *ctd)
 
 static void run(struct ctd *ctd)
 {
+	struct ctd_endpoints e;
+
 	ev_prepare_init(&ctd->flush, on_prepare);
 	ctd->flush.data = ctd;
 	ev_prepare_start(ctd->loop, &ctd->flush);
@@ -686,7 +652,8 @@ static void run(struct ctd *ctd)
 		ctd_netns_start(ctd->netns);
 	ctd_reconcile_ev_start(ctd->reconcile);
 	ctd->started_us = ctd_clock_read(&ctd->clock).mono_us;
-	open_metrics(ctd);
+	e = endpoints(ctd);
+	ctd_endpoints_metrics(&e, &ctd->metrics);
 	log_info("listening for conntrack events (%s mode, %s, rcvbuf %llu bytes)",
 		 ctd->cfg->broadcast_error ? "reliable" : "lossy",
 		 ctd_nlsrc_subscribed(ctd->nlsrc) == CTD_NLSRC_DESTROY ?
@@ -762,9 +729,10 @@ static void finish(struct ctd *ctd, bool verbose)
 		 (unsigned long long)ctd->stats.parse_errors);
 }
 
-static void teardown(struct ctd *ctd)
+static void teardown(struct ctd *ctd, bool keep_link)
 {
 	ctd_ctl_free(ctd->ctl);
+	ctd_shardlink_free(ctd->link, keep_link);
 	ctd_filter_free(ctd->filter);
 	ctd_ctl_free(ctd->metrics);
 	ctd_out_text_free(ctd->text);
@@ -811,6 +779,31 @@ static int drop_privileges(const struct ctd_config *cfg,
 	return r;
 }
 
+/* `shards`: 0 for a single ctd or a shard (its part in ctd and cfg),
+ * 1 for the parent of shards, -1 when CTD_SHARD is malformed. */
+static int shard_or_parent(struct ctd *ctd, struct ctd_config *cfg)
+{
+	int r = ctd_shards_child(cfg, &ctd->link_fd);
+
+	ctd->shards = 1;
+	if (r < 0) {
+		log_err("%s: %s", CTD_PREFORK_ENV, strerror(-r));
+		return -1;
+	}
+	if (r == 0) {
+		ctd->link_fd = -1;
+		if (ctd_shards_count(cfg) > 1)
+			return 1;
+		cfg->shards = 1;     /* auto on one CPU */
+		return 0;
+	}
+	ctd->shard = cfg->shard;
+	ctd->shards = (unsigned)cfg->shards;
+	log_info("shard %u of %u (pid %d)", ctd->shard, ctd->shards,
+		 (int)getpid());
+	return 0;
+}
+
 /* ctd -l --sort KEY: the exit status of a query. */
 static int query_sorted(const struct ctd_cli *cli, const struct ctd_config *cfg)
 {
@@ -853,6 +846,10 @@ int main(int argc, char **argv)
 	ctd.cli = &cli;
 	ctd_log_init("ctd", cli.verbose ? CTD_LOG_DEBUG : CTD_LOG_INFO);
 	signal(SIGPIPE, SIG_IGN);
+	r = shard_or_parent(&ctd, &cfg);
+	if (r != 0)
+		return r < 0 || ctd_cfgcheck_log(&cfg) ? 1 :
+		       ctd_shards_run(argv, &cfg, &cli);
 	ctd.loop = ev_default_loop(EVFLAG_AUTO);
 	if (!ctd.loop) {
 		log_err("cannot create the event loop");
@@ -869,7 +866,7 @@ int main(int argc, char **argv)
 		keep_fd = ctd_restart_end(ctd.restart, ctd.nlsrc,
 					  ctd.stop_signal == SIGUSR2);
 	}
-	teardown(&ctd);
+	teardown(&ctd, keep_fd >= 0);
 	if (keep_fd >= 0) {
 		r = ctd_daemon_reexec(argv, keep_fd, "ctnetlink");
 		log_err("cannot re-execute ctd: %s", strerror(-r));

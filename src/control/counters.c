@@ -119,6 +119,8 @@ static const struct counter counters[] = {
 	C(netns_dump_counters, "netns_dump_counters_total", "netns_gone records with the last dump's counters."),
 	C(netns_foreign, "netns_foreign_total", "Events from namespaces not watched (dropped)."),
 	C(netns_early_flows, "netns_early_flows_total", "Flows alive in a namespace when ctd set it up (learned by a table dump)."),
+	G(shards, "shards", "Shard processes running (shards > 1; 0 for a single process)."),
+	C(shard_restarts, "shard_restarts_total", "Shard processes started again after they died."),
 	LAT(0, "le_1ms"), LAT(1, "le_2ms"), LAT(2, "le_5ms"), LAT(3, "le_10ms"),
 	LAT(4, "le_20ms"), LAT(5, "le_50ms"), LAT(6, "le_100ms"),
 	LAT(7, "le_200ms"), LAT(8, "le_500ms"), LAT(9, "le_1s"),
@@ -252,6 +254,7 @@ static const struct {
 	{ "ctl_requests", "control" },
 	{ "spool_degraded", "service" },
 	{ "netns_watched", "netns" },
+	{ "shards", "shards" },
 	{ "latency_le_1ms", "DESTROY latency (kernel stamp to read)" },
 };
 
@@ -336,8 +339,10 @@ void ctd_counters_print_grouped(const struct ctd_stats *st, FILE *f)
 		const char *title = group_at(i);
 
 		end = group_end(i);
-		/* Namespaces other than ctd's own are an option most never set. */
-		if (title && strcmp(title, "netns") == 0 && all_zero(st, i, end))
+		/* Namespaces other than ctd's own and shards are options
+		 * most never set. */
+		if (title && (strcmp(title, "netns") == 0 ||
+			      strcmp(title, "shards") == 0) && all_zero(st, i, end))
 			continue;
 		fprintf(f, "%s:\n", title ? title : "other");
 		for (size_t j = i; j < end; j++)

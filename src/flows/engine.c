@@ -45,6 +45,7 @@
 #include "ctd/base/timeutil.h"
 #include "ctd/flows/endfilter.h"
 #include "ctd/flows/engine.h"
+#include "ctd/kernel/shardfilter.h"
 #include "ctd/flows/flowtable.h"
 #include "ctd/flows/record.h"
 #include "ctd/kernel/ctevent.h"
@@ -59,6 +60,7 @@ struct ctd_engine {
 	struct ctd_fifo suspects;      /* ordered by the deciding dump */
 	struct ctd_fifo tombstones;    /* ended flows, oldest first */
 	size_t remember_ends;          /* tombstones kept outside dumps */
+	unsigned shard, shards;        /* our part of a dump (shards > 1) */
 	struct ctd_endfilter *forgotten; /* ends no longer remembered */
 	struct ctd_endfilter *evicted;   /* flows evicted alive */
 	struct ctd_stats *stats;
@@ -97,6 +99,8 @@ struct ctd_engine *ctd_engine_new(const struct ctd_engine_cfg *cfg,
 	eng->started_ns = cfg->started_ns;
 	eng->want_events = cfg->want_events;
 	eng->remember_ends = cfg->remember_ends;
+	eng->shard = cfg->shard;
+	eng->shards = cfg->shards;
 	/* Covers the ends forgotten since the last remember_ends or more. */
 	eng->forgotten = ctd_endfilter_new(cfg->remember_ends > 65536 ?
 					   cfg->remember_ends : 65536);
@@ -672,6 +676,10 @@ void ctd_engine_dump_entry(struct ctd_engine *eng, const struct ctd_event *ev,
 	uint64_t hash;
 	bool known;
 
+	/* Another shard's conntrack: its events never come here. */
+	if (eng->shards > 1 &&
+	    ctd_shardfilter_shard(ev->id, eng->shards) != eng->shard)
+		return;
 	eng->stats->dump_entries++;
 	/* DYING is set before the kernel sends DESTROY: that event is
 	 * queued or coming, so the entry must not resurrect the flow. */

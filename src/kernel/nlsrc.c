@@ -36,6 +36,7 @@
 #include "ctd/base/timeutil.h"
 #include "ctd/kernel/ctevent.h"
 #include "ctd/kernel/nlsrc.h"
+#include "ctd/kernel/shardfilter.h"
 
 #define SLOTS 64
 #define SLOT_SIZE 8192
@@ -189,6 +190,14 @@ static int subscribe(struct ctd_nlsrc *src, const struct ctd_nlsrc_cfg *cfg,
 {
 	int on = 1, r;
 
+	/* A handed-over socket has the filter already; set again all the
+	 * same, the kernel replaces it at once. */
+	if (cfg->shards > 1) {
+		r = ctd_shardfilter_attach(mnl_socket_get_fd(src->nl),
+					   cfg->shard, cfg->shards);
+		if (r < 0)
+			return r;
+	}
 	if (bind && mnl_socket_bind(src->nl, 0, MNL_SOCKET_AUTOPID) < 0)
 		return -errno;
 	r = ctd_nlsrc_subscribe(src, cfg->groups ? cfg->groups : CTD_NLSRC_ALL);

@@ -60,7 +60,7 @@ struct file_counters {
 };
 
 #define FC(name, prom, help) \
-	{ #name, offsetof(struct file_counters, name), false, prom, help }
+	{ #name, offsetof(struct file_counters, name), false, prom, help, false }
 
 static const struct ctd_counter_def file_counter_rows[] = {
 	FC(torn_lines, "torn_lines_total", "Lines found cut short (crash, full disk) and ended."),
@@ -68,10 +68,19 @@ static const struct ctd_counter_def file_counter_rows[] = {
 	FC(recovered_bytes, "recovered_bytes_total", "Bytes written into a file after it was deleted, copied into the new one."),
 };
 
+#define N_FILE_COUNTERS (sizeof(file_counter_rows) / sizeof(file_counter_rows[0]))
+
+/* JSON takes event records, conntrackd's log only ends. */
+static const struct ctd_counter_defs json_counters = {
+	file_counter_rows, N_FILE_COUNTERS, CTD_SHOWS_EVENTS,
+};
+static const struct ctd_counter_defs ctlog_counters = {
+	file_counter_rows, N_FILE_COUNTERS, 0,
+};
+
 struct out_file {
 	struct ctd_output base;
 	struct file_counters own;
-	struct ctd_counter_defs defs;   /* the rows, and what it shows */
 	int fd;
 	bool own_fd;
 	bool failing;           /* in an error streak: logged already */
@@ -107,7 +116,8 @@ static int open_file(const struct out_file *j, const char *path)
 
 	if (fd < 0)
 		return fd;
-	r = ctd_runlock_file(fd, &pid);
+	r = j->fmt.shards > 1 ? ctd_runlock_file_shared(fd, &pid) :
+				ctd_runlock_file(fd, &pid);
 	if (r == -EBUSY && pid)
 		log_err("another ctd (pid %ld) is writing %s", pid, path);
 	else if (r == -EBUSY)
@@ -130,7 +140,7 @@ static int reopen_file(const struct out_file *j, const char *path)
 		flock(j->fd, LOCK_UN);
 	fd = open_file(j, path);
 	if (fd < 0 && j->own_fd && j->fd >= 0)
-		flock(j->fd, LOCK_EX | LOCK_NB);
+		flock(j->fd, (j->fmt.shards > 1 ? LOCK_SH : LOCK_EX) | LOCK_NB);
 	return fd;
 }
 
@@ -294,7 +304,8 @@ static void reopen_gone(struct out_file *j, const struct stat *held)
 	if (r < 0)
 		log_err("%s: cannot open it again: %s", j->path,
 			ctd_safefile_strerror(r));
-	else if (!held->st_nlink && old >= 0 && fstat(old, &end) == 0)
+	else if (!held->st_nlink && old >= 0 && j->fmt.shard == 0 &&
+		 fstat(old, &end) == 0)
 		recover(j, old, from, end.st_size);
 	if (old >= 0)
 		close(old);
@@ -453,10 +464,7 @@ int ctd_out_file_new(const char *path, const struct ctd_out_file_fmt *fmt,
 	j->fmt = *fmt;
 	j->base.ops = &file_ops;
 	j->base.name = fmt->name;
-	j->defs = (struct ctd_counter_defs){ file_counter_rows,
-		sizeof(file_counter_rows) / sizeof(file_counter_rows[0]),
-		fmt->shows };
-	j->base.counters = &j->defs;
+	j->base.counters = fmt->counters;
 	j->base.own = &j->own;
 	j->fd = -1;
 	ctd_settle_init(&j->settle, SETTLE_MAX);
@@ -619,11 +627,13 @@ static void json_reload_arg(void *arg, const struct ctd_config *next)
 }
 
 static int json_new(const char *path, size_t buf_size, bool labels,
+		    unsigned shard, unsigned shards,
 		    const struct ctd_owner *owner, struct ctd_output **ret)
 {
 	struct ctd_out_file_fmt json = {
 		ctd_out_json_desc.name, render_json, NULL, json_free_arg,
-		json_reload_arg, CTD_JSON_MAX, json_path, CTD_SHOWS_EVENTS
+		json_reload_arg, CTD_JSON_MAX, json_path, &json_counters,
+		shard, shards
 	};
 	struct json_arg *a = calloc(1, sizeof(*a));
 
@@ -637,7 +647,7 @@ static int json_new(const char *path, size_t buf_size, bool labels,
 int ctd_out_json_new(const char *path, size_t buf_size,
 		     const struct ctd_owner *owner, struct ctd_output **ret)
 {
-	return json_new(path, buf_size, false, owner, ret);
+	return json_new(path, buf_size, false, 0, 1, owner, ret);
 }
 
 /* A path that is there but not safe to write as root is named as such:
@@ -675,7 +685,8 @@ static int json_create(struct ev_loop *loop, const struct ctd_config *cfg,
 		else
 			close(r);
 	}
-	r = json_new(path, 0, cfg->record_labels, owner, ret);
+	r = json_new(path, 0, cfg->record_labels, cfg->shard,
+		     (unsigned)cfg->shards, owner, ret);
 	if (r < 0)
 		log_open_error("output", path, r);
 	return r;
@@ -684,6 +695,7 @@ static int json_create(struct ev_loop *loop, const struct ctd_config *cfg,
 const struct ctd_output_desc ctd_out_json_desc = {
 	.name = "json",
 	.settings = &ctd_out_json_settings,
+	.counters = &json_counters,
 	.enabled = json_enabled,
 	.create = json_create,
 	.events_setting = JF(events),
@@ -700,7 +712,8 @@ static int ctlog_create(struct ev_loop *loop, const struct ctd_config *cfg,
 {
 	struct ctd_out_file_fmt fmt = {
 		ctd_out_ctlog_desc.name, ctd_ctlog_line, NULL, ctd_ctlog_free,
-		NULL, CTD_CTLOG_MAX, ctlog_path, 0
+		NULL, CTD_CTLOG_MAX, ctlog_path, &ctlog_counters, cfg->shard,
+		(unsigned)cfg->shards
 	};
 	int r;
 
@@ -718,6 +731,7 @@ static int ctlog_create(struct ev_loop *loop, const struct ctd_config *cfg,
 const struct ctd_output_desc ctd_out_ctlog_desc = {
 	.name = "ctlog",
 	.settings = &ctd_out_ctlog_settings,
+	.counters = &ctlog_counters,
 	.enabled = ctlog_enabled,
 	.create = ctlog_create,
 	.events = 1u << CTD_EV_DESTROY,

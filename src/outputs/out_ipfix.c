@@ -96,7 +96,7 @@ struct ipfix_counters {
 };
 
 #define IC(name, prom, help) \
-	{ #name, offsetof(struct ipfix_counters, name), false, prom, help }
+	{ #name, offsetof(struct ipfix_counters, name), false, prom, help, false }
 
 static const struct ctd_counter_def ipfix_counter_rows[] = {
 	IC(templates, "templates_total", "IPFIX template messages sent."),
@@ -1234,7 +1234,9 @@ static int ipfix_create(struct ev_loop *loop, const struct ctd_config *cfg,
 	struct ctd_out_ipfix_cfg ic = {
 		.target = set->target,
 		.enc = {
-			.domain = set->domain,
+			/* One session per shard, told apart by the
+			 * collector: ipfix-domain + the shard. */
+			.domain = set->domain + cfg->shard,
 			.pen = set->pen,
 			.shape = (uint8_t)set->shape,
 			.nat_event = (uint8_t)set->nat_event,
@@ -1262,6 +1264,7 @@ static int ipfix_create(struct ev_loop *loop, const struct ctd_config *cfg,
 const struct ctd_output_desc ctd_out_ipfix_desc = {
 	.name = "ipfix",
 	.settings = &ctd_out_ipfix_settings,
+	.counters = &ipfix_counters,
 	.enabled = ipfix_enabled,
 	.create = ipfix_create,
 	.events = 1u << CTD_EV_DESTROY,

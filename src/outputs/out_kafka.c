@@ -78,16 +78,19 @@ struct kafka_counters {
 };
 
 #define KC(name, gauge, prom, help) \
-	{ #name, offsetof(struct kafka_counters, name), gauge, prom, help }
+	{ #name, offsetof(struct kafka_counters, name), gauge, prom, help, false }
+/* A gauge of the brokers, which every shard's producer sees alike. */
+#define KS(name, prom, help) \
+	{ #name, offsetof(struct kafka_counters, name), true, prom, help, true }
 
 static const struct ctd_counter_def kafka_counter_rows[] = {
 	KC(queue_full, false, "queue_full_total", "Kafka: records refused because librdkafka's queue was full."),
 	KC(report_timeouts, false, "report_timeouts_total", "Kafka: delivery reports that timed out (record produced again)."),
 	KC(report_errors, false, "report_errors_total", "Kafka: delivery reports with another error (record produced again)."),
-	KC(brokers, true, "kafka_brokers", "Kafka brokers known."),
-	KC(brokers_up, true, "kafka_brokers_up", "Kafka brokers connected."),
+	KS(brokers, "kafka_brokers", "Kafka brokers known."),
+	KS(brokers_up, "kafka_brokers_up", "Kafka brokers connected."),
 	KC(queue, true, "kafka_queue", "Messages in librdkafka's queue."),
-	KC(rtt_us, true, "kafka_rtt_seconds", "Kafka: the slowest broker's average round-trip time."),
+	KS(rtt_us, "kafka_rtt_seconds", "Kafka: the slowest broker's average round-trip time."),
 };
 
 static const struct ctd_counter_defs kafka_counters = {
@@ -756,6 +759,7 @@ static int kafka_create(struct ev_loop *loop, const struct ctd_config *cfg,
 const struct ctd_output_desc ctd_out_kafka_desc = {
 	.name = "kafka",
 	.settings = &ctd_out_kafka_settings,
+	.counters = &kafka_counters,
 	.enabled = kafka_enabled,
 	.create = kafka_create,
 	.events_setting = KF(events),

@@ -557,7 +557,8 @@ static const struct ctd_output_ops store_ops = {
 /* The file is made (or checked) the safe way first, handed to owner and
  * locked against a second ctd; SQLite then opens it without following
  * links, and makes its -wal and -shm files with the database's owner. */
-static int lock_file(struct out_store *s, const struct ctd_owner *owner)
+static int lock_file(struct out_store *s, const struct ctd_owner *owner,
+		     bool shared)
 {
 	long pid;
 	int r;
@@ -566,7 +567,8 @@ static int lock_file(struct out_store *s, const struct ctd_owner *owner)
 				       CTD_SAFE_REGULAR, owner);
 	if (s->lock_fd < 0)
 		return s->lock_fd;
-	r = ctd_runlock_file(s->lock_fd, &pid);
+	r = shared ? ctd_runlock_file_shared(s->lock_fd, &pid) :
+		     ctd_runlock_file(s->lock_fd, &pid);
 	if (r == -EBUSY)
 		log_err("another ctd (pid %ld) writes the store %s", pid, s->path);
 	return r;
@@ -613,7 +615,7 @@ int ctd_out_store_new(const struct ctd_out_store_cfg *cfg,
 	r = !s->path || !s->batch ? -ENOMEM :
 	    ctd_rollup_new(ROLLUP_CELLS, &s->rollup);
 	if (r == 0)
-		r = lock_file(s, owner);
+		r = lock_file(s, owner, cfg->shared);
 	if (r == 0 && open_db(s) < 0) {
 		log_err("store %s: %s", s->path, s->db ? sqlite3_errmsg(s->db) :
 			"cannot open");
@@ -744,7 +746,8 @@ static int store_create(struct ev_loop *loop, const struct ctd_config *cfg,
 {
 	const struct store_settings *set = settings_of(cfg);
 	struct ctd_out_store_cfg sc = { set->path, set->retention,
-					set->rollup_retention, set->max_size };
+					set->rollup_retention, set->max_size,
+					cfg->shards > 1 };
 	int r;
 
 	/* Only the default location is ours to create. */

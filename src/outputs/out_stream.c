@@ -52,7 +52,7 @@ struct stream_counters {
 };
 
 #define SC(name, gauge, prom, help) \
-	{ #name, offsetof(struct stream_counters, name), gauge, prom, help }
+	{ #name, offsetof(struct stream_counters, name), gauge, prom, help, false }
 
 static const struct ctd_counter_def stream_counter_rows[] = {
 	SC(consumers, true, "consumers", "Connected stream readers."),
@@ -420,6 +420,7 @@ static int stream_create(struct ev_loop *loop, const struct ctd_config *cfg,
 const struct ctd_output_desc ctd_out_stream_desc = {
 	.name = "stream",
 	.settings = &ctd_out_stream_settings,
+	.counters = &stream_counters,
 	.enabled = stream_enabled,
 	.create = stream_create,
 	.events_setting = SF(events),

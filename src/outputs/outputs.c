@@ -51,3 +51,11 @@ uint64_t ctd_output_counter(const struct ctd_output *out, const char *name)
 				((const char *)out->own + defs->rows[i].off);
 	return 0;
 }
+
+const struct ctd_output_desc *ctd_output_find(const char *name)
+{
+	for (size_t i = 0; ctd_outputs[i]; i++)
+		if (strcmp(ctd_outputs[i]->name, name) == 0)
+			return ctd_outputs[i];
+	return NULL;
+}

@@ -115,7 +115,7 @@ int ctd_runlock_mark(struct ctd_runlock *l, enum ctd_runlock_last state)
 	return write_text(l->fd, text);
 }
 
-int ctd_runlock_file(int fd, long *ret_pid)
+static int lock_file(int fd, int how, long *ret_pid)
 {
 	struct stat st;
 
@@ -124,12 +124,22 @@ int ctd_runlock_file(int fd, long *ret_pid)
 		return -errno;
 	if (!S_ISREG(st.st_mode))
 		return 0;
-	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+	if (flock(fd, how | LOCK_NB) == 0)
 		return 0;
 	if (errno != EWOULDBLOCK)
 		return -errno;
 	*ret_pid = ctd_runlock_holder(fd);
 	return -EBUSY;
+}
+
+int ctd_runlock_file(int fd, long *ret_pid)
+{
+	return lock_file(fd, LOCK_EX, ret_pid);
+}
+
+int ctd_runlock_file_shared(int fd, long *ret_pid)
+{
+	return lock_file(fd, LOCK_SH, ret_pid);
 }
 
 /* One line of /proc/locks: "1: FLOCK  ADVISORY  WRITE 1234 08:02:5678

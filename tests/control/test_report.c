@@ -339,7 +339,7 @@ static void test_stats_grouped(void **state)
 	struct fixture *f = *state;
 	/* An output with a counter of its own, as out_kafka.c has. */
 	static const struct ctd_counter_def row = { "brokers", 0, true,
-		"kafka_brokers", "Kafka brokers known." };
+		"kafka_brokers", "Kafka brokers known.", true };
 	static const struct ctd_counter_defs defs = { &row, 1, CTD_SHOWS_ACKS };
 	struct ctd_out_stats kafka = { 0 };
 	uint64_t brokers = 3;

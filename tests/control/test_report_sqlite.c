@@ -89,7 +89,7 @@ static struct ctd_record make(unsigned i)
 static int setup(void **state)
 {
 	struct ctd_out_store_cfg cfg = { path, 3650u * 86400, 3650u * 86400,
-					 1ULL << 30 };
+					 1ULL << 30, false };
 	struct ctd_output *out;
 
 	(void)state;

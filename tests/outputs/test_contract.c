@@ -1002,7 +1002,7 @@ static void store_setup(struct env *e)
 static struct ctd_output *store_make(struct env *e)
 {
 	struct ctd_out_store_cfg cfg = { e->path, 30 * 86400, 400 * 86400,
-					  1ull << 30 };
+					  1ull << 30, false };
 	struct ctd_output *out = NULL;
 
 	assert_int_equal(ctd_out_store_new(&cfg, NULL, &out), 0);

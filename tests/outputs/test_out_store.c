@@ -55,7 +55,7 @@ static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	struct ctd_out_store_cfg cfg = { f->path, 30 * 86400, 400 * 86400,
-					 1ULL << 30 };
+					 1ULL << 30, false };
 
 	tmpdir_make(f->dir, "store");
 	snprintf(f->path, sizeof(f->path), "%s/flows.db", f->dir);
@@ -284,7 +284,7 @@ static void test_max_size_trims_oldest(void **state)
 {
 	struct fixture *f = *state;
 	struct ctd_out_store_cfg cfg = { f->path, 30 * 86400, 400 * 86400,
-					 256 << 10 };
+					 256 << 10, false };
 	int64_t newest_gone;
 
 	f->out->ops->free(f->out);
@@ -374,7 +374,7 @@ static void test_small_batches_wait(void **state)
 	f->out = NULL;
 	ev_loop_destroy(loop);
 	assert_int_equal(ctd_out_store_new(&(struct ctd_out_store_cfg){
-		f->path, 30 * 86400, 400 * 86400, 1ULL << 30 }, NULL, &f->out), 0);
+		f->path, 30 * 86400, 400 * 86400, 1ULL << 30, false }, NULL, &f->out), 0);
 }
 
 int main(void)

@@ -25,6 +25,9 @@ struct ctd_counter_def {
 	bool gauge;
 	const char *prom;    /* the Prometheus family (after ctd_output_) */
 	const char *help;
+	/* A gauge every shard process reads from the same place (the
+	 * brokers, one database): the shards' largest, not their sum. */
+	bool same;
 };
 
 /* Which delivery counters shared by several kinds of output one can
@@ -145,6 +148,10 @@ struct ctd_stats {
 	uint64_t netns_foreign;          /* events from namespaces not watched */
 	uint64_t netns_early_flows;      /* flows alive in a namespace when ctd
 	                                  * set it up, learned by a table dump */
+	uint64_t shards;                 /* gauge: shard processes running
+	                                  * (shards > 1; 0 with one process) */
+	uint64_t shard_restarts;         /* shards started again after they
+	                                  * died */
 	const char *out_name[CTD_OUT_MAX];
 	struct ctd_out_stats *out[CTD_OUT_MAX];   /* owned by the outputs */
 	/* Each output's own counters (NULL: none) and their rows. */

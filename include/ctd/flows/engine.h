@@ -45,6 +45,9 @@ struct ctd_engine_cfg {
 	/* Ended flows remembered to drop repeated DESTROYs (0: only while
 	 * a dump runs). */
 	size_t remember_ends;
+	/* shards > 1: dumps list every conntrack, the events only shard's
+	 * (shardfilter.h); dump entries of other shards are not ours. */
+	unsigned shard, shards;
 };
 
 struct ctd_engine *ctd_engine_new(const struct ctd_engine_cfg *cfg,

@@ -59,6 +59,9 @@ struct ctd_nlsrc_cfg {
 	/* NETLINK_LISTEN_ALL_NSID: events of every namespace that has an
 	 * nsid in ours, each with that nsid (ctd_nlsrc_batch_nsids). */
 	bool all_netns;
+	/* shards > 1: only shard's part of the events (shardfilter.h),
+	 * filtered before the socket joins a group. */
+	unsigned shard, shards;
 };
 
 /* Called with the messages of a batch of datagrams (at most

@@ -12,6 +12,7 @@
 struct ctd_config;
 struct ctd_output;
 struct ctd_owner;
+struct ctd_counter_defs;
 struct ctd_output_desc;
 struct ctd_setting_group;
 struct ctd_record;
@@ -36,9 +37,13 @@ struct ctd_out_file_fmt {
 	/* The file a configuration names, so a reload can move it; NULL:
 	 * it cannot move. */
 	const char *(*path_of)(const struct ctd_config *cfg);
-	/* The delivery counters it can move beyond the common ones
-	 * (CTD_SHOWS_* of stats.h: event records). */
-	unsigned shows;
+	/* Its counters' rows (stats.h): the file's own counters, and
+	 * which shared ones it can move (JSON: event records). */
+	const struct ctd_counter_defs *counters;
+	/* One of `shards` processes appending to the file (shards > 1):
+	 * its lock is shared with them, and only shard 0 copies what a
+	 * deleted file took (once, not once per shard). */
+	unsigned shard, shards;
 };
 
 /* path "-" is standard output. buf_size 0 means CTD_OUT_FILE_BUF. The

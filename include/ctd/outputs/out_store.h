@@ -36,6 +36,10 @@ struct ctd_out_store_cfg {
 	unsigned retention;       /* seconds rows (and minute rollups) are kept */
 	unsigned rollup_retention; /* ... hour and day rollups */
 	uint64_t max_size;        /* bytes of pages in use before trimming */
+	/* One of the shards' writers (`shards`): the file's lock is shared
+	 * with them; SQLite serialises the commits (SQLITE_BUSY: the batch
+	 * is written again at the next flush, counted in store_err_busy). */
+	bool shared;
 };
 
 /* Opens (creating) the database at cfg->path, handed to owner. -errno,

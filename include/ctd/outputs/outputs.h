@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 struct ctd_config;
+struct ctd_counter_defs;
 struct ctd_output;
 struct ctd_owner;
 struct ctd_setting_group;
@@ -26,6 +27,9 @@ struct ctd_output_desc {
 	const char *name;
 	/* Its settings: rows, defaults, checks, --help (setting.h). */
 	const struct ctd_setting_group *settings;
+	/* Its own counters' rows (stats.h), as its outputs show them;
+	 * NULL: none. The parent of shards reads sums by them. */
+	const struct ctd_counter_defs *counters;
 	bool (*enabled)(const struct ctd_config *cfg);
 	/* Opens the output cfg describes; files it opens are handed to
 	 * owner (safefile.c; NULL: none). Logs why it cannot, once, and
@@ -47,6 +51,9 @@ extern const struct ctd_output_desc *const ctd_outputs[];
 /* Every output's settings group, in the same order, NULL-terminated:
  * what ctd_config_init and the command line take. */
 extern const struct ctd_setting_group *const ctd_output_settings[];
+
+/* The descriptor called name (the counters' output name); NULL. */
+const struct ctd_output_desc *ctd_output_find(const char *name);
 
 /* out's own counter called name (its rows, stats.h); 0 when it has
  * none such. For tests and tools: the reporting side reads the rows. */

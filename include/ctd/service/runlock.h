@@ -37,6 +37,9 @@ int ctd_runlock_mark(struct ctd_runlock *l, enum ctd_runlock_last state);
  * *ret_pid its pid (0 when unknown). A file that is not regular
  * (/dev/null, a pipe) is not locked: 0. */
 int ctd_runlock_file(int fd, long *ret_pid);
+/* The same, shared with the other shards of one ctd (`shards`): a
+ * single ctd's exclusive lock still keeps them out, and theirs it. */
+int ctd_runlock_file_shared(int fd, long *ret_pid);
 /* Who holds a flock on fd's file, from /proc/locks; 0 when unknown. */
 long ctd_runlock_holder(int fd);
 
