@@ -185,6 +185,25 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 	ctd_reconcile_ev_prepare(ctd->reconcile);
 }
 
+static void refresh_stats(void *arg);
+
+/* A shard's link to its parent, which keeps a copy of the socket. */
+static int open_link(struct ctd *ctd)
+{
+	int fd;
+
+	ctd->link = ctd_shardlink_new(ctd->loop, ctd->link_fd, &ctd->stats,
+				      refresh_stats, ctd);
+	if (!ctd->link)
+		return -ENOMEM;
+	fd = ctd_nlsrc_dup_fd(ctd->nlsrc);
+	if (fd >= 0) {
+		ctd_shardlink_keep(ctd->link, fd);
+		close(fd);
+	}
+	return 0;
+}
+
 /* Before a shard's snapshot goes to the parent. */
 static void refresh_stats(void *arg)
 {
@@ -559,10 +578,8 @@ static int start(struct ctd *ctd, const struct ctd_config *o)
 	if (r == 0 && ctd_netnstab_enabled(o->netns))
 		r = open_netns(ctd, o);
 	ctd->route.netns = ctd->netns;
-	if (r == 0 && ctd->link_fd >= 0 &&
-	    !(ctd->link = ctd_shardlink_new(ctd->loop, ctd->link_fd,
-					    &ctd->stats, refresh_stats, ctd)))
-		r = -ENOMEM;
+	if (r == 0 && ctd->link_fd >= 0)
+		r = open_link(ctd);
 	if (r < 0)
 		return r;
 	e = endpoints(ctd);

@@ -40,6 +40,7 @@
 #define ASK_WAIT_US 500000
 #define MSG_READY 'R'
 #define MSG_SNAPSHOT 'S'
+#define MSG_SOCKET 'F'
 
 _Static_assert(sizeof(struct ctd_shardsnap) <= CTD_PREFORK_MSG_MAX,
 	       "a snapshot fits one message on the link");
@@ -133,6 +134,29 @@ struct ctd_shardlink *ctd_shardlink_new(struct ev_loop *loop, int fd,
 	l->io.data = l;
 	ev_io_start(loop, &l->io);
 	return l;
+}
+
+void ctd_shardlink_keep(struct ctd_shardlink *l, int sock)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	char m = MSG_SOCKET;
+	struct iovec iov = { &m, 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = ctl.buf,
+			     .msg_controllen = sizeof(ctl.buf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &sock, sizeof(sock));
+	if (sendmsg(l->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		log_warn("cannot hand the ctnetlink socket to the parent: %s; "
+			 "if this shard dies, what the kernel holds for it is "
+			 "lost", strerror(errno));
 }
 
 void ctd_shardlink_ready(struct ctd_shardlink *l)

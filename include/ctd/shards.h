@@ -37,6 +37,9 @@ struct ctd_shardlink *ctd_shardlink_new(struct ev_loop *loop, int fd,
 					const struct ctd_stats *stats,
 					ctd_shardlink_refresh *refresh,
 					void *arg);
+/* Hands a duplicate of the shard's ctnetlink socket to the parent, which
+ * gives it to the shard it starts should this one die. */
+void ctd_shardlink_keep(struct ctd_shardlink *l, int sock);
 /* Tells the parent this shard is ready (listening, its table known). */
 void ctd_shardlink_ready(struct ctd_shardlink *l);
 /* keep_fd: the link stays open for the image a re-exec starts. */

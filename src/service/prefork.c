@@ -30,6 +30,8 @@ struct shard {
 	unsigned k;
 	pid_t pid;               /* 0: not running */
 	int fd;                  /* the parent's end of the link; -1 */
+	int sock;                /* its ctnetlink socket, kept for the next
+	                          * shard k; -1 until it sent it */
 	ev_io io;
 	ev_child child;
 	ev_timer again;
@@ -51,8 +53,24 @@ static const char *const manager_vars[] = {
 	"WATCHDOG_USEC", "WATCHDOG_PID",
 };
 
+/* The dead shard's socket as fd 3, as the service manager's fd store
+ * hands one over (daemon.c, restart.c): the events queued in it and the
+ * DESTROYs the kernel holds for it go to the next shard, not away. */
+static void hand_socket(int sock)
+{
+	char pid[32];
+
+	if (sock < 0 || dup2(sock, 3) < 0 || fcntl(3, F_SETFD, 0) < 0)
+		return;
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	setenv("LISTEN_FDS", "1", 1);
+	setenv("LISTEN_PID", pid, 1);
+	setenv("LISTEN_FDNAMES", "ctnetlink", 1);
+}
+
 /* In the child, between fork and exec: nothing here returns. */
-static void exec_shard(const struct ctd_prefork *p, unsigned k, int fd)
+static void exec_shard(const struct ctd_prefork *p, unsigned k, int fd,
+		       int sock)
 {
 	char env[64];
 	sigset_t none;
@@ -60,12 +78,15 @@ static void exec_shard(const struct ctd_prefork *p, unsigned k, int fd)
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() == 1)
 		_exit(1);
-	if (fcntl(fd, F_SETFD, 0) < 0)
+	/* Above 3, where the socket goes; not closed by the exec. */
+	fd = fcntl(fd, F_DUPFD, 10);
+	if (fd < 0)
 		_exit(1);
 	snprintf(env, sizeof(env), "%u %u %d", k, p->cfg.n, fd);
 	setenv(CTD_PREFORK_ENV, env, 1);
 	for (size_t i = 0; i < sizeof(manager_vars) / sizeof(*manager_vars); i++)
 		unsetenv(manager_vars[i]);
+	hand_socket(sock);
 	/* libev blocks the signals it watches: the shard starts clear. */
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -87,7 +108,7 @@ static int spawn(struct shard *s)
 		return -errno;
 	pid = fork();
 	if (pid == 0)
-		exec_shard(p, s->k, sv[1]);
+		exec_shard(p, s->k, sv[1], s->sock);
 	close(sv[1]);
 	if (pid < 0) {
 		close(sv[0]);
@@ -106,6 +127,38 @@ static int spawn(struct shard *s)
 	return 0;
 }
 
+/* A descriptor that came with a message is the shard's socket. */
+static void keep_socket(struct shard *s, struct msghdr *mh)
+{
+	struct cmsghdr *c = CMSG_FIRSTHDR(mh);
+	int fd;
+
+	if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+	    c->cmsg_len != CMSG_LEN(sizeof(int)))
+		return;
+	memcpy(&fd, CMSG_DATA(c), sizeof(fd));
+	if (s->sock >= 0)
+		close(s->sock);
+	s->sock = fd;
+}
+
+static ssize_t receive(struct shard *s)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { s->p->buf, LINK_MAX };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = ctl.buf,
+			     .msg_controllen = sizeof(ctl.buf) };
+	ssize_t n = recvmsg(s->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+	if (n > 0 && mh.msg_controllen)
+		keep_socket(s, &mh);
+	return n;
+}
+
 static void on_link(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct shard *s = w->data;
@@ -113,7 +166,7 @@ static void on_link(struct ev_loop *loop, ev_io *w, int revents)
 	ssize_t n;
 
 	(void)revents;
-	while ((n = recv(s->fd, p->buf, LINK_MAX, MSG_DONTWAIT)) > 0)
+	while ((n = receive(s)) > 0)
 		p->cfg.msg(p->cfg.arg, s->k, p->buf, (size_t)n);
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
 		ev_io_stop(loop, w);    /* the shard is going: its exit tells */
@@ -187,7 +240,7 @@ int ctd_prefork_start(struct ev_loop *loop, const struct ctd_prefork_cfg *cfg,
 	for (unsigned k = 0; k < cfg->n; k++) {
 		struct shard *s = &p->shard[k];
 
-		*s = (struct shard){ .p = p, .k = k, .fd = -1 };
+		*s = (struct shard){ .p = p, .k = k, .fd = -1, .sock = -1 };
 		ev_timer_init(&s->again, on_again, 0, 0);
 		s->again.data = s;
 		r = spawn(s);
@@ -258,6 +311,8 @@ void ctd_prefork_free(struct ctd_prefork *p)
 			ev_io_stop(p->loop, &s->io);
 			close(s->fd);
 		}
+		if (s->sock >= 0)
+			close(s->sock);
 	}
 	free(p->buf);
 	free(p);

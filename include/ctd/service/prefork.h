@@ -19,7 +19,11 @@ struct ev_loop;
 #define CTD_PREFORK_ENV "CTD_SHARD"
 #define CTD_PREFORK_MSG_MAX 16384   /* the largest message on a link */
 
-/* A message shard k sent on its link (one datagram). */
+/* A message shard k sent on its link (one datagram). A descriptor sent
+ * with one is shard k's ctnetlink socket: the parent keeps it and hands
+ * it to the shard it starts after k died (LISTEN_FDS, as the service
+ * manager's fd store does), so the events the kernel holds for it are
+ * read, not lost. */
 typedef void ctd_prefork_msg_fn(void *arg, unsigned k, const void *buf,
 				size_t len);
 /* Every shard has exited after ctd_prefork_stop. */
