@@ -87,6 +87,7 @@ struct ctd {
 	struct ctd_shardlink *link;  /* a shard's link to its parent, or NULL */
 	unsigned shard, shards;      /* this process's part; 1 shard: all */
 	int link_fd;                 /* the link's descriptor, or -1 */
+	char log_part[16];           /* "shard K: " before each log line */
 };
 
 static void on_messages(void *arg, const struct nlmsghdr *const *msgs,
@@ -816,6 +817,8 @@ static int shard_or_parent(struct ctd *ctd, struct ctd_config *cfg)
 	}
 	ctd->shard = cfg->shard;
 	ctd->shards = (unsigned)cfg->shards;
+	snprintf(ctd->log_part, sizeof(ctd->log_part), "shard %u: ", ctd->shard);
+	ctd_log_part(ctd->log_part);
 	log_info("shard %u of %u (pid %d)", ctd->shard, ctd->shards,
 		 (int)getpid());
 	return 0;

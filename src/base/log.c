@@ -25,6 +25,7 @@
 static const char *log_prog = "ctd";
 static enum ctd_log_level log_max = CTD_LOG_INFO;
 static bool log_journal;
+static const char *log_part = "";
 
 bool ctd_log_is_journal(const char *journal_stream, int fd)
 {
@@ -48,6 +49,11 @@ void ctd_log_init(const char *progname, enum ctd_log_level max_level)
 	log_journal = ctd_log_is_journal(getenv("JOURNAL_STREAM"), STDERR_FILENO);
 }
 
+void ctd_log_part(const char *part)
+{
+	log_part = part;
+}
+
 /* One line: "<priority>line" into the journal, else "prog: tag line". */
 static void emit(enum ctd_log_level level, const char *tag, const char *line)
 {
@@ -55,9 +61,9 @@ static void emit(enum ctd_log_level level, const char *tag, const char *line)
 	static const int priority[] = { 3, 4, 6, 7 };
 
 	if (log_journal)
-		fprintf(stderr, "<%d>%s\n", priority[level], line);
+		fprintf(stderr, "<%d>%s%s\n", priority[level], log_part, line);
 	else
-		fprintf(stderr, "%s: %s%s\n", log_prog, tag, line);
+		fprintf(stderr, "%s: %s%s%s\n", log_prog, log_part, tag, line);
 }
 
 void ctd_log(enum ctd_log_level level, const char *fmt, ...)

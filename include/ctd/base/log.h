@@ -13,6 +13,10 @@ enum ctd_log_level { CTD_LOG_ERR, CTD_LOG_WARN, CTD_LOG_INFO, CTD_LOG_DEBUG };
 /* Also checks whether stderr is the journal (JOURNAL_STREAM): then each
  * line is "<priority>message" instead of "progname: level: message". */
 void ctd_log_init(const char *progname, enum ctd_log_level max_level);
+/* Every line starts with part from now on ("shard 2: "; "" none): the
+ * shards of one ctd share its stderr and its journal stream. part must
+ * outlive the logging. */
+void ctd_log_part(const char *part);
 /* True when journal_stream ("dev:inode", systemd's JOURNAL_STREAM) names
  * the file fd is open on. */
 bool ctd_log_is_journal(const char *journal_stream, int fd);
