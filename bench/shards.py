@@ -139,14 +139,15 @@ def tally(path, n):
     return n - len(seen), sum(1 for v in seen.values() if v > 1)
 
 
-def run(binary, shards, n, pct, flowgen, tag, sharded=True, stopped=True):
+def run(binary, shards, n, pct, flowgen, tag, sharded=True, stopped=True,
+        cpu=0):
     cap = Cap(pct)
     with Netns(tag) as ns, tempfile.TemporaryDirectory(prefix="shb-") as tmp:
         for k, v in (("nf_conntrack_acct", 1), ("nf_conntrack_timestamp", 1),
                      ("nf_conntrack_events", 1), ("nf_conntrack_udp_timeout", 600)):
             ns.sysctl(k, v)
-        args = ["--kernel-pressure", "hold", "--rcvbuf", "512M",
-                "--rcvbuf-max", "512M"]
+        args = ["--kernel-pressure", "hold", "--rcvbuf", "1G",
+                "--rcvbuf-max", "1G"]
         if sharded:
             args += ["--shards", str(shards)]
         ctd = Ctd(ns, binary, tmp, args, json=os.path.join(tmp, "flows.json"))
@@ -155,6 +156,8 @@ def run(binary, shards, n, pct, flowgen, tag, sharded=True, stopped=True):
             pids = shard_pids(ctd, shards)
             for pid in pids:
                 cap.put(pid)
+                if cpu >= 0:
+                    os.sched_setaffinity(pid, {cpu})
             out = ns.run([flowgen, str(n)], timeout=600).split()
             check(int(out[0]) == n, "flowgen made %s flows" % out[0])
             time.sleep(1)
@@ -201,10 +204,12 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ctd", default=os.path.join(ROOT, "build", "ctd"))
     ap.add_argument("--base", help="another ctd (no --shards) as the base row")
-    ap.add_argument("--flows", type=int, default=100000)
+    ap.add_argument("--flows", type=int, default=400000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quota", type=int, default=10, help="percent of a CPU")
     ap.add_argument("--shards", default="1,2,4")
+    ap.add_argument("--cpu", type=int, default=0,
+                    help="pin every shard process to this CPU (-1: no)")
     opts = ap.parse_args()
     counts = [int(s) for s in opts.shards.split(",")]
     rows = [("base", 1)] if opts.base else []
@@ -217,7 +222,8 @@ def main():
                 for i, (name, s) in enumerate(rows):
                     binary = opts.base if name == "base" else opts.ctd
                     r = run(binary, s, opts.flows, opts.quota, flowgen,
-                            "shb%d%d" % (rnd, i), sharded=name != "base")
+                            "shb%d%d" % (rnd, i), sharded=name != "base",
+                            cpu=opts.cpu)
                     res[name].append(r)
                     log("round %d %-9s: %6.0f flows/s (%.2f s, flush %.2f s), "
                         "%.2f us CPU per flow, 0 lost, 0 doubled"

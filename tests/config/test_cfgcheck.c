@@ -110,6 +110,37 @@ static void test_each_problem_named(void **state)
 	assert_int_equal(check(&c, &p), 0);
 }
 
+/* shards: up to 64, and not with what one process alone can own (a
+ * stream socket, a raw capture, namespaces beside its own). */
+static void test_shards(void **state)
+{
+	struct ctd_config c;
+	struct problems p;
+
+	(void)state;
+	ctd_config_defaults(&c);
+	set(&c, "output", "/tmp/flows.json");
+	set(&c, "spool-dir", "/tmp/ctd-spool");
+	set(&c, "control", "/tmp/ctd.sock");
+	set(&c, "shards", "4");
+	assert_int_equal(check(&c, &p), 0);
+	set(&c, "shards", "auto");
+	assert_int_equal(check(&c, &p), 0);
+	set(&c, "shards", "65");
+	assert_int_equal(check(&c, &p), 1);
+	assert_non_null(strstr(p.text[0], "at most 64 shards, not 65"));
+	set(&c, "shards", "2");
+	set(&c, "stream", "/tmp/ctd-stream.sock");
+	set(&c, "record", "/tmp/ctd.nl");
+	set(&c, "netns", "all");
+	assert_int_equal(check(&c, &p), 3);
+	assert_non_null(strstr(p.text[0], "netns"));
+	assert_non_null(strstr(p.text[1], "stream"));
+	assert_non_null(strstr(p.text[2], "record"));
+	set(&c, "shards", "1");
+	assert_int_equal(check(&c, &p), 0);
+}
+
 /* The metrics endpoint off loopback: HTTPS with client certificates or
  * nothing; the three TLS settings together or not at all; and the
  * IPFIX/TLS target's CA. */
@@ -155,6 +186,7 @@ int main(void)
 		cmocka_unit_test(test_defaults_pass),
 		cmocka_unit_test(test_each_problem_named),
 		cmocka_unit_test(test_tls_settings),
+		cmocka_unit_test(test_shards),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
