@@ -16,8 +16,11 @@ conntracks, one JSON file, one control socket.
          lost per kill, none doubled, no more lines that are not JSON than
          were counted as cut short; the summed counters obey records =
          delivered + failed + held, with held 0.
+  usr2   SIGUSR2 to the parent, `conntrack -F` of 5,000 flows 2 ms later:
+         every shard re-executes in place (same pid) keeping its socket,
+         and every flow has exactly one record.
 
-Usage: test_shards_run.py --ctd PATH [--flows N] [--scenarios storm,kills]
+Usage: test_shards_run.py --ctd PATH [--flows N] [--scenarios storm,kills,usr2]
 """
 import collections
 import os
@@ -162,9 +165,37 @@ def scenario_kills(ns, binary, tmp, n):
           % (n, killed, lost, 64 * KILLS, torn))
 
 
+def scenario_usr2(ns, binary, tmp, n):
+    ctd = Ctd(ns, binary, tmp, ["--shards", str(SHARDS)])
+    wait_shards(ctd, SHARDS, 20)
+    before = shard_pids(ctd)
+    made = ns.traffic(flows("udp", n, sport=20000, size=1, listen=False))
+    want = {f.sport for f in made}
+    ctd.proc.send_signal(signal.SIGUSR2)
+    time.sleep(0.002)
+    ns.run(["conntrack", "-F"])
+    wait_stable(lambda: sports_of_json(ctd.json)[0].total(), 60)
+    after = shard_pids(ctd)
+    took = ctd.log_text().count("took over the ctnetlink socket")
+    total = ctd.stats()
+    stop(ctd)
+    seen, broken = sports_of_json(ctd.json)
+    check(broken == 0, "%d lines are not JSON" % broken)
+    judge("json", seen, want, 0)
+    check(after == before, "shard pids changed across the re-exec: %s, %s"
+          % (before, after))
+    check(took == SHARDS, "%d shards took their socket over, of %d"
+          % (took, SHARDS))
+    check(total["shards"] == SHARDS and total["shard_restarts"] == 0,
+          "after USR2: %d shards, %d restarts" % (total["shards"],
+                                                  total["shard_restarts"]))
+    print("usr2: %d shards re-executed in place (same pids), each keeping its "
+          "socket; %d flows ended meanwhile, every one once" % (SHARDS, n))
+
+
 def arguments(ap):
     ap.add_argument("--flows", type=int, default=10000)
-    ap.add_argument("--scenarios", default="storm,kills")
+    ap.add_argument("--scenarios", default="storm,kills,usr2")
 
 
 def main(args):
@@ -174,6 +205,8 @@ def main(args):
                 scenario_storm(ns, args.ctd, tmp, args.flows)
             elif name == "kills":
                 scenario_kills(ns, args.ctd, tmp, 2 * args.flows)
+            elif name == "usr2":
+                scenario_usr2(ns, args.ctd, tmp, args.flows // 2)
             else:
                 raise ctdns.Fail("unknown scenario %s" % name)
     print("shards_run: all scenarios passed")
