@@ -195,6 +195,7 @@ struct parent {
 	int64_t started_us, asked_us;
 	ev_signal sigterm, sigint, sighup, sigusr1, sigusr2;
 	bool ready[CTD_SHARDS_MAX];
+	int socks[CTD_SHARDS_MAX];     /* from the fd store, for prefork */
 	int64_t got_us[CTD_SHARDS_MAX];
 	struct ctd_shardsnap snap[CTD_SHARDS_MAX];
 	struct ctd_shardsnap sum;
@@ -265,6 +266,28 @@ static void on_msg(void *arg, unsigned k, const void *buf, size_t len)
 		memcpy(&p->snap[k], buf, len);
 		p->got_us[k] = mono_us(p);
 	}
+}
+
+/* Each shard's socket goes to the service manager's fd store as
+ * ctnetlink-K (a socket stored already is not stored twice), so a
+ * restart of the service hands every shard its socket back. */
+static void on_socket(void *arg, unsigned k, int fd)
+{
+	struct parent *p = arg;
+	char state[64];
+
+	snprintf(state, sizeof(state), "FDSTORE=1\nFDNAME=ctnetlink-%u", k);
+	ctd_notify_send(p->notify, state, fd);
+}
+
+/* The shards' sockets the service manager kept for us (ctnetlink-K). */
+static void take_sockets(struct parent *p)
+{
+	int n = ctd_daemon_listen_fds("ctnetlink", p->socks, p->n);
+
+	if (n > 0)
+		log_info("took over %d shard sockets from the service manager's "
+			 "fd store", n);
 }
 
 static void on_done(void *arg)
@@ -416,9 +439,11 @@ static int start(struct parent *p, char *const argv[])
 {
 	struct ctd_endpoints e = { p->loop, p->cfg, &p->owner, on_ctl, p,
 				   &p->stats };
-	struct ctd_prefork_cfg pc = { p->n, argv, on_msg, on_done, p };
+	struct ctd_prefork_cfg pc = { p->n, argv, on_msg, on_done, on_socket, p,
+				      p->socks };
 	int r;
 
+	take_sockets(p);
 	r = ctd_daemon_find_user(p->cfg->user, &p->owner);
 	if (r == 0)
 		r = lock_spool(p);

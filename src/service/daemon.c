@@ -95,6 +95,58 @@ int ctd_daemon_listen_fd(const char *name)
 	return fd;
 }
 
+/* K of a name "prefix-K"; -1 for any other name. */
+static long numbered(const char *name, size_t len, const char *prefix)
+{
+	size_t plen = strlen(prefix);
+	unsigned long k = 0;
+
+	if (len <= plen + 1 || strncmp(name, prefix, plen) != 0 ||
+	    name[plen] != '-')
+		return -1;
+	for (size_t i = plen + 1; i < len; i++) {
+		if (name[i] < '0' || name[i] > '9' || k > 1000000)
+			return -1;
+		k = k * 10 + (unsigned long)(name[i] - '0');
+	}
+	return (long)k;
+}
+
+int ctd_daemon_listen_fds(const char *prefix, int *fds, size_t n)
+{
+	const char *names = getenv("LISTEN_FDNAMES");
+	unsigned long pid, count;
+	int found = 0;
+	long i = 0;
+
+	for (size_t k = 0; k < n; k++)
+		fds[k] = -1;
+	if (!getenv("LISTEN_FDS") || !names ||
+	    parse_uint(getenv("LISTEN_PID"), &pid) < 0 ||
+	    parse_uint(getenv("LISTEN_FDS"), &count) < 0 ||
+	    pid != (unsigned long)getpid()) {
+		unset_listen_env();
+		return 0;
+	}
+	for (const char *p = names; p && (unsigned long)i < count; i++) {
+		const char *colon = strchr(p, ':');
+		long k = numbered(p, colon ? (size_t)(colon - p) : strlen(p),
+				  prefix);
+		int fd = LISTEN_FDS_START + (int)i;
+
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+		if (k >= 0 && (size_t)k < n && fds[k] < 0) {
+			fds[k] = fd;
+			found++;
+		} else {
+			close(fd);
+		}
+		p = colon ? colon + 1 : NULL;
+	}
+	unset_listen_env();
+	return found;
+}
+
 unsigned long long ctd_daemon_watchdog_usec(void)
 {
 	unsigned long v, pid;

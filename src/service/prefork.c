@@ -140,6 +140,7 @@ static void keep_socket(struct shard *s, struct msghdr *mh)
 	if (s->sock >= 0)
 		close(s->sock);
 	s->sock = fd;
+	s->p->cfg.sock(s->p->cfg.arg, s->k, fd);
 }
 
 static ssize_t receive(struct shard *s)
@@ -240,13 +241,15 @@ int ctd_prefork_start(struct ev_loop *loop, const struct ctd_prefork_cfg *cfg,
 	for (unsigned k = 0; k < cfg->n; k++) {
 		struct shard *s = &p->shard[k];
 
-		*s = (struct shard){ .p = p, .k = k, .fd = -1, .sock = -1 };
+		*s = (struct shard){ .p = p, .k = k, .fd = -1,
+				     .sock = cfg->socks ? cfg->socks[k] : -1 };
 		ev_timer_init(&s->again, on_again, 0, 0);
 		s->again.data = s;
 		r = spawn(s);
 		if (r < 0)
 			break;
 	}
+	p->cfg.socks = NULL;     /* the caller's, taken over by now */
 	if (r < 0) {
 		log_err("cannot start the shards: %s", strerror(-r));
 		ctd_prefork_stop(p);

@@ -262,9 +262,11 @@ class Ctd:
     """ctd running in a namespace, with its stderr log and JSON output."""
 
     def __init__(self, ns, binary, workdir, args, json=None, tag="ctd",
-                 env=None, listen_fd=None, output_arg=True):
+                 env=None, listen_fd=None, output_arg=True, listen_fds=None):
         """listen_fd: a ctnetlink socket to hand over as systemd does
-        (fd 3, LISTEN_FDS=1, LISTEN_PID, LISTEN_FDNAMES=ctnetlink)."""
+        (fd 3, LISTEN_FDS=1, LISTEN_PID, LISTEN_FDNAMES=ctnetlink);
+        listen_fds: {name: fd}, several handed over the same way (3, 4,
+        ... in the order given)."""
         self.json = json or os.path.join(workdir, "flows.json")
         self.log = os.path.join(workdir, tag + ".log")
         self.out = os.path.join(workdir, tag + ".out")
@@ -281,6 +283,16 @@ class Ctd:
                    'LISTEN_FDS=1 LISTEN_FDNAMES=ctnetlink exec "$0" "$@"'
                    % (listen_fd, listen_fd)] + cmd
             popen["pass_fds"] = (listen_fd,)
+        if listen_fds:
+            names, fds = list(listen_fds), list(listen_fds.values())
+            moves = " ".join("%d<&%d" % (3 + i, fd + 100)
+                             for i, fd in enumerate(fds))
+            up = " ".join("%d<&%d %d<&-" % (fd + 100, fd, fd) for fd in fds)
+            down = " ".join("%d<&-" % (fd + 100) for fd in fds)
+            cmd = ["bash", "-c", 'exec %s; exec %s %s; LISTEN_PID=$$ '
+                   'LISTEN_FDS=%d LISTEN_FDNAMES=%s exec "$0" "$@"'
+                   % (up, moves, down, len(fds), ":".join(names))] + cmd
+            popen["pass_fds"] = tuple(fds)
         self.binary = binary
         self.proc = ns.start(cmd, open(self.out, "w"), open(self.log, "w"),
                              **popen)

@@ -20,7 +20,13 @@ conntracks, one JSON file, one control socket.
          every shard re-executes in place (same pid) keeping its socket,
          and every flow has exactly one record.
 
-Usage: test_shards_run.py --ctd PATH [--flows N] [--scenarios storm,kills,usr2]
+  restart  a service restart as systemd does it: each shard's socket is in
+         the fd store as ctnetlink-K; 5,000 flows end while no ctd runs;
+         the next ctd hands each shard its socket back and every flow has
+         exactly one record.
+
+Usage: test_shards_run.py --ctd PATH [--flows N]
+                          [--scenarios storm,kills,usr2,restart]
 """
 import collections
 import os
@@ -193,9 +199,62 @@ def scenario_usr2(ns, binary, tmp, n):
           "socket; %d flows ended meanwhile, every one once" % (SHARDS, n))
 
 
+class Store(ctdns.Manager):
+    """The service manager's fd store by FDNAME, as systemd keeps it."""
+
+    def __init__(self, path):
+        self.named = {}
+        super().__init__(path)
+
+    def _take(self, msg, anc):
+        name = dict(f.split("=", 1) for f in msg.split("\n") if "=" in f
+                    ).get("FDNAME")
+        if "FDSTORE=1" in msg and name and name not in self.named:
+            for level, kind, payload in anc:
+                if kind == self._socket.SCM_RIGHTS:
+                    self.named[name] = int.from_bytes(payload[:4], "little")
+                    self.msgs.append(msg)
+                    return
+        super()._take(msg, anc)
+
+
+def scenario_restart(ns, binary, tmp, n):
+    mgr = Store(os.path.join(tmp, "notify.sock"))
+    ctd = Ctd(ns, binary, tmp, ["--shards", str(SHARDS)], env=mgr.env(),
+              tag="r0")
+    mgr.wait("READY=1", 20)
+    end = time.time() + 10
+    while len(mgr.named) < SHARDS and time.time() < end:
+        time.sleep(0.05)
+    check(sorted(mgr.named) == ["ctnetlink-%d" % k for k in range(SHARDS)],
+          "the fd store holds %s" % sorted(mgr.named))
+    made = ns.traffic(flows("udp", n, sport=20000, size=1, listen=False))
+    want = {f.sport for f in made}
+    stop(ctd)
+    # No ctd runs: the flows end into the sockets the store keeps.
+    ns.run(["conntrack", "-F"])
+    ctd = Ctd(ns, binary, tmp, ["--shards", str(SHARDS)], env=mgr.env(),
+              tag="r1", listen_fds=dict(sorted(mgr.named.items())))
+    wait_stable(lambda: sports_of_json(ctd.json)[0].total(), 60)
+    log = ctd.log_text()
+    stop(ctd)
+    mgr.close()
+    for fd in mgr.named.values():
+        os.close(fd)
+    check("took over %d shard sockets" % SHARDS in log and
+          log.count("took over the ctnetlink socket") == SHARDS,
+          "the shards did not take their sockets back:\n" + log)
+    seen, broken = sports_of_json(ctd.json)
+    check(broken == 0, "%d lines are not JSON" % broken)
+    judge("json", seen, want, 0)
+    print("restart: the %d shard sockets in the fd store (ctnetlink-0..%d); "
+          "%d flows ended while no ctd ran, every one recorded once by the "
+          "next" % (SHARDS, SHARDS - 1, n))
+
+
 def arguments(ap):
     ap.add_argument("--flows", type=int, default=10000)
-    ap.add_argument("--scenarios", default="storm,kills,usr2")
+    ap.add_argument("--scenarios", default="storm,kills,usr2,restart")
 
 
 def main(args):
@@ -205,6 +264,8 @@ def main(args):
                 scenario_storm(ns, args.ctd, tmp, args.flows)
             elif name == "kills":
                 scenario_kills(ns, args.ctd, tmp, 2 * args.flows)
+            elif name == "restart":
+                scenario_restart(ns, args.ctd, tmp, args.flows // 2)
             elif name == "usr2":
                 scenario_usr2(ns, args.ctd, tmp, args.flows // 2)
             else:

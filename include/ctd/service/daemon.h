@@ -12,6 +12,11 @@
  * variables are malformed. Unsets the LISTEN_* variables. */
 int ctd_daemon_listen_fd(const char *name);
 
+/* The descriptors passed in named prefix-K (K < n) into fds[K] (-1
+ * when absent; close-on-exec), every other one closed; the number
+ * found. Unsets the LISTEN_* variables. For the shards' sockets. */
+int ctd_daemon_listen_fds(const char *prefix, int *fds, size_t n);
+
 /* The service manager's watchdog interval in µs (WATCHDOG_USEC, when
  * WATCHDOG_PID is ours or unset), or 0 when there is none. */
 unsigned long long ctd_daemon_watchdog_usec(void);

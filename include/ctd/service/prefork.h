@@ -26,6 +26,8 @@ struct ev_loop;
  * read, not lost. */
 typedef void ctd_prefork_msg_fn(void *arg, unsigned k, const void *buf,
 				size_t len);
+/* Shard k handed its socket over (a new one, or again after a re-exec). */
+typedef void ctd_prefork_sock_fn(void *arg, unsigned k, int fd);
 /* Every shard has exited after ctd_prefork_stop. */
 typedef void ctd_prefork_done_fn(void *arg);
 
@@ -34,7 +36,11 @@ struct ctd_prefork_cfg {
 	char *const *argv;           /* the parent's, for the exec */
 	ctd_prefork_msg_fn *msg;
 	ctd_prefork_done_fn *done;
+	ctd_prefork_sock_fn *sock;
 	void *arg;
+	/* Sockets for the first shards (the service manager's fd store
+	 * kept them across a restart), -1 for none; taken over. */
+	const int *socks;
 };
 
 /* Starts the n shards; -errno when not one could be started. */
