@@ -74,6 +74,9 @@ def stop(ctd):
     except subprocess.TimeoutExpired:
         raise ctdns.Fail("ctd did not exit within 30 s of SIGTERM")
     check(rc == 0, "ctd exited with %d:\n%s" % (rc, ctd.log_text()))
+    for word in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+        check(word not in ctd.log_text(), "a shard or the parent said %s:\n%s"
+              % (word, ctd.log_text()))
     per = collections.defaultdict(list)
     for line in ctd.log_text().splitlines():
         parts = line.split()
@@ -100,7 +103,9 @@ def scenario_storm(ns, binary, tmp, n):
           "%d missing %s, %d doubled %s, %d with wrong counters %s"
           % (len(missing), missing[:5], len(doubled), doubled[:5],
              len(wrong), wrong[:3]))
-    check(total["shards"] == SHARDS, "ctd -s: %d shards" % total["shards"])
+    check(total["shards"] == SHARDS and total["shard_restarts"] == 0,
+          "ctd -s: %d shards, %d restarts" % (total["shards"],
+                                              total["shard_restarts"]))
     check(total["nl_drops"] > 0, "no socket drops: the 2 KiB buffers never "
           "overflowed, so reliability was not exercised")
     check(total["records"] == n and total["out_json_delivered"] == n,
