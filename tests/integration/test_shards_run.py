@@ -24,9 +24,12 @@ conntracks, one JSON file, one control socket.
          the fd store as ctnetlink-K; 5,000 flows end while no ctd runs;
          the next ctd hands each shard its socket back and every flow has
          exactly one record.
+  store  four shards writing one SQLite flow store (shared file lock, SQLite
+         serialising the commits): every flow one row; commits that met
+         another writer are counted and written again.
 
 Usage: test_shards_run.py --ctd PATH [--flows N]
-                          [--scenarios storm,kills,usr2,restart]
+                          [--scenarios storm,kills,usr2,restart,store]
 """
 import collections
 import os
@@ -257,9 +260,31 @@ def scenario_restart(ns, binary, tmp, n):
           "next" % (SHARDS, SHARDS - 1, n))
 
 
+def scenario_store(ns, binary, tmp, n):
+    import sqlite3
+    db = os.path.join(tmp, "flows.db")
+    ctd = Ctd(ns, binary, tmp, ["--shards", str(SHARDS), "--store", db])
+    wait_shards(ctd, SHARDS, 20)
+    ns.traffic(flows("udp", n, sport=20000, size=1, listen=False))
+    ns.run(["conntrack", "-F"])
+    total = ctd.wait_stats("every record in the store", lambda st:
+                           st.get("out_store_delivered", 0) >= n, 60)
+    stop(ctd)
+    con = sqlite3.connect(db)
+    rows, sports = con.execute("SELECT count(*), count(DISTINCT sport) FROM "
+                               "flows WHERE dport = 5555").fetchone()
+    con.close()
+    check(rows == n and sports == n, "the store has %d rows, %d distinct "
+          "flows, for %d" % (rows, sports, n))
+    ctdns.identity(total, "store")
+    print("store: %d shards writing one SQLite store: %d rows, each flow once; "
+          "%d commits met another writer and were written again "
+          "(store_err_busy)" % (SHARDS, rows, total["out_store_store_err_busy"]))
+
+
 def arguments(ap):
     ap.add_argument("--flows", type=int, default=10000)
-    ap.add_argument("--scenarios", default="storm,kills,usr2,restart")
+    ap.add_argument("--scenarios", default="storm,kills,usr2,restart,store")
 
 
 def main(args):
@@ -271,6 +296,8 @@ def main(args):
                 scenario_kills(ns, args.ctd, tmp, 2 * args.flows)
             elif name == "restart":
                 scenario_restart(ns, args.ctd, tmp, args.flows // 2)
+            elif name == "store":
+                scenario_store(ns, args.ctd, tmp, args.flows // 2)
             elif name == "usr2":
                 scenario_usr2(ns, args.ctd, tmp, args.flows // 2)
             else:
