@@ -27,9 +27,12 @@ conntracks, one JSON file, one control socket.
   store  four shards writing one SQLite flow store (shared file lock, SQLite
          serialising the commits): every flow one row; commits that met
          another writer are counted and written again.
+  ipfix  four shards exporting over IPFIX/UDP: one session each, told
+         apart by observation domain ipfix-domain + K; every flow reaches
+         the collector once (libfixbuf's ipfixDump decodes).
 
 Usage: test_shards_run.py --ctd PATH [--flows N]
-                          [--scenarios storm,kills,usr2,restart,store]
+                          [--scenarios storm,kills,usr2,restart,store,ipfix]
 """
 import collections
 import os
@@ -282,9 +285,38 @@ def scenario_store(ns, binary, tmp, n):
           "(store_err_busy)" % (SHARDS, rows, total["out_store_store_err_busy"]))
 
 
+def scenario_ipfix(ns, binary, tmp, n):
+    import ipfixtool
+    sink = os.path.join(tmp, "recv.ipfix")
+    recv = ipfixtool.UdpSink(ns, 4739, sink)
+    ctd = Ctd(ns, binary, tmp, ["--shards", str(SHARDS), "--ipfix",
+                                "udp:127.0.0.1:4739", "--ipfix-domain", "7"])
+    wait_shards(ctd, SHARDS, 20)
+    made = ns.traffic(flows("udp", n, sport=20000, size=1, listen=False))
+    ns.run(["conntrack", "-F"])
+    total = ctd.wait_stats("every record sent", lambda st:
+                           st.get("out_ipfix_delivered", 0) >= n, 60)
+    stop(ctd)
+    recv.stop()
+    with open(sink, "rb") as f:
+        msgs, left = ipfixtool.split_messages(f.read())
+    check(left == 0, "%d bytes of a cut message" % left)
+    domains = collections.Counter(int.from_bytes(m[12:16], "big") for m in msgs)
+    check(sorted(domains) == list(range(7, 7 + SHARDS)),
+          "observation domains %s, expected 7..%d" % (dict(domains), 6 + SHARDS))
+    recs, _, _ = ipfixtool.ipfixdump(sink)
+    ipfixtool.once_each(recs, [f.sport for f in made],
+                        lambda k: k[3] != 5555)
+    ctdns.identity(total, "ipfix")
+    print("ipfix: %d shards, one session each with observation domains %s "
+          "(messages per domain); %d flows, every one once" % (
+              SHARDS, dict(sorted(domains.items())), n))
+
+
 def arguments(ap):
     ap.add_argument("--flows", type=int, default=10000)
-    ap.add_argument("--scenarios", default="storm,kills,usr2,restart,store")
+    ap.add_argument("--scenarios",
+                    default="storm,kills,usr2,restart,store,ipfix")
 
 
 def main(args):
@@ -298,6 +330,8 @@ def main(args):
                 scenario_restart(ns, args.ctd, tmp, args.flows // 2)
             elif name == "store":
                 scenario_store(ns, args.ctd, tmp, args.flows // 2)
+            elif name == "ipfix":
+                scenario_ipfix(ns, args.ctd, tmp, args.flows // 5)
             elif name == "usr2":
                 scenario_usr2(ns, args.ctd, tmp, args.flows // 2)
             else:
