@@ -12,6 +12,7 @@
 #include "ctd/base/stats.h"
 #include "ctd/control/shardsum.h"
 #include "ctd/outputs/output.h"
+#include "ctd/outputs/outputs.h"
 
 struct shard {
 	struct ctd_stats st;
@@ -114,12 +115,52 @@ static void outputs_by_name(void **state)
 	assert_int_equal(sum.out[1].records, 30);
 }
 
+/* An output's own counters: summed by word, a gauge every shard reads
+ * alike (same) takes the largest, and the view finds the rows by the
+ * output's name (the descriptor's), here the IPFIX output's. */
+static void sums_own_counters(void **state)
+{
+	const struct ctd_output_desc *d = ctd_output_find("ipfix");
+	struct ctd_counter_def same = { "x", 8, true, "x", "x", true };
+	struct ctd_counter_defs defs = { NULL, 2, 0 };
+	struct ctd_counter_def rows[2];
+	struct shard a, b;
+	uint64_t own_a[2] = { 5, 40 }, own_b[2] = { 7, 30 };
+	struct ctd_shardsnap snap, sum;
+	const struct ctd_stats *st;
+
+	(void)state;
+	assert_non_null(d);
+	assert_non_null(d->counters);
+	rows[0] = d->counters->rows[0];
+	rows[0].off = 0;
+	rows[1] = same;
+	defs.rows = rows;
+	shard_init(&a, 1, true);
+	shard_init(&b, 2, true);
+	a.st.out_defs[1] = b.st.out_defs[1] = &defs;
+	a.st.out_own[1] = own_a;
+	b.st.out_own[1] = own_b;
+	memset(&sum, 0, sizeof(sum));
+	ctd_shardsum_take(&snap, &a.st);
+	ctd_shardsum_add(&sum, &snap);
+	ctd_shardsum_take(&snap, &b.st);
+	ctd_shardsum_add(&sum, &snap);
+	assert_int_equal(sum.own[1][0], 12);
+	assert_int_equal(sum.own[1][1], 40);
+	st = ctd_shardsum_view(&sum);
+	assert_ptr_equal(st->out_defs[1], d->counters);
+	assert_ptr_equal(st->out_own[1], sum.own[1]);
+	assert_null(st->out_defs[0] == d->counters ? st : NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(sums_shards),
 		cmocka_unit_test(snapshot_is_flat),
 		cmocka_unit_test(outputs_by_name),
+		cmocka_unit_test(sums_own_counters),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
