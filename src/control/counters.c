@@ -171,6 +171,7 @@ static const struct counter out_counters[] = {
 	O(store_pruned, "store_pruned_total", "Flow store: rows pruned past store-retention."),
 	O(store_pruned_size, "store_pruned_size_total", "Flow store: oldest rows pruned past store-max-size."),
 	O(store_commit_us, "store_commit_seconds_total", "Flow store: time spent writing and committing batches."),
+	O(store_waits, "store_waits_total", "Flow store: batches ready that waited for the writer thread, still writing the one before."),
 	O(store_err_busy, "store_errors_busy_total", "Flow store: failed transactions, another writer held the database."),
 	O(store_err_full, "store_errors_full_total", "Flow store: failed transactions, disk or database full."),
 	O(store_err_io, "store_errors_io_total", "Flow store: failed transactions, any other reason."),

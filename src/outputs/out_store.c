@@ -1,11 +1,19 @@
 /* out_store: finished flows into an SQLite database.
  *
- * submit copies a flow record into the batch; the loop's flush writes the
- * whole batch in one transaction (one fsync per batch, not per record)
- * and only its COMMIT makes the batch's records final, which settled
- * reports to delivery. A failed commit rolls back and keeps the batch:
- * its records stay unsettled, in delivery's write-ahead log, and the
- * next flush tries again; at shutdown abandon lets delivery spool them.
+ * submit copies a flow record into the batch; the loop's flush hands the
+ * whole batch to the writer thread (store_writer.c: SQLite and the
+ * commit's fsync block, the loop must not), which writes it in one
+ * transaction (one fsync per batch, not per record). Only its COMMIT
+ * makes the batch's records final, which settled reports to delivery
+ * once the thread has told the loop (an ev_async wakes it). A failed
+ * commit rolls back and keeps the batch: its records stay unsettled, in
+ * delivery's write-ahead log, and the next flush has the thread try
+ * again; at shutdown abandon lets delivery spool them.
+ *
+ * Threads: the database, its statements, the rollup table, retention
+ * and the prune clock are the writer thread's (the functions under
+ * "Writer thread" below); the records' counts, the stats and the timers
+ * the loop's. They meet only in store_writer.c.
  *
  * Only final records are stored (destroy, expired, evicted, lost,
  * netns_gone): their counters are the flow's totals, so interim records
@@ -35,7 +43,7 @@
  * stay unsettled meanwhile, as they would in a slow commit. A live storm
  * cost 60-77 us of CPU per flow with a commit per loop iteration
  * (docs/benchmarks.md). Without a loop (tests, benchmarks) every flush
- * commits.
+ * commits and waits for the thread.
  *
  * Every B-tree a row goes into is keyed time first (the identity starts
  * with the kernel's start time; the address indexes with the end minute),
@@ -65,6 +73,7 @@
 #include "ctd/outputs/output.h"
 #include "ctd/outputs/outputs.h"
 #include "ctd/outputs/store_rollup.h"
+#include "ctd/outputs/store_writer.h"
 #include "ctd/service/runlock.h"
 
 /* Records in one batch at most (about 2 MiB); past it submit refuses
@@ -84,6 +93,8 @@
 #define AUTO_MAX_SIZE (2ULL << 30)
 #define COALESCE_MIN 2048
 #define COALESCE_MS 100
+/* The writer's nice: it takes the CPU the reader leaves first. */
+#define WRITER_NICE 10
 
 enum { S_INSERT, S_ROLLUP, S_BEGIN, S_COMMIT, S_ROLLBACK, S__COUNT };
 
@@ -126,6 +137,7 @@ static const char *const sql[S__COUNT] = {
 
 struct out_store {
 	struct ctd_output base;
+	/* The writer thread's (the loop's before the thread starts): */
 	sqlite3 *db;
 	sqlite3_stmt *st[S__COUNT];
 	int lock_fd;               /* flock: one ctd per store */
@@ -134,16 +146,18 @@ struct out_store {
 	unsigned rollup_retention;
 	uint64_t max_size;
 	struct ctd_rollup *rollup;    /* the batch's cells, not yet written */
+	uint64_t last_prune_ms;
+	/* The loop's: */
+	struct ctd_store_writer *writer;
 	struct ev_loop *loop;         /* NULL: commit at every flush */
 	ev_timer wake;                /* a waiting batch's deadline */
+	ev_async done;                /* the writer finished a batch */
 	int64_t first_us;             /* when the batch got its first record */
 	bool failing;              /* in a commit error streak: logged */
 	bool refusing;             /* said AGAIN: call ready after a commit */
-	struct ctd_record *batch;
-	size_t n;
 	uint64_t taken;            /* records taken since the start */
 	uint64_t committed;        /* ... of them final */
-	uint64_t last_prune_ms;
+	uint64_t upkeep_ms;        /* the writer last sent to prune */
 };
 
 static int64_t mono_us(void)
@@ -174,13 +188,12 @@ static enum ctd_out_status store_submit(struct ctd_output *out,
 		s->taken++;
 		return CTD_OUT_DELIVERED;
 	}
-	if (s->n == BATCH_MAX) {
+	if (ctd_store_writer_filling(s->writer) == 0)
+		s->first_us = mono_us();
+	if (!ctd_store_writer_add(s->writer, rec)) {
 		s->refusing = true;
 		return CTD_OUT_AGAIN;
 	}
-	if (s->n == 0)
-		s->first_us = mono_us();
-	s->batch[s->n++] = *rec;
 	s->taken++;
 	return CTD_OUT_DELIVERED;
 }
@@ -282,12 +295,13 @@ static int insert(struct out_store *s, const struct ctd_record *rec,
 	return r;
 }
 
-static int write_batch(struct out_store *s, uint64_t *ret_rows)
+static int write_batch(struct out_store *s, const struct ctd_record *rec,
+		       size_t n, uint64_t *ret_rows)
 {
 	int r = step(s->st[S_BEGIN]);
 
-	for (size_t i = 0; r == 0 && i < s->n; i++)
-		r = insert(s, &s->batch[i], ret_rows);
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = insert(s, &rec[i], ret_rows);
 	if (r == 0)
 		r = write_rollups(s);
 	if (r == 0)
@@ -298,39 +312,19 @@ static int write_batch(struct out_store *s, uint64_t *ret_rows)
 	return r;
 }
 
-/* Why a commit failed, counted by what would fix it. */
-static void count_error(struct out_store *s)
+/* Why a commit failed, counted by what would fix it (writer thread). */
+static void count_error(struct out_store *s, struct ctd_store_tally *t)
 {
-	struct ctd_out_stats *st = &s->base.stats;
 	int code = sqlite3_errcode(s->db) & 0xff;
 
-	st->store_commit_errors++;
+	t->errors++;
 	if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
-		st->store_err_busy++;
+		t->err_busy++;
 	else if (code == SQLITE_FULL)
-		st->store_err_full++;
+		t->err_full++;
 	else
-		st->store_err_io++;
-}
-
-static void note_commit(struct out_store *s, int r, uint64_t rows)
-{
-	struct ctd_out_stats *st = &s->base.stats;
-
-	if (r < 0) {
-		count_error(s);
-		if (!s->failing)
-			log_err("store %s: %s; holding %zu records", s->path,
-				sqlite3_errmsg(s->db), s->n);
-		s->failing = true;
-		return;
-	}
-	if (s->failing)
-		log_info("store %s: writing again", s->path);
-	s->failing = false;
-	st->store_commits++;
-	st->store_rows += rows;
-	st->store_repeats += s->n - rows;
+		t->err_io++;
+	snprintf(t->error, sizeof(t->error), "%s", sqlite3_errmsg(s->db));
 }
 
 static uint64_t wall_ms(void)
@@ -345,10 +339,10 @@ static uint64_t wall_ms(void)
  * its deadline. A full batch (refusing) never waits. */
 static bool wait_for_more(struct out_store *s, int64_t now_us)
 {
+	size_t n = ctd_store_writer_filling(s->writer);
 	int64_t left = COALESCE_MS * 1000 - (now_us - s->first_us);
 
-	if (!s->loop || !s->n || s->n >= COALESCE_MIN || s->refusing ||
-	    left <= 0)
+	if (!s->loop || !n || n >= COALESCE_MIN || s->refusing || left <= 0)
 		return false;
 	if (!ev_is_active(&s->wake)) {
 		/* The loop's time is that of its last wakeup: a timer set
@@ -368,33 +362,114 @@ static void on_wake(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 }
 
+/* Called on the writer thread: the loop's flush learns of the batch. */
+static void notify_loop(void *arg)
+{
+	struct out_store *s = arg;
+
+	ev_async_send(s->loop, &s->done);
+}
+
+static void copy_tally(struct ctd_out_stats *st, const struct ctd_store_tally *t)
+{
+	st->store_rows = t->rows;
+	st->store_repeats = t->repeats;
+	st->store_commits = t->commits;
+	st->store_commit_us = t->commit_us;
+	st->store_commit_errors = t->errors + t->prune_errors;
+	st->store_err_busy = t->err_busy;
+	st->store_err_full = t->err_full;
+	st->store_err_io = t->err_io;
+	st->store_pruned = t->pruned;
+	st->store_pruned_size = t->pruned_size;
+	st->store_bytes = t->bytes;
+	st->store_bytes_per_flow = t->bytes_per_flow;
+}
+
+/* What the writer did since the last look: counters, records final,
+ * a failure streak's start and end (logged once each). */
+static void absorb(struct out_store *s)
+{
+	struct ctd_store_writer_state st;
+	struct ctd_store_tally t;
+
+	ctd_store_writer_poll(s->writer, &st, &t);
+	copy_tally(&s->base.stats, &t);
+	s->base.stats.store_waits = st.waits;
+	if (st.done > s->committed)
+		s->committed = st.done;
+	if (!st.busy && !ctd_store_writer_filling(s->writer))
+		s->committed = s->taken;
+	if (st.failed && !s->failing)
+		log_err("store %s: %s; holding %llu records", s->path, t.error,
+			(unsigned long long)(s->taken - s->committed));
+	else if (!st.failed && s->failing && !st.busy)
+		log_info("store %s: writing again", s->path);
+	s->failing = st.failed || (s->failing && st.busy);
+}
+
+/* Hands the filled batch over (or has a failed one tried again);
+ * without a loop, waits for the thread to write it. */
+static void hand_batch(struct out_store *s)
+{
+	uint64_t now = wall_ms();
+	bool upkeep = now - s->upkeep_ms >= PRUNE_EVERY_MS;
+	int r = ctd_store_writer_send(s->writer, s->taken, upkeep);
+
+	if (r == 0 && upkeep)
+		s->upkeep_ms = now;
+	if (r == 0 && s->refusing) {
+		s->refusing = false;
+		ctd_output_ready(&s->base);
+	}
+	if (s->loop || r == -ENODATA)
+		return;
+	ctd_store_writer_wait(s->writer);
+	absorb(s);
+}
+
 static void store_flush(struct ctd_output *out)
 {
 	struct out_store *s = to_store(out);
+
+	absorb(s);
+	if (wait_for_more(s, mono_us()))
+		return;
+	hand_batch(s);
+	/* Without a loop: a failed batch tried again, then the filled one. */
+	if (!s->loop && !s->failing && ctd_store_writer_filling(s->writer))
+		hand_batch(s);
+}
+
+static int64_t prune(struct out_store *s, uint64_t now_ms,
+		     struct ctd_store_tally *t);
+static int64_t trim(struct out_store *s, struct ctd_store_tally *t);
+
+/* Writer thread: one batch (none: upkeep only), and the prune when it
+ * is due. */
+static int write_on_thread(void *arg, const struct ctd_record *rec, size_t n,
+			   struct ctd_store_tally *t)
+{
+	struct out_store *s = arg;
 	uint64_t rows = 0, now = wall_ms();
 	int64_t t0 = mono_us();
-	int r = 0;
+	int r = n ? write_batch(s, rec, n, &rows) : 0;
 
-	if (wait_for_more(s, t0))
-		return;
-	if (s->n)
-		r = write_batch(s, &rows);
-	if (s->n)
-		out->stats.store_commit_us += (uint64_t)(mono_us() - t0);
-	if (s->n)
-		note_commit(s, r, rows);
-	if (r < 0)
-		return;
-	s->n = 0;
-	s->committed = s->taken;
-	if (s->refusing) {
-		s->refusing = false;
-		ctd_output_ready(out);
+	if (n)
+		t->commit_us += (uint64_t)(mono_us() - t0);
+	if (r < 0) {
+		count_error(s, t);
+		return r;
 	}
+	t->error[0] = '\0';
+	t->commits += n > 0;
+	t->rows += rows;
+	t->repeats += n - rows;
 	if (now - s->last_prune_ms >= PRUNE_EVERY_MS) {
-		ctd_out_store_prune(out, now);
-		ctd_out_store_trim(out);
+		prune(s, now, t);
+		trim(s, t);
 	}
+	return 0;
 }
 
 static int64_t prune_table(struct out_store *s, const char *q, int64_t before)
@@ -412,10 +487,11 @@ static int64_t prune_table(struct out_store *s, const char *q, int64_t before)
 
 /* Its own transaction, so a slow prune never delays a batch's commit
  * and a failed one never undoes it. A rollup bucket goes once it began
- * before the cut (its last minute then ended before it too, or nearly). */
-int64_t ctd_out_store_prune(struct ctd_output *out, uint64_t now_ms)
+ * before the cut (its last minute then ended before it too, or nearly).
+ * Writer thread. */
+static int64_t prune(struct out_store *s, uint64_t now_ms,
+		     struct ctd_store_tally *t)
 {
-	struct out_store *s = to_store(out);
 	int64_t cut = (int64_t)now_ms - (int64_t)s->retention * 1000, n;
 	int64_t rcut = (int64_t)now_ms - (int64_t)s->rollup_retention * 1000;
 
@@ -429,11 +505,11 @@ int64_t ctd_out_store_prune(struct ctd_output *out, uint64_t now_ms)
 	    prune_table(s, "DELETE FROM rollup WHERE span IN (3600, 86400) AND "
 			"kind IN (0, 1, 2, 3, 4) AND bucket < ?1", rcut) >= 0 &&
 	    step(s->st[S_COMMIT]) == 0) {
-		out->stats.store_pruned += (uint64_t)n;
+		t->pruned += (uint64_t)n;
 		return n;
 	}
 	step(s->st[S_ROLLBACK]);
-	out->stats.store_commit_errors++;
+	t->prune_errors++;
 	return -EIO;
 }
 
@@ -467,13 +543,10 @@ static int64_t rows_held(struct out_store *s)
 		      "FROM flows");
 }
 
-static void note_size(struct out_store *s, int64_t used, int64_t rows)
+static void note_size(int64_t used, int64_t rows, struct ctd_store_tally *t)
 {
-	struct ctd_out_stats *st = &s->base.stats;
-
-	st->store_bytes = used > 0 ? (uint64_t)used : 0;
-	st->store_max_bytes = s->max_size;
-	st->store_bytes_per_flow = rows > 0 ? st->store_bytes / (uint64_t)rows : 0;
+	t->bytes = used > 0 ? (uint64_t)used : 0;
+	t->bytes_per_flow = rows > 0 ? t->bytes / (uint64_t)rows : 0;
 }
 
 /* One round: the oldest rows that, at the average size, make up the
@@ -488,9 +561,9 @@ static int64_t trim_round(struct out_store *s, int64_t used, int64_t rows)
 			   "FROM flows ORDER BY end_ms LIMIT ?1)", n);
 }
 
-int64_t ctd_out_store_trim(struct ctd_output *out)
+/* Writer thread. */
+static int64_t trim(struct out_store *s, struct ctd_store_tally *t)
 {
-	struct out_store *s = to_store(out);
 	int64_t used = used_bytes(s), rows = rows_held(s), n, total = 0;
 
 	for (int round = 0; round < TRIM_ROUNDS && rows > 0 &&
@@ -498,16 +571,52 @@ int64_t ctd_out_store_trim(struct ctd_output *out)
 	     (round || used > (int64_t)s->max_size); round++) {
 		n = trim_round(s, used, rows);
 		if (n < 0) {
-			out->stats.store_commit_errors++;
+			t->prune_errors++;
 			return n;
 		}
-		out->stats.store_pruned_size += (uint64_t)n;
+		t->pruned_size += (uint64_t)n;
 		total += n;
 		used = used_bytes(s);
 		rows = rows_held(s);
 	}
-	note_size(s, used, rows);
+	note_size(used, rows, t);
 	return total;
+}
+
+struct call_prune {
+	struct out_store *s;
+	uint64_t now_ms;
+};
+
+static int64_t call_prune(void *arg, struct ctd_store_tally *t)
+{
+	struct call_prune *c = arg;
+
+	return prune(c->s, c->now_ms, t);
+}
+
+static int64_t call_trim(void *arg, struct ctd_store_tally *t)
+{
+	return trim(arg, t);
+}
+
+/* The loop's (tests'): on the database while the writer writes nothing. */
+int64_t ctd_out_store_prune(struct ctd_output *out, uint64_t now_ms)
+{
+	struct call_prune c = { to_store(out), now_ms };
+	int64_t r = ctd_store_writer_call(c.s->writer, call_prune, &c);
+
+	absorb(c.s);
+	return r;
+}
+
+int64_t ctd_out_store_trim(struct ctd_output *out)
+{
+	struct out_store *s = to_store(out);
+	int64_t r = ctd_store_writer_call(s->writer, call_trim, s);
+
+	absorb(s);
+	return r;
 }
 
 static uint64_t store_settled(struct ctd_output *out)
@@ -521,7 +630,7 @@ static void store_abandon(struct ctd_output *out)
 {
 	struct out_store *s = to_store(out);
 
-	s->n = 0;
+	ctd_store_writer_abandon(s->writer);
 	s->committed = s->taken;
 }
 
@@ -531,8 +640,12 @@ static void store_free(struct ctd_output *out)
 
 	if (!s)
 		return;
-	if (s->loop)
+	/* First: the thread may be writing. */
+	ctd_store_writer_free(s->writer);
+	if (s->loop) {
 		ev_timer_stop(s->loop, &s->wake);
+		ev_async_stop(s->loop, &s->done);
+	}
 	for (int i = 0; i < S__COUNT; i++)
 		sqlite3_finalize(s->st[i]);
 	sqlite3_close(s->db);
@@ -541,7 +654,6 @@ static void store_free(struct ctd_output *out)
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);
 	ctd_rollup_free(s->rollup);
-	free(s->batch);
 	free(s->path);
 	free(s);
 }
@@ -596,8 +708,35 @@ static int open_db(struct out_store *s)
 	return 0;
 }
 
-int ctd_out_store_new(const struct ctd_out_store_cfg *cfg,
-		      const struct ctd_owner *owner, struct ctd_output **ret)
+/* Only wakes the loop: its flush (before it blocks) takes the news. */
+static void on_done(struct ev_loop *loop, ev_async *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+}
+
+/* The writer thread is started last: the database is its from then on. */
+static int start_writer(struct out_store *s, struct ev_loop *loop)
+{
+	struct ctd_store_writer_cfg wc = {
+		.cap = BATCH_MAX, .write = write_on_thread, .arg = s,
+		.notify = loop ? notify_loop : NULL, .notify_arg = s,
+		.nice = WRITER_NICE,
+	};
+
+	s->loop = loop;
+	if (loop) {
+		ev_timer_init(&s->wake, on_wake, 0., 0.);
+		ev_async_init(&s->done, on_done);
+		ev_async_start(loop, &s->done);
+	}
+	return ctd_store_writer_new(&wc, &s->writer);
+}
+
+static int store_open(const struct ctd_out_store_cfg *cfg,
+		      const struct ctd_owner *owner, struct ev_loop *loop,
+		      struct ctd_output **ret)
 {
 	struct out_store *s = calloc(1, sizeof(*s));
 	int r;
@@ -610,10 +749,9 @@ int ctd_out_store_new(const struct ctd_out_store_cfg *cfg,
 	s->rollup_retention = cfg->rollup_retention;
 	s->max_size = cfg->max_size;
 	s->lock_fd = -1;
+	s->base.stats.store_max_bytes = cfg->max_size;
 	s->path = strdup(cfg->path);
-	s->batch = malloc(BATCH_MAX * sizeof(*s->batch));
-	r = !s->path || !s->batch ? -ENOMEM :
-	    ctd_rollup_new(ROLLUP_CELLS, &s->rollup);
+	r = !s->path ? -ENOMEM : ctd_rollup_new(ROLLUP_CELLS, &s->rollup);
 	if (r == 0)
 		r = lock_file(s, owner, cfg->shared);
 	if (r == 0 && open_db(s) < 0) {
@@ -621,12 +759,20 @@ int ctd_out_store_new(const struct ctd_out_store_cfg *cfg,
 			"cannot open");
 		r = -EIO;
 	}
+	if (r == 0)
+		r = start_writer(s, loop);
 	if (r < 0) {
 		store_free(&s->base);
 		return r;
 	}
 	*ret = &s->base;
 	return 0;
+}
+
+int ctd_out_store_new(const struct ctd_out_store_cfg *cfg,
+		      const struct ctd_owner *owner, struct ctd_output **ret)
+{
+	return store_open(cfg, owner, NULL, ret);
 }
 
 /* The smaller of 2 GiB and a tenth of the file system holding path, so
@@ -758,11 +904,7 @@ static int store_create(struct ev_loop *loop, const struct ctd_config *cfg,
 	}
 	if (sc.max_size == CTD_CONFIG_AUTO)
 		sc.max_size = ctd_out_store_auto_size(sc.path);
-	r = ctd_out_store_new(&sc, owner, ret);
-	if (r == 0) {
-		to_store(*ret)->loop = loop;
-		ev_timer_init(&to_store(*ret)->wake, on_wake, 0., 0.);
-	}
+	r = store_open(&sc, owner, loop, ret);
 	if (r == -EBUSY || r == -EIO)
 		return r;    /* named the other ctd, or SQLite's words */
 	if (ctd_safefile_refused(r))

@@ -71,6 +71,8 @@ struct ctd_out_stats {
 	uint64_t store_pruned;   /* ... rows older than store-retention */
 	uint64_t store_pruned_size; /* ... oldest rows past store-max-size */
 	uint64_t store_commit_us; /* ... time spent writing batches */
+	uint64_t store_waits;    /* ... batches ready that waited for the
+	                          * writer thread, still on the one before */
 	uint64_t store_err_busy; /* ... failed commits: another writer */
 	uint64_t store_err_full; /* ... failed commits: disk full */
 	uint64_t store_err_io;   /* ... failed commits: any other reason */
