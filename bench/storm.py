@@ -80,6 +80,24 @@ def proc_cpu_ticks(pid):
         return None
 
 
+def thread_cpu_ns(pid):
+    """{thread id: CPU ns on the clock} for each of a process's threads,
+    from /proc/PID/task/TID/schedstat (user and system together, at ns
+    resolution rather than stat's clock ticks)."""
+    out = {}
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                out[int(tid)] = int(f.read().split()[0])
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
+
+
 def proc_status(pid, key):
     try:
         with open("/proc/%d/status" % pid) as f:
@@ -883,11 +901,17 @@ def cost_run(lst, mode, n, gens, opts, tag):
         t = time.time()
         ns.run(["conntrack", "-F"], timeout=300)
         res["drain_s"] = cost_drain(lst, opts, t)
+        threads = thread_cpu_ns(lst.proc.pid) if lst.proc is not None else {}
         rc, cpu, killed = lst.stop(ns)
         check(rc == 0 and not killed, "%s exited with %d" % (lst.name, rc))
         res["cpu_s"] = cpu
         res["records"], res["lost"], res["doubled"] = cost_tally(lst, mode, n)
         res["cpu_us_per_flow"] = cpu * 1e6 / flows if lst.proc else None
+        # The main thread is the reader (ctd's loop); the flow store's
+        # writer is a thread of its own. Read just before the stop.
+        if lst.proc is not None and lst.proc.pid in threads:
+            res["reader_us_per_flow"] = threads[lst.proc.pid] / 1e3 / flows
+            res["threads"] = len(threads)
         if isinstance(lst, CtdListener):
             c = ctd_counters(lst)
             res["counters"] = {k: v for k, v in c.items()
@@ -957,17 +981,18 @@ def fmt_cost(results, mode):
     for r in results:
         if r["row"] not in rows:
             rows.append(r["row"])
-    head = ("| listener | CPU µs per finished flow | × floor | ÷ by conntrackd's | "
+    head = ("| listener | CPU µs per finished flow | main thread µs | × floor | ÷ by conntrackd's | "
             "connection rate /s | rate ÷ none | rate ÷ floor | lost | doubled | "
             "events per recvmmsg / per wakeup | event→record p50 / p99 |")
-    lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         rs = [r for r in results if r["row"] == row and "error" not in r]
         failed = [r for r in results if r["row"] == row and "error" in r]
         if not rs:
-            lines.append("| %s | FAILED: %s |||||||||" % (row, failed[0]["error"]))
+            lines.append("| %s | FAILED: %s ||||||||||" % (row, failed[0]["error"]))
             continue
         cpu = median([r["cpu_us_per_flow"] for r in rs])
+        main = median([r.get("reader_us_per_flow") for r in rs])
         vs_floor = per_round_ratio(results, row, "floor", "cpu_us_per_flow")
         vs_ctd = per_round_ratio(results, "conntrackd", row, "cpu_us_per_flow")
         rate = median([r["rate"] for r in rs])
@@ -987,8 +1012,8 @@ def fmt_cost(results, mode):
             if p50:
                 lat = "≤ %s / ≤ %s ms" % (p50, p99)
         f = lambda v, fmt: fmt % v if v is not None else "—"
-        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            rs[0]["listener"], f(cpu, "%.2f"), f(vs_floor, "%.2f"),
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            rs[0]["listener"], f(cpu, "%.2f"), f(main, "%.2f"), f(vs_floor, "%.2f"),
             f(vs_ctd, "%.1f"), f(rate, "%.0f"), f(r_none, "%.3f"),
             f(r_floor, "%.3f"), max(lost) if lost else "—",
             max(doubled) if doubled else "—", batch or "—", lat or "—"))
@@ -1042,17 +1067,21 @@ def cost_main(opts):
                     log("  FAILED: %s" % e)
                 r["round"] = rnd
                 results.append(r)
-                log("[round %d] %s: rate %s/s, CPU %s µs/flow, lost %s, "
-                    "doubled %s, %.0fs" % (rnd + 1, lst.row, "%.0f" % r["rate"]
+                log("[round %d] %s: rate %s/s, CPU %s µs/flow (main thread %s), "
+                    "lost %s, doubled %s, %.0fs" % (rnd + 1, lst.row, "%.0f" % r["rate"]
                                            if "rate" in r else "-",
                                            "%.2f" % r["cpu_us_per_flow"]
                                            if r.get("cpu_us_per_flow") else "-",
+                                           "%.2f" % r["reader_us_per_flow"]
+                                           if r.get("reader_us_per_flow") else "-",
                                            r.get("lost"), r.get("doubled"),
                                            time.time() - t))
     print(fmt_cost(results, mode))
     print()
     print("CPU = user+sys of the listener (wait4 rusage) over its whole run / "
-          "finished flows; medians over rounds; ratios are medians of the "
+          "finished flows; main thread: ctd's loop (the reader) alone, from "
+          "/proc/PID/task/PID/schedstat just before the stop (the flow store's "
+          "writer is another thread); medians over rounds; ratios are medians of the "
           "per-round ratios. Rate: flows the generator made per second while "
           "the listener listened. Lost/doubled: the worst round. Latency: the "
           "kernel's event stamp (CTA_TIMESTAMP_EVENT) to the read that brought "

@@ -101,6 +101,8 @@ static int start(struct ctd_store_writer *w)
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	r = pthread_create(&w->thread, NULL, run, w);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r == 0)
+		pthread_setname_np(w->thread, "ctd-store");   /* top -H, ps -L */
 	return -r;
 }
 

@@ -1,8 +1,9 @@
 /* out_store: the local flow store, an SQLite database of finished flows
  * (one row each) with minute, hour and day rollups.
- * Owns the database connection and the records of the current batch:
- * they are written in one transaction at the loop's flush and are final
- * (settled) only once it commits. The schema is described here because
+ * Owns the database connection (used by its writer thread,
+ * store_writer.h) and the records of the current batch: the loop's flush
+ * hands them to the thread, which writes them in one transaction; they
+ * are final (settled) only once it commits. The schema is described here because
  * `ctd report` (control/report_sqlite.c) and people with sqlite3 read it
  * too. */
 #ifndef CTD_OUT_STORE_H
@@ -48,12 +49,13 @@ int ctd_out_store_new(const struct ctd_out_store_cfg *cfg,
 		      const struct ctd_owner *owner, struct ctd_output **ret);
 
 /* Prunes rows ended before now_ms - retention, whatever the time since
- * the last prune (the flush does it at most once a minute). Returns
- * the rows pruned or -EIO. For tests and the flush. */
+ * the last prune (the writer thread does it at most once a minute).
+ * Returns the rows pruned or -EIO. For tests: waits for the batch being
+ * written, then runs on the caller's thread. */
 int64_t ctd_out_store_prune(struct ctd_output *out, uint64_t now_ms);
 
 /* Prunes the oldest rows while the pages in use pass max_size, and sets
- * the size gauges. Returns the rows pruned or -EIO. */
+ * the size gauges. Returns the rows pruned or -EIO. As prune. */
 int64_t ctd_out_store_trim(struct ctd_output *out);
 
 /* store-max-size auto for a store at path: the smaller of 2 GiB and a
