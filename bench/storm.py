@@ -915,7 +915,15 @@ def cost_run(lst, mode, n, gens, opts, tag):
         if isinstance(lst, CtdListener):
             c = ctd_counters(lst)
             res["counters"] = {k: v for k, v in c.items()
-                               if k.startswith(("nl_", "latency_", "events_"))}
+                               if k.startswith(("nl_", "latency_", "events_",
+                                                "out_store_"))}
+            held = {k[10:]: v for k, v in c.items() if v and k in (
+                "out_store_deferred", "out_store_retried",
+                "out_store_store_waits", "out_store_spooled",
+                "out_store_store_commits")}
+            if held:
+                log("  store: %s" % ", ".join("%s %d" % kv for kv in
+                                              sorted(held.items())))
     return res
 
 

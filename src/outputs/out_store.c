@@ -76,8 +76,9 @@
 #include "ctd/outputs/store_writer.h"
 #include "ctd/service/runlock.h"
 
-/* Records in one batch at most (about 2 MiB); past it submit refuses
- * and the records wait on the dying list until the flush commits. */
+/* Records in one batch at most (about 2 MiB; two batches, the one
+ * filled and the one written); past it submit refuses and the records
+ * wait on the dying list until the writer takes the batch. */
 #define BATCH_MAX 8192
 #define PRUNE_EVERY_MS 60000u
 #define DEFAULT_STORE_DIR "/var/lib/ctd"
