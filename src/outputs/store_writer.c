@@ -11,8 +11,7 @@
  * Why a thread in a one-loop daemon: SQLite has no asynchronous API, its
  * statements read and write pages of the file, and a commit waits for
  * fsync; on a slow or failing disk that is seconds in which the loop
- * would read no conntrack event. The thread runs at a higher nice so it
- * takes the CPU the reader leaves.
+ * would read no conntrack event.
  *
  * Signals are blocked on the thread: they belong to the loop. */
 #include <errno.h>
