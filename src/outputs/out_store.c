@@ -76,10 +76,15 @@
 #include "ctd/outputs/store_writer.h"
 #include "ctd/service/runlock.h"
 
-/* Records in one batch at most (about 2 MiB; two batches, the one
- * filled and the one written); past it submit refuses and the records
- * wait on the dying list until the writer takes the batch. */
-#define BATCH_MAX 8192
+/* Records in one batch at most (about 8 MiB; two batches, the one
+ * filled and the one written, their pages touched only as a burst
+ * fills them); past it submit refuses and the records wait on the
+ * dying list until the writer takes the batch. At 8,192 the 40,000
+ * flows of conntrack -F in storm.py --cost mix found both batches full
+ * for 16,000-20,000 records, each of them held, logged, read back and
+ * submitted again by the reader: its CPU per flow was 14.5 us against
+ * 6.4 at 32,768, where none was refused (docs/benchmarks.md). */
+#define BATCH_MAX 32768
 #define PRUNE_EVERY_MS 60000u
 #define DEFAULT_STORE_DIR "/var/lib/ctd"
 /* Beside the spool by default. */

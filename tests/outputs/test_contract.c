@@ -78,7 +78,8 @@
 #include "tmpdir.h"
 
 #define FIRST 10                 /* records of the submit step */
-#define REFUSE_MAX 20000         /* records to make any output refuse */
+#define REFUSE_MAX 70000         /* records to make any output refuse (the
+                                  * store holds two batches of 32,768) */
 #define MORE 5                   /* records of the refusal step */
 #define ABANDON 40               /* records of the abandon step */
 #define PUMP_MS 20000            /* longest wait for a step's end */

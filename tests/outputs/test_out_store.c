@@ -338,7 +338,7 @@ static void test_abandon_and_bound(void **state)
 
 	while (f->out->ops->submit(f->out, &r) == CTD_OUT_DELIVERED)
 		n++;
-	assert_int_equal(n, 8192);
+	assert_int_equal(n, 32768);
 	f->out->ops->abandon(f->out);
 	assert_int_equal(f->out->ops->settled(f->out), n);
 	f->out->ops->flush(f->out);
