@@ -136,7 +136,7 @@ int main(int argc, char **argv)
 			"[-H HOSTS] [-6 IPV6_PERCENT] [-e EXPORTER] [-s SEED]\n");
 		return 2;
 	}
-	struct ctd_out_pg_cfg cfg = { o.conninfo, o.exporter };
+	struct ctd_out_pg_cfg cfg = { o.conninfo, o.exporter, 0, 0 };
 
 	if (ctd_out_pg_new(loop, &cfg, &out) < 0)
 		return 1;

@@ -185,6 +185,7 @@ static const struct counter out_counters[] = {
 	OG(pg_connected, "pg_connected", "PostgreSQL: 1 while connected."),
 	O(pg_commit_us, "pg_commit_seconds_total", "PostgreSQL: time from a batch's send to its COMMIT, summed (store_commits_total counts the batches)."),
 	OG(pg_commit_last_us, "pg_commit_last_seconds", "PostgreSQL: the last batch's time from send to COMMIT."),
+	O(pg_prune_errors, "pg_prune_errors_total", "PostgreSQL: prunes past store-retention the server refused (rolled back, tried again in a minute)."),
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))

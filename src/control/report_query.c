@@ -1,5 +1,5 @@
-/* report_query: the columns of each `ctd report` and the names of its
- * choices. The columns are the contract between a backend, which
+/* report_query: the columns of each `ctd report`, the names of its
+ * choices and the rollup buckets a window reads. The columns are the contract between a backend, which
  * emits values in this order, and the printer, which names them (JSON
  * keys, CSV header) and picks their look in a table. */
 #include <stddef.h>
@@ -78,4 +78,60 @@ const struct ctd_rcol *ctd_report_columns(const struct ctd_report_query *q,
 		*ret_n = N(totals);
 		return totals;
 	}
+}
+
+#define MINUTE_MS 60000ULL
+#define HOUR_MS 3600000ULL
+#define DAY_MS 86400000ULL
+
+static uint64_t down(uint64_t t, uint64_t unit)
+{
+	return t - t % unit;
+}
+
+static uint64_t up(uint64_t t, uint64_t unit)
+{
+	return down(t + unit - 1, unit);
+}
+
+/* [a, b) in buckets of span; the middle in whole units of the next
+ * span, recursively: out[k] .. out[4 - k] hold span k. */
+static void cut(uint64_t a, uint64_t b, int k, struct ctd_rq_stretch *out)
+{
+	static const uint64_t spans[3] = { MINUTE_MS, HOUR_MS, DAY_MS };
+	uint64_t ma, mb;
+
+	if (k == 2 || (ma = up(a, spans[k + 1])) >= (mb = down(b, spans[k + 1]))) {
+		out[k] = (struct ctd_rq_stretch){ spans[k], a, b };
+		return;
+	}
+	out[k] = (struct ctd_rq_stretch){ spans[k], a, ma };
+	out[4 - k] = (struct ctd_rq_stretch){ spans[k], mb, b };
+	cut(ma, mb, k + 1, out);
+}
+
+/* An hour either way matters little over a day, and the minutes at the
+ * edges would cost more to read than the day's hours. */
+void ctd_report_stretches(const struct ctd_report_query *q,
+			  struct ctd_rq_stretch out[CTD_RQ_STRETCHES])
+{
+	uint64_t unit = q->to_ms - q->from_ms >= DAY_MS ? HOUR_MS : MINUTE_MS;
+
+	for (int i = 0; i < CTD_RQ_STRETCHES; i++)
+		out[i] = (struct ctd_rq_stretch){ MINUTE_MS, 0, 0 };
+	cut(down(q->from_ms, unit), up(q->to_ms, unit), 0, out);
+}
+
+uint64_t ctd_report_totals_span(uint64_t every_ms)
+{
+	if (every_ms % DAY_MS == 0)
+		return DAY_MS;
+	return every_ms % HOUR_MS == 0 ? HOUR_MS : MINUTE_MS;
+}
+
+void ctd_report_totals_window(const struct ctd_report_query *q,
+			      uint64_t *from, uint64_t *to)
+{
+	*from = down(q->from_ms, q->every_ms);
+	*to = up(q->to_ms, MINUTE_MS);
 }

@@ -7,12 +7,8 @@
  *
  * top and totals read the rollups alone, so they cost what the window
  * has hosts and buckets, not flows: the window is cut into at most five
- * stretches, minutes up to the first whole hour, hours up to the first
- * whole (UTC) day, days, then hours and minutes again, and each stretch
- * reads the coarsest rollup that covers it exactly. The window is
- * widened to whole minutes, or to whole hours when it spans a day or
- * more (an hour either way matters little there, and the minutes at the
- * edges would cost more to read than the day's hours). Pairs have no
+ * stretches (report_query.c), each read from the coarsest rollup that
+ * covers it exactly. Pairs have no
  * rollups (out_store.c): top by pair sums the window's rows. totals reads the namespace rollups: one
  * cell per bucket and namespace, and every flow in exactly one. flows and nat read raw rows through the end_ms, (src, end_ms)
  * or (dst, end_ms) index; a filter only narrows what one of them gives. */
@@ -30,10 +26,6 @@
 #include "ctd/outputs/store_rollup.h"
 
 #define MINUTE_MS 60000ULL
-#define HOUR_MS 3600000ULL
-#define DAY_MS 86400000ULL
-/* nat: a flow alive in the window ended after it, at most this much. */
-#define NAT_LONGEST_MS DAY_MS
 
 /* One stretch of rollup buckets; ?N numbers follow the order. */
 #define STRETCH(n) "SELECT key, flows, packets, bytes FROM rollup WHERE " \
@@ -82,7 +74,10 @@ static const char flows_dst[] =
 static const char flows_port[] = " AND (sport = :port OR dport = :port)";
 static const char flows_proto[] = " AND proto = :proto";
 static const char flows_netns[] = " AND netns = :netns";
-static const char flows_tail[] = " ORDER BY end_ms DESC LIMIT :limit";
+/* Flows that ended in the same millisecond (a flush ends many) in the
+ * order of their start: the same order from every backend. */
+static const char flows_tail[] =
+	" ORDER BY end_ms DESC, kstart_ns DESC, id DESC LIMIT :limit";
 
 /* nat: SNAT shows the address as the reply's destination (the inside
  * host is the original source), DNAT as the original destination (the
@@ -100,46 +95,7 @@ static const char nat_sql[] =
 	"(reply_dst = :addr AND src != :addr AND"
 	" (:port < 0 OR reply_dport = :port)) OR"
 	" (dst = :addr AND reply_src != :addr AND (:port < 0 OR dport = :port)))"
-	" ORDER BY end_ms LIMIT :limit";
-
-struct stretch {
-	uint64_t span_ms, a, b;
-};
-
-static uint64_t down(uint64_t t, uint64_t unit)
-{
-	return t - t % unit;
-}
-
-static uint64_t up(uint64_t t, uint64_t unit)
-{
-	return down(t + unit - 1, unit);
-}
-
-/* [a, b) in buckets of span; the middle in whole units of the next
- * span, recursively: out[k] .. out[4 - k] hold span k. */
-static void cut(uint64_t a, uint64_t b, int k, struct stretch *out)
-{
-	static const uint64_t spans[3] = { MINUTE_MS, HOUR_MS, DAY_MS };
-	uint64_t ma, mb;
-
-	if (k == 2 || (ma = up(a, spans[k + 1])) >= (mb = down(b, spans[k + 1]))) {
-		out[k] = (struct stretch){ spans[k], a, b };
-		return;
-	}
-	out[k] = (struct stretch){ spans[k], a, ma };
-	out[4 - k] = (struct stretch){ spans[k], mb, b };
-	cut(ma, mb, k + 1, out);
-}
-
-static void stretches(const struct ctd_report_query *q, struct stretch *out)
-{
-	uint64_t unit = q->to_ms - q->from_ms >= DAY_MS ? HOUR_MS : MINUTE_MS;
-
-	for (int i = 0; i < 5; i++)
-		out[i] = (struct stretch){ MINUTE_MS, 0, 0 };
-	cut(down(q->from_ms, unit), up(q->to_ms, unit), 0, out);
-}
+	" ORDER BY end_ms, kstart_ns, id LIMIT :limit";
 
 static int param(sqlite3_stmt *st, const char *name)
 {
@@ -235,11 +191,11 @@ static int emit_top(sqlite3_stmt *st, const struct ctd_report_query *q,
 
 static void bind_top(sqlite3_stmt *st, const struct ctd_report_query *q)
 {
-	struct stretch s[5];
+	struct ctd_rq_stretch s[CTD_RQ_STRETCHES];
 	char name[8];
 
-	stretches(q, s);
-	for (int i = 0; i < 5; i++) {
+	ctd_report_stretches(q, s);
+	for (int i = 0; i < CTD_RQ_STRETCHES; i++) {
 		snprintf(name, sizeof(name), ":s%d", i);
 		bind_i(st, name, (int64_t)(s[i].span_ms / 1000));
 		snprintf(name, sizeof(name), ":a%d", i);
@@ -250,20 +206,15 @@ static void bind_top(sqlite3_stmt *st, const struct ctd_report_query *q)
 	bind_i(st, ":kind", q->by);
 }
 
-/* The coarsest rollup whose buckets tile `every`. */
-static uint64_t totals_span(uint64_t every_ms)
-{
-	if (every_ms % DAY_MS == 0)
-		return DAY_MS;
-	return every_ms % HOUR_MS == 0 ? HOUR_MS : MINUTE_MS;
-}
-
 static void bind_totals(sqlite3_stmt *st, const struct ctd_report_query *q)
 {
+	uint64_t from, to;
+
+	ctd_report_totals_window(q, &from, &to);
 	bind_i(st, ":every", (int64_t)q->every_ms);
-	bind_i(st, ":span", (int64_t)(totals_span(q->every_ms) / 1000));
-	bind_i(st, ":from", (int64_t)down(q->from_ms, q->every_ms));
-	bind_i(st, ":to", (int64_t)up(q->to_ms, MINUTE_MS));
+	bind_i(st, ":span", (int64_t)(ctd_report_totals_span(q->every_ms) / 1000));
+	bind_i(st, ":from", (int64_t)from);
+	bind_i(st, ":to", (int64_t)to);
 }
 
 static int emit_totals(sqlite3_stmt *st, const struct ctd_report_sink *sink)
@@ -338,7 +289,7 @@ static void bind_nat(sqlite3_stmt *st, const struct ctd_report_query *q)
 	bind_i(st, ":port", q->nat_port);
 	bind_i(st, ":from", (int64_t)q->from_ms);
 	bind_i(st, ":to", (int64_t)q->to_ms);
-	bind_i(st, ":last", (int64_t)(q->to_ms + NAT_LONGEST_MS));
+	bind_i(st, ":last", (int64_t)(q->to_ms + CTD_RQ_NAT_LONGEST_MS));
 }
 
 static int prepare(sqlite3 *db, const struct ctd_report_query *q,

@@ -38,6 +38,7 @@
 #include "ctd/format/pgcopy.h"
 #include "ctd/kernel/ctevent.h"
 #include "ctd/outputs/out_pg.h"
+#include "ctd/outputs/out_store.h"
 #include "ctd/outputs/output.h"
 #include "ctd/outputs/outputs.h"
 #include "ctd/outputs/pgconn.h"
@@ -45,6 +46,9 @@
 #define CHUNK (256u << 10)        /* COPY data handed to libpq at once */
 #define BUF_START (256u << 10)
 #define STEP_TIMEOUT 60.0         /* a batch or the setup, to COMMIT */
+#define PRUNE_EVERY_US 60000000   /* a prune pass at most this often, */
+#define PRUNE_AGAIN_US 1000000    /* ... but this after one that hit: */
+#define PRUNE_ROWS 100000         /* rows one pass deletes at most */
 
 /* Created only when missing, so a role with INSERT and UPDATE grants
  * alone (tables made by an administrator) works too. The flow's key
@@ -53,12 +57,6 @@
  * an index larger than memory), and text compares bytewise (COLLATE
  * "C"): a locale's collation in index comparisons cost a third of the
  * insert rate. */
-#define ROLLUP_TABLE(t) \
-	"IF to_regclass('" t "') IS NULL THEN CREATE TABLE " t "(" \
-	"exporter text COLLATE \"C\" NOT NULL, minute bigint NOT NULL, " \
-	"addr inet NOT NULL, flows bigint NOT NULL, bytes bigint NOT NULL, " \
-	"PRIMARY KEY(minute, addr, exporter)); END IF; "
-
 #define STAGE_COLUMNS \
 	"id bigint, kstart_ns bigint, netns text, family smallint, " \
 	"proto smallint, src inet, dst inet, sport integer, dport integer, " \
@@ -79,6 +77,50 @@
 	"start_ms bigint, end_ms bigint NOT NULL, end_reason text, " \
 	"zone integer, mark bigint"
 
+/* The store's rollup table (out_store.h) with the exporter: the same
+ * span, kind, bucket and key (the bytes the store's blob holds, so keys
+ * sort alike), flows, packets and bytes. */
+#define ROLLUP_COLUMNS \
+	"exporter text COLLATE \"C\" NOT NULL, span integer NOT NULL, " \
+	"kind smallint NOT NULL, bucket bigint NOT NULL, key bytea NOT NULL, " \
+	"flows bigint NOT NULL, packets bigint NOT NULL, " \
+	"bytes bigint NOT NULL, PRIMARY KEY(span, kind, bucket, key, exporter)"
+
+/* The rollup cells of the rows of `rel` (exporter, end_ms, src, dst,
+ * proto, dport, netns, packets, bytes): minute cells per kind, the key
+ * as store_rollup.c makes it (inet_send's address bytes, protocol and
+ * port in 3 bytes, the label's first 48 bytes), and the hour and day
+ * cells summed from the minutes', not from the rows again. (mod(),
+ * not %: the merge's text goes through snprintf.) */
+#define CELLS(rel) \
+	"m AS (SELECT exporter, k.kind, end_ms - mod(end_ms, 60000) AS bucket, " \
+	"k.key, count(*) AS flows, sum(packets)::bigint AS packets, " \
+	"sum(bytes)::bigint AS bytes FROM " rel ", LATERAL (VALUES " \
+	"(0::smallint, substr(inet_send(src), 5)), " \
+	"(1::smallint, substr(inet_send(dst), 5)), " \
+	"(2::smallint, substr(int4send(proto * 65536 + dport), 2)), " \
+	"(4::smallint, substr(convert_to(netns, 'UTF8'), 1, 48))) " \
+	"AS k(kind, key) GROUP BY 1, 2, 3, 4), " \
+	"c AS (SELECT exporter, 60 AS span, kind, bucket, key, flows, " \
+	"packets, bytes FROM m UNION ALL SELECT exporter, s.span, kind, " \
+	"bucket - mod(bucket, s.span * 1000), key, sum(flows)::bigint, " \
+	"sum(packets)::bigint, sum(bytes)::bigint FROM m, " \
+	"(VALUES (3600), (86400)) AS s(span) GROUP BY 1, 2, 3, 4, 5)"
+
+#define ADD_CELLS \
+	"INSERT INTO rollup AS r SELECT * FROM c " \
+	"ON CONFLICT (span, kind, bucket, key, exporter) DO UPDATE SET " \
+	"flows = r.flows + excluded.flows, " \
+	"packets = r.packets + excluded.packets, " \
+	"bytes = r.bytes + excluded.bytes"
+
+#define ROW_SUMS(p) \
+	"coalesce(" p "orig_packets, 0) + coalesce(" p "reply_packets, 0) " \
+	"AS packets, coalesce(" p "orig_bytes, 0) + " \
+	"coalesce(" p "reply_bytes, 0) AS bytes"
+
+/* A database of an older ctd (rollup_src and rollup_dst, left alone)
+ * gets its rollup from the rows it holds, once. */
 static const char setup_sql[] =
 	"DO $$BEGIN "
 	"IF to_regclass('flows') IS NULL THEN CREATE TABLE flows("
@@ -87,7 +129,10 @@ static const char setup_sql[] =
 	/* Rows come in about end_ms order: a BRIN index finds a time range
 	 * (reports, pruning) at a fraction of a B-tree's upkeep. */
 	" CREATE INDEX flows_end ON flows USING brin(end_ms); END IF; "
-	ROLLUP_TABLE("rollup_src") ROLLUP_TABLE("rollup_dst")
+	"IF to_regclass('rollup') IS NULL THEN CREATE TABLE rollup("
+	ROLLUP_COLUMNS "); "
+	"WITH f AS (SELECT exporter, end_ms, src, dst, proto, dport, netns, "
+	ROW_SUMS("") " FROM flows), " CELLS("f") " " ADD_CELLS "; END IF; "
 	"END$$; "
 	"CREATE TEMP TABLE IF NOT EXISTS ctd_stage(" STAGE_COLUMNS ") "
 	"ON COMMIT DELETE ROWS";
@@ -102,28 +147,37 @@ static const char copy_sql[] =
  * about two thirds of one that checks each row before inserting it; a
  * batch that does meet a row stored already (unique_violation) is
  * rolled back and sent again with ON CONFLICT DO NOTHING. */
-#define ROLLUP_MERGE(t, col) \
-	t " AS (INSERT INTO rollup_" col " AS r SELECT %1$s, minute, " col \
-	", count(*), sum(bytes) FROM ins GROUP BY minute, " col \
-	" ON CONFLICT (minute, addr, exporter) DO UPDATE SET " \
-	"flows = r.flows + excluded.flows, bytes = r.bytes + excluded.bytes)"
-
 static const char merge_fmt[] =
 	"WITH ins AS (INSERT INTO flows (exporter, " CTD_PGCOPY_COLUMNS ") "
 	"SELECT %1$s, " CTD_PGCOPY_COLUMNS " FROM ctd_stage "
-	"%2$sRETURNING end_ms / 60000 AS minute, src, dst, "
-	"coalesce(orig_bytes, 0) + coalesce(reply_bytes, 0) AS bytes), "
-	ROLLUP_MERGE("rs", "src") ", " ROLLUP_MERGE("rd", "dst") " "
+	"%2$sRETURNING exporter, end_ms, src, dst, proto, dport, netns, "
+	ROW_SUMS("") "), " CELLS("ins") ", r AS (" ADD_CELLS ") "
 	"SELECT count(*) FROM ins; COMMIT";
+
+/* One prune pass of this exporter's rows, its own transaction:
+ * %1$s the exporter's literal, %2$lld the rows' cut, %3$lld the hour
+ * and day rollups', %4$d PRUNE_ROWS. Bounded (PRUNE_ROWS), so the first pass over a
+ * long backlog cannot hold the connection past STEP_TIMEOUT; the BRIN
+ * index finds the old rows. A rollup bucket goes once it began before
+ * the cut, as in the store. */
+static const char prune_fmt[] =
+	"BEGIN; WITH d AS (DELETE FROM flows WHERE ctid = ANY(ARRAY("
+	"SELECT ctid FROM flows WHERE end_ms < %2$lld AND exporter = %1$s "
+	"LIMIT %4$d)) RETURNING 1) SELECT count(*) FROM d; "
+	"DELETE FROM rollup WHERE span = 60 AND kind IN (0, 1, 2, 3, 4) AND "
+	"bucket < %2$lld AND exporter = %1$s; "
+	"DELETE FROM rollup WHERE span IN (3600, 86400) AND "
+	"kind IN (0, 1, 2, 3, 4) AND bucket < %3$lld AND exporter = %1$s; "
+	"COMMIT";
 
 static const char *const conflict_clause[2] = {
 	"", "ON CONFLICT DO NOTHING ",
 };
 
 /* P_CONFLICT: the plain INSERT met a stored row, results drained
- * before the ROLLBACK. */
+ * before the ROLLBACK; P_PRUNE_FAILED: the same for a refused prune. */
 enum step { P_IDLE, P_SETUP, P_COPY_START, P_COPY_DATA, P_COPY_END, P_MERGE,
-	    P_CONFLICT, P_ROLLBACK };
+	    P_CONFLICT, P_ROLLBACK, P_PRUNE, P_PRUNE_FAILED };
 
 struct batch {
 	char *buf;
@@ -147,6 +201,14 @@ struct out_pg {
 	uint64_t taken, committed;
 	int64_t sent_us;
 	char *exporter;
+	char *lit;                /* exporter as a literal, per connection */
+	struct ev_loop *loop;
+	ev_timer prune_timer;     /* an idle ctd prunes too */
+	unsigned retention, rollup_retention;   /* seconds; 0: keep all */
+	int64_t next_prune_us;    /* monotonic */
+	uint64_t pruned;          /* the pass in flight's rows */
+	bool prune_ok;            /* its COMMIT answered COMMIT */
+	bool prune_logged;        /* a refused prune was logged */
 	char *merge_sql[2];       /* per connection (the literal's escaping):
 	                           * plain, careful */
 };
@@ -235,11 +297,49 @@ static bool send_query(struct out_pg *p, const char *sql, enum step next)
 	return ctd_pgconn_flush(p->pc) >= 0;
 }
 
-/* The batch in flight again (after a reconnect), else the filled one. */
+static bool prune_due(const struct out_pg *p)
+{
+	return p->retention && p->open && mono_us() >= p->next_prune_us;
+}
+
+/* The cut for rows kept `secs`, from the wall clock the rows' times
+ * come from. */
+static long long cut_ms(unsigned secs)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 -
+	       (long long)secs * 1000;
+}
+
+static void start_prune(struct out_pg *p)
+{
+	char sql[sizeof(prune_fmt) + 3 * 300 + 64];
+	unsigned rollup = p->rollup_retention > p->retention ?
+			  p->rollup_retention : p->retention;
+
+	p->next_prune_us = mono_us() + PRUNE_EVERY_US;
+	if (strlen(p->lit) > 300)
+		return;
+	snprintf(sql, sizeof(sql), prune_fmt, p->lit, cut_ms(p->retention),
+		 cut_ms(rollup), PRUNE_ROWS);
+	p->pruned = 0;
+	p->prune_ok = false;
+	ctd_pgconn_deadline(p->pc, STEP_TIMEOUT);
+	send_query(p, sql, P_PRUNE);
+}
+
+/* A prune when one is due, else the batch in flight again (after a
+ * reconnect), else the filled one. */
 static void start_batch(struct out_pg *p)
 {
 	if (!p->conn || p->step != P_IDLE)
 		return;
+	if (prune_due(p)) {
+		start_prune(p);
+		return;
+	}
 	if (!p->send.rows && p->fill.rows)
 		swap_batches(p);
 	if (!p->send.rows)
@@ -349,6 +449,43 @@ static bool conflict(struct out_pg *p, const PGresult *res)
 	return true;
 }
 
+/* A prune pass committed (or, never seen, did not): the next in a
+ * minute, or in a second while a backlog is pruned PRUNE_ROWS at a
+ * time with batches in between. */
+static void prune_done(struct out_pg *p)
+{
+	ctd_pgconn_deadline(p->pc, 0);
+	p->step = P_IDLE;
+	if (!p->prune_ok) {
+		p->base.stats.pg_prune_errors++;
+	} else {
+		p->base.stats.store_pruned += p->pruned;
+		p->prune_logged = false;
+		if (p->pruned >= PRUNE_ROWS)
+			p->next_prune_us = mono_us() + PRUNE_AGAIN_US;
+	}
+	start_batch(p);
+}
+
+/* The server refused the prune (a role without DELETE, a lock
+ * timeout): counted, logged once until one works, rolled back; the
+ * batches go on over the same connection. */
+static bool prune_refused(struct out_pg *p, const PGresult *res)
+{
+	const char *msg = PQresultErrorMessage(res);
+
+	if (p->step != P_PRUNE || failure(res) != CTD_PG_FAIL_QUERY)
+		return false;
+	p->base.stats.pg_prune_errors++;
+	if (!p->prune_logged)
+		log_err("postgresql: pruning rows past store-retention failed "
+			"(tried again in a minute): %.*s",
+			(int)strcspn(msg, "\n"), msg);
+	p->prune_logged = true;
+	p->step = P_PRUNE_FAILED;
+	return true;
+}
+
 /* The end of a query's results: the next step. */
 static void step_done(struct out_pg *p)
 {
@@ -371,8 +508,15 @@ static void step_done(struct out_pg *p)
 		send_query(p, "ROLLBACK", P_ROLLBACK);
 		break;
 	case P_ROLLBACK:
+		ctd_pgconn_deadline(p->pc, 0);
 		p->step = P_IDLE;
 		start_batch(p);
+		break;
+	case P_PRUNE:
+		prune_done(p);
+		break;
+	case P_PRUNE_FAILED:
+		send_query(p, "ROLLBACK", P_ROLLBACK);
 		break;
 	default:
 		ctd_pgconn_fail(p->pc, CTD_PG_FAIL_QUERY, "COPY did not start");
@@ -391,7 +535,12 @@ static bool take_result(struct out_pg *p, PGresult *res)
 		p->inserted = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
 	else if (st == PGRES_COMMAND_OK && p->step == P_MERGE)
 		p->committed_ok = strcmp(PQcmdStatus(res), "COMMIT") == 0;
-	else if (st != PGRES_COMMAND_OK && !conflict(p, res)) {
+	else if (st == PGRES_TUPLES_OK && p->step == P_PRUNE)
+		p->pruned = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+	else if (st == PGRES_COMMAND_OK && p->step == P_PRUNE)
+		p->prune_ok = strcmp(PQcmdStatus(res), "COMMIT") == 0;
+	else if (st != PGRES_COMMAND_OK && p->step != P_PRUNE_FAILED &&
+		 !conflict(p, res) && !prune_refused(p, res)) {
 		ctd_pgconn_fail(p->pc, failure(res), PQresultErrorMessage(res));
 		PQclear(res);
 		return false;
@@ -435,6 +584,8 @@ static void on_up(void *arg, PGconn *conn)
 	size_t n = lit ? sizeof(merge_fmt) + 3 * strlen(lit) + 32 : 0;
 
 	p->conn = conn;
+	free(p->lit);
+	p->lit = lit ? strdup(lit) : NULL;
 	for (int i = 0; i < 2; i++) {
 		free(p->merge_sql[i]);
 		p->merge_sql[i] = n ? malloc(n) : NULL;
@@ -443,7 +594,7 @@ static void on_up(void *arg, PGconn *conn)
 				 conflict_clause[i]);
 	}
 	PQfreemem(lit);
-	if (!p->merge_sql[0] || !p->merge_sql[1]) {
+	if (!p->merge_sql[0] || !p->merge_sql[1] || !p->lit) {
 		ctd_pgconn_fail(p->pc, CTD_PG_FAIL_QUERY, "out of memory");
 		return;
 	}
@@ -490,6 +641,7 @@ static void pg_abandon(struct ctd_output *out)
 	struct out_pg *p = to_pg(out);
 
 	ctd_pgconn_stop(p->pc);
+	ev_timer_stop(p->loop, &p->prune_timer);
 	p->conn = NULL;
 	p->open = false;
 	p->step = P_IDLE;
@@ -504,7 +656,9 @@ static void pg_free(struct ctd_output *out)
 
 	if (!p)
 		return;
+	ev_timer_stop(p->loop, &p->prune_timer);
 	ctd_pgconn_free(p->pc);
+	free(p->lit);
 	free(p->fill.buf);
 	free(p->send.buf);
 	free(p->exporter);
@@ -538,6 +692,14 @@ static int check_conninfo(const char *conninfo)
 	return err ? -EINVAL : -ENOMEM;
 }
 
+/* Without records there is no flush: the timer starts what is due. */
+static void on_prune_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	start_batch(w->data);
+}
+
 int ctd_out_pg_new(struct ev_loop *loop, const struct ctd_out_pg_cfg *cfg,
 		   struct ctd_output **ret)
 {
@@ -551,6 +713,12 @@ int ctd_out_pg_new(struct ev_loop *loop, const struct ctd_out_pg_cfg *cfg,
 		return -ENOMEM;
 	p->base.ops = &pg_ops;
 	p->base.name = ctd_out_pg_desc.name;
+	p->loop = loop;
+	p->retention = cfg->retention;
+	p->rollup_retention = cfg->rollup_retention;
+	ev_timer_init(&p->prune_timer, on_prune_timer, PRUNE_EVERY_US / 1e6,
+		      PRUNE_EVERY_US / 1e6);
+	p->prune_timer.data = p;
 	p->exporter = strdup(cfg->exporter);
 	if (!p->exporter || reserve(&p->fill) < 0 || reserve(&p->send) < 0 ||
 	    !(p->pc = ctd_pgconn_new(loop, cfg->conninfo, &conn_ops, p,
@@ -558,6 +726,8 @@ int ctd_out_pg_new(struct ev_loop *loop, const struct ctd_out_pg_cfg *cfg,
 		pg_free(&p->base);
 		return -ENOMEM;
 	}
+	if (p->retention)
+		ev_timer_start(loop, &p->prune_timer);
 	*ret = &p->base;
 	return 0;
 }
@@ -620,10 +790,11 @@ static int pg_create(struct ev_loop *loop, const struct ctd_config *cfg,
 {
 	char host[256], shown[CTD_CONFIG_PATH_MAX];
 	const char *conninfo = settings_of(cfg)->conninfo;
-	struct ctd_out_pg_cfg pc = { conninfo, host };
+	struct ctd_out_pg_cfg pc = { conninfo, host, 0, 0 };
 	int r;
 
 	(void)owner;    /* no files */
+	ctd_out_store_retention(cfg, &pc.retention, &pc.rollup_retention);
 	if (gethostname(host, sizeof(host)) < 0)
 		snprintf(host, sizeof(host), "localhost");
 	host[sizeof(host) - 1] = '\0';

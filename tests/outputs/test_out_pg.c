@@ -63,7 +63,7 @@ static void until_failures(struct ev_loop *loop, struct ctd_output *out,
 static void test_unreachable_holds(void **state)
 {
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-	struct ctd_out_pg_cfg cfg = { UNREACHABLE, "host1" };
+	struct ctd_out_pg_cfg cfg = { UNREACHABLE, "host1", 0, 0 };
 	struct ctd_output *out;
 	struct ctd_record rec;
 	struct logcap lc;
@@ -98,7 +98,7 @@ static void test_unreachable_holds(void **state)
 static void test_interim_final_at_once(void **state)
 {
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-	struct ctd_out_pg_cfg cfg = { UNREACHABLE, "host1" };
+	struct ctd_out_pg_cfg cfg = { UNREACHABLE, "host1", 0, 0 };
 	struct ctd_output *out;
 	struct ctd_record rec;
 
@@ -116,7 +116,7 @@ static void test_interim_final_at_once(void **state)
 
 static void test_bad_conninfo(void **state)
 {
-	struct ctd_out_pg_cfg cfg = { "host=db nosuchkey=1", "h" };
+	struct ctd_out_pg_cfg cfg = { "host=db nosuchkey=1", "h", 0, 0 };
 	struct ctd_output *out = NULL;
 	struct logcap lc;
 

@@ -1,7 +1,8 @@
-/* report_pg: `ctd report top` answered from the central PostgreSQL
- * database of the postgresql output: the rows of every exporter summed,
- * so one report covers the fleet. Top only (by src, dst, port, pair or
- * netns); the other reports need the local store. */
+/* report_pg: `ctd report` (top, flows, nat, totals) answered from the
+ * central PostgreSQL database of the postgresql output (schema in
+ * out_pg.h): every exporter's rows together, so one report covers the
+ * fleet, and for the same flows the same answer as the SQLite store's
+ * (report_sqlite.h). */
 #ifndef CTD_REPORT_PG_H
 #define CTD_REPORT_PG_H
 

@@ -69,6 +69,29 @@ struct ctd_report_sink {
 	void *arg;
 };
 
+/* One stretch of rollup buckets of a window: span_ms wide, [a, b). */
+struct ctd_rq_stretch {
+	uint64_t span_ms, a, b;
+};
+
+#define CTD_RQ_STRETCHES 5
+/* nat: a flow alive in the window ended after it, at most this much. */
+#define CTD_RQ_NAT_LONGEST_MS 86400000ULL
+
+/* The rollup buckets top reads for q's window, the same for every
+ * backend so each sums the same cells: the window widened to whole
+ * minutes (whole hours when it spans a day or more), cut into minutes
+ * up to the first whole hour, hours up to the first whole UTC day,
+ * days, then hours and minutes again; unused stretches are empty. */
+void ctd_report_stretches(const struct ctd_report_query *q,
+			  struct ctd_rq_stretch out[CTD_RQ_STRETCHES]);
+
+/* totals: the coarsest rollup span (ms) whose buckets tile every_ms,
+ * and the buckets read, [*from, *to). */
+uint64_t ctd_report_totals_span(uint64_t every_ms);
+void ctd_report_totals_window(const struct ctd_report_query *q,
+			      uint64_t *from, uint64_t *to);
+
 /* The columns of q's report (they depend on cmd and, for top, by). */
 const struct ctd_rcol *ctd_report_columns(const struct ctd_report_query *q,
 					  size_t *ret_n);

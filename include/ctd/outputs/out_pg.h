@@ -20,7 +20,13 @@ struct ev_loop;
  *         sport, dport, reply_*, orig_packets, orig_bytes, reply_packets,
  *         reply_bytes, start_ms, end_ms, end_reason, zone, mark),
  *         unique on (exporter, the store's identity);
- *   rollup_src(exporter, minute, addr, flows, bytes), rollup_dst(...). */
+ *   rollup(exporter, span, kind, bucket, key, flows, packets, bytes):
+ *         the store's rollup, keyed by (span, kind, bucket, key,
+ *         exporter), key a bytea with the bytes of the store's blob.
+ * Rows and minute rollups older than retention, and hour and day
+ * rollups older than rollup_retention, are pruned: this exporter's
+ * only, in a transaction of their own, at most once a minute
+ * (store_pruned counts the rows). */
 
 /* Rows in one batch at most; past it submit refuses until a commit. */
 #define CTD_OUT_PG_BATCH_MAX 16384
@@ -28,6 +34,8 @@ struct ev_loop;
 struct ctd_out_pg_cfg {
 	const char *conninfo;     /* libpq's */
 	const char *exporter;     /* this host, in every row */
+	unsigned retention;       /* seconds rows are kept; 0: forever */
+	unsigned rollup_retention; /* ... hour and day rollups */
 };
 
 /* Starts connecting (a server that is down only delays the rows).

@@ -89,6 +89,7 @@ struct ctd_out_stats {
 	uint64_t pg_commit_us;   /* ... batches' time from send to COMMIT,
 	                          * summed (with store_commits: the mean) */
 	uint64_t pg_commit_last_us; /* gauge: ... the last batch's */
+	uint64_t pg_prune_errors; /* ... prune passes refused (rolled back) */
 };
 
 enum ctd_out_status {
