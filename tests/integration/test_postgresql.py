@@ -125,9 +125,15 @@ def rows(srv):
         out[key] = tuple(int(v) for v in r[2:6]) + (r[6], r[7])
     sums = [tuple(srv.psql(q)[0]) for q in (
         "SELECT count(*), sum(orig_bytes + reply_bytes) FROM flows",
-        "SELECT sum(flows), sum(bytes) FROM rollup_src",
-        "SELECT sum(flows), sum(bytes) FROM rollup_dst")]
-    check(sums[0] == sums[1] == sums[2],
+        "SELECT sum(flows), sum(bytes) FROM rollup WHERE span = 60 AND "
+        "kind = 0",
+        "SELECT sum(flows), sum(bytes) FROM rollup WHERE span = 3600 AND "
+        "kind = 1",
+        "SELECT sum(flows), sum(bytes) FROM rollup WHERE span = 86400 AND "
+        "kind = 2",
+        "SELECT sum(flows), sum(bytes) FROM rollup WHERE span = 60 AND "
+        "kind = 4")]
+    check(all(s == sums[0] for s in sums),
           "rollups do not add up to the rows: %s" % sums)
     return out
 
