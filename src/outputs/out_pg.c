@@ -49,6 +49,7 @@
 #define PRUNE_EVERY_US 60000000   /* a prune pass at most this often, */
 #define PRUNE_AGAIN_US 1000000    /* ... but this after one that hit: */
 #define PRUNE_ROWS 100000         /* rows one pass deletes at most */
+#define LIT_MAX 520               /* a host name (255) as a literal */
 
 /* Created only when missing, so a role with INSERT and UPDATE grants
  * alone (tables made by an administrator) works too. The flow's key
@@ -322,12 +323,12 @@ static long long cut_ms(unsigned secs)
 
 static void start_prune(struct out_pg *p)
 {
-	char sql[sizeof(prune_fmt) + 3 * 300 + 64];
+	char sql[sizeof(prune_fmt) + 3 * LIT_MAX + 64];
 	unsigned rollup = p->rollup_retention > p->retention ?
 			  p->rollup_retention : p->retention;
 
 	p->next_prune_us = mono_us() + PRUNE_EVERY_US;
-	if (strlen(p->lit) > 300)
+	if (strlen(p->lit) > LIT_MAX)
 		return;
 	snprintf(sql, sizeof(sql), prune_fmt, p->lit, cut_ms(p->retention),
 		 cut_ms(rollup), PRUNE_ROWS);
