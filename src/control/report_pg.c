@@ -5,7 +5,9 @@
  * statement read-only. The statements mirror report_sqlite.c's one for
  * one, so a flow gives the same answer from either store: top and
  * totals read the same rollup cells (the same stretches of the window,
- * report_query.c), flows and nat the same rows in the same order (ties
+ * report_query.c; the hour and day cells with the minute cells not yet
+ * folded into them, rollup_pending, out_pg.c), flows and nat the same
+ * rows in the same order (ties
  * broken by the flow's start and id). Addresses and rollup keys come
  * back as the bytes SQLite's blobs hold (inet_send's address part, a
  * bytea) and are printed by the same inet_ntop, and a bytea sorts as a
@@ -104,7 +106,8 @@ static int pg_open(const char *target, void **ret, char *err, size_t errlen)
 		return -EIO;
 	}
 	PQclear(PQexec(p->conn, "SET default_transaction_read_only = on"));
-	res = PQexec(p->conn, "SELECT 1 FROM flows, rollup LIMIT 1");
+	res = PQexec(p->conn, "SELECT 1 FROM flows, rollup, rollup_pending "
+		     "LIMIT 1");
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		say(p, PQresultErrorMessage(res), err, errlen);
 		PQclear(res);
@@ -150,28 +153,42 @@ static void limit(char *sql, size_t cap, struct params *a,
 			 arg_i(a, (int64_t)q->limit));
 }
 
-/* top but pairs: the rollup cells of the window's stretches. */
+/* A pending minute cell's bucket in the span of parameter $n. */
+#define IN_SPAN "(bucket - mod(bucket, $%d * 1000))"
+
+/* top but pairs: the rollup cells of the window's stretches, and the
+ * pending minute cells (out_pg.c) of its hour and day stretches. */
 static void top_sql(const struct ctd_report_query *q, struct params *a,
 		    char *sql, size_t cap)
 {
 	struct ctd_rq_stretch s[CTD_RQ_STRETCHES];
+	int p[CTD_RQ_STRETCHES][3];
+	int kind = arg_i(a, q->by);
 	size_t len;
 
 	ctd_report_stretches(q, s);
 	len = (size_t)snprintf(sql, cap, "SELECT key, sum(flows)::bigint, "
-			       "sum(packets)::bigint, sum(bytes)::bigint FROM "
-			       "rollup WHERE kind = $%d AND (false",
-			       arg_i(a, q->by));
+			       "sum(packets)::bigint, sum(bytes)::bigint FROM ("
+			       "SELECT key, flows, packets, bytes FROM rollup "
+			       "WHERE kind = $%d AND (false", kind);
 	for (int i = 0; i < CTD_RQ_STRETCHES && len < cap; i++) {
-		int span = arg_i(a, (int64_t)(s[i].span_ms / 1000));
-		int from = arg_i(a, (int64_t)s[i].a);
-
+		p[i][0] = arg_i(a, (int64_t)(s[i].span_ms / 1000));
+		p[i][1] = arg_i(a, (int64_t)s[i].a);
+		p[i][2] = arg_i(a, (int64_t)s[i].b);
 		len += (size_t)snprintf(sql + len, cap - len, " OR (span = $%d "
 					"AND bucket >= $%d AND bucket < $%d)",
-					span, from, arg_i(a, (int64_t)s[i].b));
+					p[i][0], p[i][1], p[i][2]);
 	}
-	snprintf(sql + len, cap - len, ") GROUP BY key ORDER BY %s DESC, key",
-		 order_col[q->order]);
+	len += (size_t)snprintf(sql + len, cap - len, ") UNION ALL SELECT key, "
+				"flows, packets, bytes FROM rollup_pending WHERE "
+				"kind = $%d AND (false", kind);
+	for (int i = 0; i < CTD_RQ_STRETCHES && len < cap; i++)
+		len += (size_t)snprintf(sql + len, cap - len, " OR ($%d > 60 AND "
+					IN_SPAN " >= $%d AND " IN_SPAN " < $%d)",
+					p[i][0], p[i][0], p[i][1], p[i][0],
+					p[i][2]);
+	snprintf(sql + len, cap - len, ")) AS x GROUP BY key ORDER BY %s DESC, "
+		 "key", order_col[q->order]);
 	limit(sql, cap, a, q);
 }
 
@@ -196,13 +213,19 @@ static void totals_sql(const struct ctd_report_query *q, struct params *a,
 	int span = arg_i(a, (int64_t)(ctd_report_totals_span(q->every_ms) / 1000));
 	int f;
 
+	int t;
+
 	ctd_report_totals_window(q, &from, &to);
 	f = arg_i(a, (int64_t)from);
+	t = arg_i(a, (int64_t)to);
 	snprintf(sql, cap, "SELECT bucket - mod(bucket, $%d) AS t, "
 		 "sum(flows)::bigint, sum(packets)::bigint, sum(bytes)::bigint "
-		 "FROM rollup WHERE span = $%d AND kind = 4 AND bucket >= $%d "
-		 "AND bucket < $%d GROUP BY t ORDER BY t", every, span, f,
-		 arg_i(a, (int64_t)to));
+		 "FROM (SELECT bucket, flows, packets, bytes FROM rollup WHERE "
+		 "span = $%d AND kind = 4 AND bucket >= $%d AND bucket < $%d "
+		 "UNION ALL SELECT bucket, flows, packets, bytes FROM "
+		 "rollup_pending WHERE $%d > 60 AND kind = 4 AND " IN_SPAN
+		 " >= $%d AND " IN_SPAN " < $%d) AS x GROUP BY t ORDER BY t",
+		 every, span, f, t, span, span, f, span, t);
 }
 
 /* " AND family = $f AND col BETWEEN $lo AND $hi" for a given prefix. */

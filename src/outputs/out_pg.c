@@ -80,22 +80,32 @@
 
 /* The store's rollup table (out_store.h) with the exporter: the same
  * span, kind, bucket and key (the bytes the store's blob holds, so keys
- * sort alike), flows, packets and bytes. */
+ * sort alike), flows, packets and bytes. A batch adds to the minute
+ * cells and appends the same cells to rollup_pending, which has no
+ * index; once a minute the pass that prunes folds the pending cells
+ * into the hour and day cells: an hour or day cell is then updated once
+ * a minute, not once per batch, and appending a cell costs the server a
+ * fraction of an upsert (docs/benchmarks.md). Reports add the pending
+ * cells to the hour and day cells they read (report_pg.c). */
+#define PENDING_COLUMNS \
+	"exporter text COLLATE \"C\" NOT NULL, kind smallint NOT NULL, " \
+	"bucket bigint NOT NULL, key bytea NOT NULL, flows bigint NOT NULL, " \
+	"packets bigint NOT NULL, bytes bigint NOT NULL"
+
 #define ROLLUP_COLUMNS \
 	"exporter text COLLATE \"C\" NOT NULL, span integer NOT NULL, " \
 	"kind smallint NOT NULL, bucket bigint NOT NULL, key bytea NOT NULL, " \
 	"flows bigint NOT NULL, packets bigint NOT NULL, " \
 	"bytes bigint NOT NULL, PRIMARY KEY(span, kind, bucket, key, exporter)"
 
-/* The rollup cells of the rows of `rel` (exporter, end_ms, src, dst,
- * proto, dport, netns, packets, bytes): the minute cells of every kind
- * in one grouping-sets pass over the rows, each group's key then made
- * as store_rollup.c makes it (inet_send's address bytes, protocol and
- * port in 3 bytes, the label's first 48 bytes: per cell, not per row),
- * and the hour and day cells summed from the minutes', not from the rows
- * again. grouping() names the set: 7 src, 11 dst, 13 port, 14 netns.
- * (mod(), not %: the merge's text goes through snprintf.) */
-#define CELLS(rel) \
+/* The minute cells (m) of the rows of `rel` (exporter, end_ms, src,
+ * dst, proto, dport, netns, packets, bytes), every kind in one
+ * grouping-sets pass over the rows, each group's key then made as
+ * store_rollup.c makes it (inet_send's address bytes, protocol and port
+ * in 3 bytes, the label's first 48 bytes: per cell, not per row).
+ * grouping() names the set: 7 src, 11 dst, 13 port, 14 netns. (mod(),
+ * not %: the merge's text goes through snprintf.) */
+#define MINUTE_CELLS(rel) \
 	"g AS (SELECT exporter, end_ms - mod(end_ms, 60000) AS bucket, src, " \
 	"dst, proto, dport, netns, grouping(src, dst, proto, netns) AS gr, " \
 	"count(*) AS flows, sum(packets)::bigint AS packets, " \
@@ -108,19 +118,26 @@
 	"WHEN 11 THEN substr(inet_send(dst), 5) " \
 	"WHEN 13 THEN substr(int4send(proto * 65536 + dport), 2) " \
 	"ELSE substr(convert_to(netns, 'UTF8'), 1, 48) END AS key, flows, " \
-	"packets, bytes FROM g), " \
-	"c AS (SELECT exporter, 60 AS span, kind, bucket, key, flows, " \
-	"packets, bytes FROM m UNION ALL SELECT exporter, s.span, kind, " \
-	"bucket - mod(bucket, s.span * 1000), key, sum(flows)::bigint, " \
-	"sum(packets)::bigint, sum(bytes)::bigint FROM m, " \
+	"packets, bytes FROM g)"
+
+/* The hour and day cells (h) of minute cells `rel` (exporter, kind,
+ * bucket, key, flows, packets, bytes). */
+#define FOLD(rel) \
+	"h AS (SELECT exporter, s.span, kind, " \
+	"bucket - mod(bucket, s.span * 1000) AS bucket, key, " \
+	"sum(flows)::bigint AS flows, sum(packets)::bigint AS packets, " \
+	"sum(bytes)::bigint AS bytes FROM " rel ", " \
 	"(VALUES (3600), (86400)) AS s(span) GROUP BY 1, 2, 3, 4, 5)"
 
-#define ADD_CELLS \
-	"INSERT INTO rollup AS r SELECT * FROM c " \
+#define ADD_CELLS(rel) \
+	"INSERT INTO rollup AS r SELECT * FROM " rel " " \
 	"ON CONFLICT (span, kind, bucket, key, exporter) DO UPDATE SET " \
 	"flows = r.flows + excluded.flows, " \
 	"packets = r.packets + excluded.packets, " \
 	"bytes = r.bytes + excluded.bytes"
+
+#define MINUTES_OF(rel) \
+	"SELECT exporter, 60, kind, bucket, key, flows, packets, bytes FROM " rel
 
 #define ROW_SUMS(p) \
 	"coalesce(" p "orig_packets, 0) + coalesce(" p "reply_packets, 0) " \
@@ -140,7 +157,11 @@ static const char setup_sql[] =
 	"IF to_regclass('rollup') IS NULL THEN CREATE TABLE rollup("
 	ROLLUP_COLUMNS "); "
 	"WITH f AS (SELECT exporter, end_ms, src, dst, proto, dport, netns, "
-	ROW_SUMS("") " FROM flows), " CELLS("f") " " ADD_CELLS "; END IF; "
+	ROW_SUMS("") " FROM flows), " MINUTE_CELLS("f") ", " FOLD("m") ", "
+	"c AS (" MINUTES_OF("m") " UNION ALL SELECT * FROM h) "
+	ADD_CELLS("c") "; END IF; "
+	"IF to_regclass('rollup_pending') IS NULL THEN "
+	"CREATE TABLE rollup_pending(" PENDING_COLUMNS "); END IF; "
 	"END$$; "
 	"CREATE TEMP TABLE IF NOT EXISTS ctd_stage(" STAGE_COLUMNS ") "
 	"ON COMMIT DELETE ROWS";
@@ -159,16 +180,23 @@ static const char merge_fmt[] =
 	"WITH ins AS (INSERT INTO flows (exporter, " CTD_PGCOPY_COLUMNS ") "
 	"SELECT %1$s, " CTD_PGCOPY_COLUMNS " FROM ctd_stage "
 	"%2$sRETURNING exporter, end_ms, src, dst, proto, dport, netns, "
-	ROW_SUMS("") "), " CELLS("ins") ", r AS (" ADD_CELLS ") "
+	ROW_SUMS("") "), " MINUTE_CELLS("ins") ", "
+	"c AS (" MINUTES_OF("m") "), r AS (" ADD_CELLS("c") "), "
+	"p AS (INSERT INTO rollup_pending SELECT * FROM m) "
 	"SELECT count(*) FROM ins; COMMIT";
 
-/* One prune pass of this exporter's rows, its own transaction:
+/* One pass over this exporter's rows: the pending minute cells folded
+ * into the hour and day cells, then, in a transaction of its own (a
+ * refused prune keeps the fold), the prune.
  * %1$s the exporter's literal, %2$lld the rows' cut, %3$lld the hour
- * and day rollups', %4$d PRUNE_ROWS. Bounded (PRUNE_ROWS), so the first pass over a
- * long backlog cannot hold the connection past STEP_TIMEOUT; the BRIN
- * index finds the old rows. A rollup bucket goes once it began before
- * the cut, as in the store. */
+ * and day rollups', %4$d PRUNE_ROWS (-1 cuts: no retention). The
+ * prune is bounded (PRUNE_ROWS), so the first pass over a long backlog
+ * cannot hold the connection past STEP_TIMEOUT; the BRIN index finds
+ * the old rows. A rollup bucket goes once it began before the cut, as
+ * in the store. */
 static const char prune_fmt[] =
+	"BEGIN; WITH m AS (DELETE FROM rollup_pending WHERE exporter = %1$s "
+	"RETURNING *), " FOLD("m") " " ADD_CELLS("h") "; COMMIT; "
 	"BEGIN; WITH d AS (DELETE FROM flows WHERE ctid = ANY(ARRAY("
 	"SELECT ctid FROM flows WHERE end_ms < %2$lld AND exporter = %1$s "
 	"LIMIT %4$d)) RETURNING 1) SELECT count(*) FROM d; "
@@ -307,7 +335,7 @@ static bool send_query(struct out_pg *p, const char *sql, enum step next)
 
 static bool prune_due(const struct out_pg *p)
 {
-	return p->retention && p->open && mono_us() >= p->next_prune_us;
+	return p->open && mono_us() >= p->next_prune_us;
 }
 
 /* The cut for rows kept `secs`, from the wall clock the rows' times
@@ -330,8 +358,9 @@ static void start_prune(struct out_pg *p)
 	p->next_prune_us = mono_us() + PRUNE_EVERY_US;
 	if (strlen(p->lit) > LIT_MAX)
 		return;
-	snprintf(sql, sizeof(sql), prune_fmt, p->lit, cut_ms(p->retention),
-		 cut_ms(rollup), PRUNE_ROWS);
+	snprintf(sql, sizeof(sql), prune_fmt, p->lit,
+		 p->retention ? cut_ms(p->retention) : -1,
+		 p->retention ? cut_ms(rollup) : -1, PRUNE_ROWS);
 	p->pruned = 0;
 	p->prune_ok = false;
 	ctd_pgconn_deadline(p->pc, STEP_TIMEOUT);
@@ -486,8 +515,8 @@ static bool prune_refused(struct out_pg *p, const PGresult *res)
 		return false;
 	p->base.stats.pg_prune_errors++;
 	if (!p->prune_logged)
-		log_err("postgresql: pruning rows past store-retention failed "
-			"(tried again in a minute): %.*s",
+		log_err("postgresql: folding the rollups or pruning rows past "
+			"store-retention failed (tried again in a minute): %.*s",
 			(int)strcspn(msg, "\n"), msg);
 	p->prune_logged = true;
 	p->step = P_PRUNE_FAILED;
@@ -734,8 +763,7 @@ int ctd_out_pg_new(struct ev_loop *loop, const struct ctd_out_pg_cfg *cfg,
 		pg_free(&p->base);
 		return -ENOMEM;
 	}
-	if (p->retention)
-		ev_timer_start(loop, &p->prune_timer);
+	ev_timer_start(loop, &p->prune_timer);
 	*ret = &p->base;
 	return 0;
 }

@@ -24,9 +24,15 @@ and the same old rows under another exporter's name. A ctd started with
 (store-rollup-retention 400 days) and the other exporter's rows stay,
 and the reports of the first round still give the same answers.
 
-Last, a ctd connecting as a role without DELETE (SELECT, INSERT, UPDATE
-only): its prune is refused, counted (pg_prune_errors) and rolled back,
-and new flows are still stored, every one.
+Each time, the pass that prunes first folds the minute cells pending
+(rollup_pending) into the hour and day cells: the reports that read
+hour and day cells (top over 26 hours, totals every 1h and 2h) are
+compared between the stores while cells are pending and after the fold.
+
+Last, a ctd connecting as a role without DELETE on flows and rollup
+(DELETE only on rollup_pending): its prune is refused, counted
+(pg_prune_errors) and rolled back while the fold before it commits, and
+new flows are still stored, every one.
 
 Usage: test_pg_report.py --ctd PATH
 """
@@ -71,6 +77,29 @@ def questions(child, snat_port):
             ["nat", "127.0.0.7:%d" % snat_port, "--limit", "0"]]
     out += [["totals", "--every", e] for e in ("1m", "5m", "1h", "1d")]
     return out
+
+
+def day_window():
+    """26 hours to now: top reads hour (and day) cells, the minute cells
+    not yet folded into them too."""
+    fmt = "%Y-%m-%dT%H:%M:%S"
+    return ["--from", time.strftime(fmt, time.localtime(time.time() - 26 * 3600)),
+            "--to", time.strftime(fmt, time.localtime(time.time() + 60))]
+
+
+def compare_folded(args, db, uri, what):
+    """Reports that read hour and day cells: the same from both stores."""
+    window = day_window()
+    qs = [["top", "--by", b, "--limit", "0"] for b in
+          ("src", "dst", "port", "netns")]
+    qs += [["totals", "--every", e] for e in ("1h", "2h")]
+    for q in qs:
+        a = report(args.ctd, db, q, window)
+        b = report(args.ctd, uri, q, window)
+        check(a == b and json.loads(a)["rows"], "ctd report %s over 26 h "
+              "(%s): SQLite says\n%s\nPostgreSQL says\n%s"
+              % (" ".join(q), what, a, b))
+    print("%d reports over 26 hours (%s): the same JSON" % (len(qs), what))
 
 
 def compare(args, db, uri, child, made, window):
@@ -143,6 +172,9 @@ def first_round(args, srv, parent, child, tmp, db):
     uri = "postgresql:///flows?host=%s&user=postgres" % srv.sock
     compare(args, db, uri, child.name, made, window)
     truth_checks(args, uri, made, window)
+    check(int(srv.psql("SELECT count(*) FROM rollup_pending")[0][0]) > 0,
+          "no minute cells pending: the folded path was taken instead")
+    compare_folded(args, db, uri, "minute cells pending")
     c = ctd.stop()
     for o in ("store", "postgresql", "json"):
         ctdns.identity(c, o, made=len(made))
@@ -164,6 +196,11 @@ def age_copies(srv):
                               int(time.time() * 1000) - DAY_MS))
     srv.psql("INSERT INTO rollup SELECT exporter, span, kind, bucket - %d, "
              "key, flows, packets, bytes FROM rollup" % (2 * DAY_MS))
+    # the hour and day cells of minutes not yet folded, as folded cells
+    srv.psql("INSERT INTO rollup SELECT exporter, s.span, kind, bucket - "
+             "mod(bucket, s.span * 1000) - %d, key, sum(flows), sum(packets), "
+             "sum(bytes) FROM rollup_pending, (VALUES (3600), (86400)) AS "
+             "s(span) GROUP BY 1, 2, 3, 4, 5" % (2 * DAY_MS))
 
 
 def count(srv, where, table="flows"):
@@ -201,9 +238,14 @@ def prune_round(args, srv, parent, tmp, db, made, uri, window):
           count(srv, "bucket < %d AND span > 60" % cut, "rollup") == old_cells,
           "the prune took other rollup cells than the old minutes")
     srv.psql("DELETE FROM flows WHERE exporter = 'elsewhere'")
-    q = ["top", "--by", "src", "--limit", "0"]
-    check(report(args.ctd, db, q, window) == report(args.ctd, uri, q, window),
-          "report top differs between the stores after the prune")
+    check(count(srv, "true", "rollup_pending") == 0,
+          "the pass did not fold the pending minute cells")
+    compare_folded(args, db, uri, "folded into hours and days")
+    for q in (["top", "--by", "src", "--limit", "0"],
+              ["totals", "--every", "1d"], ["totals", "--every", "1h"]):
+        check(report(args.ctd, db, q, window) ==
+              report(args.ctd, uri, q, window),
+              "report %s differs between the stores after the prune" % q)
     print("prune: %d old rows and the old minute cells went, %d old hour and "
           "day cells and the other exporter's %d rows stayed" % (n, old_cells, n))
     c = ctd.stop()
@@ -214,16 +256,22 @@ def refused_round(args, srv, parent, child, tmp):
     """A role without DELETE: the prune is refused and counted, the
     batches go on."""
     srv.psql("CREATE ROLE ctdlimited LOGIN; GRANT SELECT, INSERT, UPDATE ON "
-             "flows, rollup TO ctdlimited")
+             "flows, rollup TO ctdlimited; GRANT SELECT, INSERT, DELETE ON "
+             "rollup_pending TO ctdlimited")
     host = os.uname().nodename
     srv.psql("UPDATE flows SET end_ms = end_ms - %d WHERE exporter = '%s' AND "
              "id %% 2 = 0" % (3 * DAY_MS, host))
+    srv.psql("INSERT INTO rollup_pending SELECT exporter, kind, bucket, key, "
+             "flows, packets, bytes FROM rollup WHERE span = 60 AND "
+             "exporter = '%s' LIMIT 5" % host)
     conninfo = "host=%s dbname=flows user=ctdlimited" % srv.sock
     ctd = Ctd(parent, args.ctd, tmp, ["--store", "none", "--netns", "all",
                                       "--postgresql", conninfo,
                                       "--store-retention", "1d"], tag="ctd3")
     ctd.wait_stats("the prune refused", lambda s: s.get(
         "out_postgresql_pg_prune_errors", 0) >= 1, 30)
+    check(count(srv, "true", "rollup_pending") == 0,
+          "the refused prune took the fold of the rollups with it")
     before = count(srv, "true")
     made = child.traffic(flows("udp", 200, src="127.0.0.12", dst="127.0.0.1",
                                sport=41000, size=20, replies=1, reply_size=9))
