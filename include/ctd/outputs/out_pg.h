@@ -22,8 +22,12 @@ struct ev_loop;
  *         unique on (exporter, the store's identity);
  *   rollup(exporter, span, kind, bucket, key, flows, packets, bytes):
  *         the store's rollup, keyed by (span, kind, bucket, key,
- *         exporter), key a bytea with the bytes of the store's blob.
- * Rows and minute rollups older than retention, and hour and day
+ *         exporter), key a bytea with the bytes of the store's blob;
+ *   rollup_pending(exporter, kind, bucket, key, flows, packets, bytes):
+ *         minute cells not yet added to the hour and day cells (folded
+ *         once a minute), no index.
+ * Once a minute, in a transaction of its own, the pending cells are
+ * folded; then rows and minute rollups older than retention, and hour and day
  * rollups older than rollup_retention, are pruned: this exporter's
  * only, in a transaction of their own, at most once a minute
  * (store_pruned counts the rows). */
