@@ -156,8 +156,24 @@ static void limit(char *sql, size_t cap, struct params *a,
 /* A pending minute cell's bucket in the span of parameter $n. */
 #define IN_SPAN "(bucket - mod(bucket, $%d * 1000))"
 
+/* The pending minute cells (out_pg.c) of the hour and day stretches
+ * whose parameters p names (span, a, b). */
+static size_t pending_sql(const int (*p)[3], int kind, char *sql, size_t cap)
+{
+	size_t len = (size_t)snprintf(sql, cap, " UNION ALL SELECT key, flows, "
+				      "packets, bytes FROM rollup_pending WHERE "
+				      "kind = $%d AND (false", kind);
+
+	for (int i = 0; i < CTD_RQ_STRETCHES && len < cap; i++)
+		len += (size_t)snprintf(sql + len, cap - len, " OR ($%d > 60 AND "
+					IN_SPAN " >= $%d AND " IN_SPAN " < $%d)",
+					p[i][0], p[i][0], p[i][1], p[i][0],
+					p[i][2]);
+	return len < cap ? len : cap;
+}
+
 /* top but pairs: the rollup cells of the window's stretches, and the
- * pending minute cells (out_pg.c) of its hour and day stretches. */
+ * pending minute cells of its hour and day stretches. */
 static void top_sql(const struct ctd_report_query *q, struct params *a,
 		    char *sql, size_t cap)
 {
@@ -179,14 +195,8 @@ static void top_sql(const struct ctd_report_query *q, struct params *a,
 					"AND bucket >= $%d AND bucket < $%d)",
 					p[i][0], p[i][1], p[i][2]);
 	}
-	len += (size_t)snprintf(sql + len, cap - len, ") UNION ALL SELECT key, "
-				"flows, packets, bytes FROM rollup_pending WHERE "
-				"kind = $%d AND (false", kind);
-	for (int i = 0; i < CTD_RQ_STRETCHES && len < cap; i++)
-		len += (size_t)snprintf(sql + len, cap - len, " OR ($%d > 60 AND "
-					IN_SPAN " >= $%d AND " IN_SPAN " < $%d)",
-					p[i][0], p[i][0], p[i][1], p[i][0],
-					p[i][2]);
+	len += (size_t)snprintf(sql + len, cap - len, ")");
+	len += pending_sql((const int (*)[3])p, kind, sql + len, cap - len);
 	snprintf(sql + len, cap - len, ")) AS x GROUP BY key ORDER BY %s DESC, "
 		 "key", order_col[q->order]);
 	limit(sql, cap, a, q);
