@@ -24,6 +24,7 @@
 #include "ctd/flows/record.h"
 #include "ctd/outputs/out_pg.h"
 #include "ctd/outputs/output.h"
+#include "ctd/outputs/outputs.h"
 
 #define BURST 1024     /* records per loop turn, as one event batch */
 
@@ -88,7 +89,7 @@ static int run(struct ev_loop *loop, struct ctd_output *out,
 		}
 		out->ops->flush(out);
 		ev_run(loop, refused || sent == o->n ? EVRUN_ONCE : EVRUN_NOWAIT);
-		if (out->stats.pg_query_errors) {
+		if (ctd_output_counter(out, "pg_query_errors")) {
 			fprintf(stderr, "ctd-pgbench: the server refused a batch\n");
 			return 1;
 		}
@@ -99,17 +100,19 @@ static int run(struct ev_loop *loop, struct ctd_output *out,
 static void report(const struct ctd_output *out, const struct opts *o,
 		   double secs)
 {
-	const struct ctd_out_stats *s = &out->stats;
+	uint64_t commits = ctd_output_counter(out, "store_commits");
 
 	printf("%lu rows in %.2f s: %.0f rows/s; %llu batches (mean %.0f rows,"
 	       " commit %.1f ms), %llu inserted, %llu repeats, %llu "
 	       "connection failures\n", o->n, secs, o->n / secs,
-	       (unsigned long long)s->store_commits,
-	       s->store_commits ? (double)o->n / s->store_commits : 0.0,
-	       s->store_commits ? s->pg_commit_us / 1e3 / s->store_commits : 0.0,
-	       (unsigned long long)s->store_rows,
-	       (unsigned long long)s->store_repeats,
-	       (unsigned long long)(s->pg_connect_errors + s->pg_lost));
+	       (unsigned long long)commits,
+	       commits ? (double)o->n / commits : 0.0,
+	       commits ? ctd_output_counter(out, "pg_commit_us") / 1e3 / commits :
+	       0.0,
+	       (unsigned long long)ctd_output_counter(out, "store_rows"),
+	       (unsigned long long)ctd_output_counter(out, "store_repeats"),
+	       (unsigned long long)(ctd_output_counter(out, "pg_connect_errors") +
+				    ctd_output_counter(out, "pg_lost")));
 }
 
 int main(int argc, char **argv)

@@ -21,6 +21,7 @@
 #include "ctd/flows/record.h"
 #include "ctd/outputs/out_store.h"
 #include "ctd/outputs/output.h"
+#include "ctd/outputs/outputs.h"
 
 static const uint16_t ports[16] = { 53, 80, 443, 22, 25, 123, 993, 5432,
 				    3306, 8080, 8443, 389, 636, 1194, 51820, 9000 };
@@ -113,7 +114,7 @@ static int fill(struct ctd_output *out, uint64_t n, uint64_t span_ms,
 			fprintf(stderr, "%llu flows\n", (unsigned long long)i + 1);
 	}
 	out->ops->flush(out);
-	return out->stats.store_commit_errors ? -1 : 0;
+	return ctd_output_counter(out, "store_commit_errors") ? -1 : 0;
 }
 
 int main(int argc, char **argv)
@@ -155,9 +156,9 @@ int main(int argc, char **argv)
 	printf("flows %llu in %.1f s: %.0f rows/s, %.1f us CPU per row "
 	       "(user+sys; commits took %.1f s)\nstore bytes %llu, bytes per "
 	       "flow %llu\n", (unsigned long long)n, t, (double)n / t,
-	       cpu * 1e6 / (double)n, (double)out->stats.store_commit_us / 1e6,
-	       (unsigned long long)out->stats.store_bytes,
-	       (unsigned long long)out->stats.store_bytes_per_flow);
+	       cpu * 1e6 / (double)n, (double)ctd_output_counter(out, "store_commit_us") / 1e6,
+	       (unsigned long long)ctd_output_counter(out, "store_bytes"),
+	       (unsigned long long)ctd_output_counter(out, "store_bytes_per_flow"));
 	out->ops->free(out);
 	return 0;
 }

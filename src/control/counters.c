@@ -164,28 +164,6 @@ static const struct counter out_counters[] = {
 	OG(unacked, "unacked", "Records written or produced, not acknowledged yet."),
 	O(resent, "resent_total", "Records sent again: after a reconnect or a failed delivery report."),
 	O(reconnects, "reconnects_total", "Connections to a collector or server lost."),
-	O(store_rows, "store_rows_total", "Flow store: rows inserted."),
-	O(store_repeats, "store_repeats_total", "Flow store: records stored already (replayed after a crash), ignored."),
-	O(store_commits, "store_commits_total", "Flow store: transactions committed."),
-	O(store_commit_errors, "store_commit_errors_total", "Flow store: transactions that failed; their records are held and written again."),
-	O(store_pruned, "store_pruned_total", "Flow store: rows pruned past store-retention."),
-	O(store_pruned_size, "store_pruned_size_total", "Flow store: oldest rows pruned past store-max-size."),
-	O(store_commit_us, "store_commit_seconds_total", "Flow store: time spent writing and committing batches."),
-	O(store_waits, "store_waits_total", "Flow store: batches ready that waited for the writer thread, still writing the one before."),
-	O(store_err_busy, "store_errors_busy_total", "Flow store: failed transactions, another writer held the database."),
-	O(store_err_full, "store_errors_full_total", "Flow store: failed transactions, disk or database full."),
-	O(store_err_io, "store_errors_io_total", "Flow store: failed transactions, any other reason."),
-	OG(store_bytes, "store_bytes", "Flow store: the database's pages in use."),
-	OG(store_max_bytes, "store_max_bytes", "Flow store: store-max-size resolved."),
-	OG(store_bytes_per_flow, "store_bytes_per_flow", "Flow store: pages in use per row held (rollups and indexes included)."),
-	O(pg_connect_errors, "pg_connect_errors_total", "PostgreSQL: connection attempts that failed."),
-	O(pg_lost, "pg_lost_total", "PostgreSQL: connections that broke."),
-	O(pg_query_errors, "pg_query_errors_total", "PostgreSQL: statements the server refused."),
-	O(pg_timeouts, "pg_timeouts_total", "PostgreSQL: connects or batches not answered in time."),
-	OG(pg_connected, "pg_connected", "PostgreSQL: 1 while connected."),
-	O(pg_commit_us, "pg_commit_seconds_total", "PostgreSQL: time from a batch's send to its COMMIT, summed (store_commits_total counts the batches)."),
-	OG(pg_commit_last_us, "pg_commit_last_seconds", "PostgreSQL: the last batch's time from send to COMMIT."),
-	O(pg_prune_errors, "pg_prune_errors_total", "PostgreSQL: prunes past store-retention the server refused (rolled back, tried again in a minute)."),
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -271,10 +249,6 @@ static const struct {
 	{ "resent", CTD_SHOWS_ACKS },
 	{ "failed_output", CTD_SHOWS_GIVE_UP },
 	{ "reconnects", CTD_SHOWS_LINK },
-	{ "store_rows", CTD_SHOWS_ROWS }, { "store_repeats", CTD_SHOWS_ROWS },
-	{ "store_commits", CTD_SHOWS_ROWS },
-	{ "store_commit_errors", CTD_SHOWS_ROWS },
-	{ "store_pruned", CTD_SHOWS_ROWS },
 };
 
 /* Whether output o can move counter: a nonzero one is always shown. */

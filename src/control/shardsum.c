@@ -3,7 +3,7 @@
  * ctd_out_stats is uint64_t throughout: both are summed word by word, so
  * a counter added to either later is summed without a change here; only
  * the gauges every shard reads from the same place are listed, and take
- * the largest value instead. */
+ * the largest value instead (an output's own: its rows say "same"). */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -13,7 +13,6 @@
 #include "ctd/outputs/outputs.h"
 
 #define SOFF(f) offsetof(struct ctd_stats, f)
-#define OOFF(f) offsetof(struct ctd_out_stats, f)
 #define WORDS_STATS (offsetof(struct ctd_stats, out_name) / sizeof(uint64_t))
 #define WORDS_OUT (sizeof(struct ctd_out_stats) / sizeof(uint64_t))
 
@@ -32,10 +31,6 @@ static const size_t max_stats[] = {
 	SOFF(netns_watched),
 };
 
-static const size_t max_out[] = {
-	OOFF(store_bytes), OOFF(store_max_bytes), OOFF(store_bytes_per_flow),
-	OOFF(pg_commit_last_us),
-};
 
 static bool listed(const size_t *offs, size_t n, size_t off)
 {
@@ -121,7 +116,7 @@ void ctd_shardsum_add(struct ctd_shardsnap *sum, const struct ctd_shardsnap *s)
 		if (j < 0)
 			continue;
 		add_words((uint64_t *)&sum->out[j], (const uint64_t *)&s->out[i],
-			  WORDS_OUT, max_out, sizeof(max_out) / sizeof(max_out[0]));
+			  WORDS_OUT, NULL, 0);
 		add_own(sum->own[j], s->own[i], s->own_same[i]);
 		sum->own_same[j] |= s->own_same[i];
 	}

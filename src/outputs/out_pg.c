@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "ctd/base/log.h"
+#include "ctd/base/stats.h"
 #include "ctd/config/cfgcheck.h"
 #include "ctd/config/config.h"
 #include "ctd/config/conninfo.h"
@@ -222,8 +223,46 @@ struct batch {
 	uint64_t mark;            /* taken when it was cut: final at COMMIT */
 };
 
+/* What PostgreSQL counts beside delivery (ctd -s, metrics): the
+ * connection's, and the rows as the store counts them (one family). */
+struct pg_counters {
+	struct ctd_pgconn_counters conn;
+	uint64_t rows;            /* rows inserted */
+	uint64_t repeats;         /* records stored already: ignored */
+	uint64_t commits;         /* batches committed */
+	uint64_t pruned;          /* rows past store-retention */
+	uint64_t commit_us;       /* batches' time from send to COMMIT */
+	uint64_t commit_last_us;  /* gauge: the last batch's */
+	uint64_t prune_errors;    /* prune passes refused (rolled back) */
+};
+
+#define PC(name, field, gauge, prom, help) \
+	{ name, offsetof(struct pg_counters, field), gauge, prom, help, false }
+
+static const struct ctd_counter_def pg_counter_rows[] = {
+	PC("store_rows", rows, false, "store_rows_total", "Flow store: rows inserted."),
+	PC("store_repeats", repeats, false, "store_repeats_total", "Flow store: records stored already (replayed after a crash), ignored."),
+	PC("store_commits", commits, false, "store_commits_total", "Flow store: transactions committed."),
+	PC("store_pruned", pruned, false, "store_pruned_total", "Flow store: rows pruned past store-retention."),
+	PC("pg_connect_errors", conn.connect_errors, false, "pg_connect_errors_total", "PostgreSQL: connection attempts that failed."),
+	PC("pg_lost", conn.lost, false, "pg_lost_total", "PostgreSQL: connections that broke."),
+	PC("pg_query_errors", conn.query_errors, false, "pg_query_errors_total", "PostgreSQL: statements the server refused."),
+	PC("pg_timeouts", conn.timeouts, false, "pg_timeouts_total", "PostgreSQL: connects or batches not answered in time."),
+	PC("pg_connected", conn.connected, true, "pg_connected", "PostgreSQL: 1 while connected."),
+	PC("pg_commit_us", commit_us, false, "pg_commit_seconds_total", "PostgreSQL: time from a batch's send to its COMMIT, summed (store_commits_total counts the batches)."),
+	{ "pg_commit_last_us", offsetof(struct pg_counters, commit_last_us), true, "pg_commit_last_seconds", "PostgreSQL: the last batch's time from send to COMMIT.", true },
+	PC("pg_prune_errors", prune_errors, false, "pg_prune_errors_total", "PostgreSQL: prunes past store-retention the server refused (rolled back, tried again in a minute)."),
+};
+
+static const struct ctd_counter_defs pg_counters = {
+	pg_counter_rows,
+	sizeof(pg_counter_rows) / sizeof(pg_counter_rows[0]),
+	CTD_SHOWS_LINK,
+};
+
 struct out_pg {
 	struct ctd_output base;
+	struct pg_counters own;
 	struct ctd_pgconn *pc;
 	PGconn *conn;             /* while up */
 	enum step step;
@@ -400,15 +439,15 @@ static void call_ready(struct out_pg *p)
 
 static void note_commit(struct out_pg *p)
 {
-	struct ctd_out_stats *st = &p->base.stats;
+	struct pg_counters *st = &p->own;
 	int64_t took = mono_us() - p->sent_us;
 
 	ctd_pgconn_deadline(p->pc, 0);
-	st->store_commits++;
-	st->store_rows += p->inserted;
-	st->store_repeats += p->send.rows - p->inserted;
-	st->pg_commit_last_us = (uint64_t)took;
-	st->pg_commit_us += (uint64_t)took;
+	st->commits++;
+	st->rows += p->inserted;
+	st->repeats += p->send.rows - p->inserted;
+	st->commit_last_us = (uint64_t)took;
+	st->commit_us += (uint64_t)took;
 	p->careful = false;
 	p->committed = p->send.mark;
 	p->send.len = p->send.rows = 0;
@@ -494,9 +533,9 @@ static void prune_done(struct out_pg *p)
 	ctd_pgconn_deadline(p->pc, 0);
 	p->step = P_IDLE;
 	if (!p->prune_ok) {
-		p->base.stats.pg_prune_errors++;
+		p->own.prune_errors++;
 	} else {
-		p->base.stats.store_pruned += p->pruned;
+		p->own.pruned += p->pruned;
 		p->prune_logged = false;
 		if (p->pruned >= PRUNE_ROWS)
 			p->next_prune_us = mono_us() + PRUNE_AGAIN_US;
@@ -513,7 +552,7 @@ static bool prune_refused(struct out_pg *p, const PGresult *res)
 
 	if (p->step != P_PRUNE || failure(res) != CTD_PG_FAIL_QUERY)
 		return false;
-	p->base.stats.pg_prune_errors++;
+	p->own.prune_errors++;
 	if (!p->prune_logged)
 		log_err("postgresql: folding the rollups or pruning rows past "
 			"store-retention failed (tried again in a minute): %.*s",
@@ -750,6 +789,8 @@ int ctd_out_pg_new(struct ev_loop *loop, const struct ctd_out_pg_cfg *cfg,
 		return -ENOMEM;
 	p->base.ops = &pg_ops;
 	p->base.name = ctd_out_pg_desc.name;
+	p->base.counters = &pg_counters;
+	p->base.own = &p->own;
 	p->loop = loop;
 	p->retention = cfg->retention;
 	p->rollup_retention = cfg->rollup_retention;
@@ -759,7 +800,7 @@ int ctd_out_pg_new(struct ev_loop *loop, const struct ctd_out_pg_cfg *cfg,
 	p->exporter = strdup(cfg->exporter);
 	if (!p->exporter || reserve(&p->fill) < 0 || reserve(&p->send) < 0 ||
 	    !(p->pc = ctd_pgconn_new(loop, cfg->conninfo, &conn_ops, p,
-				      &p->base.stats))) {
+				      &p->base.stats, &p->own.conn))) {
 		pg_free(&p->base);
 		return -ENOMEM;
 	}
@@ -849,6 +890,7 @@ static int pg_create(struct ev_loop *loop, const struct ctd_config *cfg,
 const struct ctd_output_desc ctd_out_pg_desc = {
 	.name = "postgresql",
 	.settings = &ctd_out_pg_settings,
+	.counters = &pg_counters,
 	.enabled = pg_enabled,
 	.create = pg_create,
 	.events = 1u << CTD_EV_DESTROY,

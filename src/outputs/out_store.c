@@ -64,6 +64,7 @@
 #include <unistd.h>
 
 #include "ctd/base/log.h"
+#include "ctd/base/stats.h"
 #include "ctd/base/safefile.h"
 #include "ctd/config/cfgcheck.h"
 #include "ctd/config/config.h"
@@ -145,8 +146,57 @@ static const char *const sql[S__COUNT] = {
 	[S_ROLLBACK] = "ROLLBACK",
 };
 
+/* What the store counts beside delivery (ctd -s, metrics); the writer
+ * thread's tally is copied in at each flush. */
+struct store_counters {
+	uint64_t rows;           /* rows inserted */
+	uint64_t repeats;        /* records stored already (a replay after a
+	                          * crash): ignored */
+	uint64_t commits;        /* transactions committed */
+	uint64_t commit_errors;  /* transactions that failed (the records
+	                          * stay held and are written again) */
+	uint64_t pruned;         /* rows older than store-retention */
+	uint64_t pruned_size;    /* oldest rows past store-max-size */
+	uint64_t commit_us;      /* time spent writing batches */
+	uint64_t waits;          /* batches ready that waited for the writer */
+	uint64_t err_busy;       /* failed commits: another writer */
+	uint64_t err_full;       /* ... disk full */
+	uint64_t err_io;         /* ... any other reason */
+	uint64_t bytes;          /* gauge: the database's pages in use */
+	uint64_t max_bytes;      /* gauge: store-max-size resolved */
+	uint64_t bytes_per_flow; /* gauge: bytes / rows held */
+};
+
+/* Shards share one database: its gauges are the same for each. */
+#define SC(name, field, gauge, same, prom, help) \
+	{ name, offsetof(struct store_counters, field), gauge, prom, help, same }
+
+static const struct ctd_counter_def store_counter_rows[] = {
+	SC("store_rows", rows, false, false, "store_rows_total", "Flow store: rows inserted."),
+	SC("store_repeats", repeats, false, false, "store_repeats_total", "Flow store: records stored already (replayed after a crash), ignored."),
+	SC("store_commits", commits, false, false, "store_commits_total", "Flow store: transactions committed."),
+	SC("store_commit_errors", commit_errors, false, false, "store_commit_errors_total", "Flow store: transactions that failed; their records are held and written again."),
+	SC("store_pruned", pruned, false, false, "store_pruned_total", "Flow store: rows pruned past store-retention."),
+	SC("store_pruned_size", pruned_size, false, false, "store_pruned_size_total", "Flow store: oldest rows pruned past store-max-size."),
+	SC("store_commit_us", commit_us, false, false, "store_commit_seconds_total", "Flow store: time spent writing and committing batches."),
+	SC("store_waits", waits, false, false, "store_waits_total", "Flow store: batches ready that waited for the writer thread, still writing the one before."),
+	SC("store_err_busy", err_busy, false, false, "store_errors_busy_total", "Flow store: failed transactions, another writer held the database."),
+	SC("store_err_full", err_full, false, false, "store_errors_full_total", "Flow store: failed transactions, disk or database full."),
+	SC("store_err_io", err_io, false, false, "store_errors_io_total", "Flow store: failed transactions, any other reason."),
+	SC("store_bytes", bytes, true, true, "store_bytes", "Flow store: the database's pages in use."),
+	SC("store_max_bytes", max_bytes, true, true, "store_max_bytes", "Flow store: store-max-size resolved."),
+	SC("store_bytes_per_flow", bytes_per_flow, true, true, "store_bytes_per_flow", "Flow store: pages in use per row held (rollups and indexes included)."),
+};
+
+static const struct ctd_counter_defs store_counters = {
+	store_counter_rows,
+	sizeof(store_counter_rows) / sizeof(store_counter_rows[0]),
+	0,
+};
+
 struct out_store {
 	struct ctd_output base;
+	struct store_counters own;
 	/* The writer thread's (the loop's before the thread starts): */
 	sqlite3 *db;
 	sqlite3_stmt *st[S__COUNT];
@@ -380,20 +430,20 @@ static void notify_loop(void *arg)
 	ev_async_send(s->loop, &s->done);
 }
 
-static void copy_tally(struct ctd_out_stats *st, const struct ctd_store_tally *t)
+static void copy_tally(struct store_counters *c, const struct ctd_store_tally *t)
 {
-	st->store_rows = t->rows;
-	st->store_repeats = t->repeats;
-	st->store_commits = t->commits;
-	st->store_commit_us = t->commit_us;
-	st->store_commit_errors = t->errors + t->prune_errors;
-	st->store_err_busy = t->err_busy;
-	st->store_err_full = t->err_full;
-	st->store_err_io = t->err_io;
-	st->store_pruned = t->pruned;
-	st->store_pruned_size = t->pruned_size;
-	st->store_bytes = t->bytes;
-	st->store_bytes_per_flow = t->bytes_per_flow;
+	c->rows = t->rows;
+	c->repeats = t->repeats;
+	c->commits = t->commits;
+	c->commit_us = t->commit_us;
+	c->commit_errors = t->errors + t->prune_errors;
+	c->err_busy = t->err_busy;
+	c->err_full = t->err_full;
+	c->err_io = t->err_io;
+	c->pruned = t->pruned;
+	c->pruned_size = t->pruned_size;
+	c->bytes = t->bytes;
+	c->bytes_per_flow = t->bytes_per_flow;
 }
 
 /* What the writer did since the last look: counters, records final,
@@ -404,8 +454,8 @@ static void absorb(struct out_store *s)
 	struct ctd_store_tally t;
 
 	ctd_store_writer_poll(s->writer, &st, &t);
-	copy_tally(&s->base.stats, &t);
-	s->base.stats.store_waits = st.waits;
+	copy_tally(&s->own, &t);
+	s->own.waits = st.waits;
 	if (st.done > s->committed)
 		s->committed = st.done;
 	if (!st.busy && !ctd_store_writer_filling(s->writer))
@@ -755,11 +805,13 @@ static int store_open(const struct ctd_out_store_cfg *cfg,
 		return -ENOMEM;
 	s->base.ops = &store_ops;
 	s->base.name = ctd_out_store_desc.name;
+	s->base.counters = &store_counters;
+	s->base.own = &s->own;
 	s->retention = cfg->retention;
 	s->rollup_retention = cfg->rollup_retention;
 	s->max_size = cfg->max_size;
 	s->lock_fd = -1;
-	s->base.stats.store_max_bytes = cfg->max_size;
+	s->own.max_bytes = cfg->max_size;
 	s->path = strdup(cfg->path);
 	r = !s->path ? -ENOMEM : ctd_rollup_new(ROLLUP_CELLS, &s->rollup);
 	if (r == 0)
@@ -929,6 +981,7 @@ static int store_create(struct ev_loop *loop, const struct ctd_config *cfg,
 const struct ctd_output_desc ctd_out_store_desc = {
 	.name = "store",
 	.settings = &ctd_out_store_settings,
+	.counters = &store_counters,
 	.enabled = store_enabled,
 	.create = store_create,
 	.events = 1u << CTD_EV_DESTROY,

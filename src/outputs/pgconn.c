@@ -47,6 +47,7 @@ struct ctd_pgconn {
 	const struct ctd_pgconn_ops *ops;
 	void *arg;
 	struct ctd_out_stats *st;
+	struct ctd_pgconn_counters *counters;
 	char *conninfo;
 	char shown[CTD_CONFIG_PATH_MAX];   /* conninfo, passwords hidden */
 };
@@ -93,10 +94,10 @@ static void close_conn(struct ctd_pgconn *c)
 static void count(struct ctd_pgconn *c, enum ctd_pg_fail reason)
 {
 	uint64_t *n[CTD_PG_FAIL__COUNT] = {
-		[CTD_PG_FAIL_CONNECT] = &c->st->pg_connect_errors,
-		[CTD_PG_FAIL_LOST] = &c->st->pg_lost,
-		[CTD_PG_FAIL_QUERY] = &c->st->pg_query_errors,
-		[CTD_PG_FAIL_TIMEOUT] = &c->st->pg_timeouts,
+		[CTD_PG_FAIL_CONNECT] = &c->counters->connect_errors,
+		[CTD_PG_FAIL_LOST] = &c->counters->lost,
+		[CTD_PG_FAIL_QUERY] = &c->counters->query_errors,
+		[CTD_PG_FAIL_TIMEOUT] = &c->counters->timeouts,
 	};
 
 	++*n[reason];
@@ -127,7 +128,7 @@ void ctd_pgconn_fail(struct ctd_pgconn *c, enum ctd_pg_fail reason,
 		log_failure(c, reason, why);
 	close_conn(c);
 	c->state = DOWN;
-	c->st->pg_connected = 0;
+	c->counters->connected = 0;
 	if (was_up)
 		c->st->reconnects++;
 	wait = ctd_pgconn_backoff_ms(c->failures, next_rnd(c)) / 1000.0;
@@ -166,7 +167,7 @@ static void became_up(struct ctd_pgconn *c)
 {
 	ev_timer_stop(c->loop, &c->timer);
 	c->state = UP;
-	c->st->pg_connected = 1;
+	c->counters->connected = 1;
 	watch(c, EV_READ);
 	c->ops->up(c->arg, c->conn);
 }
@@ -285,7 +286,8 @@ void ctd_pgconn_deadline(struct ctd_pgconn *c, double secs)
 
 struct ctd_pgconn *ctd_pgconn_new(struct ev_loop *loop, const char *conninfo,
 				  const struct ctd_pgconn_ops *ops, void *arg,
-				  struct ctd_out_stats *st)
+				  struct ctd_out_stats *st,
+				  struct ctd_pgconn_counters *counters)
 {
 	struct ctd_pgconn *c = calloc(1, sizeof(*c));
 
@@ -297,6 +299,7 @@ struct ctd_pgconn *ctd_pgconn_new(struct ev_loop *loop, const char *conninfo,
 	c->ops = ops;
 	c->arg = arg;
 	c->st = st;
+	c->counters = counters;
 	c->rnd = (((uint64_t)getpid() << 32) ^ (uint64_t)(ev_time() * 1e6)) | 1;
 	ctd_conninfo_mask(conninfo, c->shown, sizeof(c->shown));
 	ev_io_init(&c->io, on_io, -1, EV_READ);
@@ -320,7 +323,7 @@ void ctd_pgconn_stop(struct ctd_pgconn *c)
 	ev_timer_stop(c->loop, &c->timer);
 	close_conn(c);
 	c->state = STOPPED;
-	c->st->pg_connected = 0;
+	c->counters->connected = 0;
 }
 
 void ctd_pgconn_free(struct ctd_pgconn *c)

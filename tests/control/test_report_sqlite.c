@@ -24,6 +24,7 @@
 #include "ctd/flows/record.h"
 #include "ctd/outputs/out_store.h"
 #include "ctd/outputs/output.h"
+#include "ctd/outputs/outputs.h"
 #include "tmpdir.h"
 
 #define NOW_MS 1796486400000ull   /* 2026-12-05T16:00:00Z */
@@ -104,7 +105,7 @@ static int setup(void **state)
 		assert_int_equal(out->ops->submit(out, &r), CTD_OUT_DELIVERED);
 	}
 	out->ops->flush(out);
-	assert_int_equal(out->stats.store_rows, 6);
+	assert_int_equal(ctd_output_counter(out, "store_rows"), 6);
 	out->ops->free(out);
 	return 0;
 }

@@ -19,6 +19,7 @@
 #include "ctd/flows/record.h"
 #include "ctd/outputs/out_pg.h"
 #include "ctd/outputs/output.h"
+#include "ctd/outputs/outputs.h"
 #include "ctd/outputs/pgconn.h"
 
 #define UNREACHABLE "host=/nonexistent/ctd-test dbname=x password=s3cret"
@@ -55,9 +56,9 @@ static void flow(struct ctd_record *r, uint32_t id, enum ctd_end_reason why)
 static void until_failures(struct ev_loop *loop, struct ctd_output *out,
 			   uint64_t n)
 {
-	for (int i = 0; i < 2000 && out->stats.pg_connect_errors < n; i++)
+	for (int i = 0; i < 2000 && ctd_output_counter(out, "pg_connect_errors") < n; i++)
 		ev_run(loop, EVRUN_ONCE);
-	assert_int_equal(out->stats.pg_connect_errors, n);
+	assert_int_equal(ctd_output_counter(out, "pg_connect_errors"), n);
 }
 
 static void test_unreachable_holds(void **state)
@@ -78,7 +79,7 @@ static void test_unreachable_holds(void **state)
 			       "ctd-test dbname=x password=(hidden): cannot "
 			       "connect: "));
 	assert_null(strstr(log, "s3cret"));
-	assert_int_equal(out->stats.pg_connected, 0);
+	assert_int_equal(ctd_output_counter(out, "pg_connected"), 0);
 	/* The next attempt comes after the backoff, and says nothing. */
 	logcap_begin(&lc);
 	until_failures(loop, out, 2);

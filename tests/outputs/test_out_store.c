@@ -141,13 +141,13 @@ static void test_one_transaction_per_flush(void **state)
 	assert_int_equal(f->out->ops->settled(f->out), 0);
 	assert_int_equal(rows(f), 0);
 	f->out->ops->flush(f->out);
-	assert_int_equal(f->out->stats.store_commits, 1);
+	assert_int_equal(ctd_output_counter(f->out, "store_commits"), 1);
 	assert_int_equal(f->out->ops->settled(f->out), 100);
-	assert_int_equal(f->out->stats.store_rows, 100);
+	assert_int_equal(ctd_output_counter(f->out, "store_rows"), 100);
 	assert_int_equal(rows(f), 100);
 	/* An empty flush commits nothing. */
 	f->out->ops->flush(f->out);
-	assert_int_equal(f->out->stats.store_commits, 1);
+	assert_int_equal(ctd_output_counter(f->out, "store_commits"), 1);
 	assert_int_equal(query(f, "SELECT journal_mode = 'wal' FROM "
 				  "pragma_journal_mode"), 1);
 }
@@ -168,9 +168,9 @@ static void test_failed_commit_keeps_records(void **state)
 	f->out->ops->flush(f->out);
 	f->out->ops->flush(f->out);
 	assert_non_null(strstr(logcap_end(&lc), "holding 10 records"));
-	assert_int_equal(f->out->stats.store_commit_errors, 2);
-	assert_int_equal(f->out->stats.store_err_busy, 2);
-	assert_int_equal(f->out->stats.store_err_io, 0);
+	assert_int_equal(ctd_output_counter(f->out, "store_commit_errors"), 2);
+	assert_int_equal(ctd_output_counter(f->out, "store_err_busy"), 2);
+	assert_int_equal(ctd_output_counter(f->out, "store_err_io"), 0);
 	assert_int_equal(f->out->ops->settled(f->out), 0);
 	assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL),
 			 SQLITE_OK);
@@ -194,8 +194,8 @@ static void test_repeats_insert_once(void **state)
 	submit_n(f, 40, 20, 1000);
 	f->out->ops->flush(f->out);
 	assert_int_equal(rows(f), 60);
-	assert_int_equal(f->out->stats.store_rows, 60);
-	assert_int_equal(f->out->stats.store_repeats, 60);
+	assert_int_equal(ctd_output_counter(f->out, "store_rows"), 60);
+	assert_int_equal(ctd_output_counter(f->out, "store_repeats"), 60);
 	assert_int_equal(f->out->ops->settled(f->out), 120);
 	assert_int_equal(query(f, "SELECT SUM(flows) FROM rollup WHERE span = 60 "
 				  "AND kind = 0"), 60);
@@ -260,7 +260,7 @@ static void test_retention_prunes(void **state)
 	submit_n(f, 40, 10, 1000);
 	f->out->ops->flush(f->out);
 	assert_int_equal(rows(f), 10);
-	assert_int_equal(f->out->stats.store_pruned, 40);
+	assert_int_equal(ctd_output_counter(f->out, "store_pruned"), 40);
 	assert_int_equal(query(f, "SELECT SUM(flows) FROM rollup WHERE span = 60 "
 				  "AND kind = 0"), 10);
 	/* Hour and day rollups outlive the rows, to store-rollup-retention. */
@@ -275,7 +275,7 @@ static void test_retention_prunes(void **state)
 				  "3600 AND kind = 4"), 50);
 	assert_int_equal(ctd_out_store_prune(f->out, f->now_ms + 402 * DAY_MS), 0);
 	assert_int_equal(query(f, "SELECT COUNT(*) FROM rollup"), 0);
-	assert_int_equal(f->out->stats.store_pruned, 50);
+	assert_int_equal(ctd_output_counter(f->out, "store_pruned"), 50);
 }
 
 /* Past store-max-size the oldest rows go, until the pages in use are
@@ -295,12 +295,12 @@ static void test_max_size_trims_oldest(void **state)
 	}
 	assert_int_equal(rows(f), 6000);
 	assert_true(ctd_out_store_trim(f->out) > 0);
-	assert_true(f->out->stats.store_pruned_size > 0);
-	assert_int_equal(f->out->stats.store_pruned, 0);
-	assert_int_equal(rows(f) + (int64_t)f->out->stats.store_pruned_size, 6000);
-	assert_true(f->out->stats.store_bytes <= 256 << 10);
-	assert_int_equal(f->out->stats.store_max_bytes, 256 << 10);
-	assert_true(f->out->stats.store_bytes_per_flow > 20);
+	assert_true(ctd_output_counter(f->out, "store_pruned_size") > 0);
+	assert_int_equal(ctd_output_counter(f->out, "store_pruned"), 0);
+	assert_int_equal(rows(f) + (int64_t)ctd_output_counter(f->out, "store_pruned_size"), 6000);
+	assert_true(ctd_output_counter(f->out, "store_bytes") <= 256 << 10);
+	assert_int_equal(ctd_output_counter(f->out, "store_max_bytes"), 256 << 10);
+	assert_true(ctd_output_counter(f->out, "store_bytes_per_flow") > 20);
 	/* The oldest went: what is left ended after all that was pruned. */
 	newest_gone = (int64_t)(f->now_ms - 6 * 3600000ull) / 1000;
 	assert_true(query(f, "SELECT MIN(end_ms) FROM flows") / 1000 >= newest_gone);
@@ -381,8 +381,8 @@ static void test_small_batches_wait(void **state)
 	loop_turn(f, loop);
 	assert_int_equal(f->out->ops->settled(f->out), 2058);
 	assert_int_equal(rows(f), 2058);
-	assert_int_equal(f->out->stats.store_commits, 2);
-	assert_true(f->out->stats.store_max_bytes > 0);
+	assert_int_equal(ctd_output_counter(f->out, "store_commits"), 2);
+	assert_true(ctd_output_counter(f->out, "store_max_bytes") > 0);
 	f->out->ops->free(f->out);
 	f->out = NULL;
 	ev_loop_destroy(loop);

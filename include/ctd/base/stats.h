@@ -37,7 +37,6 @@ enum {
 	CTD_SHOWS_ACKS = 2,      /* acked, unacked, resent */
 	CTD_SHOWS_GIVE_UP = 4,   /* failed_output */
 	CTD_SHOWS_LINK = 8,      /* reconnects */
-	CTD_SHOWS_ROWS = 16,     /* store_rows, _repeats, _commits, ... */
 };
 
 struct ctd_counter_defs {

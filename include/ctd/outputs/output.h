@@ -62,34 +62,6 @@ struct ctd_out_stats {
 	                          * a failed delivery report: duplicates the
 	                          * far end may have got */
 	uint64_t reconnects;     /* connections to the far end lost */
-	uint64_t store_rows;     /* flow store: rows inserted */
-	uint64_t store_repeats;  /* ... records stored already (a replay
-	                          * after a crash): ignored */
-	uint64_t store_commits;  /* ... transactions committed */
-	uint64_t store_commit_errors; /* ... transactions that failed (the
-	                          * records stay held and are written again) */
-	uint64_t store_pruned;   /* ... rows older than store-retention */
-	uint64_t store_pruned_size; /* ... oldest rows past store-max-size */
-	uint64_t store_commit_us; /* ... time spent writing batches */
-	uint64_t store_waits;    /* ... batches ready that waited for the
-	                          * writer thread, still on the one before */
-	uint64_t store_err_busy; /* ... failed commits: another writer */
-	uint64_t store_err_full; /* ... failed commits: disk full */
-	uint64_t store_err_io;   /* ... failed commits: any other reason */
-	uint64_t store_bytes;    /* gauge: the database's pages in use */
-	uint64_t store_max_bytes; /* gauge: store-max-size resolved */
-	uint64_t store_bytes_per_flow; /* gauge: store_bytes / rows held */
-	uint64_t pg_connect_errors; /* postgresql: connection attempts that
-	                          * failed (down, refused, authentication) */
-	uint64_t pg_lost;        /* ... connections that broke */
-	uint64_t pg_query_errors; /* ... statements the server refused */
-	uint64_t pg_timeouts;    /* ... connects or batches not answered in
-	                          * time */
-	uint64_t pg_connected;   /* gauge: 1 while connected */
-	uint64_t pg_commit_us;   /* ... batches' time from send to COMMIT,
-	                          * summed (with store_commits: the mean) */
-	uint64_t pg_commit_last_us; /* gauge: ... the last batch's */
-	uint64_t pg_prune_errors; /* ... prune passes refused (rolled back) */
 };
 
 enum ctd_out_status {

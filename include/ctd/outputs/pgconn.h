@@ -44,11 +44,22 @@ struct ctd_pgconn_ops {
  * Pure, for tests. */
 uint32_t ctd_pgconn_backoff_ms(unsigned failures, uint32_t rnd);
 
-/* Connects from the loop's next turn. conninfo is copied; st gets the counters
- * (pg_fail_*, reconnects). NULL when out of memory. */
+/* What a connection counts, in its output's own counters. */
+struct ctd_pgconn_counters {
+	uint64_t connect_errors; /* attempts that failed (down, refused,
+	                          * authentication) */
+	uint64_t lost;           /* connections that broke */
+	uint64_t query_errors;   /* statements the server refused */
+	uint64_t timeouts;       /* connects or batches not answered in time */
+	uint64_t connected;      /* gauge: 1 while connected */
+};
+
+/* Connects from the loop's next turn. conninfo is copied; st gets
+ * reconnects, counters the rest. NULL when out of memory. */
 struct ctd_pgconn *ctd_pgconn_new(struct ev_loop *loop, const char *conninfo,
 				  const struct ctd_pgconn_ops *ops, void *arg,
-				  struct ctd_out_stats *st);
+				  struct ctd_out_stats *st,
+				  struct ctd_pgconn_counters *counters);
 void ctd_pgconn_free(struct ctd_pgconn *c);
 
 /* Flushes what libpq buffered after a send: 0 when all went, 1 when
