@@ -825,12 +825,14 @@ static void peer_close(struct peer *p)
 
 static void peer_accept(struct env *e, int c)
 {
-	struct peer *p = NULL;
+	struct peer *p;
+	int i = 0;
 
-	for (int i = 0; i < PEERS && !p; i++)
-		if (e->peers[i].fd < 0)
-			p = &e->peers[i];
-	assert_non_null(p);
+	while (i < PEERS && e->peers[i].fd >= 0)
+		i++;
+	if (i == PEERS)
+		fail_msg("more than %d connections at once", PEERS);
+	p = &e->peers[i < PEERS ? i : 0];
 	memset(p, 0, sizeof(*p));
 	p->fd = c;
 	p->buf = malloc(PEER_BUF);
