@@ -330,23 +330,6 @@ static size_t bytes_of(const PGresult *res, int row, int col, uint8_t *out,
 	return n;
 }
 
-static void addr_text(const uint8_t *a, size_t n, char *buf, size_t cap)
-{
-	if ((n != 4 && n != 16) ||
-	    !inet_ntop(n == 16 ? AF_INET6 : AF_INET, a, buf, (socklen_t)cap))
-		snprintf(buf, cap, "?");
-}
-
-static void proto_text(int proto, char *buf, size_t cap)
-{
-	const char *name = ctd_proto_name((uint8_t)proto);
-
-	if (name)
-		snprintf(buf, cap, "%s", name);
-	else
-		snprintf(buf, cap, "%d", proto);
-}
-
 /* A rollup key in its columns: address, proto+port, netns. */
 static int key_values(const PGresult *res, int row, enum ctd_rq_by by,
 		      char (*txt)[64], struct ctd_rval *v)
@@ -358,14 +341,14 @@ static int key_values(const PGresult *res, int row, enum ctd_rq_by by,
 	if (by == CTD_BY_PORT) {
 		if (n != 3)
 			return -EIO;
-		proto_text(k[0], txt[0], 64);
+		ctd_report_proto_text(k[0], txt[0], 64);
 		v[1].i = k[1] << 8 | k[2];
 		return 2;
 	}
 	if (by == CTD_BY_NETNS)
 		snprintf(txt[0], 64, "%.*s", (int)n, (const char *)k);
 	else
-		addr_text(k, n, txt[0], 64);
+		ctd_report_addr_text(k, n, txt[0], 64);
 	return 1;
 }
 
@@ -385,9 +368,9 @@ static void raw_values(const PGresult *res, int row,
 		v[i].s = txt[i];
 		v[i].i = strtoll(s, NULL, 10);
 		if (strcmp(cols[i].name, "proto") == 0)
-			proto_text((int)v[i].i, txt[i], 64);
+			ctd_report_proto_text((int)v[i].i, txt[i], 64);
 		else if (PQftype(res, (int)i) == BYTEAOID)
-			addr_text(a, bytes_of(res, row, (int)i, a, sizeof(a)),
+			ctd_report_addr_text(a, bytes_of(res, row, (int)i, a, sizeof(a)),
 				  txt[i], 64);
 		else
 			snprintf(txt[i], 64, "%s", s);

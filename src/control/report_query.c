@@ -2,9 +2,13 @@
  * choices and the rollup buckets a window reads. The columns are the contract between a backend, which
  * emits values in this order, and the printer, which names them (JSON
  * keys, CSV header) and picks their look in a table. */
+#include <arpa/inet.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <sys/socket.h>
 
 #include "ctd/control/report_query.h"
+#include "ctd/kernel/ctevent.h"
 
 const char *const ctd_rq_cmd_name[CTD_RQ__COUNT] = {
 	"top", "flows", "nat", "totals",
@@ -134,4 +138,21 @@ void ctd_report_totals_window(const struct ctd_report_query *q,
 {
 	*from = down(q->from_ms, q->every_ms);
 	*to = up(q->to_ms, MINUTE_MS);
+}
+
+void ctd_report_addr_text(const uint8_t *a, size_t n, char *buf, size_t cap)
+{
+	if (!a || (n != 4 && n != 16) ||
+	    !inet_ntop(n == 16 ? AF_INET6 : AF_INET, a, buf, (socklen_t)cap))
+		snprintf(buf, cap, "?");
+}
+
+void ctd_report_proto_text(int proto, char *buf, size_t cap)
+{
+	const char *name = ctd_proto_name((uint8_t)proto);
+
+	if (name)
+		snprintf(buf, cap, "%s", name);
+	else
+		snprintf(buf, cap, "%d", proto);
 }

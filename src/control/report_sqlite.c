@@ -126,22 +126,8 @@ static void bind_blob(sqlite3_stmt *st, const char *name, const uint8_t *a,
 
 static void addr_text(sqlite3_stmt *st, int col, char *buf, size_t cap)
 {
-	int n = sqlite3_column_bytes(st, col);
-	const void *a = sqlite3_column_blob(st, col);
-
-	if (!a || (n != 4 && n != 16) ||
-	    !inet_ntop(n == 16 ? AF_INET6 : AF_INET, a, buf, (socklen_t)cap))
-		snprintf(buf, cap, "?");
-}
-
-static void proto_text(int proto, char *buf, size_t cap)
-{
-	const char *name = ctd_proto_name((uint8_t)proto);
-
-	if (name)
-		snprintf(buf, cap, "%s", name);
-	else
-		snprintf(buf, cap, "%d", proto);
+	ctd_report_addr_text(sqlite3_column_blob(st, col),
+			     (size_t)sqlite3_column_bytes(st, col), buf, cap);
 }
 
 /* A top row's key in its columns: address, pair, proto+port, netns. */
@@ -161,7 +147,7 @@ static int key_values(sqlite3_stmt *st, enum ctd_rq_by by, char (*txt)[64],
 	if (by == CTD_BY_PORT) {
 		if (!k || n != 3)
 			return -EIO;
-		proto_text(k[0], txt[0], 64);
+		ctd_report_proto_text(k[0], txt[0], 64);
 		v[0].s = txt[0];
 		v[1].i = k[1] << 8 | k[2];
 		return 2;
@@ -272,7 +258,7 @@ static int emit_raw(sqlite3_stmt *st, const struct ctd_report_query *q,
 		v[i].s = txt[i];
 		v[i].i = sqlite3_column_int64(st, (int)i);
 		if (strcmp(cols[i].name, "proto") == 0)
-			proto_text((int)v[i].i, txt[i], sizeof(txt[i]));
+			ctd_report_proto_text((int)v[i].i, txt[i], sizeof(txt[i]));
 		else if (type == SQLITE_BLOB)
 			addr_text(st, (int)i, txt[i], sizeof(txt[i]));
 		else

@@ -92,6 +92,11 @@ uint64_t ctd_report_totals_span(uint64_t every_ms);
 void ctd_report_totals_window(const struct ctd_report_query *q,
 			      uint64_t *from, uint64_t *to);
 
+/* A stored address (4 or 16 bytes) and a protocol number as the
+ * reports print them, the same from every store ("?" for a bad one). */
+void ctd_report_addr_text(const uint8_t *a, size_t n, char *buf, size_t cap);
+void ctd_report_proto_text(int proto, char *buf, size_t cap);
+
 /* The columns of q's report (they depend on cmd and, for top, by). */
 const struct ctd_rcol *ctd_report_columns(const struct ctd_report_query *q,
 					  size_t *ret_n);
