@@ -86,3 +86,37 @@ void ctd_endpoints_metrics(const struct ctd_endpoints *e, struct ctd_ctl **ret)
 		log_warn("no metrics endpoint on %s: %s", e->cfg->metrics,
 			 strerror(-r));
 }
+
+/* SIGHUP: the metrics certificates again, from the paths ctd started
+ * with (moving them needs a restart): rotated files take effect for the
+ * next scrapers without closing the endpoint; those connected finish
+ * with the old ones. ctd -t's checks loaded them a moment ago, so a
+ * failure here is a file replaced since: the old ones stay. */
+int ctd_endpoints_reload_tls(const struct ctd_endpoints *e,
+			     struct ctd_ctl *metrics)
+{
+	const struct ctd_config *o = e->cfg;
+	struct ctd_tls_files f = { o->metrics_client_ca, o->metrics_tls_cert,
+				   o->metrics_tls_key };
+	struct ssl_ctx_st *ctx;
+	char why[CTD_CONFIG_PATH_MAX + 256];
+	int r;
+
+	if (!metrics || !*o->metrics_tls_cert)
+		return 0;
+	r = ctd_tlsfile_server_ctx(&f, e->owner, &ctx, why, sizeof(why));
+	if (r == 0) {
+		r = ctd_ctl_set_tls(metrics, ctx);
+		ctd_tlsfile_ctx_free(ctx);
+		if (r < 0)
+			snprintf(why, sizeof(why), "%s", strerror(-r));
+	}
+	if (r < 0) {
+		log_err("reload: metrics https://%s: %s; the certificates read "
+			"before stay in use", o->metrics, why);
+		return r;
+	}
+	log_info("reload: metrics https://%s: certificates read again",
+		 o->metrics);
+	return 0;
+}

@@ -246,44 +246,14 @@ static void reload_problem(void *arg, const char *line)
 	log_err("reload: %s", line);
 }
 
-/* SIGHUP: the metrics certificates again, from the paths ctd started
- * with (moving them needs a restart): rotated files take effect for the
- * next scrapers without closing the endpoint; those connected finish
- * with the old ones. ctd -t's checks loaded them a moment ago, so a
- * failure here is a file replaced since: the old ones stay. */
-static int reload_metrics_tls(struct ctd *ctd)
-{
-	const struct ctd_config *o = ctd->cfg;
-	struct ctd_tls_files f = { o->metrics_client_ca, o->metrics_tls_cert,
-				   o->metrics_tls_key };
-	struct ssl_ctx_st *ctx;
-	char why[CTD_CONFIG_PATH_MAX + 256];
-	int r;
-
-	if (!ctd->metrics || !*o->metrics_tls_cert)
-		return 0;
-	r = ctd_tlsfile_server_ctx(&f, &ctd->owner, &ctx, why, sizeof(why));
-	if (r == 0) {
-		r = ctd_ctl_set_tls(ctd->metrics, ctx);
-		ctd_tlsfile_ctx_free(ctx);
-		if (r < 0)
-			snprintf(why, sizeof(why), "%s", strerror(-r));
-	}
-	if (r < 0) {
-		log_err("reload: metrics https://%s: %s; the certificates read "
-			"before stay in use", o->metrics, why);
-		return r;
-	}
-	log_info("reload: metrics https://%s: certificates read again",
-		 o->metrics);
-	return 0;
-}
+static struct ctd_endpoints endpoints(struct ctd *ctd);
 
 /* SIGHUP: re-read the configuration; a bad one changes nothing. The
  * record file may move; every output reopens its files. */
 static int reload(struct ctd *ctd)
 {
 	struct ctd_reload_target target;
+	struct ctd_endpoints e;
 	struct ctd_config next;
 	char err[CTD_CONFIG_ERR_MAX] = "";
 	int link_fd, r;
@@ -302,7 +272,10 @@ static int reload(struct ctd *ctd)
 	}
 	target = reload_target(ctd);
 	r = ctd_reload_apply(&target, &next);
-	return r < 0 ? r : reload_metrics_tls(ctd);
+	if (r < 0)
+		return r;
+	e = endpoints(ctd);
+	return ctd_endpoints_reload_tls(&e, ctd->metrics);
 }
 
 static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)

@@ -371,6 +371,18 @@ static void status_line(void *arg, char *buf, size_t cap)
 	ask(p);
 }
 
+/* The metrics endpoint is the parent's: its certificates are read
+ * again here. Each shard counts its own reload; a failure here is one
+ * more (the sum counts every part that refused). */
+static void reload_tls(struct parent *p)
+{
+	struct ctd_endpoints e = { p->loop, p->cfg, &p->owner, on_ctl, p,
+				   &p->stats };
+
+	if (ctd_endpoints_reload_tls(&e, p->metrics) < 0)
+		p->stats.reload_failures++;
+}
+
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	struct parent *p = w->data;
@@ -385,10 +397,13 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 		ctd_prefork_stop(p->pf);
 		return;
 	}
-	/* HUP: each shard reads the file again; USR1 reopens; USR2: each
-	 * shard re-executes in place, keeping its socket. */
+	/* HUP: each shard reads the file again, and the metrics endpoint
+	 * here its certificates; USR1 reopens; USR2: each shard
+	 * re-executes in place, keeping its socket. */
 	log_info("signal %d: passed on to the %u shards", w->signum, p->n);
 	ctd_prefork_signal(p->pf, w->signum);
+	if (w->signum == SIGHUP)
+		reload_tls(p);
 }
 
 static void watch_signals(struct parent *p)

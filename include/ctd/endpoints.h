@@ -27,5 +27,9 @@ int ctd_endpoints_control(const struct ctd_endpoints *e, struct ctd_ctl **ret);
 /* The metrics endpoint, over HTTPS when its certificate is set; a
  * failure is logged and leaves *ret NULL. */
 void ctd_endpoints_metrics(const struct ctd_endpoints *e, struct ctd_ctl **ret);
+/* SIGHUP: the metrics endpoint's certificate files read again (same
+ * paths); new scrapers get them. -errno (logged) keeps the old ones. */
+int ctd_endpoints_reload_tls(const struct ctd_endpoints *e,
+			     struct ctd_ctl *metrics);
 
 #endif

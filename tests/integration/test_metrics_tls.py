@@ -20,7 +20,10 @@ leaves it), with certificates made by openssl (test_ipfix_tls.make_certs):
   configured files: the next scrapers meet the new server certificate,
   one with a certificate of the new CA gets 200, one with the old CA's
   and one without a certificate are refused; a scraper that connected
-  before the SIGHUP still gets its answer.
+  before the SIGHUP still gets its answer;
+- with shards 2 the endpoint is the parent's, and SIGHUP reads its
+  certificates again there too: a whole rotation serves the new server
+  certificate to the new CA's scraper and refuses the old CA's.
 
 Usage: test_metrics_tls.py --ctd PATH
 """
@@ -131,6 +134,7 @@ def main(args):
               "ctl_refused %d" % (page.count("\n"), st["ctl_refused"]))
         rotate(ns, tmp, conf, ctd)
         ctd.stop()
+        sharded(ns, tmp, conf, args.ctd)
 
 
 def rotate(ns, tmp, conf, ctd):
@@ -193,6 +197,41 @@ def rotate(ns, tmp, conf, ctd):
           "answered, the old CA's and no certificate refused (ctl_refused "
           "+%d), a scrape connected across the SIGHUP answered"
           % (st["ctl_refused"] - refused))
+
+def sharded(ns, tmp, conf, binary):
+    """The parent of shards owns the endpoint: it re-reads on SIGHUP."""
+    tls.install(tmp, conf, [("metrics.pem", "cert.pem"),
+                            ("metrics.key", "cert.key"),
+                            ("ca.pem", "client-ca.pem")])
+    ctd = Ctd(ns, binary, tmp, [
+        "--shards", "2", "--metrics", ADDR,
+        "--metrics-tls-cert", conf + "/cert.pem",
+        "--metrics-tls-key", conf + "/cert.key",
+        "--metrics-client-ca", conf + "/client-ca.pem"])
+    ctd.wait_log("metrics on https://", 10)
+    page = scrape(ns, tmp, "client")
+    check(served(page, "ctd metrics"), "shards 2: the scraper with a "
+          "client certificate got: %s" % page[:300])
+    tls.install(tmp, conf, [("metrics2.key", "cert.key"),
+                            ("metrics2.pem", "cert.pem"),
+                            ("ca2.pem", "client-ca.pem")])
+    ctd.proc.send_signal(signal.SIGHUP)
+    tls.wait_count(ctd, "reload: metrics https://%s: certificates read again"
+                   % ADDR, 1, 10)
+    page = scrape(ns, tmp, "client2", ca="ca2")
+    check(served(page, "ctd metrics 2"), "shards 2, after the rotation: the "
+          "new CA's scraper got: %s" % page[:300])
+    out = scrape(ns, tmp, "client", ca="ca2")
+    check("ctd_" not in out, "shards 2, after the rotation: the old CA's "
+          "scraper got counters: %s" % out[:300])
+    st = ctd.stats()
+    check(st["shards"] == 2 and st["reload_failures"] == 0,
+          "shards %d (want 2), reload_failures %d (want 0)"
+          % (st["shards"], st["reload_failures"]))
+    print("shards 2: the parent read its metrics certificates again on "
+          "SIGHUP; the new CA's scraper answered, the old CA's refused")
+    ctd.stop()
+
 
 if __name__ == "__main__":
     ctdns.main(main)
