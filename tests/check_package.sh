@@ -12,10 +12,15 @@
 # deletes, the examples are installed.
 #
 # The root is made once with debootstrap (Debian's mirror, or
-# CTD_DEBIAN_MIRROR) and kept in the build tree; each run removes what it
-# installed. Usage: check_package.sh SOURCE_DIR BUILD_DIR
+# CTD_DEBIAN_MIRROR) and kept outside the build tree, in
+# CTD_TEST_CACHE (default /var/cache/ctd-tests), so a fresh clone does
+# not debootstrap again; it is made anew when it lacks a dependency the
+# package has, and each run removes what it installed. The package is
+# built with a job per CPU. Usage: check_package.sh SOURCE_DIR BUILD_DIR
 set -eu
-src=$1 work=$2/package root=$2/debian12-root
+cache=${CTD_TEST_CACHE:-/var/cache/ctd-tests}
+mkdir -p -m 0700 "$cache"
+src=$1 work=$2/package root=$cache/debian12-root
 mirror=${CTD_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 ns=ctdpkg-$$
 
@@ -49,7 +54,8 @@ rm -rf "$work"
 mkdir -p "$work/src"
 (cd "$src" && git ls-files -co --exclude-standard | tar -cf - -T -) |
 	tar -xf - -C "$work/src"
-(cd "$work/src" && dpkg-buildpackage -us -uc -b) > "$work/build.log" 2>&1 ||
+(cd "$work/src" && DEB_BUILD_OPTIONS="parallel=$(nproc)" \
+	dpkg-buildpackage -us -uc -b) > "$work/build.log" 2>&1 ||
 	{ tail -30 "$work/build.log"; fail "dpkg-buildpackage failed"; }
 deb=$(ls "$work"/ctd_*.deb)
 # (lintian's own stderr only says that it runs as root)
