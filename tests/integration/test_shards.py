@@ -39,9 +39,13 @@ def probe_run(ns, probe, n):
 
 
 def check_partition(seen, n):
+    # Every DESTROY once: CTA_ID is a 32-bit hash, so two of 3,000
+    # conntracks may share one (about 1 run in 1,000); the ids are then
+    # compared as multisets, each id as often in the shards as here.
     kernel = collections.Counter(seen["all"])
-    check(len(kernel) == FLOWS and max(kernel.values()) == 1,
-          "unfiltered listener: %d ids for %d flows" % (len(kernel), FLOWS))
+    check(sum(kernel.values()) == FLOWS,
+          "unfiltered listener: %d DESTROYs for %d flows"
+          % (sum(kernel.values()), FLOWS))
     got = collections.Counter()
     for k in range(n):
         ids = seen.get(str(k), [])
@@ -50,8 +54,8 @@ def check_partition(seen, n):
         check(len(ids) > FLOWS // (2 * n), "shard %d read only %d of %d"
               % (k, len(ids), FLOWS))
         got.update(ids)
-    doubled = [i for i, c in got.items() if c > 1]
-    missing = [i for i in kernel if i not in got]
+    doubled = [i for i, c in got.items() if c > kernel.get(i, 0)]
+    missing = [i for i, c in kernel.items() if got.get(i, 0) < c]
     extra = [i for i in got if i not in kernel]
     check(not doubled and not missing and not extra,
           "%d shards: %d doubled, %d missing, %d not from the kernel"
