@@ -226,6 +226,26 @@ static void check_groups(struct ctd_check *c)
 	}
 }
 
+/* An output is on unless its off setting has the value that turns it
+ * off (what ctd -f sets). */
+static bool output_on(const struct ctd_config *cfg,
+		      const struct ctd_setting_group *g)
+{
+	char value[CTD_CONFIG_PATH_MAX];
+
+	return ctd_config_get(cfg, g->off_key, value, sizeof(value)) == 0 &&
+	       strcmp(value, g->off_value) != 0;
+}
+
+static void one_process(struct ctd_check *c, const struct ctd_setting_group *g,
+			const char *n)
+{
+	char what[128];
+
+	snprintf(what, sizeof(what), "%s needs shards 1, not ", g->one_process);
+	ctd_check_problem(c, g->off_key, what, n);
+}
+
 /* Each shard is a process with its own sockets and files: what one
  * path can be for one process only cannot be split (yet). */
 static void check_shards(struct ctd_check *c)
@@ -247,6 +267,9 @@ static void check_shards(struct ctd_check *c)
 	if (*o->record)
 		ctd_check_problem(c, "record", "a raw capture needs shards 1, "
 				  "not ", n);
+	for (size_t i = 0; o->groups && o->groups[i]; i++)
+		if (o->groups[i]->one_process && output_on(o, o->groups[i]))
+			one_process(c, o->groups[i], n);
 }
 
 size_t ctd_cfgcheck(const struct ctd_config *cfg, ctd_cfgcheck_fn *fn,

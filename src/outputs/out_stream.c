@@ -10,7 +10,6 @@
  * disconnects are lost to that reader only, and counted (lost_bytes). */
 #include <errno.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -354,22 +353,11 @@ static void stream_check(const void *conf, struct ctd_check *c)
 {
 	const struct stream_settings *set = conf;
 
-	size_t shards = ctd_check_config(c)->shards;
-	char n[32];
-
 	ctd_check_group(c, "stream-group", set->group, set->path);
 	if (!*set->path)
 		return;
 	ctd_check_socket(c, "stream", set->path);
 	ctd_check_dir(c, "stream", set->path, false);
-	/* One listening socket cannot be split between shard processes. */
-	if (shards == 1)
-		return;
-	if (shards == CTD_CONFIG_AUTO)
-		snprintf(n, sizeof(n), "auto");
-	else
-		snprintf(n, sizeof(n), "%zu", shards);
-	ctd_check_problem(c, "stream", "a stream socket needs shards 1, not ", n);
 }
 
 const struct ctd_setting_group ctd_out_stream_settings = {
@@ -378,6 +366,8 @@ const struct ctd_setting_group ctd_out_stream_settings = {
 	.n_rows = sizeof(stream_rows) / sizeof(stream_rows[0]),
 	.size = sizeof(struct stream_settings),
 	.off_key = "stream", .off_value = "none",
+	/* One listening socket cannot be split between shard processes. */
+	.one_process = "a stream socket",
 	.check = stream_check,
 	.help =
 "      --stream PATH        also serve records as JSON lines on a Unix socket\n"

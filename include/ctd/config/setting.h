@@ -68,6 +68,10 @@ struct ctd_setting_group {
 	/* The key that turns the output off for a watcher (ctd -f), and
 	 * its value then ("none", "no"). */
 	const char *off_key, *off_value;
+	/* What one process alone can own (a listening socket): while the
+	 * output is on, ctd -t wants shards 1 ("a stream socket needs
+	 * shards 1"); NULL: it works in every shard. */
+	const char *one_process;
 	/* Its --help lines, each ending in a newline. */
 	const char *help;
 	/* What its values need from the system (directories, sockets,
