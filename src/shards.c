@@ -371,13 +371,19 @@ static void status_line(void *arg, char *buf, size_t cap)
 	ask(p);
 }
 
+/* The control socket and metrics endpoint answer for all shards. */
+static struct ctd_endpoints endpoints(struct parent *p)
+{
+	return (struct ctd_endpoints){ p->loop, p->cfg, &p->owner, on_ctl, p,
+				       &p->stats };
+}
+
 /* The metrics endpoint is the parent's: its certificates are read
  * again here. Each shard counts its own reload; a failure here is one
  * more (the sum counts every part that refused). */
 static void reload_tls(struct parent *p)
 {
-	struct ctd_endpoints e = { p->loop, p->cfg, &p->owner, on_ctl, p,
-				   &p->stats };
+	struct ctd_endpoints e = endpoints(p);
 
 	if (ctd_endpoints_reload_tls(&e, p->metrics) < 0)
 		p->stats.reload_failures++;
@@ -452,8 +458,7 @@ static int lock_spool(struct parent *p)
 
 static int start(struct parent *p, char *const argv[])
 {
-	struct ctd_endpoints e = { p->loop, p->cfg, &p->owner, on_ctl, p,
-				   &p->stats };
+	struct ctd_endpoints e = endpoints(p);
 	struct ctd_prefork_cfg pc = { p->n, argv, on_msg, on_done, on_socket, p,
 				      p->socks };
 	int r;

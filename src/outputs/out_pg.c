@@ -238,6 +238,9 @@ struct pg_counters {
 
 #define PC(name, field, gauge, prom, help) \
 	{ name, offsetof(struct pg_counters, field), gauge, prom, help, false }
+/* A gauge of the one database, which every shard sees alike. */
+#define PS(name, field, prom, help) \
+	{ name, offsetof(struct pg_counters, field), true, prom, help, true }
 
 static const struct ctd_counter_def pg_counter_rows[] = {
 	PC("store_rows", rows, false, "store_rows_total", "Flow store: rows inserted."),
@@ -250,7 +253,7 @@ static const struct ctd_counter_def pg_counter_rows[] = {
 	PC("pg_timeouts", conn.timeouts, false, "pg_timeouts_total", "PostgreSQL: connects or batches not answered in time."),
 	PC("pg_connected", conn.connected, true, "pg_connected", "PostgreSQL: 1 while connected."),
 	PC("pg_commit_us", commit_us, false, "pg_commit_seconds_total", "PostgreSQL: time from a batch's send to its COMMIT, summed (store_commits_total counts the batches)."),
-	{ "pg_commit_last_us", offsetof(struct pg_counters, commit_last_us), true, "pg_commit_last_seconds", "PostgreSQL: the last batch's time from send to COMMIT.", true },
+	PS("pg_commit_last_us", commit_last_us, "pg_commit_last_seconds", "PostgreSQL: the last batch's time from send to COMMIT."),
 	PC("pg_prune_errors", prune_errors, false, "pg_prune_errors_total", "PostgreSQL: prunes past store-retention the server refused (rolled back, tried again in a minute)."),
 };
 
