@@ -208,12 +208,6 @@ const void *ctd_config_group_get(const struct ctd_config *cfg,
 	return NULL;
 }
 
-void *ctd_config_group(struct ctd_config *cfg,
-		       const struct ctd_setting_group *g)
-{
-	return (void *)ctd_config_group_get(cfg, g);
-}
-
 bool ctd_config_has(const struct ctd_config *cfg, const char *key)
 {
 	struct slot sl;

@@ -91,8 +91,6 @@ void ctd_config_defaults(struct ctd_config *cfg);
 void ctd_config_init(struct ctd_config *cfg,
 		     const struct ctd_setting_group *const *groups);
 /* Group g's struct inside cfg; NULL when cfg has not got g. */
-void *ctd_config_group(struct ctd_config *cfg,
-		       const struct ctd_setting_group *g);
 const void *ctd_config_group_get(const struct ctd_config *cfg,
 				 const struct ctd_setting_group *g);
 /* One setting, from the command line (its origin). Returns 0, -ENOENT
