@@ -23,6 +23,15 @@ TRAFFIC = os.path.join(HERE, "traffic.py")
 NFT_TRACK_LO = ("add table inet f; add chain inet f c "
                 "{ type filter hook output priority 0; }; "
                 "add rule inet f c ct state new counter")
+# The tests' IPv4 NAT: 127.0.0.10:7000 DNATed to 127.0.0.1:5555, and
+# what goes to 127.0.0.1:5556 SNATed to 127.0.0.7:30000-39999.
+NAT4 = ("add table ip n; "
+        "add chain ip n out { type nat hook output priority -100; }; "
+        "add chain ip n post { type nat hook postrouting priority 100; }; "
+        "add rule ip n out ip daddr 127.0.0.10 udp dport 7000 "
+        "dnat to 127.0.0.1:5555; "
+        "add rule ip n post ip daddr 127.0.0.1 udp dport 5556 "
+        "snat to 127.0.0.7:30000-39999; ")
 
 
 class Fail(Exception):

@@ -23,11 +23,7 @@ import time
 import ctdns
 from ctdns import Ctd, check, flows
 
-RULES = ("add table ip n; "
-         "add chain ip n out { type nat hook output priority -100; }; "
-         "add chain ip n post { type nat hook postrouting priority 100; }; "
-         "add rule ip n out ip daddr 127.0.0.10 udp dport 7000 dnat to 127.0.0.1:5555; "
-         "add rule ip n post ip daddr 127.0.0.1 udp dport 5556 snat to 127.0.0.7:30000-39999; "
+RULES = (ctdns.NAT4 +
          "add table inet m; "
          "add chain inet m out { type filter hook output priority 0; }; "
          "add rule inet m out udp dport 5557 ct mark set 42")

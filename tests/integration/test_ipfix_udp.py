@@ -30,13 +30,7 @@ from ctdns import Ctd, Fail, check
 import ipfixtool
 
 PORT = 4739
-NAT = ("add table ip n; "
-       "add chain ip n out { type nat hook output priority -100; }; "
-       "add chain ip n post { type nat hook postrouting priority 100; }; "
-       "add rule ip n out ip daddr 127.0.0.10 udp dport 7000 "
-       "dnat to 127.0.0.1:5555; "
-       "add rule ip n post ip daddr 127.0.0.1 udp dport 5556 "
-       "snat to 127.0.0.7:30000-39999; "
+NAT = (ctdns.NAT4 +
        "add table ip6 n6; "
        "add chain ip6 n6 out { type nat hook output priority -100; }; "
        "add rule ip6 n6 out ip6 daddr ::1 udp dport 7001 dnat to [::1]:5555")

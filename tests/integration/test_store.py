@@ -58,13 +58,7 @@ SETS = [  # (source, flows, payload): 127.0.0.2 sends the most bytes
     ("127.0.0.2", 300, 700), ("127.0.0.3", 300, 200), ("127.0.0.4", 200, 50),
 ]
 MORE, STORM = 5000, 20000
-NAT = ("add table ip n; "
-       "add chain ip n out { type nat hook output priority -100; }; "
-       "add chain ip n post { type nat hook postrouting priority 100; }; "
-       "add rule ip n out ip daddr 127.0.0.10 udp dport 7000 "
-       "dnat to 127.0.0.1:5555; "
-       "add rule ip n post ip daddr 127.0.0.1 udp dport 5556 "
-       "snat to 127.0.0.7:30000-39999")
+NAT = ctdns.NAT4
 NNAT = 20
 # What a SIGKILL may lose: the receive batch in hand (test_systemd.py).
 PER_KILL = 64
