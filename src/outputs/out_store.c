@@ -297,13 +297,14 @@ static void bind_row(sqlite3_stmt *st, const struct ctd_record *rec,
 	sqlite3_bind_int64(st, 22, rec->mark);
 }
 
-/* Runs a prepared statement to its end and resets it. */
+/* Runs a prepared statement to its end and resets it. Its bindings are
+ * left: every user binds all its parameters again before the next step,
+ * and clearing them cost a call per parameter per row. */
 static int step(sqlite3_stmt *st)
 {
 	int r = sqlite3_step(st);
 
 	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
 	return r == SQLITE_DONE || r == SQLITE_ROW ? 0 : -EIO;
 }
 
@@ -753,10 +754,19 @@ static int lock_file(struct out_store *s, const struct ctd_owner *owner,
 static const char pragmas[] = "PRAGMA synchronous=FULL;"
 	"PRAGMA cache_size=-16384";
 
+/* One thread at a time uses the connection (the writer, or the loop
+ * while the writer is idle: store_writer.c's mutex orders them), so
+ * SQLite's own locking is turned off: the connection's (NOMUTEX) and the
+ * allocator's statistics (MEMSTATUS, global; refused harmlessly once
+ * SQLite is initialised). Their mutex pairs on every call, with the
+ * bindings cleared after each step, cost the writer 2.7 of its 15.3 us
+ * per row (ctd-storebench, 200,000 flows: 12.6 us without). */
 static int open_db(struct out_store *s)
 {
-	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW;
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW |
+		    SQLITE_OPEN_NOMUTEX;
 
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	if (sqlite3_open_v2(s->path, &s->db, flags, NULL) != SQLITE_OK ||
 	    sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_exec(s->db, pragmas, NULL, NULL, NULL) != SQLITE_OK)
