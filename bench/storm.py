@@ -919,7 +919,8 @@ def cost_run(lst, mode, n, gens, opts, tag):
                                                 "out_store_"))}
             held = {k[10:]: v for k, v in c.items() if v and k in (
                 "out_store_deferred", "out_store_retried",
-                "out_store_store_waits", "out_store_spooled",
+                "out_store_store_waits", "out_store_store_grows",
+                "out_store_spooled",
                 "out_store_store_commits")}
             if held:
                 log("  store: %s" % ", ".join("%s %d" % kv for kv in

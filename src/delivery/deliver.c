@@ -498,6 +498,7 @@ int ctd_deliver_add(struct ctd_deliver *d, struct ctd_output *out,
 	d->stats->out_defs[d->n] = out->counters;
 	d->stats->out_own[d->n] = out->own;
 	out->ready = on_ready;
+	out->budget = &d->budget;
 	out->ready_arg = d;
 	d->n++;
 	t->retry = ctd_retry_new(&dc);

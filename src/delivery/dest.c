@@ -23,7 +23,8 @@
 #include "ctd/flows/record.h"
 #include "ctd/outputs/output.h"
 
-#define TAKEN_MAX 65536          /* records taken, not final, per output */
+#define TAKEN_MAX 65536          /* records taken, not final, per output,
+				  * unless the output says (taken_max) */
 #define TAKEN_KEEP 4096          /* a ring this small is kept when empty */
 
 void ctd_dest_log_losses(struct ctd_dest *t, int64_t now)
@@ -123,7 +124,7 @@ bool ctd_dest_taken_full(struct ctd_dest *t)
 {
 	if (!t->out->ops->settled)
 		return false;
-	if (t->taken_n >= TAKEN_MAX)
+	if (t->taken_n >= (t->out->taken_max ? t->out->taken_max : TAKEN_MAX))
 		return true;
 	if (t->taken_n < t->taken_cap)
 		return false;

@@ -64,6 +64,7 @@
 #include <unistd.h>
 
 #include "ctd/base/log.h"
+#include "ctd/base/membudget.h"
 #include "ctd/base/stats.h"
 #include "ctd/base/safefile.h"
 #include "ctd/config/cfgcheck.h"
@@ -86,6 +87,14 @@
  * submitted again by the reader: its CPU per flow was 14.5 us against
  * 6.4 at 32,768, where none was refused (docs/benchmarks.md). */
 #define BATCH_MAX 32768
+/* A burst the writer is too slow for (one conntrack -F of 100,000 flows
+ * found both batches full for 32,000-36,000 records) grows the batch
+ * being filled, doubling, up to this, charged to delivery's memory
+ * budget: a record taken costs the reader a copy, one refused the same
+ * copy into the retry list plus its log entry, read back and submitted
+ * again. 2 x 131,072 records of 248 bytes: 65 MiB at most, only in a
+ * burst, given back once the batch is empty again. */
+#define BATCH_GROW_MAX 131072
 #define PRUNE_EVERY_MS 60000u
 #define DEFAULT_STORE_DIR "/var/lib/ctd"
 /* Beside the spool by default. */
@@ -159,6 +168,7 @@ struct store_counters {
 	uint64_t pruned_size;    /* oldest rows past store-max-size */
 	uint64_t commit_us;      /* time spent writing batches */
 	uint64_t waits;          /* batches ready that waited for the writer */
+	uint64_t grows;          /* batches grown past BATCH_MAX for a burst */
 	uint64_t err_busy;       /* failed commits: another writer */
 	uint64_t err_full;       /* ... disk full */
 	uint64_t err_io;         /* ... any other reason */
@@ -180,6 +190,7 @@ static const struct ctd_counter_def store_counter_rows[] = {
 	SC("store_pruned_size", pruned_size, false, false, "store_pruned_size_total", "Flow store: oldest rows pruned past store-max-size."),
 	SC("store_commit_us", commit_us, false, false, "store_commit_seconds_total", "Flow store: time spent writing and committing batches."),
 	SC("store_waits", waits, false, false, "store_waits_total", "Flow store: batches ready that waited for the writer thread, still writing the one before."),
+	SC("store_grows", grows, false, false, "store_grows_total", "Flow store: batches grown past 32,768 records for a burst the writer thread was too slow for (charged to the memory budget)."),
 	SC("store_err_busy", err_busy, false, false, "store_errors_busy_total", "Flow store: failed transactions, another writer held the database."),
 	SC("store_err_full", err_full, false, false, "store_errors_full_total", "Flow store: failed transactions, disk or database full."),
 	SC("store_err_io", err_io, false, false, "store_errors_io_total", "Flow store: failed transactions, any other reason."),
@@ -218,6 +229,7 @@ struct out_store {
 	uint64_t taken;            /* records taken since the start */
 	uint64_t committed;        /* ... of them final */
 	uint64_t upkeep_ms;        /* the writer last sent to prune */
+	size_t charged;            /* bytes of growth charged to the budget */
 };
 
 static int64_t mono_us(void)
@@ -238,6 +250,35 @@ static bool stored(const struct ctd_record *rec)
 	return !rec->events && rec->end_reason != CTD_END_ACTIVE;
 }
 
+/* The batch being filled doubled, when the budget has room for it. */
+static bool grow(struct out_store *s)
+{
+	size_t cap = ctd_store_writer_room(s->writer);
+	size_t more = cap * sizeof(struct ctd_record);
+
+	if (cap >= BATCH_GROW_MAX || !s->base.budget ||
+	    !ctd_membudget_take(s->base.budget, more))
+		return false;
+	if (ctd_store_writer_grow(s->writer, 2 * cap) < 0) {
+		ctd_membudget_give(s->base.budget, more);
+		return false;
+	}
+	s->charged += more;
+	s->own.grows++;
+	return true;
+}
+
+/* What a shrunk batch gave back goes back to the budget. */
+static void settle_growth(struct out_store *s)
+{
+	size_t extra = ctd_store_writer_extra(s->writer);
+
+	if (s->charged > extra) {
+		ctd_membudget_give(s->base.budget, s->charged - extra);
+		s->charged = extra;
+	}
+}
+
 static enum ctd_out_status store_submit(struct ctd_output *out,
 					const struct ctd_record *rec)
 {
@@ -250,7 +291,8 @@ static enum ctd_out_status store_submit(struct ctd_output *out,
 	}
 	if (ctd_store_writer_filling(s->writer) == 0)
 		s->first_us = mono_us();
-	if (!ctd_store_writer_add(s->writer, rec)) {
+	if (!ctd_store_writer_add(s->writer, rec) &&
+	    (!grow(s) || !ctd_store_writer_add(s->writer, rec))) {
 		s->refusing = true;
 		return CTD_OUT_AGAIN;
 	}
@@ -477,6 +519,7 @@ static void hand_batch(struct out_store *s)
 	bool upkeep = now - s->upkeep_ms >= PRUNE_EVERY_MS;
 	int r = ctd_store_writer_send(s->writer, s->taken, upkeep);
 
+	settle_growth(s);
 	if (r == 0 && upkeep)
 		s->upkeep_ms = now;
 	if (r == 0 && s->refusing) {
@@ -703,6 +746,8 @@ static void store_free(struct ctd_output *out)
 		return;
 	/* First: the thread may be writing. */
 	ctd_store_writer_free(s->writer);
+	if (s->charged)
+		ctd_membudget_give(s->base.budget, s->charged);
 	if (s->loop) {
 		ev_timer_stop(s->loop, &s->wake);
 		ev_async_stop(s->loop, &s->done);
@@ -817,6 +862,7 @@ static int store_open(const struct ctd_out_store_cfg *cfg,
 	s->base.name = ctd_out_store_desc.name;
 	s->base.counters = &store_counters;
 	s->base.own = &s->own;
+	s->base.taken_max = 2 * BATCH_GROW_MAX;
 	s->retention = cfg->retention;
 	s->rollup_retention = cfg->rollup_retention;
 	s->max_size = cfg->max_size;

@@ -33,6 +33,7 @@ struct ctd_store_writer {
 	pthread_cond_t idle;       /* the loop: a write ended */
 	struct ctd_record *fill;   /* the loop's, no lock */
 	size_t nfill;              /* the loop's, no lock */
+	size_t fill_cap, held_cap; /* the loop's: cfg.cap, or more (grow) */
 	bool fill_waited;          /* the loop's: counted in waits */
 	/* Under mu: */
 	struct ctd_record *held;
@@ -116,6 +117,7 @@ int ctd_store_writer_new(const struct ctd_store_writer_cfg *cfg,
 	w->cfg = *cfg;
 	w->fill = malloc(cfg->cap * sizeof(*w->fill));
 	w->held = malloc(cfg->cap * sizeof(*w->held));
+	w->fill_cap = w->held_cap = cfg->cap;
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->kick, NULL);
 	pthread_cond_init(&w->idle, NULL);
@@ -154,7 +156,7 @@ void ctd_store_writer_free(struct ctd_store_writer *w)
 bool ctd_store_writer_add(struct ctd_store_writer *w,
 			  const struct ctd_record *rec)
 {
-	if (w->nfill == w->cfg.cap)
+	if (w->nfill == w->fill_cap)
 		return false;
 	w->fill[w->nfill++] = *rec;
 	return true;
@@ -165,15 +167,55 @@ size_t ctd_store_writer_filling(const struct ctd_store_writer *w)
 	return w->nfill;
 }
 
+size_t ctd_store_writer_room(const struct ctd_store_writer *w)
+{
+	return w->fill_cap;
+}
+
+int ctd_store_writer_grow(struct ctd_store_writer *w, size_t cap)
+{
+	struct ctd_record *f = realloc(w->fill, cap * sizeof(*f));
+
+	if (!f)
+		return -ENOMEM;
+	w->fill = f;
+	w->fill_cap = cap;
+	return 0;
+}
+
+size_t ctd_store_writer_extra(const struct ctd_store_writer *w)
+{
+	return (w->fill_cap + w->held_cap - 2 * w->cfg.cap) * sizeof(*w->fill);
+}
+
+/* A batch grown for a burst goes back to cfg.cap once it is empty
+ * again (realloc gives a large block's pages back). */
+static void shrink_fill(struct ctd_store_writer *w)
+{
+	struct ctd_record *f;
+
+	if (w->fill_cap == w->cfg.cap)
+		return;
+	f = realloc(w->fill, w->cfg.cap * sizeof(*f));
+	if (f) {
+		w->fill = f;
+		w->fill_cap = w->cfg.cap;
+	}
+}
+
 /* mu held: the filled batch becomes the thread's. */
 static void hand_over(struct ctd_store_writer *w, uint64_t mark)
 {
 	struct ctd_record *t = w->held;
+	size_t cap = w->held_cap;
 
 	w->held = w->fill;
+	w->held_cap = w->fill_cap;
 	w->nheld = w->nfill;
 	w->fill = t;
+	w->fill_cap = cap;
 	w->nfill = 0;
+	shrink_fill(w);
 	w->fill_waited = false;
 	w->mark = mark;
 	w->busy = w->go = true;

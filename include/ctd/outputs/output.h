@@ -112,6 +112,12 @@ struct ctd_output {
 	 * again after saying CTD_OUT_AGAIN. */
 	void (*ready)(void *arg, struct ctd_output *out);
 	void *ready_arg;
+	/* Set by the owner: the memory budget an output charges what it
+	 * grows to take a burst (membudget.h; NULL: it must not grow). */
+	struct ctd_membudget *budget;
+	/* Set by the output: how many records it may have taken and not
+	 * made final at once (0: delivery's default, dest.c). */
+	size_t taken_max;
 };
 
 static inline void ctd_output_ready(struct ctd_output *out)

@@ -4,7 +4,9 @@
  * stopped the reader (design: modules never block), so they run here.
  * Owns the thread and two batches of records: the loop fills one while
  * the thread writes the other (double buffering), so the loop only
- * copies records and never waits for the thread. The writing itself is
+ * copies records and never waits for the thread. The one being filled
+ * can grow for a burst the thread is too slow for (grow), and shrinks
+ * back once it is empty again. The writing itself is
  * the caller's (out_store.c): a function called on the thread.
  *
  * Threads: every function here is for the loop's thread, but the write
@@ -67,8 +69,16 @@ void ctd_store_writer_free(struct ctd_store_writer *w);
 /* Copies rec into the batch being filled; false when it is full. */
 bool ctd_store_writer_add(struct ctd_store_writer *w,
 			  const struct ctd_record *rec);
-/* Records in the batch being filled. */
+/* Records in the batch being filled, and how many it can hold. */
 size_t ctd_store_writer_filling(const struct ctd_store_writer *w);
+size_t ctd_store_writer_room(const struct ctd_store_writer *w);
+/* Makes the batch being filled hold cap records (more than it can):
+ * a burst that would find both batches full. The batch goes back to
+ * cfg.cap once handed over and empty again. -ENOMEM: unchanged. */
+int ctd_store_writer_grow(struct ctd_store_writer *w, size_t cap);
+/* Bytes the two batches hold past cfg.cap each: what growth costs now
+ * (the caller charges it to its memory budget). */
+size_t ctd_store_writer_extra(const struct ctd_store_writer *w);
 
 /* Hands the batch being filled to the writer, to be known by mark (the
  * loop's count of records taken when it ends) once it commits. When
