@@ -497,6 +497,7 @@ static void absorb(struct out_store *s)
 	struct ctd_store_tally t;
 
 	ctd_store_writer_poll(s->writer, &st, &t);
+	settle_growth(s);
 	copy_tally(&s->own, &t);
 	s->own.waits = st.waits;
 	if (st.done > s->committed)

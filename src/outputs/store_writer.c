@@ -190,16 +190,17 @@ size_t ctd_store_writer_extra(const struct ctd_store_writer *w)
 
 /* A batch grown for a burst goes back to cfg.cap once it is empty
  * again (realloc gives a large block's pages back). */
-static void shrink_fill(struct ctd_store_writer *w)
+static void shrink(struct ctd_store_writer *w, struct ctd_record **b,
+		   size_t *cap)
 {
-	struct ctd_record *f;
+	struct ctd_record *s;
 
-	if (w->fill_cap == w->cfg.cap)
+	if (*cap == w->cfg.cap)
 		return;
-	f = realloc(w->fill, w->cfg.cap * sizeof(*f));
-	if (f) {
-		w->fill = f;
-		w->fill_cap = w->cfg.cap;
+	s = realloc(*b, w->cfg.cap * sizeof(*s));
+	if (s) {
+		*b = s;
+		*cap = w->cfg.cap;
 	}
 }
 
@@ -215,7 +216,7 @@ static void hand_over(struct ctd_store_writer *w, uint64_t mark)
 	w->fill = t;
 	w->fill_cap = cap;
 	w->nfill = 0;
-	shrink_fill(w);
+	shrink(w, &w->fill, &w->fill_cap);
 	w->fill_waited = false;
 	w->mark = mark;
 	w->busy = w->go = true;
@@ -252,6 +253,8 @@ void ctd_store_writer_poll(struct ctd_store_writer *w,
 			   struct ctd_store_tally *t)
 {
 	pthread_mutex_lock(&w->mu);
+	if (!w->busy)
+		shrink(w, &w->held, &w->held_cap);
 	w->st.busy = w->busy;
 	w->st.failed = w->failed;
 	*st = w->st;
@@ -271,6 +274,7 @@ void ctd_store_writer_wait(struct ctd_store_writer *w)
 void ctd_store_writer_abandon(struct ctd_store_writer *w)
 {
 	w->nfill = 0;
+	shrink(w, &w->fill, &w->fill_cap);
 	pthread_mutex_lock(&w->mu);
 	if (w->writing) {
 		w->drop = true;

@@ -25,6 +25,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "ctd/base/membudget.h"
 #include "ctd/config/config.h"
 #include "ctd/flows/record.h"
 #include "ctd/outputs/out_store.h"
@@ -346,6 +347,41 @@ static void test_abandon_and_bound(void **state)
 	assert_int_equal(f->out->ops->submit(f->out, &r), CTD_OUT_DELIVERED);
 }
 
+/* Fills the batch until submit refuses; returns how many it took. */
+static unsigned fill_up(struct fixture *f)
+{
+	for (unsigned n = 0;; n++) {
+		struct ctd_record r = rec_at(n, f->now_ms, 1000);
+
+		if (f->out->ops->submit(f->out, &r) != CTD_OUT_DELIVERED)
+			return n;
+	}
+}
+
+/* A burst grows the batch, doubling, while the memory budget has room
+ * (charged to it) and gives it back once the batch is empty; without
+ * room the bound stays. */
+static void test_burst_grows_within_budget(void **state)
+{
+	struct fixture *f = *state;
+	const size_t batch = 32768 * sizeof(struct ctd_record);
+	struct ctd_membudget b = { .max = batch + batch / 2 };
+
+	f->out->budget = &b;
+	assert_int_equal(fill_up(f), 2 * 32768);
+	assert_int_equal(ctd_output_counter(f->out, "store_grows"), 1);
+	assert_int_equal(b.held, batch);
+	f->out->ops->abandon(f->out);
+	f->out->ops->flush(f->out);
+	assert_int_equal(b.held, 0);
+	assert_int_equal(rows(f), 0);
+	b.max = batch / 2;
+	assert_int_equal(fill_up(f), 32768);
+	assert_int_equal(ctd_output_counter(f->out, "store_grows"), 1);
+	assert_int_equal(b.held, 0);
+	f->out->ops->abandon(f->out);
+}
+
 /* One turn of the daemon's loop: it sleeps until the timer or the
  * writer thread's ev_async wakes it, then delivery's flush. */
 static void loop_turn(struct fixture *f, struct ev_loop *loop)
@@ -402,6 +438,7 @@ int main(void)
 		T(test_max_size_trims_oldest),
 		T(test_interim_skipped),
 		T(test_abandon_and_bound),
+		T(test_burst_grows_within_budget),
 		T(test_small_batches_wait),
 	};
 

@@ -188,6 +188,49 @@ static void test_loop_never_waits(void **state)
 	assert_int_equal(f->last_id[1], 3 + CAP);
 }
 
+/* A burst: while the thread writes, the batch being filled grows past
+ * CAP and goes whole, in order; grown, it costs extra bytes until it is
+ * handed over and empty again, when it shrinks back to CAP. */
+static void test_grow_for_burst(void **state)
+{
+	struct fixture *f = *state;
+	struct ctd_record more = { .id = 99 };
+	const size_t rec = sizeof(struct ctd_record);
+
+	gate(f, true);
+	add_n(f, 1, 2);
+	assert_int_equal(ctd_store_writer_send(f->w, 2, false), 0);
+	add_n(f, 3, CAP);
+	assert_false(ctd_store_writer_add(f->w, &more));
+	assert_int_equal(ctd_store_writer_extra(f->w), 0);
+	assert_int_equal(ctd_store_writer_grow(f->w, 2 * CAP), 0);
+	assert_int_equal(ctd_store_writer_room(f->w), 2 * CAP);
+	assert_int_equal(ctd_store_writer_extra(f->w), CAP * rec);
+	add_n(f, 3 + CAP, CAP);
+	assert_false(ctd_store_writer_add(f->w, &more));
+	gate(f, false);
+	sem_wait(&f->notified);
+	ctd_store_writer_wait(f->w);
+	assert_int_equal(ctd_store_writer_send(f->w, 2 + 2 * CAP, false), 0);
+	/* The grown batch is the thread's now; the empty one is CAP. */
+	assert_int_equal(ctd_store_writer_room(f->w), CAP);
+	assert_int_equal(ctd_store_writer_extra(f->w), CAP * rec);
+	sem_wait(&f->notified);
+	ctd_store_writer_wait(f->w);
+	assert_int_equal(f->n[1], 2 * CAP);
+	assert_int_equal(f->first_id[1], 3);
+	assert_int_equal(f->last_id[1], 2 + 2 * CAP);
+	/* Written: the next poll shrinks it. */
+	assert_int_equal(poll_state(f, NULL).done, 2 + 2 * CAP);
+	assert_int_equal(ctd_store_writer_extra(f->w), 0);
+	add_n(f, 100, 1);
+	assert_int_equal(ctd_store_writer_send(f->w, 3 + 2 * CAP, false), 0);
+	assert_int_equal(ctd_store_writer_room(f->w), CAP);
+	sem_wait(&f->notified);
+	ctd_store_writer_wait(f->w);
+	assert_int_equal(f->n[2], 1);
+}
+
 /* A failed write keeps its batch on the thread; the next send has it
  * written again (the same records) and leaves the filled one waiting. */
 static void test_failed_batch_kept(void **state)
@@ -299,6 +342,7 @@ int main(void)
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 		T(test_batch_goes_whole),
 		T(test_loop_never_waits),
+		T(test_grow_for_burst),
 		T(test_failed_batch_kept),
 		T(test_abandon),
 		T(test_upkeep_and_call),

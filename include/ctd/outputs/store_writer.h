@@ -74,7 +74,7 @@ size_t ctd_store_writer_filling(const struct ctd_store_writer *w);
 size_t ctd_store_writer_room(const struct ctd_store_writer *w);
 /* Makes the batch being filled hold cap records (more than it can):
  * a burst that would find both batches full. The batch goes back to
- * cfg.cap once handed over and empty again. -ENOMEM: unchanged. */
+ * cfg.cap once written (poll) or empty again. -ENOMEM: unchanged. */
 int ctd_store_writer_grow(struct ctd_store_writer *w, size_t cap);
 /* Bytes the two batches hold past cfg.cap each: what growth costs now
  * (the caller charges it to its memory budget). */
