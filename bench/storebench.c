@@ -4,14 +4,22 @@
  * the insert rate and the store's bytes per flow. bench/report_bench.py
  * then times `ctd report` on it.
  *
+ * -f: the flows end over the coming SPAN seconds instead, as if time
+ * ran while they were written, and the store's upkeep (the fold of each
+ * hour over into its hour and day cells, the prune) runs once per
+ * minute of that time, as the daemon's does once per minute: the
+ * store's cost as it is in the daemon, folds included. (Past flows are
+ * each added to every cell: their hours are over before they come.)
+ *
  * Flows: 2,000 sources in 10.0.0.0/16 (a tenth IPv6 in 2001:db8::/48),
  * 20,000 destinations, 16 service ports over TCP and UDP, SNAT of a
  * third to 198.51.100.1; counters vary with i.
  *
- * usage: ctd-storebench -n FLOWS [-s SPAN_SECS] [-b BATCH] PATH
+ * usage: ctd-storebench -n FLOWS [-s SPAN_SECS] [-b BATCH] [-f] PATH
  */
 #include <getopt.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,18 +102,47 @@ static double cpu_secs(void)
 	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
+static double thread_cpu_secs(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_THREAD, &ru);
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* -f: the upkeep at each minute the flows' time passed; it runs on this
+ * thread (the writer idle), so its CPU is this thread's meanwhile. */
+static double upkeep_cpu;
+
+static void upkeep(struct ctd_output *out, uint64_t *minute, uint64_t t_ms)
+{
+	double t0;
+
+	if (t_ms / 60000 == *minute)
+		return;
+	*minute = t_ms / 60000;
+	t0 = thread_cpu_secs();
+	ctd_out_store_prune(out, t_ms);
+	upkeep_cpu += thread_cpu_secs() - t0;
+}
+
 static int fill(struct ctd_output *out, uint64_t n, uint64_t span_ms,
-		unsigned batch)
+		unsigned batch, bool ahead)
 {
 	struct timespec ts;
-	uint64_t now_ms, start;
+	uint64_t now_ms, start, minute = 0;
 	struct ctd_record r;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	now_ms = (uint64_t)ts.tv_sec * 1000 - 1000;
-	start = now_ms - span_ms;
+	start = ahead ? now_ms : now_ms - span_ms;
 	for (uint64_t i = 0; i < n; i++) {
-		make(i, start + span_ms * i / n, &r);
+		uint64_t end = start + span_ms * i / n;
+
+		if (ahead)
+			upkeep(out, &minute, end);
+		make(i, end, &r);
 		if (out->ops->submit(out, &r) != CTD_OUT_DELIVERED)
 			return -1;
 		if ((i + 1) % batch == 0)
@@ -123,11 +160,14 @@ int main(int argc, char **argv)
 	uint64_t n = 100000, span = 86400;
 	unsigned batch = 4096;
 	struct ctd_output *out;
+	bool ahead = false;
 	double t, cpu;
 	int c;
 
-	while ((c = getopt(argc, argv, "n:s:b:")) != -1) {
-		if (c == 'n')
+	while ((c = getopt(argc, argv, "n:s:b:f")) != -1) {
+		if (c == 'f')
+			ahead = true;
+		else if (c == 'n')
 			n = strtoull(optarg, NULL, 10);
 		else if (c == 's')
 			span = strtoull(optarg, NULL, 10);
@@ -138,7 +178,7 @@ int main(int argc, char **argv)
 	}
 	if (optind + 1 != argc || !batch || batch > 8192 || !n) {
 		fprintf(stderr, "usage: ctd-storebench -n FLOWS [-s SPAN_SECS] "
-			"[-b BATCH<=8192] PATH\n");
+			"[-b BATCH<=8192] [-f] PATH\n");
 		return 2;
 	}
 	cfg.path = argv[optind];
@@ -146,7 +186,7 @@ int main(int argc, char **argv)
 		return 1;
 	t = secs();
 	cpu = cpu_secs();
-	if (fill(out, n, span * 1000, batch) < 0) {
+	if (fill(out, n, span * 1000, batch, ahead) < 0) {
 		fprintf(stderr, "ctd-storebench: the store refused a batch\n");
 		return 1;
 	}
@@ -159,6 +199,9 @@ int main(int argc, char **argv)
 	       cpu * 1e6 / (double)n, (double)ctd_output_counter(out, "store_commit_us") / 1e6,
 	       (unsigned long long)ctd_output_counter(out, "store_bytes"),
 	       (unsigned long long)ctd_output_counter(out, "store_bytes_per_flow"));
+	if (ahead)
+		printf("upkeep (folds and prunes, included above): %.2f us "
+		       "CPU per row\n", upkeep_cpu * 1e6 / (double)n);
 	out->ops->free(out);
 	return 0;
 }

@@ -182,7 +182,8 @@ static void top_sql(const struct ctd_report_query *q, struct params *a,
 	int kind = arg_i(a, q->by);
 	size_t len;
 
-	ctd_report_stretches(q, s);
+	/* Every cell added, or pending (out_pg.c): no fold mark. */
+	ctd_report_stretches(q, UINT64_MAX, s);
 	len = (size_t)snprintf(sql, cap, "SELECT key, sum(flows)::bigint, "
 			       "sum(packets)::bigint, sum(bytes)::bigint FROM ("
 			       "SELECT key, flows, packets, bytes FROM rollup "

@@ -116,14 +116,23 @@ static void cut(uint64_t a, uint64_t b, int k, struct ctd_rq_stretch *out)
 
 /* An hour either way matters little over a day, and the minutes at the
  * edges would cost more to read than the day's hours. */
-void ctd_report_stretches(const struct ctd_report_query *q,
+void ctd_report_stretches(const struct ctd_report_query *q, uint64_t folded_ms,
 			  struct ctd_rq_stretch out[CTD_RQ_STRETCHES])
 {
 	uint64_t unit = q->to_ms - q->from_ms >= DAY_MS ? HOUR_MS : MINUTE_MS;
+	uint64_t a = down(q->from_ms, unit), b = up(q->to_ms, unit);
 
 	for (int i = 0; i < CTD_RQ_STRETCHES; i++)
 		out[i] = (struct ctd_rq_stretch){ MINUTE_MS, 0, 0 };
-	cut(down(q->from_ms, unit), up(q->to_ms, unit), 0, out);
+	if (b > folded_ms) {
+		uint64_t m = a > folded_ms ? a : folded_ms;
+
+		out[CTD_RQ_STRETCHES - 1] = (struct ctd_rq_stretch){ MINUTE_MS,
+								     m, b };
+		b = m;
+	}
+	if (a < b)
+		cut(a, b, 0, out);
 }
 
 uint64_t ctd_report_totals_span(uint64_t every_ms)

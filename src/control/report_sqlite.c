@@ -8,7 +8,9 @@
  * top and totals read the rollups alone, so they cost what the window
  * has hosts and buckets, not flows: the window is cut into at most five
  * stretches (report_query.c), each read from the coarsest rollup that
- * covers it exactly. Pairs have no
+ * covers it exactly; sources and destinations have hour and day cells
+ * only for the hours the store folded, so past its mark (rollup_state)
+ * they are read in minutes, in the same snapshot. Pairs have no
  * rollups (out_store.c): top by pair sums the window's rows. totals reads the namespace rollups: one
  * cell per bucket and namespace, and every flow in exactly one. flows and nat read raw rows through the end_ms, (src, end_ms)
  * or (dst, end_ms) index; a filter only narrows what one of them gives. */
@@ -16,6 +18,8 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +39,8 @@
 static const char top_sql[] =
 	"SELECT key, SUM(flows), SUM(packets), SUM(bytes) FROM ("
 	STRETCH(0) " UNION ALL " STRETCH(1) " UNION ALL " STRETCH(2)
-	" UNION ALL " STRETCH(3) " UNION ALL " STRETCH(4) ") GROUP BY key "
+	" UNION ALL " STRETCH(3) " UNION ALL " STRETCH(4) " UNION ALL "
+	STRETCH(5) ") GROUP BY key "
 	"ORDER BY CASE :order WHEN 0 THEN SUM(bytes) WHEN 1 THEN SUM(packets) "
 	"ELSE SUM(flows) END DESC, key LIMIT :limit";
 
@@ -175,12 +180,30 @@ static int emit_top(sqlite3_stmt *st, const struct ctd_report_query *q,
 	return 0;
 }
 
-static void bind_top(sqlite3_stmt *st, const struct ctd_report_query *q)
+/* The hours before it have their sources' and destinations' hour and
+ * day cells (out_store.c); none in an older ctd's store: UINT64_MAX. */
+static uint64_t fold_mark(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	uint64_t mark = UINT64_MAX;
+
+	if (sqlite3_prepare_v2(db, "SELECT folded FROM rollup_state", -1, &st,
+			       NULL) != SQLITE_OK)
+		return mark;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		mark = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return mark;
+}
+
+static void bind_top(sqlite3 *db, sqlite3_stmt *st,
+		     const struct ctd_report_query *q)
 {
 	struct ctd_rq_stretch s[CTD_RQ_STRETCHES];
+	bool folded = ctd_rollup_folded[q->by];
 	char name[8];
 
-	ctd_report_stretches(q, s);
+	ctd_report_stretches(q, folded ? fold_mark(db) : UINT64_MAX, s);
 	for (int i = 0; i < CTD_RQ_STRETCHES; i++) {
 		snprintf(name, sizeof(name), ":s%d", i);
 		bind_i(st, name, (int64_t)(s[i].span_ms / 1000));
@@ -296,7 +319,7 @@ static int prepare(sqlite3 *db, const struct ctd_report_query *q,
 	if (q->cmd == CTD_RQ_TOP && q->by == CTD_BY_PAIR)
 		bind_flows(*ret, q);
 	else if (q->cmd == CTD_RQ_TOP)
-		bind_top(*ret, q);
+		bind_top(db, *ret, q);
 	else if (q->cmd == CTD_RQ_TOTALS)
 		bind_totals(*ret, q);
 	else if (q->cmd == CTD_RQ_NAT)
@@ -359,7 +382,10 @@ static int sqlite_run(void *h, const struct ctd_report_query *q,
 	sqlite3 *db = h;
 	sqlite3_stmt *st = NULL;
 	uint64_t n = 0;
-	int r = prepare(db, q, &st);
+	/* One snapshot for the fold mark and the cells: a fold committed
+	 * between them would have an hour read twice. */
+	int r = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK ?
+		prepare(db, q, &st) : -EIO;
 
 	if (r == 0 && q->cmd == CTD_RQ_FLOWS && (q->src.family || q->dst.family))
 		r = by_minute(st, q, sink);
@@ -369,6 +395,7 @@ static int sqlite_run(void *h, const struct ctd_report_query *q,
 		snprintf(err, errlen, "%s", r == -EIO ? sqlite3_errmsg(db) :
 			 "a rollup key of an unknown shape");
 	sqlite3_finalize(st);
+	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	return r;
 }
 

@@ -27,6 +27,16 @@ const enum ctd_rollup_span ctd_rollup_finest[CTD_ROLLUP__COUNT] = {
 	[CTD_ROLLUP_PAIR] = CTD_SPAN__COUNT,
 };
 
+/* Added row by row, a source's or destination's hour and day cells
+ * were two upserts per row each at keys spread over the hour's and the
+ * day's stretch of the table; folded, the hour is one sorted pass over
+ * its minute cells. Ports and namespaces have few keys, whose cells
+ * stay in the cache: added. */
+const bool ctd_rollup_folded[CTD_ROLLUP__COUNT] = {
+	[CTD_ROLLUP_SRC] = true,
+	[CTD_ROLLUP_DST] = true,
+};
+
 struct ctd_rollup {
 	struct ctd_rollup_cell *cell;
 	uint32_t *slot;          /* cell index + 1, 0: free */
@@ -135,8 +145,15 @@ static struct ctd_rollup_cell *find(struct ctd_rollup *r,
 	return c;
 }
 
+/* The spans past which kind k takes no share of a row ending at end_ms. */
+static unsigned spans_of(unsigned k, uint64_t end_ms, uint64_t folded_ms)
+{
+	return ctd_rollup_folded[k] && end_ms >= folded_ms ? CTD_SPAN_HOUR :
+							     CTD_SPAN__COUNT;
+}
+
 bool ctd_rollup_add(struct ctd_rollup *r, const struct ctd_record *rec,
-		    const char *netns)
+		    const char *netns, uint64_t folded_ms)
 {
 	uint64_t end_ms = rec->end_ns / 1000000;
 	struct ctd_rollup_cell probe = { 0 };
@@ -144,9 +161,11 @@ bool ctd_rollup_add(struct ctd_rollup *r, const struct ctd_record *rec,
 	if (r->used + CTD_ROLLUP_PER_ROW > r->cap)
 		return false;
 	for (unsigned k = 0; k < CTD_ROLLUP__COUNT; k++) {
+		unsigned last = spans_of(k, end_ms, folded_ms);
+
 		probe.kind = (uint8_t)k;
 		probe.klen = (uint8_t)ctd_rollup_key(k, rec, netns, probe.key);
-		for (unsigned s = ctd_rollup_finest[k]; s < CTD_SPAN__COUNT; s++) {
+		for (unsigned s = ctd_rollup_finest[k]; s < last; s++) {
 			struct ctd_rollup_cell *c;
 
 			probe.span = (uint8_t)s;

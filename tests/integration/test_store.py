@@ -98,8 +98,11 @@ def rows(db):
         "SELECT COUNT(*), SUM(orig_bytes + reply_bytes) FROM flows",
         "SELECT SUM(flows), SUM(bytes) FROM rollup WHERE span = 60 AND "
         "kind = 0",
-        "SELECT SUM(flows), SUM(bytes) FROM rollup WHERE span = 3600 AND "
-        "kind = 1",
+        # Destinations: hour cells up to the fold mark, minute cells of
+        # the hours after it (not folded yet), as ctd report reads them.
+        "SELECT SUM(flows), SUM(bytes) FROM rollup, rollup_state WHERE "
+        "kind = 1 AND ((span = 3600 AND bucket < folded) OR "
+        "(span = 60 AND bucket >= folded))",
         "SELECT SUM(flows), SUM(bytes) FROM rollup WHERE span = 86400 AND "
         "kind = 2")]
     con.execute("COMMIT")
@@ -364,8 +367,10 @@ def prune_round(ns, args, tmp, db, env, mgr):
     con = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
     left, oldest = con.execute("SELECT COUNT(*), MIN(end_ms) FROM flows "
                                "WHERE src != x'7f00000b'").fetchone()
-    day = con.execute("SELECT SUM(flows) FROM rollup WHERE span = 86400 AND "
-                      "kind = 0").fetchone()[0]
+    # Day cells hold the folded hours, minute cells the rest (kept).
+    day = con.execute("SELECT SUM(flows) FROM rollup, rollup_state WHERE "
+                      "kind = 0 AND (span = 86400 OR (span = 60 AND "
+                      "bucket >= folded))").fetchone()[0]
     con.close()
     check(left + by_size == len(ends) and left > 0 and
           oldest >= ends[by_size - 1],

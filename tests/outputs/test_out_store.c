@@ -35,6 +35,7 @@
 #include "tmpdir.h"
 
 #define DAY_MS (86400ull * 1000)
+#define HOUR_MS (3600ull * 1000)
 
 struct fixture {
 	char dir[TMPDIR_MAX];
@@ -206,7 +207,7 @@ static void check_kind(struct fixture *f, unsigned span, unsigned kind,
 		       int64_t bytes);
 
 /* Every row is in exactly one cell per span and kind, with both
- * directions' packets and bytes. */
+ * directions' packets and bytes, once its hour is folded. */
 static void test_rollups_add_up(void **state)
 {
 	struct fixture *f = *state;
@@ -215,6 +216,7 @@ static void test_rollups_add_up(void **state)
 	submit_n(f, 0, 300, 1000);
 	submit_n(f, 300, 300, 5 * 60000);
 	f->out->ops->flush(f->out);
+	assert_int_equal(ctd_out_store_prune(f->out, f->now_ms + 2 * HOUR_MS), 0);
 	bytes = query(f, "SELECT SUM(orig_bytes + reply_bytes) FROM flows");
 	assert_true(query(f, "SELECT COUNT(DISTINCT bucket) FROM rollup WHERE "
 			     "span = 60 AND kind = 0") >= 2);
@@ -224,6 +226,56 @@ static void test_rollups_add_up(void **state)
 				check_kind(f, span == 0 ? 60 : span == 1 ?
 					   3600 : 86400, kind, bytes);
 	assert_int_equal(query(f, "SELECT COUNT(*) FROM rollup WHERE kind = 3"), 0);
+}
+
+static int64_t cells(struct fixture *f, unsigned span, unsigned kind)
+{
+	char q[128];
+
+	snprintf(q, sizeof(q), "SELECT COALESCE(SUM(flows), 0) FROM rollup "
+		 "WHERE span = %u AND kind = %u", span, kind);
+	return query(f, q);
+}
+
+/* A new store folds from its first hour: until that hour is over, its
+ * sources and destinations are in minute cells only; the fold makes
+ * their hour cells and adds to the day's once (the mark moves in the
+ * same transaction, so folding again adds nothing), and a row ending
+ * in a folded hour later is added to those cells directly. */
+static void test_hours_folded(void **state)
+{
+	struct fixture *f = *state;
+	int64_t mark, before;
+	char q[128];
+
+	submit_n(f, 0, 30, 1000);
+	f->out->ops->flush(f->out);
+	mark = query(f, "SELECT folded FROM rollup_state");
+	assert_int_equal(mark % HOUR_MS, 0);
+	assert_true(mark <= (int64_t)f->now_ms &&
+		    mark > (int64_t)(f->now_ms - HOUR_MS));
+	snprintf(q, sizeof(q), "SELECT COUNT(*) FROM flows WHERE end_ms < %lld",
+		 (long long)mark);
+	before = query(f, q);          /* 0 but in an hour's first second */
+	assert_int_equal(cells(f, 60, 0), 30);
+	assert_int_equal(cells(f, 3600, 0), before);
+	assert_int_equal(cells(f, 86400, 1), before);
+	assert_int_equal(cells(f, 3600, 2), 30);     /* ports: added */
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(ctd_out_store_prune(f->out,
+						     f->now_ms + 2 * HOUR_MS), 0);
+		assert_true(query(f, "SELECT folded FROM rollup_state") >=
+			    mark + (int64_t)HOUR_MS);
+		assert_int_equal(cells(f, 3600, 0), 30);
+		assert_int_equal(cells(f, 3600, 1), 30);
+		assert_int_equal(cells(f, 86400, 0), 30);
+		assert_int_equal(cells(f, 86400, 1), 30);
+	}
+	submit_n(f, 30, 1, 0);
+	f->out->ops->flush(f->out);
+	assert_int_equal(cells(f, 3600, 0), 31);
+	assert_int_equal(cells(f, 86400, 1), 31);
+	assert_int_equal(ctd_output_counter(f->out, "store_commit_errors"), 0);
 }
 
 /* One kind's rollups at one span: totals equal the rows', and each key's
@@ -264,6 +316,7 @@ static void test_retention_prunes(void **state)
 	assert_int_equal(ctd_output_counter(f->out, "store_pruned"), 40);
 	assert_int_equal(query(f, "SELECT SUM(flows) FROM rollup WHERE span = 60 "
 				  "AND kind = 0"), 10);
+	assert_int_equal(ctd_out_store_prune(f->out, f->now_ms + 2 * HOUR_MS), 0);
 	/* Hour and day rollups outlive the rows, to store-rollup-retention. */
 	assert_int_equal(query(f, "SELECT SUM(flows) FROM rollup WHERE span = "
 				  "86400 AND kind = 1"), 50);
@@ -439,6 +492,7 @@ int main(void)
 		T(test_interim_skipped),
 		T(test_abandon_and_bound),
 		T(test_burst_grows_within_budget),
+		T(test_hours_folded),
 		T(test_small_batches_wait),
 	};
 

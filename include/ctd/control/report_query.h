@@ -74,7 +74,7 @@ struct ctd_rq_stretch {
 	uint64_t span_ms, a, b;
 };
 
-#define CTD_RQ_STRETCHES 5
+#define CTD_RQ_STRETCHES 6
 /* nat: a flow alive in the window ended after it, at most this much. */
 #define CTD_RQ_NAT_LONGEST_MS 86400000ULL
 
@@ -82,8 +82,10 @@ struct ctd_rq_stretch {
  * backend so each sums the same cells: the window widened to whole
  * minutes (whole hours when it spans a day or more), cut into minutes
  * up to the first whole hour, hours up to the first whole UTC day,
- * days, then hours and minutes again; unused stretches are empty. */
-void ctd_report_stretches(const struct ctd_report_query *q,
+ * days, then hours and minutes again; unused stretches are empty. From
+ * folded_ms on (an hour the flow store has not folded yet: out_store.c;
+ * UINT64_MAX: none) the window is read in minutes, the last stretch. */
+void ctd_report_stretches(const struct ctd_report_query *q, uint64_t folded_ms,
 			  struct ctd_rq_stretch out[CTD_RQ_STRETCHES]);
 
 /* totals: the coarsest rollup span (ms) whose buckets tile every_ms,

@@ -48,8 +48,9 @@ struct ctd_out_store_cfg {
 int ctd_out_store_new(const struct ctd_out_store_cfg *cfg,
 		      const struct ctd_owner *owner, struct ctd_output **ret);
 
-/* Prunes rows ended before now_ms - retention, whatever the time since
- * the last prune (the writer thread does it at most once a minute).
+/* Folds the hours over by now_ms into their hour and day cells, then
+ * prunes rows ended before now_ms - retention, whatever the time since
+ * the last prune (the writer thread does both at most once a minute).
  * Returns the rows pruned or -EIO. For tests: waits for the batch being
  * written, then runs on the caller's thread. */
 int64_t ctd_out_store_prune(struct ctd_output *out, uint64_t now_ms);

@@ -29,6 +29,10 @@ enum ctd_rollup_span { CTD_SPAN_MINUTE, CTD_SPAN_HOUR, CTD_SPAN_DAY,
 extern const uint64_t ctd_rollup_span_ms[CTD_SPAN__COUNT];
 /* The finest span a kind is kept at (CTD_SPAN__COUNT: not kept). */
 extern const enum ctd_rollup_span ctd_rollup_finest[CTD_ROLLUP__COUNT];
+/* Kinds whose hour and day cells the store folds from their minute
+ * cells once the hour is over (out_store.c), rather than adding each
+ * row to them: source and destination, which have many keys. */
+extern const bool ctd_rollup_folded[CTD_ROLLUP__COUNT];
 
 #define CTD_ROLLUP_KEY_MAX 48   /* CTD_NETNS_NAME_MAX; a v6 pair is 32 */
 #define CTD_ROLLUP_PER_ROW (CTD_SPAN__COUNT * (CTD_ROLLUP__COUNT - 1))
@@ -52,10 +56,12 @@ size_t ctd_rollup_key(enum ctd_rollup_kind kind, const struct ctd_record *rec,
 		      const char *netns, uint8_t *key);
 
 /* Adds rec's share (one flow, both directions' packets and bytes, by
- * its end time) to every span and kind. false, adding nothing, when the
+ * its end time) to every span and kind, but the hour and day cells of
+ * folded kinds when rec ended at or after folded_ms (its hour is not
+ * folded yet: the fold will count it). false, adding nothing, when the
  * table is too full to take it: write the cells out, clear, add again. */
 bool ctd_rollup_add(struct ctd_rollup *r, const struct ctd_record *rec,
-		    const char *netns);
+		    const char *netns, uint64_t folded_ms);
 
 /* The cells in use, *pos from 0; NULL after the last. */
 const struct ctd_rollup_cell *ctd_rollup_next(const struct ctd_rollup *r,
