@@ -82,7 +82,8 @@ static int check_magic(int fd, uint64_t size)
 	return memmem(head, n, &magic, sizeof(magic)) ? 0 : -EBADMSG;
 }
 
-static int open_fd(struct ctd_journal *j, const struct ctd_owner *owner)
+static int open_fd(struct ctd_journal *j, const struct ctd_owner *owner,
+		   int flags)
 {
 	char dir[4096];
 	struct stat st;
@@ -93,7 +94,7 @@ static int open_fd(struct ctd_journal *j, const struct ctd_owner *owner)
 	j->dfd = ctd_safefile_dir(dir, false, 0, owner);
 	if (j->dfd < 0)
 		return j->dfd;
-	j->fd = ctd_safefile_openat(j->dfd, j->name, O_RDWR | O_CREAT, 0600,
+	j->fd = ctd_safefile_openat(j->dfd, j->name, flags, 0600,
 				    CTD_SAFE_REGULAR, owner);
 	if (j->fd < 0)
 		return j->fd;
@@ -103,8 +104,9 @@ static int open_fd(struct ctd_journal *j, const struct ctd_owner *owner)
 	return check_magic(j->fd, j->size);
 }
 
-int ctd_journal_open(const char *path, const struct ctd_owner *owner,
-		     ctd_journal_fits *fits, struct ctd_journal **ret)
+static int open_journal(const char *path, const struct ctd_owner *owner,
+			ctd_journal_fits *fits, int flags,
+			struct ctd_journal **ret)
 {
 	struct ctd_journal *j = calloc(1, sizeof(*j));
 	int r;
@@ -116,13 +118,25 @@ int ctd_journal_open(const char *path, const struct ctd_owner *owner,
 	j->fd = j->dfd = -1;
 	j->fits = fits;
 	j->owner = owner ? *owner : CTD_OWNER_NONE;
-	r = open_fd(j, owner);
+	r = open_fd(j, owner, flags);
 	if (r < 0) {
 		ctd_journal_free(j);
 		return r;
 	}
 	*ret = j;
 	return 0;
+}
+
+int ctd_journal_open(const char *path, const struct ctd_owner *owner,
+		     ctd_journal_fits *fits, struct ctd_journal **ret)
+{
+	return open_journal(path, owner, fits, O_RDWR | O_CREAT, ret);
+}
+
+int ctd_journal_open_existing(const char *path, const struct ctd_owner *owner,
+			      ctd_journal_fits *fits, struct ctd_journal **ret)
+{
+	return open_journal(path, owner, fits, O_RDWR, ret);
 }
 
 void ctd_journal_free(struct ctd_journal *j)

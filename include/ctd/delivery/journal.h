@@ -44,6 +44,10 @@ struct ctd_journal_stats {
  * and is left untouched. */
 int ctd_journal_open(const char *path, const struct ctd_owner *owner,
 		     ctd_journal_fits *fits, struct ctd_journal **ret);
+/* The same without creating it: -ENOENT when nothing is at path (how
+ * wal.c finds the segments a previous run left, without making any). */
+int ctd_journal_open_existing(const char *path, const struct ctd_owner *owner,
+			      ctd_journal_fits *fits, struct ctd_journal **ret);
 void ctd_journal_free(struct ctd_journal *j);
 
 /* Appends one entry with a single write; on failure the file is cut back
