@@ -1,6 +1,7 @@
 /* leftover: finds the spools and write-ahead logs no configured output
  * will replay. An output's files are named after it (<output>.spool,
- * <output>.wal), so one whose name is not in use belongs to an output
+ * <output>.wal and its segments <output>.wal.1 to .wal.7), so one whose
+ * name is not in use belongs to an output
  * that was turned off; an empty one (truncated once delivered) holds
  * nothing worth a word. */
 #include <dirent.h>
@@ -13,17 +14,27 @@
 
 #include "ctd/delivery/leftover.h"
 
-/* The output a file belongs to: its name before ".spool" or ".wal" into
- * out; false for any other file. */
+/* The length of file without a log segment's ".1" to ".7" (wal.c). */
+static size_t segment_base(const char *file, size_t len)
+{
+	if (len > 6 && file[len - 2] == '.' && file[len - 1] >= '1' &&
+	    file[len - 1] <= '7' && strncmp(file + len - 6, ".wal", 4) == 0)
+		return len - 2;
+	return len;
+}
+
+/* The output a file belongs to: its name before ".spool" or ".wal" (or
+ * a log segment's ".wal.N") into out; false for any other file. */
 static bool output_of(const char *file, char *out, size_t cap)
 {
 	static const char *const ext[] = { ".spool", ".wal" };
-	size_t len = strlen(file);
+	size_t len = segment_base(file, strlen(file));
 
 	for (size_t i = 0; i < sizeof(ext) / sizeof(ext[0]); i++) {
 		size_t n = strlen(ext[i]);
 
-		if (len > n && len - n < cap && strcmp(file + len - n, ext[i]) == 0) {
+		if (len > n && len - n < cap &&
+		    strncmp(file + len - n, ext[i], n) == 0) {
 			memcpy(out, file, len - n);
 			out[len - n] = '\0';
 			return true;

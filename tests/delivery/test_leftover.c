@@ -49,18 +49,22 @@ static void test_scan(void **state)
 	put(dir, "json.wal", 40);
 	put(dir, "kafka.spool", 64);    /* kafka was turned off */
 	put(dir, "kafka.wal", 16);
+	put(dir, "kafka.wal.3", 24);    /* a segment of its log */
+	put(dir, "json.wal.2", 24);
+	put(dir, "kafka.wal.9", 24);    /* no segment of ctd's */
 	put(dir, "ipfix.spool", 0);     /* delivered: empty */
 	put(dir, "ctd.lock", 10);
 	put(dir, "flows.db", 50);
 	snprintf(link, sizeof(link), "%s/stream.spool", dir);
 	assert_int_equal(symlink("kafka.spool", link), 0);
 	n = ctd_leftover_scan(dir, in_use, 2, l, 8);
-	assert_int_equal(n, 2);
+	assert_int_equal(n, 3);
 	assert_non_null(find(l, n, "kafka.spool"));
 	assert_int_equal(find(l, n, "kafka.spool")->bytes, 64);
 	assert_int_equal(find(l, n, "kafka.wal")->bytes, 16);
+	assert_int_equal(find(l, n, "kafka.wal.3")->bytes, 24);
 	/* More than fit: counted, not written past cap. */
-	assert_int_equal(ctd_leftover_scan(dir, in_use, 0, l, 1), 4);
+	assert_int_equal(ctd_leftover_scan(dir, in_use, 0, l, 1), 6);
 	tmpdir_remove(dir);
 	assert_true(ctd_leftover_scan(dir, in_use, 2, l, 8) < 0);
 }

@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 struct ctd_leftover {
-	char file[64];           /* "NAME.spool", "NAME.wal" */
+	char file[64];           /* "NAME.spool", "NAME.wal", "NAME.wal.N" */
 	uint64_t bytes;
 };
 
