@@ -675,10 +675,12 @@ int ctd_wal_commit(struct ctd_wal *w)
 {
 	int r;
 
-	if (w->stale)
-		return -EBUSY;
+	/* A recovery's emptying first (slot 0 last), then: a log not
+	 * recovered yet is a previous run's, not to be drained here. */
 	if (w->unfinished && (r = empty_all(w)) < 0)
 		return r;
+	if (w->stale)
+		return -EBUSY;
 	r = flush_dones(w);
 	if (r == 0)
 		r = write_records(w);
