@@ -2,8 +2,10 @@
  * directory: entries come back in order with their kinds; an intact
  * entry of a kind the owner does not know is skipped and counted, so a
  * spool never takes a write-ahead log's entry; a batch is appended all
- * or none; a cut undoes appends; a rewrite replaces the whole file. The
- * torn and damaged entries are tested through the spool (test_spool.c). */
+ * or none; a cut undoes appends; a rewrite replaces the whole file; an
+ * entry an earlier ctd wrote (zlib's CRC-32) is still read, one of
+ * another record layout is not. The torn and damaged entries are tested
+ * through the spool (test_spool.c). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,10 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 #include <cmocka.h>
 
 #include "ctd/delivery/journal.h"
 #include "ctd/delivery/spool.h"
+#include "ctd/flows/record.h"
 
 #define ENTRY_HDR 16
 
@@ -85,6 +89,46 @@ static void expect_end(struct fixture *f, struct ctd_journal *j)
 
 	assert_int_equal(ctd_journal_peek(j, f->buf, sizeof(f->buf), &k, &len),
 			 0);
+}
+
+/* An entry as ctd wrote it before CRC-32C: header (magic "SPOL", kind,
+ * version 1 << 12 | the record's size, length, zlib's CRC-32 of kind,
+ * version, length and payload) and payload, appended to path. */
+static void append_old(const char *path, uint16_t kind, uint16_t version,
+		       const char *text)
+{
+	uint8_t e[ENTRY_HDR + 64];
+	uint32_t magic = 0x4c4f5053u, len = (uint32_t)strlen(text), crc;
+	FILE *f = fopen(path, "ab");
+
+	memcpy(e, &magic, 4);
+	memcpy(e + 4, &kind, 2);
+	memcpy(e + 6, &version, 2);
+	memcpy(e + 8, &len, 4);
+	memcpy(e + ENTRY_HDR, text, len);
+	crc = (uint32_t)crc32(0, e + 4, 8);
+	crc = (uint32_t)crc32(crc, e + ENTRY_HDR, len);
+	memcpy(e + 12, &crc, 4);
+	assert_non_null(f);
+	assert_int_equal(fwrite(e, 1, ENTRY_HDR + len, f), ENTRY_HDR + len);
+	fclose(f);
+}
+
+static void test_earlier_checksum_read(void **state)
+{
+	struct fixture *f = *state;
+	uint16_t v1 = (uint16_t)(1u << 12 | sizeof(struct ctd_record));
+	struct ctd_journal *j;
+
+	append_old(f->path, 1, v1, "before the upgrade");
+	append_old(f->path, 2, (uint16_t)(v1 + 8), "another layout");
+	j = open_j(f, kinds_1_2);
+	assert_int_equal(ctd_journal_append(j, 2, "after", 5), 0);
+	expect(f, j, 1, "before the upgrade");
+	expect(f, j, 2, "after");
+	expect_end(f, j);
+	assert_int_equal(ctd_journal_stats(j)->corrupt, 1);
+	ctd_journal_free(j);
 }
 
 static void test_kinds_the_owner_knows(void **state)
@@ -202,6 +246,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 		T(test_kinds_the_owner_knows),
+		T(test_earlier_checksum_read),
 		T(test_spool_refuses_wal_kinds),
 		T(test_batch_all_or_none),
 		T(test_cut_undoes_appends),
