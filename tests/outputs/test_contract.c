@@ -79,7 +79,9 @@
 
 #define FIRST 10                 /* records of the submit step */
 #define REFUSE_MAX 70000         /* records to make any output refuse (the
-                                  * store holds two batches of 32,768) */
+                                  * store holds two batches of 32,768: it
+                                  * grows them only with MEMORY_MAX's room) */
+#define MEMORY_MAX (4u << 20)    /* delivery's memory budget */
 #define MORE 5                   /* records of the refusal step */
 #define ABANDON 40               /* records of the abandon step */
 #define PUMP_MS 20000            /* longest wait for a step's end */
@@ -241,6 +243,7 @@ static void send_one(struct env *e)
 static void start(struct env *e)
 {
 	struct ctd_deliver_cfg cfg = { .grace_ms = 50, .retry_max = 100000,
+				       .memory_max = MEMORY_MAX,
 				       .spool_dir = e->spool };
 
 	assert_int_equal(ctd_deliver_new(e->loop, &cfg, &e->stats, &e->d), 0);
