@@ -741,11 +741,13 @@ static int64_t used_bytes(struct out_store *s)
 }
 
 /* Rows held, from the rowids: rows are pruned oldest first and get
- * growing rowids, so this is exact but for the odd gap. */
+ * growing rowids, so this is exact but for the odd gap. Two subqueries:
+ * MIN and MAX in one SELECT are not looked up at the B-tree's ends but
+ * read by a scan of the whole table (0.16 s for 2 M rows, each minute). */
 static int64_t rows_held(struct out_store *s)
 {
-	return pragma(s, "SELECT COALESCE(MAX(rowid) - MIN(rowid) + 1, 0) "
-		      "FROM flows");
+	return pragma(s, "SELECT COALESCE((SELECT MAX(rowid) FROM flows) - "
+		      "(SELECT MIN(rowid) FROM flows) + 1, 0)");
 }
 
 static void note_size(int64_t used, int64_t rows, struct ctd_store_tally *t)
