@@ -527,6 +527,13 @@ static void count_error(struct out_store *s, struct ctd_store_tally *t)
 	snprintf(t->error, sizeof(t->error), "%s", sqlite3_errmsg(s->db));
 }
 
+/* Whether a minute has passed since then; a clock set back makes it
+ * due once (the caller then notes the new time), not at every batch. */
+static bool minute_since(uint64_t now, uint64_t then)
+{
+	return now < then || now - then >= PRUNE_EVERY_MS;
+}
+
 static uint64_t wall_ms(void)
 {
 	struct timespec ts;
@@ -614,7 +621,7 @@ static void absorb(struct out_store *s)
 static void hand_batch(struct out_store *s)
 {
 	uint64_t now = wall_ms();
-	bool upkeep = now - s->upkeep_ms >= PRUNE_EVERY_MS;
+	bool upkeep = minute_since(now, s->upkeep_ms);
 	int r = ctd_store_writer_send(s->writer, s->taken, upkeep);
 
 	settle_growth(s);
@@ -667,7 +674,7 @@ static int write_on_thread(void *arg, const struct ctd_record *rec, size_t n,
 	t->commits += n > 0;
 	t->rows += rows;
 	t->repeats += n - rows;
-	if (now - s->last_prune_ms >= PRUNE_EVERY_MS) {
+	if (minute_since(now, s->last_prune_ms)) {
 		fold(s, now, t);
 		prune(s, now, t);
 		trim(s, t);
