@@ -36,8 +36,8 @@
  * the hour's cells and adds those to the day's, moving the mark in
  * rollup_state in the same transaction (a row ending before the mark, a
  * late one, is added to every span at once). In ctd-storebench -f, the
- * daemon's timing, that took the writer from 16.5 to 10.1 us a row and
- * its disk writes from 1.56 KB to 0.65 KB (docs/benchmarks.md).
+ * daemon's timing, that took the writer from 14.6 to 7.5 us a row and
+ * its disk writes from 1.5 KB to 0.66 KB (docs/benchmarks.md).
  * Once a minute, after a commit, a prune in its own transaction drops
  * rows and minute rollups past store-retention, hour and day rollups
  * past store-rollup-retention, and then the oldest rows while the
