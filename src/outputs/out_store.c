@@ -528,7 +528,7 @@ static void count_error(struct out_store *s, struct ctd_store_tally *t)
 }
 
 /* Whether a minute has passed since then; a clock set back makes it
- * due once (the caller then notes the new time), not at every batch. */
+ * due once (the caller then notes the new time). */
 static bool minute_since(uint64_t now, uint64_t then)
 {
 	return now < then || now - then >= PRUNE_EVERY_MS;
