@@ -35,6 +35,15 @@ static void set(struct ctd_config *c, const char *key, const char *value)
 	assert_int_equal(ctd_config_set(c, key, value, err, sizeof(err)), 0);
 }
 
+/* The defaults with paths under /tmp that every test starts from. */
+static void base(struct ctd_config *c)
+{
+	ctd_config_init(c, ctd_output_settings);
+	set(c, "output", "/tmp/flows.json");
+	set(c, "spool-dir", "/tmp/ctd-spool");
+	set(c, "control", "/tmp/ctd.sock");
+}
+
 static size_t check(const struct ctd_config *c, struct problems *p)
 {
 	memset(p, 0, sizeof(*p));
@@ -47,10 +56,7 @@ static void test_defaults_pass(void **state)
 	struct problems p;
 
 	(void)state;
-	ctd_config_init(&c, ctd_output_settings);
-	set(&c, "output", "/tmp/flows.json");
-	set(&c, "spool-dir", "/tmp/ctd-spool");
-	set(&c, "control", "/tmp/ctd.sock");
+	base(&c);
 	assert_int_equal(check(&c, &p), 0);
 }
 
@@ -61,10 +67,7 @@ static void test_each_problem_named(void **state)
 	char longpath[200];
 
 	(void)state;
-	ctd_config_init(&c, ctd_output_settings);
-	set(&c, "output", "/tmp/flows.json");
-	set(&c, "spool-dir", "/tmp/ctd-spool");
-	set(&c, "control", "/tmp/ctd.sock");
+	base(&c);
 	set(&c, "user", "no-such-user-ctd");
 	assert_int_equal(check(&c, &p), 1);
 	assert_non_null(strstr(p.text[0], "user"));
@@ -118,10 +121,7 @@ static void test_shards(void **state)
 	struct problems p;
 
 	(void)state;
-	ctd_config_init(&c, ctd_output_settings);
-	set(&c, "output", "/tmp/flows.json");
-	set(&c, "spool-dir", "/tmp/ctd-spool");
-	set(&c, "control", "/tmp/ctd.sock");
+	base(&c);
 	set(&c, "shards", "4");
 	assert_int_equal(check(&c, &p), 0);
 	set(&c, "shards", "auto");
@@ -151,10 +151,7 @@ static void test_tls_settings(void **state)
 	struct problems p;
 
 	(void)state;
-	ctd_config_init(&c, ctd_output_settings);
-	set(&c, "output", "/tmp/flows.json");
-	set(&c, "spool-dir", "/tmp/ctd-spool");
-	set(&c, "control", "/tmp/ctd.sock");
+	base(&c);
 	set(&c, "metrics", "0.0.0.0:9477");
 	assert_int_equal(check(&c, &p), 1);
 	assert_non_null(strstr(p.text[0], "metrics: an address that is not "
@@ -172,10 +169,7 @@ static void test_tls_settings(void **state)
 	assert_non_null(strstr(p.text[0], "metrics-tls-key"));
 	assert_non_null(strstr(p.text[0], "/nonexistent-ctd-dir/x.key"));
 
-	ctd_config_init(&c, ctd_output_settings);
-	set(&c, "output", "/tmp/flows.json");
-	set(&c, "spool-dir", "/tmp/ctd-spool");
-	set(&c, "control", "/tmp/ctd.sock");
+	base(&c);
 	set(&c, "ipfix", "tls:127.0.0.1:4740");
 	assert_int_equal(check(&c, &p), 1);
 	assert_non_null(strstr(p.text[0], "needs ipfix-tls-ca"));
