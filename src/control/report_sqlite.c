@@ -6,7 +6,7 @@
  * being checkpointed past its snapshot until it ends).
  *
  * top and totals read the rollups alone, so they cost what the window
- * has hosts and buckets, not flows: the window is cut into at most five
+ * has hosts and buckets, not flows: the window is cut into at most six
  * stretches (report_query.c), each read from the coarsest rollup that
  * covers it exactly; sources and destinations have hour and day cells
  * only for the hours the store folded, so past its mark (rollup_state)

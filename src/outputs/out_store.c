@@ -441,6 +441,18 @@ static int insert(struct out_store *s, const struct ctd_record *rec,
 	return r;
 }
 
+/* Ends the open transaction: COMMIT when r is 0; ROLLBACK when r is an
+ * error or the COMMIT failed (SQLite may have rolled back already).
+ * Returns r, or the COMMIT's failure. */
+static int end_txn(struct out_store *s, int r)
+{
+	if (r == 0)
+		r = step(s->st[S_COMMIT]);
+	if (r < 0 && !sqlite3_get_autocommit(s->db))
+		step(s->st[S_ROLLBACK]);
+	return r;
+}
+
 /* Where folding stands, made first if the store has no mark yet;
  * inside a transaction. */
 static int load_folded(struct out_store *s, uint64_t now_ms)
@@ -482,13 +494,9 @@ static int fold(struct out_store *s, uint64_t now_ms, struct ctd_store_tally *t)
 		r = fold_hour(s, s->folded_ms);
 		s->folded_ms += HOUR_MS;
 	}
-	if (r == 0)
-		r = step(s->st[S_COMMIT]);
-	if (r < 0) {
-		if (!sqlite3_get_autocommit(s->db))
-			step(s->st[S_ROLLBACK]);
+	r = end_txn(s, r);
+	if (r < 0)
 		t->prune_errors++;
-	}
 	return r;
 }
 
@@ -499,15 +507,11 @@ static int write_batch(struct out_store *s, const struct ctd_record *rec,
 
 	if (r == 0)
 		r = load_folded(s, now_ms);
-
 	for (size_t i = 0; r == 0 && i < n; i++)
 		r = insert(s, &rec[i], ret_rows);
 	if (r == 0)
 		r = write_rollups(s);
-	if (r == 0)
-		r = step(s->st[S_COMMIT]);
-	if (r < 0 && !sqlite3_get_autocommit(s->db))
-		step(s->st[S_ROLLBACK]);
+	r = end_txn(s, r);
 	ctd_rollup_clear(s->rollup);
 	return r;
 }
@@ -706,23 +710,24 @@ static int64_t prune(struct out_store *s, uint64_t now_ms,
 	int64_t rcut = (int64_t)now_ms - (int64_t)s->rollup_retention * 1000;
 	/* Minute cells of an hour not folded yet stay: the fold needs them. */
 	int64_t mcut = cut < (int64_t)s->folded_ms ? cut : (int64_t)s->folded_ms;
+	int r;
 
 	s->last_prune_ms = now_ms;
 	if (step(s->st[S_BEGIN]) < 0)
 		return -EIO;
 	n = prune_table(s, "DELETE FROM flows WHERE end_ms < ?1", cut);
-	if (n >= 0 && prune_table(s, "DELETE FROM rollup WHERE span = 60 AND "
-				  "kind IN (0, 1, 2, 3, 4) AND bucket < ?1",
-				  mcut) >= 0 &&
+	r = n < 0 ||
+	    prune_table(s, "DELETE FROM rollup WHERE span = 60 AND "
+			"kind IN (0, 1, 2, 3, 4) AND bucket < ?1", mcut) < 0 ||
 	    prune_table(s, "DELETE FROM rollup WHERE span IN (3600, 86400) AND "
-			"kind IN (0, 1, 2, 3, 4) AND bucket < ?1", rcut) >= 0 &&
-	    step(s->st[S_COMMIT]) == 0) {
-		t->pruned += (uint64_t)n;
-		return n;
+			"kind IN (0, 1, 2, 3, 4) AND bucket < ?1", rcut) < 0 ?
+	    -EIO : 0;
+	if (end_txn(s, r) < 0) {
+		t->prune_errors++;
+		return -EIO;
 	}
-	step(s->st[S_ROLLBACK]);
-	t->prune_errors++;
-	return -EIO;
+	t->pruned += (uint64_t)n;
+	return n;
 }
 
 static int64_t pragma(struct out_store *s, const char *q)
