@@ -902,6 +902,8 @@ def cost_run(lst, mode, n, gens, opts, tag):
         ns.run(["conntrack", "-F"], timeout=300)
         res["drain_s"] = cost_drain(lst, opts, t)
         threads = thread_cpu_ns(lst.proc.pid) if lst.proc is not None else {}
+        if lst.proc is not None:
+            res["rss_kib"] = proc_status(lst.proc.pid, "VmHWM")
         rc, cpu, killed = lst.stop(ns)
         check(rc == 0 and not killed, "%s exited with %d" % (lst.name, rc))
         res["cpu_s"] = cpu
@@ -1077,12 +1079,15 @@ def cost_main(opts):
                 r["round"] = rnd
                 results.append(r)
                 log("[round %d] %s: rate %s/s, CPU %s µs/flow (main thread %s), "
-                    "lost %s, doubled %s, %.0fs" % (rnd + 1, lst.row, "%.0f" % r["rate"]
+                    "peak RSS %s MiB, lost %s, doubled %s, %.0fs" % (
+                                           rnd + 1, lst.row, "%.0f" % r["rate"]
                                            if "rate" in r else "-",
                                            "%.2f" % r["cpu_us_per_flow"]
                                            if r.get("cpu_us_per_flow") else "-",
                                            "%.2f" % r["reader_us_per_flow"]
                                            if r.get("reader_us_per_flow") else "-",
+                                           "%.1f" % (r["rss_kib"] / 1024.0)
+                                           if r.get("rss_kib") else "-",
                                            r.get("lost"), r.get("doubled"),
                                            time.time() - t))
     print(fmt_cost(results, mode))
